@@ -1,0 +1,114 @@
+//! Landlock: the second, independent fence around the filesystem.
+//!
+//! The mount namespace decides what the sandbox can *see*; Landlock decides
+//! what it may *do* with what it sees, enforced by the kernel per path,
+//! whatever the mount table says. If a mount step were ever wrong (a
+//! forgotten folder, a bind that exposes more than meant), Landlock still
+//! refuses access outside the listed paths. It is also what implements
+//! `rw-no-delete`: that mode is granted every right except REMOVE_FILE and
+//! REMOVE_DIR, which unlink, rmdir and any rename out of a folder need.
+//!
+//! ABI 6 scopes are requested too: the sandbox can neither signal processes
+//! outside its Landlock domain (paddock's init included) nor connect to
+//! abstract unix sockets created outside it.
+//!
+//! The rules are best-effort across kernels: on an older ABI the rights it
+//! does not know are simply not enforced, and the status says so.
+
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    Access, AccessFs, BitFlags, CompatLevel, Compatible, LandlockStatus, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::prepare::Prepared;
+use crate::setup::SYSTEM_DIRS;
+use crate::spec::MountMode;
+
+/// The ABI whose rights paddock asks for (the newest whose access rights
+/// and scopes it has been reviewed against).
+const TARGET_ABI: ABI = ABI::V6;
+
+/// What Landlock enforced for one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockReport {
+    /// The kernel's Landlock ABI (0: unavailable).
+    pub abi: i32,
+    /// `full`, `partial` or `none`.
+    pub enforced: String,
+}
+
+/// Build the ruleset for `p`. Runs after `pivot_root`, so every path here is
+/// a path inside the sandbox.
+pub(crate) fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
+    let all = AccessFs::from_all(TARGET_ABI);
+    let read = AccessFs::from_read(TARGET_ABI);
+    let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
+    let file_rw = read | AccessFs::WriteFile | AccessFs::Truncate;
+
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
+        // Listing `/` shows only what paddock put there.
+        ("/".into(), AccessFs::ReadDir.into()),
+        ("/proc".into(), file_rw),
+        ("/dev".into(), file_rw | AccessFs::IoctlDev),
+        ("/dev/shm".into(), all),
+        ("/sys".into(), read),
+        ("/tmp".into(), all),
+        ("/run".into(), all),
+        (p.home.clone(), all),
+    ];
+    for d in SYSTEM_DIRS {
+        rules.push((Path::new("/").join(d), read));
+    }
+    for m in &p.mounts {
+        let access = match m.mode {
+            MountMode::Ro => read,
+            MountMode::Rw | MountMode::Cow => all,
+            MountMode::RwNoDelete => no_delete,
+        };
+        rules.push((m.target.clone(), access));
+    }
+
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(|e| e.to_string())?
+        .scope(Scope::from_all(TARGET_ABI))
+        .map_err(|e| e.to_string())?
+        .create()
+        .map_err(|e| e.to_string())?;
+    for (path, access) in rules {
+        // A listed path that does not exist (no /opt on this host) simply
+        // grants nothing.
+        let Ok(fd) = PathFd::new(&path) else { continue };
+        // Rights that make no sense on a file (ReadDir on /dev/null...) are
+        // trimmed by the crate for non-directories.
+        rs = rs
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(rs)
+}
+
+/// Enforce `rs` on the calling thread (and its future children).
+pub(crate) fn restrict(rs: RulesetCreated) -> Result<LandlockReport, String> {
+    let status = rs.restrict_self().map_err(|e| e.to_string())?;
+    let abi = match status.landlock {
+        LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => kernel_abi.unwrap_or(effective_abi as i32),
+        _ => 0,
+    };
+    let enforced = match status.ruleset {
+        RulesetStatus::FullyEnforced => "full",
+        RulesetStatus::PartiallyEnforced => "partial",
+        RulesetStatus::NotEnforced => "none",
+    };
+    Ok(LandlockReport {
+        abi,
+        enforced: enforced.into(),
+    })
+}

@@ -1,0 +1,195 @@
+//! The paddock sandbox: one command, run inside a boundary made of kernel
+//! primitives, with no VM and no root.
+//!
+//! The host side of a run is [`run`]:
+//!
+//! 1. [`prepare`](crate::prepare) checks the [`SandboxSpec`] against the host
+//!    while paddock is still an ordinary process, so a bad request is refused
+//!    before anything starts.
+//! 2. paddock clones a child into new user, mount, pid, IPC, UTS, network
+//!    and cgroup namespaces, writes its uid/gid maps (the invoking user maps
+//!    to itself: no privilege is gained on the host), and lets it go.
+//! 3. The child is the sandbox's pid 1 ([`init`](crate::init)): it builds the
+//!    filesystem ([`setup`](crate::setup)), forks the command, which takes on
+//!    Landlock, drops all capabilities and installs seccomp before `execve`.
+//! 4. paddock forwards signals it is sent, waits, and returns the command's
+//!    status together with what was enforced.
+//!
+//! ```no_run
+//! use paddock_sandbox::{run, SandboxSpec};
+//! # fn spec() -> SandboxSpec { unimplemented!() }
+//! let outcome = run(&spec()).expect("sandbox started");
+//! std::process::exit(outcome.status.code());
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod init;
+mod landlock_rules;
+mod prepare;
+pub mod probe;
+mod seccomp;
+mod setup;
+pub mod spec;
+
+use std::io::{BufRead, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use paddock_sys::{self as sys, ns, ExitStatus, Forked};
+
+pub use error::SandboxError;
+pub use landlock_rules::LandlockReport;
+pub use seccomp::denied_syscalls;
+pub use spec::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS};
+
+use init::Msg;
+
+/// The result of a sandboxed command that did start.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How the command ended.
+    pub status: ExitStatus,
+    /// What Landlock enforced (None if the command never reached exec).
+    pub landlock: Option<LandlockReport>,
+    /// Protected names (`.git`, `.envrc`, ...) that did not exist in a
+    /// writable folder before the run and exist now: the sandbox created
+    /// them, and the host may act on them.
+    pub created_protected: Vec<PathBuf>,
+}
+
+pub use paddock_sys::ExitStatus as CommandStatus;
+
+/// The namespaces every sandbox gets.
+const NAMESPACES: u64 = ns::USER | ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::NET | ns::CGROUP;
+
+/// Write the uid/gid maps of `pid`: the invoking user and group map to
+/// themselves, and nothing else is mapped. `setgroups` is denied first, as
+/// the kernel requires of an unprivileged writer, and so that the sandbox
+/// cannot drop a supplementary group used to *deny* it access.
+fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
+    let uid = sys::getuid();
+    let gid = sys::getgid();
+    let base = PathBuf::from(format!("/proc/{pid}"));
+    std::fs::write(base.join("setgroups"), "deny")?;
+    std::fs::write(base.join("uid_map"), format!("{uid} {uid} 1\n"))?;
+    std::fs::write(base.join("gid_map"), format!("{gid} {gid} 1\n"))?;
+    Ok(())
+}
+
+/// Run `spec`'s command in a new sandbox and wait for it.
+///
+/// The calling process must be single-threaded (the sandbox is created with
+/// a fork-like `clone3`). Returns `Err` when paddock could not start the
+/// command (bad request, setup failure, command not found); in every case
+/// no sandbox process is left running.
+pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
+    let prepared = prepare::prepare(spec)?;
+    let (go_r, mut go_w) =
+        std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
+    let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
+
+    // Block the signals we wait for before the clone, so none is lost in
+    // between; the child inherits the mask, which pid 1 also wants.
+    let set = init::waited_signals();
+    sys::block_signals(&set).map_err(|e| SandboxError::io("blocking signals", e))?;
+    // Let a terminal's SIGTTOU not stop us when the command took the
+    // foreground and we write afterwards.
+    sys::ignore_signal(libc::SIGTTOU);
+
+    let (pid, pidfd) = match sys::clone_into_namespaces(NAMESPACES) {
+        Ok(Forked::Child) => {
+            drop(go_w);
+            drop(st_r);
+            init::main(&prepared, go_r, st_w)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => return Err(SandboxError::UserNamespaceUnavailable(e)),
+    };
+    drop(go_r);
+    drop(st_w);
+    let pidfd = pidfd.ok_or_else(|| SandboxError::InitDied("no pidfd".into()))?;
+
+    if let Err(e) = write_id_maps(pid) {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::waitpid(pid, false);
+        return Err(SandboxError::Setup {
+            step: "write-id-maps".into(),
+            detail: e.to_string(),
+        });
+    }
+    let _ = go_w.write_all(b"1");
+    drop(go_w);
+
+    // Wait for pid 1, forwarding signals sent to paddock. A signal that the
+    // kernel generated (Ctrl-C on the terminal) reached the command's
+    // process group directly and is not forwarded again.
+    let init_status = loop {
+        let sig = match sys::wait_signal(&set) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                let _ = sys::waitpid(pid, false);
+                return Err(SandboxError::io("waiting for signals", e));
+            }
+        };
+        if sig.signo == libc::SIGCHLD {
+            match sys::waitpid(pid, true) {
+                Ok(Some((_, st))) => break st,
+                Ok(None) => continue,
+                Err(e) => return Err(SandboxError::io("waiting for the sandbox", e)),
+            }
+        } else if sig.from_process {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig.signo);
+        }
+    };
+
+    let mut landlock = None;
+    let mut result: Option<Result<ExitStatus, SandboxError>> = None;
+    for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {
+        let Ok(msg) = serde_json::from_str::<Msg>(&line) else { continue };
+        match msg {
+            Msg::Enforced { landlock: l } => landlock = Some(l),
+            Msg::SetupFailed { step, detail } => {
+                result.get_or_insert(Err(SandboxError::Setup { step, detail }));
+            }
+            Msg::ExecFailed { program, errno } => {
+                result.get_or_insert(Err(if errno == libc::ENOENT {
+                    SandboxError::CommandNotFound(program)
+                } else {
+                    SandboxError::CommandNotExecutable {
+                        program,
+                        detail: std::io::Error::from_raw_os_error(errno).to_string(),
+                    }
+                }));
+            }
+            Msg::Exited { code, signal } => {
+                let st = match (code, signal) {
+                    (_, Some(s)) => ExitStatus::Signaled(s),
+                    (Some(c), None) => ExitStatus::Exited(c),
+                    (None, None) => ExitStatus::Exited(125),
+                };
+                result.get_or_insert(Ok(st));
+            }
+        }
+    }
+    let created_protected = prepared
+        .absent_protected
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .cloned()
+        .collect();
+    match result {
+        Some(Ok(status)) => Ok(Outcome {
+            status,
+            landlock,
+            created_protected,
+        }),
+        Some(Err(e)) => Err(e),
+        None => Err(SandboxError::InitDied(match init_status {
+            ExitStatus::Exited(c) => format!("exit code {c}"),
+            ExitStatus::Signaled(s) => format!("killed by signal {s}"),
+        })),
+    }
+}

@@ -1,0 +1,436 @@
+//! Host-side checks, before any namespace exists.
+//!
+//! Everything that can be wrong with a request is found here, while paddock
+//! is still an ordinary process: a bad request is refused with a precise
+//! error and nothing is ever half-started. The checks are repeated in a
+//! race-free form (`openat2` with `RESOLVE_NO_SYMLINKS` on the real objects)
+//! by the setup sequence; this pass exists to give good errors.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use seccompiler::BpfProgram;
+
+use crate::error::SandboxError;
+use crate::seccomp;
+use crate::spec::{MountMode, MountSpec, SandboxSpec};
+
+/// A path kept read-only inside a writable mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Protected {
+    /// Host path (no symlinks on the way).
+    pub source: PathBuf,
+    /// Path inside the sandbox.
+    pub target: PathBuf,
+}
+
+/// A validated request, ready for the setup sequence.
+pub(crate) struct Prepared {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub path_dirs: Vec<PathBuf>,
+    pub workdir: PathBuf,
+    pub home: PathBuf,
+    /// Sorted so that a parent is always attached before its children.
+    pub mounts: Vec<MountSpec>,
+    pub protected: Vec<Protected>,
+    /// Protected names that did not exist in a writable mount: the sandbox
+    /// could create them, so they are checked again after the run.
+    pub absent_protected: Vec<PathBuf>,
+    pub tmp_size_mib: u64,
+    pub hostname: String,
+    pub seccomp: Vec<BpfProgram>,
+}
+
+/// Sandbox paths no mount may cover: the sandbox builds them itself.
+const RESERVED_TARGETS: &[&str] = &["/proc", "/dev", "/sys"];
+
+/// True when `p` is absolute and has no `.`/`..` components.
+fn is_normal_absolute(p: &Path) -> bool {
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+/// Walk `path` component by component without following symbolic links.
+/// Returns the first symlink met, or `MountSourceMissing`.
+pub(crate) fn check_no_symlinks(path: &Path, origin: &str) -> Result<(), SandboxError> {
+    let mut cur = PathBuf::from("/");
+    for comp in path.components().skip(1) {
+        cur.push(comp);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(md) if md.file_type().is_symlink() => {
+                let points_to = std::fs::read_link(&cur).unwrap_or_default();
+                return Err(SandboxError::MountSymlinkEscape {
+                    path: path.to_path_buf(),
+                    link: cur,
+                    points_to,
+                    origin: origin.to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SandboxError::MountSourceMissing {
+                    path: path.to_path_buf(),
+                    origin: origin.to_string(),
+                })
+            }
+            Err(e) => return Err(SandboxError::io(format!("inspecting {}", cur.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+fn depth(p: &Path) -> usize {
+    p.components().count()
+}
+
+/// Map a host path to the sandbox path it appears at, through the mounts.
+/// The deepest (last attached) mount wins, as it does in the mount tree.
+fn host_to_sandbox<'a>(mounts: &'a [MountSpec], host: &Path) -> Option<(PathBuf, &'a MountSpec)> {
+    mounts
+        .iter()
+        .rev()
+        .find_map(|m| host.strip_prefix(&m.source).ok().map(|rest| (m.target.join(rest), m)))
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString, SandboxError> {
+    CString::new(bytes).map_err(|_| SandboxError::InvalidSpec(format!("{what} contains a NUL byte")))
+}
+
+/// Validate `spec` against the host.
+pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
+    if spec.argv.is_empty() {
+        return Err(SandboxError::InvalidSpec(
+            "no command given: write it after `--`, e.g. `paddock run -- ls`".into(),
+        ));
+    }
+    for (what, p) in [("working directory", &spec.workdir), ("home", &spec.home)] {
+        if !is_normal_absolute(p) {
+            return Err(SandboxError::InvalidSpec(format!(
+                "{what} {} must be an absolute path without `.` or `..`",
+                p.display()
+            )));
+        }
+    }
+    if spec.tmp_size_mib == 0 {
+        return Err(SandboxError::InvalidSpec("the /tmp size must be at least 1 MiB".into()));
+    }
+
+    // Mounts: absolute, normalised, not over what the sandbox builds itself,
+    // no duplicates, sources free of symlinks.
+    let mut mounts = spec.mounts.clone();
+    mounts.sort_by_key(|m| depth(&m.target));
+    for (i, m) in mounts.iter().enumerate() {
+        if !is_normal_absolute(&m.source) {
+            return Err(SandboxError::InvalidSpec(format!(
+                "mount source {} ({}) must be an absolute path without `.` or `..`",
+                m.source.display(),
+                m.origin
+            )));
+        }
+        let bad_target = |why: &str| SandboxError::MountTargetInvalid {
+            target: m.target.clone(),
+            origin: m.origin.clone(),
+            why: why.to_string(),
+        };
+        if !is_normal_absolute(&m.target) {
+            return Err(bad_target("it must be an absolute path without `.` or `..`"));
+        }
+        if m.target == Path::new("/") {
+            return Err(bad_target("nothing can be mounted over the sandbox's root"));
+        }
+        if RESERVED_TARGETS.iter().any(|r| m.target.starts_with(r)) {
+            return Err(bad_target("/proc, /dev and /sys are built by the sandbox itself"));
+        }
+        if mounts[..i].iter().any(|o| o.target == m.target) {
+            return Err(bad_target("another mount already uses this target"));
+        }
+        check_no_symlinks(&m.source, &m.origin)?;
+        // A target nested in an earlier mount of a host folder must already
+        // exist there: paddock never creates folders in the user's files,
+        // and must not follow a symlink planted where the target should be.
+        if let Some(parent) = mounts[..i]
+            .iter()
+            .rev()
+            .find(|o| m.target.starts_with(&o.target))
+        {
+            let rest = m.target.strip_prefix(&parent.target).unwrap_or(Path::new(""));
+            let host = parent.source.join(rest);
+            match check_no_symlinks(&host, &m.origin) {
+                Ok(()) => {}
+                Err(SandboxError::MountSourceMissing { .. }) => {
+                    return Err(bad_target(&format!(
+                        "it lies inside the mount of {} but {} does not exist there, and paddock \
+                         does not create folders in your files",
+                        parent.source.display(),
+                        host.display()
+                    )))
+                }
+                Err(SandboxError::MountSymlinkEscape { link, .. }) => {
+                    return Err(bad_target(&format!(
+                        "it lies inside the mount of {} and crosses the symbolic link {}",
+                        parent.source.display(),
+                        link.display()
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // Protected names inside every writable mount.
+    let mut protected: Vec<Protected> = Vec::new();
+    let mut absent_protected = Vec::new();
+    let push = |protected: &mut Vec<Protected>, source: PathBuf, target: PathBuf| {
+        if !protected.iter().any(|p| p.target == target) {
+            protected.push(Protected { source, target });
+        }
+    };
+    for m in mounts.iter().filter(|m| m.mode.writable()) {
+        for name in &spec.protected {
+            let host = m.source.join(name);
+            let md = match std::fs::symlink_metadata(&host) {
+                Ok(md) => md,
+                Err(_) => {
+                    if m.mode != MountMode::Cow {
+                        absent_protected.push(host);
+                    }
+                    continue;
+                }
+            };
+            let resolved = if md.file_type().is_symlink() {
+                // Protect what the link leads to, if the sandbox can see it;
+                // if it points outside every mount it leads nowhere inside.
+                match std::fs::canonicalize(&host) {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                }
+            } else {
+                host.clone()
+            };
+            if check_no_symlinks(&resolved, "protected path").is_err() {
+                continue;
+            }
+            let Some((target, owner)) = host_to_sandbox(&mounts, &resolved) else {
+                continue;
+            };
+            if !owner.mode.writable() {
+                continue;
+            }
+            push(&mut protected, resolved.clone(), target);
+            // A `.git` *file* (worktree, submodule) points at the real git
+            // directory, which holds the hooks and config: protect it too.
+            if md.is_file() && name.as_os_str() == ".git" {
+                for gitdir in linked_git_dirs(&resolved) {
+                    if check_no_symlinks(&gitdir, "protected path").is_err() {
+                        continue;
+                    }
+                    if let Some((t, owner)) = host_to_sandbox(&mounts, &gitdir) {
+                        if owner.mode.writable() {
+                            push(&mut protected, gitdir, t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    protected.sort_by_key(|p| depth(&p.target));
+
+    // The working directory must be something the sandbox can see.
+    let visible = |p: &Path| {
+        mounts.iter().any(|m| p.starts_with(&m.target))
+            || p.starts_with("/tmp")
+            || p.starts_with(&spec.home)
+    };
+    if !visible(&spec.workdir) {
+        return Err(SandboxError::WorkdirNotMounted(spec.workdir.clone()));
+    }
+
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut env = Vec::with_capacity(spec.env.len());
+    let mut path_dirs = Vec::new();
+    for (k, v) in &spec.env {
+        if k.is_empty() || k.as_bytes().contains(&b'=') {
+            return Err(SandboxError::InvalidSpec(format!(
+                "environment variable name `{}` is empty or contains `=`",
+                k.to_string_lossy()
+            )));
+        }
+        if k == "PATH" {
+            path_dirs = std::env::split_paths(v).collect();
+        }
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        env.push(cstring(&kv, "an environment variable")?);
+    }
+
+    Ok(Prepared {
+        argv,
+        env,
+        path_dirs,
+        workdir: spec.workdir.clone(),
+        home: spec.home.clone(),
+        mounts,
+        protected,
+        absent_protected,
+        tmp_size_mib: spec.tmp_size_mib,
+        hostname: spec.hostname.clone(),
+        seccomp: seccomp::programs()?,
+    })
+}
+
+/// The git directories a `.git` file leads to: its `gitdir:` and, for a
+/// linked worktree, the shared `commondir`.
+fn linked_git_dirs(dot_git_file: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(text) = std::fs::read_to_string(dot_git_file) else {
+        return out;
+    };
+    let Some(dir) = text.lines().find_map(|l| l.strip_prefix("gitdir:")) else {
+        return out;
+    };
+    let base = dot_git_file.parent().unwrap_or(Path::new("/"));
+    let Ok(gitdir) = std::fs::canonicalize(base.join(dir.trim())) else {
+        return out;
+    };
+    if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
+        if let Ok(c) = std::fs::canonicalize(gitdir.join(common.trim())) {
+            out.push(c);
+        }
+    }
+    out.push(gitdir);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(mounts: Vec<MountSpec>, workdir: &Path) -> SandboxSpec {
+        SandboxSpec {
+            argv: vec!["true".into()],
+            env: vec![("PATH".into(), "/usr/bin".into())],
+            workdir: workdir.to_path_buf(),
+            home: "/home/nobody-here".into(),
+            mounts,
+            protected: vec![".git".into()],
+            tmp_size_mib: 64,
+            hostname: "paddock".into(),
+        }
+    }
+
+    fn m(source: &Path, target: &Path, mode: MountMode) -> MountSpec {
+        MountSpec {
+            source: source.to_path_buf(),
+            target: target.to_path_buf(),
+            mode,
+            origin: "test".into(),
+        }
+    }
+
+    #[test]
+    fn mount_source_through_symlink_is_refused_naming_the_link() {
+        let d = tempdir();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let src = d.join("link");
+        let err = prepare(&spec_with(vec![m(&src, &src, MountMode::Rw)], &src))
+            .err()
+            .expect("must be refused");
+        match err {
+            SandboxError::MountSymlinkEscape { link, points_to, .. } => {
+                assert_eq!(link, d.join("link"));
+                assert_eq!(points_to, d.join("real"));
+            }
+            other => panic!("wrong error: {other}"),
+        }
+    }
+
+    #[test]
+    fn parents_are_attached_before_children() {
+        let d = tempdir();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        let p = prepare(&spec_with(
+            vec![
+                m(&d.join("a/b"), &d.join("a/b"), MountMode::Ro),
+                m(&d.join("a"), &d.join("a"), MountMode::Rw),
+            ],
+            &d.join("a"),
+        ))
+        .unwrap();
+        assert_eq!(p.mounts[0].target, d.join("a"));
+        assert_eq!(p.mounts[1].target, d.join("a/b"));
+    }
+
+    #[test]
+    fn nested_target_missing_in_host_folder_is_refused() {
+        let d = tempdir();
+        std::fs::create_dir_all(d.join("ws")).unwrap();
+        std::fs::create_dir_all(d.join("other")).unwrap();
+        let err = prepare(&spec_with(
+            vec![
+                m(&d.join("ws"), &d.join("ws"), MountMode::Rw),
+                m(&d.join("other"), &d.join("ws/new"), MountMode::Ro),
+            ],
+            &d.join("ws"),
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(err.reason_code(), "MOUNT_TARGET_INVALID");
+        assert!(!d.join("ws/new").exists(), "nothing was created");
+    }
+
+    #[test]
+    fn reserved_targets_and_relative_paths_are_refused() {
+        let d = tempdir();
+        for target in ["/proc/x", "/dev", "/"] {
+            let err = prepare(&spec_with(vec![m(&d, Path::new(target), MountMode::Ro)], &d))
+                .err()
+                .unwrap();
+            assert_eq!(err.reason_code(), "MOUNT_TARGET_INVALID", "{target}");
+        }
+        let err = prepare(&spec_with(vec![m(Path::new("rel"), &d, MountMode::Ro)], &d))
+            .err()
+            .unwrap();
+        assert_eq!(err.reason_code(), "INVALID_REQUEST");
+    }
+
+    #[test]
+    fn git_file_protects_the_gitdir_it_points_to() {
+        let d = tempdir();
+        std::fs::create_dir_all(d.join("ws/wt")).unwrap();
+        std::fs::create_dir_all(d.join("ws/main/.git/worktrees/wt")).unwrap();
+        std::fs::write(d.join("ws/main/.git/worktrees/wt/commondir"), "../..\n").unwrap();
+        std::fs::write(d.join("ws/wt/.git"), "gitdir: ../main/.git/worktrees/wt\n").unwrap();
+        let p = prepare(&spec_with(
+            vec![m(&d.join("ws/wt"), &d.join("ws/wt"), MountMode::Rw), m(&d.join("ws/main"), &d.join("ws/main"), MountMode::Rw)],
+            &d.join("ws/wt"),
+        ))
+        .unwrap();
+        let targets: Vec<_> = p.protected.iter().map(|p| p.target.clone()).collect();
+        assert!(targets.contains(&d.join("ws/wt/.git")), "{targets:?}");
+        assert!(targets.contains(&d.join("ws/main/.git")), "{targets:?}");
+        assert!(targets.contains(&d.join("ws/main/.git/worktrees/wt")), "{targets:?}");
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+        let d = base.join(format!(
+            "paddock-prepare-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

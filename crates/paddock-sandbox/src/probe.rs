@@ -1,0 +1,200 @@
+//! Probes of the kernel features the sandbox uses, for `paddock doctor`.
+//!
+//! Each probe *tries* the feature (creates a user namespace, mounts an
+//! overlay inside one...) rather than guessing from version numbers, and
+//! says how to fix what is missing.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use paddock_sys::{self as sys, ns, Forked};
+use serde::{Deserialize, Serialize};
+
+/// One checked feature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable identifier (`user_namespaces`, `landlock`, ...).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// `ok`, `degraded` or `missing`.
+    pub status: String,
+    /// What was found.
+    pub detail: String,
+    /// What the sandbox loses without it (empty when ok).
+    pub impact: String,
+    /// How to get it (empty when ok).
+    pub fix: String,
+}
+
+fn check(id: &str, name: &str, status: &str, detail: String, impact: &str, fix: &str) -> Check {
+    let ok = status == "ok";
+    Check {
+        id: id.into(),
+        name: name.into(),
+        status: status.into(),
+        detail,
+        impact: if ok { String::new() } else { impact.into() },
+        fix: if ok { String::new() } else { fix.into() },
+    }
+}
+
+/// Run `f` in a child inside new namespaces `flags` (always including a
+/// user namespace with the caller mapped to itself). Returns whether the
+/// clone worked and what `f` returned.
+fn in_namespaces(flags: u64, f: fn() -> bool) -> Result<bool, std::io::Error> {
+    let (mut go_r, mut go_w) = std::io::pipe()?;
+    let uid = sys::getuid();
+    let gid = sys::getgid();
+    match sys::clone_into_namespaces(flags | ns::USER)? {
+        Forked::Child => {
+            drop(go_w);
+            let mut b = [0u8; 1];
+            if go_r.read(&mut b).map(|n| n != 1).unwrap_or(true) {
+                sys::exit_now(2);
+            }
+            sys::exit_now(if f() { 0 } else { 1 })
+        }
+        Forked::Parent { pid, .. } => {
+            drop(go_r);
+            let base = format!("/proc/{pid}");
+            let maps = std::fs::write(format!("{base}/setgroups"), "deny")
+                .and_then(|_| std::fs::write(format!("{base}/uid_map"), format!("{uid} {uid} 1\n")))
+                .and_then(|_| std::fs::write(format!("{base}/gid_map"), format!("{gid} {gid} 1\n")));
+            if maps.is_ok() {
+                let _ = go_w.write_all(b"1");
+            }
+            drop(go_w);
+            let st = sys::waitpid(pid, false)?;
+            maps?;
+            Ok(matches!(st, Some((_, sys::ExitStatus::Exited(0)))))
+        }
+    }
+}
+
+fn overlay_works() -> bool {
+    let base = Path::new("/tmp");
+    if sys::mount(None, Path::new("/"), None, sys::mflags::REC | sys::mflags::PRIVATE, None).is_err()
+        || sys::mount(Some("tmpfs"), base, Some("tmpfs"), 0, Some("size=1m")).is_err()
+    {
+        return false;
+    }
+    for d in ["l", "u", "w", "m"] {
+        if std::fs::create_dir(base.join(d)).is_err() {
+            return false;
+        }
+    }
+    sys::mount(
+        Some("overlay"),
+        &base.join("m"),
+        Some("overlay"),
+        0,
+        Some("lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w,userxattr"),
+    )
+    .is_ok()
+}
+
+fn nothing() -> bool {
+    true
+}
+
+fn read_trim(p: &str) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+/// Run every probe. Must be called from a single-threaded process.
+pub fn kernel_checks() -> Vec<Check> {
+    let mut out = Vec::new();
+
+    // User namespaces, and every namespace the sandbox asks for.
+    let all = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::NET | ns::CGROUP;
+    let userns = in_namespaces(all, nothing);
+    let apparmor = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    let debian = read_trim("/proc/sys/kernel/unprivileged_userns_clone");
+    let max = read_trim("/proc/sys/user/max_user_namespaces");
+    let fix = if apparmor.as_deref() == Some("1") {
+        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): install paddock's \
+         AppArmor profile, or run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`"
+    } else if debian.as_deref() == Some("0") {
+        "run `sudo sysctl kernel.unprivileged_userns_clone=1` (and persist it in /etc/sysctl.d)"
+    } else if max.as_deref() == Some("0") {
+        "run `sudo sysctl user.max_user_namespaces=15000`"
+    } else {
+        "inside a container, start it with a seccomp profile that allows unshare/clone \
+         (e.g. docker --security-opt seccomp=unconfined), or run paddock on the host"
+    };
+    out.push(match userns {
+        Ok(true) => check("user_namespaces", "user, mount, pid, ipc, uts, net, cgroup namespaces", "ok",
+            "an unprivileged process can create all of them".into(), "", ""),
+        Ok(false) => check("user_namespaces", "user namespaces", "missing",
+            "the namespaces were created but the uid map could not be written".into(),
+            "no sandbox can start", fix),
+        Err(e) => check("user_namespaces", "user namespaces", "missing", format!("clone3 failed: {e}"),
+            "no sandbox can start", fix),
+    });
+
+    // Landlock.
+    out.push(match sys::landlock_abi_version() {
+        Ok(v) if v >= 6 => check("landlock", "Landlock", "ok",
+            format!("ABI {v}: file rules, rw-no-delete, TCP rules, ioctl and IPC scoping"), "", ""),
+        Ok(v) => check("landlock", "Landlock", "degraded", format!("ABI {v} (6 or newer wanted)"),
+            "older ABIs lack some rights: <3 no truncate control, <5 no device ioctl control, <6 no signal and abstract-socket scoping",
+            "upgrade to Linux 6.12 or newer"),
+        Err(e) => check("landlock", "Landlock", "missing", format!("{e}"),
+            "file access is limited by mounts only; rw-no-delete cannot be enforced",
+            "boot with `lsm=landlock,...` in the kernel command line, or use Linux 5.13+ built with CONFIG_SECURITY_LANDLOCK"),
+    });
+
+    // Seccomp filters.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    out.push(if status.contains("Seccomp_filters:") || status.contains("Seccomp:") {
+        check("seccomp", "seccomp-bpf", "ok",
+            format!("{} system calls denied in the sandbox", crate::denied_syscalls().len()), "", "")
+    } else {
+        check("seccomp", "seccomp-bpf", "missing", "no Seccomp line in /proc/self/status".into(),
+            "dangerous system calls (ptrace, bpf, io_uring, nested namespaces) stay available",
+            "use a kernel built with CONFIG_SECCOMP_FILTER")
+    });
+
+    // Overlayfs inside a user namespace (for `cow` mounts).
+    out.push(match in_namespaces(ns::MOUNT, overlay_works) {
+        Ok(true) => check("overlayfs_userns", "overlayfs in user namespaces", "ok",
+            "cow mounts available".into(), "", ""),
+        _ => check("overlayfs_userns", "overlayfs in user namespaces", "missing",
+            "an overlay mount inside a user namespace failed".into(),
+            "mounts in mode `cow` cannot be used", "use Linux 5.11 or newer"),
+    });
+
+    // cgroup v2 delegation, for resource limits.
+    let cg = read_trim("/proc/self/cgroup").unwrap_or_default();
+    let v2_path = cg.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string);
+    let controllers = read_trim("/sys/fs/cgroup/cgroup.controllers");
+    out.push(match (v2_path, controllers) {
+        (Some(p), Some(c)) if !c.is_empty() => {
+            let own = read_trim(&format!("/sys/fs/cgroup{p}/cgroup.controllers")).unwrap_or_default();
+            if own.contains("memory") && own.contains("pids") {
+                check("cgroup_delegation", "cgroup v2 delegation", "ok",
+                    format!("controllers delegated here: {own}"), "", "")
+            } else {
+                check("cgroup_delegation", "cgroup v2 delegation", "degraded",
+                    format!("cgroup v2 at {p}, delegated controllers: `{own}`"),
+                    "memory and pid limits fall back to rlimits and tmpfs size caps",
+                    "run paddock from a systemd user session (`systemd-run --user --scope -p Delegate=yes paddock ...`)")
+            }
+        }
+        _ => check("cgroup_delegation", "cgroup v2 delegation", "missing",
+            "no cgroup v2 controllers available (hybrid or v1 layout)".into(),
+            "memory and pid limits fall back to rlimits and tmpfs size caps",
+            "boot with `systemd.unified_cgroup_hierarchy=1` for a pure cgroup v2 layout"),
+    });
+
+    // TUN, for a future user-space network stack.
+    out.push(if Path::new("/dev/net/tun").exists() {
+        check("tun", "TUN device", "ok", "/dev/net/tun present".into(), "", "")
+    } else {
+        check("tun", "TUN device", "missing", "/dev/net/tun absent".into(),
+            "none today: the sandbox's network is loopback only and the proxy is reached over a unix socket",
+            "`sudo modprobe tun`")
+    });
+    out
+}

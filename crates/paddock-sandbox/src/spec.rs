@@ -1,0 +1,157 @@
+//! The plain value the sandbox executes.
+//!
+//! A [`SandboxSpec`] is what every policy, flag and default compiles down to.
+//! It holds no TOML, no layers and no provenance: the policy crate owns those.
+//! The sandbox takes a spec, checks it against the host (sources exist, no
+//! symlink escapes) and builds exactly what it says.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How a host folder or file appears inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountMode {
+    /// Read-only: the mount is read-only (EROFS) and Landlock grants only
+    /// read and execute.
+    Ro,
+    /// Read-write.
+    Rw,
+    /// May create and modify, may not unlink, rmdir or rename away: Landlock
+    /// withholds its REMOVE_FILE and REMOVE_DIR rights, which every unlink,
+    /// rmdir and rename out of a directory needs.
+    RwNoDelete,
+    /// Copy-on-write: an overlay whose writes land in a private upper layer;
+    /// the real folder is never written.
+    Cow,
+}
+
+impl MountMode {
+    /// All modes, for help texts and error messages.
+    pub const ALL: [MountMode; 4] = [
+        MountMode::Ro,
+        MountMode::Rw,
+        MountMode::RwNoDelete,
+        MountMode::Cow,
+    ];
+
+    /// The spelling used on the command line and in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountMode::Ro => "ro",
+            MountMode::Rw => "rw",
+            MountMode::RwNoDelete => "rw-no-delete",
+            MountMode::Cow => "cow",
+        }
+    }
+
+    /// Whether the sandbox may change anything it sees through this mount.
+    pub fn writable(self) -> bool {
+        !matches!(self, MountMode::Ro)
+    }
+}
+
+impl fmt::Display for MountMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MountMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MountMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown mount mode `{s}`: use one of ro, rw, rw-no-delete, cow")
+            })
+    }
+}
+
+/// One host path made visible inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute host path. It must not cross a symbolic link.
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: PathBuf,
+    /// Access mode.
+    pub mode: MountMode,
+    /// Where this mount came from, for error messages ("--mount", "the
+    /// current directory", "policy.toml:12").
+    pub origin: String,
+}
+
+/// Everything the sandbox needs to run one command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// The command and its arguments. `argv[0]` is looked up on the
+    /// sandbox's `PATH` when it has no slash.
+    pub argv: Vec<OsString>,
+    /// The complete environment of the command (already scrubbed).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory inside the sandbox.
+    pub workdir: PathBuf,
+    /// The user's home directory path; inside it is an empty private tmpfs,
+    /// with only explicit mounts on top.
+    pub home: PathBuf,
+    /// Host paths to show, in any order (they are attached parents first).
+    pub mounts: Vec<MountSpec>,
+    /// Names, relative to the root of every writable mount, that stay
+    /// read-only because the host acts on them by itself (`.git`,
+    /// `.paddock`, `.envrc`, ...).
+    pub protected: Vec<PathBuf>,
+    /// Size cap of the private `/tmp` and of the private home, in MiB.
+    pub tmp_size_mib: u64,
+    /// Hostname inside the sandbox.
+    pub hostname: String,
+}
+
+/// The names kept read-only inside writable mounts unless a policy lifts
+/// them: each is something the host runs or trusts on its own, so writing it
+/// would let the sandbox plant code that runs outside.
+pub const DEFAULT_PROTECTED: &[&str] = &[
+    // Git hooks, core.fsmonitor and core.hooksPath in .git/config run on
+    // the host the next time the user types `git status`.
+    ".git",
+    // The project's own sandbox policy: the sandbox must not loosen it.
+    ".paddock",
+    // direnv runs it on `cd`.
+    ".envrc",
+    // Editors run tasks and launch configurations, and settings can point
+    // the terminal or formatters at arbitrary programs.
+    ".vscode/tasks.json",
+    ".vscode/settings.json",
+    ".vscode/launch.json",
+    ".idea",
+    // Dev-container definitions run commands on the host when opened.
+    ".devcontainer",
+];
+
+/// Host files that hold secrets even though they live under the read-only
+/// system tree; they are replaced by empty read-only files or folders.
+/// (When paddock runs as root, uid 0 inside owns them, so read-only is not
+/// enough.)
+pub const HIDDEN_SYSTEM_PATHS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssl/private",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_dsa_key",
+    "/etc/security/opasswd",
+    "/etc/NetworkManager/system-connections",
+    "/etc/wpa_supplicant",
+    "/etc/krb5.keytab",
+    "/etc/docker",
+    "/etc/libvirt",
+];

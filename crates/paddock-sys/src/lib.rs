@@ -1,0 +1,868 @@
+//! The one place in paddock where `unsafe` code lives.
+//!
+//! Every other crate in the workspace is `#![forbid(unsafe_code)]`. This crate
+//! wraps the Linux system calls the sandbox needs into small, safe functions
+//! that take Rust types and return [`std::io::Result`]. Each wrapper keeps the
+//! kernel's semantics (no retries, no policy): the *order* in which they are
+//! called, and why, lives in `paddock-sandbox`.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` comment saying which invariant
+//! of the call makes it sound.
+
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub use libc::pid_t;
+
+/// Turn a `-1` return into the thread's `errno` as an [`io::Error`].
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`check`] for calls that return `c_int`.
+fn check_int(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+}
+
+/// Wrap a raw fd returned by a successful system call.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    let fd = RawFd::try_from(fd).expect("kernel returned an fd that does not fit in an int");
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor that no
+    // other owner knows about; we take sole ownership of it here.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// Namespace flags for [`clone_into_namespaces`].
+pub mod ns {
+    /// New user namespace.
+    pub const USER: u64 = libc::CLONE_NEWUSER as u64;
+    /// New mount namespace.
+    pub const MOUNT: u64 = libc::CLONE_NEWNS as u64;
+    /// New pid namespace (the child is its pid 1).
+    pub const PID: u64 = libc::CLONE_NEWPID as u64;
+    /// New IPC namespace (System V IPC, POSIX message queues).
+    pub const IPC: u64 = libc::CLONE_NEWIPC as u64;
+    /// New UTS namespace (hostname).
+    pub const UTS: u64 = libc::CLONE_NEWUTS as u64;
+    /// New network namespace.
+    pub const NET: u64 = libc::CLONE_NEWNET as u64;
+    /// New cgroup namespace.
+    pub const CGROUP: u64 = libc::CLONE_NEWCGROUP as u64;
+}
+
+/// Which side of a fork-like call we are on.
+#[derive(Debug)]
+pub enum Forked {
+    /// We are the new process.
+    Child,
+    /// We are the caller; the child has this pid (in our pid namespace) and,
+    /// when asked for, this pidfd.
+    Parent {
+        /// The child's pid as seen from the caller.
+        pid: pid_t,
+        /// A pidfd for the child (race-free signalling and waiting).
+        pidfd: Option<OwnedFd>,
+    },
+}
+
+/// The kernel's `struct clone_args` (clone3(2)), version 0 layout.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// Fork into new namespaces with `clone3(2)`, fork-style (no new stack), and
+/// get a pidfd for the child.
+///
+/// The caller must be single-threaded: like `fork(2)`, only the calling thread
+/// exists in the child, and locks held by other threads would stay held.
+pub fn clone_into_namespaces(ns_flags: u64) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: ns_flags | libc::CLONE_PIDFD as u64,
+        pidfd: std::ptr::addr_of_mut!(pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 with `stack == 0` duplicates the calling thread like
+    // fork(2). `args` is a valid, fully initialised clone_args v0 that lives
+    // across the call, and `pidfd` points to a live c_int the kernel writes.
+    // The caller guarantees it is single-threaded (documented above).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of!(args),
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let ret = check(ret)?;
+    if ret == 0 {
+        return Ok(Forked::Child);
+    }
+    let pid = pid_t::try_from(ret).expect("pid fits in pid_t");
+    Ok(Forked::Parent {
+        pid,
+        pidfd: Some(owned(libc::c_long::from(pidfd))),
+    })
+}
+
+/// Plain `fork(2)`. The caller must be single-threaded.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller guarantees it is single-threaded, so the child does
+    // not inherit locks held by other threads.
+    let ret = unsafe { libc::fork() };
+    match check_int(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { pid, pidfd: None }),
+    }
+}
+
+/// End the process at once, without running destructors or atexit handlers
+/// (the right way to leave a forked child).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Our pid in our own pid namespace.
+pub fn getpid() -> pid_t {
+    // SAFETY: getpid cannot fail and takes no arguments.
+    unsafe { libc::getpid() }
+}
+
+/// Real user id.
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail and takes no arguments.
+    unsafe { libc::getuid() }
+}
+
+/// Real group id.
+pub fn getgid() -> u32 {
+    // SAFETY: getgid cannot fail and takes no arguments.
+    unsafe { libc::getgid() }
+}
+
+/// How a waited-for child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell convention: the exit code, or 128 + signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// `waitpid(pid, WNOHANG?)`. Returns `None` when nothing has changed state
+/// (only with `nohang`) and `Err(ECHILD)` when there is no child left.
+pub fn waitpid(pid: pid_t, nohang: bool) -> io::Result<Option<(pid_t, ExitStatus)>> {
+    let mut status: libc::c_int = 0;
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match check_int(ret) {
+            Ok(0) => return Ok(None),
+            Ok(p) => {
+                let st = if libc::WIFEXITED(status) {
+                    ExitStatus::Exited(libc::WEXITSTATUS(status))
+                } else if libc::WIFSIGNALED(status) {
+                    ExitStatus::Signaled(libc::WTERMSIG(status))
+                } else {
+                    continue;
+                };
+                return Ok(Some((p, st)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `kill(2)`.
+pub fn kill(pid: pid_t, sig: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `pidfd_send_signal(2)`: signal the process behind `pidfd`, immune to pid reuse.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: the fd is a live descriptor borrowed for the call; a null
+    // siginfo asks the kernel to fill in a default one.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `execve(2)`. Only returns on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `path` and every element of `a` and `e` are NUL-terminated
+    // strings that outlive the call; both arrays are NULL-terminated.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+// ---------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------
+
+/// A set of signals.
+#[derive(Clone, Copy)]
+pub struct SigSet(libc::sigset_t);
+
+impl SigSet {
+    /// The set holding exactly `sigs`.
+    pub fn of(sigs: &[i32]) -> Self {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it fully.
+        let mut set = unsafe { std::mem::zeroed::<libc::sigset_t>() };
+        // SAFETY: `set` is a valid sigset_t.
+        unsafe { libc::sigemptyset(&mut set) };
+        for &s in sigs {
+            // SAFETY: `set` is initialised; an invalid signal number only
+            // makes sigaddset return EINVAL, which we ignore on purpose.
+            unsafe { libc::sigaddset(&mut set, s) };
+        }
+        SigSet(set)
+    }
+}
+
+/// Block `set` in the calling thread (so it can be collected with
+/// [`wait_signal`]). Returns nothing; blocked signals are reset with
+/// [`unblock_all_signals`].
+pub fn block_signals(set: &SigSet) -> io::Result<()> {
+    // SAFETY: `set.0` is an initialised sigset_t; the old set is not asked for.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set.0, std::ptr::null_mut()) };
+    check_int(ret).map(drop)
+}
+
+/// Empty the signal mask and set every catchable signal back to its default
+/// disposition: what a freshly exec'd program expects.
+pub fn reset_signals() -> io::Result<()> {
+    for sig in 1..libc::SIGRTMIN() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL installs no handler code; errors for
+        // signals that cannot be changed are ignored on purpose.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = SigSet::of(&[]);
+    // SAFETY: `empty.0` is an initialised sigset_t.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty.0, std::ptr::null_mut()) };
+    check_int(ret).map(drop)
+}
+
+/// Ignore `sig` (SIG_IGN).
+pub fn ignore_signal(sig: i32) {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(sig, libc::SIG_IGN) };
+}
+
+/// A collected signal: its number, whether a process sent it (`kill`,
+/// `sigqueue`, `tgkill`) rather than the kernel (a terminal's Ctrl-C), and
+/// the sender's pid when a process sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Signal {
+    /// Signal number.
+    pub signo: i32,
+    /// True when sent by a process, false when generated by the kernel
+    /// (for instance the terminal on Ctrl-C, or SIGCHLD).
+    pub from_process: bool,
+}
+
+/// Wait for one of the (blocked) signals in `set`.
+pub fn wait_signal(set: &SigSet) -> io::Result<Signal> {
+    loop {
+        // SAFETY: siginfo_t is plain data the kernel fills in.
+        let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
+        // SAFETY: `set.0` is initialised and `info` is a valid out-pointer.
+        let ret = unsafe { libc::sigwaitinfo(&set.0, &mut info) };
+        match check_int(ret) {
+            Ok(signo) => {
+                let code = info.si_code;
+                let from_process =
+                    code == libc::SI_USER || code == libc::SI_QUEUE || code == libc::SI_TKILL;
+                return Ok(Signal {
+                    signo,
+                    from_process,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// prctl, capabilities, identity
+// ---------------------------------------------------------------------------
+
+/// Ask the kernel to send `sig` to us when the thread that created us dies.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no pointers involved.
+    check_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Set `no_new_privs`: execve can never again grant privileges (setuid bits,
+/// file capabilities). Required for unprivileged seccomp and Landlock.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Read the `no_new_privs` bit.
+pub fn no_new_privs() -> io::Result<bool> {
+    // SAFETY: PR_GET_NO_NEW_PRIVS takes integer arguments only.
+    check_int(unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) }).map(|v| v == 1)
+}
+
+/// Mark the process non-dumpable: no core dumps, and /proc/PID files become
+/// inaccessible to other processes of the same user (no /proc/PID/mem).
+pub fn set_non_dumpable() -> io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes integer arguments only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(drop)
+}
+
+const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Drop every capability for good: clear the ambient set, drop the whole
+/// bounding set, lock the securebits so that even uid 0 regains nothing on
+/// execve, then empty the effective, permitted and inheritable sets.
+///
+/// Needs CAP_SETPCAP (held by the creator of a user namespace inside it).
+pub fn drop_all_capabilities() -> io::Result<()> {
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes integer arguments only.
+    check_int(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
+    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+        .unwrap_or(63);
+    for cap in 0..=last_cap {
+        // SAFETY: PR_CAPBSET_DROP takes a capability number only.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if let Err(e) = check_int(ret) {
+            // EINVAL: the kernel does not know this capability; fine.
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // SAFETY: PR_SET_SECUREBITS takes an integer bit mask only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) })?;
+    let hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: `hdr` and `data` are valid v3 capability structures (two
+    // CapData entries, as version 3 requires) that live across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) };
+    check(ret).map(drop)
+}
+
+/// The effective capability mask of the calling thread (bit N = capability N).
+pub fn effective_capabilities() -> io::Result<u64> {
+    let hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: `hdr` is a valid header and `data` has room for the two
+    // entries version 3 writes.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &hdr, data.as_mut_ptr()) };
+    check(ret)?;
+    Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// `sethostname(2)` (in a new UTS namespace it only changes ours).
+pub fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live byte slice.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Files and mounts
+// ---------------------------------------------------------------------------
+
+/// `resolve` flags for [`openat2_path`].
+pub mod resolve {
+    /// Refuse to traverse any symbolic link.
+    pub const NO_SYMLINKS: u64 = 0x04;
+    /// Refuse to traverse magic links (/proc/PID/fd/N and friends).
+    pub const NO_MAGICLINKS: u64 = 0x02;
+    /// Refuse to leave the directory the lookup started in ("..", absolute
+    /// symlinks, magic links all fail with EXDEV).
+    pub const BENEATH: u64 = 0x08;
+    /// Treat the starting directory as the root of the lookup ("/" and ".."
+    /// stop there), as in a chroot.
+    pub const IN_ROOT: u64 = 0x10;
+}
+
+/// The kernel's `struct open_how` (openat2(2)).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dirfd, path, O_PATH | O_CLOEXEC [| extra], resolve)`: an fd that
+/// pins the object found, with symlink handling controlled by `resolve`.
+/// `dirfd == None` means the current directory (AT_FDCWD).
+pub fn openat2_path(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    extra_flags: i32,
+    resolve_flags: u64,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | extra_flags) as u64,
+        mode: 0,
+        resolve: resolve_flags,
+    };
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `c` is NUL-terminated, `how` is a valid open_how whose size we
+    // pass, both live across the call; `dfd` is AT_FDCWD or a borrowed fd.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dfd,
+            c.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(ret).map(owned)
+}
+
+/// `openat(dirfd, path, flags)` for real I/O (not O_PATH). Always O_CLOEXEC.
+pub fn openat(dirfd: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call; `dirfd` is borrowed.
+    let ret = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    check_int(ret).map(|fd| owned(libc::c_long::from(fd)))
+}
+
+/// `mkdirat(dirfd, name, mode)`.
+pub fn mkdirat(dirfd: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::mkdirat(dirfd.as_raw_fd(), c.as_ptr(), mode) }).map(drop)
+}
+
+/// `symlinkat(target, dirfd, name)`.
+pub fn symlinkat(target: &Path, dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    let t = cstr(target)?;
+    let n = cstr(name)?;
+    // SAFETY: both strings are NUL-terminated and live across the call.
+    check_int(unsafe { libc::symlinkat(t.as_ptr(), dirfd.as_raw_fd(), n.as_ptr()) }).map(drop)
+}
+
+/// Mount attribute bits for [`mount_setattr`].
+pub mod attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x01;
+    /// Ignore setuid/setgid bits and file capabilities.
+    pub const NOSUID: u64 = 0x02;
+    /// Disallow access to device nodes.
+    pub const NODEV: u64 = 0x04;
+    /// Disallow program execution.
+    pub const NOEXEC: u64 = 0x08;
+}
+
+const OPEN_TREE_CLONE: u32 = 1;
+const AT_RECURSIVE: u32 = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE])`:
+/// a detached copy of the mount (tree) at `fd`, not yet attached anywhere.
+pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: the empty path is a static NUL-terminated string; `fd` is borrowed.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    check(ret).map(owned)
+}
+
+/// The kernel's `struct mount_attr`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], set, clear)`.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let a = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `a` is a valid mount_attr whose size we pass; the empty path is
+    // a static NUL-terminated string; `fd` is borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &a,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `move_mount(from, "", to, "", F_EMPTY_PATH | T_EMPTY_PATH)`: attach the
+/// (detached) mount `from` on top of the object `to` refers to.
+pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: both paths are static NUL-terminated empty strings; both fds
+    // are borrowed for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Flags for [`mount`].
+pub mod mflags {
+    /// MS_RDONLY.
+    pub const RDONLY: u64 = libc::MS_RDONLY;
+    /// MS_NOSUID.
+    pub const NOSUID: u64 = libc::MS_NOSUID;
+    /// MS_NODEV.
+    pub const NODEV: u64 = libc::MS_NODEV;
+    /// MS_NOEXEC.
+    pub const NOEXEC: u64 = libc::MS_NOEXEC;
+    /// MS_REC.
+    pub const REC: u64 = libc::MS_REC;
+    /// MS_SLAVE.
+    pub const SLAVE: u64 = libc::MS_SLAVE;
+    /// MS_PRIVATE.
+    pub const PRIVATE: u64 = libc::MS_PRIVATE;
+    /// MS_REMOUNT.
+    pub const REMOUNT: u64 = libc::MS_REMOUNT;
+    /// MS_BIND.
+    pub const BIND: u64 = libc::MS_BIND;
+}
+
+/// Classic `mount(2)`.
+pub fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = source.map(cstring).transpose()?;
+    let tgt = cstr(target)?;
+    let fst = fstype.map(cstring).transpose()?;
+    let dat = data.map(cstring).transpose()?;
+    // SAFETY: every pointer is either null or a NUL-terminated string that
+    // lives across the call.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            tgt.as_ptr(),
+            fst.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags as libc::c_ulong,
+            dat.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr().cast::<libc::c_void>()),
+        )
+    };
+    check_int(ret).map(drop)
+}
+
+/// `umount2(path, MNT_DETACH)`.
+pub fn umount_detach(path: &Path) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }).map(drop)
+}
+
+/// `pivot_root(".", ".")`: make the current directory the root, stacking the
+/// old root on top of it so it can be lazily unmounted with
+/// `umount_detach("/")` right after.
+pub fn pivot_root_here() -> io::Result<()> {
+    // SAFETY: both arguments are static NUL-terminated strings.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+    check(ret).map(drop)
+}
+
+/// `fchdir(fd)`.
+pub fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is borrowed for the call.
+    check_int(unsafe { libc::fchdir(fd.as_raw_fd()) }).map(drop)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: mark every fd from `first`
+/// on close-on-exec, so nothing the caller inherited leaks past execve.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes integers only and never touches memory.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(ret).map(drop)
+}
+
+/// `isatty(fd)`.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+// ---------------------------------------------------------------------------
+// Network
+// ---------------------------------------------------------------------------
+
+/// Bring the loopback interface up in the current network namespace
+/// (a new network namespace starts with `lo` down).
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket takes integers only.
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let sock = owned(libc::c_long::from(fd));
+    // SAFETY: ifreq is plain data; zero is a valid initial value.
+    let mut req = unsafe { std::mem::zeroed::<libc::ifreq>() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS writes the
+    // flags union member.
+    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the flags member was initialised by SIOCGIFFLAGS above.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: `req` is a valid ifreq with name and flags set.
+    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Calls used only to *attack* a sandbox (the probe program and doctor).
+// ---------------------------------------------------------------------------
+
+/// `unshare(2)`.
+pub fn unshare(flags: u64) -> io::Result<()> {
+    let flags = libc::c_int::try_from(flags)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "clone flags out of range"))?;
+    // SAFETY: unshare takes an integer flag set only.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// Push one byte into the terminal's input queue with `ioctl(TIOCSTI)` —
+/// the classic sandbox-escape injection (CVE-2017-5226).
+pub fn tiocsti(fd: RawFd, byte: u8) -> io::Result<()> {
+    let b = byte as libc::c_char;
+    // SAFETY: TIOCSTI reads one byte through the pointer, which is live.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSTI, &b) }).map(drop)
+}
+
+/// `ioctl(fd, TIOCLINUX, subcode)`: the Linux console ioctl, abusable for
+/// paste-buffer injection (CVE-2023-1523 class).
+pub fn tioclinux(fd: RawFd) -> io::Result<()> {
+    let sub: libc::c_char = 3; // TIOCL_PASTESEL
+    // SAFETY: TIOCLINUX reads the subcode byte through the live pointer.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCLINUX, &sub) }).map(drop)
+}
+
+/// `ptrace(PTRACE_ATTACH, pid)`.
+pub fn ptrace_attach(pid: pid_t) -> io::Result<()> {
+    // SAFETY: PTRACE_ATTACH takes no pointers (addr and data are ignored).
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_ATTACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `io_uring_setup(8, params)`: returns Ok if the kernel let us create a ring.
+pub fn io_uring_setup_probe() -> io::Result<()> {
+    let mut params = [0u8; 120];
+    // SAFETY: `params` is a zeroed buffer the size of struct io_uring_params.
+    let ret = unsafe { libc::syscall(libc::SYS_io_uring_setup, 8u32, params.as_mut_ptr()) };
+    check(ret).map(owned).map(drop)
+}
+
+/// `bpf(BPF_PROG_LOAD, ...)` with an empty attribute: Ok means the call was
+/// not filtered (it still fails with EINVAL/EPERM on its own).
+pub fn bpf_probe() -> io::Result<()> {
+    let mut a = [0u8; 128];
+    // SAFETY: `a` is a zeroed buffer the size of a small union bpf_attr.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, 5, a.as_mut_ptr(), a.len()) };
+    check(ret).map(drop)
+}
+
+/// `keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)`.
+pub fn keyctl_probe() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i64, 0) };
+    check(ret).map(drop)
+}
+
+/// `userfaultfd(O_CLOEXEC)`.
+pub fn userfaultfd_probe() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+    check(ret).map(owned).map(drop)
+}
+
+/// `perf_event_open` with an all-zero attribute.
+pub fn perf_event_open_probe() -> io::Result<()> {
+    let mut a = [0u8; 128];
+    a[4..8].copy_from_slice(&128u32.to_ne_bytes()); // attr.size
+    // SAFETY: `a` is a zeroed perf_event_attr of the size it declares.
+    let ret = unsafe { libc::syscall(libc::SYS_perf_event_open, a.as_mut_ptr(), 0, -1, -1, 0) };
+    check(ret).map(owned).map(drop)
+}
+
+/// `open_by_handle_at` with a bogus handle (the "shocker" container escape).
+pub fn open_by_handle_at_probe() -> io::Result<()> {
+    let mut h = [0u8; 16];
+    h[0..4].copy_from_slice(&8u32.to_ne_bytes());
+    // SAFETY: `h` is a zeroed file_handle with an 8-byte payload.
+    let ret = unsafe { libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, h.as_mut_ptr(), 0) };
+    check(ret).map(owned).map(drop)
+}
+
+/// Whether a raw fd number is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+
+/// The Landlock ABI version the running kernel offers, or the error
+/// (`ENOSYS`: not built in; `EOPNOTSUPP`: built in but disabled at boot).
+pub fn landlock_abi_version() -> io::Result<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with the VERSION flag the kernel ignores the (null) attribute
+    // pointer and size and only returns the ABI number.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    check(ret).map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+}

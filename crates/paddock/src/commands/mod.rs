@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+mod doctor;
+mod run;
+
+use crate::cli::Command;
+use crate::error::CliError;
+
+/// Run a parsed command; returns the process exit code.
+pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
+    match cmd {
+        Command::Run(a) => run::run(a),
+        Command::Doctor(a) => doctor::doctor(a),
+    }
+}

@@ -1,0 +1,58 @@
+//! `paddock run`: policy and flags → spec → sandbox → exit code.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::RunArgs;
+use crate::compile::{compile, HostFacts, RunFlags};
+use crate::error::CliError;
+
+/// Run the command; returns its exit code.
+pub fn run(a: RunArgs) -> Result<i32, CliError> {
+    let policy = match &a.policy {
+        Some(p) => paddock_policy::load(p)?,
+        None => paddock_policy::Policy::default(),
+    };
+    let host = HostFacts::current()?;
+    let flags = RunFlags {
+        mounts: a.mounts,
+        workdir: a.workdir,
+        env: a.env,
+        unprotect: a.unprotect,
+        tmp_size_mib: a.tmp_size_mib,
+        argv: a.argv,
+    };
+    let spec = compile(&policy, &flags, &host)?;
+    let outcome = paddock_sandbox::run(&spec)?;
+    for created in &outcome.created_protected {
+        quarantine(created);
+    }
+    Ok(outcome.status.code())
+}
+
+/// A protected name (`.git`, `.envrc`...) that the sandbox created in a
+/// writable folder would be acted on by the host. Move it aside, loudly,
+/// losing nothing.
+fn quarantine(path: &Path) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".paddock-quarantine-{stamp}"));
+    let dest: PathBuf = path.with_file_name(name);
+    match std::fs::rename(path, &dest) {
+        Ok(()) => eprintln!(
+            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {}, which the host \
+             acts on by itself; it was moved to {}\n  fix: inspect it; to allow this, run with \
+             --unprotect {}",
+            path.display(),
+            dest.display(),
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        Err(e) => eprintln!(
+            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {} and it could not \
+             be moved aside ({e}); inspect it before using tools that act on it",
+            path.display()
+        ),
+    }
+}
