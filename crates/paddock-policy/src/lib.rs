@@ -281,13 +281,14 @@ pub fn parse(text: &str, file: &Path) -> Result<Policy, PolicyError> {
         err(e.span(), msg.clone(), help_for(&msg))
     })?;
     // Errors found after parsing point at the key they concern.
-    let find = |needle: &str| {
-        text.find(needle).map(|s| s..s + needle.len())
-    };
+    let find = |needle: &str| text.find(needle).map(|s| s..s + needle.len());
     if policy.version != VERSION {
         return Err(err(
             find("version"),
-            format!("policy version {} is not supported by this paddock", policy.version),
+            format!(
+                "policy version {} is not supported by this paddock",
+                policy.version
+            ),
             format!("write `version = {VERSION}`"),
         ));
     }
@@ -300,8 +301,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Policy, PolicyError> {
     }
     for (i, m) in policy.filesystem.mounts.iter().enumerate() {
         if m.path.as_os_str().is_empty() {
-            return Err(err(find("path"), format!("mount #{} has an empty path", i + 1),
-                "write the host folder to show, e.g. `path = \"~/datasets\"`".into()));
+            return Err(err(
+                find("path"),
+                format!("mount #{} has an empty path", i + 1),
+                "write the host folder to show, e.g. `path = \"~/datasets\"`".into(),
+            ));
         }
         if let Some(t) = &m.target {
             if !t.is_absolute() {

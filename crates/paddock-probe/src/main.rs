@@ -74,8 +74,15 @@ fn main() {
             Ok(())
         }),
         "write" => arg(&args, 1).and_then(|p| {
-            let data = args.get(2).map(String::as_str).unwrap_or("written by probe\n");
-            std::fs::OpenOptions::new().create(true).append(true).open(p)?.write_all(data.as_bytes())
+            let data = args
+                .get(2)
+                .map(String::as_str)
+                .unwrap_or("written by probe\n");
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?
+                .write_all(data.as_bytes())
         }),
         "create" => arg(&args, 1).and_then(|p| std::fs::File::create_new(p).map(drop)),
         "mkdir" => arg(&args, 1).and_then(std::fs::create_dir),
@@ -84,17 +91,28 @@ fn main() {
         "rename" => arg(&args, 1).and_then(|a| std::fs::rename(a, arg(&args, 2)?)),
         "symlink" => arg(&args, 1).and_then(|t| std::os::unix::fs::symlink(t, arg(&args, 2)?)),
         "kill" => arg(&args, 1).and_then(|pid| {
-            let pid: i32 = pid.parse().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let pid: i32 = pid
+                .parse()
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             let sig: i32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
             sys::kill(pid, sig)
         }),
         "ptrace" => arg(&args, 1).and_then(|pid| {
-            sys::ptrace_attach(pid.parse().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?)
+            sys::ptrace_attach(
+                pid.parse()
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            )
         }),
         "unshare-user" => sys::unshare(sys::ns::USER),
         "unshare-mount" => sys::unshare(sys::ns::MOUNT),
         "mount-tmpfs" => arg(&args, 1).and_then(|p| {
-            sys::mount(Some("tmpfs"), std::path::Path::new(p), Some("tmpfs"), 0, None)
+            sys::mount(
+                Some("tmpfs"),
+                std::path::Path::new(p),
+                Some("tmpfs"),
+                0,
+                None,
+            )
         }),
         "umount" => arg(&args, 1).and_then(|p| sys::umount_detach(std::path::Path::new(p))),
         "tiocsti" => sys::controlling_pty().and_then(|tty| sys::tiocsti(tty.as_raw_fd(), b'x')),
@@ -107,7 +125,8 @@ fn main() {
         "open_by_handle_at" => sys::open_by_handle_at_probe(),
         "connect" => arg(&args, 1).and_then(|a| {
             std::net::TcpStream::connect_timeout(
-                &a.parse().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+                &a.parse()
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
                 std::time::Duration::from_secs(2),
             )
             .map(drop)
@@ -124,7 +143,11 @@ fn main() {
             let mut buf = [0u8; 4];
             c.read_exact(&mut buf)?;
             t.join().map_err(|_| io::Error::other("thread"))??;
-            if &buf == b"pong" { Ok(()) } else { Err(io::Error::other("bad echo")) }
+            if &buf == b"pong" {
+                Ok(())
+            } else {
+                Err(io::Error::other("bad echo"))
+            }
         })(),
         "abstract-connect" => arg(&args, 1).and_then(|name| {
             use std::os::linux::net::SocketAddrExt;
@@ -150,9 +173,19 @@ fn main() {
         }),
         "status" => std::fs::read_to_string("/proc/self/status").map(|s| {
             for l in s.lines() {
-                if ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp:", "Uid", "Gid"]
-                    .iter()
-                    .any(|k| l.starts_with(k))
+                if [
+                    "CapInh",
+                    "CapPrm",
+                    "CapEff",
+                    "CapBnd",
+                    "CapAmb",
+                    "NoNewPrivs",
+                    "Seccomp:",
+                    "Uid",
+                    "Gid",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
                 {
                     println!("{l}");
                 }

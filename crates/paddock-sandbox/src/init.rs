@@ -43,7 +43,10 @@ pub(crate) enum Msg {
     /// execve failed.
     ExecFailed { program: String, errno: i32 },
     /// The command ended.
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
 }
 
 /// The signals pid 1 and paddock forward to the command.
@@ -111,9 +114,8 @@ fn run(p: &Prepared, out: &mut std::io::PipeWriter) -> StepResult<i32> {
     // A new network namespace has only `lo`, and it is down.
     sys::loopback_up().map_err(e("loopback-up"))?;
     setup::build_root(p).map_err(|se| (se.step, se.detail))?;
-    std::env::set_current_dir(&p.workdir).map_err(|err| {
-        ("chdir-workdir", format!("{}: {err}", p.workdir.display()))
-    })?;
+    std::env::set_current_dir(&p.workdir)
+        .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
     let ruleset = landlock_rules::ruleset(p).map_err(|d| ("landlock-ruleset", d))?;
 
     // pid 1 itself is not dumpable: the command (same uid) cannot open
@@ -212,15 +214,26 @@ fn exec_command(
 }
 
 /// execvp semantics on the sandbox's PATH. Returns the errno to report.
-fn exec_search(program: &CStr, argv: &[CString], env: &[CString], path: &[std::path::PathBuf]) -> i32 {
+fn exec_search(
+    program: &CStr,
+    argv: &[CString],
+    env: &[CString],
+    path: &[std::path::PathBuf],
+) -> i32 {
     if program.to_bytes().contains(&b'/') {
-        return sys::execve(program, argv, env).raw_os_error().unwrap_or(libc::ENOENT);
+        return sys::execve(program, argv, env)
+            .raw_os_error()
+            .unwrap_or(libc::ENOENT);
     }
     let mut seen_eacces = false;
     for dir in path {
         let full = dir.join(Path::new(std::ffi::OsStr::from_bytes(program.to_bytes())));
-        let Ok(c) = CString::new(full.as_os_str().as_bytes()) else { continue };
-        let err = sys::execve(&c, argv, env).raw_os_error().unwrap_or(libc::ENOENT);
+        let Ok(c) = CString::new(full.as_os_str().as_bytes()) else {
+            continue;
+        };
+        let err = sys::execve(&c, argv, env)
+            .raw_os_error()
+            .unwrap_or(libc::ENOENT);
         match err {
             libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {}
             libc::EACCES => seen_eacces = true,

@@ -48,6 +48,17 @@ pub(crate) fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
     let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
     let file_rw = read | AccessFs::WriteFile | AccessFs::Truncate;
 
+    // Landlock grants are inherited by everything beneath a path, across
+    // mount points. A scratch tmpfs (/tmp, home) that holds a rw-no-delete
+    // mount therefore must not grant the REMOVE rights itself, or the
+    // mount below would inherit them: there, deleting in the scratch area
+    // is refused too (see docs/sandbox.md).
+    let holds_no_delete = |dir: &Path| {
+        p.mounts.iter().any(|m| {
+            m.mode == MountMode::RwNoDelete && m.target.starts_with(dir) && m.target != dir
+        })
+    };
+    let scratch = |dir: &Path| if holds_no_delete(dir) { no_delete } else { all };
     let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
         // Listing `/` shows only what paddock put there.
         ("/".into(), AccessFs::ReadDir.into()),
@@ -55,9 +66,9 @@ pub(crate) fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
         ("/dev".into(), file_rw | AccessFs::IoctlDev),
         ("/dev/shm".into(), all),
         ("/sys".into(), read),
-        ("/tmp".into(), all),
+        ("/tmp".into(), scratch(Path::new("/tmp"))),
         ("/run".into(), all),
-        (p.home.clone(), all),
+        (p.home.clone(), scratch(&p.home)),
     ];
     for d in SYSTEM_DIRS {
         rules.push((Path::new("/").join(d), read));

@@ -86,8 +86,7 @@ fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
 /// no sandbox process is left running.
 pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     let prepared = prepare::prepare(spec)?;
-    let (go_r, mut go_w) =
-        std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
+    let (go_r, mut go_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
 
     // Block the signals we wait for before the clone, so none is lost in
@@ -148,7 +147,9 @@ pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     let mut landlock = None;
     let mut result: Option<Result<ExitStatus, SandboxError>> = None;
     for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {
-        let Ok(msg) = serde_json::from_str::<Msg>(&line) else { continue };
+        let Ok(msg) = serde_json::from_str::<Msg>(&line) else {
+            continue;
+        };
         match msg {
             Msg::Enforced { landlock: l } => landlock = Some(l),
             Msg::SetupFailed { step, detail } => {

@@ -89,14 +89,16 @@ fn depth(p: &Path) -> usize {
 /// Map a host path to the sandbox path it appears at, through the mounts.
 /// The deepest (last attached) mount wins, as it does in the mount tree.
 fn host_to_sandbox<'a>(mounts: &'a [MountSpec], host: &Path) -> Option<(PathBuf, &'a MountSpec)> {
-    mounts
-        .iter()
-        .rev()
-        .find_map(|m| host.strip_prefix(&m.source).ok().map(|rest| (m.target.join(rest), m)))
+    mounts.iter().rev().find_map(|m| {
+        host.strip_prefix(&m.source)
+            .ok()
+            .map(|rest| (m.target.join(rest), m))
+    })
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, SandboxError> {
-    CString::new(bytes).map_err(|_| SandboxError::InvalidSpec(format!("{what} contains a NUL byte")))
+    CString::new(bytes)
+        .map_err(|_| SandboxError::InvalidSpec(format!("{what} contains a NUL byte")))
 }
 
 /// Validate `spec` against the host.
@@ -115,7 +117,9 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         }
     }
     if spec.tmp_size_mib == 0 {
-        return Err(SandboxError::InvalidSpec("the /tmp size must be at least 1 MiB".into()));
+        return Err(SandboxError::InvalidSpec(
+            "the /tmp size must be at least 1 MiB".into(),
+        ));
     }
 
     // Mounts: absolute, normalised, not over what the sandbox builds itself,
@@ -136,18 +140,39 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             why: why.to_string(),
         };
         if !is_normal_absolute(&m.target) {
-            return Err(bad_target("it must be an absolute path without `.` or `..`"));
+            return Err(bad_target(
+                "it must be an absolute path without `.` or `..`",
+            ));
         }
         if m.target == Path::new("/") {
             return Err(bad_target("nothing can be mounted over the sandbox's root"));
         }
         if RESERVED_TARGETS.iter().any(|r| m.target.starts_with(r)) {
-            return Err(bad_target("/proc, /dev and /sys are built by the sandbox itself"));
+            return Err(bad_target(
+                "/proc, /dev and /sys are built by the sandbox itself",
+            ));
         }
         if mounts[..i].iter().any(|o| o.target == m.target) {
             return Err(bad_target("another mount already uses this target"));
         }
         check_no_symlinks(&m.source, &m.origin)?;
+        // Landlock rights flow down the tree: inside a writable mount, a
+        // rw-no-delete mount would inherit the right to delete.
+        if m.mode == MountMode::RwNoDelete {
+            if let Some(outer) = mounts[..i].iter().find(|o| {
+                m.target.starts_with(&o.target) && matches!(o.mode, MountMode::Rw | MountMode::Cow)
+            }) {
+                return Err(bad_target(&format!(
+                    "a rw-no-delete mount cannot be enforced inside the {} mount of {}; mount \
+                     that one rw-no-delete (or ro) too",
+                    outer.mode,
+                    outer.source.display()
+                )));
+            }
+        }
+        if m.mode == MountMode::Cow && !std::fs::metadata(&m.source).is_ok_and(|md| md.is_dir()) {
+            return Err(bad_target("a cow mount must be a folder"));
+        }
         // A target nested in an earlier mount of a host folder must already
         // exist there: paddock never creates folders in the user's files,
         // and must not follow a symlink planted where the target should be.
@@ -156,7 +181,10 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             .rev()
             .find(|o| m.target.starts_with(&o.target))
         {
-            let rest = m.target.strip_prefix(&parent.target).unwrap_or(Path::new(""));
+            let rest = m
+                .target
+                .strip_prefix(&parent.target)
+                .unwrap_or(Path::new(""));
             let host = parent.source.join(rest);
             match check_no_symlinks(&host, &m.origin) {
                 Ok(()) => {}
@@ -345,7 +373,9 @@ mod tests {
             .err()
             .expect("must be refused");
         match err {
-            SandboxError::MountSymlinkEscape { link, points_to, .. } => {
+            SandboxError::MountSymlinkEscape {
+                link, points_to, ..
+            } => {
                 assert_eq!(link, d.join("link"));
                 assert_eq!(points_to, d.join("real"));
             }
@@ -391,9 +421,12 @@ mod tests {
     fn reserved_targets_and_relative_paths_are_refused() {
         let d = tempdir();
         for target in ["/proc/x", "/dev", "/"] {
-            let err = prepare(&spec_with(vec![m(&d, Path::new(target), MountMode::Ro)], &d))
-                .err()
-                .unwrap();
+            let err = prepare(&spec_with(
+                vec![m(&d, Path::new(target), MountMode::Ro)],
+                &d,
+            ))
+            .err()
+            .unwrap();
             assert_eq!(err.reason_code(), "MOUNT_TARGET_INVALID", "{target}");
         }
         let err = prepare(&spec_with(vec![m(Path::new("rel"), &d, MountMode::Ro)], &d))
@@ -410,14 +443,20 @@ mod tests {
         std::fs::write(d.join("ws/main/.git/worktrees/wt/commondir"), "../..\n").unwrap();
         std::fs::write(d.join("ws/wt/.git"), "gitdir: ../main/.git/worktrees/wt\n").unwrap();
         let p = prepare(&spec_with(
-            vec![m(&d.join("ws/wt"), &d.join("ws/wt"), MountMode::Rw), m(&d.join("ws/main"), &d.join("ws/main"), MountMode::Rw)],
+            vec![
+                m(&d.join("ws/wt"), &d.join("ws/wt"), MountMode::Rw),
+                m(&d.join("ws/main"), &d.join("ws/main"), MountMode::Rw),
+            ],
             &d.join("ws/wt"),
         ))
         .unwrap();
         let targets: Vec<_> = p.protected.iter().map(|p| p.target.clone()).collect();
         assert!(targets.contains(&d.join("ws/wt/.git")), "{targets:?}");
         assert!(targets.contains(&d.join("ws/main/.git")), "{targets:?}");
-        assert!(targets.contains(&d.join("ws/main/.git/worktrees/wt")), "{targets:?}");
+        assert!(
+            targets.contains(&d.join("ws/main/.git/worktrees/wt")),
+            "{targets:?}"
+        );
     }
 
     fn tempdir() -> PathBuf {

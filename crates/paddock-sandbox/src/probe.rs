@@ -60,7 +60,9 @@ fn in_namespaces(flags: u64, f: fn() -> bool) -> Result<bool, std::io::Error> {
             let base = format!("/proc/{pid}");
             let maps = std::fs::write(format!("{base}/setgroups"), "deny")
                 .and_then(|_| std::fs::write(format!("{base}/uid_map"), format!("{uid} {uid} 1\n")))
-                .and_then(|_| std::fs::write(format!("{base}/gid_map"), format!("{gid} {gid} 1\n")));
+                .and_then(|_| {
+                    std::fs::write(format!("{base}/gid_map"), format!("{gid} {gid} 1\n"))
+                });
             if maps.is_ok() {
                 let _ = go_w.write_all(b"1");
             }
@@ -74,7 +76,14 @@ fn in_namespaces(flags: u64, f: fn() -> bool) -> Result<bool, std::io::Error> {
 
 fn overlay_works() -> bool {
     let base = Path::new("/tmp");
-    if sys::mount(None, Path::new("/"), None, sys::mflags::REC | sys::mflags::PRIVATE, None).is_err()
+    if sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        sys::mflags::REC | sys::mflags::PRIVATE,
+        None,
+    )
+    .is_err()
         || sys::mount(Some("tmpfs"), base, Some("tmpfs"), 0, Some("size=1m")).is_err()
     {
         return false;
@@ -99,7 +108,9 @@ fn nothing() -> bool {
 }
 
 fn read_trim(p: &str) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Run every probe. Must be called from a single-threaded process.
@@ -124,13 +135,30 @@ pub fn kernel_checks() -> Vec<Check> {
          (e.g. docker --security-opt seccomp=unconfined), or run paddock on the host"
     };
     out.push(match userns {
-        Ok(true) => check("user_namespaces", "user, mount, pid, ipc, uts, net, cgroup namespaces", "ok",
-            "an unprivileged process can create all of them".into(), "", ""),
-        Ok(false) => check("user_namespaces", "user namespaces", "missing",
+        Ok(true) => check(
+            "user_namespaces",
+            "user, mount, pid, ipc, uts, net, cgroup namespaces",
+            "ok",
+            "an unprivileged process can create all of them".into(),
+            "",
+            "",
+        ),
+        Ok(false) => check(
+            "user_namespaces",
+            "user namespaces",
+            "missing",
             "the namespaces were created but the uid map could not be written".into(),
-            "no sandbox can start", fix),
-        Err(e) => check("user_namespaces", "user namespaces", "missing", format!("clone3 failed: {e}"),
-            "no sandbox can start", fix),
+            "no sandbox can start",
+            fix,
+        ),
+        Err(e) => check(
+            "user_namespaces",
+            "user namespaces",
+            "missing",
+            format!("clone3 failed: {e}"),
+            "no sandbox can start",
+            fix,
+        ),
     });
 
     // Landlock.
@@ -147,27 +175,57 @@ pub fn kernel_checks() -> Vec<Check> {
 
     // Seccomp filters.
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    out.push(if status.contains("Seccomp_filters:") || status.contains("Seccomp:") {
-        check("seccomp", "seccomp-bpf", "ok",
-            format!("{} system calls denied in the sandbox", crate::denied_syscalls().len()), "", "")
-    } else {
-        check("seccomp", "seccomp-bpf", "missing", "no Seccomp line in /proc/self/status".into(),
-            "dangerous system calls (ptrace, bpf, io_uring, nested namespaces) stay available",
-            "use a kernel built with CONFIG_SECCOMP_FILTER")
-    });
+    out.push(
+        if status.contains("Seccomp_filters:") || status.contains("Seccomp:") {
+            check(
+                "seccomp",
+                "seccomp-bpf",
+                "ok",
+                format!(
+                    "{} system calls denied in the sandbox",
+                    crate::denied_syscalls().len()
+                ),
+                "",
+                "",
+            )
+        } else {
+            check(
+                "seccomp",
+                "seccomp-bpf",
+                "missing",
+                "no Seccomp line in /proc/self/status".into(),
+                "dangerous system calls (ptrace, bpf, io_uring, nested namespaces) stay available",
+                "use a kernel built with CONFIG_SECCOMP_FILTER",
+            )
+        },
+    );
 
     // Overlayfs inside a user namespace (for `cow` mounts).
     out.push(match in_namespaces(ns::MOUNT, overlay_works) {
-        Ok(true) => check("overlayfs_userns", "overlayfs in user namespaces", "ok",
-            "cow mounts available".into(), "", ""),
-        _ => check("overlayfs_userns", "overlayfs in user namespaces", "missing",
+        Ok(true) => check(
+            "overlayfs_userns",
+            "overlayfs in user namespaces",
+            "ok",
+            "cow mounts available".into(),
+            "",
+            "",
+        ),
+        _ => check(
+            "overlayfs_userns",
+            "overlayfs in user namespaces",
+            "missing",
             "an overlay mount inside a user namespace failed".into(),
-            "mounts in mode `cow` cannot be used", "use Linux 5.11 or newer"),
+            "mounts in mode `cow` cannot be used",
+            "use Linux 5.11 or newer",
+        ),
     });
 
     // cgroup v2 delegation, for resource limits.
     let cg = read_trim("/proc/self/cgroup").unwrap_or_default();
-    let v2_path = cg.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string);
+    let v2_path = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string);
     let controllers = read_trim("/sys/fs/cgroup/cgroup.controllers");
     out.push(match (v2_path, controllers) {
         (Some(p), Some(c)) if !c.is_empty() => {

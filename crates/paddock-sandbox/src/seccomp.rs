@@ -101,8 +101,23 @@ mod tests {
             }
         }
         let denied = super::denied_syscalls();
-        for must in ["ptrace", "mount", "bpf", "perf_event_open", "keyctl", "add_key", "userfaultfd",
-            "kexec_load", "init_module", "finit_module", "open_by_handle_at", "io_uring_setup", "ioctl", "unshare", "clone"] {
+        for must in [
+            "ptrace",
+            "mount",
+            "bpf",
+            "perf_event_open",
+            "keyctl",
+            "add_key",
+            "userfaultfd",
+            "kexec_load",
+            "init_module",
+            "finit_module",
+            "open_by_handle_at",
+            "io_uring_setup",
+            "ioctl",
+            "unshare",
+            "clone",
+        ] {
             assert!(denied.iter().any(|d| d == must), "{must} not denied");
         }
     }

@@ -75,12 +75,7 @@ const RW: u64 = attr::NOSUID | attr::NODEV;
 
 /// Open a host path as an `O_PATH` fd, refusing every symbolic link.
 fn open_nofollow(path: &Path) -> io::Result<OwnedFd> {
-    sys::openat2_path(
-        None,
-        path,
-        0,
-        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
-    )
+    sys::openat2_path(None, path, 0, resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS)
 }
 
 /// Open `rel` beneath `root`, refusing symbolic links and `..` escapes.
@@ -136,7 +131,12 @@ fn ensure(root: BorrowedFd<'_>, rel: &Path, dir: bool, may_create: bool) -> io::
         let name = Path::new(comp.as_os_str());
         if i + 1 == n && !dir {
             // An empty regular file to mount a file on.
-            sys::openat(parent.as_fd(), name, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o644)?;
+            sys::openat(
+                parent.as_fd(),
+                name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o644,
+            )?;
         } else {
             sys::mkdirat(parent.as_fd(), name, 0o755)?;
         }
@@ -150,7 +150,9 @@ fn tmpfs(target: &Path, flags: u64, opts: &str) -> io::Result<()> {
 
 /// Is `target` strictly inside a host folder that is already attached?
 fn inside_host_mount(attached: &[PathBuf], target: &Path) -> bool {
-    attached.iter().any(|a| target.starts_with(a) && target != a)
+    attached
+        .iter()
+        .any(|a| target.starts_with(a) && target != a)
 }
 
 /// Build the sandbox's filesystem and enter it. On return, `/` is the new
@@ -162,7 +164,13 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
     step(
         "make-mounts-slave",
         Path::new("/"),
-        sys::mount(None, Path::new("/"), None, mflags::REC | mflags::SLAVE, None),
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            mflags::REC | mflags::SLAVE,
+            None,
+        ),
     )?;
 
     // 2. Open and clone every host object now, refusing symlinks.
@@ -177,7 +185,11 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
             }
             Ok(md) if md.is_dir() => {
                 let fd = step("open-system-dir", &host, open_nofollow(&host))?;
-                let tree = step("clone-system-dir", &host, detached_clone(fd.as_fd(), true, RO))?;
+                let tree = step(
+                    "clone-system-dir",
+                    &host,
+                    detached_clone(fd.as_fd(), true, RO),
+                )?;
                 system.push((name, tree));
             }
             _ => {}
@@ -196,27 +208,43 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         }
     }
     let sys_cpu = match open_nofollow(Path::new(SYS_CPU)) {
-        Ok(fd) => Some(step("clone-sys-cpu", Path::new(SYS_CPU), detached_clone(fd.as_fd(), true, RO | attr::NOEXEC))?),
+        Ok(fd) => Some(step(
+            "clone-sys-cpu",
+            Path::new(SYS_CPU),
+            detached_clone(fd.as_fd(), true, RO | attr::NOEXEC),
+        )?),
         Err(_) => None,
     };
     // User mounts: a detached clone, or for `cow` the lower folder's fd.
     let mut user: Vec<(OwnedFd, bool)> = Vec::with_capacity(p.mounts.len());
     for m in &p.mounts {
         let fd = step("open-mount-source", &m.source, open_nofollow(&m.source))?;
-        let is_dir = std::fs::metadata(&m.source).map(|md| md.is_dir()).unwrap_or(true);
+        let is_dir = std::fs::metadata(&m.source)
+            .map(|md| md.is_dir())
+            .unwrap_or(true);
         let item = match m.mode {
             MountMode::Cow => fd,
-            MountMode::Ro => step("clone-mount", &m.source, detached_clone(fd.as_fd(), true, RO))?,
-            MountMode::Rw | MountMode::RwNoDelete => {
-                step("clone-mount", &m.source, detached_clone(fd.as_fd(), true, RW))?
-            }
+            MountMode::Ro => step(
+                "clone-mount",
+                &m.source,
+                detached_clone(fd.as_fd(), true, RO),
+            )?,
+            MountMode::Rw | MountMode::RwNoDelete => step(
+                "clone-mount",
+                &m.source,
+                detached_clone(fd.as_fd(), true, RW),
+            )?,
         };
         user.push((item, is_dir));
     }
     let mut protected: Vec<OwnedFd> = Vec::with_capacity(p.protected.len());
     for pr in &p.protected {
         let fd = step("open-protected", &pr.source, open_nofollow(&pr.source))?;
-        protected.push(step("clone-protected", &pr.source, detached_clone(fd.as_fd(), true, RO))?);
+        protected.push(step(
+            "clone-protected",
+            &pr.source,
+            detached_clone(fd.as_fd(), true, RO),
+        )?);
     }
 
     // 3. The new root: a tmpfs over the staging folder (our own mount
@@ -224,31 +252,63 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
     step(
         "mount-root-tmpfs",
         staging,
-        tmpfs(staging, mflags::NOSUID | mflags::NODEV, "mode=0755,size=16m"),
+        tmpfs(
+            staging,
+            mflags::NOSUID | mflags::NODEV,
+            "mode=0755,size=16m",
+        ),
     )?;
     let root = step("open-root", staging, open_nofollow(staging))?;
     let rootfd = root.as_fd();
 
     for (name, tree) in &system {
-        let t = step("mkdir-system", Path::new(name), ensure(rootfd, Path::new(name), true, true))?;
-        step("attach-system-dir", Path::new(name), sys::move_mount(tree.as_fd(), t.as_fd()))?;
+        let t = step(
+            "mkdir-system",
+            Path::new(name),
+            ensure(rootfd, Path::new(name), true, true),
+        )?;
+        step(
+            "attach-system-dir",
+            Path::new(name),
+            sys::move_mount(tree.as_fd(), t.as_fd()),
+        )?;
     }
     for (name, target) in &links {
-        step("link-system-dir", Path::new(name), sys::symlinkat(target, rootfd, Path::new(name)))?;
+        step(
+            "link-system-dir",
+            Path::new(name),
+            sys::symlinkat(target, rootfd, Path::new(name)),
+        )?;
     }
 
     // /dev: a small tmpfs with only harmless nodes, a private devpts (no
     // access to the host's other terminals) and a private /dev/shm.
     let dev = staging.join("dev");
-    step("mkdir-dev", &dev, ensure(rootfd, Path::new("dev"), true, true))?;
-    step("mount-dev", &dev, tmpfs(&dev, mflags::NOSUID | mflags::NOEXEC, "mode=0755,size=64k"))?;
+    step(
+        "mkdir-dev",
+        &dev,
+        ensure(rootfd, Path::new("dev"), true, true),
+    )?;
+    step(
+        "mount-dev",
+        &dev,
+        tmpfs(&dev, mflags::NOSUID | mflags::NOEXEC, "mode=0755,size=64k"),
+    )?;
     for (name, tree) in &devices {
         let r = Path::new("dev").join(name);
         let t = step("mknod-dev", &r, ensure(rootfd, &r, false, true))?;
-        step("attach-device", &r, sys::move_mount(tree.as_fd(), t.as_fd()))?;
+        step(
+            "attach-device",
+            &r,
+            sys::move_mount(tree.as_fd(), t.as_fd()),
+        )?;
     }
     let pts = dev.join("pts");
-    step("mkdir-devpts", &pts, ensure(rootfd, Path::new("dev/pts"), true, true))?;
+    step(
+        "mkdir-devpts",
+        &pts,
+        ensure(rootfd, Path::new("dev/pts"), true, true),
+    )?;
     step(
         "mount-devpts",
         &pts,
@@ -261,11 +321,19 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         ),
     )?;
     let shm = dev.join("shm");
-    step("mkdir-shm", &shm, ensure(rootfd, Path::new("dev/shm"), true, true))?;
+    step(
+        "mkdir-shm",
+        &shm,
+        ensure(rootfd, Path::new("dev/shm"), true, true),
+    )?;
     step(
         "mount-shm",
         &shm,
-        tmpfs(&shm, mflags::NOSUID | mflags::NODEV, &format!("mode=1777,size={}m", p.tmp_size_mib)),
+        tmpfs(
+            &shm,
+            mflags::NOSUID | mflags::NODEV,
+            &format!("mode=1777,size={}m", p.tmp_size_mib),
+        ),
     )?;
     for (name, target) in [
         ("dev/ptmx", "pts/ptmx"),
@@ -274,7 +342,11 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         ("dev/stdout", "/proc/self/fd/1"),
         ("dev/stderr", "/proc/self/fd/2"),
     ] {
-        step("link-dev", Path::new(name), sys::symlinkat(Path::new(target), rootfd, Path::new(name)))?;
+        step(
+            "link-dev",
+            Path::new(name),
+            sys::symlinkat(Path::new(target), rootfd, Path::new(name)),
+        )?;
     }
 
     // /proc: a fresh instance for the new pid namespace, so only sandbox
@@ -282,24 +354,42 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
     // still visible (the kernel refuses a proc mount in a user namespace
     // otherwise). Host-kernel knobs inside it are made read-only.
     let proc_ = staging.join("proc");
-    step("mkdir-proc", &proc_, ensure(rootfd, Path::new("proc"), true, true))?;
+    step(
+        "mkdir-proc",
+        &proc_,
+        ensure(rootfd, Path::new("proc"), true, true),
+    )?;
     step(
         "mount-proc",
         &proc_,
-        sys::mount(Some("proc"), &proc_, Some("proc"), mflags::NOSUID | mflags::NODEV | mflags::NOEXEC, None),
+        sys::mount(
+            Some("proc"),
+            &proc_,
+            Some("proc"),
+            mflags::NOSUID | mflags::NODEV | mflags::NOEXEC,
+            None,
+        ),
     )?;
     for sub in PROC_READ_ONLY {
         let r = Path::new("proc").join(sub);
         if let Ok(fd) = open_beneath(rootfd, &r) {
             let tree = step("clone-proc-ro", &r, detached_clone(fd.as_fd(), true, RO))?;
-            step("attach-proc-ro", &r, sys::move_mount(tree.as_fd(), fd.as_fd()))?;
+            step(
+                "attach-proc-ro",
+                &r,
+                sys::move_mount(tree.as_fd(), fd.as_fd()),
+            )?;
         }
     }
 
     if let Some(tree) = &sys_cpu {
         let r = rel(Path::new(SYS_CPU));
         let t = step("mkdir-sys", r, ensure(rootfd, r, true, true))?;
-        step("attach-sys-cpu", r, sys::move_mount(tree.as_fd(), t.as_fd()))?;
+        step(
+            "attach-sys-cpu",
+            r,
+            sys::move_mount(tree.as_fd(), t.as_fd()),
+        )?;
     }
 
     // Private, size-capped scratch space: /tmp, /run, and the home folder
@@ -312,48 +402,97 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
     ] {
         let at = staging.join(&dir);
         step("mkdir-scratch", &at, ensure(rootfd, &dir, true, true))?;
-        step("mount-scratch", &at, tmpfs(&at, mflags::NOSUID | mflags::NODEV, &opts))?;
+        step(
+            "mount-scratch",
+            &at,
+            tmpfs(&at, mflags::NOSUID | mflags::NODEV, &opts),
+        )?;
     }
-    step("mkdir-var", Path::new("var"), ensure(rootfd, Path::new("var"), true, true))?;
-    step("link-var-tmp", Path::new("var/tmp"), sys::symlinkat(Path::new("../tmp"), rootfd, Path::new("var/tmp")))?;
+    step(
+        "mkdir-var",
+        Path::new("var"),
+        ensure(rootfd, Path::new("var"), true, true),
+    )?;
+    step(
+        "link-var-tmp",
+        Path::new("var/tmp"),
+        sys::symlinkat(Path::new("../tmp"), rootfd, Path::new("var/tmp")),
+    )?;
 
     // 4. The user's mounts, parents first.
     let mut attached: Vec<PathBuf> = Vec::new();
     for (i, (m, (item, is_dir))) in p.mounts.iter().zip(&user).enumerate() {
         let r = rel(&m.target);
         let may_create = !inside_host_mount(&attached, &m.target);
-        let target = step("mount-target", &m.target, ensure(rootfd, r, *is_dir, may_create))?;
+        let target = step(
+            "mount-target",
+            &m.target,
+            ensure(rootfd, r, *is_dir, may_create),
+        )?;
         if m.mode == MountMode::Cow {
             let tree = overlay(i, item.as_fd(), p.tmp_size_mib, rootfd)?;
-            step("attach-cow", &m.target, sys::move_mount(tree.as_fd(), target.as_fd()))?;
+            step(
+                "attach-cow",
+                &m.target,
+                sys::move_mount(tree.as_fd(), target.as_fd()),
+            )?;
         } else {
-            step("attach-mount", &m.target, sys::move_mount(item.as_fd(), target.as_fd()))?;
+            step(
+                "attach-mount",
+                &m.target,
+                sys::move_mount(item.as_fd(), target.as_fd()),
+            )?;
         }
         attached.push(m.target.clone());
     }
 
     // 5. Protected paths: read-only clones of themselves on top.
     for (pr, tree) in p.protected.iter().zip(&protected) {
-        let t = step("protect-target", &pr.target, open_beneath(rootfd, rel(&pr.target)))?;
-        step("attach-protected", &pr.target, sys::move_mount(tree.as_fd(), t.as_fd()))?;
+        let t = step(
+            "protect-target",
+            &pr.target,
+            open_beneath(rootfd, rel(&pr.target)),
+        )?;
+        step(
+            "attach-protected",
+            &pr.target,
+            sys::move_mount(tree.as_fd(), t.as_fd()),
+        )?;
     }
     hide_secrets(rootfd)?;
 
     // 6. Enter the new root; detach the old one.
     step("chdir-root", staging, sys::fchdir(rootfd))?;
     step("pivot-root", staging, sys::pivot_root_here())?;
-    step("detach-old-root", Path::new("/"), sys::umount_detach(Path::new(".")))?;
+    step(
+        "detach-old-root",
+        Path::new("/"),
+        sys::umount_detach(Path::new(".")),
+    )?;
     step("chdir", Path::new("/"), std::env::set_current_dir("/"))?;
 
     // 7. The root tmpfs holds only mount points and links: read-only.
-    let newroot = step("open-new-root", Path::new("/"), open_nofollow(Path::new("/")))?;
-    step("root-read-only", Path::new("/"), sys::mount_setattr(newroot.as_fd(), false, attr::RDONLY, 0))?;
+    let newroot = step(
+        "open-new-root",
+        Path::new("/"),
+        open_nofollow(Path::new("/")),
+    )?;
+    step(
+        "root-read-only",
+        Path::new("/"),
+        sys::mount_setattr(newroot.as_fd(), false, attr::RDONLY, 0),
+    )?;
     Ok(())
 }
 
 /// A copy-on-write view of `lower`: an overlay whose upper layer lives in a
 /// private, size-capped tmpfs. Returns a detached clone of it.
-fn overlay(i: usize, lower: BorrowedFd<'_>, size_mib: u64, rootfd: BorrowedFd<'_>) -> Result<OwnedFd, StepError> {
+fn overlay(
+    i: usize,
+    lower: BorrowedFd<'_>,
+    size_mib: u64,
+    rootfd: BorrowedFd<'_>,
+) -> Result<OwnedFd, StepError> {
     use std::os::fd::AsRawFd;
     let layers = PathBuf::from(format!(".cow-layers-{i}"));
     let merged = PathBuf::from(format!(".cow-{i}"));
@@ -364,10 +503,18 @@ fn overlay(i: usize, lower: BorrowedFd<'_>, size_mib: u64, rootfd: BorrowedFd<'_
     step(
         "mount-cow-upper",
         &layers_at,
-        tmpfs(&layers_at, mflags::NOSUID | mflags::NODEV, &format!("mode=0755,size={size_mib}m")),
+        tmpfs(
+            &layers_at,
+            mflags::NOSUID | mflags::NODEV,
+            &format!("mode=0755,size={size_mib}m"),
+        ),
     )?;
     for d in ["upper", "work"] {
-        step("mkdir-cow", &layers_at.join(d), ensure(rootfd, &layers.join(d), true, true))?;
+        step(
+            "mkdir-cow",
+            &layers_at.join(d),
+            ensure(rootfd, &layers.join(d), true, true),
+        )?;
     }
     let opts = format!(
         "lowerdir=/proc/self/fd/{},upperdir={},workdir={},userxattr",
@@ -378,13 +525,31 @@ fn overlay(i: usize, lower: BorrowedFd<'_>, size_mib: u64, rootfd: BorrowedFd<'_
     step(
         "mount-overlay",
         &merged_at,
-        sys::mount(Some("overlay"), &merged_at, Some("overlay"), mflags::NOSUID | mflags::NODEV, Some(&opts)),
+        sys::mount(
+            Some("overlay"),
+            &merged_at,
+            Some("overlay"),
+            mflags::NOSUID | mflags::NODEV,
+            Some(&opts),
+        ),
     )?;
     let fd = step("open-overlay", &merged_at, open_nofollow(&merged_at))?;
-    let tree = step("clone-overlay", &merged_at, detached_clone(fd.as_fd(), true, 0))?;
+    let tree = step(
+        "clone-overlay",
+        &merged_at,
+        detached_clone(fd.as_fd(), true, 0),
+    )?;
     // The staging mounts go away; the overlay keeps its own references.
-    step("detach-cow-staging", &merged_at, sys::umount_detach(&merged_at))?;
-    step("detach-cow-staging", &layers_at, sys::umount_detach(&layers_at))?;
+    step(
+        "detach-cow-staging",
+        &merged_at,
+        sys::umount_detach(&merged_at),
+    )?;
+    step(
+        "detach-cow-staging",
+        &layers_at,
+        sys::umount_detach(&layers_at),
+    )?;
     let _ = std::fs::remove_dir(&merged_at);
     let _ = std::fs::remove_dir(&layers_at);
     Ok(tree)
@@ -398,17 +563,37 @@ fn hide_secrets(rootfd: BorrowedFd<'_>) -> Result<(), StepError> {
     let mut made = false;
     for h in HIDDEN_SYSTEM_PATHS {
         let r = rel(Path::new(h));
-        let Ok(target) = open_beneath(rootfd, r) else { continue };
-        let Ok(md) = std::fs::symlink_metadata(Path::new(h)) else { continue };
+        let Ok(target) = open_beneath(rootfd, r) else {
+            continue;
+        };
+        let Ok(md) = std::fs::symlink_metadata(Path::new(h)) else {
+            continue;
+        };
         if !made {
-            step("mk-hidden", empty_file, ensure(rootfd, empty_file, false, true))?;
-            step("mk-hidden", empty_dir, ensure(rootfd, empty_dir, true, true))?;
+            step(
+                "mk-hidden",
+                empty_file,
+                ensure(rootfd, empty_file, false, true),
+            )?;
+            step(
+                "mk-hidden",
+                empty_dir,
+                ensure(rootfd, empty_dir, true, true),
+            )?;
             made = true;
         }
         let src = if md.is_dir() { empty_dir } else { empty_file };
         let sfd = step("open-hidden", src, open_beneath(rootfd, src))?;
-        let tree = step("clone-hidden", src, detached_clone(sfd.as_fd(), false, RO | attr::NOEXEC))?;
-        step("attach-hidden", Path::new(h), sys::move_mount(tree.as_fd(), target.as_fd()))?;
+        let tree = step(
+            "clone-hidden",
+            src,
+            detached_clone(sfd.as_fd(), false, RO | attr::NOEXEC),
+        )?;
+        step(
+            "attach-hidden",
+            Path::new(h),
+            sys::move_mount(tree.as_fd(), target.as_fd()),
+        )?;
     }
     if made {
         let _ = std::fs::remove_file(Path::new(STAGING).join(empty_file));

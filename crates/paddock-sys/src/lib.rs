@@ -736,7 +736,9 @@ pub fn isatty(fd: RawFd) -> bool {
 /// (a new network namespace starts with `lo` down).
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket takes integers only.
-    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
     let sock = owned(libc::c_long::from(fd));
     // SAFETY: ifreq is plain data; zero is a valid initial value.
     let mut req = unsafe { std::mem::zeroed::<libc::ifreq>() };
@@ -776,7 +778,7 @@ pub fn tiocsti(fd: RawFd, byte: u8) -> io::Result<()> {
 /// paste-buffer injection (CVE-2023-1523 class).
 pub fn tioclinux(fd: RawFd) -> io::Result<()> {
     let sub: libc::c_char = 3; // TIOCL_PASTESEL
-    // SAFETY: TIOCLINUX reads the subcode byte through the live pointer.
+                               // SAFETY: TIOCLINUX reads the subcode byte through the live pointer.
     check_int(unsafe { libc::ioctl(fd, libc::TIOCLINUX, &sub) }).map(drop)
 }
 
@@ -829,7 +831,7 @@ pub fn userfaultfd_probe() -> io::Result<()> {
 pub fn perf_event_open_probe() -> io::Result<()> {
     let mut a = [0u8; 128];
     a[4..8].copy_from_slice(&128u32.to_ne_bytes()); // attr.size
-    // SAFETY: `a` is a zeroed perf_event_attr of the size it declares.
+                                                    // SAFETY: `a` is a zeroed perf_event_attr of the size it declares.
     let ret = unsafe { libc::syscall(libc::SYS_perf_event_open, a.as_mut_ptr(), 0, -1, -1, 0) };
     check(ret).map(owned).map(drop)
 }
@@ -839,7 +841,14 @@ pub fn open_by_handle_at_probe() -> io::Result<()> {
     let mut h = [0u8; 16];
     h[0..4].copy_from_slice(&8u32.to_ne_bytes());
     // SAFETY: `h` is a zeroed file_handle with an 8-byte payload.
-    let ret = unsafe { libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, h.as_mut_ptr(), 0) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            libc::AT_FDCWD,
+            h.as_mut_ptr(),
+            0,
+        )
+    };
     check(ret).map(owned).map(drop)
 }
 
@@ -848,7 +857,6 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only inspects the descriptor table.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
-
 
 /// The Landlock ABI version the running kernel offers, or the error
 /// (`ENOSYS`: not built in; `EOPNOTSUPP`: built in but disabled at boot).

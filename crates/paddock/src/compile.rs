@@ -27,11 +27,13 @@ pub struct HostFacts {
 impl HostFacts {
     /// Read the facts of this process.
     pub fn current() -> Result<Self, CliError> {
-        let cwd = std::env::current_dir().map_err(|e| CliError::new(
-            "CWD_UNAVAILABLE",
-            format!("cannot read the current directory: {e}"),
-            "cd into an existing folder",
-        ))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            CliError::new(
+                "CWD_UNAVAILABLE",
+                format!("cannot read the current directory: {e}"),
+                "cd into an existing folder",
+            )
+        })?;
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .filter(|h| h.is_absolute())
@@ -71,8 +73,19 @@ pub struct RunFlags {
 /// Variables passed from the host by default. Everything else, API keys
 /// and tokens included, stays outside unless named with `--env`.
 pub const ENV_ALLOWLIST: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "COLORTERM", "TZ",
-    "NO_COLOR", "COLUMNS", "LINES",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "COLORTERM",
+    "TZ",
+    "NO_COLOR",
+    "COLUMNS",
+    "LINES",
 ];
 
 /// Lexically normalise an absolute path (`.` dropped, `..` applied). Safe
@@ -174,12 +187,19 @@ pub fn tool_mounts(host: &HostFacts, extra: &[PathBuf]) -> Vec<PathBuf> {
         if !dir.is_absolute() {
             continue;
         }
-        let Ok(dir) = std::fs::canonicalize(&dir) else { continue };
-        let Ok(rel) = dir.strip_prefix(&host.home) else { continue };
+        let Ok(dir) = std::fs::canonicalize(&dir) else {
+            continue;
+        };
+        let Ok(rel) = dir.strip_prefix(&host.home) else {
+            continue;
+        };
         if rel.as_os_str().is_empty() {
             continue; // home itself on PATH: never mount all of home
         }
-        let first = rel.components().next().map(|c| c.as_os_str().as_bytes().to_vec());
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().as_bytes().to_vec());
         match first.as_deref() {
             // rustup: the proxies in ~/.cargo/bin need the toolchains.
             Some(b".cargo") => {
@@ -206,7 +226,11 @@ pub fn tool_mounts(host: &HostFacts, extra: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Compile the request into a spec.
-pub fn compile(policy: &Policy, flags: &RunFlags, host: &HostFacts) -> Result<SandboxSpec, CliError> {
+pub fn compile(
+    policy: &Policy,
+    flags: &RunFlags,
+    host: &HostFacts,
+) -> Result<SandboxSpec, CliError> {
     if !policy.exec.enabled {
         return Err(CliError::new(
             "EXEC_DISABLED_BY_POLICY",
@@ -256,7 +280,11 @@ pub fn compile(policy: &Policy, flags: &RunFlags, host: &HostFacts) -> Result<Sa
     for m in &policy.filesystem.mounts {
         let source = expand(&m.path, host);
         push(MountSpec {
-            target: m.target.as_deref().map(normalize).unwrap_or_else(|| source.clone()),
+            target: m
+                .target
+                .as_deref()
+                .map(normalize)
+                .unwrap_or_else(|| source.clone()),
             source,
             mode: to_mode(m.mode),
             origin: "policy [[filesystem.mount]]".into(),
@@ -268,9 +296,7 @@ pub fn compile(policy: &Policy, flags: &RunFlags, host: &HostFacts) -> Result<Sa
 
     let mut protected: Vec<PathBuf> = DEFAULT_PROTECTED.iter().map(PathBuf::from).collect();
     protected.extend(policy.filesystem.protect.iter().cloned());
-    protected.retain(|p| {
-        !policy.filesystem.unprotect.contains(p) && !flags.unprotect.contains(p)
-    });
+    protected.retain(|p| !policy.filesystem.unprotect.contains(p) && !flags.unprotect.contains(p));
 
     let mut env: Vec<(OsString, OsString)> = host
         .env
@@ -298,7 +324,11 @@ pub fn compile(policy: &Policy, flags: &RunFlags, host: &HostFacts) -> Result<Sa
         }
     }
     if !env.iter().any(|(k, _)| k == "PATH") {
-        set(&mut env, "PATH".into(), "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin".into());
+        set(
+            &mut env,
+            "PATH".into(),
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin".into(),
+        );
     }
 
     let workdir = match &flags.workdir {
@@ -338,11 +368,28 @@ mod tests {
     fn mount_flag_forms() {
         let h = host();
         let m = parse_mount_flag("data", &h).unwrap();
-        assert_eq!((m.source.as_path(), m.target.as_path(), m.mode), (Path::new("/work/proj/data"), Path::new("/work/proj/data"), MountMode::Ro));
+        assert_eq!(
+            (m.source.as_path(), m.target.as_path(), m.mode),
+            (
+                Path::new("/work/proj/data"),
+                Path::new("/work/proj/data"),
+                MountMode::Ro
+            )
+        );
         let m = parse_mount_flag("~/d:/data:rw-no-delete", &h).unwrap();
-        assert_eq!((m.source.as_path(), m.target.as_path(), m.mode), (Path::new("/home/u/d"), Path::new("/data"), MountMode::RwNoDelete));
+        assert_eq!(
+            (m.source.as_path(), m.target.as_path(), m.mode),
+            (
+                Path::new("/home/u/d"),
+                Path::new("/data"),
+                MountMode::RwNoDelete
+            )
+        );
         let m = parse_mount_flag("/x:cow", &h).unwrap();
-        assert_eq!((m.target.as_path(), m.mode), (Path::new("/x"), MountMode::Cow));
+        assert_eq!(
+            (m.target.as_path(), m.mode),
+            (Path::new("/x"), MountMode::Cow)
+        );
         assert!(parse_mount_flag("/x:/y:bogus", &h).is_err());
         assert!(parse_mount_flag("/x:rel", &h).is_err());
         assert!(parse_mount_flag(":ro", &h).is_err());
@@ -350,10 +397,21 @@ mod tests {
 
     #[test]
     fn environment_is_scrubbed_to_the_allowlist() {
-        let flags = RunFlags { argv: vec!["true".into()], env: vec!["FOO".into(), "X=1".into()], ..RunFlags::default() };
+        let flags = RunFlags {
+            argv: vec!["true".into()],
+            env: vec!["FOO".into(), "X=1".into()],
+            ..RunFlags::default()
+        };
         let spec = compile(&Policy::default(), &flags, &host()).unwrap();
-        let names: Vec<_> = spec.env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
-        assert!(!names.contains(&"ANTHROPIC_API_KEY".to_string()), "{names:?}");
+        let names: Vec<_> = spec
+            .env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.contains(&"ANTHROPIC_API_KEY".to_string()),
+            "{names:?}"
+        );
         for n in ["PATH", "LC_ALL", "FOO", "X", "TMPDIR"] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
@@ -363,16 +421,26 @@ mod tests {
     fn whole_home_is_never_the_default_workspace() {
         let mut h = host();
         h.cwd = "/home/u".into();
-        let flags = RunFlags { argv: vec!["true".into()], ..RunFlags::default() };
+        let flags = RunFlags {
+            argv: vec!["true".into()],
+            ..RunFlags::default()
+        };
         let e = compile(&Policy::default(), &flags, &h).unwrap_err();
         assert_eq!(e.code, "WORKSPACE_IS_HOME");
         h.cwd = "/".into();
-        assert_eq!(compile(&Policy::default(), &flags, &h).unwrap_err().code, "WORKSPACE_IS_HOME");
+        assert_eq!(
+            compile(&Policy::default(), &flags, &h).unwrap_err().code,
+            "WORKSPACE_IS_HOME"
+        );
     }
 
     #[test]
     fn unprotect_lifts_only_what_is_named() {
-        let flags = RunFlags { argv: vec!["true".into()], unprotect: vec![".git".into()], ..RunFlags::default() };
+        let flags = RunFlags {
+            argv: vec!["true".into()],
+            unprotect: vec![".git".into()],
+            ..RunFlags::default()
+        };
         let spec = compile(&Policy::default(), &flags, &host()).unwrap();
         assert!(!spec.protected.contains(&PathBuf::from(".git")));
         assert!(spec.protected.contains(&PathBuf::from(".paddock")));

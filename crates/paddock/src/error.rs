@@ -53,8 +53,7 @@ impl From<paddock_policy::PolicyError> for CliError {
         CliError {
             code: e.reason_code(),
             message: e.to_string(),
-            fix: "correct the policy file; `paddock policy init` prints a commented example"
-                .into(),
+            fix: "correct the policy file; `paddock policy init` prints a commented example".into(),
             exit: 125,
         }
     }

@@ -12,7 +12,10 @@ pub fn doctor(a: DoctorArgs) -> Result<i32, CliError> {
         .is_some_and(|c| c.status == "ok");
     let level = if !usable {
         "none: the sandbox cannot start on this machine"
-    } else if checks.iter().all(|c| c.status == "ok" || c.id == "cgroup_delegation" || c.id == "tun") {
+    } else if checks
+        .iter()
+        .all(|c| c.status == "ok" || c.id == "cgroup_delegation" || c.id == "tun")
+    {
         "full: namespaces + Landlock + seccomp"
     } else {
         "partial: see the missing features below"

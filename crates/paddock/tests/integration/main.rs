@@ -1,0 +1,13 @@
+//! The one integration test binary: every test starts real sandboxes with
+//! the real `paddock` binary and attacks them from inside with
+//! `paddock-probe`. CI runs this suite as root and again as an unprivileged
+//! user.
+
+mod util;
+
+mod cli;
+mod filesystem;
+mod network;
+mod process;
+mod protected;
+mod syscalls;

@@ -1,0 +1,185 @@
+//! Helpers shared by the integration tests: locate the real binaries, make
+//! throw-away workspaces, run `paddock run` and the probe inside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The `paddock` binary under test (`PADDOCK_BIN` overrides, so the suite
+/// can run as another user from a copy of the binaries).
+pub fn paddock_bin() -> PathBuf {
+    std::env::var_os("PADDOCK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_paddock")))
+}
+
+/// The probe binary, built by the workspace next to `paddock`.
+pub fn probe_bin() -> PathBuf {
+    let p = std::env::var_os("PADDOCK_PROBE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paddock_bin().with_file_name("paddock-probe"));
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p paddock-probe` (cargo test --workspace does)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary folder tree for one test: `root/home` is the fake home of
+/// the user, `root/home/proj` the workspace (the current directory), and
+/// `root/outside` a folder that is never mounted. Removed on drop.
+pub struct Ws {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub proj: PathBuf,
+    pub outside: PathBuf,
+}
+
+impl Ws {
+    pub fn new() -> Ws {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let base = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+        let root = base.join(format!(
+            "paddock-it-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let home = root.join("home");
+        let proj = home.join("proj");
+        let outside = root.join("outside");
+        for d in [&proj, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        Ws {
+            root,
+            home,
+            proj,
+            outside,
+        }
+    }
+
+    /// `paddock` with this workspace as current directory and home.
+    pub fn paddock(&self) -> Command {
+        let mut c = Command::new(paddock_bin());
+        c.current_dir(&self.proj)
+            .env("HOME", &self.home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `paddock run [extra...] -- probe action...`, the probe mounted read-only.
+    pub fn probe(&self, extra: &[&str], action: &[&str]) -> Output {
+        let probe = probe_bin();
+        let mut c = self.paddock();
+        c.arg("run")
+            .arg("--mount")
+            .arg(format!("{}:ro", probe.display()));
+        c.args(extra).arg("--").arg(&probe).args(action);
+        c.output().expect("paddock runs")
+    }
+
+    /// `paddock run [extra...] -- sh -c script`.
+    pub fn sh(&self, extra: &[&str], script: &str) -> Output {
+        let mut c = self.paddock();
+        c.arg("run").args(extra).args(["--", "sh", "-c", script]);
+        c.output().expect("paddock runs")
+    }
+}
+
+impl Drop for Ws {
+    fn drop(&mut self) {
+        // Folders left read-only by a test must not stop the clean-up.
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+rwx")
+            .arg(&self.root)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert the probe reported that the kernel refused the action.
+#[track_caller]
+pub fn assert_refused(o: &Output, errno: &str) {
+    let out = stdout(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected refusal, got {:?}\nstdout: {out}\nstderr: {}",
+        o.status,
+        stderr(o)
+    );
+    assert!(
+        out.contains(&format!("err {errno}")),
+        "expected {errno}, got: {out}\nstderr: {}",
+        stderr(o)
+    );
+}
+
+/// Assert the probe's action succeeded.
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "expected success\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Host processes whose command line contains `marker`.
+pub fn host_processes_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Send a signal to a host process with the `kill` command.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+pub fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
