@@ -19,8 +19,10 @@ pub const FILTER_JSON: &str = include_str!("../resources/seccomp/sandbox.json");
 /// syscall number, so a filter keyed on x86_64 numbers would let their x32
 /// twins through. This guard fails every such call with ENOSYS.
 fn x32_guard() -> BpfProgram {
-    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const BPF_JGE_K: u16 = 0x05 | 0x30;
+    // BPF_LD | BPF_W | BPF_ABS (0x00 | 0x00 | 0x20)
+    const BPF_LD_W_ABS: u16 = 0x20;
+    // BPF_JMP | BPF_JGE | BPF_K
+    const BPF_JGE_K: u16 = 0x35;
     const BPF_RET_K: u16 = 0x06;
     const RET_ERRNO: u32 = 0x0005_0000;
     const RET_ALLOW: u32 = 0x7fff_0000;

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: locate the real binaries, make
 //! throw-away workspaces, run `paddock run` and the probe inside it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -178,8 +178,4 @@ pub fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-pub fn exists(p: &Path) -> bool {
-    std::fs::symlink_metadata(p).is_ok()
 }
