@@ -236,13 +236,13 @@ pub fn kernel_checks() -> Vec<Check> {
             } else {
                 check("cgroup_delegation", "cgroup v2 delegation", "degraded",
                     format!("cgroup v2 at {p}, delegated controllers: `{own}`"),
-                    "memory and pid limits fall back to rlimits and tmpfs size caps",
+                    "memory and process-count limits are not enforced; only the private tmpfs folders are size-capped",
                     "run paddock from a systemd user session (`systemd-run --user --scope -p Delegate=yes paddock ...`)")
             }
         }
         _ => check("cgroup_delegation", "cgroup v2 delegation", "missing",
             "no cgroup v2 controllers available (hybrid or v1 layout)".into(),
-            "memory and pid limits fall back to rlimits and tmpfs size caps",
+            "memory and process-count limits are not enforced; only the private tmpfs folders are size-capped",
             "boot with `systemd.unified_cgroup_hierarchy=1` for a pure cgroup v2 layout"),
     });
 
