@@ -8,7 +8,7 @@
 //! fails with `ENOSYS` so that libc falls back to `clone(2)`, whose flags the
 //! filter can inspect.
 
-use seccompiler::{sock_filter, BpfProgram, TargetArch};
+use seccompiler::{sock_filter, BpfProgram};
 
 use crate::error::SandboxError;
 
@@ -37,31 +37,25 @@ fn x32_guard() -> BpfProgram {
     ]
 }
 
-fn arch() -> Result<TargetArch, SandboxError> {
-    TargetArch::try_from(std::env::consts::ARCH).map_err(|e| SandboxError::Setup {
-        step: "seccomp".into(),
-        detail: format!("no seccomp filter for this architecture: {e}"),
-    })
+mod compiled {
+    include!(concat!(env!("OUT_DIR"), "/seccomp_filters.rs"));
 }
 
-/// The programs to install, in order.
+fn program(ins: &[(u16, u8, u8, u32)]) -> BpfProgram {
+    ins.iter()
+        .map(|&(code, jt, jf, k)| sock_filter { code, jt, jf, k })
+        .collect()
+}
+
+/// The programs to install, in order: compiled from the JSON source at
+/// build time.
 pub(crate) fn programs() -> Result<Vec<BpfProgram>, SandboxError> {
-    let mut map = seccompiler::compile_from_json(FILTER_JSON.as_bytes(), arch()?).map_err(|e| {
-        SandboxError::Setup {
-            step: "seccomp".into(),
-            detail: format!("compiling the built-in filter: {e}"),
-        }
-    })?;
     let mut out = Vec::with_capacity(3);
     if cfg!(target_arch = "x86_64") {
         out.push(x32_guard());
     }
-    for name in ["clone3", "sandbox"] {
-        out.push(map.remove(name).ok_or_else(|| SandboxError::Setup {
-            step: "seccomp".into(),
-            detail: format!("built-in filter `{name}` is missing"),
-        })?);
-    }
+    out.push(program(compiled::CLONE3));
+    out.push(program(compiled::SANDBOX));
     Ok(out)
 }
 
@@ -91,6 +85,16 @@ pub fn denied_syscalls() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn build_time_filters_match_the_json_source() {
+        let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap();
+        let mut map = seccompiler::compile_from_json(super::FILTER_JSON.as_bytes(), arch).unwrap();
+        let progs = super::programs().unwrap();
+        let n = progs.len();
+        assert_eq!(progs[n - 1], map.remove("sandbox").unwrap());
+        assert_eq!(progs[n - 2], map.remove("clone3").unwrap());
+    }
+
     #[test]
     fn builtin_filter_compiles_and_every_rule_has_a_reason() {
         let progs = super::programs().expect("filter compiles");

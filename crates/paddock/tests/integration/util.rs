@@ -21,7 +21,7 @@ pub fn probe_bin() -> PathBuf {
         .unwrap_or_else(|| paddock_bin().with_file_name("paddock-probe"));
     assert!(
         p.exists(),
-        "{} is missing: build it with `cargo build -p paddock-probe` (cargo test --workspace does)",
+        "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test does)",
         p.display()
     );
     p
