@@ -144,6 +144,9 @@ pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
         }
     };
 
+    // Signals that arrive from now on are the caller's business again.
+    let _ = sys::unblock_signals(&set);
+
     let mut landlock = None;
     let mut result: Option<Result<ExitStatus, SandboxError>> = None;
     for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {

@@ -290,6 +290,13 @@ pub fn block_signals(set: &SigSet) -> io::Result<()> {
     check_int(ret).map(drop)
 }
 
+/// Unblock `set` in the calling thread.
+pub fn unblock_signals(set: &SigSet) -> io::Result<()> {
+    // SAFETY: `set.0` is an initialised sigset_t; the old set is not asked for.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set.0, std::ptr::null_mut()) };
+    check_int(ret).map(drop)
+}
+
 /// Empty the signal mask and set every catchable signal back to its default
 /// disposition: what a freshly exec'd program expects.
 pub fn reset_signals() -> io::Result<()> {

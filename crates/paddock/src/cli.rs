@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Size cap of the private /tmp and home, in MiB.
     #[arg(long = "tmp-size", value_name = "MIB")]
     pub tmp_size_mib: Option<u64>,
+    /// After the command ends, print what was enforced (namespaces,
+    /// Landlock ABI and status, seccomp) to stderr.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub argv: Vec<OsString>,

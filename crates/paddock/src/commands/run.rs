@@ -13,6 +13,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         None => paddock_policy::Policy::default(),
     };
     let host = HostFacts::current()?;
+    let verbose = a.verbose;
     let flags = RunFlags {
         mounts: a.mounts,
         workdir: a.workdir,
@@ -25,6 +26,18 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let outcome = paddock_sandbox::run(&spec)?;
     for created in &outcome.created_protected {
         quarantine(created);
+    }
+    if verbose {
+        let ll = outcome
+            .landlock
+            .as_ref()
+            .map(|l| format!("Landlock ABI {} ({} enforcement)", l.abi, l.enforced))
+            .unwrap_or_else(|| "Landlock not reached".into());
+        eprintln!(
+            "paddock: enforced: namespaces user,mount,pid,ipc,uts,net,cgroup; {ll}; seccomp \
+             deny list of {} system calls; no capabilities; no_new_privs",
+            paddock_sandbox::denied_syscalls().len()
+        );
     }
     Ok(outcome.status.code())
 }

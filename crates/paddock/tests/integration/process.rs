@@ -205,3 +205,23 @@ fn environment_is_scrubbed() {
         "{out}"
     );
 }
+
+/// Zombies re-parented to pid 1 are reaped (a sandbox that piles up
+/// zombies exhausts the pid space of long agent sessions).
+#[test]
+fn orphaned_children_are_reaped_by_init() {
+    let ws = Ws::new();
+    let script = "for i in 1 2 3 4 5; do (sleep 0.05 & exec true); done; sleep 0.5; \
+                  cat /proc/[0-9]*/stat | awk '{print $3}' | sort | uniq -c";
+    let o = ws.sh(&[], script);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(" Z"), "zombies left: {}", stdout(&o));
+}
+
+/// `--verbose` reports what was enforced, Landlock ABI included.
+#[test]
+fn verbose_reports_landlock_abi() {
+    let ws = Ws::new();
+    let o = ws.sh(&["--verbose"], "true");
+    assert!(stderr(&o).contains("Landlock ABI "), "{}", stderr(&o));
+}
