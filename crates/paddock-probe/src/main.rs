@@ -68,9 +68,11 @@ fn main() {
     }
     let r: io::Result<()> = match action.as_str() {
         "read" => arg(&args, 1).and_then(|p| {
-            let mut s = String::new();
-            std::fs::File::open(p)?.read_to_string(&mut s)?;
-            print!("{s}");
+            let mut buf = Vec::new();
+            std::fs::File::open(p)?.read_to_end(&mut buf)?;
+            if let Ok(s) = std::str::from_utf8(&buf) {
+                print!("{s}");
+            }
             Ok(())
         }),
         "write" => arg(&args, 1).and_then(|p| {

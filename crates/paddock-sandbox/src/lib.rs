@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod explain;
 mod init;
 mod landlock_rules;
 mod prepare;

@@ -29,6 +29,74 @@ pub enum Command {
     /// Check which kernel features this machine offers and what isolation
     /// paddock can give here.
     Doctor(DoctorArgs),
+    /// Read, check, explain and compare policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `paddock policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file, or (without FILE) every layer that applies here
+    /// and their merge. Exit 0 when valid, 1 when not.
+    Check {
+        /// The file; its layer is inferred (/etc/paddock: admin,
+        /// .paddock/policy.toml: project, otherwise user).
+        file: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the policy layers that apply here and the effective policy,
+    /// each value with its origin (layer, file, line, column).
+    Show {
+        /// Only the merged, effective values.
+        #[arg(long)]
+        effective: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Also apply this file as the command line's --policy.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// Explain whether an action would be allowed, by which rule, from which
+    /// file and line, with its reason code. ACTION is one of:
+    /// `read PATH`, `write PATH`, `delete PATH`, `connect HOST:PORT`,
+    /// `METHOD URL` (e.g. `POST https://api.example.com/v1/files`), `exec`.
+    /// Exit 0 when allowed, 1 when denied.
+    Explain {
+        /// The action words.
+        #[arg(required = true, num_args = 1.., value_name = "ACTION")]
+        action: Vec<String>,
+        /// Also apply this file as the command line's --policy.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Mounts, as for `paddock run`.
+        #[arg(long = "mount", value_name = "HOST[:PATH][:MODE]")]
+        mounts: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two policy files by meaning, not text.
+    Diff {
+        /// The old file.
+        a: PathBuf,
+        /// The new file.
+        b: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a commented starter policy (or write it to .paddock/policy.toml).
+    Init {
+        /// Write .paddock/policy.toml in the current folder (never overwrites).
+        #[arg(long)]
+        write: bool,
+    },
+    /// Print the policy file's JSON Schema (for editors, e.g. taplo).
+    Schema,
 }
 
 /// `paddock run`.
@@ -51,7 +119,7 @@ pub struct RunArgs {
     /// Lift the read-only protection of a name inside writable mounts
     /// (e.g. `.git` to let the command commit). Repeatable.
     #[arg(long = "unprotect", value_name = "NAME")]
-    pub unprotect: Vec<PathBuf>,
+    pub unprotect: Vec<String>,
     /// Size cap of the private /tmp and home, in MiB.
     #[arg(long = "tmp-size", value_name = "MIB")]
     pub tmp_size_mib: Option<u64>,

@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use paddock_policy::{Mode, Policy, WorkspaceMode};
+use paddock_policy::{Effective, ExecMode, MountEntry, NetworkMode, PolicyFile, WorkspaceMode};
 use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
 use crate::error::CliError;
@@ -53,7 +53,9 @@ impl HostFacts {
     }
 }
 
-/// The command-line part of a run request (the flags layer).
+/// The command-line part of a run request. `mounts`, `env`, `unprotect`
+/// and `tmp_size_mib` form the flags layer of the policy
+/// ([`flags_layer`]); `workdir` and `argv` are not policy.
 #[derive(Debug, Clone, Default)]
 pub struct RunFlags {
     /// `--mount HOST[:PATH][:MODE]`, as typed.
@@ -63,11 +65,43 @@ pub struct RunFlags {
     /// `--env NAME[=VALUE]`.
     pub env: Vec<String>,
     /// `--unprotect NAME`.
-    pub unprotect: Vec<PathBuf>,
+    pub unprotect: Vec<String>,
     /// `--tmp-size MiB`.
     pub tmp_size_mib: Option<u64>,
     /// The command.
     pub argv: Vec<OsString>,
+}
+
+/// The flags layer: the command-line options expressed as a policy file.
+pub fn flags_layer(flags: &RunFlags) -> Result<PolicyFile, CliError> {
+    let mut f = PolicyFile {
+        version: paddock_policy::VERSION,
+        ..PolicyFile::default()
+    };
+    let mounts = flags
+        .mounts
+        .iter()
+        .map(|s| parse_mount_flag(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !mounts.is_empty() || !flags.unprotect.is_empty() {
+        let fs = f.filesystem.get_or_insert_with(Default::default);
+        if !mounts.is_empty() {
+            fs.mount = Some(mounts);
+        }
+        if !flags.unprotect.is_empty() {
+            fs.unprotect = Some(flags.unprotect.clone());
+        }
+    }
+    if !flags.env.is_empty() || flags.tmp_size_mib.is_some() {
+        let p = f.process.get_or_insert_with(Default::default);
+        if !flags.env.is_empty() {
+            p.env = Some(flags.env.clone());
+        }
+        if let Some(t) = flags.tmp_size_mib {
+            p.limits.get_or_insert_with(Default::default).tmp_mib = Some(t);
+        }
+    }
+    Ok(f)
 }
 
 /// Variables passed from the host by default. Everything else, API keys
@@ -114,17 +148,18 @@ fn expand(p: &Path, host: &HostFacts) -> PathBuf {
     normalize(&p)
 }
 
-fn to_mode(m: Mode) -> MountMode {
+fn to_mode(m: paddock_policy::MountMode) -> MountMode {
+    use paddock_policy::MountMode as P;
     match m {
-        Mode::Ro => MountMode::Ro,
-        Mode::Rw => MountMode::Rw,
-        Mode::RwNoDelete => MountMode::RwNoDelete,
-        Mode::Cow => MountMode::Cow,
+        P::Ro => MountMode::Ro,
+        P::Rw => MountMode::Rw,
+        P::RwNoDelete => MountMode::RwNoDelete,
+        P::Cow => MountMode::Cow,
     }
 }
 
-/// Parse `HOST[:PATH][:MODE]`.
-pub fn parse_mount_flag(s: &str, host: &HostFacts) -> Result<MountSpec, CliError> {
+/// Parse `HOST[:PATH][:MODE]` into a policy mount entry.
+pub fn parse_mount_flag(s: &str) -> Result<MountEntry, CliError> {
     let bad = |why: String| {
         CliError::new(
             "MOUNT_FLAG_INVALID",
@@ -134,16 +169,23 @@ pub fn parse_mount_flag(s: &str, host: &HostFacts) -> Result<MountSpec, CliError
         )
     };
     let mut parts: Vec<&str> = s.split(':').collect();
-    let mut mode = MountMode::Ro;
+    let mut mode = paddock_policy::MountMode::Ro;
     if parts.len() > 1 {
-        if let Ok(m) = parts[parts.len() - 1].parse::<MountMode>() {
+        let last = parts[parts.len() - 1];
+        let parsed = match last {
+            "ro" => Some(paddock_policy::MountMode::Ro),
+            "rw" => Some(paddock_policy::MountMode::Rw),
+            "rw-no-delete" => Some(paddock_policy::MountMode::RwNoDelete),
+            "cow" => Some(paddock_policy::MountMode::Cow),
+            _ => None,
+        };
+        if let Some(m) = parsed {
             mode = m;
             parts.pop();
         }
     }
     let (src, target) = match parts.as_slice() {
-        [src] => (*src, None),
-        [src, ""] => (*src, None),
+        [src] | [src, ""] => (*src, None),
         [src, target] => (*src, Some(*target)),
         _ => {
             let last = parts.last().copied().unwrap_or("");
@@ -155,26 +197,30 @@ pub fn parse_mount_flag(s: &str, host: &HostFacts) -> Result<MountSpec, CliError
     if src.is_empty() {
         return Err(bad("the host path is empty".into()));
     }
-    let source = expand(Path::new(src), host);
-    let target = match target {
-        Some(t) if !t.starts_with('/') => {
-            return Err(bad(format!("the target `{t}` must be an absolute path")))
+    if let Some(t) = target {
+        if !t.starts_with('/') {
+            return Err(bad(format!("the target `{t}` must be an absolute path")));
         }
-        Some(t) => normalize(Path::new(t)),
-        None => source.clone(),
-    };
-    Ok(MountSpec {
-        source,
-        target,
+        let n = normalize(Path::new(t));
+        if n == Path::new("/") || ["/proc", "/dev", "/sys"].iter().any(|r| n.starts_with(r)) {
+            return Err(CliError::new(
+                "MOUNT_TARGET_INVALID",
+                format!("--mount {s}: nothing can be mounted on `/`, /proc, /dev or /sys: the sandbox builds them itself"),
+                "choose another target, e.g. under /mnt",
+            ));
+        }
+    }
+    Ok(MountEntry {
+        path: src.to_string(),
+        target: target.map(str::to_string),
         mode,
-        origin: format!("--mount {s}"),
     })
 }
 
 /// Tool folders on PATH that live under home, and what each needs beside
 /// it, shown read-only so installed tools keep working. Nothing else of
 /// home is visible.
-pub fn tool_mounts(host: &HostFacts, extra: &[PathBuf]) -> Vec<PathBuf> {
+pub fn tool_mounts(host: &HostFacts, extra: &[String]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut add = |p: PathBuf| {
         if p.is_dir() && !out.iter().any(|o| p.starts_with(o)) {
@@ -220,22 +266,51 @@ pub fn tool_mounts(host: &HostFacts, extra: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     for e in extra {
-        add(expand(e, host));
+        add(expand(Path::new(e), host));
     }
     out
 }
 
-/// Compile the request into a spec.
+fn under_deny<'a>(
+    eff: &'a Effective,
+    p: &Path,
+    host: &HostFacts,
+) -> Option<&'a paddock_policy::Sourced<String>> {
+    eff.fs_deny
+        .iter()
+        .find(|d| p.starts_with(expand(Path::new(&d.value), host)))
+}
+
+/// Compile the effective policy and the run's own flags into a spec.
 pub fn compile(
-    policy: &Policy,
+    eff: &Effective,
     flags: &RunFlags,
     host: &HostFacts,
 ) -> Result<SandboxSpec, CliError> {
-    if !policy.exec.enabled {
+    if eff.exec.value == ExecMode::Disabled {
+        let (code, who) = if eff.exec_disabled_by_admin {
+            ("EXEC_DISABLED_BY_ADMIN", "the administrator")
+        } else {
+            ("EXEC_DISABLED_BY_POLICY", "the policy")
+        };
         return Err(CliError::new(
-            "EXEC_DISABLED_BY_POLICY",
-            "running commands is disabled by the policy ([exec] enabled = false)",
-            "ask the policy's owner, or use a policy that enables [exec]",
+            code,
+            format!(
+                "running commands is disabled by {who} ({})",
+                eff.exec.origin.describe()
+            ),
+            "every other paddock command keeps working; ask the policy's owner to enable exec",
+        ));
+    }
+    if eff.network_mode.value == NetworkMode::Proxy {
+        return Err(CliError::new(
+            "NET_PROXY_UNAVAILABLE",
+            format!(
+                "network.mode = \"proxy\" ({}) needs the egress proxy, which this version of \
+                 paddock does not have yet",
+                eff.network_mode.origin.describe()
+            ),
+            "set network.mode = \"none\" (loopback only) for now",
         ));
     }
     let mut mounts: Vec<MountSpec> = Vec::new();
@@ -243,7 +318,11 @@ pub fn compile(
         mounts.retain(|o| o.target != m.target);
         mounts.push(m);
     };
-    for t in tool_mounts(host, &policy.filesystem.tools) {
+    let tools: Vec<String> = eff.tools.iter().map(|t| t.value.clone()).collect();
+    for t in tool_mounts(host, &tools) {
+        if under_deny(eff, &t, host).is_some() {
+            continue; // a denied tool folder is simply not shown
+        }
         push(MountSpec {
             source: t.clone(),
             target: t,
@@ -251,14 +330,18 @@ pub fn compile(
             origin: "tool folder on PATH".into(),
         });
     }
-    let flag_mounts = flags
-        .mounts
-        .iter()
-        .map(|s| parse_mount_flag(s, host))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let WorkspaceMode::Mode(mode) = policy.filesystem.workspace {
-        let explicit = flag_mounts.iter().any(|m| m.target == host.cwd);
-        if !explicit && (host.home.starts_with(&host.cwd)) {
+    let explicit_cwd = eff.mounts.iter().any(|m| {
+        let source = expand(Path::new(&m.value.path), host);
+        m.value
+            .target
+            .as_deref()
+            .map(|t| normalize(Path::new(t)))
+            .unwrap_or(source)
+            == host.cwd
+    });
+    let ws = eff.workspace.value;
+    if ws != WorkspaceMode::None && !explicit_cwd {
+        if host.home.starts_with(&host.cwd) {
             return Err(CliError::new(
                 "WORKSPACE_IS_HOME",
                 format!(
@@ -270,33 +353,60 @@ pub fn compile(
                  (e.g. --mount ~/project:rw --workdir ~/project)",
             ));
         }
+        let mode = match ws {
+            WorkspaceMode::Ro => MountMode::Ro,
+            WorkspaceMode::Cow => MountMode::Cow,
+            WorkspaceMode::RwNoDelete => MountMode::RwNoDelete,
+            _ => MountMode::Rw,
+        };
         push(MountSpec {
             source: host.cwd.clone(),
             target: host.cwd.clone(),
-            mode: to_mode(mode),
-            origin: "the current directory".into(),
+            mode,
+            origin: format!(
+                "the current directory, filesystem.workspace from {}",
+                eff.workspace.origin.describe()
+            ),
         });
     }
-    for m in &policy.filesystem.mounts {
-        let source = expand(&m.path, host);
+    for m in &eff.mounts {
+        let source = expand(Path::new(&m.value.path), host);
+        let origin = if m.origin.layer == paddock_policy::Layer::Flags && m.origin.line.is_none() {
+            format!("--mount {}", m.value.path)
+        } else {
+            m.origin.describe()
+        };
         push(MountSpec {
             target: m
+                .value
                 .target
                 .as_deref()
-                .map(normalize)
+                .map(|t| normalize(Path::new(t)))
                 .unwrap_or_else(|| source.clone()),
             source,
-            mode: to_mode(m.mode),
-            origin: "policy [[filesystem.mount]]".into(),
+            mode: to_mode(m.value.mode),
+            origin,
         });
     }
-    for m in flag_mounts {
-        push(m);
+    for m in &mounts {
+        if let Some(d) = under_deny(eff, &m.source, host) {
+            return Err(CliError::new(
+                "FS_DENIED_BY_POLICY",
+                format!(
+                    "{} ({}) lies under `{}`, which filesystem.deny ({}) never shows",
+                    m.source.display(),
+                    m.origin,
+                    d.value,
+                    d.origin.describe()
+                ),
+                "remove that mount, or ask the owner of the deny rule",
+            ));
+        }
     }
 
     let mut protected: Vec<PathBuf> = DEFAULT_PROTECTED.iter().map(PathBuf::from).collect();
-    protected.extend(policy.filesystem.protect.iter().cloned());
-    protected.retain(|p| !policy.filesystem.unprotect.contains(p) && !flags.unprotect.contains(p));
+    protected.extend(eff.protect.iter().map(|p| PathBuf::from(&p.value)));
+    protected.retain(|p| !eff.unprotect.iter().any(|u| Path::new(&u.value) == p));
 
     let mut env: Vec<(OsString, OsString)> = host
         .env
@@ -313,12 +423,13 @@ pub fn compile(
     }
     set(&mut env, "TMPDIR".into(), "/tmp".into());
     set(&mut env, "PADDOCK_SANDBOX".into(), "1".into());
-    for e in policy.process.env.iter().chain(&flags.env) {
-        match e.split_once('=') {
+    set(&mut env, "PADDOCK_POLICY_HASH".into(), eff.hash().into());
+    for e in &eff.env {
+        match e.value.split_once('=') {
             Some((k, v)) => set(&mut env, k.into(), v.into()),
             None => {
-                if let Some(v) = host.var(e) {
-                    set(&mut env, e.into(), v.to_os_string());
+                if let Some(v) = host.var(&e.value) {
+                    set(&mut env, e.value.clone().into(), v.to_os_string());
                 }
             }
         }
@@ -342,7 +453,7 @@ pub fn compile(
         home: host.home.clone(),
         mounts,
         protected,
-        tmp_size_mib: flags.tmp_size_mib.unwrap_or(policy.process.tmp_size_mib),
+        tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
     })
 }
@@ -350,6 +461,7 @@ pub fn compile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paddock_policy::{merge, Layer, ParsedLayer};
 
     fn host() -> HostFacts {
         HostFacts {
@@ -364,35 +476,29 @@ mod tests {
         }
     }
 
+    fn eff_for(flags: &RunFlags) -> Effective {
+        let l = ParsedLayer::from_values(Layer::Flags, "command line", flags_layer(flags).unwrap())
+            .unwrap();
+        merge(&[l]).unwrap()
+    }
+
     #[test]
     fn mount_flag_forms() {
-        let h = host();
-        let m = parse_mount_flag("data", &h).unwrap();
+        let m = parse_mount_flag("data").unwrap();
         assert_eq!(
-            (m.source.as_path(), m.target.as_path(), m.mode),
-            (
-                Path::new("/work/proj/data"),
-                Path::new("/work/proj/data"),
-                MountMode::Ro
-            )
+            (m.path.as_str(), m.target, m.mode),
+            ("data", None, paddock_policy::MountMode::Ro)
         );
-        let m = parse_mount_flag("~/d:/data:rw-no-delete", &h).unwrap();
+        let m = parse_mount_flag("~/d:/data:rw-no-delete").unwrap();
         assert_eq!(
-            (m.source.as_path(), m.target.as_path(), m.mode),
-            (
-                Path::new("/home/u/d"),
-                Path::new("/data"),
-                MountMode::RwNoDelete
-            )
+            (m.path.as_str(), m.target.as_deref(), m.mode),
+            ("~/d", Some("/data"), paddock_policy::MountMode::RwNoDelete)
         );
-        let m = parse_mount_flag("/x:cow", &h).unwrap();
-        assert_eq!(
-            (m.target.as_path(), m.mode),
-            (Path::new("/x"), MountMode::Cow)
-        );
-        assert!(parse_mount_flag("/x:/y:bogus", &h).is_err());
-        assert!(parse_mount_flag("/x:rel", &h).is_err());
-        assert!(parse_mount_flag(":ro", &h).is_err());
+        let m = parse_mount_flag("/x:cow").unwrap();
+        assert_eq!((m.target, m.mode), (None, paddock_policy::MountMode::Cow));
+        assert!(parse_mount_flag("/x:/y:bogus").is_err());
+        assert!(parse_mount_flag("/x:rel").is_err());
+        assert!(parse_mount_flag(":ro").is_err());
     }
 
     #[test]
@@ -402,7 +508,7 @@ mod tests {
             env: vec!["FOO".into(), "X=1".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&Policy::default(), &flags, &host()).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host()).unwrap();
         let names: Vec<_> = spec
             .env
             .iter()
@@ -412,7 +518,14 @@ mod tests {
             !names.contains(&"ANTHROPIC_API_KEY".to_string()),
             "{names:?}"
         );
-        for n in ["PATH", "LC_ALL", "FOO", "X", "TMPDIR"] {
+        for n in [
+            "PATH",
+            "LC_ALL",
+            "FOO",
+            "X",
+            "TMPDIR",
+            "PADDOCK_POLICY_HASH",
+        ] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
     }
@@ -425,11 +538,11 @@ mod tests {
             argv: vec!["true".into()],
             ..RunFlags::default()
         };
-        let e = compile(&Policy::default(), &flags, &h).unwrap_err();
+        let e = compile(&eff_for(&flags), &flags, &h).unwrap_err();
         assert_eq!(e.code, "WORKSPACE_IS_HOME");
         h.cwd = "/".into();
         assert_eq!(
-            compile(&Policy::default(), &flags, &h).unwrap_err().code,
+            compile(&eff_for(&flags), &flags, &h).unwrap_err().code,
             "WORKSPACE_IS_HOME"
         );
     }
@@ -441,7 +554,7 @@ mod tests {
             unprotect: vec![".git".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&Policy::default(), &flags, &host()).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host()).unwrap();
         assert!(!spec.protected.contains(&PathBuf::from(".git")));
         assert!(spec.protected.contains(&PathBuf::from(".paddock")));
     }

@@ -13,6 +13,8 @@ pub struct CliError {
     pub fix: String,
     /// Process exit code.
     pub exit: i32,
+    /// The message is a complete diagnostic (policy errors): print it as is.
+    pub raw: bool,
 }
 
 impl CliError {
@@ -23,12 +25,28 @@ impl CliError {
             message: message.into(),
             fix: fix.into(),
             exit: 125,
+            raw: false,
+        }
+    }
+
+    /// Policy diagnostics, shown with file, line, column and the source line.
+    pub fn policy(errs: Vec<paddock_policy::PolicyError>) -> Self {
+        let code = errs.first().map_or("POLICY_INVALID", |e| e.code);
+        CliError {
+            code,
+            message: paddock_policy::PolicyErrors(errs).to_string(),
+            fix: String::new(),
+            exit: 125,
+            raw: true,
         }
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.raw {
+            return write!(f, "{}", self.message);
+        }
         write!(f, "paddock: error[{}]: {}", self.code, self.message)?;
         if !self.fix.is_empty() {
             write!(f, "\n  fix: {}", self.fix)?;
@@ -44,17 +62,7 @@ impl From<paddock_sandbox::SandboxError> for CliError {
             message: e.to_string(),
             fix: e.fix(),
             exit: e.exit_code(),
-        }
-    }
-}
-
-impl From<paddock_policy::PolicyError> for CliError {
-    fn from(e: paddock_policy::PolicyError) -> Self {
-        CliError {
-            code: e.reason_code(),
-            message: e.to_string(),
-            fix: "correct the policy file; `paddock policy init` prints a commented example".into(),
-            exit: 125,
+            raw: false,
         }
     }
 }

@@ -15,6 +15,7 @@ mod cli;
 mod commands;
 mod compile;
 mod error;
+mod policy_files;
 
 use std::process::ExitCode;
 

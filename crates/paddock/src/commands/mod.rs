@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod doctor;
+mod policy;
 mod run;
 
 use crate::cli::Command;
@@ -11,5 +12,6 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
     match cmd {
         Command::Run(a) => run::run(a),
         Command::Doctor(a) => doctor::doctor(a),
+        Command::Policy(c) => policy::policy(c),
     }
 }

@@ -3,15 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
-use crate::compile::{compile, HostFacts, RunFlags};
+use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
 use crate::error::CliError;
+use crate::policy_files;
 
 /// Run the command; returns its exit code.
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
-    let policy = match &a.policy {
-        Some(p) => paddock_policy::load(p)?,
-        None => paddock_policy::Policy::default(),
-    };
     let host = HostFacts::current()?;
     let verbose = a.verbose;
     let flags = RunFlags {
@@ -22,7 +19,8 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         tmp_size_mib: a.tmp_size_mib,
         argv: a.argv,
     };
-    let spec = compile(&policy, &flags, &host)?;
+    let eff = policy_files::effective(&host, a.policy.as_deref(), Some(flags_layer(&flags)?))?;
+    let spec = compile(&eff, &flags, &host)?;
     let outcome = paddock_sandbox::run(&spec)?;
     for created in &outcome.created_protected {
         quarantine(created);
@@ -33,6 +31,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             .as_ref()
             .map(|l| format!("Landlock ABI {} ({} enforcement)", l.abi, l.enforced))
             .unwrap_or_else(|| "Landlock not reached".into());
+        eprintln!("paddock: policy {}", eff.hash());
         eprintln!(
             "paddock: enforced: namespaces user,mount,pid,ipc,uts,net,cgroup; {ll}; seccomp \
              deny list of {} system calls; no capabilities; no_new_privs",

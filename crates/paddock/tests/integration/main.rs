@@ -8,6 +8,7 @@ mod util;
 mod cli;
 mod filesystem;
 mod network;
+mod policy;
 mod process;
 mod protected;
 mod syscalls;

@@ -1,0 +1,333 @@
+//! The shape of one policy file, as written. Every field is optional except
+//! `version`: a file says only what it changes. These types are the single
+//! source of the JSON Schema in `schema/policy.schema.json`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One policy file (`version = 1`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Format version. Must be 1.
+    pub version: u32,
+    /// Files and folders the sandbox sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemSection>,
+    /// Network access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSection>,
+    /// Environment and resource limits of sandboxed processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSection>,
+    /// Session lifetime and retention of session data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionSection>,
+    /// What is recorded, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSection>,
+    /// Whether commands may run at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecSection>,
+    /// Administrator controls; read only from /etc/paddock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminSection>,
+}
+
+/// How the workspace (the current directory) is shown, from most to least
+/// restrictive: none, ro, cow, rw-no-delete, rw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkspaceMode {
+    /// Not mounted.
+    None,
+    /// Read-only.
+    Ro,
+    /// Copy-on-write: changes stay in the sandbox's own layer.
+    Cow,
+    /// Create and modify, never delete or rename away.
+    RwNoDelete,
+    /// Read-write.
+    Rw,
+}
+
+impl WorkspaceMode {
+    /// Rank from most restrictive (0) to least.
+    pub fn openness(self) -> u8 {
+        match self {
+            WorkspaceMode::None => 0,
+            WorkspaceMode::Ro => 1,
+            WorkspaceMode::Cow => 2,
+            WorkspaceMode::RwNoDelete => 3,
+            WorkspaceMode::Rw => 4,
+        }
+    }
+
+    /// The spelling in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceMode::None => "none",
+            WorkspaceMode::Ro => "ro",
+            WorkspaceMode::Cow => "cow",
+            WorkspaceMode::RwNoDelete => "rw-no-delete",
+            WorkspaceMode::Rw => "rw",
+        }
+    }
+}
+
+/// A mount mode (no `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountMode {
+    /// Read-only.
+    Ro,
+    /// Copy-on-write.
+    Cow,
+    /// Create and modify, never delete or rename away.
+    RwNoDelete,
+    /// Read-write.
+    Rw,
+}
+
+impl MountMode {
+    /// As a workspace mode, for comparisons.
+    pub fn as_workspace(self) -> WorkspaceMode {
+        match self {
+            MountMode::Ro => WorkspaceMode::Ro,
+            MountMode::Cow => WorkspaceMode::Cow,
+            MountMode::RwNoDelete => WorkspaceMode::RwNoDelete,
+            MountMode::Rw => WorkspaceMode::Rw,
+        }
+    }
+}
+
+fn default_ro() -> MountMode {
+    MountMode::Ro
+}
+
+/// `[filesystem]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemSection {
+    /// Mode of the workspace (default `rw`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceMode>,
+    /// Extra host paths to show (`[[filesystem.mount]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<Vec<MountEntry>>,
+    /// Extra read-only tool folders (beside those found on PATH under home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Extra names kept read-only at the root of writable mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<Vec<String>>,
+    /// Built-in protected names to lift, explicitly (e.g. `.git`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unprotect: Option<Vec<String>>,
+    /// Host paths that must never be shown, whatever a mount says.
+    /// Accumulates across layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+}
+
+/// One `[[filesystem.mount]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MountEntry {
+    /// Host path: absolute, `~/...`, or relative to the workspace.
+    pub path: String,
+    /// Absolute path inside the sandbox (default: where `path` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Access mode (default `ro`).
+    #[serde(default = "default_ro")]
+    pub mode: MountMode,
+}
+
+/// Network modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Loopback only.
+    None,
+    /// Out through paddock's proxy, by the allow/deny rules.
+    Proxy,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// `none` (default) or `proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<NetworkMode>,
+    /// Domain patterns that may be reached: `host`, `*.domain`, with an
+    /// optional `:port` (default 443 and 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// Domain patterns that may never be reached. Wins over allow;
+    /// accumulates across layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// Per-host method and path rules (`[[network.rules]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<HostRule>>,
+    /// Brokered credentials (`[[network.credentials]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<Credential>>,
+}
+
+/// Method and path rules for one host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostRule {
+    /// The host these rules apply to.
+    pub host: String,
+    /// Decrypt TLS to this host so method and path rules can be enforced.
+    #[serde(default)]
+    pub inspect: bool,
+    /// `METHOD /path-prefix` entries that are allowed (`*` for any method).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// `METHOD /path-prefix` entries that are refused; wins over allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+/// A credential the proxy injects; the sandbox only sees a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// The only host the real secret is sent to.
+    pub host: String,
+    /// The header carrying it (e.g. `x-api-key`, `authorization`).
+    pub header: String,
+    /// Optional prefix in the header value (e.g. `Bearer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Where the real secret comes from: `env:NAME`, `file:PATH` or
+    /// `keyring:NAME`.
+    pub source: String,
+    /// The variable that holds the placeholder inside the sandbox.
+    pub env: String,
+}
+
+/// `[process]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSection {
+    /// Extra environment: `NAME` passes the host's value, `NAME=value`
+    /// sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    /// Resource limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// `[process.limits]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of the whole sandbox, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Number of processes and threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// CPU, in cores (e.g. 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Size of the private /tmp and home, MiB (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_mib: Option<u64>,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    /// End an idle session's sandbox after this long (`30m`, `2h`, `0` for never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// What is kept of ended sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// `[session.retention]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Remove session data older than this (`7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Keep at most this many ended sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<u64>,
+    /// Keep at most this much session data, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_mib: Option<u64>,
+}
+
+/// Audit levels, from least to most recorded.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLevel {
+    /// Nothing recorded.
+    Off,
+    /// Denials only.
+    Denied,
+    /// Denials, commands and file changes (default).
+    Writes,
+    /// Everything, file reads included.
+    All,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// How much is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<AuditLevel>,
+    /// Where events go: `jsonl`, `otlp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sinks: Option<Vec<String>>,
+    /// OTLP/HTTP endpoint for the `otlp` sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Command execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    /// Commands may run.
+    Enabled,
+    /// No command runs; everything else keeps working.
+    Disabled,
+}
+
+/// `[exec]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecSection {
+    /// `enabled` (default) or `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ExecMode>,
+}
+
+/// `[admin]`: only honoured in /etc/paddock/policy.toml and policy.d.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Keys (or whole sections, e.g. `network`) no other layer may set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<Vec<String>>,
+    /// `disabled` turns off local execution for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecMode>,
+}

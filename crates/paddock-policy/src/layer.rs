@@ -1,0 +1,479 @@
+//! One layer: a parsed, validated policy file that remembers where each of
+//! its values is written.
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use toml_edit::{ImDocument, Item};
+
+use crate::diag::PolicyError;
+use crate::file::PolicyFile;
+use crate::VERSION;
+
+/// The layers, lowest precedence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// paddock's built-in defaults.
+    Default,
+    /// The user's own file (`$XDG_CONFIG_HOME/paddock/policy.toml`).
+    User,
+    /// The workspace's `.paddock/policy.toml`: may only tighten.
+    Project,
+    /// The command line (`--policy FILE` and flags).
+    Flags,
+    /// `/etc/paddock/policy.toml` and `/etc/paddock/policy.d/*.toml`.
+    Admin,
+}
+
+impl Layer {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Default => "default",
+            Layer::User => "user",
+            Layer::Project => "project",
+            Layer::Flags => "flags",
+            Layer::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step in a key path: a table key or an array index.
+#[derive(Debug, Clone, Copy)]
+pub enum Seg<'a> {
+    /// Table key.
+    Key(&'a str),
+    /// Array index.
+    Idx(usize),
+}
+
+/// A parsed and validated policy file.
+#[derive(Debug, Clone)]
+pub struct ParsedLayer {
+    /// Which layer it is.
+    pub layer: Layer,
+    /// Its file path, or a label (`command line`).
+    pub source: String,
+    /// The text (empty for layers built from flags).
+    pub text: String,
+    /// The values.
+    pub file: PolicyFile,
+    doc: Option<ImDocument<String>>,
+}
+
+/// Every key a policy file can set, for locks and documentation.
+pub const KEYS: &[&str] = &[
+    "filesystem.workspace",
+    "filesystem.mount",
+    "filesystem.tools",
+    "filesystem.protect",
+    "filesystem.unprotect",
+    "filesystem.deny",
+    "network.mode",
+    "network.allow",
+    "network.deny",
+    "network.rules",
+    "network.credentials",
+    "process.env",
+    "process.limits.memory_mib",
+    "process.limits.pids",
+    "process.limits.cpu",
+    "process.limits.tmp_mib",
+    "session.idle_timeout",
+    "session.retention.max_age",
+    "session.retention.max_count",
+    "session.retention.max_disk_mib",
+    "audit.level",
+    "audit.sinks",
+    "audit.otlp_endpoint",
+    "exec.mode",
+];
+
+fn help_for(message: &str) -> String {
+    if message.contains("unknown field") {
+        "remove the key or fix its spelling (the message lists the keys this section accepts; \
+         docs/policy.md describes them)"
+            .into()
+    } else if message.contains("unknown variant") {
+        "use one of the values the message lists".into()
+    } else if message.contains("missing field `version`") {
+        "start the file with `version = 1`".into()
+    } else if message.contains("invalid type") {
+        "check the value's type in docs/policy.md (strings in quotes, lists in [ ], \
+         [[section]] for lists of tables)"
+            .into()
+    } else {
+        "see docs/policy.md, or `paddock policy init` for a commented starter file".into()
+    }
+}
+
+/// Parse a duration: `0`, `45s`, `30m`, `2h`, `7d`. Returns seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(0);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Validate a domain pattern `host`, `*.domain`, optionally `:port`.
+pub fn valid_host_pattern(p: &str) -> bool {
+    let (host, port) = match p.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') => (h, Some(port)),
+        Some(_) => return false,
+        None => (p, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().map(|v| v == 0).unwrap_or(true) {
+            return false;
+        }
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+        })
+}
+
+/// Validate a `METHOD /path-prefix` rule entry.
+pub fn valid_method_path(e: &str) -> bool {
+    let Some((m, p)) = e.split_once(' ') else {
+        return false;
+    };
+    let methods = [
+        "*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+    ];
+    methods.contains(&m) && p.starts_with('/') && !p.contains(char::is_whitespace)
+}
+
+/// Is `name` a valid environment variable name?
+pub fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl ParsedLayer {
+    /// Parse and validate `text` as layer `layer` from `source`.
+    pub fn parse(layer: Layer, source: &str, text: &str) -> Result<ParsedLayer, Vec<PolicyError>> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            vec![PolicyError::at(
+                "POLICY_INVALID",
+                source,
+                text,
+                e.span(),
+                msg.clone(),
+                help_for(&msg),
+            )]
+        })?;
+        let doc = ImDocument::parse(text.to_string()).ok();
+        let parsed = ParsedLayer {
+            layer,
+            source: source.to_string(),
+            text: text.to_string(),
+            file,
+            doc,
+        };
+        let errors = parsed.validate();
+        if errors.is_empty() {
+            Ok(parsed)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// A layer built in code (command-line flags): values without text.
+    pub fn from_values(
+        layer: Layer,
+        source: &str,
+        file: PolicyFile,
+    ) -> Result<ParsedLayer, Vec<PolicyError>> {
+        let parsed = ParsedLayer {
+            layer,
+            source: source.to_string(),
+            text: String::new(),
+            file,
+            doc: None,
+        };
+        let errors = parsed.validate();
+        if errors.is_empty() {
+            Ok(parsed)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Where `path` is written in the file, if it is.
+    pub fn span(&self, path: &[Seg<'_>]) -> Option<Range<usize>> {
+        let doc = self.doc.as_ref()?;
+        let mut item: &Item = doc.as_item();
+        for seg in path {
+            item = match seg {
+                Seg::Key(k) => item.get(*k)?,
+                Seg::Idx(i) => item.get(*i)?,
+            };
+        }
+        item.span()
+            .or_else(|| item.as_table().and_then(|t| t.span()))
+    }
+
+    /// An error pointing at `path` in this layer.
+    pub fn error(
+        &self,
+        code: &'static str,
+        path: &[Seg<'_>],
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> PolicyError {
+        PolicyError::at(
+            code,
+            &self.source,
+            &self.text,
+            self.span(path),
+            message,
+            help,
+        )
+    }
+
+    fn validate(&self) -> Vec<PolicyError> {
+        use Seg::{Idx, Key};
+        let mut errs = Vec::new();
+        let f = &self.file;
+        let mut bad = |path: &[Seg<'_>], msg: String, help: &str| {
+            errs.push(self.error("POLICY_INVALID", path, msg, help));
+        };
+        if f.version != VERSION {
+            bad(
+                &[Key("version")],
+                format!(
+                    "policy version {} is not supported by this paddock",
+                    f.version
+                ),
+                "write `version = 1`",
+            );
+        }
+        if let Some(fs) = &f.filesystem {
+            for (i, m) in fs.mount.iter().flatten().enumerate() {
+                if m.path.trim().is_empty() {
+                    bad(
+                        &[Key("filesystem"), Key("mount"), Idx(i), Key("path")],
+                        "mount path is empty".into(),
+                        "write the host folder to show, e.g. `path = \"~/datasets\"`",
+                    );
+                }
+                if let Some(t) = &m.target {
+                    if !t.starts_with('/') || t.split('/').any(|c| c == ".." || c == ".") {
+                        bad(
+                            &[Key("filesystem"), Key("mount"), Idx(i), Key("target")],
+                            format!(
+                                "mount target `{t}` is not an absolute path without `.` or `..`"
+                            ),
+                            "targets are paths inside the sandbox, e.g. `target = \"/data\"`",
+                        );
+                    }
+                    if ["/proc", "/dev", "/sys"]
+                        .iter()
+                        .any(|r| t == r || t.starts_with(&format!("{r}/")))
+                        || t == "/"
+                    {
+                        bad(&[Key("filesystem"), Key("mount"), Idx(i), Key("target")],
+                            format!("mount target `{t}` is impossible: `/`, /proc, /dev and /sys are built by the sandbox"),
+                            "choose another target, e.g. under /mnt");
+                    }
+                }
+            }
+            for (key, list) in [
+                ("tools", &fs.tools),
+                ("deny", &fs.deny),
+                ("protect", &fs.protect),
+                ("unprotect", &fs.unprotect),
+            ] {
+                for (i, p) in list.iter().flatten().enumerate() {
+                    if p.trim().is_empty() {
+                        bad(
+                            &[Key("filesystem"), Key(key), Idx(i)],
+                            format!("empty path in filesystem.{key}"),
+                            "remove the entry or write a path",
+                        );
+                    }
+                    if (key == "protect" || key == "unprotect")
+                        && (p.starts_with('/') || p.split('/').any(|c| c == ".."))
+                    {
+                        bad(
+                            &[Key("filesystem"), Key(key), Idx(i)],
+                            format!("`{p}` must be a name relative to a mount's root"),
+                            "write e.g. `.secrets` or `config/deploy.yml`",
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(n) = &f.network {
+            for (key, list) in [("allow", &n.allow), ("deny", &n.deny)] {
+                for (i, p) in list.iter().flatten().enumerate() {
+                    if !valid_host_pattern(p) {
+                        bad(&[Key("network"), Key(key), Idx(i)], format!("`{p}` is not a domain pattern"),
+                            "write `host`, `*.domain` or either with `:port`, e.g. `api.example.com:443`");
+                    }
+                }
+            }
+            for (i, r) in n.rules.iter().flatten().enumerate() {
+                if !valid_host_pattern(&r.host) {
+                    bad(
+                        &[Key("network"), Key("rules"), Idx(i), Key("host")],
+                        format!("`{}` is not a host", r.host),
+                        "write the host name, e.g. `api.example.com`",
+                    );
+                }
+                for (key, list) in [("allow", &r.allow), ("deny", &r.deny)] {
+                    for (j, e) in list.iter().enumerate() {
+                        if !valid_method_path(e) {
+                            bad(&[Key("network"), Key("rules"), Idx(i), Key(key), Idx(j)],
+                                format!("`{e}` is not `METHOD /path`"),
+                                "write e.g. `POST /v1/messages` or `* /v1/files` (methods: * GET HEAD POST PUT PATCH DELETE OPTIONS)");
+                        }
+                    }
+                }
+            }
+            for (i, c) in n.credentials.iter().flatten().enumerate() {
+                let at = |k| [Key("network"), Key("credentials"), Idx(i), Key(k)];
+                if !["env:", "file:", "keyring:"]
+                    .iter()
+                    .any(|p| c.source.starts_with(p) && c.source.len() > p.len())
+                {
+                    bad(
+                        &at("source"),
+                        format!("credential source `{}` is not understood", c.source),
+                        "write `env:NAME`, `file:PATH` or `keyring:NAME`",
+                    );
+                }
+                if !valid_env_name(&c.env) {
+                    bad(
+                        &at("env"),
+                        format!("`{}` is not a variable name", c.env),
+                        "write e.g. `env = \"ANTHROPIC_API_KEY\"`",
+                    );
+                }
+                if c.header.trim().is_empty() || c.header.contains(char::is_whitespace) {
+                    bad(
+                        &at("header"),
+                        format!("`{}` is not a header name", c.header),
+                        "write e.g. `header = \"x-api-key\"`",
+                    );
+                }
+                if !valid_host_pattern(&c.host) || c.host.starts_with("*.") {
+                    bad(
+                        &at("host"),
+                        format!("`{}` must name exactly one host", c.host),
+                        "write e.g. `host = \"api.anthropic.com\"`",
+                    );
+                }
+            }
+        }
+        if let Some(p) = &f.process {
+            for (i, e) in p.env.iter().flatten().enumerate() {
+                let name = e.split('=').next().unwrap_or("");
+                if !valid_env_name(name) {
+                    bad(
+                        &[Key("process"), Key("env"), Idx(i)],
+                        format!("`{e}` is not a valid environment entry"),
+                        "write `NAME` to pass the host's value or `NAME=value` to set one",
+                    );
+                }
+            }
+            if let Some(l) = &p.limits {
+                let at = |k| [Key("process"), Key("limits"), Key(k)];
+                for (k, v) in [
+                    ("memory_mib", l.memory_mib),
+                    ("pids", l.pids),
+                    ("tmp_mib", l.tmp_mib),
+                ] {
+                    if v == Some(0) {
+                        bad(
+                            &at(k),
+                            format!("process.limits.{k} must be at least 1"),
+                            "remove the key for no limit, or write a positive number",
+                        );
+                    }
+                }
+                if let Some(c) = l.cpu {
+                    if !(c.is_finite() && c > 0.0) {
+                        bad(
+                            &at("cpu"),
+                            format!("process.limits.cpu = {c} is not a positive number of cores"),
+                            "write e.g. `cpu = 1.5`",
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(s) = &f.session {
+            if let Some(t) = &s.idle_timeout {
+                if parse_duration(t).is_none() {
+                    bad(
+                        &[Key("session"), Key("idle_timeout")],
+                        format!("`{t}` is not a duration"),
+                        "write e.g. `30m`, `2h`, `45s`, `7d` or `0` for never",
+                    );
+                }
+            }
+            if let Some(a) = s.retention.as_ref().and_then(|r| r.max_age.as_ref()) {
+                if parse_duration(a).is_none() {
+                    bad(
+                        &[Key("session"), Key("retention"), Key("max_age")],
+                        format!("`{a}` is not a duration"),
+                        "write e.g. `7d`",
+                    );
+                }
+            }
+        }
+        if let Some(a) = &f.audit {
+            for (i, s) in a.sinks.iter().flatten().enumerate() {
+                if s != "jsonl" && s != "otlp" {
+                    bad(
+                        &[Key("audit"), Key("sinks"), Idx(i)],
+                        format!("unknown audit sink `{s}`"),
+                        "sinks are `jsonl` and `otlp`",
+                    );
+                }
+            }
+        }
+        if let Some(adm) = &f.admin {
+            if self.layer != Layer::Admin {
+                bad(&[Key("admin")], "[admin] is honoured only in /etc/paddock/policy.toml and /etc/paddock/policy.d".into(),
+                    "move this section to the administrator's policy, or remove it");
+            }
+            for (i, k) in adm.lock.iter().flatten().enumerate() {
+                let known = KEYS
+                    .iter()
+                    .any(|key| key == k || key.starts_with(&format!("{k}.")));
+                if !known {
+                    bad(&[Key("admin"), Key("lock"), Idx(i)], format!("`{k}` is not a policy key or section"),
+                        "lock a section (`network`) or a key (`filesystem.workspace`); `paddock policy show --effective` lists the keys");
+                }
+            }
+        }
+        errs
+    }
+}

@@ -1,0 +1,156 @@
+//! What the sandbox built from a spec would do with one file access,
+//! answered from the same spec and the same rules as `setup.rs` and
+//! `landlock_rules.rs`. `paddock policy explain` uses it; the integration
+//! suite checks it against real sandboxes on the same cases.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::setup::SYSTEM_DIRS;
+use crate::spec::{MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
+
+/// A file operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsOp {
+    /// Read a file or list a folder.
+    Read,
+    /// Create or modify.
+    Write,
+    /// Unlink, rmdir, or rename away.
+    Delete,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsVerdict {
+    /// Allowed or not.
+    pub allowed: bool,
+    /// Stable reason code.
+    pub code: &'static str,
+    /// The rule that decided, in words, with its origin when known.
+    pub rule: String,
+}
+
+fn verdict(allowed: bool, code: &'static str, rule: impl Into<String>) -> FsVerdict {
+    FsVerdict {
+        allowed,
+        code,
+        rule: rule.into(),
+    }
+}
+
+/// Decide `op` on `path` (absolute, as seen inside the sandbox).
+pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
+    let path = normalize(path);
+    if let Some(h) = HIDDEN_SYSTEM_PATHS.iter().find(|h| path.starts_with(h)) {
+        return verdict(
+            false,
+            "FS_READ_HIDDEN",
+            format!("{h} holds host secrets and is replaced by an empty read-only file or folder"),
+        );
+    }
+    // The deepest mount wins, as in the mount tree.
+    let mount = spec
+        .mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.target))
+        .max_by_key(|m| m.target.components().count());
+    if let Some(m) = mount {
+        if m.mode.writable() && op != FsOp::Read {
+            for name in &spec.protected {
+                let p = m.target.join(name);
+                if path.starts_with(&p) {
+                    let host = m.source.join(name);
+                    return if std::fs::symlink_metadata(&host).is_ok() || m.mode == MountMode::Cow {
+                        verdict(false, "FS_WRITE_PROTECTED", format!(
+                            "{} is protected inside writable mounts: the host acts on it by itself (lift with --unprotect {})",
+                            name.display(), name.display()))
+                    } else {
+                        verdict(true, "FS_PROTECTED_QUARANTINED", format!(
+                            "{} does not exist yet; if the sandbox creates it, paddock moves it aside after the run",
+                            name.display()))
+                    };
+                }
+            }
+        }
+        let from = format!(
+            "mount {} -> {} ({}, from {})",
+            m.source.display(),
+            m.target.display(),
+            m.mode,
+            m.origin
+        );
+        return match (m.mode, op) {
+            (_, FsOp::Read) => verdict(true, "FS_ALLOWED", from),
+            (MountMode::Ro, _) => verdict(false, "FS_WRITE_READ_ONLY", from),
+            (MountMode::RwNoDelete, FsOp::Delete) => verdict(false, "FS_DELETE_NO_DELETE", from),
+            (MountMode::Cow, _) => verdict(
+                true,
+                "FS_WRITE_COW",
+                format!("{from}; changes stay in the sandbox's own layer"),
+            ),
+            _ => verdict(true, "FS_ALLOWED", from),
+        };
+    }
+    if SYSTEM_DIRS
+        .iter()
+        .any(|d| path.starts_with(Path::new("/").join(d)))
+    {
+        return match op {
+            FsOp::Read => verdict(true, "FS_READ_SYSTEM", "system folders are shown read-only"),
+            _ => verdict(
+                false,
+                "FS_WRITE_READ_ONLY",
+                "system folders are shown read-only",
+            ),
+        };
+    }
+    let scratch = ["/tmp", "/run", "/dev/shm"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(std::iter::once(spec.home.clone()))
+        .find(|s| path.starts_with(s));
+    if let Some(s) = scratch {
+        let holds_no_delete = spec
+            .mounts
+            .iter()
+            .any(|m| m.mode == MountMode::RwNoDelete && m.target.starts_with(&s) && m.target != s);
+        return match op {
+            FsOp::Read => verdict(
+                false,
+                "FS_READ_OUTSIDE_MOUNTS",
+                format!("{} is a private, empty scratch folder inside the sandbox; the host's files there are not shown", s.display()),
+            ),
+            FsOp::Delete if holds_no_delete => verdict(
+                false,
+                "FS_DELETE_NO_DELETE",
+                format!("{} holds a rw-no-delete mount, whose rule it must share", s.display()),
+            ),
+            _ => verdict(true, "FS_WRITE_SCRATCH", format!("{} is private scratch space; nothing reaches the host", s.display())),
+        };
+    }
+    verdict(
+        false,
+        "FS_READ_OUTSIDE_MOUNTS",
+        format!(
+            "{} is outside every mount: it does not exist inside the sandbox",
+            path.display()
+        ),
+    )
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
