@@ -77,7 +77,12 @@ fn send(out: &mut std::io::PipeWriter, msg: &Msg) {
 }
 
 /// Entry point of the cloned process. Never returns.
-pub(crate) fn main(p: &Prepared, mut go: std::io::PipeReader, mut out: std::io::PipeWriter) -> ! {
+pub(crate) fn main(
+    p: &Prepared,
+    mut go: std::io::PipeReader,
+    mut out: std::io::PipeWriter,
+    fds: std::os::unix::net::UnixStream,
+) -> ! {
     // First: die with paddock, then make sure paddock did not die before
     // that took effect (the go-ahead pipe then reads EOF).
     if sys::set_parent_death_signal(libc::SIGKILL).is_err() {
@@ -89,7 +94,7 @@ pub(crate) fn main(p: &Prepared, mut go: std::io::PipeReader, mut out: std::io::
     }
     drop(go);
 
-    match run(p, &mut out) {
+    match run(p, &mut out, fds) {
         Ok(code) => sys::exit_now(code),
         Err((step, detail)) => {
             send(
@@ -106,13 +111,26 @@ pub(crate) fn main(p: &Prepared, mut go: std::io::PipeReader, mut out: std::io::
 
 type StepResult<T> = Result<T, (&'static str, String)>;
 
-fn run(p: &Prepared, out: &mut std::io::PipeWriter) -> StepResult<i32> {
+fn run(
+    p: &Prepared,
+    out: &mut std::io::PipeWriter,
+    fds: std::os::unix::net::UnixStream,
+) -> StepResult<i32> {
+    use std::os::fd::AsFd;
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
 
     // The hostname is the sandbox's own (UTS namespace).
     sys::sethostname(&p.hostname).map_err(e("sethostname"))?;
     // A new network namespace has only `lo`, and it is down.
     sys::loopback_up().map_err(e("loopback-up"))?;
+    // The way out: a listening socket on the sandbox's own loopback, whose
+    // accepting end is paddock's proxy outside. The socket stays in this
+    // network namespace (it was created here); only its fd travels.
+    if let Some(port) = p.proxy_port {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(e("proxy-listen"))?;
+        sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
+    }
+    drop(fds);
     setup::build_root(p).map_err(|se| (se.step, se.detail))?;
     std::env::set_current_dir(&p.workdir)
         .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;

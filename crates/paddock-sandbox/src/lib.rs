@@ -79,41 +79,69 @@ fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A started sandbox: its pid 1, and what it handed out.
+pub struct Running {
+    pid: sys::pid_t,
+    pidfd: std::os::fd::OwnedFd,
+    status: std::io::PipeReader,
+    set: sys::SigSet,
+    absent_protected: Vec<PathBuf>,
+    /// The listening socket on the sandbox's `127.0.0.1:PORT` (when the spec
+    /// asked for a proxy port): accept on it to serve the sandbox's egress.
+    pub proxy_listener: Option<std::net::TcpListener>,
+}
+
 /// Run `spec`'s command in a new sandbox and wait for it.
 ///
-/// The calling process must be single-threaded (the sandbox is created with
-/// a fork-like `clone3`). Returns `Err` when paddock could not start the
-/// command (bad request, setup failure, command not found); in every case
-/// no sandbox process is left running.
+/// The calling process must be single-threaded. Returns `Err` when paddock
+/// could not start the command (bad request, setup failure, command not
+/// found); in every case no sandbox process is left running.
 pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
+    spawn(spec)?.wait()
+}
+
+/// Start `spec`'s command in a new sandbox.
+///
+/// Must be called while the process is single-threaded (the sandbox is
+/// created with a fork-like `clone3`); threads may be started afterwards,
+/// for instance to serve [`Running::proxy_listener`]. The signals paddock
+/// forwards stay blocked in the calling thread (and in threads it starts)
+/// until [`Running::wait`] returns.
+pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     let prepared = prepare::prepare(spec)?;
     let (go_r, mut go_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
+    let (fd_host, fd_init) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| SandboxError::io("creating a socket pair", e))?;
 
     // Block the signals we wait for before the clone, so none is lost in
     // between; the child inherits the mask, which pid 1 also wants.
     let set = init::waited_signals();
     sys::block_signals(&set).map_err(|e| SandboxError::io("blocking signals", e))?;
-    // Let a terminal's SIGTTOU not stop us when the command took the
-    // foreground and we write afterwards.
     sys::ignore_signal(libc::SIGTTOU);
 
     let (pid, pidfd) = match sys::clone_into_namespaces(NAMESPACES) {
         Ok(Forked::Child) => {
             drop(go_w);
             drop(st_r);
-            init::main(&prepared, go_r, st_w)
+            drop(fd_host);
+            init::main(&prepared, go_r, st_w, fd_init)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(e) => return Err(SandboxError::UserNamespaceUnavailable(e)),
+        Err(e) => {
+            let _ = sys::unblock_signals(&set);
+            return Err(SandboxError::UserNamespaceUnavailable(e));
+        }
     };
     drop(go_r);
     drop(st_w);
+    drop(fd_init);
     let pidfd = pidfd.ok_or_else(|| SandboxError::InitDied("no pidfd".into()))?;
 
     if let Err(e) = write_id_maps(pid) {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::waitpid(pid, false);
+        let _ = sys::unblock_signals(&set);
         return Err(SandboxError::Setup {
             step: "write-id-maps".into(),
             detail: e.to_string(),
@@ -121,80 +149,111 @@ pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     }
     let _ = go_w.write_all(b"1");
     drop(go_w);
-
-    // Wait for pid 1, forwarding signals sent to paddock. A signal that the
-    // kernel generated (Ctrl-C on the terminal) reached the command's
-    // process group directly and is not forwarded again.
-    let init_status = loop {
-        let sig = match sys::wait_signal(&set) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                let _ = sys::waitpid(pid, false);
-                return Err(SandboxError::io("waiting for signals", e));
-            }
-        };
-        if sig.signo == libc::SIGCHLD {
-            match sys::waitpid(pid, true) {
-                Ok(Some((_, st))) => break st,
-                Ok(None) => continue,
-                Err(e) => return Err(SandboxError::io("waiting for the sandbox", e)),
-            }
-        } else if sig.from_process {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig.signo);
-        }
+    // pid 1 hands over the proxy listener first thing; if it fails before
+    // that, the socket closes and the failure arrives on the status pipe.
+    let proxy_listener = if prepared.proxy_port.is_some() {
+        sys::recv_fd(fd_host.as_fd())
+            .ok()
+            .flatten()
+            .map(std::net::TcpListener::from)
+    } else {
+        None
     };
+    Ok(Running {
+        pid,
+        pidfd,
+        status: st_r,
+        set,
+        absent_protected: prepared.absent_protected,
+        proxy_listener,
+    })
+}
 
-    // Signals that arrive from now on are the caller's business again.
-    let _ = sys::unblock_signals(&set);
-
-    let mut landlock = None;
-    let mut result: Option<Result<ExitStatus, SandboxError>> = None;
-    for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {
-        let Ok(msg) = serde_json::from_str::<Msg>(&line) else {
-            continue;
+impl Running {
+    /// Wait for the command, forwarding signals sent to paddock, and report
+    /// how it ended.
+    pub fn wait(self) -> Result<Outcome, SandboxError> {
+        let Running {
+            pid,
+            pidfd,
+            status: st_r,
+            set,
+            absent_protected,
+            ..
+        } = self;
+        // Wait for pid 1, forwarding signals sent to paddock. A signal that the
+        // kernel generated (Ctrl-C on the terminal) reached the command's
+        // process group directly and is not forwarded again.
+        let init_status = loop {
+            let sig = match sys::wait_signal(&set) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                    let _ = sys::waitpid(pid, false);
+                    return Err(SandboxError::io("waiting for signals", e));
+                }
+            };
+            if sig.signo == libc::SIGCHLD {
+                match sys::waitpid(pid, true) {
+                    Ok(Some((_, st))) => break st,
+                    Ok(None) => continue,
+                    Err(e) => return Err(SandboxError::io("waiting for the sandbox", e)),
+                }
+            } else if sig.from_process {
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig.signo);
+            }
         };
-        match msg {
-            Msg::Enforced { landlock: l } => landlock = Some(l),
-            Msg::SetupFailed { step, detail } => {
-                result.get_or_insert(Err(SandboxError::Setup { step, detail }));
-            }
-            Msg::ExecFailed { program, errno } => {
-                result.get_or_insert(Err(if errno == libc::ENOENT {
-                    SandboxError::CommandNotFound(program)
-                } else {
-                    SandboxError::CommandNotExecutable {
-                        program,
-                        detail: std::io::Error::from_raw_os_error(errno).to_string(),
-                    }
-                }));
-            }
-            Msg::Exited { code, signal } => {
-                let st = match (code, signal) {
-                    (_, Some(s)) => ExitStatus::Signaled(s),
-                    (Some(c), None) => ExitStatus::Exited(c),
-                    (None, None) => ExitStatus::Exited(125),
-                };
-                result.get_or_insert(Ok(st));
+
+        // Signals that arrive from now on are the caller's business again.
+        let _ = sys::unblock_signals(&set);
+
+        let mut landlock = None;
+        let mut result: Option<Result<ExitStatus, SandboxError>> = None;
+        for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {
+            let Ok(msg) = serde_json::from_str::<Msg>(&line) else {
+                continue;
+            };
+            match msg {
+                Msg::Enforced { landlock: l } => landlock = Some(l),
+                Msg::SetupFailed { step, detail } => {
+                    result.get_or_insert(Err(SandboxError::Setup { step, detail }));
+                }
+                Msg::ExecFailed { program, errno } => {
+                    result.get_or_insert(Err(if errno == libc::ENOENT {
+                        SandboxError::CommandNotFound(program)
+                    } else {
+                        SandboxError::CommandNotExecutable {
+                            program,
+                            detail: std::io::Error::from_raw_os_error(errno).to_string(),
+                        }
+                    }));
+                }
+                Msg::Exited { code, signal } => {
+                    let st = match (code, signal) {
+                        (_, Some(s)) => ExitStatus::Signaled(s),
+                        (Some(c), None) => ExitStatus::Exited(c),
+                        (None, None) => ExitStatus::Exited(125),
+                    };
+                    result.get_or_insert(Ok(st));
+                }
             }
         }
-    }
-    let created_protected = prepared
-        .absent_protected
-        .iter()
-        .filter(|p| std::fs::symlink_metadata(p).is_ok())
-        .cloned()
-        .collect();
-    match result {
-        Some(Ok(status)) => Ok(Outcome {
-            status,
-            landlock,
-            created_protected,
-        }),
-        Some(Err(e)) => Err(e),
-        None => Err(SandboxError::InitDied(match init_status {
-            ExitStatus::Exited(c) => format!("exit code {c}"),
-            ExitStatus::Signaled(s) => format!("killed by signal {s}"),
-        })),
+        let created_protected = absent_protected
+            .iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .cloned()
+            .collect();
+        match result {
+            Some(Ok(status)) => Ok(Outcome {
+                status,
+                landlock,
+                created_protected,
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(SandboxError::InitDied(match init_status {
+                ExitStatus::Exited(c) => format!("exit code {c}"),
+                ExitStatus::Signaled(s) => format!("killed by signal {s}"),
+            })),
+        }
     }
 }

@@ -40,6 +40,7 @@ pub(crate) struct Prepared {
     pub absent_protected: Vec<PathBuf>,
     pub tmp_size_mib: u64,
     pub hostname: String,
+    pub proxy_port: Option<u16>,
     pub seccomp: Vec<BpfProgram>,
 }
 
@@ -310,6 +311,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         absent_protected,
         tmp_size_mib: spec.tmp_size_mib,
         hostname: spec.hostname.clone(),
+        proxy_port: spec.proxy_port,
         seccomp: seccomp::programs()?,
     })
 }
@@ -351,6 +353,7 @@ mod tests {
             protected: vec![".git".into()],
             tmp_size_mib: 64,
             hostname: "paddock".into(),
+            proxy_port: None,
         }
     }
 

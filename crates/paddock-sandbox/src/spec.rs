@@ -109,6 +109,11 @@ pub struct SandboxSpec {
     pub tmp_size_mib: u64,
     /// Hostname inside the sandbox.
     pub hostname: String,
+    /// When set, pid 1 listens on `127.0.0.1:PORT` inside the sandbox's
+    /// network namespace and hands the listening socket to paddock, whose
+    /// egress proxy accepts on it: the sandbox's only way out.
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
 }
 
 /// The names kept read-only inside writable mounts unless a policy lifts

@@ -455,6 +455,7 @@ pub fn compile(
         protected,
         tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
+        proxy_port: None,
     })
 }
 
