@@ -242,12 +242,13 @@ impl Ctx {
                 .map_err(|e| ("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))?;
             it.next().ok_or(("NET_RESOLVE_FAILED", format!("{host} has no address")))?
         };
-        let named = self
-            .cfg
-            .policy
-            .net_allow
-            .iter()
-            .any(|a| a.value.split(':').next() == Some(addr.ip().to_string().as_str()));
+        // "Names it": an allow entry that is this very address (and port,
+        // when the entry has one).
+        let ip = addr.ip().to_string();
+        let named = self.cfg.policy.net_allow.iter().any(|a| match a.value.rsplit_once(':') {
+            Some((h, p)) => h == ip && p.parse() == Ok(addr.port()),
+            None => a.value == ip,
+        });
         if is_private(addr.ip()) && !named {
             return Err((
                 "NET_PRIVATE_ADDRESS",
@@ -278,6 +279,8 @@ impl Ctx {
         }
         let mut names: Vec<String> = CREDENTIAL_HEADERS.iter().map(|s| s.to_string()).collect();
         names.extend(mine.iter().map(|c| c.header.to_ascii_lowercase()));
+        names.sort();
+        names.dedup();
         for name in names {
             let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else { continue };
             let values: Vec<HeaderValue> = req.headers().get_all(&hn).iter().cloned().collect();

@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// Landlock ABI and status, seccomp) to stderr.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Append every network decision of the egress proxy to FILE as JSON
+    /// lines (host, port, method, path, allowed, reason code, bytes).
+    #[arg(long = "net-log", value_name = "FILE")]
+    pub net_log: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub argv: Vec<OsString>,

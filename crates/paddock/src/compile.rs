@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use paddock_policy::{Effective, ExecMode, MountEntry, NetworkMode, PolicyFile, WorkspaceMode};
+use paddock_policy::{Effective, ExecMode, MountEntry, PolicyFile, WorkspaceMode};
 use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
 use crate::error::CliError;
@@ -286,6 +286,7 @@ pub fn compile(
     eff: &Effective,
     flags: &RunFlags,
     host: &HostFacts,
+    egress: Option<&crate::egress::Egress>,
 ) -> Result<SandboxSpec, CliError> {
     if eff.exec.value == ExecMode::Disabled {
         let (code, who) = if eff.exec_disabled_by_admin {
@@ -300,17 +301,6 @@ pub fn compile(
                 eff.exec.origin.describe()
             ),
             "every other paddock command keeps working; ask the policy's owner to enable exec",
-        ));
-    }
-    if eff.network_mode.value == NetworkMode::Proxy {
-        return Err(CliError::new(
-            "NET_PROXY_UNAVAILABLE",
-            format!(
-                "network.mode = \"proxy\" ({}) needs the egress proxy, which this version of \
-                 paddock does not have yet",
-                eff.network_mode.origin.describe()
-            ),
-            "set network.mode = \"none\" (loopback only) for now",
         ));
     }
     let mut mounts: Vec<MountSpec> = Vec::new();
@@ -388,7 +378,12 @@ pub fn compile(
             origin,
         });
     }
-    for m in &mounts {
+    if let Some(g) = egress {
+        for (source, target) in g.mounts() {
+            push(MountSpec { source, target, mode: MountMode::Ro, origin: "paddock's session CA bundle".into() });
+        }
+    }
+    for m in mounts.iter().filter(|m| m.origin != "paddock's session CA bundle") {
         if let Some(d) = under_deny(eff, &m.source, host) {
             return Err(CliError::new(
                 "FS_DENIED_BY_POLICY",
@@ -434,6 +429,11 @@ pub fn compile(
             }
         }
     }
+    if let Some(g) = egress {
+        for (k, v) in g.environment() {
+            set(&mut env, k.into(), v.into());
+        }
+    }
     if !env.iter().any(|(k, _)| k == "PATH") {
         set(
             &mut env,
@@ -455,7 +455,7 @@ pub fn compile(
         protected,
         tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
-        proxy_port: None,
+        proxy_port: egress.map(|g| g.port),
     })
 }
 
@@ -509,7 +509,7 @@ mod tests {
             env: vec!["FOO".into(), "X=1".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&eff_for(&flags), &flags, &host()).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host(), None).unwrap();
         let names: Vec<_> = spec
             .env
             .iter()
@@ -539,11 +539,11 @@ mod tests {
             argv: vec!["true".into()],
             ..RunFlags::default()
         };
-        let e = compile(&eff_for(&flags), &flags, &h).unwrap_err();
+        let e = compile(&eff_for(&flags), &flags, &h, None).unwrap_err();
         assert_eq!(e.code, "WORKSPACE_IS_HOME");
         h.cwd = "/".into();
         assert_eq!(
-            compile(&eff_for(&flags), &flags, &h).unwrap_err().code,
+            compile(&eff_for(&flags), &flags, &h, None).unwrap_err().code,
             "WORKSPACE_IS_HOME"
         );
     }
@@ -555,7 +555,7 @@ mod tests {
             unprotect: vec![".git".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&eff_for(&flags), &flags, &host()).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host(), None).unwrap();
         assert!(!spec.protected.contains(&PathBuf::from(".git")));
         assert!(spec.protected.contains(&PathBuf::from(".paddock")));
     }

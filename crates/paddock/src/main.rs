@@ -14,6 +14,7 @@
 mod cli;
 mod commands;
 mod compile;
+mod egress;
 mod error;
 mod policy_files;
 

@@ -230,7 +230,7 @@ fn explain(
                 } else {
                     normalize(&host.cwd.join(p))
                 };
-                let spec = compile(&eff, &flags, &host)?;
+                let spec = compile(&eff, &flags, &host, None)?;
                 let v = explain_fs(&spec, &path, op);
                 (v.allowed, v.code.to_string(), v.rule, None)
             }

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
+use paddock_policy::NetworkMode;
+
 use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
+use crate::egress::Egress;
 use crate::error::CliError;
 use crate::policy_files;
 
@@ -20,8 +23,31 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         argv: a.argv,
     };
     let eff = policy_files::effective(&host, a.policy.as_deref(), Some(flags_layer(&flags)?))?;
-    let spec = compile(&eff, &flags, &host)?;
-    let outcome = paddock_sandbox::run(&spec)?;
+    let egress = match eff.network_mode.value {
+        NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
+        NetworkMode::None => None,
+    };
+    let spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    let events: Option<paddock_proxy::EventSink> = match &a.net_log {
+        Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
+                CliError::new("HOST_IO_ERROR", format!("--net-log {}: {e}", p.display()), "choose a writable file")
+            })?,
+        ))),
+        None if verbose => Some(paddock_proxy::jsonl_sink(Box::new(std::io::stderr()))),
+        None => None,
+    };
+    // The sandbox is created while paddock is single-threaded; the proxy's
+    // thread starts after, on the listener pid 1 handed over.
+    let mut running = paddock_sandbox::spawn(&spec)?;
+    if let (Some(g), Some(listener)) = (&egress, running.proxy_listener.take()) {
+        let cfg = g.config(&eff, events)?;
+        paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
+            CliError::new("HOST_IO_ERROR", format!("starting the egress proxy: {e}"), "this is a bug; please report it")
+        })?;
+    }
+    let outcome = running.wait()?;
+    drop(egress);
     for created in &outcome.created_protected {
         quarantine(created);
     }

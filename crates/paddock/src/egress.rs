@@ -1,0 +1,167 @@
+//! Setting up a run's way out when `network.mode = "proxy"`: the session CA
+//! and the CA bundle the sandbox trusts, the brokered credentials and their
+//! placeholders, and the proxy configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use paddock_policy::Effective;
+use paddock_proxy::{Brokered, Config, SessionCa};
+
+use crate::compile::HostFacts;
+use crate::error::CliError;
+
+/// The port the proxy listens on inside the sandbox's own network
+/// namespace (always free: the namespace is new).
+pub const PROXY_PORT: u16 = 3128;
+
+/// Where the sandbox finds the CA bundle; also bound over the system bundle.
+pub const BUNDLE_IN_SANDBOX: &str = "/run/paddock/ca-bundle.pem";
+
+/// System CA bundle locations, first existing wins.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The egress of one run.
+pub struct Egress {
+    /// Port inside the sandbox.
+    pub port: u16,
+    dir: PathBuf,
+    bundle: PathBuf,
+    system_bundle: Option<PathBuf>,
+    ca: Arc<SessionCa>,
+    credentials: Vec<(String, Brokered)>,
+}
+
+fn placeholder() -> Result<String, CliError> {
+    let mut b = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(io)?, &mut b).map_err(io)?;
+    Ok(format!("paddock-placeholder-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+fn io(e: std::io::Error) -> CliError {
+    CliError::new("HOST_IO_ERROR", format!("preparing the egress proxy: {e}"), "check that $XDG_RUNTIME_DIR or /tmp is writable")
+}
+
+impl Egress {
+    /// Prepare everything, before the sandbox starts.
+    pub fn prepare(eff: &Effective, host: &HostFacts) -> Result<Egress, CliError> {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid())));
+        let dir = base.join(format!("paddock-run-{}", std::process::id()));
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
+        }
+        let session = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ca = Arc::new(SessionCa::new(&session).map_err(|e| CliError::new("NET_CA_FAILED", e.to_string(), "this is a bug; please report it"))?);
+        let system_bundle = SYSTEM_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file());
+        let mut pem = system_bundle.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        if !pem.ends_with('\n') && !pem.is_empty() {
+            pem.push('\n');
+        }
+        pem.push_str(&ca.cert_pem());
+        let bundle = dir.join("ca-bundle.pem");
+        std::fs::write(&bundle, pem).map_err(io)?;
+
+        let mut credentials = Vec::new();
+        for c in &eff.credentials {
+            let v = &c.value;
+            let origin = c.origin.describe();
+            let secret = if let Some(name) = v.source.strip_prefix("env:") {
+                host.env.iter().find(|(k, _)| k == name).map(|(_, val)| val.to_string_lossy().into_owned()).ok_or_else(|| {
+                    CliError::new("NET_CREDENTIAL_SOURCE_MISSING", format!("credential for {} ({origin}) reads ${name}, which is not set", v.host), format!("export {name}=... before running paddock"))
+                })?
+            } else if let Some(path) = v.source.strip_prefix("file:") {
+                let path = path.strip_prefix("~/").map(|r| host.home.join(r)).unwrap_or_else(|| PathBuf::from(path));
+                std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| {
+                    CliError::new("NET_CREDENTIAL_SOURCE_MISSING", format!("credential for {} ({origin}) reads {}: {e}", v.host, path.display()), "create the file or fix the path")
+                })?
+            } else {
+                return Err(CliError::new("NET_CREDENTIAL_SOURCE_UNSUPPORTED", format!("credential for {} ({origin}): `{}` sources are not supported yet", v.host, v.source), "use env:NAME or file:PATH"));
+            };
+            credentials.push((
+                v.env.clone(),
+                Brokered { host: v.host.to_ascii_lowercase(), header: v.header.to_ascii_lowercase(), scheme: v.scheme.clone(), placeholder: placeholder()?, secret },
+            ));
+        }
+        Ok(Egress { port: PROXY_PORT, dir, bundle, system_bundle, ca, credentials })
+    }
+
+    /// Variables set inside the sandbox.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let mut env = Vec::new();
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            env.push((k.to_string(), url.clone()));
+            env.push((k.to_ascii_lowercase(), url.clone()));
+        }
+        env.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
+        env.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
+        for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT"] {
+            env.push((k.to_string(), BUNDLE_IN_SANDBOX.to_string()));
+        }
+        for (name, b) in &self.credentials {
+            env.push((name.clone(), b.placeholder.clone()));
+        }
+        env
+    }
+
+    /// Read-only mounts: the bundle at its own path and over the system's.
+    pub fn mounts(&self) -> Vec<(PathBuf, PathBuf)> {
+        let mut m = vec![(self.bundle.clone(), PathBuf::from(BUNDLE_IN_SANDBOX))];
+        if let Some(sys) = &self.system_bundle {
+            m.push((self.bundle.clone(), sys.clone()));
+        }
+        m
+    }
+
+    /// The proxy's configuration. Debug builds (the test suite) read two
+    /// hooks that release builds ignore: `PADDOCK_TEST_RESOLVE`
+    /// (`name=ip:port,...`, consulted before DNS) and
+    /// `PADDOCK_TEST_UPSTREAM_CA` (a PEM file of extra trusted roots).
+    pub fn config(&self, eff: &Effective, events: Option<paddock_proxy::EventSink>) -> Result<Config, CliError> {
+        #[allow(unused_mut)]
+        let mut resolve: HashMap<String, SocketAddr> = HashMap::new();
+        #[allow(unused_mut)]
+        let mut extra_ca: Option<String> = None;
+        #[cfg(debug_assertions)]
+        {
+            if let Ok(spec) = std::env::var("PADDOCK_TEST_RESOLVE") {
+                for pair in spec.split(',').filter(|p| !p.is_empty()) {
+                    if let Some((name, addr)) = pair.split_once('=') {
+                        if let Ok(a) = addr.parse() {
+                            resolve.insert(name.to_ascii_lowercase(), a);
+                        }
+                    }
+                }
+            }
+            if let Some(p) = std::env::var_os("PADDOCK_TEST_UPSTREAM_CA") {
+                extra_ca = std::fs::read_to_string(Path::new(&p)).ok();
+            }
+        }
+        let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref())
+            .map_err(|e| CliError::new("NET_TLS_SETUP", e.to_string(), "check the system CA bundle"))?;
+        Ok(Config {
+            policy: Arc::new(eff.clone()),
+            credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),
+            ca: Some(self.ca.clone()),
+            upstream_tls,
+            resolve,
+            events,
+        })
+    }
+}
+
+impl Drop for Egress {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
