@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 
@@ -23,11 +25,17 @@ impl SessionCa {
     pub fn new(session: &str) -> Result<SessionCa, ProxyError> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(ProxyError::ca)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params
             .distinguished_name
             .push(DnType::CommonName, format!("paddock session CA {session}"));
-        params.distinguished_name.push(DnType::OrganizationName, "paddock");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "paddock");
         let key = KeyPair::generate().map_err(ProxyError::ca)?;
         let issuer = CertifiedIssuer::self_signed(params, key).map_err(ProxyError::ca)?;
         Ok(SessionCa {
@@ -50,10 +58,14 @@ impl SessionCa {
         let mut params = CertificateParams::new(vec![host.to_string()]).map_err(ProxyError::ca)?;
         params.distinguished_name.push(DnType::CommonName, host);
         let key = KeyPair::generate().map_err(ProxyError::ca)?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(ProxyError::ca)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(ProxyError::ca)?;
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let signing = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| ProxyError::Ca(e.to_string()))?;
-        let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone(), self.issuer.der().clone()];
+        let signing = rustls::crypto::ring::sign::any_supported_type(&der)
+            .map_err(|e| ProxyError::Ca(e.to_string()))?;
+        let chain: Vec<CertificateDer<'static>> =
+            vec![cert.der().clone(), self.issuer.der().clone()];
         let ck = Arc::new(CertifiedKey::new(chain, signing));
         cache.insert(host.to_string(), ck.clone());
         Ok(ck)

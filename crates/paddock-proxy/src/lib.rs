@@ -193,21 +193,36 @@ pub fn upstream_tls(extra_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn refuse(code: &str, why: &str) -> Response<Body> {
     let body = format!("paddock refused this request: {code}: {why}\n");
-    let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = StatusCode::FORBIDDEN;
     let h = r.headers_mut();
-    h.insert("x-paddock-reason", HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("NET_REFUSED")));
-    h.insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        "x-paddock-reason",
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("NET_REFUSED")),
+    );
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 struct Ctx {
@@ -215,7 +230,14 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn emit(&self, host: &str, port: u16, req: Option<(&str, &str)>, allowed: bool, code: &str, up: u64, down: u64, start: Instant) {
+    fn emit(
+        &self,
+        host: &str,
+        port: u16,
+        req: Option<(&str, &str)>,
+        (allowed, code, up, down): (bool, &str, u64, u64),
+        start: Instant,
+    ) {
         if let Some(sink) = &self.cfg.events {
             sink(&Event {
                 ts_ms: now_ms(),
@@ -240,19 +262,28 @@ impl Ctx {
             let mut it = tokio::net::lookup_host((host, port))
                 .await
                 .map_err(|e| ("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))?;
-            it.next().ok_or(("NET_RESOLVE_FAILED", format!("{host} has no address")))?
+            it.next()
+                .ok_or(("NET_RESOLVE_FAILED", format!("{host} has no address")))?
         };
         // "Names it": an allow entry that is this very address (and port,
         // when the entry has one).
         let ip = addr.ip().to_string();
-        let named = self.cfg.policy.net_allow.iter().any(|a| match a.value.rsplit_once(':') {
-            Some((h, p)) => h == ip && p.parse() == Ok(addr.port()),
-            None => a.value == ip,
-        });
+        let named = self
+            .cfg
+            .policy
+            .net_allow
+            .iter()
+            .any(|a| match a.value.rsplit_once(':') {
+                Some((h, p)) => h == ip && p.parse() == Ok(addr.port()),
+                None => a.value == ip,
+            });
         if is_private(addr.ip()) && !named {
             return Err((
                 "NET_PRIVATE_ADDRESS",
-                format!("{host} resolves to {}, a private or loopback address the policy does not name", addr.ip()),
+                format!(
+                    "{host} resolves to {}, a private or loopback address the policy does not name",
+                    addr.ip()
+                ),
             ));
         }
         Ok(addr)
@@ -260,20 +291,50 @@ impl Ctx {
 
     fn must_inspect(&self, host: &str, port: u16) -> bool {
         let p = &self.cfg.policy;
-        p.net_rules.iter().any(|r| r.value.inspect && paddock_policy::pattern_matches(&r.value.host, host, port))
-            || self.cfg.credentials.iter().any(|c| c.host.eq_ignore_ascii_case(host))
+        p.net_rules
+            .iter()
+            .any(|r| r.value.inspect && paddock_policy::pattern_matches(&r.value.host, host, port))
+            || self
+                .cfg
+                .credentials
+                .iter()
+                .any(|c| c.host.eq_ignore_ascii_case(host))
     }
 
     /// Check and rewrite credentials for a request to `host`.
-    fn broker(&self, host: &str, req: &mut Request<Incoming>) -> Result<(), (&'static str, String)> {
+    fn broker(
+        &self,
+        host: &str,
+        req: &mut Request<Incoming>,
+    ) -> Result<(), (&'static str, String)> {
         let uri = req.uri().to_string();
-        for c in self.cfg.credentials.iter().filter(|c| !c.host.eq_ignore_ascii_case(host)) {
-            let in_headers = req.headers().values().any(|v| v.as_bytes().windows(c.placeholder.len()).any(|w| w == c.placeholder.as_bytes()));
+        for c in self
+            .cfg
+            .credentials
+            .iter()
+            .filter(|c| !c.host.eq_ignore_ascii_case(host))
+        {
+            let in_headers = req.headers().values().any(|v| {
+                v.as_bytes()
+                    .windows(c.placeholder.len())
+                    .any(|w| w == c.placeholder.as_bytes())
+            });
             if in_headers || uri.contains(&c.placeholder) {
-                return Err(("NET_PLACEHOLDER_MISROUTED", format!("the placeholder for {} may only be sent to {}", c.header, c.host)));
+                return Err((
+                    "NET_PLACEHOLDER_MISROUTED",
+                    format!(
+                        "the placeholder for {} may only be sent to {}",
+                        c.header, c.host
+                    ),
+                ));
             }
         }
-        let mine: Vec<&Brokered> = self.cfg.credentials.iter().filter(|c| c.host.eq_ignore_ascii_case(host)).collect();
+        let mine: Vec<&Brokered> = self
+            .cfg
+            .credentials
+            .iter()
+            .filter(|c| c.host.eq_ignore_ascii_case(host))
+            .collect();
         if mine.is_empty() {
             return Ok(());
         }
@@ -282,7 +343,9 @@ impl Ctx {
         names.sort();
         names.dedup();
         for name in names {
-            let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else { continue };
+            let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
             let values: Vec<HeaderValue> = req.headers().get_all(&hn).iter().cloned().collect();
             if values.is_empty() {
                 continue;
@@ -293,7 +356,10 @@ impl Ctx {
                 let hit = mine.iter().find(|c| {
                     c.header.eq_ignore_ascii_case(&name)
                         && match &c.scheme {
-                            Some(s) => v.strip_prefix(s.as_str()).map(str::trim_start) == Some(c.placeholder.as_str()),
+                            Some(s) => {
+                                v.strip_prefix(s.as_str()).map(str::trim_start)
+                                    == Some(c.placeholder.as_str())
+                            }
                             None => v == c.placeholder,
                         }
                 });
@@ -339,7 +405,9 @@ fn is_private(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }
@@ -362,7 +430,9 @@ fn split_authority(auth: &str, default_port: u16) -> Option<(String, u16)> {
 /// Serve the proxy on `listener` until the runtime is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let ctx = Arc::new(Ctx { cfg: cfg.clone() });
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
@@ -379,35 +449,46 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
 
 /// Run the proxy on its own thread with a small runtime. The thread ends
 /// with the process.
-pub fn spawn_thread(listener: std::net::TcpListener, cfg: Config) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_thread(
+    listener: std::net::TcpListener,
+    cfg: Config,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("paddock-proxy".into()).spawn(move || {
-        rt.block_on(async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => serve(l, Arc::new(cfg)).await,
-                Err(e) => eprintln!("paddock: proxy could not start: {e}"),
-            }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("paddock-proxy".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => serve(l, Arc::new(cfg)).await,
+                    Err(e) => eprintln!("paddock: proxy could not start: {e}"),
+                }
+            })
         })
-    })
 }
 
 /// The first request on a connection from the sandbox.
 async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     if req.method() == Method::CONNECT {
-        let Some((host, port)) = req.uri().authority().and_then(|a| split_authority(a.as_str(), 443)) else {
+        let Some((host, port)) = req
+            .uri()
+            .authority()
+            .and_then(|a| split_authority(a.as_str(), 443))
+        else {
             return refuse("NET_BAD_REQUEST", "CONNECT needs host:port");
         };
         let d = decide_network(&ctx.cfg.policy, &host, port, None);
         if !d.allowed {
-            ctx.emit(&host, port, None, false, d.code, 0, 0, start);
+            ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
             return refuse(d.code, &d.rule);
         }
         let addr = match ctx.resolve(&host, port).await {
             Ok(a) => a,
             Err((code, why)) => {
-                ctx.emit(&host, port, None, false, code, 0, 0, start);
+                ctx.emit(&host, port, None, (false, code, 0, 0), start);
                 return refuse(code, &why);
             }
         };
@@ -416,7 +497,9 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
             return refuse("NET_INSPECT_UNAVAILABLE", "inspection needs the session CA");
         }
         tokio::spawn(async move {
-            let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
+            let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
+                return;
+            };
             let io = TokioIo::new(upgraded);
             if inspect {
                 mitm(ctx, io, host, port, addr).await;
@@ -428,24 +511,35 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
     }
     // Absolute-form plain HTTP.
     let Some(auth) = req.uri().authority().map(|a| a.to_string()) else {
-        return refuse("NET_BAD_REQUEST", "this is a proxy: send absolute URLs or CONNECT");
+        return refuse(
+            "NET_BAD_REQUEST",
+            "this is a proxy: send absolute URLs or CONNECT",
+        );
     };
     if req.uri().scheme_str() != Some("http") {
-        return refuse("NET_BAD_REQUEST", "only http:// URLs are proxied in plain form; use CONNECT for https");
+        return refuse(
+            "NET_BAD_REQUEST",
+            "only http:// URLs are proxied in plain form; use CONNECT for https",
+        );
     }
     let Some((host, port)) = split_authority(&auth, 80) else {
         return refuse("NET_BAD_REQUEST", "bad host");
     };
     if let Some(h) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
-        if split_authority(h, 80).map(|(h, _)| h.to_ascii_lowercase()) != Some(host.to_ascii_lowercase()) {
-            ctx.emit(&host, port, None, false, "NET_HOST_MISMATCH", 0, 0, start);
-            return refuse("NET_HOST_MISMATCH", "the Host header names another host than the URL");
+        if split_authority(h, 80).map(|(h, _)| h.to_ascii_lowercase())
+            != Some(host.to_ascii_lowercase())
+        {
+            ctx.emit(&host, port, None, (false, "NET_HOST_MISMATCH", 0, 0), start);
+            return refuse(
+                "NET_HOST_MISMATCH",
+                "the Host header names another host than the URL",
+            );
         }
     }
     let addr = match ctx.resolve(&host, port).await {
         Ok(a) => a,
         Err((code, why)) => {
-            ctx.emit(&host, port, None, false, code, 0, 0, start);
+            ctx.emit(&host, port, None, (false, code, 0, 0), start);
             return refuse(code, &why);
         }
     };
@@ -464,15 +558,24 @@ async fn forward(
     start: Instant,
 ) -> Response<Body> {
     let method = req.method().to_string();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let rq = Some((method.as_str(), path.as_str()));
-    let d = decide_network(&ctx.cfg.policy, host, port, Some((&method, req.uri().path())));
+    let d = decide_network(
+        &ctx.cfg.policy,
+        host,
+        port,
+        Some((&method, req.uri().path())),
+    );
     if !d.allowed {
-        ctx.emit(host, port, rq, false, d.code, 0, 0, start);
+        ctx.emit(host, port, rq, (false, d.code, 0, 0), start);
         return refuse(d.code, &d.rule);
     }
     if let Err((code, why)) = ctx.broker(host, &mut req) {
-        ctx.emit(host, port, rq, false, code, 0, 0, start);
+        ctx.emit(host, port, rq, (false, code, 0, 0), start);
         return refuse(code, &why);
     }
     // Origin-form towards the server.
@@ -482,11 +585,21 @@ async fn forward(
     };
     req.headers_mut().remove("proxy-connection");
     req.headers_mut().remove("proxy-authorization");
-    let up = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0u64);
+    let up = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0u64);
     let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.emit(host, port, rq, false, "NET_UPSTREAM_UNREACHABLE", 0, 0, start);
+            ctx.emit(
+                host,
+                port,
+                rq,
+                (false, "NET_UPSTREAM_UNREACHABLE", 0, 0),
+                start,
+            );
             return bad_gateway(&format!("cannot reach {host}:{port}: {e}"));
         }
     };
@@ -495,10 +608,13 @@ async fn forward(
             let Ok(name) = rustls::pki_types::ServerName::try_from(host.to_string()) else {
                 return refuse("NET_BAD_REQUEST", "bad host name");
             };
-            let stream = match tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await {
+            let stream = match tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
-                    ctx.emit(host, port, rq, false, "NET_UPSTREAM_TLS", 0, 0, start);
+                    ctx.emit(host, port, rq, (false, "NET_UPSTREAM_TLS", 0, 0), start);
                     return bad_gateway(&format!("TLS to {host} failed: {e}"));
                 }
             };
@@ -508,12 +624,16 @@ async fn forward(
     };
     match resp {
         Ok(r) => {
-            let down = r.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0u64);
-            ctx.emit(host, port, rq, true, d.code, up, down, start);
+            let down = r
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0u64);
+            ctx.emit(host, port, rq, (true, d.code, up, down), start);
             r.map(|b| b.boxed())
         }
         Err(e) => {
-            ctx.emit(host, port, rq, false, "NET_UPSTREAM_ERROR", up, 0, start);
+            ctx.emit(host, port, rq, (false, "NET_UPSTREAM_ERROR", up, 0), start);
             bad_gateway(&format!("{host}: {e}"))
         }
     }
@@ -531,15 +651,25 @@ where
 }
 
 fn bad_gateway(why: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("paddock: {why}\n"))).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("paddock: {why}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = StatusCode::BAD_GATEWAY;
     r
 }
 
 /// A tunnel paddock does not decrypt: check the ClientHello's server name,
 /// then copy bytes both ways.
-async fn tunnel<S>(ctx: Arc<Ctx>, mut client: S, host: String, port: u16, addr: SocketAddr, start: Instant)
-where
+async fn tunnel<S>(
+    ctx: Arc<Ctx>,
+    mut client: S,
+    host: String,
+    port: u16,
+    addr: SocketAddr,
+    start: Instant,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(4096);
@@ -548,7 +678,7 @@ where
         match sni::parse_client_hello(&buf) {
             Hello::Incomplete if buf.len() < 16 * 1024 => {}
             Hello::Tls(Some(name)) if !name.eq_ignore_ascii_case(&host) => {
-                ctx.emit(&host, port, None, false, "NET_SNI_MISMATCH", 0, 0, start);
+                ctx.emit(&host, port, None, (false, "NET_SNI_MISMATCH", 0, 0), start);
                 return;
             }
             _ => break,
@@ -559,14 +689,28 @@ where
         }
     }
     let Ok(mut upstream) = TcpStream::connect(addr).await else {
-        ctx.emit(&host, port, None, false, "NET_UPSTREAM_UNREACHABLE", 0, 0, start);
+        ctx.emit(
+            &host,
+            port,
+            None,
+            (false, "NET_UPSTREAM_UNREACHABLE", 0, 0),
+            start,
+        );
         return;
     };
     if upstream.write_all(&buf).await.is_err() {
         return;
     }
-    let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await.unwrap_or((0, 0));
-    ctx.emit(&host, port, None, true, "NET_ALLOWED", up + buf.len() as u64, down, start);
+    let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream)
+        .await
+        .unwrap_or((0, 0));
+    ctx.emit(
+        &host,
+        port,
+        None,
+        (true, "NET_ALLOWED", up + buf.len() as u64, down),
+        start,
+    );
 }
 
 /// An inspected tunnel: terminate TLS with a leaf from the session CA,
@@ -579,14 +723,23 @@ where
     let Some(ca) = ctx.cfg.ca.clone() else { return };
     let Ok(leaf) = ca.leaf(&host) else { return };
     let resolver = Arc::new(Fixed(leaf));
-    let Ok(builder) = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions() else { return };
+    let Ok(builder) = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+    else {
+        return;
+    };
     let mut scfg = builder.with_no_client_auth().with_cert_resolver(resolver);
     scfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(scfg));
-    let Ok(tls) = acceptor.accept(client).await else { return };
+    let Ok(tls) = acceptor.accept(client).await else {
+        return;
+    };
     let sni = tls.get_ref().1.server_name().map(str::to_ascii_lowercase);
-    if sni.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case(&host)) {
-        ctx.emit(&host, port, None, false, "NET_SNI_MISMATCH", 0, 0, start);
+    if sni
+        .as_deref()
+        .is_some_and(|s| !s.eq_ignore_ascii_case(&host))
+    {
+        ctx.emit(&host, port, None, (false, "NET_SNI_MISMATCH", 0, 0), start);
         return;
     }
     let upstream = ctx.cfg.upstream_tls.clone();
@@ -596,22 +749,37 @@ where
         let upstream = upstream.clone();
         async move {
             let start = Instant::now();
-            let host_hdr = req.headers().get(HOST).and_then(|h| h.to_str().ok()).and_then(|h| split_authority(h, port));
-            if host_hdr.as_ref().is_some_and(|(h, _)| !h.eq_ignore_ascii_case(&host)) {
-                ctx.emit(&host, port, None, false, "NET_HOST_MISMATCH", 0, 0, start);
-                return Ok::<_, Infallible>(refuse("NET_HOST_MISMATCH", "the Host header names another host than the tunnel"));
+            let host_hdr = req
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| split_authority(h, port));
+            if host_hdr
+                .as_ref()
+                .is_some_and(|(h, _)| !h.eq_ignore_ascii_case(&host))
+            {
+                ctx.emit(&host, port, None, (false, "NET_HOST_MISMATCH", 0, 0), start);
+                return Ok::<_, Infallible>(refuse(
+                    "NET_HOST_MISMATCH",
+                    "the Host header names another host than the tunnel",
+                ));
             }
             Ok(forward(&ctx, req, &host, port, addr, Some(upstream), start).await)
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), svc)
+        .await;
 }
 
 #[derive(Debug)]
 struct Fixed(Arc<rustls::sign::CertifiedKey>);
 
 impl rustls::server::ResolvesServerCert for Fixed {
-    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
     }
 }
@@ -622,7 +790,19 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
@@ -632,7 +812,10 @@ mod tests {
 
     #[test]
     fn authorities() {
-        assert_eq!(split_authority("a.com:8443", 443), Some(("a.com".into(), 8443)));
+        assert_eq!(
+            split_authority("a.com:8443", 443),
+            Some(("a.com".into(), 8443))
+        );
         assert_eq!(split_authority("a.com", 80), Some(("a.com".into(), 80)));
         assert_eq!(split_authority("[::1]:443", 80), Some(("::1".into(), 443)));
         assert_eq!(split_authority("a.com:x", 80), None);

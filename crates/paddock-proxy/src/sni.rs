@@ -28,7 +28,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|s| usize::from(s[0]))
     }
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|s| usize::from(s[0]) << 8 | usize::from(s[1]))
+        self.take(2)
+            .map(|s| usize::from(s[0]) << 8 | usize::from(s[1]))
     }
     fn u24(&mut self) -> Option<usize> {
         self.take(3)
@@ -109,13 +110,16 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         let _ = &mut roots;
         let cfg = std::sync::Arc::new(
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
         );
-        let mut c = rustls::ClientConnection::new(cfg, name.to_string().try_into().unwrap()).unwrap();
+        let mut c =
+            rustls::ClientConnection::new(cfg, name.to_string().try_into().unwrap()).unwrap();
         let mut out = Vec::new();
         c.write_tls(&mut out).unwrap();
         out
@@ -124,7 +128,10 @@ mod tests {
     #[test]
     fn reads_sni_from_a_real_client_hello() {
         let h = hello("api.example.com");
-        assert_eq!(parse_client_hello(&h), Hello::Tls(Some("api.example.com".into())));
+        assert_eq!(
+            parse_client_hello(&h),
+            Hello::Tls(Some("api.example.com".into()))
+        );
         assert_eq!(parse_client_hello(&h[..20]), Hello::Incomplete);
         assert_eq!(parse_client_hello(b"GET / HTTP/1.1\r\n"), Hello::NotTls);
     }

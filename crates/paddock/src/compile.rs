@@ -380,10 +380,18 @@ pub fn compile(
     }
     if let Some(g) = egress {
         for (source, target) in g.mounts() {
-            push(MountSpec { source, target, mode: MountMode::Ro, origin: "paddock's session CA bundle".into() });
+            push(MountSpec {
+                source,
+                target,
+                mode: MountMode::Ro,
+                origin: "paddock's session CA bundle".into(),
+            });
         }
     }
-    for m in mounts.iter().filter(|m| m.origin != "paddock's session CA bundle") {
+    for m in mounts
+        .iter()
+        .filter(|m| m.origin != "paddock's session CA bundle")
+    {
         if let Some(d) = under_deny(eff, &m.source, host) {
             return Err(CliError::new(
                 "FS_DENIED_BY_POLICY",
@@ -543,7 +551,9 @@ mod tests {
         assert_eq!(e.code, "WORKSPACE_IS_HOME");
         h.cwd = "/".into();
         assert_eq!(
-            compile(&eff_for(&flags), &flags, &h, None).unwrap_err().code,
+            compile(&eff_for(&flags), &flags, &h, None)
+                .unwrap_err()
+                .code,
             "WORKSPACE_IS_HOME"
         );
     }

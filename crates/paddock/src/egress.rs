@@ -40,12 +40,23 @@ pub struct Egress {
 
 fn placeholder() -> Result<String, CliError> {
     let mut b = [0u8; 16];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(io)?, &mut b).map_err(io)?;
-    Ok(format!("paddock-placeholder-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(io)?,
+        &mut b,
+    )
+    .map_err(io)?;
+    Ok(format!(
+        "paddock-placeholder-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
 }
 
 fn io(e: std::io::Error) -> CliError {
-    CliError::new("HOST_IO_ERROR", format!("preparing the egress proxy: {e}"), "check that $XDG_RUNTIME_DIR or /tmp is writable")
+    CliError::new(
+        "HOST_IO_ERROR",
+        format!("preparing the egress proxy: {e}"),
+        "check that $XDG_RUNTIME_DIR or /tmp is writable",
+    )
 }
 
 impl Egress {
@@ -54,16 +65,37 @@ impl Egress {
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .filter(|p| p.is_dir())
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid())));
+            .unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid()))
+            });
         let dir = base.join(format!("paddock-run-{}", std::process::id()));
         {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io)?;
         }
-        let session = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ca = Arc::new(SessionCa::new(&session).map_err(|e| CliError::new("NET_CA_FAILED", e.to_string(), "this is a bug; please report it"))?);
-        let system_bundle = SYSTEM_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file());
-        let mut pem = system_bundle.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        let session = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ca = Arc::new(SessionCa::new(&session).map_err(|e| {
+            CliError::new(
+                "NET_CA_FAILED",
+                e.to_string(),
+                "this is a bug; please report it",
+            )
+        })?);
+        let system_bundle = SYSTEM_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file());
+        let mut pem = system_bundle
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
         if !pem.ends_with('\n') && !pem.is_empty() {
             pem.push('\n');
         }
@@ -76,23 +108,67 @@ impl Egress {
             let v = &c.value;
             let origin = c.origin.describe();
             let secret = if let Some(name) = v.source.strip_prefix("env:") {
-                host.env.iter().find(|(k, _)| k == name).map(|(_, val)| val.to_string_lossy().into_owned()).ok_or_else(|| {
-                    CliError::new("NET_CREDENTIAL_SOURCE_MISSING", format!("credential for {} ({origin}) reads ${name}, which is not set", v.host), format!("export {name}=... before running paddock"))
-                })?
+                host.env
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, val)| val.to_string_lossy().into_owned())
+                    .ok_or_else(|| {
+                        CliError::new(
+                            "NET_CREDENTIAL_SOURCE_MISSING",
+                            format!(
+                                "credential for {} ({origin}) reads ${name}, which is not set",
+                                v.host
+                            ),
+                            format!("export {name}=... before running paddock"),
+                        )
+                    })?
             } else if let Some(path) = v.source.strip_prefix("file:") {
-                let path = path.strip_prefix("~/").map(|r| host.home.join(r)).unwrap_or_else(|| PathBuf::from(path));
-                std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| {
-                    CliError::new("NET_CREDENTIAL_SOURCE_MISSING", format!("credential for {} ({origin}) reads {}: {e}", v.host, path.display()), "create the file or fix the path")
-                })?
+                let path = path
+                    .strip_prefix("~/")
+                    .map(|r| host.home.join(r))
+                    .unwrap_or_else(|| PathBuf::from(path));
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_string())
+                    .map_err(|e| {
+                        CliError::new(
+                            "NET_CREDENTIAL_SOURCE_MISSING",
+                            format!(
+                                "credential for {} ({origin}) reads {}: {e}",
+                                v.host,
+                                path.display()
+                            ),
+                            "create the file or fix the path",
+                        )
+                    })?
             } else {
-                return Err(CliError::new("NET_CREDENTIAL_SOURCE_UNSUPPORTED", format!("credential for {} ({origin}): `{}` sources are not supported yet", v.host, v.source), "use env:NAME or file:PATH"));
+                return Err(CliError::new(
+                    "NET_CREDENTIAL_SOURCE_UNSUPPORTED",
+                    format!(
+                        "credential for {} ({origin}): `{}` sources are not supported yet",
+                        v.host, v.source
+                    ),
+                    "use env:NAME or file:PATH",
+                ));
             };
             credentials.push((
                 v.env.clone(),
-                Brokered { host: v.host.to_ascii_lowercase(), header: v.header.to_ascii_lowercase(), scheme: v.scheme.clone(), placeholder: placeholder()?, secret },
+                Brokered {
+                    host: v.host.to_ascii_lowercase(),
+                    header: v.header.to_ascii_lowercase(),
+                    scheme: v.scheme.clone(),
+                    placeholder: placeholder()?,
+                    secret,
+                },
             ));
         }
-        Ok(Egress { port: PROXY_PORT, dir, bundle, system_bundle, ca, credentials })
+        Ok(Egress {
+            port: PROXY_PORT,
+            dir,
+            bundle,
+            system_bundle,
+            ca,
+            credentials,
+        })
     }
 
     /// Variables set inside the sandbox.
@@ -105,7 +181,14 @@ impl Egress {
         }
         env.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
         env.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
-        for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT"] {
+        for k in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+            "PIP_CERT",
+        ] {
             env.push((k.to_string(), BUNDLE_IN_SANDBOX.to_string()));
         }
         for (name, b) in &self.credentials {
@@ -127,7 +210,11 @@ impl Egress {
     /// hooks that release builds ignore: `PADDOCK_TEST_RESOLVE`
     /// (`name=ip:port,...`, consulted before DNS) and
     /// `PADDOCK_TEST_UPSTREAM_CA` (a PEM file of extra trusted roots).
-    pub fn config(&self, eff: &Effective, events: Option<paddock_proxy::EventSink>) -> Result<Config, CliError> {
+    pub fn config(
+        &self,
+        eff: &Effective,
+        events: Option<paddock_proxy::EventSink>,
+    ) -> Result<Config, CliError> {
         #[allow(unused_mut)]
         let mut resolve: HashMap<String, SocketAddr> = HashMap::new();
         #[allow(unused_mut)]
@@ -147,8 +234,9 @@ impl Egress {
                 extra_ca = std::fs::read_to_string(Path::new(&p)).ok();
             }
         }
-        let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref())
-            .map_err(|e| CliError::new("NET_TLS_SETUP", e.to_string(), "check the system CA bundle"))?;
+        let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref()).map_err(|e| {
+            CliError::new("NET_TLS_SETUP", e.to_string(), "check the system CA bundle")
+        })?;
         Ok(Config {
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),

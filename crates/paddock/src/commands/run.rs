@@ -30,9 +30,17 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let spec = compile(&eff, &flags, &host, egress.as_ref())?;
     let events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
-                CliError::new("HOST_IO_ERROR", format!("--net-log {}: {e}", p.display()), "choose a writable file")
-            })?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| {
+                    CliError::new(
+                        "HOST_IO_ERROR",
+                        format!("--net-log {}: {e}", p.display()),
+                        "choose a writable file",
+                    )
+                })?,
         ))),
         None if verbose => Some(paddock_proxy::jsonl_sink(Box::new(std::io::stderr()))),
         None => None,
@@ -43,7 +51,11 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     if let (Some(g), Some(listener)) = (&egress, running.proxy_listener.take()) {
         let cfg = g.config(&eff, events)?;
         paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
-            CliError::new("HOST_IO_ERROR", format!("starting the egress proxy: {e}"), "this is a bug; please report it")
+            CliError::new(
+                "HOST_IO_ERROR",
+                format!("starting the egress proxy: {e}"),
+                "this is a bug; please report it",
+            )
         })?;
     }
     let outcome = running.wait()?;

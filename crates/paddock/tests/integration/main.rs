@@ -6,6 +6,7 @@
 mod util;
 
 mod cli;
+mod egress;
 mod filesystem;
 mod network;
 mod policy;
