@@ -427,7 +427,9 @@ fn split_authority(auth: &str, default_port: u16) -> Option<(String, u16)> {
     }
 }
 
-/// Serve the proxy on `listener` until the runtime is dropped.
+/// Serve the proxy on `listener` until the runtime is dropped. One port
+/// speaks both HTTP (forward proxy and CONNECT) and SOCKS5, told apart by
+/// the first byte.
 pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -435,6 +437,11 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
         };
         let ctx = Arc::new(Ctx { cfg: cfg.clone() });
         tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            if matches!(stream.peek(&mut first).await, Ok(1)) && first[0] == 5 {
+                socks5(ctx, stream).await;
+                return;
+            }
             let svc = hyper::service::service_fn(move |req| {
                 let ctx = ctx.clone();
                 async move { Ok::<_, Infallible>(front(ctx, req).await) }
@@ -770,6 +777,105 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tls), svc)
         .await;
+}
+
+/// SOCKS5 (RFC 1928), CONNECT only, no authentication: for TCP that is not
+/// HTTP (ssh, databases), under the same domain and port rules. Replies
+/// "connection not allowed by ruleset" (2) on refusal.
+async fn socks5(ctx: Arc<Ctx>, mut s: TcpStream) {
+    let start = Instant::now();
+    let mut head = [0u8; 2];
+    if s.read_exact(&mut head).await.is_err() {
+        return;
+    }
+    let mut methods = vec![0u8; usize::from(head[1])];
+    if s.read_exact(&mut methods).await.is_err() {
+        return;
+    }
+    if !methods.contains(&0) {
+        let _ = s.write_all(&[5, 0xff]).await;
+        return;
+    }
+    if s.write_all(&[5, 0]).await.is_err() {
+        return;
+    }
+    let mut req = [0u8; 4];
+    if s.read_exact(&mut req).await.is_err() {
+        return;
+    }
+    let reply = |code: u8| [5, code, 0, 1, 0, 0, 0, 0, 0, 0];
+    if req[0] != 5 || req[1] != 1 {
+        let _ = s.write_all(&reply(7)).await; // command not supported
+        return;
+    }
+    let host = match req[3] {
+        1 => {
+            let mut a = [0u8; 4];
+            if s.read_exact(&mut a).await.is_err() {
+                return;
+            }
+            std::net::Ipv4Addr::from(a).to_string()
+        }
+        3 => {
+            let mut len = [0u8; 1];
+            if s.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut name = vec![0u8; usize::from(len[0])];
+            if s.read_exact(&mut name).await.is_err() {
+                return;
+            }
+            String::from_utf8_lossy(&name).into_owned()
+        }
+        4 => {
+            let mut a = [0u8; 16];
+            if s.read_exact(&mut a).await.is_err() {
+                return;
+            }
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => {
+            let _ = s.write_all(&reply(8)).await;
+            return;
+        }
+    };
+    let mut p = [0u8; 2];
+    if s.read_exact(&mut p).await.is_err() {
+        return;
+    }
+    let port = u16::from_be_bytes(p);
+    let d = decide_network(&ctx.cfg.policy, &host, port, None);
+    if !d.allowed {
+        ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
+        let _ = s.write_all(&reply(2)).await;
+        return;
+    }
+    let addr = match ctx.resolve(&host, port).await {
+        Ok(a) => a,
+        Err((code, _)) => {
+            ctx.emit(&host, port, None, (false, code, 0, 0), start);
+            let _ = s.write_all(&reply(2)).await;
+            return;
+        }
+    };
+    let Ok(mut upstream) = TcpStream::connect(addr).await else {
+        ctx.emit(
+            &host,
+            port,
+            None,
+            (false, "NET_UPSTREAM_UNREACHABLE", 0, 0),
+            start,
+        );
+        let _ = s.write_all(&reply(5)).await;
+        return;
+    };
+    if s.write_all(&reply(0)).await.is_err() {
+        return;
+    }
+    let (up, down) = tokio::io::copy_bidirectional(&mut s, &mut upstream)
+        .await
+        .unwrap_or((0, 0));
+    ctx.emit(&host, port, None, (true, d.code, up, down), start);
 }
 
 #[derive(Debug)]

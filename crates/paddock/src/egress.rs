@@ -175,10 +175,15 @@ impl Egress {
     pub fn environment(&self) -> Vec<(String, String)> {
         let url = format!("http://127.0.0.1:{}", self.port);
         let mut env = Vec::new();
-        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        for k in ["HTTP_PROXY", "HTTPS_PROXY"] {
             env.push((k.to_string(), url.clone()));
             env.push((k.to_ascii_lowercase(), url.clone()));
         }
+        // Everything else (ssh via ProxyCommand, database clients) can use
+        // SOCKS5 on the same port; socks5h lets the proxy resolve names.
+        let socks = format!("socks5h://127.0.0.1:{}", self.port);
+        env.push(("ALL_PROXY".into(), socks.clone()));
+        env.push(("all_proxy".into(), socks));
         env.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
         env.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
         for k in [

@@ -68,6 +68,9 @@ impl Upstream {
     fn start(dir: &Path) -> Upstream {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "paddock test upstream CA");
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let names = [
             "api.test.example",
@@ -76,10 +79,11 @@ impl Upstream {
             "rebind.test.example",
         ];
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(names.map(String::from).to_vec())
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
+        let mut leaf_params = CertificateParams::new(names.map(String::from).to_vec()).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "api.test.example");
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
         let (ca_pem, cert, key, log) = (
             dir.join("ca.pem"),
             dir.join("cert.pem"),
@@ -166,6 +170,9 @@ env = "ANTHROPIC_API_KEY"
         )
         .unwrap();
         std::fs::write(ws.proj.join("client.js"), NODE_CLIENT).unwrap();
+        // For tunnels paddock does not decrypt, the client checks the
+        // server's own certificate.
+        std::fs::copy(&up.ca, ws.proj.join("upstream-ca.pem")).unwrap();
         let log = ws.root.join("net.jsonl");
         Net {
             ws,
@@ -366,4 +373,28 @@ fn programs_ignoring_the_proxy_get_no_network() {
     let out = stdout(&o);
     assert!(!out.contains("rc=0"), "{out}");
     assert!(n.up.requests().is_empty());
+}
+
+/// SOCKS5 on the same port, for TCP that is not HTTP, under the same
+/// domain rules (the TLS inside the tunnel is end to end).
+#[test]
+fn socks5_follows_the_same_domain_rules() {
+    let n = Net::new();
+    let script = r#"
+curl -sS --proxy "$ALL_PROXY" --cacert upstream-ca.pem https://plain.test.example/over-socks 2>&1; echo
+curl -sS --proxy "$ALL_PROXY" https://denied.example/ 2>&1; echo rc=$?
+"#;
+    let o = n.run(script);
+    let out = stdout(&o);
+    assert!(out.contains(r#"{"ok": true}"#), "{out}");
+    assert!(!out.contains("rc=0"), "{out}");
+    let reqs = n.up.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0]["path"], "/over-socks");
+    let codes = n.codes();
+    assert!(
+        codes.contains(&"NET_ALLOWED".to_string())
+            && codes.contains(&"NET_DOMAIN_NOT_ALLOWED".to_string()),
+        "{codes:?}"
+    );
 }
