@@ -435,6 +435,9 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Small request/response exchanges must not wait for Nagle's
+        // algorithm against delayed ACKs (~40 ms each).
+        let _ = stream.set_nodelay(true);
         let ctx = Arc::new(Ctx { cfg: cfg.clone() });
         tokio::spawn(async move {
             let mut first = [0u8; 1];
@@ -597,7 +600,9 @@ async fn forward(
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0u64);
-    let tcp = match TcpStream::connect(addr).await {
+    let tcp = match TcpStream::connect(addr).await.inspect(|s| {
+        let _ = s.set_nodelay(true);
+    }) {
         Ok(s) => s,
         Err(e) => {
             ctx.emit(
@@ -695,7 +700,9 @@ async fn tunnel<S>(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let Ok(mut upstream) = TcpStream::connect(addr).await else {
+    let Ok(mut upstream) = TcpStream::connect(addr).await.inspect(|s| {
+        let _ = s.set_nodelay(true);
+    }) else {
         ctx.emit(
             &host,
             port,
@@ -858,7 +865,9 @@ async fn socks5(ctx: Arc<Ctx>, mut s: TcpStream) {
             return;
         }
     };
-    let Ok(mut upstream) = TcpStream::connect(addr).await else {
+    let Ok(mut upstream) = TcpStream::connect(addr).await.inspect(|s| {
+        let _ = s.set_nodelay(true);
+    }) else {
         ctx.emit(
             &host,
             port,
