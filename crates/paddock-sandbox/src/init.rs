@@ -130,7 +130,8 @@ fn run(
         let l = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(e("proxy-listen"))?;
         sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
     }
-    drop(fds);
+    // In session mode the same socket pair carries exec requests afterwards.
+    let fds_ctl = if p.serve_execs { Some(fds) } else { drop(fds); None };
     setup::build_root(p).map_err(|se| (se.step, se.detail))?;
     std::env::set_current_dir(&p.workdir)
         .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
@@ -140,6 +141,9 @@ fn run(
     // /proc/1/mem or similar to take it over.
     sys::set_non_dumpable().map_err(e("set-non-dumpable"))?;
 
+    if p.serve_execs {
+        return serve(p, ruleset, fds_ctl.ok_or(("control-channel", "missing".to_string()))?);
+    }
     let cmd = match sys::fork().map_err(e("fork-command"))? {
         Forked::Child => exec_command(p, ruleset, out),
         Forked::Parent { pid, .. } => pid,
@@ -189,34 +193,10 @@ fn exec_command(
         );
         sys::exit_now(125)
     };
-    // A fresh program expects default signal handling and an empty mask.
-    if let Err(err) = sys::reset_signals() {
-        fail(out, "reset-signals", err.to_string());
-    }
-    // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
-    // fd to a host folder would be a way out.
-    if let Err(err) = sys::cloexec_from(3) {
-        fail(out, "close-fds", err.to_string());
-    }
-    // no_new_privs: setuid binaries and file capabilities grant nothing
-    // from here on; required for Landlock and seccomp without privilege.
-    if let Err(err) = sys::set_no_new_privs() {
-        fail(out, "no-new-privs", err.to_string());
-    }
-    let landlock = match landlock_rules::restrict(ruleset) {
-        Ok(r) => r,
-        Err(d) => fail(out, "landlock-restrict", d),
+    let landlock = match confine(p, ruleset) {
+        Ok(l) => l,
+        Err((step, detail)) => fail(out, step, detail),
     };
-    // All capabilities go, bounding set included, and securebits are locked
-    // so that even uid 0 regains none on execve.
-    if let Err(err) = sys::drop_all_capabilities() {
-        fail(out, "drop-capabilities", err.to_string());
-    }
-    // Seccomp is the last thing before execve: the filter denies calls the
-    // steps above still needed.
-    if let Err(d) = seccomp::install(&p.seccomp) {
-        fail(out, "seccomp", d);
-    }
     send(out, &Msg::Enforced { landlock });
 
     let program = p.argv[0].clone();
@@ -229,6 +209,38 @@ fn exec_command(
         },
     );
     sys::exit_now(if errno == libc::ENOENT { 127 } else { 126 })
+}
+
+/// Shed every privilege, in order, in a forked command process: what runs
+/// after this is untrusted.
+fn confine(p: &Prepared, ruleset: landlock::RulesetCreated) -> StepResult<LandlockReport> {
+    let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
+    // A fresh program expects default signal handling and an empty mask.
+    sys::reset_signals().map_err(e("reset-signals"))?;
+    // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
+    // fd to a host folder would be a way out.
+    sys::cloexec_from(3).map_err(e("close-fds"))?;
+    // no_new_privs: setuid binaries and file capabilities grant nothing
+    // from here on; required for Landlock and seccomp without privilege.
+    sys::set_no_new_privs().map_err(e("no-new-privs"))?;
+    let landlock = landlock_rules::restrict(ruleset).map_err(|d| ("landlock-restrict", d))?;
+    // All capabilities go, bounding set included, and securebits are locked
+    // so that even uid 0 regains none on execve.
+    sys::drop_all_capabilities().map_err(e("drop-capabilities"))?;
+    // Resource limits: RLIMIT_NPROC counts this user's processes *in the
+    // sandbox's user namespace*, so a fork bomb hits it without touching
+    // the host's own processes; it binds even uid 0, which holds no
+    // capability here.
+    if let Some(n) = p.pids_limit {
+        sys::set_rlimit(sys::rlimit::NPROC, n).map_err(e("rlimit-nproc"))?;
+    }
+    if let Some(m) = p.memory_limit_mib {
+        sys::set_rlimit(sys::rlimit::AS, m.saturating_mul(1 << 20)).map_err(e("rlimit-as"))?;
+    }
+    // Seccomp is the last thing before execve: the filter denies calls the
+    // steps above still needed.
+    seccomp::install(&p.seccomp).map_err(|d| ("seccomp", d))?;
+    Ok(landlock)
 }
 
 /// execvp semantics on the sandbox's PATH. Returns the errno to report.
@@ -263,4 +275,184 @@ fn exec_search(
     } else {
         libc::ENOENT
     }
+}
+
+/// An exec request from the supervisor (a JSON payload sent together with
+/// the command's stdin, stdout and stderr).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Request id, echoed in every event about it.
+    pub id: u64,
+    /// Command and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment (added to the session's).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+/// What pid 1 reports about exec requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExecEvent {
+    /// The command runs, as this pid inside the sandbox.
+    Started {
+        /// Request id.
+        id: u64,
+        /// pid inside the sandbox's pid namespace.
+        pid: i32,
+    },
+    /// The command could not start.
+    Failed {
+        /// Request id.
+        id: u64,
+        /// 126 or 127 (docker convention), 125 for a setup failure.
+        code: i32,
+        /// Why.
+        message: String,
+    },
+    /// The command ended.
+    Exited {
+        /// Request id.
+        id: u64,
+        /// Exit code, or 128 + signal.
+        code: i32,
+        /// The signal, when killed by one.
+        signal: Option<i32>,
+    },
+}
+
+fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
+    let mut line = serde_json::to_vec(ev).unwrap_or_default();
+    line.push(b'\n');
+    let _ = (&*ctl).write_all(&line);
+}
+
+/// Session mode: serve exec requests until the supervisor goes away or
+/// asks to stop. Background processes started by one exec keep running and
+/// are visible to the next; every zombie is reaped here.
+fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::net::UnixStream) -> StepResult<i32> {
+    use std::collections::HashMap;
+    use std::os::fd::AsFd;
+    let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
+    sys::drop_all_capabilities().map_err(e("drop-capabilities-init"))?;
+    let set = waited_signals();
+    let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
+    let mut running: HashMap<i32, u64> = HashMap::new();
+    loop {
+        let ready = sys::poll_readable(&[sfd.as_fd(), ctl.as_fd()], -1).map_err(e("poll"))?;
+        if ready[0] {
+            while let Some(sig) = sys::read_signalfd(sfd.as_fd()).map_err(e("signalfd-read"))? {
+                if sig.signo == libc::SIGCHLD {
+                    while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
+                        if let Some(id) = running.remove(&pid) {
+                            let signal = match st {
+                                sys::ExitStatus::Signaled(s) => Some(s),
+                                sys::ExitStatus::Exited(_) => None,
+                            };
+                            reply(&ctl, &ExecEvent::Exited { id, code: st.code(), signal });
+                        }
+                    }
+                } else if sig.signo == libc::SIGTERM && sig.from_process {
+                    return Ok(0);
+                }
+            }
+        }
+        if !ready[1] {
+            continue;
+        }
+        let (payload, fds) = sys::recv_fds(ctl.as_fd(), 256 * 1024).map_err(e("control-read"))?;
+        if payload.is_empty() {
+            return Ok(0); // the supervisor is gone
+        }
+        if payload == b"stop" {
+            return Ok(0);
+        }
+        if let Some(rest) = payload.strip_prefix(b"signal ") {
+            // "signal PID SIG": forward to a command this init started.
+            let text = String::from_utf8_lossy(rest);
+            let mut it = text.split_whitespace().filter_map(|x| x.parse::<i32>().ok());
+            if let (Some(pid), Some(sig)) = (it.next(), it.next()) {
+                if running.contains_key(&pid) {
+                    let _ = sys::kill(pid, sig);
+                }
+            }
+            continue;
+        }
+        let Ok(req) = serde_json::from_slice::<ExecRequest>(&payload) else { continue };
+        if fds.len() != 3 || req.argv.is_empty() {
+            reply(&ctl, &ExecEvent::Failed { id: req.id, code: 125, message: "an exec needs a command and three file descriptors".into() });
+            continue;
+        }
+        let rs = match ruleset.try_clone() {
+            Ok(r) => r,
+            Err(err) => {
+                reply(&ctl, &ExecEvent::Failed { id: req.id, code: 125, message: format!("landlock: {err}") });
+                continue;
+            }
+        };
+        let (err_r, err_w) = std::io::pipe().map_err(e("pipe"))?;
+        match sys::fork().map_err(e("fork-exec"))? {
+            Forked::Child => {
+                drop(err_r);
+                exec_in_session(p, rs, &req, &fds, err_w)
+            }
+            Forked::Parent { pid, .. } => {
+                drop(err_w);
+                drop(fds);
+                let mut msg = String::new();
+                let _ = std::io::Read::read_to_string(&mut { err_r }, &mut msg);
+                if msg.is_empty() {
+                    running.insert(pid, req.id);
+                    reply(&ctl, &ExecEvent::Started { id: req.id, pid });
+                } else {
+                    // Reaped by the SIGCHLD loop; report the failure now.
+                    let (code, message) = msg.split_once(' ').map(|(c, m)| (c.parse().unwrap_or(125), m.to_string())).unwrap_or((125, msg.clone()));
+                    reply(&ctl, &ExecEvent::Failed { id: req.id, code, message });
+                }
+            }
+        }
+    }
+}
+
+/// The forked child of a session exec. Never returns.
+fn exec_in_session(p: &Prepared, rs: landlock::RulesetCreated, req: &ExecRequest, fds: &[std::os::fd::OwnedFd], mut err: std::io::PipeWriter) -> ! {
+    use std::os::fd::AsFd;
+    let mut fail = |code: i32, message: String| -> ! {
+        let _ = err.write_all(format!("{code} {message}").as_bytes());
+        sys::exit_now(code)
+    };
+    // A new session: the command must not share pid 1's.
+    let _ = sys::setsid();
+    for (i, fd) in fds.iter().enumerate() {
+        if let Err(e) = sys::dup2(fd.as_fd(), i as i32) {
+            fail(125, format!("stdio: {e}"));
+        }
+    }
+    if let Some(cwd) = &req.cwd {
+        if let Err(e) = std::env::set_current_dir(cwd) {
+            fail(125, format!("working directory {}: {e}", cwd.display()));
+        }
+    }
+    if let Err((step, detail)) = confine(p, rs) {
+        fail(125, format!("{step}: {detail}"));
+    }
+    let argv: Vec<CString> = req.argv.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+    let mut env: Vec<CString> = p.env.clone();
+    let mut path_dirs = p.path_dirs.clone();
+    for (k, v) in &req.env {
+        let prefix = format!("{k}=");
+        env.retain(|e| !e.to_bytes().starts_with(prefix.as_bytes()));
+        if let Ok(c) = CString::new(format!("{k}={v}")) {
+            env.push(c);
+        }
+        if k == "PATH" {
+            path_dirs = std::env::split_paths(v).collect();
+        }
+    }
+    let errno = exec_search(&argv[0], &argv, &env, &path_dirs);
+    let code = if errno == libc::ENOENT { 127 } else { 126 };
+    fail(code, format!("{}: {}", req.argv[0], std::io::Error::from_raw_os_error(errno)))
 }

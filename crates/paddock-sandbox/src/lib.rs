@@ -41,6 +41,7 @@ use std::path::PathBuf;
 use paddock_sys::{self as sys, ns, ExitStatus, Forked};
 
 pub use error::SandboxError;
+pub use init::{ExecEvent, ExecRequest};
 pub use landlock_rules::LandlockReport;
 pub use seccomp::denied_syscalls;
 pub use spec::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS};
@@ -89,6 +90,11 @@ pub struct Running {
     /// The listening socket on the sandbox's `127.0.0.1:PORT` (when the spec
     /// asked for a proxy port): accept on it to serve the sandbox's egress.
     pub proxy_listener: Option<std::net::TcpListener>,
+    /// Session mode: the channel to pid 1. Send an [`ExecRequest`] as the
+    /// payload of `paddock_sys::send_fds` with the command's stdin, stdout
+    /// and stderr; `stop` ends the sandbox; [`ExecEvent`]s come back as JSON
+    /// lines.
+    pub control: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Run `spec`'s command in a new sandbox and wait for it.
@@ -159,6 +165,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     } else {
         None
     };
+    let control = prepared.serve_execs.then_some(fd_host);
     Ok(Running {
         pid,
         pidfd,
@@ -166,6 +173,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         set,
         absent_protected: prepared.absent_protected,
         proxy_listener,
+        control,
     })
 }
 

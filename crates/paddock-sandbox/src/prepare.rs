@@ -41,6 +41,9 @@ pub(crate) struct Prepared {
     pub tmp_size_mib: u64,
     pub hostname: String,
     pub proxy_port: Option<u16>,
+    pub pids_limit: Option<u64>,
+    pub memory_limit_mib: Option<u64>,
+    pub serve_execs: bool,
     pub seccomp: Vec<BpfProgram>,
 }
 
@@ -104,7 +107,7 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, SandboxError> {
 
 /// Validate `spec` against the host.
 pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
-    if spec.argv.is_empty() {
+    if spec.argv.is_empty() && !spec.serve_execs {
         return Err(SandboxError::InvalidSpec(
             "no command given: write it after `--`, e.g. `paddock run -- ls`".into(),
         ));
@@ -312,6 +315,9 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         tmp_size_mib: spec.tmp_size_mib,
         hostname: spec.hostname.clone(),
         proxy_port: spec.proxy_port,
+        pids_limit: spec.pids_limit,
+        memory_limit_mib: spec.memory_limit_mib,
+        serve_execs: spec.serve_execs,
         seccomp: seccomp::programs()?,
     })
 }
@@ -354,6 +360,9 @@ mod tests {
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: None,
+            pids_limit: None,
+            memory_limit_mib: None,
+            serve_execs: false,
         }
     }
 

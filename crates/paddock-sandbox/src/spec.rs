@@ -114,6 +114,17 @@ pub struct SandboxSpec {
     /// egress proxy accepts on it: the sandbox's only way out.
     #[serde(default)]
     pub proxy_port: Option<u16>,
+    /// Maximum number of processes and threads inside the sandbox
+    /// (RLIMIT_NPROC, counted in the sandbox's own user namespace).
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    /// Maximum address space of each process, MiB (RLIMIT_AS).
+    #[serde(default)]
+    pub memory_limit_mib: Option<u64>,
+    /// Session mode: `argv` is ignored and pid 1 serves exec requests on
+    /// the control channel of [`crate::Running`] until told to stop.
+    #[serde(default)]
+    pub serve_execs: bool,
 }
 
 /// The names kept read-only inside writable mounts unless a policy lifts

@@ -431,6 +431,10 @@ pub fn drop_all_capabilities() -> io::Result<()> {
         .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
         .unwrap_or(63);
     for cap in 0..=last_cap {
+        // SAFETY: PR_CAPBSET_READ takes a capability number only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 0 {
+            continue; // already gone (a second call drops nothing)
+        }
         // SAFETY: PR_CAPBSET_DROP takes a capability number only.
         let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
         if let Err(e) = check_int(ret) {
@@ -447,8 +451,12 @@ pub fn drop_all_capabilities() -> io::Result<()> {
         | SECBIT_KEEP_CAPS_LOCKED
         | SECBIT_NO_CAP_AMBIENT_RAISE
         | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-    // SAFETY: PR_SET_SECUREBITS takes an integer bit mask only.
-    check_int(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) })?;
+    // SAFETY: PR_GET_SECUREBITS takes no pointers.
+    let current = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    if current < 0 || (current as libc::c_ulong) & bits != bits {
+        // SAFETY: PR_SET_SECUREBITS takes an integer bit mask only.
+        check_int(unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) })?;
+    }
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -985,4 +993,168 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     // SAFETY: an SCM_RIGHTS header carries at least one int after it.
     let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
     Ok(Some(owned(libc::c_long::from(fd))))
+}
+
+/// `setrlimit(resource, limit, limit)`.
+pub fn set_rlimit(resource: u32, limit: u64) -> io::Result<()> {
+    let r = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `r` is a valid rlimit for the duration of the call.
+    check_int(unsafe { libc::setrlimit(resource as _, &r) }).map(drop)
+}
+
+/// Resource numbers for [`set_rlimit`].
+pub mod rlimit {
+    /// Processes and threads of the user (counted per user namespace).
+    pub const NPROC: u32 = libc::RLIMIT_NPROC as u32;
+    /// Address space of one process.
+    pub const AS: u32 = libc::RLIMIT_AS as u32;
+}
+
+/// `dup2(old, new)` (the result is not close-on-exec).
+pub fn dup2(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table.
+    check_int(unsafe { libc::dup2(old.as_raw_fd(), new) }).map(drop)
+}
+
+/// `setsid()`.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+/// A signalfd for `set` (which must be blocked), close-on-exec.
+pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
+    // SAFETY: `set.0` is an initialised sigset_t.
+    let fd = check_int(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    Ok(owned(libc::c_long::from(fd)))
+}
+
+/// Read one pending signal from a signalfd; `Ok(None)` when none is pending.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<Signal>> {
+    // SAFETY: signalfd_siginfo is plain data.
+    let mut info = unsafe { std::mem::zeroed::<libc::signalfd_siginfo>() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is writable for `size` bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), std::ptr::addr_of_mut!(info).cast(), size) };
+    match check(n as libc::c_long) {
+        Ok(n) if n as usize == size => {
+            let code = info.ssi_code;
+            Ok(Some(Signal {
+                signo: info.ssi_signo as i32,
+                from_process: code == libc::SI_USER || code == libc::SI_QUEUE || code == libc::SI_TKILL,
+            }))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `poll(2)` for readability on `fds`, with a timeout in milliseconds (-1:
+/// forever). Returns, for each fd, whether it is readable (or hung up).
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `p.len()` pollfd structures.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        match check_int(r) {
+            Ok(_) => return Ok(p.iter().map(|x| x.revents != 0).collect()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Send `payload` with up to 8 file descriptors (SCM_RIGHTS).
+pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>], payload: &[u8]) -> io::Result<()> {
+    if fds.len() > 8 || payload.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "1-8 fds and a non-empty payload"));
+    }
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; zero is a valid initial value.
+    let mut msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        // SAFETY: `cbuf` (128 bytes) holds a header plus 8 ints; the first
+        // header pointer is inside it and writable.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (i, f) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), f.as_raw_fd());
+            }
+        }
+    }
+    // SAFETY: `msg` and the buffers it points to live across the call; the
+    // kernel only reads from `payload`.
+    let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Receive a payload (up to `max` bytes) and any file descriptors sent
+/// with [`send_fds`]. An empty payload means end of stream.
+pub fn recv_fds(sock: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; max.max(1)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; zero is a valid initial value.
+    let mut msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: `msg` points to live buffers of the sizes it declares.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = check(n as libc::c_long)? as usize;
+    buf.truncate(n);
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled the control buffer; the CMSG macros walk it
+    // within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let count = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(owned(libc::c_long::from(std::ptr::read_unaligned(data.add(i)))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((buf, fds))
+}
+
+/// The start time of process `pid` (clock ticks since boot, field 22 of
+/// /proc/PID/stat): with the pid, it identifies a process across pid reuse.
+pub fn process_start_time(pid: pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
 }
