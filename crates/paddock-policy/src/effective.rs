@@ -154,7 +154,7 @@ impl Default for Effective {
             credentials: Vec::new(),
             env: Vec::new(),
             memory_mib: Sourced::builtin(None),
-            pids: Sourced::builtin(None),
+            pids: Sourced::builtin(Some(4096)),
             cpu: Sourced::builtin(None),
             tmp_mib: Sourced::builtin(1024),
             idle_timeout_s: Sourced::builtin(30 * 60),

@@ -106,6 +106,12 @@ pub fn run(spec: &SandboxSpec) -> Result<Outcome, SandboxError> {
     spawn(spec)?.wait()
 }
 
+/// Check `spec` against the host without starting anything (the checks
+/// [`spawn`] makes first).
+pub fn check(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    prepare::prepare(spec).map(drop)
+}
+
 /// Start `spec`'s command in a new sandbox.
 ///
 /// Must be called while the process is single-threaded (the sandbox is
@@ -117,7 +123,9 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     let prepared = prepare::prepare(spec)?;
     let (go_r, mut go_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
-    let (fd_host, fd_init) = std::os::unix::net::UnixStream::pair()
+    // Message-preserving, so that requests sent back to back stay apart.
+    let (fd_host, fd_init) = sys::seqpacket_pair()
+        .map(|(a, b)| (std::os::unix::net::UnixStream::from(a), std::os::unix::net::UnixStream::from(b)))
         .map_err(|e| SandboxError::io("creating a socket pair", e))?;
 
     // Block the signals we wait for before the clone, so none is lost in

@@ -1158,3 +1158,12 @@ pub fn process_start_time(pid: pid_t) -> Option<u64> {
     let after = stat.rsplit_once(')')?.1;
     after.split_whitespace().nth(19)?.parse().ok()
 }
+
+/// A connected pair of unix SOCK_SEQPACKET sockets (message boundaries are
+/// kept), close-on-exec.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    check_int(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    Ok((owned(libc::c_long::from(fds[0])), owned(libc::c_long::from(fds[1]))))
+}

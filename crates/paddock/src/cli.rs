@@ -32,6 +32,83 @@ pub enum Command {
     /// Read, check, explain and compare policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Named, persistent sandboxes that start on their first command.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Run a command in a session's sandbox (starting it on first use).
+    Exec(ExecArgs),
+    /// Remove ended sessions beyond the retention limits of the policy.
+    Gc(GcArgs),
+    /// Internal: the supervisor of one session.
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        /// Session id.
+        id: String,
+    },
+}
+
+/// `paddock session ...`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Create a session; returns at once and starts nothing until the first
+    /// `paddock exec`.
+    Start {
+        /// Policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A name to use instead of the id.
+        #[arg(long)]
+        name: Option<String>,
+        /// Mounts, as for `paddock run`.
+        #[arg(long = "mount", value_name = "HOST[:PATH][:MODE]")]
+        mounts: Vec<String>,
+        /// Environment, as for `paddock run`.
+        #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+        env: Vec<String>,
+        /// Lift a protected name, as for `paddock run`.
+        #[arg(long = "unprotect", value_name = "NAME")]
+        unprotect: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sessions.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a session's sandbox (its record stays until gc or rm).
+    Stop {
+        /// Id or name.
+        session: String,
+    },
+    /// Stop a session and remove everything it kept.
+    Rm {
+        /// Id or name.
+        session: String,
+    },
+}
+
+/// `paddock exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Session id or name.
+    pub session: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub argv: Vec<OsString>,
+}
+
+/// `paddock gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// List what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `paddock policy ...`.

@@ -464,6 +464,9 @@ pub fn compile(
         tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
         proxy_port: egress.map(|g| g.port),
+        pids_limit: eff.pids.value,
+        memory_limit_mib: eff.memory_mib.value,
+        serve_execs: false,
     })
 }
 

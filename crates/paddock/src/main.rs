@@ -17,6 +17,7 @@ mod compile;
 mod egress;
 mod error;
 mod policy_files;
+mod supervisor;
 
 use std::process::ExitCode;
 

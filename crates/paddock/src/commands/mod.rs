@@ -3,6 +3,7 @@
 mod doctor;
 mod policy;
 mod run;
+mod session;
 
 use crate::cli::Command;
 use crate::error::CliError;
@@ -13,5 +14,9 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         Command::Run(a) => run::run(a),
         Command::Doctor(a) => doctor::doctor(a),
         Command::Policy(c) => policy::policy(c),
+        Command::Session(c) => session::session(c),
+        Command::Exec(a) => session::exec(a),
+        Command::Gc(a) => session::gc(a),
+        Command::Supervise { id } => Ok(crate::supervisor::supervise_main(&id)),
     }
 }

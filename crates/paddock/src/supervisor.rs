@@ -1,0 +1,423 @@
+//! The supervisor of one live session, and the `paddock exec` client.
+//!
+//! There is no central daemon. The first `paddock exec` of a session starts
+//! its supervisor (`paddock __supervise ID`, in a session of its own), which
+//! creates the sandbox (pid 1 in session mode), listens on
+//! `sessions/ID/control.sock`, and lives until the session is stopped or
+//! idle for its timeout. When no session is live, paddock runs no process.
+//!
+//! One exec: the client sends its stdin, stdout and stderr (SCM_RIGHTS) with
+//! the command; the supervisor relays them to pid 1, which forks the command
+//! with those descriptors, confines it exactly as `paddock run` does, and
+//! reports `started` and `exited`; the client exits with the command's code.
+//! Signals the client receives are relayed to the command.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paddock_policy::NetworkMode;
+use paddock_sandbox::{ExecEvent, ExecRequest};
+use paddock_session::{Liveness, Meta, State, Store, Supervisor};
+use serde::{Deserialize, Serialize};
+
+use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
+use crate::egress::Egress;
+use crate::error::CliError;
+use crate::policy_files;
+
+/// A request on a session's control socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Run a command (stdin, stdout, stderr travel with the message).
+    Exec {
+        /// Command and arguments.
+        argv: Vec<String>,
+        /// Working directory inside the sandbox, if visible there.
+        cwd: Option<PathBuf>,
+    },
+    /// End the sandbox.
+    Stop,
+    /// Report what runs.
+    Status,
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| CliError::new("SESSION_IO", format!("{what}: {e}"), "check the session's folder and its supervisor.log")
+}
+
+pub(crate) fn session_err(e: paddock_session::SessionError) -> CliError {
+    let code = match e {
+        paddock_session::SessionError::NotFound(_) => "SESSION_NOT_FOUND",
+        paddock_session::SessionError::NameTaken(_) => "SESSION_NAME_TAKEN",
+        _ => "SESSION_IO",
+    };
+    CliError::new(code, e.to_string(), "`paddock session list` shows the sessions")
+}
+
+
+/// The flags a session was started with, as run flags.
+pub fn session_flags(meta: &Meta) -> RunFlags {
+    RunFlags {
+        mounts: meta.inputs.mounts.clone(),
+        env: meta.inputs.env.clone(),
+        unprotect: meta.inputs.unprotect.clone(),
+        ..RunFlags::default()
+    }
+}
+
+struct Shared {
+    ctl: Mutex<UnixStream>,
+    waiters: Mutex<HashMap<u64, mpsc::Sender<ExecEvent>>>,
+    pids: Mutex<HashMap<u64, i32>>,
+    active: AtomicUsize,
+    last: Mutex<Instant>,
+    next: AtomicU64,
+    meta: Mutex<Meta>,
+    store: Store,
+    stop: mpsc::Sender<()>,
+}
+
+impl Shared {
+    fn touch(&self, started: bool) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let mut m = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        m.last_used = paddock_session::now();
+        if started {
+            m.commands += 1;
+        }
+        let _ = self.store.save(&m);
+    }
+}
+
+/// `paddock __supervise ID`: become the session's supervisor. Prints
+/// `ready` (or a JSON error) on stdout for the client that started it.
+pub fn supervise_main(id: &str) -> i32 {
+    match supervise(id) {
+        Ok(c) => c,
+        Err(e) => {
+            let v = serde_json::json!({"code": e.code, "message": e.to_string(), "exit": e.exit});
+            println!("{v}");
+            eprintln!("{e}");
+            e.exit
+        }
+    }
+}
+
+fn supervise(id: &str) -> Result<i32, CliError> {
+    let _ = paddock_sys::setsid();
+    let host0 = HostFacts::current()?;
+    let store = Store::locate(&host0.home);
+    let mut meta = store.load(id).map_err(session_err)?;
+    if meta.liveness() == Liveness::Running {
+        return Err(CliError::new("SESSION_RUNNING", format!("session {} already has a supervisor", meta.label()), ""));
+    }
+    let dir = store.dir(&meta.id);
+    let host = HostFacts { cwd: meta.inputs.workspace.clone(), ..host0 };
+    let flags = session_flags(&meta);
+    let eff = policy_files::effective(&host, meta.inputs.policy.as_deref(), Some(flags_layer(&flags)?))?;
+    if eff.hash() != meta.policy_hash {
+        return Err(CliError::new(
+            "SESSION_POLICY_CHANGED",
+            format!("the effective policy changed since session {} started ({} → {})", meta.label(), meta.policy_hash, eff.hash()),
+            "start a new session to use the new policy",
+        ));
+    }
+    let egress = match eff.network_mode.value {
+        NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
+        NetworkMode::None => None,
+    };
+    let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    spec.serve_execs = true;
+    spec.argv.clear();
+
+    // From here on, diagnostics go to the session's log.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")).map_err(io_err("supervisor.log"))?;
+    let _ = paddock_sys::dup2(log.as_fd(), 2);
+
+    // Single-threaded until here: the sandbox is cloned now.
+    let mut running = paddock_sandbox::spawn(&spec)?;
+    if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
+        let cfg = g.config(&eff, None)?;
+        paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
+    }
+    let ctl = running.control.take().ok_or_else(|| CliError::new("SESSION_IO", "no control channel", ""))?;
+    let sock = dir.join("control.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(io_err("control.sock"))?;
+
+    let pid = std::process::id() as i32;
+    meta.state = State::Running;
+    meta.supervisor = Some(Supervisor { pid, start_time: paddock_sys::process_start_time(pid).unwrap_or(0) });
+    meta.last_used = paddock_session::now();
+    store.save(&meta).map_err(session_err)?;
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        ctl: Mutex::new(ctl.try_clone().map_err(io_err("control channel"))?),
+        waiters: Mutex::new(HashMap::new()),
+        pids: Mutex::new(HashMap::new()),
+        active: AtomicUsize::new(0),
+        last: Mutex::new(Instant::now()),
+        next: AtomicU64::new(1),
+        meta: Mutex::new(meta.clone()),
+        store: store.clone(),
+        stop: stop_tx,
+    });
+
+    // pid 1's events, routed to the waiting clients.
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(ctl).lines() {
+                let Ok(line) = line else { break };
+                let Ok(ev) = serde_json::from_str::<ExecEvent>(&line) else { continue };
+                let id = match &ev {
+                    ExecEvent::Started { id, .. } | ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
+                };
+                let done = !matches!(ev, ExecEvent::Started { .. });
+                let tx = {
+                    let mut w = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                    if done { w.remove(&id) } else { w.get(&id).cloned() }
+                };
+                if let Some(tx) = tx {
+                    let _ = tx.send(ev);
+                }
+                if done {
+                    shared.active.fetch_sub(1, Ordering::SeqCst);
+                    shared.touch(false);
+                }
+            }
+            let _ = shared.stop.send(()); // pid 1 is gone
+        });
+    }
+    // Idle timeout: no command running for that long ends the sandbox.
+    if meta.idle_timeout_s > 0 {
+        let shared = shared.clone();
+        let limit = Duration::from_secs(meta.idle_timeout_s);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(200).min(limit));
+            let idle = shared.last.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            if shared.active.load(Ordering::SeqCst) == 0 && idle >= limit {
+                let _ = shared.stop.send(());
+                break;
+            }
+        });
+    }
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || client(shared, conn));
+            }
+        });
+    }
+
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = paddock_sys::dup2(null.as_fd(), 1);
+    }
+
+    let _ = stop_rx.recv();
+    {
+        let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = paddock_sys::send_fds(ctl.as_fd(), &[], b"stop");
+    }
+    let _ = running.wait();
+    let _ = std::fs::remove_file(&sock);
+    let mut m = shared.meta.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    m.state = State::Stopped;
+    m.supervisor = None;
+    store.save(&m).map_err(session_err)?;
+    drop(egress);
+    Ok(0)
+}
+
+fn send_line<T: Serialize>(conn: &UnixStream, v: &T) -> bool {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    (&*conn).write_all(&line).is_ok()
+}
+
+/// One client connection.
+fn client(shared: Arc<Shared>, conn: UnixStream) {
+    let Ok((payload, fds)) = paddock_sys::recv_fds(conn.as_fd(), 256 * 1024) else { return };
+    let req: ControlRequest = match serde_json::from_slice(&payload) {
+        Ok(r) => r,
+        Err(e) => {
+            send_line(&conn, &serde_json::json!({"error": format!("bad request: {e}")}));
+            return;
+        }
+    };
+    match req {
+        ControlRequest::Stop => {
+            send_line(&conn, &serde_json::json!({"ok": true}));
+            let _ = shared.stop.send(());
+        }
+        ControlRequest::Status => {
+            let m = shared.meta.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            send_line(&conn, &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}));
+        }
+        ControlRequest::Exec { argv, cwd } => {
+            if fds.len() != 3 {
+                send_line(&conn, &ExecEvent::Failed { id: 0, code: 125, message: "exec needs stdin, stdout and stderr".into() });
+                return;
+            }
+            let id = shared.next.fetch_add(1, Ordering::SeqCst);
+            let (tx, rx) = mpsc::channel();
+            shared.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+            shared.active.fetch_add(1, Ordering::SeqCst);
+            shared.touch(true);
+            let req = ExecRequest { id, argv, env: Vec::new(), cwd };
+            let payload = serde_json::to_vec(&req).unwrap_or_default();
+            let sent = {
+                let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
+                let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+                paddock_sys::send_fds(ctl.as_fd(), &borrowed, &payload)
+            };
+            drop(fds);
+            if sent.is_err() {
+                shared.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                shared.active.fetch_sub(1, Ordering::SeqCst);
+                send_line(&conn, &ExecEvent::Failed { id, code: 125, message: "the sandbox is gone".into() });
+                return;
+            }
+            // Signals from the client: "signal N" lines.
+            if let Ok(rd) = conn.try_clone() {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(rd).lines() {
+                        let Ok(line) = line else { break };
+                        let Some(sig) = line.strip_prefix("signal ").and_then(|s| s.trim().parse::<i32>().ok()) else { continue };
+                        let pid = shared.pids.lock().unwrap_or_else(|e| e.into_inner()).get(&id).copied();
+                        if let Some(pid) = pid {
+                            let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
+                            let _ = paddock_sys::send_fds(ctl.as_fd(), &[], format!("signal {pid} {sig}").as_bytes());
+                        }
+                    }
+                });
+            }
+            while let Ok(ev) = rx.recv() {
+                if let ExecEvent::Started { pid, .. } = ev {
+                    shared.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(id, pid);
+                }
+                let done = !matches!(ev, ExecEvent::Started { .. });
+                if !send_line(&conn, &ev) || done {
+                    break;
+                }
+            }
+            shared.pids.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+}
+
+/// Make sure `meta`'s supervisor runs; start it if not. Returns the
+/// control socket path.
+pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError> {
+    let sock = store.dir(&meta.id).join("control.sock");
+    if meta.liveness() == Liveness::Running {
+        return Ok(sock);
+    }
+    let exe = std::env::current_exe().map_err(io_err("locating paddock"))?;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(exe)
+        .arg("__supervise")
+        .arg(&meta.id)
+        .current_dir(&meta.inputs.workspace)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(io_err("starting the supervisor"))?;
+    let mut line = String::new();
+    let out = child.stdout.take().ok_or_else(|| CliError::new("SESSION_IO", "no supervisor output", ""))?;
+    let _ = BufReader::new(out).read_line(&mut line);
+    if line.trim() == "ready" {
+        // The supervisor outlives us; nobody waits for it but init.
+        std::mem::drop(child);
+        return Ok(sock);
+    }
+    let _ = child.wait();
+    // The supervisor reports a failure as one JSON line.
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+    let message = v["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the supervisor exited without a word; see {}", store.dir(&meta.id).join("supervisor.log").display()));
+    Err(CliError {
+        code: "SESSION_START_FAILED",
+        message: format!("session {} could not start its sandbox [{}]:\n{message}", meta.label(), v["code"].as_str().unwrap_or("?")),
+        fix: String::new(),
+        exit: v["exit"].as_i64().map(|c| c as i32).unwrap_or(125),
+        raw: false,
+    })
+}
+
+/// `paddock exec`: run one command in the session's sandbox.
+pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
+    let sock = ensure_supervisor(store, meta)?;
+    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
+    let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&meta.inputs.workspace));
+    let payload = serde_json::to_vec(&ControlRequest::Exec { argv, cwd }).unwrap_or_default();
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let stdio = [i.as_fd(), o.as_fd(), e.as_fd()];
+    paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
+    // Relay signals: the command runs in a session of its own, so even a
+    // terminal's Ctrl-C reaches it only through us.
+    let set = paddock_sys::SigSet::of(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH]);
+    let _ = paddock_sys::block_signals(&set);
+    if let Ok(w) = conn.try_clone() {
+        std::thread::spawn(move || {
+            while let Ok(sig) = paddock_sys::wait_signal(&set) {
+                if (&w).write_all(format!("signal {}\n", sig.signo).as_bytes()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    for line in BufReader::new(conn).lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<ExecEvent>(&line) {
+            Ok(ExecEvent::Started { .. }) => {}
+            Ok(ExecEvent::Exited { code, .. }) => return Ok(code),
+            Ok(ExecEvent::Failed { code, message, .. }) => {
+                let kind = match code {
+                    127 => "EXEC_NOT_FOUND",
+                    126 => "EXEC_NOT_EXECUTABLE",
+                    _ => "SANDBOX_SETUP_FAILED",
+                };
+                return Err(CliError { code: kind, message, fix: String::new(), exit: code, raw: false });
+            }
+            Err(_) => {}
+        }
+    }
+    Err(CliError::new("SESSION_LOST", format!("session {} ended while the command ran", meta.label()), "see its supervisor.log"))
+}
+
+/// Ask a live session to stop and wait until it has.
+pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
+    if meta.liveness() != Liveness::Running {
+        return Ok(false);
+    }
+    let sock = store.dir(&meta.id).join("control.sock");
+    if let Ok(conn) = UnixStream::connect(&sock) {
+        let payload = serde_json::to_vec(&ControlRequest::Stop).unwrap_or_default();
+        let _ = paddock_sys::send_fds(conn.as_fd(), &[], &payload);
+        let mut line = String::new();
+        let _ = BufReader::new(conn).read_line(&mut line);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if store.load(&meta.id).map(|m| m.liveness() != Liveness::Running).unwrap_or(true) {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(CliError::new("SESSION_STOP_TIMEOUT", format!("session {} did not stop within 10 s", meta.label()), "kill its supervisor (pid in meta.json); its sandbox dies with it"))
+}
