@@ -131,7 +131,12 @@ fn run(
         sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
     }
     // In session mode the same socket pair carries exec requests afterwards.
-    let fds_ctl = if p.serve_execs { Some(fds) } else { drop(fds); None };
+    let fds_ctl = if p.serve_execs {
+        Some(fds)
+    } else {
+        drop(fds);
+        None
+    };
     setup::build_root(p).map_err(|se| (se.step, se.detail))?;
     std::env::set_current_dir(&p.workdir)
         .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
@@ -142,7 +147,11 @@ fn run(
     sys::set_non_dumpable().map_err(e("set-non-dumpable"))?;
 
     if p.serve_execs {
-        return serve(p, ruleset, fds_ctl.ok_or(("control-channel", "missing".to_string()))?);
+        return serve(
+            p,
+            ruleset,
+            fds_ctl.ok_or(("control-channel", "missing".to_string()))?,
+        );
     }
     let cmd = match sys::fork().map_err(e("fork-command"))? {
         Forked::Child => exec_command(p, ruleset, out),
@@ -333,7 +342,11 @@ fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
 /// Session mode: serve exec requests until the supervisor goes away or
 /// asks to stop. Background processes started by one exec keep running and
 /// are visible to the next; every zombie is reaped here.
-fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::net::UnixStream) -> StepResult<i32> {
+fn serve(
+    p: &Prepared,
+    ruleset: landlock::RulesetCreated,
+    ctl: std::os::unix::net::UnixStream,
+) -> StepResult<i32> {
     use std::collections::HashMap;
     use std::os::fd::AsFd;
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
@@ -352,7 +365,14 @@ fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::ne
                                 sys::ExitStatus::Signaled(s) => Some(s),
                                 sys::ExitStatus::Exited(_) => None,
                             };
-                            reply(&ctl, &ExecEvent::Exited { id, code: st.code(), signal });
+                            reply(
+                                &ctl,
+                                &ExecEvent::Exited {
+                                    id,
+                                    code: st.code(),
+                                    signal,
+                                },
+                            );
                         }
                     }
                 } else if sig.signo == libc::SIGTERM && sig.from_process {
@@ -373,7 +393,9 @@ fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::ne
         if let Some(rest) = payload.strip_prefix(b"signal ") {
             // "signal PID SIG": forward to a command this init started.
             let text = String::from_utf8_lossy(rest);
-            let mut it = text.split_whitespace().filter_map(|x| x.parse::<i32>().ok());
+            let mut it = text
+                .split_whitespace()
+                .filter_map(|x| x.parse::<i32>().ok());
             if let (Some(pid), Some(sig)) = (it.next(), it.next()) {
                 if running.contains_key(&pid) {
                     let _ = sys::kill(pid, sig);
@@ -381,15 +403,31 @@ fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::ne
             }
             continue;
         }
-        let Ok(req) = serde_json::from_slice::<ExecRequest>(&payload) else { continue };
+        let Ok(req) = serde_json::from_slice::<ExecRequest>(&payload) else {
+            continue;
+        };
         if fds.len() != 3 || req.argv.is_empty() {
-            reply(&ctl, &ExecEvent::Failed { id: req.id, code: 125, message: "an exec needs a command and three file descriptors".into() });
+            reply(
+                &ctl,
+                &ExecEvent::Failed {
+                    id: req.id,
+                    code: 125,
+                    message: "an exec needs a command and three file descriptors".into(),
+                },
+            );
             continue;
         }
         let rs = match ruleset.try_clone() {
             Ok(r) => r,
             Err(err) => {
-                reply(&ctl, &ExecEvent::Failed { id: req.id, code: 125, message: format!("landlock: {err}") });
+                reply(
+                    &ctl,
+                    &ExecEvent::Failed {
+                        id: req.id,
+                        code: 125,
+                        message: format!("landlock: {err}"),
+                    },
+                );
                 continue;
             }
         };
@@ -409,8 +447,18 @@ fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::ne
                     reply(&ctl, &ExecEvent::Started { id: req.id, pid });
                 } else {
                     // Reaped by the SIGCHLD loop; report the failure now.
-                    let (code, message) = msg.split_once(' ').map(|(c, m)| (c.parse().unwrap_or(125), m.to_string())).unwrap_or((125, msg.clone()));
-                    reply(&ctl, &ExecEvent::Failed { id: req.id, code, message });
+                    let (code, message) = msg
+                        .split_once(' ')
+                        .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+                        .unwrap_or((125, msg.clone()));
+                    reply(
+                        &ctl,
+                        &ExecEvent::Failed {
+                            id: req.id,
+                            code,
+                            message,
+                        },
+                    );
                 }
             }
         }
@@ -418,7 +466,13 @@ fn serve(p: &Prepared, ruleset: landlock::RulesetCreated, ctl: std::os::unix::ne
 }
 
 /// The forked child of a session exec. Never returns.
-fn exec_in_session(p: &Prepared, rs: landlock::RulesetCreated, req: &ExecRequest, fds: &[std::os::fd::OwnedFd], mut err: std::io::PipeWriter) -> ! {
+fn exec_in_session(
+    p: &Prepared,
+    rs: landlock::RulesetCreated,
+    req: &ExecRequest,
+    fds: &[std::os::fd::OwnedFd],
+    mut err: std::io::PipeWriter,
+) -> ! {
     use std::os::fd::AsFd;
     let mut fail = |code: i32, message: String| -> ! {
         let _ = err.write_all(format!("{code} {message}").as_bytes());
@@ -426,8 +480,8 @@ fn exec_in_session(p: &Prepared, rs: landlock::RulesetCreated, req: &ExecRequest
     };
     // A new session: the command must not share pid 1's.
     let _ = sys::setsid();
-    for (i, fd) in fds.iter().enumerate() {
-        if let Err(e) = sys::dup2(fd.as_fd(), i as i32) {
+    for (i, fd) in (0..).zip(fds.iter()) {
+        if let Err(e) = sys::dup2(fd.as_fd(), i) {
             fail(125, format!("stdio: {e}"));
         }
     }
@@ -439,7 +493,11 @@ fn exec_in_session(p: &Prepared, rs: landlock::RulesetCreated, req: &ExecRequest
     if let Err((step, detail)) = confine(p, rs) {
         fail(125, format!("{step}: {detail}"));
     }
-    let argv: Vec<CString> = req.argv.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+    let argv: Vec<CString> = req
+        .argv
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
     let mut env: Vec<CString> = p.env.clone();
     let mut path_dirs = p.path_dirs.clone();
     for (k, v) in &req.env {
@@ -454,5 +512,12 @@ fn exec_in_session(p: &Prepared, rs: landlock::RulesetCreated, req: &ExecRequest
     }
     let errno = exec_search(&argv[0], &argv, &env, &path_dirs);
     let code = if errno == libc::ENOENT { 127 } else { 126 };
-    fail(code, format!("{}: {}", req.argv[0], std::io::Error::from_raw_os_error(errno)))
+    fail(
+        code,
+        format!(
+            "{}: {}",
+            req.argv[0],
+            std::io::Error::from_raw_os_error(errno)
+        ),
+    )
 }

@@ -28,6 +28,7 @@ mod error;
 pub mod explain;
 mod init;
 mod landlock_rules;
+mod limits;
 mod prepare;
 pub mod probe;
 mod seccomp;
@@ -95,6 +96,7 @@ pub struct Running {
     /// and stderr; `stop` ends the sandbox; [`ExecEvent`]s come back as JSON
     /// lines.
     pub control: Option<std::os::unix::net::UnixStream>,
+    cgroups: limits::Cgroups,
 }
 
 /// Run `spec`'s command in a new sandbox and wait for it.
@@ -125,7 +127,12 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     // Message-preserving, so that requests sent back to back stay apart.
     let (fd_host, fd_init) = sys::seqpacket_pair()
-        .map(|(a, b)| (std::os::unix::net::UnixStream::from(a), std::os::unix::net::UnixStream::from(b)))
+        .map(|(a, b)| {
+            (
+                std::os::unix::net::UnixStream::from(a),
+                std::os::unix::net::UnixStream::from(b),
+            )
+        })
         .map_err(|e| SandboxError::io("creating a socket pair", e))?;
 
     // Block the signals we wait for before the clone, so none is lost in
@@ -161,6 +168,10 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
             detail: e.to_string(),
         });
     }
+    // Limits that cover every process of the sandbox, set before pid 1 is
+    // let go (see limits.rs for the ladder).
+    let (cgroups, _applied) =
+        limits::cgroup_v1(pid, prepared.pids_limit, prepared.memory_limit_mib);
     let _ = go_w.write_all(b"1");
     drop(go_w);
     // pid 1 hands over the proxy listener first thing; if it fails before
@@ -182,6 +193,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         absent_protected: prepared.absent_protected,
         proxy_listener,
         control,
+        cgroups,
     })
 }
 
@@ -195,6 +207,7 @@ impl Running {
             status: st_r,
             set,
             absent_protected,
+            cgroups,
             ..
         } = self;
         // Wait for pid 1, forwarding signals sent to paddock. A signal that the
@@ -222,6 +235,9 @@ impl Running {
 
         // Signals that arrive from now on are the caller's business again.
         let _ = sys::unblock_signals(&set);
+        // pid 1 is reaped, so every process of the sandbox is gone: its
+        // groups can go too.
+        drop(cgroups);
 
         let mut landlock = None;
         let mut result: Option<Result<ExitStatus, SandboxError>> = None;

@@ -51,7 +51,10 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SessionError
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The lifecycle state recorded for a session.
@@ -136,7 +139,11 @@ impl Meta {
         match (self.state, &self.supervisor) {
             (State::Created, _) => Liveness::Created,
             (State::Stopped, _) => Liveness::Stopped,
-            (State::Running, Some(s)) if paddock_sys::process_start_time(s.pid) == Some(s.start_time) => Liveness::Running,
+            (State::Running, Some(s))
+                if paddock_sys::process_start_time(s.pid) == Some(s.start_time) =>
+            {
+                Liveness::Running
+            }
             (State::Running, _) => Liveness::Dead,
         }
     }
@@ -158,7 +165,9 @@ impl Store {
     pub fn locate(home: &Path) -> Store {
         let root = std::env::var_os("PADDOCK_HOME")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|p| PathBuf::from(p).join("paddock")))
+            .or_else(|| {
+                std::env::var_os("XDG_STATE_HOME").map(|p| PathBuf::from(p).join("paddock"))
+            })
             .unwrap_or_else(|| home.join(".local/state/paddock"));
         Store { root }
     }
@@ -179,23 +188,47 @@ impl Store {
     }
 
     /// Create a session record (state `created`, nothing started).
-    pub fn create(&self, name: Option<String>, policy_hash: String, idle_timeout_s: u64, inputs: Inputs) -> Result<Meta, SessionError> {
+    pub fn create(
+        &self,
+        name: Option<String>,
+        policy_hash: String,
+        idle_timeout_s: u64,
+        inputs: Inputs,
+    ) -> Result<Meta, SessionError> {
         if let Some(n) = &name {
             if self.list()?.iter().any(|m| m.name.as_deref() == Some(n)) {
                 return Err(SessionError::NameTaken(n.clone()));
             }
         }
         let mut b = [0u8; 6];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(io("reading /dev/urandom"))?, &mut b)
-            .map_err(io("reading /dev/urandom"))?;
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(io("reading /dev/urandom"))?,
+            &mut b,
+        )
+        .map_err(io("reading /dev/urandom"))?;
         let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
         let dir = self.dir(&id);
         {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io(format!("creating {}", dir.display())))?;
         }
         let t = now();
-        let meta = Meta { id, name, created: t, policy_hash, state: State::Created, supervisor: None, last_used: t, commands: 0, idle_timeout_s, inputs };
+        let meta = Meta {
+            id,
+            name,
+            created: t,
+            policy_hash,
+            state: State::Created,
+            supervisor: None,
+            last_used: t,
+            commands: 0,
+            idle_timeout_s,
+            inputs,
+        };
         self.save(&meta)?;
         Ok(meta)
     }
@@ -207,13 +240,18 @@ impl Store {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dir.join(format!(".meta.json.{}.{seq}", std::process::id()));
-        let data = serde_json::to_vec_pretty(meta).map_err(|e| SessionError::Damaged(tmp.clone(), e.to_string()))?;
+        let data = serde_json::to_vec_pretty(meta)
+            .map_err(|e| SessionError::Damaged(tmp.clone(), e.to_string()))?;
         {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io(format!("writing {}", tmp.display())))?;
-            f.write_all(&data).and_then(|_| f.sync_all()).map_err(io(format!("writing {}", tmp.display())))?;
+            let mut f =
+                std::fs::File::create(&tmp).map_err(io(format!("writing {}", tmp.display())))?;
+            f.write_all(&data)
+                .and_then(|_| f.sync_all())
+                .map_err(io(format!("writing {}", tmp.display())))?;
         }
-        std::fs::rename(&tmp, dir.join("meta.json")).map_err(io(format!("renaming {}", tmp.display())))
+        std::fs::rename(&tmp, dir.join("meta.json"))
+            .map_err(io(format!("renaming {}", tmp.display())))
     }
 
     /// Load one record by id or name.
@@ -232,7 +270,9 @@ impl Store {
     pub fn list(&self) -> Result<Vec<Meta>, SessionError> {
         let dir = self.root.join("sessions");
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(out) };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
         for e in rd.flatten() {
             let p = e.path().join("meta.json");
             if let Ok(m) = read_meta(&p) {
@@ -262,9 +302,14 @@ fn read_meta(p: &Path) -> Result<Meta, SessionError> {
 }
 
 fn du(p: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if md.is_dir() {
-        std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| du(&e.path())).sum()).unwrap_or(0) + md.len()
+        std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
+            .unwrap_or(0)
+            + md.len()
     } else {
         md.len()
     }
@@ -274,7 +319,10 @@ fn make_writable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(md) = std::fs::symlink_metadata(p) {
         if md.is_dir() {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(md.permissions().mode() | 0o700));
+            let _ = std::fs::set_permissions(
+                p,
+                std::fs::Permissions::from_mode(md.permissions().mode() | 0o700),
+            );
             if let Ok(rd) = std::fs::read_dir(p) {
                 for e in rd.flatten() {
                     make_writable(&e.path());
@@ -326,7 +374,11 @@ impl Store {
             .collect();
         // Newest first: what is kept is the most recent.
         ended.sort_by_key(|(m, _, _)| std::cmp::Reverse(m.last_used));
-        let mut report = GcReport { ran_at: t, dry_run, ..GcReport::default() };
+        let mut report = GcReport {
+            ran_at: t,
+            dry_run,
+            ..GcReport::default()
+        };
         let mut kept_count = 0u64;
         let mut kept_bytes = 0u64;
         for (m, size, l) in ended {
@@ -337,7 +389,10 @@ impl Store {
             } else if kept_count >= r.max_count {
                 Some(format!("more than {} ended sessions", r.max_count))
             } else if kept_bytes + size > r.max_disk_mib << 20 {
-                Some(format!("more than {} MiB of ended sessions", r.max_disk_mib))
+                Some(format!(
+                    "more than {} MiB of ended sessions",
+                    r.max_disk_mib
+                ))
             } else {
                 None
             };
@@ -359,7 +414,8 @@ impl Store {
             let p = self.root.join("gc.json");
             let _ = std::fs::create_dir_all(&self.root);
             let tmp = self.root.join(".gc.json.tmp");
-            if std::fs::write(&tmp, serde_json::to_vec_pretty(&report).unwrap_or_default()).is_ok() {
+            if std::fs::write(&tmp, serde_json::to_vec_pretty(&report).unwrap_or_default()).is_ok()
+            {
                 let _ = std::fs::rename(&tmp, p);
             }
         }
@@ -387,12 +443,25 @@ mod tests {
     #[test]
     fn create_list_load_by_name_and_atomic_save() {
         let s = store();
-        let a = s.create(Some("alpha".into()), "sha256:x".into(), 60, Inputs::default()).unwrap();
+        let a = s
+            .create(
+                Some("alpha".into()),
+                "sha256:x".into(),
+                60,
+                Inputs::default(),
+            )
+            .unwrap();
         assert_eq!(a.liveness(), Liveness::Created);
-        assert!(s.create(Some("alpha".into()), "h".into(), 60, Inputs::default()).is_err());
+        assert!(s
+            .create(Some("alpha".into()), "h".into(), 60, Inputs::default())
+            .is_err());
         assert_eq!(s.load("alpha").unwrap().id, a.id);
         assert_eq!(s.load(&a.id).unwrap(), a);
-        let leftovers: Vec<_> = std::fs::read_dir(s.dir(&a.id)).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(s.dir(&a.id))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
         assert!(leftovers.is_empty());
         let _ = std::fs::remove_dir_all(s.root());
     }
@@ -402,10 +471,17 @@ mod tests {
         let s = store();
         let mut m = s.create(None, "h".into(), 60, Inputs::default()).unwrap();
         m.state = State::Running;
-        m.supervisor = Some(Supervisor { pid: i32::MAX - 1, start_time: 1 });
+        m.supervisor = Some(Supervisor {
+            pid: i32::MAX - 1,
+            start_time: 1,
+        });
         s.save(&m).unwrap();
         assert_eq!(s.load(&m.id).unwrap().liveness(), Liveness::Dead);
-        let r = Retention { max_age_s: 3600, max_count: 10, max_disk_mib: 100 };
+        let r = Retention {
+            max_age_s: 3600,
+            max_count: 10,
+            max_disk_mib: 100,
+        };
         let dry = s.gc(r, true).unwrap();
         assert_eq!(dry.removed.len(), 1);
         assert!(s.dir(&m.id).exists(), "dry run removes nothing");
@@ -427,11 +503,18 @@ mod tests {
             s.save(&m).unwrap();
             ids.push(m.id);
         }
-        let r = Retention { max_age_s: 3600, max_count: 2, max_disk_mib: 100 };
+        let r = Retention {
+            max_age_s: 3600,
+            max_count: 2,
+            max_disk_mib: 100,
+        };
         let rep = s.gc(r, false).unwrap();
         let gone: Vec<_> = rep.removed.iter().map(|(id, _)| id.clone()).collect();
         assert_eq!(gone.len(), 2);
-        assert!(gone.contains(&ids[0]) && gone.contains(&ids[1]), "the oldest go");
+        assert!(
+            gone.contains(&ids[0]) && gone.contains(&ids[1]),
+            "the oldest go"
+        );
         let _ = std::fs::remove_dir_all(s.root());
     }
 }

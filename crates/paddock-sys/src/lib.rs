@@ -1008,9 +1008,9 @@ pub fn set_rlimit(resource: u32, limit: u64) -> io::Result<()> {
 /// Resource numbers for [`set_rlimit`].
 pub mod rlimit {
     /// Processes and threads of the user (counted per user namespace).
-    pub const NPROC: u32 = libc::RLIMIT_NPROC as u32;
+    pub const NPROC: u32 = libc::RLIMIT_NPROC;
     /// Address space of one process.
-    pub const AS: u32 = libc::RLIMIT_AS as u32;
+    pub const AS: u32 = libc::RLIMIT_AS;
 }
 
 /// `dup2(old, new)` (the result is not close-on-exec).
@@ -1028,7 +1028,8 @@ pub fn setsid() -> io::Result<()> {
 /// A signalfd for `set` (which must be blocked), close-on-exec.
 pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
     // SAFETY: `set.0` is an initialised sigset_t.
-    let fd = check_int(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    let fd =
+        check_int(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
     Ok(owned(libc::c_long::from(fd)))
 }
 
@@ -1044,7 +1045,9 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<Signal>> {
             let code = info.ssi_code;
             Ok(Some(Signal {
                 signo: info.ssi_signo as i32,
-                from_process: code == libc::SI_USER || code == libc::SI_QUEUE || code == libc::SI_TKILL,
+                from_process: code == libc::SI_USER
+                    || code == libc::SI_QUEUE
+                    || code == libc::SI_TKILL,
             }))
         }
         Ok(_) => Ok(None),
@@ -1078,7 +1081,10 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
 /// Send `payload` with up to 8 file descriptors (SCM_RIGHTS).
 pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>], payload: &[u8]) -> io::Result<()> {
     if fds.len() > 8 || payload.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "1-8 fds and a non-empty payload"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "1-8 fds and a non-empty payload",
+        ));
     }
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -1140,9 +1146,12 @@ pub fn recv_fds(sock: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<u8>, Vec<Ow
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                let count = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count =
+                    ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
                 for i in 0..count {
-                    fds.push(owned(libc::c_long::from(std::ptr::read_unaligned(data.add(i)))));
+                    fds.push(owned(libc::c_long::from(std::ptr::read_unaligned(
+                        data.add(i),
+                    ))));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
@@ -1151,12 +1160,19 @@ pub fn recv_fds(sock: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<u8>, Vec<Ow
     Ok((buf, fds))
 }
 
-/// The start time of process `pid` (clock ticks since boot, field 22 of
-/// /proc/PID/stat): with the pid, it identifies a process across pid reuse.
+/// The start time of a *living* process `pid` (clock ticks since boot,
+/// field 22 of /proc/PID/stat): with the pid, it identifies a process
+/// across pid reuse. `None` when there is no such process or it is a
+/// zombie (dead, not yet reaped).
 pub fn process_start_time(pid: pid_t) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// A connected pair of unix SOCK_SEQPACKET sockets (message boundaries are
@@ -1164,6 +1180,16 @@ pub fn process_start_time(pid: pid_t) -> Option<u64> {
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    check_int(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
-    Ok((owned(libc::c_long::from(fds[0])), owned(libc::c_long::from(fds[1]))))
+    check_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((
+        owned(libc::c_long::from(fds[0])),
+        owned(libc::c_long::from(fds[1])),
+    ))
 }

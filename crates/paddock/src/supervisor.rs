@@ -49,7 +49,13 @@ pub enum ControlRequest {
 }
 
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| CliError::new("SESSION_IO", format!("{what}: {e}"), "check the session's folder and its supervisor.log")
+    move |e| {
+        CliError::new(
+            "SESSION_IO",
+            format!("{what}: {e}"),
+            "check the session's folder and its supervisor.log",
+        )
+    }
 }
 
 pub(crate) fn session_err(e: paddock_session::SessionError) -> CliError {
@@ -58,9 +64,12 @@ pub(crate) fn session_err(e: paddock_session::SessionError) -> CliError {
         paddock_session::SessionError::NameTaken(_) => "SESSION_NAME_TAKEN",
         _ => "SESSION_IO",
     };
-    CliError::new(code, e.to_string(), "`paddock session list` shows the sessions")
+    CliError::new(
+        code,
+        e.to_string(),
+        "`paddock session list` shows the sessions",
+    )
 }
-
 
 /// The flags a session was started with, as run flags.
 pub fn session_flags(meta: &Meta) -> RunFlags {
@@ -116,16 +125,32 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     let store = Store::locate(&host0.home);
     let mut meta = store.load(id).map_err(session_err)?;
     if meta.liveness() == Liveness::Running {
-        return Err(CliError::new("SESSION_RUNNING", format!("session {} already has a supervisor", meta.label()), ""));
+        return Err(CliError::new(
+            "SESSION_RUNNING",
+            format!("session {} already has a supervisor", meta.label()),
+            "",
+        ));
     }
     let dir = store.dir(&meta.id);
-    let host = HostFacts { cwd: meta.inputs.workspace.clone(), ..host0 };
+    let host = HostFacts {
+        cwd: meta.inputs.workspace.clone(),
+        ..host0
+    };
     let flags = session_flags(&meta);
-    let eff = policy_files::effective(&host, meta.inputs.policy.as_deref(), Some(flags_layer(&flags)?))?;
+    let eff = policy_files::effective(
+        &host,
+        meta.inputs.policy.as_deref(),
+        Some(flags_layer(&flags)?),
+    )?;
     if eff.hash() != meta.policy_hash {
         return Err(CliError::new(
             "SESSION_POLICY_CHANGED",
-            format!("the effective policy changed since session {} started ({} → {})", meta.label(), meta.policy_hash, eff.hash()),
+            format!(
+                "the effective policy changed since session {} started ({} → {})",
+                meta.label(),
+                meta.policy_hash,
+                eff.hash()
+            ),
             "start a new session to use the new policy",
         ));
     }
@@ -138,7 +163,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     spec.argv.clear();
 
     // From here on, diagnostics go to the session's log.
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")).map_err(io_err("supervisor.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("supervisor.log"))
+        .map_err(io_err("supervisor.log"))?;
     let _ = paddock_sys::dup2(log.as_fd(), 2);
 
     // Single-threaded until here: the sandbox is cloned now.
@@ -147,14 +176,20 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         let cfg = g.config(&eff, None)?;
         paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
     }
-    let ctl = running.control.take().ok_or_else(|| CliError::new("SESSION_IO", "no control channel", ""))?;
+    let ctl = running
+        .control
+        .take()
+        .ok_or_else(|| CliError::new("SESSION_IO", "no control channel", ""))?;
     let sock = dir.join("control.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(io_err("control.sock"))?;
 
     let pid = std::process::id() as i32;
     meta.state = State::Running;
-    meta.supervisor = Some(Supervisor { pid, start_time: paddock_sys::process_start_time(pid).unwrap_or(0) });
+    meta.supervisor = Some(Supervisor {
+        pid,
+        start_time: paddock_sys::process_start_time(pid).unwrap_or(0),
+    });
     meta.last_used = paddock_session::now();
     store.save(&meta).map_err(session_err)?;
 
@@ -177,14 +212,22 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         std::thread::spawn(move || {
             for line in BufReader::new(ctl).lines() {
                 let Ok(line) = line else { break };
-                let Ok(ev) = serde_json::from_str::<ExecEvent>(&line) else { continue };
+                let Ok(ev) = serde_json::from_str::<ExecEvent>(&line) else {
+                    continue;
+                };
                 let id = match &ev {
-                    ExecEvent::Started { id, .. } | ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
+                    ExecEvent::Started { id, .. }
+                    | ExecEvent::Failed { id, .. }
+                    | ExecEvent::Exited { id, .. } => *id,
                 };
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 let tx = {
                     let mut w = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
-                    if done { w.remove(&id) } else { w.get(&id).cloned() }
+                    if done {
+                        w.remove(&id)
+                    } else {
+                        w.get(&id).cloned()
+                    }
                 };
                 if let Some(tx) = tx {
                     let _ = tx.send(ev);
@@ -203,7 +246,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         let limit = Duration::from_secs(meta.idle_timeout_s);
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(200).min(limit));
-            let idle = shared.last.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            let idle = shared
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed();
             if shared.active.load(Ordering::SeqCst) == 0 && idle >= limit {
                 let _ = shared.stop.send(());
                 break;
@@ -233,7 +280,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     }
     let _ = running.wait();
     let _ = std::fs::remove_file(&sock);
-    let mut m = shared.meta.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut m = shared
+        .meta
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     m.state = State::Stopped;
     m.supervisor = None;
     store.save(&m).map_err(session_err)?;
@@ -249,11 +300,16 @@ fn send_line<T: Serialize>(conn: &UnixStream, v: &T) -> bool {
 
 /// One client connection.
 fn client(shared: Arc<Shared>, conn: UnixStream) {
-    let Ok((payload, fds)) = paddock_sys::recv_fds(conn.as_fd(), 256 * 1024) else { return };
+    let Ok((payload, fds)) = paddock_sys::recv_fds(conn.as_fd(), 256 * 1024) else {
+        return;
+    };
     let req: ControlRequest = match serde_json::from_slice(&payload) {
         Ok(r) => r,
         Err(e) => {
-            send_line(&conn, &serde_json::json!({"error": format!("bad request: {e}")}));
+            send_line(
+                &conn,
+                &serde_json::json!({"error": format!("bad request: {e}")}),
+            );
             return;
         }
     };
@@ -263,20 +319,43 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             let _ = shared.stop.send(());
         }
         ControlRequest::Status => {
-            let m = shared.meta.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            send_line(&conn, &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}));
+            let m = shared
+                .meta
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            send_line(
+                &conn,
+                &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}),
+            );
         }
         ControlRequest::Exec { argv, cwd } => {
             if fds.len() != 3 {
-                send_line(&conn, &ExecEvent::Failed { id: 0, code: 125, message: "exec needs stdin, stdout and stderr".into() });
+                send_line(
+                    &conn,
+                    &ExecEvent::Failed {
+                        id: 0,
+                        code: 125,
+                        message: "exec needs stdin, stdout and stderr".into(),
+                    },
+                );
                 return;
             }
             let id = shared.next.fetch_add(1, Ordering::SeqCst);
             let (tx, rx) = mpsc::channel();
-            shared.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+            shared
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, tx);
             shared.active.fetch_add(1, Ordering::SeqCst);
             shared.touch(true);
-            let req = ExecRequest { id, argv, env: Vec::new(), cwd };
+            let req = ExecRequest {
+                id,
+                argv,
+                env: Vec::new(),
+                cwd,
+            };
             let payload = serde_json::to_vec(&req).unwrap_or_default();
             let sent = {
                 let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
@@ -285,9 +364,20 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             };
             drop(fds);
             if sent.is_err() {
-                shared.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                shared
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
                 shared.active.fetch_sub(1, Ordering::SeqCst);
-                send_line(&conn, &ExecEvent::Failed { id, code: 125, message: "the sandbox is gone".into() });
+                send_line(
+                    &conn,
+                    &ExecEvent::Failed {
+                        id,
+                        code: 125,
+                        message: "the sandbox is gone".into(),
+                    },
+                );
                 return;
             }
             // Signals from the client: "signal N" lines.
@@ -296,25 +386,47 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 std::thread::spawn(move || {
                     for line in BufReader::new(rd).lines() {
                         let Ok(line) = line else { break };
-                        let Some(sig) = line.strip_prefix("signal ").and_then(|s| s.trim().parse::<i32>().ok()) else { continue };
-                        let pid = shared.pids.lock().unwrap_or_else(|e| e.into_inner()).get(&id).copied();
+                        let Some(sig) = line
+                            .strip_prefix("signal ")
+                            .and_then(|s| s.trim().parse::<i32>().ok())
+                        else {
+                            continue;
+                        };
+                        let pid = shared
+                            .pids
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&id)
+                            .copied();
                         if let Some(pid) = pid {
                             let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
-                            let _ = paddock_sys::send_fds(ctl.as_fd(), &[], format!("signal {pid} {sig}").as_bytes());
+                            let _ = paddock_sys::send_fds(
+                                ctl.as_fd(),
+                                &[],
+                                format!("signal {pid} {sig}").as_bytes(),
+                            );
                         }
                     }
                 });
             }
             while let Ok(ev) = rx.recv() {
                 if let ExecEvent::Started { pid, .. } = ev {
-                    shared.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(id, pid);
+                    shared
+                        .pids
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, pid);
                 }
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 if !send_line(&conn, &ev) || done {
                     break;
                 }
             }
-            shared.pids.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            shared
+                .pids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
         }
     }
 }
@@ -339,7 +451,10 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
         .spawn()
         .map_err(io_err("starting the supervisor"))?;
     let mut line = String::new();
-    let out = child.stdout.take().ok_or_else(|| CliError::new("SESSION_IO", "no supervisor output", ""))?;
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::new("SESSION_IO", "no supervisor output", ""))?;
     let _ = BufReader::new(out).read_line(&mut line);
     if line.trim() == "ready" {
         // The supervisor outlives us; nobody waits for it but init.
@@ -349,12 +464,27 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
     let _ = child.wait();
     // The supervisor reports a failure as one JSON line.
     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-    let message = v["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the supervisor exited without a word; see {}", store.dir(&meta.id).join("supervisor.log").display()));
+    let message = v["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "the supervisor exited without a word; see {}",
+                store.dir(&meta.id).join("supervisor.log").display()
+            )
+        });
     Err(CliError {
         code: "SESSION_START_FAILED",
-        message: format!("session {} could not start its sandbox [{}]:\n{message}", meta.label(), v["code"].as_str().unwrap_or("?")),
+        message: format!(
+            "session {} could not start its sandbox [{}]:\n{message}",
+            meta.label(),
+            v["code"].as_str().unwrap_or("?")
+        ),
         fix: String::new(),
-        exit: v["exit"].as_i64().map(|c| c as i32).unwrap_or(125),
+        exit: v["exit"]
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok())
+            .unwrap_or(125),
         raw: false,
     })
 }
@@ -363,19 +493,32 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
 pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
     let sock = ensure_supervisor(store, meta)?;
     let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
-    let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&meta.inputs.workspace));
+    let cwd = std::env::current_dir()
+        .ok()
+        .filter(|c| c.starts_with(&meta.inputs.workspace));
     let payload = serde_json::to_vec(&ControlRequest::Exec { argv, cwd }).unwrap_or_default();
     let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let stdio = [i.as_fd(), o.as_fd(), e.as_fd()];
     paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.
-    let set = paddock_sys::SigSet::of(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH]);
+    let set = paddock_sys::SigSet::of(&[
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ]);
     let _ = paddock_sys::block_signals(&set);
     if let Ok(w) = conn.try_clone() {
         std::thread::spawn(move || {
             while let Ok(sig) = paddock_sys::wait_signal(&set) {
-                if (&w).write_all(format!("signal {}\n", sig.signo).as_bytes()).is_err() {
+                if (&w)
+                    .write_all(format!("signal {}\n", sig.signo).as_bytes())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -392,12 +535,22 @@ pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliErr
                     126 => "EXEC_NOT_EXECUTABLE",
                     _ => "SANDBOX_SETUP_FAILED",
                 };
-                return Err(CliError { code: kind, message, fix: String::new(), exit: code, raw: false });
+                return Err(CliError {
+                    code: kind,
+                    message,
+                    fix: String::new(),
+                    exit: code,
+                    raw: false,
+                });
             }
             Err(_) => {}
         }
     }
-    Err(CliError::new("SESSION_LOST", format!("session {} ended while the command ran", meta.label()), "see its supervisor.log"))
+    Err(CliError::new(
+        "SESSION_LOST",
+        format!("session {} ended while the command ran", meta.label()),
+        "see its supervisor.log",
+    ))
 }
 
 /// Ask a live session to stop and wait until it has.
@@ -414,10 +567,18 @@ pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if store.load(&meta.id).map(|m| m.liveness() != Liveness::Running).unwrap_or(true) {
+        if store
+            .load(&meta.id)
+            .map(|m| m.liveness() != Liveness::Running)
+            .unwrap_or(true)
+        {
             return Ok(true);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(CliError::new("SESSION_STOP_TIMEOUT", format!("session {} did not stop within 10 s", meta.label()), "kill its supervisor (pid in meta.json); its sandbox dies with it"))
+    Err(CliError::new(
+        "SESSION_STOP_TIMEOUT",
+        format!("session {} did not stop within 10 s", meta.label()),
+        "kill its supervisor (pid in meta.json); its sandbox dies with it",
+    ))
 }

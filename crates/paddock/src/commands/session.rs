@@ -13,7 +13,11 @@ fn store(host: &HostFacts) -> Store {
 }
 
 fn retention(eff: &paddock_policy::Effective) -> Retention {
-    Retention { max_age_s: eff.max_age_s.value, max_count: eff.max_count.value, max_disk_mib: eff.max_disk_mib.value }
+    Retention {
+        max_age_s: eff.max_age_s.value,
+        max_count: eff.max_count.value,
+        max_disk_mib: eff.max_disk_mib.value,
+    }
 }
 
 fn age(secs: u64) -> String {
@@ -30,23 +34,50 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
     let st = store(&host);
     match cmd {
-        SessionCommand::Start { policy, name, mounts, env, unprotect, json } => {
+        SessionCommand::Start {
+            policy,
+            name,
+            mounts,
+            env,
+            unprotect,
+            json,
+        } => {
             let policy = policy.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
-            let inputs = Inputs { workspace: host.cwd.clone(), policy: policy.clone(), mounts, env, unprotect };
+            let inputs = Inputs {
+                workspace: host.cwd.clone(),
+                policy: policy.clone(),
+                mounts,
+                env,
+                unprotect,
+            };
             let meta_flags = paddock_session::Meta {
-                id: String::new(), name: None, created: 0, policy_hash: String::new(), state: paddock_session::State::Created,
-                supervisor: None, last_used: 0, commands: 0, idle_timeout_s: 0, inputs: inputs.clone(),
+                id: String::new(),
+                name: None,
+                created: 0,
+                policy_hash: String::new(),
+                state: paddock_session::State::Created,
+                supervisor: None,
+                last_used: 0,
+                commands: 0,
+                idle_timeout_s: 0,
+                inputs: inputs.clone(),
             };
             let flags = session_flags(&meta_flags);
-            let eff = policy_files::effective(&host, policy.as_deref(), Some(flags_layer(&flags)?))?;
+            let eff =
+                policy_files::effective(&host, policy.as_deref(), Some(flags_layer(&flags)?))?;
             // Check everything now, start nothing.
             let mut spec = compile(&eff, &flags, &host, None)?;
             spec.serve_execs = true;
             paddock_sandbox::check(&spec)?;
             let gc = st.gc(retention(&eff), false).map_err(to_cli)?;
-            let meta = st.create(name, eff.hash(), eff.idle_timeout_s.value, inputs).map_err(to_cli)?;
+            let meta = st
+                .create(name, eff.hash(), eff.idle_timeout_s.value, inputs)
+                .map_err(to_cli)?;
             if json {
-                println!("{}", serde_json::json!({"id": meta.id, "name": meta.name, "policy_hash": meta.policy_hash, "state": "created", "gc_removed": gc.removed.len()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": meta.id, "name": meta.name, "policy_hash": meta.policy_hash, "state": "created", "gc_removed": gc.removed.len()})
+                );
             } else {
                 println!("{}", meta.id);
             }
@@ -68,11 +99,22 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
                 println!("no sessions (state in {})", st.root().display());
                 return Ok(0);
             }
-            println!("{:<12}  {:<12}  {:<8}  {:>5}  {:>5}  {:>4}  WORKSPACE", "ID", "NAME", "STATE", "AGE", "IDLE", "CMDS");
+            println!(
+                "{:<12}  {:<12}  {:<8}  {:>5}  {:>5}  {:>4}  WORKSPACE",
+                "ID", "NAME", "STATE", "AGE", "IDLE", "CMDS"
+            );
             for m in all {
                 let state = format!("{:?}", m.liveness()).to_lowercase();
-                println!("{:<12}  {:<12}  {:<8}  {:>5}  {:>5}  {:>4}  {}", m.id, m.name.as_deref().unwrap_or("-"), state,
-                    age(now.saturating_sub(m.created)), age(now.saturating_sub(m.last_used)), m.commands, m.inputs.workspace.display());
+                println!(
+                    "{:<12}  {:<12}  {:<8}  {:>5}  {:>5}  {:>4}  {}",
+                    m.id,
+                    m.name.as_deref().unwrap_or("-"),
+                    state,
+                    age(now.saturating_sub(m.created)),
+                    age(now.saturating_sub(m.last_used)),
+                    m.commands,
+                    m.inputs.workspace.display()
+                );
             }
             Ok(0)
         }
@@ -101,7 +143,11 @@ pub fn exec(a: ExecArgs) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
     let st = store(&host);
     let meta = st.load(&a.session).map_err(to_cli)?;
-    let argv: Vec<String> = a.argv.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    let argv: Vec<String> = a
+        .argv
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
     supervisor::exec(&st, &meta, argv)
 }
 

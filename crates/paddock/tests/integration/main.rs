@@ -12,4 +12,5 @@ mod network;
 mod policy;
 mod process;
 mod protected;
+mod session;
 mod syscalls;

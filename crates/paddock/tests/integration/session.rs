@@ -1,0 +1,233 @@
+//! Sessions: lazy start, warm execs in one sandbox, idle timeout, crash
+//! safety and garbage collection, contained fork bombs.
+
+use std::process::Output;
+use std::time::Duration;
+
+use crate::util::*;
+
+struct S {
+    ws: Ws,
+}
+
+impl S {
+    fn new() -> S {
+        S { ws: Ws::new() }
+    }
+    fn paddock(&self, args: &[&str]) -> Output {
+        self.ws
+            .paddock()
+            .env("PADDOCK_HOME", self.ws.root.join("state"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn start(&self, extra: &[&str]) -> String {
+        let mut args = vec!["session", "start"];
+        args.extend(extra);
+        let o = self.paddock(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    }
+    fn exec(&self, id: &str, script: &str) -> Output {
+        self.paddock(&["exec", id, "--", "sh", "-c", script])
+    }
+    fn list(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.paddock(&["session", "list", "--json"]).stdout).unwrap()
+    }
+    fn state(&self, id: &str) -> String {
+        self.list()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+    fn supervisor(&self, id: &str) -> Option<u32> {
+        self.list()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .and_then(|s| s["supervisor_pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok())
+    }
+    fn policy(&self, text: &str) -> String {
+        let p = self.ws.root.join("policy.toml");
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for S {
+    fn drop(&mut self) {
+        for s in self.list().as_array().cloned().unwrap_or_default() {
+            if let Some(id) = s["id"].as_str() {
+                let _ = self.paddock(&["session", "rm", id]);
+            }
+        }
+    }
+}
+
+#[test]
+fn start_creates_no_process_first_exec_starts_the_sandbox_second_reuses_it() {
+    let s = S::new();
+    let id = s.start(&[]);
+    assert_eq!(s.state(&id), "created");
+    assert!(
+        host_processes_with(&format!("__supervise {id}")).is_empty(),
+        "session start must start nothing"
+    );
+    let a = s.exec(
+        &id,
+        "readlink /proc/self/ns/pid; sleep 300 >/dev/null 2>&1 & echo bg",
+    );
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(s.state(&id), "running");
+    let b = s.exec(&id, "readlink /proc/self/ns/pid; cat /proc/[0-9]*/cmdline | tr '\\0' ' ' | grep -o 'sleep 300' | head -1");
+    let (a, b) = (stdout(&a), stdout(&b));
+    let ns_a = a.lines().next().unwrap();
+    let ns_b = b.lines().next().unwrap();
+    assert!(ns_a.starts_with("pid:["), "{a}");
+    assert_eq!(ns_a, ns_b, "the second exec runs in the same sandbox");
+    assert!(
+        b.contains("sleep 300"),
+        "the background process of the first exec is visible: {b}"
+    );
+    // /tmp is shared between execs too.
+    s.exec(&id, "echo kept > /tmp/note");
+    assert_eq!(stdout(&s.exec(&id, "cat /tmp/note")).trim(), "kept");
+}
+
+#[test]
+fn exec_exit_codes_and_signals() {
+    let s = S::new();
+    let id = s.start(&[]);
+    assert_eq!(s.exec(&id, "exit 7").status.code(), Some(7));
+    let o = s.paddock(&["exec", &id, "--", "no-such-command-xyz"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(stderr(&o).contains("EXEC_NOT_FOUND"), "{}", stderr(&o));
+    // A signal sent to the client reaches the command.
+    let mut child =
+        s.ws.paddock()
+            .env("PADDOCK_HOME", s.ws.root.join("state"))
+            .args([
+                "exec",
+                &id,
+                "--",
+                "sh",
+                "-c",
+                "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    signal(child.id(), "TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+}
+
+#[test]
+fn idle_timeout_ends_the_sandbox_and_keeps_the_record() {
+    let s = S::new();
+    let p = s.policy("version = 1\n[session]\nidle_timeout = \"1s\"\n");
+    let id = s.start(&["--policy", &p]);
+    let o = s.exec(&id, "echo hi");
+    assert_eq!(stdout(&o).trim(), "hi", "{}", stderr(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || s.state(&id) == "stopped"),
+        "still {}",
+        s.state(&id)
+    );
+    assert!(host_processes_with(&format!("__supervise {id}")).is_empty());
+    // The next exec starts a fresh sandbox.
+    assert_eq!(stdout(&s.exec(&id, "echo again")).trim(), "again");
+}
+
+/// kill -9 of the supervisor: its sandbox dies with it (pid 1's parent-death
+/// signal), the session is detected as dead, and gc removes it; a dry run
+/// lists exactly what the real run removes.
+#[test]
+fn killed_supervisor_leaves_no_process_and_gc_removes_the_session() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let marker = format!("paddock-session-marker-{}", std::process::id());
+    s.exec(
+        &id,
+        &format!("sh -c 'sleep 300; true' {marker} >/dev/null 2>&1 & echo started"),
+    );
+    assert!(wait_until(Duration::from_secs(5), || !host_processes_with(
+        &marker
+    )
+    .is_empty()));
+    let sup = s.supervisor(&id).expect("running session has a supervisor");
+    signal(sup, "KILL");
+    assert!(
+        wait_until(Duration::from_secs(5), || host_processes_with(&marker)
+            .is_empty()),
+        "left behind: {:?}",
+        host_processes_with(&marker)
+    );
+    assert_eq!(s.state(&id), "dead");
+    let dry: serde_json::Value =
+        serde_json::from_slice(&s.paddock(&["gc", "--dry-run", "--json"]).stdout).unwrap();
+    let real: serde_json::Value =
+        serde_json::from_slice(&s.paddock(&["gc", "--json"]).stdout).unwrap();
+    assert_eq!(dry["removed"], real["removed"]);
+    assert!(dry["removed"].to_string().contains(&id), "{dry}");
+    assert!(!s.ws.root.join("state/sessions").join(&id).exists());
+}
+
+/// Fork bomb (the classic `:(){ :|:& };:` denial of service): the pids
+/// limit (RLIMIT_NPROC, counted in the sandbox's own user namespace) stops
+/// it inside; the host keeps spawning processes.
+#[test]
+fn fork_bomb_is_contained() {
+    let s = S::new();
+    let p = s.policy("version = 1\n[process.limits]\npids = 64\n");
+    // The bomb runs in a subshell that dies when fork fails; the count that
+    // follows uses shell builtins only (no fork is left to spare).
+    let script = "( i=0; while [ $i -lt 5000 ]; do sleep 20 >/dev/null 2>&1 & i=$((i+1)); done ) 2>/dev/null; \
+                  n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n";
+    let o =
+        s.ws.paddock()
+            .args(["run", "--policy", &p, "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+    let n: u32 = stdout(&o).trim().parse().unwrap_or(u32::MAX);
+    assert!(n <= 64, "the sandbox holds {n} processes: {}", stderr(&o));
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success(),
+        "the host still forks"
+    );
+    // In a session too.
+    let id = s.start(&["--policy", &p]);
+    let o = s.exec(&id, script);
+    let n: u32 = stdout(&o).trim().parse().unwrap_or(u32::MAX);
+    assert!(
+        n < 64,
+        "the bomb made {n} processes in a session: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn session_start_validates_and_creates_nothing_on_error() {
+    let s = S::new();
+    let o = s.paddock(&["session", "start", "--mount", "/nonexistent-xyz:ro"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("MOUNT_SOURCE_MISSING"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.list().as_array().unwrap().len(), 0);
+    let o = s.paddock(&["exec", "nope", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("SESSION_NOT_FOUND"));
+}
