@@ -392,12 +392,21 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                         else {
                             continue;
                         };
-                        let pid = shared
-                            .pids
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get(&id)
-                            .copied();
+                        // The command may have reported itself before its
+                        // `started` event reached us: wait for its pid.
+                        let mut pid = None;
+                        for _ in 0..500 {
+                            pid = shared
+                                .pids
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&id)
+                                .copied();
+                            if pid.is_some() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
                         if let Some(pid) = pid {
                             let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
                             let _ = paddock_sys::send_fds(
