@@ -47,6 +47,8 @@ pub(crate) enum Msg {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// Session mode: the sandbox is built and serves exec requests.
+    Ready,
 }
 
 /// The signals pid 1 and paddock forward to the command.
@@ -147,6 +149,7 @@ fn run(
     sys::set_non_dumpable().map_err(e("set-non-dumpable"))?;
 
     if p.serve_execs {
+        send(out, &Msg::Ready);
         return serve(
             p,
             ruleset,

@@ -85,7 +85,7 @@ fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
 pub struct Running {
     pid: sys::pid_t,
     pidfd: std::os::fd::OwnedFd,
-    status: std::io::PipeReader,
+    status: std::io::BufReader<std::io::PipeReader>,
     set: sys::SigSet,
     absent_protected: Vec<PathBuf>,
     /// The listening socket on the sandbox's `127.0.0.1:PORT` (when the spec
@@ -188,7 +188,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     Ok(Running {
         pid,
         pidfd,
-        status: st_r,
+        status: std::io::BufReader::new(st_r),
         set,
         absent_protected: prepared.absent_protected,
         proxy_listener,
@@ -198,6 +198,27 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
 }
 
 impl Running {
+    /// Session mode: wait until pid 1 has built the sandbox and serves
+    /// requests, or report why it could not.
+    pub fn ready(&mut self) -> Result<(), SandboxError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.status.read_line(&mut line).unwrap_or(0) == 0 {
+                return Err(SandboxError::InitDied(
+                    "before the sandbox was ready".into(),
+                ));
+            }
+            match serde_json::from_str::<Msg>(&line) {
+                Ok(Msg::Ready) => return Ok(()),
+                Ok(Msg::SetupFailed { step, detail }) => {
+                    return Err(SandboxError::Setup { step, detail })
+                }
+                _ => continue,
+            }
+        }
+    }
+
     /// Wait for the command, forwarding signals sent to paddock, and report
     /// how it ended.
     pub fn wait(self) -> Result<Outcome, SandboxError> {
@@ -241,12 +262,13 @@ impl Running {
 
         let mut landlock = None;
         let mut result: Option<Result<ExitStatus, SandboxError>> = None;
-        for line in std::io::BufReader::new(st_r).lines().map_while(Result::ok) {
+        for line in st_r.lines().map_while(Result::ok) {
             let Ok(msg) = serde_json::from_str::<Msg>(&line) else {
                 continue;
             };
             match msg {
                 Msg::Enforced { landlock: l } => landlock = Some(l),
+                Msg::Ready => {}
                 Msg::SetupFailed { step, detail } => {
                     result.get_or_insert(Err(SandboxError::Setup { step, detail }));
                 }

@@ -44,6 +44,7 @@ pub(crate) struct Prepared {
     pub pids_limit: Option<u64>,
     pub memory_limit_mib: Option<u64>,
     pub serve_execs: bool,
+    pub cow_dir: Option<PathBuf>,
     pub seccomp: Vec<BpfProgram>,
 }
 
@@ -212,6 +213,22 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         }
     }
 
+    // Persistent cow layers: one folder per cow mount, with a record of
+    // what it overlays (read back by `paddock diff` and `apply`).
+    if let Some(dir) = &spec.cow_dir {
+        for m in mounts.iter().filter(|m| m.mode == MountMode::Cow) {
+            let layer = dir.join(crate::spec::cow_key(&m.target));
+            for sub in ["upper", "work"] {
+                std::fs::create_dir_all(layer.join(sub)).map_err(|e| {
+                    SandboxError::io(format!("creating {}", layer.join(sub).display()), e)
+                })?;
+            }
+            let record = serde_json::json!({"source": m.source, "target": m.target});
+            std::fs::write(layer.join("mount.json"), record.to_string())
+                .map_err(|e| SandboxError::io(format!("writing {}", layer.display()), e))?;
+        }
+    }
+
     // Protected names inside every writable mount.
     let mut protected: Vec<Protected> = Vec::new();
     let mut absent_protected = Vec::new();
@@ -318,6 +335,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         pids_limit: spec.pids_limit,
         memory_limit_mib: spec.memory_limit_mib,
         serve_execs: spec.serve_execs,
+        cow_dir: spec.cow_dir.clone(),
         seccomp: seccomp::programs()?,
     })
 }
@@ -363,6 +381,7 @@ mod tests {
             pids_limit: None,
             memory_limit_mib: None,
             serve_execs: false,
+            cow_dir: None,
         }
     }
 

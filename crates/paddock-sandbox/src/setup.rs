@@ -237,6 +237,21 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         };
         user.push((item, is_dir));
     }
+    // Persistent cow layers are opened now too: their host folder may lie
+    // under /tmp, which the staging tmpfs is about to cover.
+    let mut layers: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(p.mounts.len());
+    for m in &p.mounts {
+        let l = match (&p.cow_dir, m.mode) {
+            (Some(dir), MountMode::Cow) => {
+                let base = dir.join(crate::spec::cow_key(&m.target));
+                let up = step("open-cow-layer", &base, open_nofollow(&base.join("upper")))?;
+                let work = step("open-cow-layer", &base, open_nofollow(&base.join("work")))?;
+                Some((up, work))
+            }
+            _ => None,
+        };
+        layers.push(l);
+    }
     let mut protected: Vec<OwnedFd> = Vec::with_capacity(p.protected.len());
     for pr in &p.protected {
         let fd = step("open-protected", &pr.source, open_nofollow(&pr.source))?;
@@ -430,7 +445,8 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
             ensure(rootfd, r, *is_dir, may_create),
         )?;
         if m.mode == MountMode::Cow {
-            let tree = overlay(i, item.as_fd(), p.tmp_size_mib, rootfd)?;
+            let persistent = layers[i].as_ref().map(|(u, w)| (u.as_fd(), w.as_fd()));
+            let tree = overlay(i, item.as_fd(), p.tmp_size_mib, rootfd, persistent)?;
             step(
                 "attach-cow",
                 &m.target,
@@ -492,35 +508,47 @@ fn overlay(
     lower: BorrowedFd<'_>,
     size_mib: u64,
     rootfd: BorrowedFd<'_>,
+    persistent: Option<(BorrowedFd<'_>, BorrowedFd<'_>)>,
 ) -> Result<OwnedFd, StepError> {
     use std::os::fd::AsRawFd;
     let layers = PathBuf::from(format!(".cow-layers-{i}"));
     let merged = PathBuf::from(format!(".cow-{i}"));
     let layers_at = Path::new(STAGING).join(&layers);
     let merged_at = Path::new(STAGING).join(&merged);
-    step("mkdir-cow", &layers_at, ensure(rootfd, &layers, true, true))?;
     step("mkdir-cow", &merged_at, ensure(rootfd, &merged, true, true))?;
-    step(
-        "mount-cow-upper",
-        &layers_at,
-        tmpfs(
-            &layers_at,
-            mflags::NOSUID | mflags::NODEV,
-            &format!("mode=0755,size={size_mib}m"),
+    // The upper layer: the session's folder on the host (kept for review),
+    // or a private size-capped tmpfs (discarded with the sandbox).
+    let (upper, work) = match persistent {
+        Some((u, w)) => (
+            PathBuf::from(format!("/proc/self/fd/{}", u.as_raw_fd())),
+            PathBuf::from(format!("/proc/self/fd/{}", w.as_raw_fd())),
         ),
-    )?;
-    for d in ["upper", "work"] {
-        step(
-            "mkdir-cow",
-            &layers_at.join(d),
-            ensure(rootfd, &layers.join(d), true, true),
-        )?;
-    }
+        None => {
+            step("mkdir-cow", &layers_at, ensure(rootfd, &layers, true, true))?;
+            step(
+                "mount-cow-upper",
+                &layers_at,
+                tmpfs(
+                    &layers_at,
+                    mflags::NOSUID | mflags::NODEV,
+                    &format!("mode=0755,size={size_mib}m"),
+                ),
+            )?;
+            for d in ["upper", "work"] {
+                step(
+                    "mkdir-cow",
+                    &layers_at.join(d),
+                    ensure(rootfd, &layers.join(d), true, true),
+                )?;
+            }
+            (layers_at.join("upper"), layers_at.join("work"))
+        }
+    };
     let opts = format!(
         "lowerdir=/proc/self/fd/{},upperdir={},workdir={},userxattr",
         lower.as_raw_fd(),
-        layers_at.join("upper").display(),
-        layers_at.join("work").display()
+        upper.display(),
+        work.display()
     );
     step(
         "mount-overlay",
@@ -545,11 +573,13 @@ fn overlay(
         &merged_at,
         sys::umount_detach(&merged_at),
     )?;
-    step(
-        "detach-cow-staging",
-        &layers_at,
-        sys::umount_detach(&layers_at),
-    )?;
+    if persistent.is_none() {
+        step(
+            "detach-cow-staging",
+            &layers_at,
+            sys::umount_detach(&layers_at),
+        )?;
+    }
     let _ = std::fs::remove_dir(&merged_at);
     let _ = std::fs::remove_dir(&layers_at);
     Ok(tree)

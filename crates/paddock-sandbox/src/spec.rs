@@ -125,6 +125,23 @@ pub struct SandboxSpec {
     /// the control channel of [`crate::Running`] until told to stop.
     #[serde(default)]
     pub serve_execs: bool,
+    /// Where `cow` mounts keep their upper layers on the host (one folder
+    /// per mount, named by [`cow_key`]), so that changes outlive the
+    /// sandbox for review; `None`: a private tmpfs, discarded at the end.
+    #[serde(default)]
+    pub cow_dir: Option<PathBuf>,
+}
+
+/// The folder name of a `cow` mount's layers under `cow_dir`: the target
+/// path, hex-encoded (stable, unique, no separators).
+pub fn cow_key(target: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    target
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The names kept read-only inside writable mounts unless a policy lifts

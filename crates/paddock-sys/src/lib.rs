@@ -1193,3 +1193,16 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         owned(libc::c_long::from(fds[1])),
     ))
 }
+
+/// `lgetxattr(path, name)`: the value of an extended attribute of `path`
+/// itself (no symlink following), or `None` when it has none.
+pub fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = cstr(path).ok()?;
+    let n = cstring(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated; `buf` is writable for its length.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let r = usize::try_from(r).ok()?;
+    buf.truncate(r);
+    Some(buf)
+}

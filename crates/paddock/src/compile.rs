@@ -467,6 +467,7 @@ pub fn compile(
         pids_limit: eff.pids.value,
         memory_limit_mib: eff.memory_mib.value,
         serve_execs: false,
+        cow_dir: None,
     })
 }
 

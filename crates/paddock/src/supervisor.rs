@@ -161,6 +161,8 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
     spec.serve_execs = true;
     spec.argv.clear();
+    // cow mounts keep their changes in the session, for diff and apply.
+    spec.cow_dir = Some(dir.join("cow"));
 
     // From here on, diagnostics go to the session's log.
     let log = std::fs::OpenOptions::new()
@@ -172,6 +174,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
 
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
+    running.ready()?;
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
         let cfg = g.config(&eff, None)?;
         paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
