@@ -22,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub mod cow;
+
 /// Errors of the session store.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -102,6 +104,10 @@ pub struct Meta {
     pub name: Option<String>,
     /// Creation time, seconds since the epoch.
     pub created: u64,
+    /// Creation time, nanoseconds since the epoch (the baseline against
+    /// which `apply` detects files the host changed meanwhile).
+    #[serde(default)]
+    pub created_ns: u128,
     /// Hash of the effective policy at creation.
     pub policy_hash: String,
     /// Recorded state.
@@ -217,10 +223,15 @@ impl Store {
                 .map_err(io(format!("creating {}", dir.display())))?;
         }
         let t = now();
+        let created_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let meta = Meta {
             id,
             name,
             created: t,
+            created_ns,
             policy_hash,
             state: State::Created,
             supervisor: None,
@@ -315,7 +326,7 @@ fn du(p: &Path) -> u64 {
     }
 }
 
-fn make_writable(p: &Path) {
+pub(crate) fn make_writable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(md) = std::fs::symlink_metadata(p) {
         if md.is_dir() {

@@ -39,6 +39,30 @@ pub enum Command {
     Exec(ExecArgs),
     /// Remove ended sessions beyond the retention limits of the policy.
     Gc(GcArgs),
+    /// Show what a session changed in its `cow` mounts.
+    Diff {
+        /// Session id or name.
+        session: String,
+        /// Only the list of changed paths.
+        #[arg(long)]
+        stat: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a (stopped) session's `cow` changes into the real folders,
+    /// refusing every file the host changed meanwhile.
+    Apply {
+        /// Session id or name.
+        session: String,
+        /// Only these paths (host paths, or relative to the current folder).
+        paths: Vec<PathBuf>,
+    },
+    /// Throw a (stopped) session's `cow` changes away.
+    Discard {
+        /// Session id or name.
+        session: String,
+    },
     /// Internal: the supervisor of one session.
     #[command(name = "__supervise", hide = true)]
     Supervise {

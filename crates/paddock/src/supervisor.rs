@@ -72,11 +72,11 @@ pub(crate) fn session_err(e: paddock_session::SessionError) -> CliError {
 }
 
 /// The flags a session was started with, as run flags.
-pub fn session_flags(meta: &Meta) -> RunFlags {
+pub fn session_flags(inputs: &paddock_session::Inputs) -> RunFlags {
     RunFlags {
-        mounts: meta.inputs.mounts.clone(),
-        env: meta.inputs.env.clone(),
-        unprotect: meta.inputs.unprotect.clone(),
+        mounts: inputs.mounts.clone(),
+        env: inputs.env.clone(),
+        unprotect: inputs.unprotect.clone(),
         ..RunFlags::default()
     }
 }
@@ -136,7 +136,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         cwd: meta.inputs.workspace.clone(),
         ..host0
     };
-    let flags = session_flags(&meta);
+    let flags = session_flags(&meta.inputs);
     let eff = policy_files::effective(
         &host,
         meta.inputs.policy.as_deref(),

@@ -17,6 +17,13 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         Command::Session(c) => session::session(c),
         Command::Exec(a) => session::exec(a),
         Command::Gc(a) => session::gc(a),
+        Command::Diff {
+            session,
+            stat,
+            json,
+        } => session::diff(&session, stat, json),
+        Command::Apply { session, paths } => session::apply(&session, paths),
+        Command::Discard { session } => session::discard(&session),
         Command::Supervise { id } => Ok(crate::supervisor::supervise_main(&id)),
     }
 }

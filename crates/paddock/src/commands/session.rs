@@ -50,19 +50,7 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
                 env,
                 unprotect,
             };
-            let meta_flags = paddock_session::Meta {
-                id: String::new(),
-                name: None,
-                created: 0,
-                policy_hash: String::new(),
-                state: paddock_session::State::Created,
-                supervisor: None,
-                last_used: 0,
-                commands: 0,
-                idle_timeout_s: 0,
-                inputs: inputs.clone(),
-            };
-            let flags = session_flags(&meta_flags);
+            let flags = session_flags(&inputs);
             let eff =
                 policy_files::effective(&host, policy.as_deref(), Some(flags_layer(&flags)?))?;
             // Check everything now, start nothing.
@@ -167,5 +155,96 @@ pub fn gc(a: GcArgs) -> Result<i32, CliError> {
         println!("{verb} {} session(s), {} bytes", r.removed.len(), r.bytes);
     }
     let _ = Liveness::Running;
+    Ok(0)
+}
+
+fn stopped(st: &Store, key: &str) -> Result<paddock_session::Meta, CliError> {
+    let meta = st.load(key).map_err(to_cli)?;
+    if meta.liveness() == Liveness::Running {
+        return Err(CliError::new(
+            "SESSION_RUNNING",
+            format!(
+                "session {} is running: its changes are still in use",
+                meta.label()
+            ),
+            format!("stop it first: paddock session stop {}", meta.label()),
+        ));
+    }
+    Ok(meta)
+}
+
+/// `paddock diff SESSION`.
+pub fn diff(key: &str, stat: bool, json: bool) -> Result<i32, CliError> {
+    let host = HostFacts::current()?;
+    let st = store(&host);
+    let meta = st.load(key).map_err(to_cli)?;
+    let changes = paddock_session::cow::changes(&st.dir(&meta.id)).map_err(to_cli)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&changes).unwrap_or_default()
+        );
+    } else if stat {
+        for c in &changes {
+            let mark = match c.kind {
+                paddock_session::cow::Kind::Added => "A",
+                paddock_session::cow::Kind::Modified => "M",
+                paddock_session::cow::Kind::Deleted => "D",
+            };
+            println!("{mark} {}", c.path.display());
+        }
+        println!("{} change(s)", changes.len());
+    } else {
+        for c in &changes {
+            print!("{}", paddock_session::cow::unified(c));
+        }
+    }
+    Ok(0)
+}
+
+/// `paddock apply SESSION [PATH...]`.
+pub fn apply(key: &str, paths: Vec<std::path::PathBuf>) -> Result<i32, CliError> {
+    let host = HostFacts::current()?;
+    let st = store(&host);
+    let meta = stopped(&st, key)?;
+    let mut changes = paddock_session::cow::changes(&st.dir(&meta.id)).map_err(to_cli)?;
+    if !paths.is_empty() {
+        let wanted: Vec<_> = paths
+            .iter()
+            .map(|p| crate::compile::normalize(&host.cwd.join(p)))
+            .collect();
+        changes.retain(|c| wanted.iter().any(|w| c.path.starts_with(w)));
+    }
+    let since = if meta.created_ns > 0 {
+        meta.created_ns
+    } else {
+        u128::from(meta.created) * 1_000_000_000
+    };
+    let r = paddock_session::cow::apply(&changes, since);
+    for p in &r.applied {
+        println!("applied  {}", p.display());
+    }
+    for p in &r.conflicts {
+        eprintln!("paddock: refused[APPLY_CONFLICT]: {} changed on the host after the session started; it was left as it is", p.display());
+    }
+    if r.conflicts.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "  fix: compare with `paddock diff {}`, then copy by hand or `paddock discard {}`",
+            meta.label(),
+            meta.label()
+        );
+        Ok(1)
+    }
+}
+
+/// `paddock discard SESSION`.
+pub fn discard(key: &str) -> Result<i32, CliError> {
+    let host = HostFacts::current()?;
+    let st = store(&host);
+    let meta = stopped(&st, key)?;
+    let n = paddock_session::cow::discard(&st.dir(&meta.id)).map_err(to_cli)?;
+    println!("discarded {n} change(s) of {}", meta.label());
     Ok(0)
 }

@@ -231,3 +231,77 @@ fn session_start_validates_and_creates_nothing_on_error() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("SESSION_NOT_FOUND"));
 }
+
+/// A `cow` workspace in a session: the real folder is untouched while the
+/// agent works; `diff` shows the change set, `apply` writes it — refusing a
+/// file the host changed meanwhile — and `discard` throws it away.
+#[test]
+fn cow_diff_apply_discard_with_a_host_side_conflict() {
+    let s = S::new();
+    let p = &s.ws.proj;
+    std::fs::write(p.join("keep.txt"), "original\n").unwrap();
+    std::fs::write(p.join("contested.txt"), "v1\n").unwrap();
+    std::fs::write(p.join("old.txt"), "bye\n").unwrap();
+    let id = s.start(&["--mount", ".:cow"]);
+    let o = s.exec(&id, "echo edited > keep.txt; echo sandbox > contested.txt; rm old.txt; mkdir -p new/dir; echo fresh > new/dir/f.txt");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(p.join("keep.txt")).unwrap(),
+        "original\n",
+        "cow: untouched"
+    );
+    assert!(p.join("old.txt").exists() && !p.join("new").exists());
+
+    let stat = stdout(&s.paddock(&["diff", &id, "--stat"]));
+    for line in ["M ", "D ", "A "] {
+        assert!(stat.contains(line), "{stat}");
+    }
+    let d = stdout(&s.paddock(&["diff", &id]));
+    assert!(
+        d.contains("-original") && d.contains("+edited") && d.contains("+fresh"),
+        "{d}"
+    );
+
+    // Apply refuses while the sandbox runs.
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("SESSION_RUNNING"));
+    assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+
+    // The host edits one file meanwhile: that one is refused, the rest applied.
+    std::fs::write(p.join("contested.txt"), "host edit\n").unwrap();
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("APPLY_CONFLICT") && stderr(&o).contains("contested.txt"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("keep.txt")).unwrap(),
+        "edited\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("new/dir/f.txt")).unwrap(),
+        "fresh\n"
+    );
+    assert!(!p.join("old.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(p.join("contested.txt")).unwrap(),
+        "host edit\n",
+        "nothing lost"
+    );
+
+    // What is left is only the refused file; discard drops it.
+    let stat = stdout(&s.paddock(&["diff", &id, "--stat"]));
+    assert!(
+        stat.contains("1 change(s)") && stat.contains("contested.txt"),
+        "{stat}"
+    );
+    assert_eq!(s.paddock(&["discard", &id]).status.code(), Some(0));
+    assert!(stdout(&s.paddock(&["diff", &id, "--stat"])).contains("0 change(s)"));
+    assert_eq!(
+        std::fs::read_to_string(p.join("contested.txt")).unwrap(),
+        "host edit\n"
+    );
+}
