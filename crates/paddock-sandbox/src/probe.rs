@@ -240,10 +240,22 @@ pub fn kernel_checks() -> Vec<Check> {
                     "run paddock from a systemd user session (`systemd-run --user --scope -p Delegate=yes paddock ...`)")
             }
         }
-        _ => check("cgroup_delegation", "cgroup v2 delegation", "missing",
-            "no cgroup v2 controllers available (hybrid or v1 layout)".into(),
-            "memory and process-count limits are not enforced; only the private tmpfs folders are size-capped",
-            "boot with `systemd.unified_cgroup_hierarchy=1` for a pure cgroup v2 layout"),
+        _ => {
+            // The fallbacks paddock uses instead (see limits.rs).
+            let probe = Path::new("/sys/fs/cgroup/pids").join(format!("paddock-doctor-{}", std::process::id()));
+            let v1 = std::fs::create_dir(&probe).is_ok();
+            let _ = std::fs::remove_dir(&probe);
+            let detail = if v1 {
+                "no cgroup v2 controllers (hybrid layout); cgroup v1 pids and memory groups are writable here and are used: \
+                 pids and memory limits hold for the whole sandbox"
+            } else {
+                "no cgroup v2 controllers (hybrid or v1 layout) and no writable v1 groups: the pids limit is RLIMIT_NPROC \
+                 (counted in the sandbox's user namespace) and memory is capped per process (RLIMIT_AS)"
+            };
+            check("cgroup_delegation", "cgroup v2 delegation", "missing", detail.into(),
+                "limits fall back as described; the private tmpfs folders are size-capped in every case",
+                "boot with `systemd.unified_cgroup_hierarchy=1` and run paddock in a delegated systemd user scope")
+        }
     });
 
     // TUN, for a future user-space network stack.

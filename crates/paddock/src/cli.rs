@@ -58,6 +58,17 @@ pub enum Command {
         /// Only these paths (host paths, or relative to the current folder).
         paths: Vec<PathBuf>,
     },
+    /// Copy a file or folder out of a live session's sandbox (for instance
+    /// a build artifact in its /tmp) to DEST on the host. Never overwrites.
+    Export {
+        /// Session id or name.
+        session: String,
+        /// Path inside the sandbox.
+        path: PathBuf,
+        /// Destination on the host: a new file, or an existing folder to
+        /// copy into.
+        dest: PathBuf,
+    },
     /// Throw a (stopped) session's `cow` changes away.
     Discard {
         /// Session id or name.

@@ -503,14 +503,23 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
 
 /// `paddock exec`: run one command in the session's sandbox.
 pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    exec_with(store, meta, argv, [i.as_fd(), o.as_fd(), e.as_fd()])
+}
+
+/// Run one command in the session with the given stdin, stdout, stderr.
+pub fn exec_with(
+    store: &Store,
+    meta: &Meta,
+    argv: Vec<String>,
+    stdio: [std::os::fd::BorrowedFd<'_>; 3],
+) -> Result<i32, CliError> {
     let sock = ensure_supervisor(store, meta)?;
     let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
     let cwd = std::env::current_dir()
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
     let payload = serde_json::to_vec(&ControlRequest::Exec { argv, cwd }).unwrap_or_default();
-    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    let stdio = [i.as_fd(), o.as_fd(), e.as_fd()];
     paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.

@@ -24,6 +24,11 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         } => session::diff(&session, stat, json),
         Command::Apply { session, paths } => session::apply(&session, paths),
         Command::Discard { session } => session::discard(&session),
+        Command::Export {
+            session,
+            path,
+            dest,
+        } => session::export(&session, &path, &dest),
         Command::Supervise { id } => Ok(crate::supervisor::supervise_main(&id)),
     }
 }

@@ -248,3 +248,107 @@ pub fn discard(key: &str) -> Result<i32, CliError> {
     println!("discarded {n} change(s) of {}", meta.label());
     Ok(0)
 }
+
+/// `paddock export SESSION PATH DEST`: `tar` inside the sandbox streams the
+/// path out (the sandbox cannot write to the host), `tar` on the host
+/// unpacks it into a fresh folder, which is then moved into place.
+pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Result<i32, CliError> {
+    use std::os::fd::AsFd;
+    let host = HostFacts::current()?;
+    let st = store(&host);
+    let meta = st.load(key).map_err(to_cli)?;
+    if meta.liveness() != Liveness::Running {
+        return Err(CliError::new(
+            "SESSION_NOT_RUNNING",
+            format!(
+                "session {} has no live sandbox to export from",
+                meta.label()
+            ),
+            "cow changes are reviewed with `paddock diff`; export reads a live sandbox",
+        ));
+    }
+    let io = |e: std::io::Error| {
+        CliError::new(
+            "EXPORT_FAILED",
+            format!("export: {e}"),
+            "check the destination",
+        )
+    };
+    let dest = crate::compile::normalize(&host.cwd.join(dest));
+    let name = path.file_name().ok_or_else(|| {
+        CliError::new(
+            "EXPORT_FAILED",
+            "the path has no file name",
+            "name a file or folder",
+        )
+    })?;
+    let final_dest = if dest.is_dir() {
+        dest.join(name)
+    } else {
+        dest.clone()
+    };
+    if std::fs::symlink_metadata(&final_dest).is_ok() {
+        return Err(CliError::new(
+            "EXPORT_EXISTS",
+            format!(
+                "{} already exists; paddock does not overwrite it",
+                final_dest.display()
+            ),
+            "choose another destination",
+        ));
+    }
+    let parent = final_dest
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .to_path_buf();
+    let staging = parent.join(format!(".paddock-export-{}", std::process::id()));
+    std::fs::create_dir(&staging).map_err(io)?;
+    let mut untar = std::process::Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(&staging)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io)?;
+    let pipe = untar
+        .stdin
+        .take()
+        .ok_or_else(|| io(std::io::Error::other("no pipe")))?;
+    let inner_parent = path
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .to_string_lossy()
+        .into_owned();
+    let argv = vec![
+        "tar".into(),
+        "-c".into(),
+        "-f".into(),
+        "-".into(),
+        "-C".into(),
+        inner_parent,
+        name.to_string_lossy().into_owned(),
+    ];
+    let null = std::fs::File::open("/dev/null").map_err(io)?;
+    let err = std::io::stderr();
+    let code = {
+        let fds = [null.as_fd(), pipe.as_fd(), err.as_fd()];
+        crate::supervisor::exec_with(&st, &meta, argv, fds)
+    };
+    drop(pipe);
+    let untarred = untar.wait().map_err(io)?.success();
+    let result = match code {
+        Ok(0) if untarred => std::fs::rename(staging.join(name), &final_dest).map_err(io),
+        Ok(c) => Err(CliError::new(
+            "EXPORT_FAILED",
+            format!(
+                "reading {} in the sandbox failed (exit {c})",
+                path.display()
+            ),
+            "check the path inside the sandbox",
+        )),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    result?;
+    println!("exported {} to {}", path.display(), final_dest.display());
+    Ok(0)
+}

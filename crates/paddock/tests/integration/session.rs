@@ -305,3 +305,34 @@ fn cow_diff_apply_discard_with_a_host_side_conflict() {
         "host edit\n"
     );
 }
+
+/// `export` copies an artifact out of a live sandbox (here from its private
+/// /tmp, which the host cannot see), and never overwrites.
+#[test]
+fn export_copies_artifacts_out_of_a_live_session() {
+    let s = S::new();
+    let id = s.start(&[]);
+    s.exec(
+        &id,
+        "mkdir -p /tmp/out/sub && echo built > /tmp/out/sub/artifact && echo one > /tmp/single",
+    );
+    let dest = s.ws.outside.join("exported");
+    std::fs::create_dir(&dest).unwrap();
+    let o = s.paddock(&["export", &id, "/tmp/out", dest.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("out/sub/artifact")).unwrap(),
+        "built\n"
+    );
+    let file = s.ws.outside.join("single.txt");
+    assert_eq!(
+        s.paddock(&["export", &id, "/tmp/single", file.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "one\n");
+    let o = s.paddock(&["export", &id, "/tmp/single", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("EXPORT_EXISTS"));
+}
