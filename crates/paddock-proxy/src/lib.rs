@@ -600,9 +600,7 @@ async fn forward(
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0u64);
-    let tcp = match TcpStream::connect(addr).await.inspect(|s| {
-        let _ = s.set_nodelay(true);
-    }) {
+    let tcp = match connect_upstream(addr).await {
         Ok(s) => s,
         Err(e) => {
             ctx.emit(
@@ -662,6 +660,13 @@ where
     sender.send_request(req).await
 }
 
+/// A connection to the real server, without Nagle's delay.
+async fn connect_upstream(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
 fn bad_gateway(why: &str) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(format!("paddock: {why}\n")))
@@ -700,9 +705,7 @@ async fn tunnel<S>(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let Ok(mut upstream) = TcpStream::connect(addr).await.inspect(|s| {
-        let _ = s.set_nodelay(true);
-    }) else {
+    let Ok(mut upstream) = connect_upstream(addr).await else {
         ctx.emit(
             &host,
             port,
@@ -865,9 +868,7 @@ async fn socks5(ctx: Arc<Ctx>, mut s: TcpStream) {
             return;
         }
     };
-    let Ok(mut upstream) = TcpStream::connect(addr).await.inspect(|s| {
-        let _ = s.set_nodelay(true);
-    }) else {
+    let Ok(mut upstream) = connect_upstream(addr).await else {
         ctx.emit(
             &host,
             port,

@@ -52,7 +52,7 @@ pub(crate) enum Msg {
 }
 
 /// The signals pid 1 and paddock forward to the command.
-pub(crate) const FORWARDED: &[i32] = &[
+pub const FORWARDED: &[i32] = &[
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,

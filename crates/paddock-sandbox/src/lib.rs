@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use paddock_sys::{self as sys, ns, ExitStatus, Forked};
 
 pub use error::SandboxError;
-pub use init::{ExecEvent, ExecRequest};
+pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
 pub use landlock_rules::LandlockReport;
 pub use seccomp::denied_syscalls;
 pub use spec::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS};

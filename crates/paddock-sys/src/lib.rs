@@ -924,75 +924,20 @@ pub fn controlling_pty() -> io::Result<OwnedFd> {
 /// Send one file descriptor over a unix socket (SCM_RIGHTS), with a
 /// one-byte payload.
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // Room for one cmsghdr carrying one int, properly aligned.
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data; zero is a valid initial value.
-    let mut msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    // SAFETY: msg_control points to `cbuf`, which is large enough for one
-    // header with one int (checked by CMSG_SPACE above), so the first
-    // header pointer is valid and writable.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
-    }
-    // SAFETY: `msg` and everything it points to live across the call.
-    let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    check(ret as libc::c_long).map(drop)
+    send_fds(sock, &[fd], &[0])
 }
 
 /// Receive one file descriptor sent with [`send_fd`]. `Ok(None)` at end of
 /// stream.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data; zero is a valid initial value.
-    let mut msg = unsafe { std::mem::zeroed::<libc::msghdr>() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: `msg` points to live buffers of the sizes it declares.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if check(n as libc::c_long)? == 0 {
+    let (payload, fds) = recv_fds(sock, 1)?;
+    if payload.is_empty() {
         return Ok(None);
     }
-    // SAFETY: the kernel filled msg_control/msg_controllen; CMSG_FIRSTHDR
-    // returns null or a pointer inside `cbuf`.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    if cmsg.is_null() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no file descriptor received",
-        ));
-    }
-    // SAFETY: `cmsg` is a valid header inside `cbuf` (checked non-null).
-    let (level, kind) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
-    if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "unexpected control message",
-        ));
-    }
-    // SAFETY: an SCM_RIGHTS header carries at least one int after it.
-    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
-    Ok(Some(owned(libc::c_long::from(fd))))
+    fds.into_iter()
+        .next()
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no file descriptor received"))
 }
 
 /// `setrlimit(resource, limit, limit)`.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use paddock_policy::Effective;
@@ -236,7 +236,7 @@ impl Egress {
                 }
             }
             if let Some(p) = std::env::var_os("PADDOCK_TEST_UPSTREAM_CA") {
-                extra_ca = std::fs::read_to_string(Path::new(&p)).ok();
+                extra_ca = std::fs::read_to_string(std::path::Path::new(&p)).ok();
             }
         }
         let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref()).map_err(|e| {

@@ -523,15 +523,7 @@ pub fn exec_with(
     paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.
-    let set = paddock_sys::SigSet::of(&[
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-    ]);
+    let set = paddock_sys::SigSet::of(paddock_sandbox::FORWARDED_SIGNALS);
     let _ = paddock_sys::block_signals(&set);
     if let Ok(w) = conn.try_clone() {
         std::thread::spawn(move || {
