@@ -488,6 +488,11 @@ fn exec_in_session(
             fail(125, format!("stdio: {e}"));
         }
     }
+    // A terminal on stdin (the pty `paddock exec` relays) becomes the
+    // session's controlling terminal: job control and Ctrl-C work.
+    if sys::isatty(0) {
+        let _ = sys::set_controlling_tty(0);
+    }
     if let Some(cwd) = &req.cwd {
         if let Err(e) = std::env::set_current_dir(cwd) {
             fail(125, format!("working directory {}: {e}", cwd.display()));

@@ -503,8 +503,62 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
 
 /// `paddock exec`: run one command in the session's sandbox.
 pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
+    if paddock_sys::isatty(0) && paddock_sys::isatty(1) {
+        return exec_tty(store, meta, argv);
+    }
     let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     exec_with(store, meta, argv, [i.as_fd(), o.as_fd(), e.as_fd()])
+}
+
+/// An interactive exec: the command gets a fresh pseudo-terminal (its own
+/// controlling terminal, so shells have job control), and this process
+/// relays between it and the user's terminal in raw mode. The user's
+/// terminal itself never enters the sandbox.
+fn exec_tty(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
+    use std::io::Read;
+    let (master, slave) = paddock_sys::openpty().map_err(io_err("allocating a terminal"))?;
+    paddock_sys::copy_winsize(0, std::os::fd::AsRawFd::as_raw_fd(&master));
+    let saved = paddock_sys::make_raw(0).map_err(io_err("raw mode"))?;
+    let mut from_master = std::fs::File::from(master.try_clone().map_err(io_err("terminal"))?);
+    let mut to_master = std::fs::File::from(master);
+    let out = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut stdout = std::io::stdout();
+        // EIO once the last holder of the slave side is gone.
+        while let Ok(n) = from_master.read(&mut buf) {
+            if n == 0
+                || stdout
+                    .write_all(&buf[..n])
+                    .and_then(|_| stdout.flush())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let master_fd = std::os::fd::AsRawFd::as_raw_fd(&to_master);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || to_master.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let result = {
+        let fds = [slave.as_fd(), slave.as_fd(), slave.as_fd()];
+        exec_with_winch(store, meta, argv, fds, Some(master_fd))
+    };
+    drop(slave);
+    // Drain what the command wrote last; a background process that still
+    // holds the terminal must not keep us waiting.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !out.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    paddock_sys::restore_terminal(0, &saved);
+    result
 }
 
 /// Run one command in the session with the given stdin, stdout, stderr.
@@ -513,6 +567,18 @@ pub fn exec_with(
     meta: &Meta,
     argv: Vec<String>,
     stdio: [std::os::fd::BorrowedFd<'_>; 3],
+) -> Result<i32, CliError> {
+    exec_with_winch(store, meta, argv, stdio, None)
+}
+
+/// [`exec_with`], keeping `pty_master`'s window size in step with the
+/// user's terminal on SIGWINCH.
+fn exec_with_winch(
+    store: &Store,
+    meta: &Meta,
+    argv: Vec<String>,
+    stdio: [std::os::fd::BorrowedFd<'_>; 3],
+    pty_master: Option<std::os::fd::RawFd>,
 ) -> Result<i32, CliError> {
     let sock = ensure_supervisor(store, meta)?;
     let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
@@ -528,6 +594,11 @@ pub fn exec_with(
     if let Ok(w) = conn.try_clone() {
         std::thread::spawn(move || {
             while let Ok(sig) = paddock_sys::wait_signal(&set) {
+                if let (libc::SIGWINCH, Some(m)) = (sig.signo, pty_master) {
+                    // The pty's own size change signals the command.
+                    paddock_sys::copy_winsize(0, m);
+                    continue;
+                }
                 if (&w)
                     .write_all(format!("signal {}\n", sig.signo).as_bytes())
                     .is_err()

@@ -336,3 +336,32 @@ fn export_copies_artifacts_out_of_a_live_session() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("EXPORT_EXISTS"));
 }
+
+/// `paddock exec` from a terminal gives the command a terminal of its own,
+/// as its controlling terminal (foreground process group: `+` in ps), so
+/// shells get job control; the user's own terminal is relayed, never passed
+/// into the sandbox.
+#[test]
+fn exec_from_a_terminal_gets_a_controlling_terminal() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let cmd = format!(
+        "{} exec {id} -- sh -c 'test -t 0 && echo IS-A-TTY; ps -o stat= -p $$'",
+        paddock_bin().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(&s.ws.proj)
+        .env("HOME", &s.ws.home)
+        .env("PADDOCK_HOME", s.ws.root.join("state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("IS-A-TTY"), "{out} {}", stderr(&o));
+    assert!(
+        out.lines()
+            .any(|l| l.trim().starts_with('S') && l.contains('+')),
+        "not the foreground of its terminal: {out}"
+    );
+}
