@@ -247,6 +247,17 @@ impl Store {
     /// Write a record atomically: a reader (or a crash) sees the old or
     /// the new record, never half of one.
     pub fn save(&self, meta: &Meta) -> Result<(), SessionError> {
+        self.write_meta(meta, true)
+    }
+
+    /// [`Store::save`] without forcing the data to disk: still atomic
+    /// against a crash of paddock (rename), used for the per-command
+    /// bookkeeping (last used, commands run) on the exec path.
+    pub fn save_quick(&self, meta: &Meta) -> Result<(), SessionError> {
+        self.write_meta(meta, false)
+    }
+
+    fn write_meta(&self, meta: &Meta, durable: bool) -> Result<(), SessionError> {
         let dir = self.dir(&meta.id);
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -258,7 +269,7 @@ impl Store {
             let mut f =
                 std::fs::File::create(&tmp).map_err(io(format!("writing {}", tmp.display())))?;
             f.write_all(&data)
-                .and_then(|_| f.sync_all())
+                .and_then(|_| if durable { f.sync_all() } else { Ok(()) })
                 .map_err(io(format!("writing {}", tmp.display())))?;
         }
         std::fs::rename(&tmp, dir.join("meta.json"))

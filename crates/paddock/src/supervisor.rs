@@ -101,7 +101,7 @@ impl Shared {
         if started {
             m.commands += 1;
         }
-        let _ = self.store.save(&m);
+        let _ = self.store.save_quick(&m);
     }
 }
 
