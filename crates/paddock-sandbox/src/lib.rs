@@ -16,9 +16,24 @@
 //!    status together with what was enforced.
 //!
 //! ```no_run
-//! use paddock_sandbox::{run, SandboxSpec};
-//! # fn spec() -> SandboxSpec { unimplemented!() }
-//! let outcome = run(&spec()).expect("sandbox started");
+//! use paddock_sandbox::{run, MountMode, MountSpec, SandboxSpec};
+//! let here = std::env::current_dir().unwrap();
+//! let spec = SandboxSpec {
+//!     argv: vec!["ls".into(), "-la".into()],
+//!     env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+//!     workdir: here.clone(),
+//!     home: "/home/someone".into(),
+//!     mounts: vec![MountSpec { source: here.clone(), target: here, mode: MountMode::Ro, origin: "example".into() }],
+//!     protected: vec![".git".into()],
+//!     tmp_size_mib: 64,
+//!     hostname: "paddock".into(),
+//!     proxy_port: None,
+//!     pids_limit: Some(256),
+//!     memory_limit_mib: None,
+//!     serve_execs: false,
+//!     cow_dir: None,
+//! };
+//! let outcome = run(&spec).expect("sandbox started");
 //! std::process::exit(outcome.status.code());
 //! ```
 

@@ -894,31 +894,13 @@ pub fn landlock_abi_version() -> io::Result<i32> {
 /// controlling terminal. Returns the slave fd. Used by the probe to test
 /// terminal injection against a terminal it controls.
 pub fn controlling_pty() -> io::Result<OwnedFd> {
-    // SAFETY: setsid takes no arguments.
-    check_int(unsafe { libc::setsid() })?;
-    // SAFETY: posix_openpt takes flags only.
-    let master = check_int(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) })?;
-    let master = owned(libc::c_long::from(master));
-    // SAFETY: grantpt/unlockpt take a valid open master fd.
-    check_int(unsafe { libc::grantpt(master.as_raw_fd()) })?;
-    // SAFETY: as above.
-    check_int(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
-    let mut buf = [0 as libc::c_char; 128];
-    // SAFETY: `buf` is writable for its full length, which we pass.
-    let r = unsafe { libc::ptsname_r(master.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    // SAFETY: ptsname_r NUL-terminated the name inside `buf`.
-    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
-    // Opening a terminal without O_NOCTTY as a session leader with no
-    // controlling terminal makes it the controlling terminal.
-    // SAFETY: `name` is a NUL-terminated path.
-    let slave = check_int(unsafe { libc::open(name.as_ptr(), libc::O_RDWR) })?;
-    // Keep the master open for the life of the process by leaking it: the
-    // slave stays usable only while the master exists.
+    setsid()?;
+    let (master, slave) = openpty()?;
+    set_controlling_tty(slave.as_raw_fd())?;
+    // Keep the master open for the life of the process: the slave stays
+    // usable only while the master exists.
     std::mem::forget(master);
-    Ok(owned(libc::c_long::from(slave)))
+    Ok(slave)
 }
 
 /// Send one file descriptor over a unix socket (SCM_RIGHTS), with a
