@@ -74,6 +74,9 @@ pub enum Command {
         /// Session id or name.
         session: String,
     },
+    /// Show a session's audit events (commands, network decisions, ...).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Internal: the supervisor of one session.
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -125,11 +128,38 @@ pub enum SessionCommand {
     },
 }
 
+/// `paddock audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print a session's events; with -f, keep printing new ones.
+    Tail {
+        /// Session id or name (default: the most recently used session).
+        #[arg(long)]
+        session: Option<String>,
+        /// Follow: wait for new events until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Only refusals.
+        #[arg(long)]
+        denied: bool,
+    },
+}
+
 /// `paddock exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Session id or name.
     pub session: String,
+    /// The agent's tool call id, recorded with the command's audit events
+    /// (default: $PADDOCK_TOOL_CALL_ID).
+    #[arg(long = "tool-call-id", value_name = "ID")]
+    pub tool_call_id: Option<String>,
+    /// The agent's name, recorded likewise (default: $PADDOCK_AGENT).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub argv: Vec<OsString>,

@@ -41,6 +41,9 @@ pub enum ControlRequest {
         argv: Vec<String>,
         /// Working directory inside the sandbox, if visible there.
         cwd: Option<PathBuf>,
+        /// Who asked (recorded with the command's audit events).
+        #[serde(default)]
+        caller: paddock_audit::Caller,
     },
     /// End the sandbox.
     Stop,
@@ -71,6 +74,24 @@ pub(crate) fn session_err(e: paddock_session::SessionError) -> CliError {
     )
 }
 
+thread_local! {
+    /// Who is asking, for the audit events of this process's execs.
+    static CALLER: std::cell::RefCell<paddock_audit::Caller> = std::cell::RefCell::new(paddock_audit::Caller::default());
+}
+
+/// Record who asks for the next execs: `--tool-call-id`/`--agent`, else
+/// `PADDOCK_TOOL_CALL_ID`, `PADDOCK_AGENT`; `TRACEPARENT` from the
+/// environment.
+pub fn set_caller(tool_call_id: Option<String>, agent: Option<String>) {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let c = paddock_audit::Caller {
+        tool_call_id: tool_call_id.or_else(|| env("PADDOCK_TOOL_CALL_ID")),
+        agent: agent.or_else(|| env("PADDOCK_AGENT")),
+        traceparent: env("TRACEPARENT"),
+    };
+    CALLER.with(|x| *x.borrow_mut() = c);
+}
+
 /// The flags a session was started with, as run flags.
 pub fn session_flags(inputs: &paddock_session::Inputs) -> RunFlags {
     RunFlags {
@@ -90,7 +111,8 @@ struct Shared {
     next: AtomicU64,
     meta: Mutex<Meta>,
     store: Store,
-    stop: mpsc::Sender<()>,
+    stop: mpsc::Sender<&'static str>,
+    audit: Arc<paddock_audit::Log>,
 }
 
 impl Shared {
@@ -175,8 +197,22 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
     running.ready()?;
+    let audit = Arc::new(
+        paddock_audit::Log::open(&dir.join("audit.jsonl"), &meta.id, &meta.policy_hash)
+            .map_err(io_err("audit.jsonl"))?,
+    );
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
-        let cfg = g.config(&eff, None)?;
+        let log = audit.clone();
+        let sink: paddock_proxy::EventSink = Arc::new(move |e: &paddock_proxy::Event| {
+            log.emit(
+                "net.decision",
+                Some(e.allowed),
+                Some(&e.code),
+                &paddock_audit::Caller::default(),
+                serde_json::to_value(e).unwrap_or_default(),
+            );
+        });
+        let cfg = g.config(&eff, Some(sink))?;
         paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
     }
     let ctl = running
@@ -196,7 +232,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     meta.last_used = paddock_session::now();
     store.save(&meta).map_err(session_err)?;
 
-    let (stop_tx, stop_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<&'static str>();
     let shared = Arc::new(Shared {
         ctl: Mutex::new(ctl.try_clone().map_err(io_err("control channel"))?),
         waiters: Mutex::new(HashMap::new()),
@@ -207,7 +243,15 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         meta: Mutex::new(meta.clone()),
         store: store.clone(),
         stop: stop_tx,
+        audit: audit.clone(),
     });
+    shared.audit.emit(
+        "session.start",
+        None,
+        None,
+        &paddock_audit::Caller::default(),
+        serde_json::json!({"supervisor_pid": pid, "workspace": meta.inputs.workspace, "network": format!("{:?}", eff.network_mode.value).to_lowercase()}),
+    );
 
     // pid 1's events, routed to the waiting clients.
     {
@@ -240,7 +284,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                     shared.touch(false);
                 }
             }
-            let _ = shared.stop.send(()); // pid 1 is gone
+            let _ = shared.stop.send("sandbox ended"); // pid 1 is gone
         });
     }
     // Idle timeout: no command running for that long ends the sandbox.
@@ -255,7 +299,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                 .unwrap_or_else(|e| e.into_inner())
                 .elapsed();
             if shared.active.load(Ordering::SeqCst) == 0 && idle >= limit {
-                let _ = shared.stop.send(());
+                let _ = shared.stop.send("idle timeout");
                 break;
             }
         });
@@ -276,13 +320,20 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         let _ = paddock_sys::dup2(null.as_fd(), 1);
     }
 
-    let _ = stop_rx.recv();
+    let reason = stop_rx.recv().unwrap_or("supervisor ending");
     {
         let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
         let _ = paddock_sys::send_fds(ctl.as_fd(), &[], b"stop");
     }
     let _ = running.wait();
     let _ = std::fs::remove_file(&sock);
+    shared.audit.emit(
+        "session.stop",
+        None,
+        None,
+        &paddock_audit::Caller::default(),
+        serde_json::json!({"reason": reason}),
+    );
     let mut m = shared
         .meta
         .lock()
@@ -319,7 +370,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
     match req {
         ControlRequest::Stop => {
             send_line(&conn, &serde_json::json!({"ok": true}));
-            let _ = shared.stop.send(());
+            let _ = shared.stop.send("stopped on request");
         }
         ControlRequest::Status => {
             let m = shared
@@ -332,7 +383,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}),
             );
         }
-        ControlRequest::Exec { argv, cwd } => {
+        ControlRequest::Exec { argv, cwd, caller } => {
             if fds.len() != 3 {
                 send_line(
                     &conn,
@@ -353,6 +404,9 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 .insert(id, tx);
             shared.active.fetch_add(1, Ordering::SeqCst);
             shared.touch(true);
+            let started_at = Instant::now();
+            let audit_argv = argv.clone();
+            let audit_cwd = cwd.clone();
             let req = ExecRequest {
                 id,
                 argv,
@@ -422,12 +476,42 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 });
             }
             while let Ok(ev) = rx.recv() {
-                if let ExecEvent::Started { pid, .. } = ev {
-                    shared
-                        .pids
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, pid);
+                match &ev {
+                    ExecEvent::Started { pid, .. } => {
+                        shared
+                            .pids
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id, *pid);
+                        shared.audit.emit(
+                            "exec.start",
+                            Some(true),
+                            None,
+                            &caller,
+                            serde_json::json!({"argv": audit_argv, "cwd": audit_cwd, "pid": pid}),
+                        );
+                    }
+                    ExecEvent::Exited { code, signal, .. } => shared.audit.emit(
+                        "exec.exit",
+                        None,
+                        None,
+                        &caller,
+                        serde_json::json!({"argv": audit_argv, "exit_code": code, "signal": signal, "duration_ms": started_at.elapsed().as_millis()}),
+                    ),
+                    ExecEvent::Failed { code, message, .. } => {
+                        let reason = match code {
+                            127 => "EXEC_NOT_FOUND",
+                            126 => "EXEC_NOT_EXECUTABLE",
+                            _ => "SANDBOX_SETUP_FAILED",
+                        };
+                        shared.audit.emit(
+                            "exec.exit",
+                            Some(false),
+                            Some(reason),
+                            &caller,
+                            serde_json::json!({"argv": audit_argv, "exit_code": code, "message": message}),
+                        );
+                    }
                 }
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 if !send_line(&conn, &ev) || done {
@@ -585,7 +669,9 @@ fn exec_with_winch(
     let cwd = std::env::current_dir()
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
-    let payload = serde_json::to_vec(&ControlRequest::Exec { argv, cwd }).unwrap_or_default();
+    let caller = CALLER.with(|c| c.borrow().clone());
+    let payload =
+        serde_json::to_vec(&ControlRequest::Exec { argv, cwd, caller }).unwrap_or_default();
     paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.

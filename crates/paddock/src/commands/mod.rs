@@ -16,6 +16,7 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         Command::Policy(c) => policy::policy(c),
         Command::Session(c) => session::session(c),
         Command::Exec(a) => session::exec(a),
+        Command::Audit(c) => session::audit(c),
         Command::Gc(a) => session::gc(a),
         Command::Diff {
             session,

@@ -131,6 +131,7 @@ pub fn exec(a: ExecArgs) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
     let st = store(&host);
     let meta = st.load(&a.session).map_err(to_cli)?;
+    supervisor::set_caller(a.tool_call_id, a.agent);
     let argv: Vec<String> = a
         .argv
         .iter()
@@ -351,4 +352,103 @@ pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Resu
     result?;
     println!("exported {} to {}", path.display(), final_dest.display());
     Ok(0)
+}
+
+fn event_line(e: &paddock_audit::Event) -> String {
+    let secs = e.ts_ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let verdict = match e.allowed {
+        Some(true) => "allowed",
+        Some(false) => "DENIED",
+        None => "",
+    };
+    let what = match e.kind.as_str() {
+        "exec.start" | "exec.exit" => {
+            let argv: Vec<&str> = e.data["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let code = e.data["exit_code"]
+                .as_i64()
+                .map(|c| format!(" exit={c}"))
+                .unwrap_or_default();
+            format!("{}{code}", argv.join(" "))
+        }
+        "net.decision" => format!(
+            "{}:{} {} {}",
+            e.data["host"].as_str().unwrap_or("?"),
+            e.data["port"],
+            e.data["method"].as_str().unwrap_or(""),
+            e.data["path"].as_str().unwrap_or("")
+        ),
+        _ => e.data.to_string(),
+    };
+    let call = e
+        .caller
+        .tool_call_id
+        .as_deref()
+        .map(|c| format!(" call={c}"))
+        .unwrap_or_default();
+    format!(
+        "{h:02}:{m:02}:{s:02} #{:<4} {:<13} {:<8} {}{}{}",
+        e.seq,
+        e.kind,
+        verdict,
+        what.trim(),
+        e.reason_code
+            .as_deref()
+            .map(|r| format!(" [{r}]"))
+            .unwrap_or_default(),
+        call
+    )
+}
+
+/// `paddock audit tail`.
+pub fn audit(cmd: crate::cli::AuditCommand) -> Result<i32, CliError> {
+    let crate::cli::AuditCommand::Tail {
+        session,
+        follow,
+        json,
+        denied,
+    } = cmd;
+    let host = HostFacts::current()?;
+    let st = store(&host);
+    let meta = match session {
+        Some(k) => st.load(&k).map_err(to_cli)?,
+        None => st
+            .list()
+            .map_err(to_cli)?
+            .into_iter()
+            .max_by_key(|m| m.last_used)
+            .ok_or_else(|| {
+                CliError::new(
+                    "SESSION_NOT_FOUND",
+                    "there is no session yet",
+                    "start one with `paddock session start`",
+                )
+            })?,
+    };
+    let path = st.dir(&meta.id).join("audit.jsonl");
+    let mut shown = 0u64;
+    loop {
+        let seen = shown;
+        for e in paddock_audit::read(&path)
+            .into_iter()
+            .filter(|e| e.seq > seen)
+        {
+            shown = e.seq;
+            if denied && e.allowed != Some(false) {
+                continue;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            } else {
+                println!("{}", event_line(&e));
+            }
+        }
+        if !follow {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

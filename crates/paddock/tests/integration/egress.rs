@@ -398,3 +398,50 @@ curl -sS --proxy "$ALL_PROXY" https://denied.example/ 2>&1; echo rc=$?
         "{codes:?}"
     );
 }
+
+/// In a session, every network decision lands in the session's audit log
+/// with its reason code.
+#[test]
+fn session_network_decisions_are_audited() {
+    let n = Net::new();
+    let p = n.up.port;
+    let state = n.ws.root.join("state");
+    let pd = |args: &[&str]| {
+        n.ws.paddock()
+            .env("PADDOCK_HOME", &state)
+            .env("PADDOCK_IT_REAL_KEY", REAL_KEY)
+            .env(
+                "PADDOCK_TEST_RESOLVE",
+                format!("api.test.example=127.0.0.1:{p}"),
+            )
+            .env("PADDOCK_TEST_UPSTREAM_CA", &n.up.ca)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = pd(&["session", "start", "--policy", n.policy.to_str().unwrap()]);
+    let id = stdout(&o).trim().to_string();
+    let script = "curl -sS -o /dev/null -H \"x-api-key: $ANTHROPIC_API_KEY\" https://api.test.example/v1/models; curl -sS https://denied.example/ 2>/dev/null; true";
+    assert_eq!(
+        pd(&["exec", &id, "--", "sh", "-c", script]).status.code(),
+        Some(0)
+    );
+    let o = pd(&["audit", "tail", "--session", &id, "--json"]);
+    let evs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let net: Vec<&serde_json::Value> = evs.iter().filter(|e| e["kind"] == "net.decision").collect();
+    assert!(
+        net.iter()
+            .any(|e| e["allowed"] == true && e["data"]["path"] == "/v1/models"),
+        "{evs:?}"
+    );
+    assert!(
+        net.iter().any(|e| e["allowed"] == false
+            && e["reason_code"] == "NET_DOMAIN_NOT_ALLOWED"
+            && e["data"]["host"] == "denied.example"),
+        "{evs:?}"
+    );
+    let _ = pd(&["session", "rm", &id]);
+}

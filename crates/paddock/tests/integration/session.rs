@@ -365,3 +365,62 @@ fn exec_from_a_terminal_gets_a_controlling_terminal() {
         "not the foreground of its terminal: {out}"
     );
 }
+
+/// Every command and its outcome is an audit event with session identity,
+/// the policy hash and the caller's tool call id; refusals carry their
+/// reason code, and `audit tail --denied` shows only those.
+#[test]
+fn execs_are_audited_with_tool_call_ids_and_reason_codes() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let o =
+        s.ws.paddock()
+            .env("PADDOCK_HOME", s.ws.root.join("state"))
+            .env("PADDOCK_AGENT", "test-agent")
+            .args([
+                "exec",
+                "--tool-call-id",
+                "toolu_01",
+                &id,
+                "--",
+                "sh",
+                "-c",
+                "exit 3",
+            ])
+            .output()
+            .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        s.paddock(&["exec", &id, "--", "no-such-command-xyz"])
+            .status
+            .code(),
+        Some(127)
+    );
+    let o = s.paddock(&["audit", "tail", "--session", &id, "--json"]);
+    let evs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = evs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["session.start", "exec.start", "exec.exit", "exec.exit"],
+        "{evs:?}"
+    );
+    for (i, e) in evs.iter().enumerate() {
+        assert_eq!(e["seq"], i + 1);
+        assert_eq!(e["session"], id.as_str());
+        assert!(e["policy_hash"].as_str().unwrap().starts_with("sha256:"));
+    }
+    assert_eq!(evs[1]["tool_call_id"], "toolu_01");
+    assert_eq!(evs[1]["agent"], "test-agent");
+    assert_eq!(evs[1]["data"]["argv"][0], "sh");
+    assert!(evs[1]["data"]["pid"].as_i64().unwrap() > 1);
+    assert_eq!(evs[2]["data"]["exit_code"], 3);
+    assert_eq!(evs[3]["reason_code"], "EXEC_NOT_FOUND");
+    let o = s.paddock(&["audit", "tail", "--session", &id, "--json", "--denied"]);
+    let out = stdout(&o);
+    let denied: Vec<&str> = out.lines().collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(denied[0].contains("EXEC_NOT_FOUND"));
+}
