@@ -77,7 +77,12 @@ pub(crate) fn cgroup_v1(
 ) -> (Cgroups, Vec<&'static str>) {
     let mut cg = Cgroups::default();
     let mut applied = Vec::new();
-    let name = format!("paddock-{pid}");
+    // Unique even if an old group of a reused pid was left behind.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("paddock-{pid}-{nanos:09}");
     if let Some(n) = pids {
         if let Some(d) = v1_group("pids", &name, &[("pids.max", n.to_string())], pid) {
             cg.dirs.push(d);
