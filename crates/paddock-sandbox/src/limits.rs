@@ -67,6 +67,29 @@ fn v1_group(
     Some(dir)
 }
 
+/// Remove empty `paddock-*` groups older than a minute: left by a paddock
+/// that was killed before it could clean up. A live sandbox's group always
+/// holds its pid 1, so the kernel refuses to remove it (EBUSY).
+fn sweep_stale(controller: &str) {
+    let Ok(rd) = std::fs::read_dir(Path::new(V1_ROOT).join(controller)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("paddock-") {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 60);
+        if old {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
 /// Put `pid` (the sandbox's pid 1, not yet running anything) into cgroup v1
 /// groups enforcing the limits, where this process may. Returns what was
 /// created and which limits it enforces.
@@ -84,12 +107,14 @@ pub(crate) fn cgroup_v1(
         .unwrap_or(0);
     let name = format!("paddock-{pid}-{nanos:09}");
     if let Some(n) = pids {
+        sweep_stale("pids");
         if let Some(d) = v1_group("pids", &name, &[("pids.max", n.to_string())], pid) {
             cg.dirs.push(d);
             applied.push("pids (cgroup v1)");
         }
     }
     if let Some(m) = memory_mib {
+        sweep_stale("memory");
         let bytes = m.saturating_mul(1 << 20).to_string();
         if let Some(d) = v1_group("memory", &name, &[("memory.limit_in_bytes", bytes)], pid) {
             cg.dirs.push(d);
