@@ -410,7 +410,17 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             let req = ExecRequest {
                 id,
                 argv,
-                env: Vec::new(),
+                // Host tools (ps e, EDR) attribute sandbox processes to
+                // their session through this marker.
+                env: vec![(
+                    "PADDOCK_SESSION".to_string(),
+                    shared
+                        .meta
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .id
+                        .clone(),
+                )],
                 cwd,
             };
             let payload = serde_json::to_vec(&req).unwrap_or_default();

@@ -95,6 +95,8 @@ fn start_creates_no_process_first_exec_starts_the_sandbox_second_reuses_it() {
         b.contains("sleep 300"),
         "the background process of the first exec is visible: {b}"
     );
+    // Host tools can attribute sandbox processes to the session.
+    assert_eq!(stdout(&s.exec(&id, "echo $PADDOCK_SESSION")).trim(), id);
     // /tmp is shared between execs too.
     s.exec(&id, "echo kept > /tmp/note");
     assert_eq!(stdout(&s.exec(&id, "cat /tmp/note")).trim(), "kept");
