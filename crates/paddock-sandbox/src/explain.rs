@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::setup::SYSTEM_DIRS;
-use crate::spec::{MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
+use crate::spec::{normalize, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
 
 /// A file operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,18 +139,4 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
             path.display()
         ),
     )
-}
-
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
 }

@@ -336,6 +336,17 @@ pub enum ExecEvent {
     },
 }
 
+impl ExecEvent {
+    /// The reason code of a [`ExecEvent::Failed`] exit code.
+    pub fn failure_reason(code: i32) -> &'static str {
+        match code {
+            127 => "EXEC_NOT_FOUND",
+            126 => "EXEC_NOT_EXECUTABLE",
+            _ => "SANDBOX_SETUP_FAILED",
+        }
+    }
+}
+
 fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
     let mut line = serde_json::to_vec(ev).unwrap_or_default();
     line.push(b'\n');

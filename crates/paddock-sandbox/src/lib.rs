@@ -86,7 +86,7 @@ const NAMESPACES: u64 = ns::USER | ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns:
 /// themselves, and nothing else is mapped. `setgroups` is denied first, as
 /// the kernel requires of an unprivileged writer, and so that the sandbox
 /// cannot drop a supplementary group used to *deny* it access.
-fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
+pub(crate) fn write_id_maps(pid: sys::pid_t) -> std::io::Result<()> {
     let uid = sys::getuid();
     let gid = sys::getgid();
     let base = PathBuf::from(format!("/proc/{pid}"));

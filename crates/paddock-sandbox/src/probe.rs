@@ -44,8 +44,6 @@ fn check(id: &str, name: &str, status: &str, detail: String, impact: &str, fix: 
 /// clone worked and what `f` returned.
 fn in_namespaces(flags: u64, f: fn() -> bool) -> Result<bool, std::io::Error> {
     let (mut go_r, mut go_w) = std::io::pipe()?;
-    let uid = sys::getuid();
-    let gid = sys::getgid();
     match sys::clone_into_namespaces(flags | ns::USER)? {
         Forked::Child => {
             drop(go_w);
@@ -57,12 +55,7 @@ fn in_namespaces(flags: u64, f: fn() -> bool) -> Result<bool, std::io::Error> {
         }
         Forked::Parent { pid, .. } => {
             drop(go_r);
-            let base = format!("/proc/{pid}");
-            let maps = std::fs::write(format!("{base}/setgroups"), "deny")
-                .and_then(|_| std::fs::write(format!("{base}/uid_map"), format!("{uid} {uid} 1\n")))
-                .and_then(|_| {
-                    std::fs::write(format!("{base}/gid_map"), format!("{gid} {gid} 1\n"))
-                });
+            let maps = crate::write_id_maps(pid);
             if maps.is_ok() {
                 let _ = go_w.write_all(b"1");
             }

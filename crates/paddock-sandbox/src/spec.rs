@@ -188,3 +188,20 @@ pub const HIDDEN_SYSTEM_PATHS: &[&str] = &[
     "/etc/docker",
     "/etc/libvirt",
 ];
+
+/// Lexically normalise an absolute path (`.` dropped, `..` applied). Safe
+/// for mount paths because every mount source is refused if it crosses a
+/// symbolic link, so the lexical and the real path agree.
+pub fn normalize(p: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}

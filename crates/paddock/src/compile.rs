@@ -6,7 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use paddock_policy::{Effective, ExecMode, MountEntry, PolicyFile, WorkspaceMode};
 use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
@@ -122,22 +122,7 @@ pub const ENV_ALLOWLIST: &[&str] = &[
     "LINES",
 ];
 
-/// Lexically normalise an absolute path (`.` dropped, `..` applied). Safe
-/// here because every mount source is later refused if it crosses a
-/// symbolic link, so the lexical and the real path agree.
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
-}
+pub use paddock_sandbox::spec::normalize;
 
 fn expand(p: &Path, host: &HostFacts) -> PathBuf {
     let p = if let Ok(rest) = p.strip_prefix("~") {

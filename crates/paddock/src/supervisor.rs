@@ -509,11 +509,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                         serde_json::json!({"argv": audit_argv, "exit_code": code, "signal": signal, "duration_ms": started_at.elapsed().as_millis()}),
                     ),
                     ExecEvent::Failed { code, message, .. } => {
-                        let reason = match code {
-                            127 => "EXEC_NOT_FOUND",
-                            126 => "EXEC_NOT_EXECUTABLE",
-                            _ => "SANDBOX_SETUP_FAILED",
-                        };
+                        let reason = ExecEvent::failure_reason(*code);
                         shared.audit.emit(
                             "exec.exit",
                             Some(false),
@@ -710,11 +706,7 @@ fn exec_with_winch(
             Ok(ExecEvent::Started { .. }) => {}
             Ok(ExecEvent::Exited { code, .. }) => return Ok(code),
             Ok(ExecEvent::Failed { code, message, .. }) => {
-                let kind = match code {
-                    127 => "EXEC_NOT_FOUND",
-                    126 => "EXEC_NOT_EXECUTABLE",
-                    _ => "SANDBOX_SETUP_FAILED",
-                };
+                let kind = ExecEvent::failure_reason(code);
                 return Err(CliError {
                     code: kind,
                     message,

@@ -155,7 +155,6 @@ pub fn gc(a: GcArgs) -> Result<i32, CliError> {
         }
         println!("{verb} {} session(s), {} bytes", r.removed.len(), r.bytes);
     }
-    let _ = Liveness::Running;
     Ok(0)
 }
 
