@@ -34,6 +34,35 @@ fn main() {
         }
         out.push_str("];\n");
     }
+    // The number of every system call the filter names, for audit records
+    // ("syscall.denied" carries the name): each is compiled alone and its
+    // number read back from the comparison seccompiler emits.
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("filter source is JSON");
+    let mut denied: Vec<String> = v["sandbox"]["filter"]
+        .as_array()
+        .expect("sandbox.filter is a list")
+        .iter()
+        .filter_map(|r| r["syscall"].as_str().map(str::to_string))
+        .collect();
+    denied.sort();
+    denied.dedup();
+    out.push_str("pub(crate) const DENIED_NAMES: &[(u32, &str)] = &[\n");
+    for name in denied {
+        let one = format!(
+            r#"{{"x":{{"mismatch_action":"allow","match_action":"trap","filter":[{{"syscall":"{name}"}}]}}}}"#
+        );
+        let m =
+            seccompiler::compile_from_json(one.as_bytes(), target).expect("single rule compiles");
+        // The first JEQ after the architecture check compares the number.
+        let nr = m["x"]
+            .iter()
+            .filter(|i| i.code == 0x15)
+            .nth(1)
+            .map(|i| i.k)
+            .expect("a syscall comparison");
+        writeln!(out, "    ({nr}, \"{name}\"),").unwrap();
+    }
+    out.push_str("];\n");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("seccomp_filters.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }

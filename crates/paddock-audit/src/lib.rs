@@ -62,17 +62,39 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// How much is recorded (the policy's `audit.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Nothing.
+    Off,
+    /// Denials, and the session's start and stop.
+    Denied,
+    /// Everything but file reads and allowed local connections (which the
+    /// sandbox only reports at `all`).
+    Writes,
+    /// Everything.
+    All,
+}
+
+/// Where else an event goes (an OpenTelemetry exporter, a live view).
+pub type Sink = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// An append-only log.
 pub struct Log {
-    file: Mutex<File>,
+    file: Option<Mutex<File>>,
     seq: AtomicU64,
     session: String,
     policy_hash: String,
+    level: Level,
+    sinks: Vec<Sink>,
+    lock: Mutex<()>,
 }
 
 impl Log {
     /// Open (or create) `path` for appending; numbering continues after the
-    /// events already there.
+    /// events already there. Records everything until told otherwise
+    /// ([`Log::with_level`]).
     pub fn open(path: &Path, session: &str, policy_hash: &str) -> std::io::Result<Log> {
         let last = read(path).last().map_or(0, |e| e.seq);
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -81,12 +103,50 @@ impl Log {
         if torn {
             file.write_all(b"\n")?;
         }
-        Ok(Log {
-            file: Mutex::new(file),
-            seq: AtomicU64::new(last),
+        let mut log = Log::without_file(session, policy_hash);
+        log.file = Some(Mutex::new(file));
+        log.seq = AtomicU64::new(last);
+        Ok(log)
+    }
+
+    /// A log with no file (events go to sinks only).
+    pub fn without_file(session: &str, policy_hash: &str) -> Log {
+        Log {
+            file: None,
+            seq: AtomicU64::new(0),
             session: session.to_string(),
             policy_hash: policy_hash.to_string(),
-        })
+            level: Level::All,
+            sinks: Vec::new(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Record only what `level` asks for.
+    pub fn with_level(mut self, level: Level) -> Log {
+        self.level = level;
+        self
+    }
+
+    /// Also hand every recorded event to `sink`.
+    pub fn with_sink(mut self, sink: Sink) -> Log {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// The session id.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Whether an event of `kind` is recorded at this log's level.
+    pub fn wants(&self, kind: &str, allowed: Option<bool>) -> bool {
+        match self.level {
+            Level::Off => false,
+            Level::Denied => allowed == Some(false) || kind.starts_with("session."),
+            Level::Writes => kind != "file.read" && kind != "net.connect",
+            Level::All => true,
+        }
     }
 
     /// Record one event.
@@ -98,7 +158,10 @@ impl Log {
         caller: &Caller,
         data: serde_json::Value,
     ) {
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.wants(kind, allowed) {
+            return;
+        }
+        let _order = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // Numbered under the lock, so the file is in sequence order.
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let ev = Event {
@@ -115,10 +178,16 @@ impl Log {
             caller: caller.clone(),
             data,
         };
-        if let Ok(mut line) = serde_json::to_vec(&ev) {
-            line.push(b'\n');
-            // One write of the whole line (O_APPEND): never interleaved.
-            let _ = file.write_all(&line);
+        if let Some(file) = &self.file {
+            if let Ok(mut line) = serde_json::to_vec(&ev) {
+                line.push(b'\n');
+                // One write of the whole line (O_APPEND): never interleaved.
+                let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = f.write_all(&line);
+            }
+        }
+        for s in &self.sinks {
+            s(&ev);
         }
     }
 }

@@ -43,6 +43,20 @@ fn verdict(allowed: bool, code: &'static str, rule: impl Into<String>) -> FsVerd
 
 /// Decide `op` on `path` (absolute, as seen inside the sandbox).
 pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
+    explain_fs_with(spec, path, op, &|host, _| {
+        std::fs::symlink_metadata(host).is_ok()
+    })
+}
+
+/// [`explain_fs`], told by `protected_exists(host_path, sandbox_path)`
+/// whether a protected name exists: from the host, its host path is
+/// looked at; from inside the sandbox (the audit observer), its path there.
+pub(crate) fn explain_fs_with(
+    spec: &SandboxSpec,
+    path: &Path,
+    op: FsOp,
+    protected_exists: &dyn Fn(&Path, &Path) -> bool,
+) -> FsVerdict {
     let path = normalize(path);
     if let Some(h) = HIDDEN_SYSTEM_PATHS.iter().find(|h| path.starts_with(h)) {
         return verdict(
@@ -63,7 +77,7 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
                 let p = m.target.join(name);
                 if path.starts_with(&p) {
                     let host = m.source.join(name);
-                    return if std::fs::symlink_metadata(&host).is_ok() || m.mode == MountMode::Cow {
+                    return if protected_exists(&host, &p) || m.mode == MountMode::Cow {
                         verdict(false, "FS_WRITE_PROTECTED", format!(
                             "{} is protected inside writable mounts: the host acts on it by itself (lift with --unprotect {})",
                             name.display(), name.display()))

@@ -21,13 +21,16 @@
 
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use paddock_sys::{self as sys, Forked, SigSet};
 use serde::{Deserialize, Serialize};
 
 use crate::landlock_rules::{self, LandlockReport};
+use crate::observe::{AuditRecord, Watch};
 use crate::prepare::Prepared;
 use crate::seccomp;
 use crate::setup;
@@ -132,8 +135,9 @@ fn run(
         let l = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(e("proxy-listen"))?;
         sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
     }
-    // In session mode the same socket pair carries exec requests afterwards.
-    let fds_ctl = if p.serve_execs {
+    // In session mode the same socket pair carries exec requests afterwards,
+    // and in both modes the audit observer's records.
+    let fds_ctl = if p.serve_execs || p.audit_filter.is_some() {
         Some(fds)
     } else {
         drop(fds);
@@ -156,36 +160,100 @@ fn run(
             fds_ctl.ok_or(("control-channel", "missing".to_string()))?,
         );
     }
+    let handoff = handoff_pair(p).map_err(e("audit-handoff"))?;
     let cmd = match sys::fork().map_err(e("fork-command"))? {
-        Forked::Child => exec_command(p, ruleset, out),
+        Forked::Child => exec_command(p, ruleset, out, handoff.map(|(_, c)| c)),
         Forked::Parent { pid, .. } => pid,
     };
     // pid 1 needs no privilege from here on.
     sys::drop_all_capabilities().map_err(e("drop-capabilities-init"))?;
-
     let set = waited_signals();
+    let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
+    // The command's audit listener arrives before its execve (which is
+    // itself a notification, answered in the loop below).
+    let mut watches: Vec<Watch> = handoff
+        .and_then(|(parent, child)| {
+            drop(child);
+            sys::recv_fd(parent.as_fd()).ok().flatten()
+        })
+        .map(|fd| Watch::new(fd, 0))
+        .into_iter()
+        .collect();
+
     loop {
-        let sig = sys::wait_signal(&set).map_err(e("wait-signal"))?;
-        if sig.signo == libc::SIGCHLD {
-            loop {
-                match sys::waitpid(-1, true) {
-                    Ok(Some((pid, st))) if pid == cmd => {
-                        let (code, signal) = match st {
-                            sys::ExitStatus::Exited(c) => (Some(c), None),
-                            sys::ExitStatus::Signaled(s) => (None, Some(s)),
-                        };
-                        send(out, &Msg::Exited { code, signal });
-                        return Ok(st.code());
+        let ready = poll_with_watches(&[sfd.as_fd()], &watches).map_err(e("poll"))?;
+        serve_watches(p, &mut watches, &ready[1..], fds_ctl.as_ref());
+        if ready[0] == 0 {
+            continue;
+        }
+        while let Some(sig) = sys::read_signalfd(sfd.as_fd()).map_err(e("signalfd-read"))? {
+            if sig.signo == libc::SIGCHLD {
+                loop {
+                    match sys::waitpid(-1, true) {
+                        Ok(Some((pid, st))) if pid == cmd => {
+                            let (code, signal) = match st {
+                                sys::ExitStatus::Exited(c) => (Some(c), None),
+                                sys::ExitStatus::Signaled(s) => (None, Some(s)),
+                            };
+                            send(out, &Msg::Exited { code, signal });
+                            return Ok(st.code());
+                        }
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(_) => return Ok(125),
                     }
-                    Ok(Some(_)) => continue,
-                    Ok(None) => break,
-                    Err(_) => return Ok(125),
                 }
+            } else if sig.from_process {
+                let _ = sys::kill(cmd, sig.signo);
             }
-        } else if sig.from_process {
-            let _ = sys::kill(cmd, sig.signo);
         }
     }
+}
+
+/// When auditing, a socket pair on which a forked command hands pid 1 its
+/// seccomp listener.
+fn handoff_pair(p: &Prepared) -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
+    if p.audit_filter.is_none() {
+        return Ok(None);
+    }
+    sys::seqpacket_pair().map(Some)
+}
+
+/// Poll `fixed` and every watch's listener; returns the revents, fixed
+/// fds first.
+fn poll_with_watches(fixed: &[BorrowedFd<'_>], watches: &[Watch]) -> std::io::Result<Vec<i16>> {
+    let mut fds: Vec<BorrowedFd<'_>> = fixed.to_vec();
+    fds.extend(watches.iter().map(|w| w.fd.as_fd()));
+    sys::poll_revents(&fds, -1)
+}
+
+/// Answer the notifications that are ready, report what they recorded,
+/// and forget listeners whose processes are all gone (POLLHUP).
+fn serve_watches(
+    p: &Prepared,
+    watches: &mut Vec<Watch>,
+    revents: &[i16],
+    ctl: Option<&UnixStream>,
+) {
+    let mut gone = Vec::new();
+    for (i, (w, r)) in watches.iter_mut().zip(revents).enumerate() {
+        if r & libc::POLLIN != 0 {
+            if let Some(record) = w.handle(p) {
+                if let Some(ctl) = ctl {
+                    report(ctl, w.exec_id, record);
+                }
+            }
+        } else if r & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            gone.push(i);
+        }
+    }
+    for i in gone.into_iter().rev() {
+        watches.swap_remove(i);
+    }
+}
+
+fn report(ctl: &UnixStream, id: u64, record: AuditRecord) {
+    reply(ctl, &ExecEvent::Audit { id, record });
 }
 
 /// In the forked command process: shed every privilege, then execve.
@@ -194,6 +262,7 @@ fn exec_command(
     p: &Prepared,
     ruleset: landlock::RulesetCreated,
     out: &mut std::io::PipeWriter,
+    handoff: Option<OwnedFd>,
 ) -> ! {
     let fail = |out: &mut std::io::PipeWriter, step: &str, detail: String| -> ! {
         send(
@@ -205,7 +274,7 @@ fn exec_command(
         );
         sys::exit_now(125)
     };
-    let landlock = match confine(p, ruleset) {
+    let landlock = match confine(p, ruleset, handoff) {
         Ok(l) => l,
         Err((step, detail)) => fail(out, step, detail),
     };
@@ -225,7 +294,11 @@ fn exec_command(
 
 /// Shed every privilege, in order, in a forked command process: what runs
 /// after this is untrusted.
-fn confine(p: &Prepared, ruleset: landlock::RulesetCreated) -> StepResult<LandlockReport> {
+fn confine(
+    p: &Prepared,
+    ruleset: landlock::RulesetCreated,
+    handoff: Option<OwnedFd>,
+) -> StepResult<LandlockReport> {
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
     // A fresh program expects default signal handling and an empty mask.
     sys::reset_signals().map_err(e("reset-signals"))?;
@@ -252,6 +325,13 @@ fn confine(p: &Prepared, ruleset: landlock::RulesetCreated) -> StepResult<Landlo
     // Seccomp is the last thing before execve: the filter denies calls the
     // steps above still needed.
     seccomp::install(&p.seccomp).map_err(|d| ("seccomp", d))?;
+    // Last, the observing filter (which also holds the deny list when
+    // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
+    // here, so the command never holds it.
+    if let (Some(prog), Some(h)) = (&p.audit_filter, handoff) {
+        let listener = sys::seccomp_install_with_listener(prog).map_err(e("seccomp-audit"))?;
+        sys::send_fd(h.as_fd(), listener.as_fd()).map_err(e("seccomp-audit-handoff"))?;
+    }
     Ok(landlock)
 }
 
@@ -334,6 +414,13 @@ pub enum ExecEvent {
         /// The signal, when killed by one.
         signal: Option<i32>,
     },
+    /// The audit observer saw a process of this request act.
+    Audit {
+        /// Request id (0: the command of `paddock run`).
+        id: u64,
+        /// What it did.
+        record: AuditRecord,
+    },
 }
 
 impl ExecEvent {
@@ -368,8 +455,11 @@ fn serve(
     let set = waited_signals();
     let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
     let mut running: HashMap<i32, u64> = HashMap::new();
+    let mut watches: Vec<Watch> = Vec::new();
     loop {
-        let ready = sys::poll_readable(&[sfd.as_fd(), ctl.as_fd()], -1).map_err(e("poll"))?;
+        let rev = poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches).map_err(e("poll"))?;
+        serve_watches(p, &mut watches, &rev[2..], Some(&ctl));
+        let ready = [rev[0] != 0, rev[1] != 0];
         if ready[0] {
             while let Some(sig) = sys::read_signalfd(sfd.as_fd()).map_err(e("signalfd-read"))? {
                 if sig.signo == libc::SIGCHLD {
@@ -446,16 +536,23 @@ fn serve(
             }
         };
         let (err_r, err_w) = std::io::pipe().map_err(e("pipe"))?;
+        let handoff = handoff_pair(p).map_err(e("audit-handoff"))?;
         match sys::fork().map_err(e("fork-exec"))? {
             Forked::Child => {
                 drop(err_r);
-                exec_in_session(p, rs, &req, &fds, err_w)
+                exec_in_session(p, rs, &req, &fds, err_w, handoff.map(|(_, c)| c))
             }
             Forked::Parent { pid, .. } => {
                 drop(err_w);
                 drop(fds);
-                let mut msg = String::new();
-                let _ = std::io::Read::read_to_string(&mut { err_r }, &mut msg);
+                let mut watch = handoff
+                    .and_then(|(parent, child)| {
+                        drop(child);
+                        sys::recv_fd(parent.as_fd()).ok().flatten()
+                    })
+                    .map(|fd| Watch::new(fd, req.id));
+                let msg = exec_verdict(p, err_r, watch.as_mut(), &ctl);
+                watches.extend(watch);
                 if msg.is_empty() {
                     running.insert(pid, req.id);
                     reply(&ctl, &ExecEvent::Started { id: req.id, pid });
@@ -479,6 +576,46 @@ fn serve(
     }
 }
 
+/// Wait for a forked exec's verdict: end-of-file on `err` (execve
+/// succeeded, closing it) or its failure message. Meanwhile answer its
+/// audit listener, since the execve itself waits on it.
+fn exec_verdict(
+    p: &Prepared,
+    err: std::io::PipeReader,
+    mut watch: Option<&mut Watch>,
+    ctl: &UnixStream,
+) -> String {
+    let mut msg = Vec::new();
+    loop {
+        let mut fds = vec![err.as_fd()];
+        if let Some(w) = &watch {
+            fds.push(w.fd.as_fd());
+        }
+        let Ok(rev) = sys::poll_revents(&fds, -1) else {
+            break;
+        };
+        if let (Some(w), Some(r)) = (watch.as_deref_mut(), rev.get(1)) {
+            if r & libc::POLLIN != 0 {
+                if let Some(record) = w.handle(p) {
+                    report(ctl, w.exec_id, record);
+                }
+                continue;
+            }
+            if r & libc::POLLHUP != 0 {
+                watch = None;
+            }
+        }
+        if rev[0] != 0 {
+            let mut buf = [0u8; 512];
+            match (&err).read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => msg.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    String::from_utf8_lossy(&msg).into_owned()
+}
+
 /// The forked child of a session exec. Never returns.
 fn exec_in_session(
     p: &Prepared,
@@ -486,6 +623,7 @@ fn exec_in_session(
     req: &ExecRequest,
     fds: &[std::os::fd::OwnedFd],
     mut err: std::io::PipeWriter,
+    handoff: Option<OwnedFd>,
 ) -> ! {
     use std::os::fd::AsFd;
     let mut fail = |code: i32, message: String| -> ! {
@@ -509,7 +647,7 @@ fn exec_in_session(
             fail(125, format!("working directory {}: {e}", cwd.display()));
         }
     }
-    if let Err((step, detail)) = confine(p, rs) {
+    if let Err((step, detail)) = confine(p, rs, handoff) {
         fail(125, format!("{step}: {detail}"));
     }
     let argv: Vec<CString> = req

@@ -32,6 +32,7 @@
 //!     memory_limit_mib: None,
 //!     serve_execs: false,
 //!     cow_dir: None,
+//!     audit: Default::default(),
 //! };
 //! let outcome = run(&spec).expect("sandbox started");
 //! std::process::exit(outcome.status.code());
@@ -44,6 +45,7 @@ pub mod explain;
 mod init;
 mod landlock_rules;
 mod limits;
+mod observe;
 mod prepare;
 pub mod probe;
 mod seccomp;
@@ -59,8 +61,11 @@ use paddock_sys::{self as sys, ns, ExitStatus, Forked};
 pub use error::SandboxError;
 pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
 pub use landlock_rules::LandlockReport;
+pub use observe::AuditRecord;
 pub use seccomp::denied_syscalls;
-pub use spec::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS};
+pub use spec::{
+    AuditLevel, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,
+};
 
 use init::Msg;
 
@@ -199,7 +204,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     } else {
         None
     };
-    let control = prepared.serve_execs.then_some(fd_host);
+    let control = (prepared.serve_execs || prepared.audit_filter.is_some()).then_some(fd_host);
     Ok(Running {
         pid,
         pidfd,

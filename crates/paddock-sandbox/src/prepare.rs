@@ -46,6 +46,10 @@ pub(crate) struct Prepared {
     pub serve_execs: bool,
     pub cow_dir: Option<PathBuf>,
     pub seccomp: Vec<BpfProgram>,
+    /// The observing filter (with a notification listener), when auditing.
+    pub audit_filter: Option<Vec<(u16, u8, u8, u32)>>,
+    /// The spec, for the audit observer's verdicts ([`crate::explain`]).
+    pub model: SandboxSpec,
 }
 
 /// Sandbox paths no mount may cover: the sandbox builds them itself.
@@ -336,7 +340,9 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         memory_limit_mib: spec.memory_limit_mib,
         serve_execs: spec.serve_execs,
         cow_dir: spec.cow_dir.clone(),
-        seccomp: seccomp::programs()?,
+        seccomp: seccomp::programs(spec.audit)?,
+        audit_filter: seccomp::audit_program(spec.audit),
+        model: spec.clone(),
     })
 }
 
@@ -382,6 +388,7 @@ mod tests {
             memory_limit_mib: None,
             serve_execs: false,
             cow_dir: None,
+            audit: Default::default(),
         }
     }
 

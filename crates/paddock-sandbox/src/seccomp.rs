@@ -11,6 +11,7 @@
 use seccompiler::{sock_filter, BpfProgram};
 
 use crate::error::SandboxError;
+use crate::spec::AuditLevel;
 
 /// The filter source, compiled into the binary.
 pub const FILTER_JSON: &str = include_str!("../resources/seccomp/sandbox.json");
@@ -48,15 +49,330 @@ fn program(ins: &[(u16, u8, u8, u32)]) -> BpfProgram {
 }
 
 /// The programs to install, in order: compiled from the JSON source at
-/// build time.
-pub(crate) fn programs() -> Result<Vec<BpfProgram>, SandboxError> {
+/// build time. When auditing, the deny list is not among them: it is part
+/// of [`audit_program`], installed last with a listener.
+pub(crate) fn programs(level: AuditLevel) -> Result<Vec<BpfProgram>, SandboxError> {
     let mut out = Vec::with_capacity(3);
     if cfg!(target_arch = "x86_64") {
         out.push(x32_guard());
     }
     out.push(program(compiled::CLONE3));
-    out.push(program(compiled::SANDBOX));
+    if level == AuditLevel::Off {
+        out.push(program(compiled::SANDBOX));
+    }
     Ok(out)
+}
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JSET_K: u16 = 0x45;
+const BPF_JA: u16 = 0x05;
+const BPF_RET_K: u16 = 0x06;
+const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+pub(crate) const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// The system calls the observer is told about, by what they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watched {
+    /// `open`-like with the flags in argument `flags_arg`; the path in
+    /// `path_arg`, relative to the fd in `dirfd_arg` (None: the cwd).
+    Open {
+        dirfd_arg: Option<usize>,
+        path_arg: usize,
+        flags_arg: Option<usize>,
+    },
+    /// `openat2`: flags inside a struct.
+    Openat2,
+    /// Deletes the path (unlink, rmdir).
+    Delete {
+        dirfd_arg: Option<usize>,
+        path_arg: usize,
+    },
+    /// Renames: (dirfd, path) from and to.
+    Rename {
+        from: (Option<usize>, usize),
+        to: (Option<usize>, usize),
+    },
+    /// Creates the path (mkdir, link, symlink), of this type.
+    Create {
+        dirfd_arg: Option<usize>,
+        path_arg: usize,
+        what: &'static str,
+    },
+    /// Starts a program.
+    Exec {
+        dirfd_arg: Option<usize>,
+        path_arg: usize,
+        argv_arg: usize,
+    },
+    /// A socket connection.
+    Connect,
+}
+
+/// The watched calls of this architecture: (number, name, what).
+pub(crate) fn watched() -> Vec<(u32, &'static str, Watched)> {
+    use Watched::*;
+    let n = |x: libc::c_long| x as u32;
+    #[allow(unused_mut)]
+    let mut v = vec![
+        (
+            n(libc::SYS_openat),
+            "openat",
+            Open {
+                dirfd_arg: Some(0),
+                path_arg: 1,
+                flags_arg: Some(2),
+            },
+        ),
+        (n(libc::SYS_openat2), "openat2", Openat2),
+        (
+            n(libc::SYS_unlinkat),
+            "unlinkat",
+            Delete {
+                dirfd_arg: Some(0),
+                path_arg: 1,
+            },
+        ),
+        (
+            n(libc::SYS_renameat2),
+            "renameat2",
+            Rename {
+                from: (Some(0), 1),
+                to: (Some(2), 3),
+            },
+        ),
+        (
+            n(libc::SYS_mkdirat),
+            "mkdirat",
+            Create {
+                dirfd_arg: Some(0),
+                path_arg: 1,
+                what: "dir",
+            },
+        ),
+        (
+            n(libc::SYS_linkat),
+            "linkat",
+            Create {
+                dirfd_arg: Some(2),
+                path_arg: 3,
+                what: "link",
+            },
+        ),
+        (
+            n(libc::SYS_symlinkat),
+            "symlinkat",
+            Create {
+                dirfd_arg: Some(1),
+                path_arg: 2,
+                what: "symlink",
+            },
+        ),
+        (
+            n(libc::SYS_execve),
+            "execve",
+            Exec {
+                dirfd_arg: None,
+                path_arg: 0,
+                argv_arg: 1,
+            },
+        ),
+        (
+            n(libc::SYS_execveat),
+            "execveat",
+            Exec {
+                dirfd_arg: Some(0),
+                path_arg: 1,
+                argv_arg: 2,
+            },
+        ),
+        (n(libc::SYS_connect), "connect", Connect),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        (
+            n(libc::SYS_open),
+            "open",
+            Open {
+                dirfd_arg: None,
+                path_arg: 0,
+                flags_arg: Some(1),
+            },
+        ),
+        (
+            n(libc::SYS_creat),
+            "creat",
+            Open {
+                dirfd_arg: None,
+                path_arg: 0,
+                flags_arg: None,
+            },
+        ),
+        (
+            n(libc::SYS_unlink),
+            "unlink",
+            Delete {
+                dirfd_arg: None,
+                path_arg: 0,
+            },
+        ),
+        (
+            n(libc::SYS_rmdir),
+            "rmdir",
+            Delete {
+                dirfd_arg: None,
+                path_arg: 0,
+            },
+        ),
+        (
+            n(libc::SYS_rename),
+            "rename",
+            Rename {
+                from: (None, 0),
+                to: (None, 1),
+            },
+        ),
+        (
+            n(libc::SYS_renameat),
+            "renameat",
+            Rename {
+                from: (Some(0), 1),
+                to: (Some(2), 3),
+            },
+        ),
+        (
+            n(libc::SYS_mkdir),
+            "mkdir",
+            Create {
+                dirfd_arg: None,
+                path_arg: 0,
+                what: "dir",
+            },
+        ),
+        (
+            n(libc::SYS_link),
+            "link",
+            Create {
+                dirfd_arg: None,
+                path_arg: 1,
+                what: "link",
+            },
+        ),
+        (
+            n(libc::SYS_symlink),
+            "symlink",
+            Create {
+                dirfd_arg: None,
+                path_arg: 1,
+                what: "symlink",
+            },
+        ),
+    ]);
+    v
+}
+
+/// Open flags that make an open a write: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
+pub(crate) const WRITE_FLAGS: u32 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u32;
+
+/// The name of a system call the deny list names.
+pub(crate) fn denied_name(nr: u32) -> Option<&'static str> {
+    compiled::DENIED_NAMES
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map(|(_, name)| *name)
+}
+
+/// The observing filter for `level`, or None for `Off`.
+///
+/// One program, because the kernel allows one listener per filter chain
+/// and because an `ERRNO` from another filter would outrank a notification
+/// and hide every denied call from the audit. It is:
+///
+/// 1. a prologue that sends the watched calls (for `openat`/`open`, only
+///    those with a write flag below level `all`; no `execve` at level
+///    `denied`) to the listener, which records them and lets the kernel
+///    carry them out (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`): Landlock and the
+///    mount table still decide;
+/// 2. the deny list, unchanged except that its `EPERM` verdicts become
+///    notifications, which the listener answers with `EPERM` after
+///    recording them. If the listener is gone, such a call fails with
+///    `ENOSYS`: denied either way.
+///
+/// No watched call is on the deny list (a unit test checks this), so the
+/// prologue never lets through a call the deny list would refuse.
+pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>> {
+    if level == AuditLevel::Off {
+        return None;
+    }
+    let arg_lo = |i: usize| -> u32 {
+        let off = 16 + 8 * i as u32;
+        if cfg!(target_endian = "big") {
+            off + 4
+        } else {
+            off
+        }
+    };
+    let mut plain = Vec::new();
+    let mut flagged = Vec::new();
+    for (nr, _, w) in watched() {
+        match w {
+            Watched::Exec { .. } if level < AuditLevel::Writes => {}
+            Watched::Open {
+                flags_arg: Some(a), ..
+            } if level < AuditLevel::All => flagged.push((nr, a)),
+            _ => plain.push(nr),
+        }
+    }
+    // Instruction layout, so that every jump is forward:
+    //   ld arch; jeq ARCH ? next : MAIN
+    //   ld nr; (jeq nr ? NOTIF : next)*
+    //   (jeq nr ? next : skip; ld arg; jset WRITE ? NOTIF : MAIN; ld nr)*
+    //   ja MAIN
+    //   NOTIF: ret USER_NOTIF
+    //   MAIN: the deny list
+    let mut p: Vec<(u16, u8, u8, u32)> = Vec::new();
+    let len = 3 + plain.len() + 4 * flagged.len() + 2;
+    let notif_at = len - 1;
+    let main_at = len;
+    let rel = |from: usize, to: usize| -> u8 {
+        u8::try_from(to - from - 1).expect("prologue jumps fit in 8 bits")
+    };
+    p.push((BPF_LD_W_ABS, 0, 0, 4));
+    p.push((BPF_JEQ_K, 0, rel(1, main_at), AUDIT_ARCH));
+    p.push((BPF_LD_W_ABS, 0, 0, 0));
+    for nr in plain {
+        let at = p.len();
+        p.push((BPF_JEQ_K, rel(at, notif_at), 0, nr));
+    }
+    for (nr, arg) in flagged {
+        let at = p.len();
+        p.push((BPF_JEQ_K, 0, 3, nr));
+        p.push((BPF_LD_W_ABS, 0, 0, arg_lo(arg)));
+        p.push((
+            BPF_JSET_K,
+            rel(at + 2, notif_at),
+            rel(at + 2, main_at),
+            WRITE_FLAGS,
+        ));
+        p.push((BPF_LD_W_ABS, 0, 0, 0));
+    }
+    let at = p.len();
+    p.push((BPF_JA, 0, 0, (main_at - at - 1) as u32));
+    p.push((BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
+    debug_assert_eq!(p.len(), main_at);
+    p.extend(compiled::SANDBOX.iter().map(|&(code, jt, jf, k)| {
+        if code == BPF_RET_K && k == RET_EPERM {
+            (code, jt, jf, libc::SECCOMP_RET_USER_NOTIF)
+        } else {
+            (code, jt, jf, k)
+        }
+    }));
+    Some(p)
 }
 
 /// Install `programs` on the calling thread (no_new_privs must be set).
@@ -89,7 +405,7 @@ mod tests {
     fn build_time_filters_match_the_json_source() {
         let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap();
         let mut map = seccompiler::compile_from_json(super::FILTER_JSON.as_bytes(), arch).unwrap();
-        let progs = super::programs().unwrap();
+        let progs = super::programs(crate::spec::AuditLevel::Off).unwrap();
         let n = progs.len();
         assert_eq!(progs[n - 1], map.remove("sandbox").unwrap());
         assert_eq!(progs[n - 2], map.remove("clone3").unwrap());
@@ -97,7 +413,7 @@ mod tests {
 
     #[test]
     fn builtin_filter_compiles_and_every_rule_has_a_reason() {
-        let progs = super::programs().expect("filter compiles");
+        let progs = super::programs(crate::spec::AuditLevel::Off).expect("filter compiles");
         assert!(progs.iter().all(|p| !p.is_empty()));
         let v: serde_json::Value = serde_json::from_str(super::FILTER_JSON).unwrap();
         for f in ["sandbox", "clone3"] {
@@ -125,6 +441,51 @@ mod tests {
             "clone",
         ] {
             assert!(denied.iter().any(|d| d == must), "{must} not denied");
+        }
+    }
+
+    #[test]
+    fn no_watched_call_is_on_the_deny_list() {
+        // The prologue lets watched calls through to the kernel; one that
+        // the deny list refuses would then escape it.
+        let denied = super::denied_syscalls();
+        for (nr, name, _) in super::watched() {
+            assert!(
+                !denied.iter().any(|d| d == name),
+                "{name} is watched and denied"
+            );
+            assert!(super::denied_name(nr).is_none(), "{name} ({nr}) is denied");
+        }
+        assert_eq!(super::denied_name(libc::SYS_ptrace as u32), Some("ptrace"));
+        assert_eq!(super::denied_name(libc::SYS_mount as u32), Some("mount"));
+    }
+
+    #[test]
+    fn audit_program_keeps_every_deny_verdict() {
+        use crate::spec::AuditLevel;
+        assert!(super::audit_program(AuditLevel::Off).is_none());
+        for level in [AuditLevel::Denied, AuditLevel::Writes, AuditLevel::All] {
+            let p = super::audit_program(level).unwrap();
+            let main = super::compiled::SANDBOX;
+            let tail = &p[p.len() - main.len()..];
+            for (a, b) in tail.iter().zip(main) {
+                if b.0 == super::BPF_RET_K && b.3 == super::RET_EPERM {
+                    assert_eq!(a.3, libc::SECCOMP_RET_USER_NOTIF);
+                } else {
+                    assert_eq!(a, b);
+                }
+            }
+            // Every jump of the prologue lands inside the program.
+            for (i, ins) in p[..p.len() - main.len()].iter().enumerate() {
+                if ins.0 & 0x07 == 0x05 {
+                    let t = if ins.0 == super::BPF_JA {
+                        ins.3 as usize
+                    } else {
+                        ins.1.max(ins.2) as usize
+                    };
+                    assert!(i + 1 + t < p.len());
+                }
+            }
         }
     }
 }

@@ -130,6 +130,29 @@ pub struct SandboxSpec {
     /// sandbox for review; `None`: a private tmpfs, discarded at the end.
     #[serde(default)]
     pub cow_dir: Option<PathBuf>,
+    /// What the sandbox's pid 1 observes and reports as [`crate::AuditRecord`]s
+    /// (see `audit.rs`); `Off` installs no observer at all.
+    #[serde(default)]
+    pub audit: AuditLevel,
+}
+
+/// How much of the commands' activity is observed.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLevel {
+    /// Nothing is observed.
+    #[default]
+    Off,
+    /// Denied file writes and deletes, denied system calls, direct network
+    /// connections.
+    Denied,
+    /// Denials, file changes (create, modify, delete, rename) and every
+    /// program started.
+    Writes,
+    /// Everything above, file reads and allowed connections included.
+    All,
 }
 
 /// The folder name of a `cow` mount's layers under `cow_dir`: the target

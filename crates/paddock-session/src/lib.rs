@@ -122,6 +122,10 @@ pub struct Meta {
     pub idle_timeout_s: u64,
     /// How it was started.
     pub inputs: Inputs,
+    /// The record of one `paddock run` (its audit trail), not a session
+    /// that takes commands.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oneshot: bool,
 }
 
 /// Liveness of a session as seen now.
@@ -206,6 +210,43 @@ impl Store {
                 return Err(SessionError::NameTaken(n.clone()));
             }
         }
+        let meta = self.new_record(name, policy_hash, idle_timeout_s, inputs)?;
+        self.save(&meta)?;
+        Ok(meta)
+    }
+
+    /// Create the record of one `paddock run`, owned by the calling
+    /// process (state `running` until [`Store::finish_run`]). Not fsynced:
+    /// it is an audit trail's home, and a start-up cost every run pays.
+    pub fn create_run(&self, policy_hash: String, inputs: Inputs) -> Result<Meta, SessionError> {
+        let mut meta = self.new_record(None, policy_hash, 0, inputs)?;
+        meta.oneshot = true;
+        meta.state = State::Running;
+        let pid = std::process::id() as i32;
+        meta.supervisor = Some(Supervisor {
+            pid,
+            start_time: paddock_sys::process_start_time(pid).unwrap_or(0),
+        });
+        meta.commands = 1;
+        self.save_quick(&meta)?;
+        Ok(meta)
+    }
+
+    /// Mark a `paddock run` record ended.
+    pub fn finish_run(&self, meta: &mut Meta) -> Result<(), SessionError> {
+        meta.state = State::Stopped;
+        meta.supervisor = None;
+        meta.last_used = now();
+        self.save_quick(meta)
+    }
+
+    fn new_record(
+        &self,
+        name: Option<String>,
+        policy_hash: String,
+        idle_timeout_s: u64,
+        inputs: Inputs,
+    ) -> Result<Meta, SessionError> {
         let mut b = [0u8; 6];
         std::io::Read::read_exact(
             &mut std::fs::File::open("/dev/urandom").map_err(io("reading /dev/urandom"))?,
@@ -239,8 +280,8 @@ impl Store {
             commands: 0,
             idle_timeout_s,
             inputs,
+            oneshot: false,
         };
-        self.save(&meta)?;
         Ok(meta)
     }
 

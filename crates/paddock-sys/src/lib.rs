@@ -986,23 +986,10 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<Signal>> {
 /// `poll(2)` for readability on `fds`, with a timeout in milliseconds (-1:
 /// forever). Returns, for each fd, whether it is readable (or hung up).
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<bool>> {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|f| libc::pollfd {
-            fd: f.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        // SAFETY: `p` is a valid array of `p.len()` pollfd structures.
-        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
-        match check_int(r) {
-            Ok(_) => return Ok(p.iter().map(|x| x.revents != 0).collect()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    Ok(poll_revents(fds, timeout_ms)?
+        .into_iter()
+        .map(|r| r != 0)
+        .collect())
 }
 
 /// Send `payload` with up to 8 file descriptors (SCM_RIGHTS).
@@ -1201,6 +1188,147 @@ pub fn copy_winsize(from: RawFd, to: RawFd) {
     unsafe {
         if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seccomp user notification (audit)
+
+/// Install the classic-BPF program `prog` (instructions as `(code, jt, jf,
+/// k)`) as a seccomp filter on the calling thread and return its
+/// notification listener (`SECCOMP_FILTER_FLAG_NEW_LISTENER`, close-on-exec).
+/// no_new_privs must already be set.
+pub fn seccomp_install_with_listener(prog: &[(u16, u8, u8, u32)]) -> io::Result<OwnedFd> {
+    let mut filter: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(filter.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter too long"))?,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `filter`, which outlives the call; the
+    // kernel copies the program before returning.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    check(r).map(owned)
+}
+
+/// One seccomp notification: a system call a sandboxed process is blocked
+/// in until it is answered.
+#[derive(Debug, Clone, Copy)]
+pub struct SeccompNotif {
+    /// Cookie to answer with.
+    pub id: u64,
+    /// The caller, in the listener's pid namespace.
+    pub pid: u32,
+    /// System call number.
+    pub nr: i32,
+    /// AUDIT_ARCH_* of the call.
+    pub arch: u32,
+    /// The six arguments.
+    pub args: [u64; 6],
+}
+
+/// Receive one notification (blocks unless `fd` is known readable).
+pub fn seccomp_notif_recv(fd: BorrowedFd<'_>) -> io::Result<SeccompNotif> {
+    // SAFETY: all-zero is a valid seccomp_notif (plain integers); the kernel
+    // requires the buffer to be zeroed.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `n` is a seccomp_notif the kernel fills in; the ioctl
+        // number matches that type.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) };
+        match check_int(r) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(SeccompNotif {
+        id: n.id,
+        pid: n.pid,
+        nr: n.data.nr,
+        arch: n.data.arch,
+        args: n.data.args,
+    })
+}
+
+/// Answer notification `id`: `None` lets the kernel run the call as if no
+/// filter had asked (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`); `Some(errno)`
+/// fails it with that errno.
+pub fn seccomp_notif_respond(fd: BorrowedFd<'_>, id: u64, fail: Option<i32>) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: fail.map_or(0, |e| -e),
+        flags: if fail.is_some() {
+            0
+        } else {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        },
+    };
+    // SAFETY: `resp` is a fully initialised seccomp_notif_resp, matching the
+    // ioctl number.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    check_int(r).map(drop)
+}
+
+/// Whether notification `id` is still pending (its caller alive and
+/// waiting): what was read from the caller's memory in between is its own.
+pub fn seccomp_notif_id_valid(fd: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 from the pointer, which is valid.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) };
+    r == 0
+}
+
+/// Read `buf.len()` bytes at `addr` in process `pid`
+/// (`process_vm_readv`); returns how many were read. Needs ptrace access to
+/// `pid` (same user, dumpable target).
+pub fn read_process_memory(pid: pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, writable for its length; `remote` is
+    // only interpreted in the other process's address space by the kernel,
+    // which checks it.
+    let r = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    check(r as libc::c_long).map(|n| n as usize)
+}
+
+/// `poll(2)` on `fds` for input; returns each fd's `revents`.
+pub fn poll_revents(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `p.len()` pollfd structures.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+        match check_int(r) {
+            Ok(_) => return Ok(p.iter().map(|x| x.revents).collect()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -453,7 +453,20 @@ pub fn compile(
         memory_limit_mib: eff.memory_mib.value,
         serve_execs: false,
         cow_dir: None,
+        audit: audit_level(eff.audit_level.value),
     })
+}
+
+/// The sandbox's observer level for the policy's audit level.
+pub fn audit_level(l: paddock_policy::AuditLevel) -> paddock_sandbox::AuditLevel {
+    use paddock_policy::AuditLevel as P;
+    use paddock_sandbox::AuditLevel as S;
+    match l {
+        P::Off => S::Off,
+        P::Denied => S::Denied,
+        P::Writes => S::Writes,
+        P::All => S::All,
+    }
 }
 
 #[cfg(test)]

@@ -83,12 +83,9 @@ thread_local! {
 /// `PADDOCK_TOOL_CALL_ID`, `PADDOCK_AGENT`; `TRACEPARENT` from the
 /// environment.
 pub fn set_caller(tool_call_id: Option<String>, agent: Option<String>) {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let c = paddock_audit::Caller {
-        tool_call_id: tool_call_id.or_else(|| env("PADDOCK_TOOL_CALL_ID")),
-        agent: agent.or_else(|| env("PADDOCK_AGENT")),
-        traceparent: env("TRACEPARENT"),
-    };
+    let mut c = crate::audit::caller_from_env();
+    c.tool_call_id = tool_call_id.or(c.tool_call_id);
+    c.agent = agent.or(c.agent);
     CALLER.with(|x| *x.borrow_mut() = c);
 }
 
@@ -113,6 +110,9 @@ struct Shared {
     store: Store,
     stop: mpsc::Sender<&'static str>,
     audit: Arc<paddock_audit::Log>,
+    /// Who asked for each exec request and what (argv, cwd), for its
+    /// `exec.start` and its processes' audit records.
+    callers: Mutex<HashMap<u64, (paddock_audit::Caller, serde_json::Value)>>,
 }
 
 impl Shared {
@@ -198,7 +198,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     let mut running = paddock_sandbox::spawn(&spec)?;
     running.ready()?;
     let audit = Arc::new(
-        paddock_audit::Log::open(&dir.join("audit.jsonl"), &meta.id, &meta.policy_hash)
+        crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff)
             .map_err(io_err("audit.jsonl"))?,
     );
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
@@ -244,6 +244,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         store: store.clone(),
         stop: stop_tx,
         audit: audit.clone(),
+        callers: Mutex::new(HashMap::new()),
     });
     shared.audit.emit(
         "session.start",
@@ -257,15 +258,42 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     {
         let shared = shared.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(ctl).lines() {
+            // One message per read: records can be long (argv).
+            for line in BufReader::with_capacity(1 << 16, ctl).lines() {
                 let Ok(line) = line else { break };
                 let Ok(ev) = serde_json::from_str::<ExecEvent>(&line) else {
                     continue;
                 };
                 let id = match &ev {
-                    ExecEvent::Started { id, .. }
-                    | ExecEvent::Failed { id, .. }
-                    | ExecEvent::Exited { id, .. } => *id,
+                    ExecEvent::Audit { id, record } => {
+                        let caller = shared
+                            .callers
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(id)
+                            .map(|c| c.0.clone())
+                            .unwrap_or_default();
+                        crate::audit::emit_record(&shared.audit, &caller, *id, record);
+                        continue;
+                    }
+                    ExecEvent::Started { id, pid } => {
+                        // Recorded here, in pid 1's order, so that it
+                        // precedes the command's own records.
+                        let (caller, mut data) = shared
+                            .callers
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(id)
+                            .cloned()
+                            .unwrap_or_default();
+                        data["pid"] = (*pid).into();
+                        data["exec_id"] = (*id).into();
+                        shared
+                            .audit
+                            .emit("exec.start", Some(true), None, &caller, data);
+                        *id
+                    }
+                    ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
                 };
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 let tx = {
@@ -396,6 +424,17 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 return;
             }
             let id = shared.next.fetch_add(1, Ordering::SeqCst);
+            shared
+                .callers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    id,
+                    (
+                        caller.clone(),
+                        serde_json::json!({"argv": argv, "cwd": cwd}),
+                    ),
+                );
             let (tx, rx) = mpsc::channel();
             shared
                 .waiters
@@ -406,7 +445,6 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             shared.touch(true);
             let started_at = Instant::now();
             let audit_argv = argv.clone();
-            let audit_cwd = cwd.clone();
             let req = ExecRequest {
                 id,
                 argv,
@@ -493,21 +531,15 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(id, *pid);
-                        shared.audit.emit(
-                            "exec.start",
-                            Some(true),
-                            None,
-                            &caller,
-                            serde_json::json!({"argv": audit_argv, "cwd": audit_cwd, "pid": pid}),
-                        );
                     }
                     ExecEvent::Exited { code, signal, .. } => shared.audit.emit(
                         "exec.exit",
                         None,
                         None,
                         &caller,
-                        serde_json::json!({"argv": audit_argv, "exit_code": code, "signal": signal, "duration_ms": started_at.elapsed().as_millis()}),
+                        serde_json::json!({"argv": audit_argv, "exit_code": code, "signal": signal, "duration_ms": started_at.elapsed().as_millis(), "exec_id": id}),
                     ),
+                    ExecEvent::Audit { .. } => {}
                     ExecEvent::Failed { code, message, .. } => {
                         let reason = ExecEvent::failure_reason(*code);
                         shared.audit.emit(
@@ -515,7 +547,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                             Some(false),
                             Some(reason),
                             &caller,
-                            serde_json::json!({"argv": audit_argv, "exit_code": code, "message": message}),
+                            serde_json::json!({"argv": audit_argv, "exit_code": code, "message": message, "exec_id": id}),
                         );
                     }
                 }
@@ -703,7 +735,7 @@ fn exec_with_winch(
     for line in BufReader::new(conn).lines() {
         let Ok(line) = line else { break };
         match serde_json::from_str::<ExecEvent>(&line) {
-            Ok(ExecEvent::Started { .. }) => {}
+            Ok(ExecEvent::Started { .. } | ExecEvent::Audit { .. }) => {}
             Ok(ExecEvent::Exited { code, .. }) => return Ok(code),
             Ok(ExecEvent::Failed { code, message, .. }) => {
                 let kind = ExecEvent::failure_reason(code);

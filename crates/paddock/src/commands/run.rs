@@ -28,7 +28,11 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         NetworkMode::None => None,
     };
     let spec = compile(&eff, &flags, &host, egress.as_ref())?;
-    let events: Option<paddock_proxy::EventSink> = match &a.net_log {
+    // The run's audit trail: a `oneshot` record in the session store, so
+    // that `paddock audit tail --session ID` and gc treat it like any
+    // other session's.
+    let audit = RunAudit::start(&host, &eff, &flags, a.policy.as_deref());
+    let mut events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -45,9 +49,33 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         None if verbose => Some(paddock_proxy::jsonl_sink(Box::new(std::io::stderr()))),
         None => None,
     };
+    if let Some(au) = &audit {
+        events = Some(au.net_sink(events));
+    }
     // The sandbox is created while paddock is single-threaded; the proxy's
     // thread starts after, on the listener pid 1 handed over.
-    let mut running = paddock_sandbox::spawn(&spec)?;
+    let started = std::time::Instant::now();
+    let mut running = match paddock_sandbox::spawn(&spec) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(au) = audit {
+                au.finish(&flags.argv, Err(e.reason_code()), started);
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(au) = &audit {
+        au.log.emit(
+            "exec.start",
+            Some(true),
+            None,
+            &au.caller,
+            serde_json::json!({"argv": flags.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(), "cwd": spec.workdir}),
+        );
+    }
+    let records = audit
+        .as_ref()
+        .and_then(|au| running.control.take().map(|c| au.read_records(c)));
     if let (Some(g), Some(listener)) = (&egress, running.proxy_listener.take()) {
         let cfg = g.config(&eff, events)?;
         paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
@@ -58,7 +86,21 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             )
         })?;
     }
-    let outcome = running.wait()?;
+    let outcome = running.wait();
+    if let Some(t) = records {
+        let _ = t.join();
+    }
+    if let Some(au) = audit {
+        au.finish(
+            &flags.argv,
+            outcome
+                .as_ref()
+                .map(|o| o.status.code())
+                .map_err(|e| e.reason_code()),
+            started,
+        );
+    }
+    let outcome = outcome?;
     drop(egress);
     for created in &outcome.created_protected {
         quarantine(created);
@@ -104,5 +146,145 @@ fn quarantine(path: &Path) {
              be moved aside ({e}); inspect it before using tools that act on it",
             path.display()
         ),
+    }
+}
+
+/// The audit trail of one `paddock run`.
+struct RunAudit {
+    log: std::sync::Arc<paddock_audit::Log>,
+    store: paddock_session::Store,
+    meta: paddock_session::Meta,
+    caller: paddock_audit::Caller,
+}
+
+impl RunAudit {
+    /// Create the run's record and log; None when the policy records
+    /// nothing. A store that cannot be written costs the audit trail, with
+    /// a warning, not the run.
+    fn start(
+        host: &crate::compile::HostFacts,
+        eff: &paddock_policy::Effective,
+        flags: &RunFlags,
+        policy: Option<&Path>,
+    ) -> Option<RunAudit> {
+        if eff.audit_level.value == paddock_policy::AuditLevel::Off {
+            return None;
+        }
+        let store = paddock_session::Store::locate(&host.home);
+        let inputs = paddock_session::Inputs {
+            workspace: host.cwd.clone(),
+            policy: policy.map(Path::to_path_buf),
+            mounts: flags.mounts.clone(),
+            env: flags.env.clone(),
+            unprotect: flags.unprotect.clone(),
+        };
+        let made = store.create_run(eff.hash(), inputs).and_then(|meta| {
+            let log =
+                crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff)
+                    .map_err(|source| paddock_session::SessionError::Io {
+                        context: "opening audit.jsonl".into(),
+                        source,
+                    })?;
+            Ok((meta, log))
+        });
+        let (meta, log) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!(
+                    "paddock: warning[AUDIT_UNAVAILABLE]: this run is not recorded: {e}\n  fix: \
+                     make {} writable, or set PADDOCK_HOME",
+                    store.root().display()
+                );
+                return None;
+            }
+        };
+        let caller = crate::audit::caller_from_env();
+        log.emit(
+            "session.start",
+            None,
+            None,
+            &paddock_audit::Caller::default(),
+            serde_json::json!({"oneshot": true, "workspace": host.cwd, "paddock_pid": std::process::id()}),
+        );
+        Some(RunAudit {
+            log: std::sync::Arc::new(log),
+            store,
+            meta,
+            caller,
+        })
+    }
+
+    /// The proxy's decisions go to the log, and to `also` (`--net-log`).
+    fn net_sink(&self, also: Option<paddock_proxy::EventSink>) -> paddock_proxy::EventSink {
+        let log = self.log.clone();
+        let caller = self.caller.clone();
+        std::sync::Arc::new(move |e: &paddock_proxy::Event| {
+            log.emit(
+                "net.decision",
+                Some(e.allowed),
+                Some(&e.code),
+                &caller,
+                serde_json::to_value(e).unwrap_or_default(),
+            );
+            if let Some(a) = &also {
+                a(e);
+            }
+        })
+    }
+
+    /// Record what pid 1's observer reports, until the sandbox ends.
+    fn read_records(&self, ctl: std::os::unix::net::UnixStream) -> std::thread::JoinHandle<()> {
+        use std::io::BufRead;
+        let log = self.log.clone();
+        let caller = self.caller.clone();
+        std::thread::spawn(move || {
+            // One message per read: records can be long (argv).
+            for line in std::io::BufReader::with_capacity(1 << 16, ctl).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(paddock_sandbox::ExecEvent::Audit { id, record }) =
+                    serde_json::from_str(&line)
+                {
+                    crate::audit::emit_record(&log, &caller, id, &record);
+                }
+            }
+        })
+    }
+
+    /// Record the end of the run and mark its record ended.
+    fn finish(
+        mut self,
+        argv: &[std::ffi::OsString],
+        result: Result<i32, &'static str>,
+        started: std::time::Instant,
+    ) {
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let ms = started.elapsed().as_millis();
+        match result {
+            Ok(code) => self.log.emit(
+                "exec.exit",
+                None,
+                None,
+                &self.caller,
+                serde_json::json!({"argv": argv, "exit_code": code, "duration_ms": ms}),
+            ),
+            Err(reason) => self.log.emit(
+                "exec.exit",
+                Some(false),
+                Some(reason),
+                &self.caller,
+                serde_json::json!({"argv": argv, "duration_ms": ms}),
+            ),
+        }
+        self.log.emit(
+            "session.stop",
+            None,
+            None,
+            &paddock_audit::Caller::default(),
+            serde_json::json!({"reason": "command ended"}),
+        );
+        let _ = self.store.finish_run(&mut self.meta);
     }
 }

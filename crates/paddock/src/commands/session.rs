@@ -78,7 +78,7 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
                 let v: Vec<_> = all.iter().map(|m| serde_json::json!({
                     "id": m.id, "name": m.name, "state": m.liveness(), "created": m.created, "last_used": m.last_used,
                     "commands": m.commands, "workspace": m.inputs.workspace, "policy_hash": m.policy_hash,
-                    "supervisor_pid": m.supervisor.as_ref().map(|s| s.pid), "disk_bytes": st.disk_usage(&m.id),
+                    "supervisor_pid": m.supervisor.as_ref().map(|s| s.pid), "oneshot": m.oneshot, "disk_bytes": st.disk_usage(&m.id),
                 })).collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(0);
@@ -380,6 +380,39 @@ fn event_line(e: &paddock_audit::Event) -> String {
             e.data["method"].as_str().unwrap_or(""),
             e.data["path"].as_str().unwrap_or("")
         ),
+        k if k.starts_with("file.") => {
+            let to = e.data["to"]
+                .as_str()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            let op = e.data["op"]
+                .as_str()
+                .map(|o| format!("{o} "))
+                .unwrap_or_default();
+            format!(
+                "{op}{}{to} (pid {})",
+                e.data["path"].as_str().unwrap_or("?"),
+                e.data["pid"]
+            )
+        }
+        "process.exec" => {
+            let argv: Vec<&str> = e.data["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            format!("{} (pid {})", argv.join(" "), e.data["pid"])
+        }
+        "net.denied" | "net.connect" => format!(
+            "{} (pid {}, {})",
+            e.data["addr"].as_str().unwrap_or("?"),
+            e.data["pid"],
+            e.data["syscall"].as_str().unwrap_or("")
+        ),
+        "syscall.denied" => format!(
+            "{} (pid {})",
+            e.data["syscall"].as_str().unwrap_or("?"),
+            e.data["pid"]
+        ),
         _ => e.data.to_string(),
     };
     let call = e
@@ -389,7 +422,7 @@ fn event_line(e: &paddock_audit::Event) -> String {
         .map(|c| format!(" call={c}"))
         .unwrap_or_default();
     format!(
-        "{h:02}:{m:02}:{s:02} #{:<4} {:<13} {:<8} {}{}{}",
+        "{h:02}:{m:02}:{s:02} #{:<4} {:<14} {:<8} {}{}{}",
         e.seq,
         e.kind,
         verdict,

@@ -1,0 +1,459 @@
+//! The audit observer: who did what to which file, seen from pid 1.
+//!
+//! Landlock, the mount table and the seccomp deny list *enforce*; none of
+//! them says which process tried what. Each command therefore installs, as
+//! its last seccomp filter, one with a notification listener
+//! ([`crate::seccomp::audit_program`]) and hands the listener to pid 1
+//! before `execve`. The filter sends pid 1 a narrow set of calls: opens
+//! with a write flag (every open at level `all`), unlink, rmdir, rename,
+//! mkdir, link, symlink, execve and connect, plus every call the deny list
+//! refuses.
+//!
+//! For a watched call pid 1 reads the path (or address, or argv) from the
+//! caller's memory, checks that the notification is still pending (so the
+//! bytes are the caller's, not those of a recycled pid), answers *continue*
+//! at once so that the kernel carries the call out under the sandbox's own
+//! rules, and only then works out the policy's verdict
+//! ([`crate::explain`]) and reports an [`AuditRecord`]. Nothing is decided
+//! here: a wrong path read can only make a record wrong, never let a call
+//! through that the kernel would refuse. A call from the deny list is
+//! answered with `EPERM` and recorded as `syscall.denied`.
+//!
+//! pid 1 needs no privilege for this: it runs as the same user as the
+//! commands, which are dumpable after `execve`, so the kernel lets it read
+//! their memory (`process_vm_readv`) and their `/proc/PID/cwd` and fd
+//! links. Before `execve` a command is still non-dumpable (pid 1's own
+//! setting): its memory cannot be read, and its own `execve` is not
+//! recorded here (the supervisor records `exec.start` for it).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use paddock_sys as sys;
+use serde::{Deserialize, Serialize};
+
+use crate::explain::{explain_fs_with, FsOp};
+use crate::prepare::Prepared;
+use crate::seccomp::{self, Watched, WRITE_FLAGS};
+use crate::spec::{normalize, AuditLevel};
+
+/// One observed action, as pid 1 reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// `file.create`, `file.modify`, `file.delete`, `file.rename`,
+    /// `file.read`, `file.denied`, `process.exec`, `net.connect`,
+    /// `net.denied`, `syscall.denied`.
+    pub kind: String,
+    /// The process, in the sandbox's pid namespace.
+    pub pid: i32,
+    /// What the policy says of it.
+    pub allowed: bool,
+    /// Stable reason code (docs/reason-codes.md).
+    pub reason_code: String,
+    /// The system call.
+    pub syscall: String,
+    /// The path (absolute, inside the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A rename's destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `read`, `write` or `delete`, for `file.denied`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// `file`, `dir`, `link` or `symlink`, for `file.create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<String>,
+    /// A started program's arguments (at most 64, each at most 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// A connection's destination (`1.2.3.4:443`, `[::1]:80`, a unix path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// How many identical denials before this one were not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+}
+
+/// How many `syscall.denied` records one command tree gets per system
+/// call before further ones are only counted (a loop on a denied call
+/// must not flood the log).
+const DENIED_SYSCALL_RECORDS: u64 = 20;
+
+/// One command's listener, with what pid 1 knows about it.
+pub(crate) struct Watch {
+    /// The seccomp notification listener.
+    pub fd: OwnedFd,
+    /// The exec request it belongs to (0 for `paddock run`).
+    pub exec_id: u64,
+    denied: HashMap<u32, u64>,
+}
+
+/// What was read from the caller while it waited.
+enum Seen {
+    Open {
+        path: PathBuf,
+        flags: u32,
+        /// Whether the path existed before the call (looked at while the
+        /// caller waits: after the answer, the kernel may have created it).
+        existed: bool,
+    },
+    Delete(PathBuf),
+    Rename(PathBuf, PathBuf),
+    Create(PathBuf, &'static str),
+    Exec(PathBuf, Vec<String>),
+    Connect(Addr),
+}
+
+enum Addr {
+    Inet(std::net::SocketAddr),
+    Unix(String),
+    Other(u16),
+}
+
+impl Watch {
+    pub fn new(fd: OwnedFd, exec_id: u64) -> Watch {
+        Watch {
+            fd,
+            exec_id,
+            denied: HashMap::new(),
+        }
+    }
+
+    /// Take one notification, answer it, and return what to record.
+    pub fn handle(&mut self, p: &Prepared) -> Option<AuditRecord> {
+        let fd = self.fd.as_fd();
+        let n = sys::seccomp_notif_recv(fd).ok()?;
+        let pid = i32::try_from(n.pid).ok()?;
+        let Some((name, what)) = seccomp::watched()
+            .into_iter()
+            .find(|(nr, _, _)| *nr as i32 == n.nr)
+            .map(|(_, name, w)| (name, w))
+            .filter(|_| n.arch == seccomp::AUDIT_ARCH)
+        else {
+            // Not a watched call: the deny list sent it. Refuse it.
+            let _ = sys::seccomp_notif_respond(fd, n.id, Some(libc::EPERM));
+            let nr = n.nr as u32;
+            let count = self.denied.entry(nr).or_insert(0);
+            *count += 1;
+            if *count > DENIED_SYSCALL_RECORDS {
+                return None;
+            }
+            let name = seccomp::denied_name(nr)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("syscall {nr}"));
+            return Some(record("syscall.denied", pid, false, "SYSCALL_DENIED", name));
+        };
+        let seen = read_call(pid, what, &n.args);
+        // The bytes read are this caller's only if it is still waiting.
+        let valid = sys::seccomp_notif_id_valid(fd, n.id);
+        let _ = sys::seccomp_notif_respond(fd, n.id, None);
+        if !valid {
+            return None;
+        }
+        decide(p, pid, name, seen?)
+    }
+}
+
+fn record(kind: &str, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {
+    AuditRecord {
+        kind: kind.into(),
+        pid,
+        allowed,
+        reason_code: code.into(),
+        syscall,
+        path: None,
+        to: None,
+        op: None,
+        file_type: None,
+        argv: None,
+        addr: None,
+        suppressed: None,
+    }
+}
+
+/// Read a NUL-terminated string at `addr` in `pid`, at most 4 KiB, page by
+/// page (a string near the end of a mapping must not fail the read).
+fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
+    const MAX: usize = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < MAX {
+        let to_page_end = 4096 - (at % 4096) as usize;
+        let mut buf = vec![0u8; to_page_end.min(MAX - out.len())];
+        let n = sys::read_process_memory(pid, at, &mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|b| *b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n as u64;
+    }
+    Some(out)
+}
+
+fn link(path: String) -> Option<PathBuf> {
+    std::fs::read_link(path).ok()
+}
+
+/// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`.
+fn absolute(pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
+    if raw.is_absolute() {
+        return Some(normalize(raw));
+    }
+    let fd = dirfd.map(|d| d as u32 as i32).unwrap_or(libc::AT_FDCWD);
+    let base = if fd == libc::AT_FDCWD {
+        link(format!("/proc/{pid}/cwd"))?
+    } else {
+        link(format!("/proc/{pid}/fd/{fd}"))?
+    };
+    Some(normalize(&base.join(raw)))
+}
+
+fn path_arg(pid: i32, args: &[u64; 6], dirfd: Option<usize>, path: usize) -> Option<PathBuf> {
+    let raw = read_cstr(pid, args[path])?;
+    absolute(pid, dirfd.map(|d| args[d]), &raw)
+}
+
+/// Whether an open of `path` with `flags` finds the file there (only
+/// asked when the open may create it).
+fn existed(path: &Path, flags: u32) -> bool {
+    flags & libc::O_CREAT as u32 == 0 || std::fs::symlink_metadata(path).is_ok()
+}
+
+fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
+    Some(match what {
+        Watched::Open {
+            dirfd_arg,
+            path_arg: pa,
+            flags_arg,
+        } => {
+            let path = path_arg(pid, a, dirfd_arg, pa)?;
+            // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
+            let flags = flags_arg.map_or(WRITE_FLAGS, |f| a[f] as u32);
+            Seen::Open {
+                existed: existed(&path, flags),
+                path,
+                flags,
+            }
+        }
+        Watched::Openat2 => {
+            // struct open_how { u64 flags; u64 mode; u64 resolve; }
+            let mut how = [0u8; 8];
+            sys::read_process_memory(pid, a[2], &mut how).ok()?;
+            let path = path_arg(pid, a, Some(0), 1)?;
+            let flags = u64::from_ne_bytes(how) as u32;
+            Seen::Open {
+                existed: existed(&path, flags),
+                path,
+                flags,
+            }
+        }
+        Watched::Delete {
+            dirfd_arg,
+            path_arg: pa,
+        } => Seen::Delete(path_arg(pid, a, dirfd_arg, pa)?),
+        Watched::Rename { from, to } => Seen::Rename(
+            path_arg(pid, a, from.0, from.1)?,
+            path_arg(pid, a, to.0, to.1)?,
+        ),
+        Watched::Create {
+            dirfd_arg,
+            path_arg: pa,
+            what,
+        } => Seen::Create(path_arg(pid, a, dirfd_arg, pa)?, what),
+        Watched::Exec {
+            dirfd_arg,
+            path_arg: pa,
+            argv_arg,
+        } => {
+            let path = path_arg(pid, a, dirfd_arg, pa)?;
+            let mut argv = Vec::new();
+            let mut at = a[argv_arg];
+            while at != 0 && argv.len() < 64 {
+                let mut ptr = [0u8; 8];
+                sys::read_process_memory(pid, at, &mut ptr).ok()?;
+                let s = u64::from_ne_bytes(ptr);
+                if s == 0 {
+                    break;
+                }
+                argv.push(String::from_utf8_lossy(&read_cstr(pid, s)?).into_owned());
+                at += 8;
+            }
+            Seen::Exec(path, argv)
+        }
+        Watched::Connect => {
+            let len = (a[2] as usize).min(128);
+            let mut buf = vec![0u8; len];
+            let n = sys::read_process_memory(pid, a[1], &mut buf).ok()?;
+            Seen::Connect(parse_sockaddr(&buf[..n])?)
+        }
+    })
+}
+
+fn parse_sockaddr(b: &[u8]) -> Option<Addr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let port = || Some(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]));
+    Some(match i32::from(family) {
+        libc::AF_INET if b.len() >= 8 => Addr::Inet(SocketAddr::new(
+            Ipv4Addr::new(b[4], b[5], b[6], b[7]).into(),
+            port()?,
+        )),
+        libc::AF_INET6 if b.len() >= 24 => {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&b[8..24]);
+            Addr::Inet(SocketAddr::new(Ipv6Addr::from(ip).into(), port()?))
+        }
+        libc::AF_UNIX => {
+            let path = &b[2..];
+            let text = match path.first() {
+                Some(0) => format!(
+                    "@{}",
+                    String::from_utf8_lossy(&path[1..]).trim_end_matches('\0')
+                ),
+                _ => String::from_utf8_lossy(path.split(|c| *c == 0).next().unwrap_or(&[]))
+                    .into_owned(),
+            };
+            Addr::Unix(text)
+        }
+        other => Addr::Other(other as u16),
+    })
+}
+
+/// Kernel interfaces, not files: writes there (`/dev/null`, `/proc/self/…`)
+/// are not file activity.
+fn is_pseudo(p: &Path) -> bool {
+    ["/dev", "/proc", "/sys"]
+        .iter()
+        .any(|d| p.starts_with(d) && !p.starts_with("/dev/shm"))
+}
+
+fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditRecord> {
+    let level = p.model.audit;
+    let spec = &p.model;
+    let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
+    let verdict = |path: &Path, op: FsOp| explain_fs_with(spec, path, op, &inside);
+    let show = |path: &Path| Some(path.to_string_lossy().into_owned());
+    let denied = |path: &Path, op: &str, code: &str| {
+        let mut r = record("file.denied", pid, false, code, syscall.into());
+        r.path = show(path);
+        r.op = Some(op.into());
+        Some(r)
+    };
+    match seen {
+        Seen::Open {
+            path,
+            flags,
+            existed,
+        } => {
+            if is_pseudo(&path) {
+                return None;
+            }
+            let write = flags & WRITE_FLAGS != 0;
+            let op = if write { FsOp::Write } else { FsOp::Read };
+            let v = verdict(&path, op);
+            if !v.allowed {
+                return denied(&path, if write { "write" } else { "read" }, v.code);
+            }
+            let kind = match (write, flags & libc::O_CREAT as u32 != 0) {
+                (false, _) if level >= AuditLevel::All => "file.read",
+                (false, _) => return None,
+                (true, true) if !existed => "file.create",
+                (true, _) => "file.modify",
+            };
+            if level < AuditLevel::Writes {
+                return None;
+            }
+            let mut r = record(kind, pid, true, v.code, syscall.into());
+            r.path = show(&path);
+            if kind == "file.create" {
+                r.file_type = Some("file".into());
+            }
+            Some(r)
+        }
+        Seen::Delete(path) => {
+            let v = verdict(&path, FsOp::Delete);
+            if !v.allowed {
+                return denied(&path, "delete", v.code);
+            }
+            (level >= AuditLevel::Writes).then(|| {
+                let mut r = record("file.delete", pid, true, v.code, syscall.into());
+                r.path = show(&path);
+                r
+            })
+        }
+        Seen::Rename(from, to) => {
+            let v = verdict(&from, FsOp::Delete);
+            if !v.allowed {
+                return denied(&from, "delete", v.code);
+            }
+            let w = verdict(&to, FsOp::Write);
+            if !w.allowed {
+                return denied(&to, "write", w.code);
+            }
+            (level >= AuditLevel::Writes).then(|| {
+                let mut r = record("file.rename", pid, true, w.code, syscall.into());
+                r.path = show(&from);
+                r.to = show(&to);
+                r
+            })
+        }
+        Seen::Create(path, what) => {
+            if is_pseudo(&path) {
+                return None;
+            }
+            let v = verdict(&path, FsOp::Write);
+            if !v.allowed {
+                return denied(&path, "write", v.code);
+            }
+            (level >= AuditLevel::Writes).then(|| {
+                let mut r = record("file.create", pid, true, v.code, syscall.into());
+                r.path = show(&path);
+                r.file_type = Some(what.into());
+                r
+            })
+        }
+        // A shell's PATH search tries names that do not exist: not a
+        // program started.
+        Seen::Exec(path, _) if std::fs::metadata(&path).is_err() => None,
+        Seen::Exec(path, argv) => (level >= AuditLevel::Writes).then(|| {
+            let mut r = record("process.exec", pid, true, "EXEC_ALLOWED", syscall.into());
+            r.path = show(&path);
+            r.argv = Some(argv);
+            r
+        }),
+        Seen::Connect(addr) => {
+            let (allowed, code, text) = match addr {
+                Addr::Inet(sa) if sa.ip().is_loopback() => {
+                    let proxy = p.proxy_port == Some(sa.port());
+                    (
+                        true,
+                        if proxy {
+                            "NET_VIA_PROXY"
+                        } else {
+                            "NET_LOOPBACK"
+                        },
+                        sa.to_string(),
+                    )
+                }
+                Addr::Inet(sa) => (false, "NET_DIRECT_BLOCKED", sa.to_string()),
+                Addr::Unix(path) => (true, "NET_UNIX_SOCKET", path),
+                Addr::Other(f) => (true, "NET_OTHER_FAMILY", format!("family {f}")),
+            };
+            if allowed && level < AuditLevel::All {
+                return None;
+            }
+            let kind = if allowed { "net.connect" } else { "net.denied" };
+            let mut r = record(kind, pid, allowed, code, syscall.into());
+            r.addr = Some(text);
+            Some(r)
+        }
+    }
+}
