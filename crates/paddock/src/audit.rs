@@ -29,21 +29,80 @@ pub fn level(l: paddock_policy::AuditLevel) -> paddock_audit::Level {
     }
 }
 
-/// Open a session's log as the policy says: its level, and the `jsonl`
-/// file (`dir/audit.jsonl`) when that sink is on.
+/// A session's audit log and, when exporting, its OpenTelemetry exporter.
+pub struct AuditOut {
+    /// The log every event goes through.
+    pub log: std::sync::Arc<Log>,
+    exporter: Option<paddock_otlp::Exporter>,
+}
+
+impl AuditOut {
+    /// Start exporting (a thread: call once the sandbox is cloned).
+    pub fn start_export(&mut self) {
+        if let Some(x) = &mut self.exporter {
+            x.start();
+        }
+    }
+
+    /// Flush the export (at most two seconds) and stop it.
+    pub fn finish(self) {
+        if let Some(x) = self.exporter {
+            x.shutdown(std::time::Duration::from_secs(2));
+        }
+    }
+}
+
+/// Open a session's log as the policy says: its level, the `jsonl` file
+/// (`dir/audit.jsonl`) when that sink is on, and OTLP export when the
+/// `otlp` sink or the `OTEL_EXPORTER_OTLP_*` variables ask for it.
 pub fn open_log(
     dir: &std::path::Path,
     session: &str,
     policy_hash: &str,
     eff: &paddock_policy::Effective,
-) -> std::io::Result<Log> {
+) -> Result<AuditOut, crate::error::CliError> {
+    use crate::error::CliError;
     let jsonl = eff.audit_sinks.iter().any(|s| s.value == "jsonl");
-    let log = if jsonl {
-        Log::open(&dir.join("audit.jsonl"), session, policy_hash)?
+    let mut log = if jsonl {
+        Log::open(&dir.join("audit.jsonl"), session, policy_hash).map_err(|e| {
+            CliError::new(
+                "HOST_IO_ERROR",
+                format!("opening {}: {e}", dir.join("audit.jsonl").display()),
+                "make the session store writable, or set PADDOCK_HOME",
+            )
+        })?
     } else {
         Log::without_file(session, policy_hash)
     };
-    Ok(log.with_level(level(eff.audit_level.value)))
+    log = log.with_level(level(eff.audit_level.value));
+    let policy_wants = eff.audit_sinks.iter().any(|s| s.value == "otlp");
+    let exporter =
+        match paddock_otlp::resolve(policy_wants, eff.otlp_endpoint.value.as_deref(), &|k| {
+            std::env::var(k).ok()
+        }) {
+            Ok(Some(cfg)) if eff.audit_level.value != paddock_policy::AuditLevel::Off => {
+                Some(paddock_otlp::Exporter::new(cfg))
+            }
+            Ok(_) => None,
+            Err(msg) if policy_wants => {
+                return Err(CliError::new(
+                    "AUDIT_OTLP_CONFIG",
+                    msg,
+                    "the policy asks for OTLP export (audit.sinks); fix the endpoint settings",
+                ))
+            }
+            Err(msg) => {
+                eprintln!("paddock: warning[AUDIT_OTLP_CONFIG]: not exporting: {msg}");
+                None
+            }
+        };
+    if let Some(x) = &exporter {
+        log = log.with_sink(x.sink());
+    }
+    Ok(AuditOut {
+        log: std::sync::Arc::new(log),
+        exporter,
+    })
 }
 
 /// The caller of a `paddock run`: `PADDOCK_TOOL_CALL_ID`, `PADDOCK_AGENT`

@@ -197,10 +197,9 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
     running.ready()?;
-    let audit = Arc::new(
-        crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff)
-            .map_err(io_err("audit.jsonl"))?,
-    );
+    let mut audit_out = crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff)?;
+    audit_out.start_export();
+    let audit = audit_out.log.clone();
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
         let log = audit.clone();
         let sink: paddock_proxy::EventSink = Arc::new(move |e: &paddock_proxy::Event| {
@@ -370,6 +369,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     m.state = State::Stopped;
     m.supervisor = None;
     store.save(&m).map_err(session_err)?;
+    audit_out.finish();
     drop(egress);
     Ok(0)
 }

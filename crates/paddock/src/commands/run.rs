@@ -31,7 +31,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
     // other session's.
-    let audit = RunAudit::start(&host, &eff, &flags, a.policy.as_deref());
+    let mut audit = RunAudit::start(&host, &eff, &flags, a.policy.as_deref())?;
     let mut events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
             std::fs::OpenOptions::new()
@@ -64,7 +64,9 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             return Err(e.into());
         }
     };
-    if let Some(au) = &audit {
+    if let Some(au) = &mut audit {
+        // The exporter's thread may start now that the sandbox is cloned.
+        au.out.start_export();
         au.log.emit(
             "exec.start",
             Some(true),
@@ -151,6 +153,7 @@ fn quarantine(path: &Path) {
 
 /// The audit trail of one `paddock run`.
 struct RunAudit {
+    out: crate::audit::AuditOut,
     log: std::sync::Arc<paddock_audit::Log>,
     store: paddock_session::Store,
     meta: paddock_session::Meta,
@@ -160,15 +163,16 @@ struct RunAudit {
 impl RunAudit {
     /// Create the run's record and log; None when the policy records
     /// nothing. A store that cannot be written costs the audit trail, with
-    /// a warning, not the run.
+    /// a warning, not the run; an export the policy asks for and that
+    /// cannot be set up stops the run.
     fn start(
         host: &crate::compile::HostFacts,
         eff: &paddock_policy::Effective,
         flags: &RunFlags,
         policy: Option<&Path>,
-    ) -> Option<RunAudit> {
+    ) -> Result<Option<RunAudit>, CliError> {
         if eff.audit_level.value == paddock_policy::AuditLevel::Off {
-            return None;
+            return Ok(None);
         }
         let store = paddock_session::Store::locate(&host.home);
         let inputs = paddock_session::Inputs {
@@ -178,26 +182,19 @@ impl RunAudit {
             env: flags.env.clone(),
             unprotect: flags.unprotect.clone(),
         };
-        let made = store.create_run(eff.hash(), inputs).and_then(|meta| {
-            let log =
-                crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff)
-                    .map_err(|source| paddock_session::SessionError::Io {
-                        context: "opening audit.jsonl".into(),
-                        source,
-                    })?;
-            Ok((meta, log))
-        });
-        let (meta, log) = match made {
-            Ok(x) => x,
+        let meta = match store.create_run(eff.hash(), inputs) {
+            Ok(m) => m,
             Err(e) => {
                 eprintln!(
                     "paddock: warning[AUDIT_UNAVAILABLE]: this run is not recorded: {e}\n  fix: \
                      make {} writable, or set PADDOCK_HOME",
                     store.root().display()
                 );
-                return None;
+                return Ok(None);
             }
         };
+        let out = crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff)?;
+        let log = out.log.clone();
         let caller = crate::audit::caller_from_env();
         log.emit(
             "session.start",
@@ -206,12 +203,13 @@ impl RunAudit {
             &paddock_audit::Caller::default(),
             serde_json::json!({"oneshot": true, "workspace": host.cwd, "paddock_pid": std::process::id()}),
         );
-        Some(RunAudit {
-            log: std::sync::Arc::new(log),
+        Ok(Some(RunAudit {
+            out,
+            log,
             store,
             meta,
             caller,
-        })
+        }))
     }
 
     /// The proxy's decisions go to the log, and to `also` (`--net-log`).
@@ -286,5 +284,6 @@ impl RunAudit {
             serde_json::json!({"reason": "command ended"}),
         );
         let _ = self.store.finish_run(&mut self.meta);
+        self.out.finish();
     }
 }
