@@ -194,7 +194,7 @@ impl Exporter {
                         let Some(body) = body else { continue };
                         if let Err(e) = transport::post(ep, &body, &cfg.headers, cfg.timeout) {
                             failures += 1;
-                            if failures == 1 || failures % 100 == 0 {
+                            if failures == 1 || failures.is_multiple_of(100) {
                                 eprintln!(
                                     "paddock: warning[AUDIT_OTLP_EXPORT_FAILED]: {} ({failures} \
                                      batch(es) lost so far): {e}\n  fix: start the collector or \

@@ -58,7 +58,7 @@ fn digest(parts: &[&str], len: usize) -> Vec<u8> {
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -546,6 +546,13 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
             );
         }
     }
+    // The host is judged before it is resolved: a lookup of a name the
+    // policy refuses would itself carry data out (DNS exfiltration).
+    let d = decide_network(&ctx.cfg.policy, &host, port, None);
+    if !d.allowed {
+        ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
+        return refuse(d.code, &d.rule);
+    }
     let addr = match ctx.resolve(&host, port).await {
         Ok(a) => a,
         Err((code, why)) => {

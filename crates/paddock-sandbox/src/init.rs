@@ -253,7 +253,13 @@ fn serve_watches(
 }
 
 fn report(ctl: &UnixStream, id: u64, record: AuditRecord) {
-    reply(ctl, &ExecEvent::Audit { id, record });
+    reply(
+        ctl,
+        &ExecEvent::Audit {
+            id,
+            record: Box::new(record),
+        },
+    );
 }
 
 /// In the forked command process: shed every privilege, then execve.
@@ -419,7 +425,7 @@ pub enum ExecEvent {
         /// Request id (0: the command of `paddock run`).
         id: u64,
         /// What it did.
-        record: AuditRecord,
+        record: Box<AuditRecord>,
     },
 }
 
@@ -551,11 +557,14 @@ fn serve(
                         sys::recv_fd(parent.as_fd()).ok().flatten()
                     })
                     .map(|fd| Watch::new(fd, req.id));
-                let msg = exec_verdict(p, err_r, watch.as_mut(), &ctl);
+                let (msg, early) = exec_verdict(p, err_r, watch.as_mut());
                 watches.extend(watch);
                 if msg.is_empty() {
                     running.insert(pid, req.id);
                     reply(&ctl, &ExecEvent::Started { id: req.id, pid });
+                    for record in early {
+                        report(&ctl, req.id, record);
+                    }
                 } else {
                     // Reaped by the SIGCHLD loop; report the failure now.
                     let (code, message) = msg
@@ -578,14 +587,15 @@ fn serve(
 
 /// Wait for a forked exec's verdict: end-of-file on `err` (execve
 /// succeeded, closing it) or its failure message. Meanwhile answer its
-/// audit listener, since the execve itself waits on it.
+/// audit listener, since the execve itself waits on it; what it records
+/// is returned, to be reported after the exec's start.
 fn exec_verdict(
     p: &Prepared,
     err: std::io::PipeReader,
     mut watch: Option<&mut Watch>,
-    ctl: &UnixStream,
-) -> String {
+) -> (String, Vec<AuditRecord>) {
     let mut msg = Vec::new();
+    let mut records = Vec::new();
     loop {
         let mut fds = vec![err.as_fd()];
         if let Some(w) = &watch {
@@ -596,12 +606,10 @@ fn exec_verdict(
         };
         if let (Some(w), Some(r)) = (watch.as_deref_mut(), rev.get(1)) {
             if r & libc::POLLIN != 0 {
-                if let Some(record) = w.handle(p) {
-                    report(ctl, w.exec_id, record);
-                }
-                continue;
-            }
-            if r & libc::POLLHUP != 0 {
+                // No `continue`: a busy command must not keep its own
+                // exec from being confirmed.
+                records.extend(w.handle(p));
+            } else if r & libc::POLLHUP != 0 {
                 watch = None;
             }
         }
@@ -613,7 +621,7 @@ fn exec_verdict(
             }
         }
     }
-    String::from_utf8_lossy(&msg).into_owned()
+    (String::from_utf8_lossy(&msg).into_owned(), records)
 }
 
 /// The forked child of a session exec. Never returns.

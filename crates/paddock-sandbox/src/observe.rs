@@ -207,7 +207,7 @@ fn absolute(pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
     if raw.is_absolute() {
         return Some(normalize(raw));
     }
-    let fd = dirfd.map(|d| d as u32 as i32).unwrap_or(libc::AT_FDCWD);
+    let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
     let base = if fd == libc::AT_FDCWD {
         link(format!("/proc/{pid}/cwd"))?
     } else {
@@ -219,6 +219,11 @@ fn absolute(pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
 fn path_arg(pid: i32, args: &[u64; 6], dirfd: Option<usize>, path: usize) -> Option<PathBuf> {
     let raw = read_cstr(pid, args[path])?;
     absolute(pid, dirfd.map(|d| args[d]), &raw)
+}
+
+/// The low 32 bits of a system call argument (an `int` in C).
+fn low32(x: u64) -> u32 {
+    u32::try_from(x & 0xffff_ffff).unwrap_or(0)
 }
 
 /// Whether an open of `path` with `flags` finds the file there (only
@@ -236,7 +241,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
         } => {
             let path = path_arg(pid, a, dirfd_arg, pa)?;
             // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
-            let flags = flags_arg.map_or(WRITE_FLAGS, |f| a[f] as u32);
+            let flags = flags_arg.map_or(WRITE_FLAGS, |f| low32(a[f]));
             Seen::Open {
                 existed: existed(&path, flags),
                 path,
@@ -248,7 +253,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             let mut how = [0u8; 8];
             sys::read_process_memory(pid, a[2], &mut how).ok()?;
             let path = path_arg(pid, a, Some(0), 1)?;
-            let flags = u64::from_ne_bytes(how) as u32;
+            let flags = low32(u64::from_ne_bytes(how));
             Seen::Open {
                 existed: existed(&path, flags),
                 path,
@@ -289,7 +294,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             Seen::Exec(path, argv)
         }
         Watched::Connect => {
-            let len = (a[2] as usize).min(128);
+            let len = usize::try_from(a[2]).unwrap_or(128).min(128);
             let mut buf = vec![0u8; len];
             let n = sys::read_process_memory(pid, a[1], &mut buf).ok()?;
             Seen::Connect(parse_sockaddr(&buf[..n])?)
@@ -323,7 +328,7 @@ fn parse_sockaddr(b: &[u8]) -> Option<Addr> {
             };
             Addr::Unix(text)
         }
-        other => Addr::Other(other as u16),
+        other => Addr::Other(u16::try_from(other).unwrap_or(u16::MAX)),
     })
 }
 

@@ -116,7 +116,7 @@ pub(crate) enum Watched {
 /// The watched calls of this architecture: (number, name, what).
 pub(crate) fn watched() -> Vec<(u32, &'static str, Watched)> {
     use Watched::*;
-    let n = |x: libc::c_long| x as u32;
+    let n = |x: libc::c_long| u32::try_from(x).expect("syscall numbers fit in 32 bits");
     #[allow(unused_mut)]
     let mut v = vec![
         (
@@ -310,7 +310,7 @@ pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>
         return None;
     }
     let arg_lo = |i: usize| -> u32 {
-        let off = 16 + 8 * i as u32;
+        let off = 16 + 8 * u32::try_from(i).expect("argument index below 6");
         if cfg!(target_endian = "big") {
             off + 4
         } else {
@@ -362,7 +362,12 @@ pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>
         p.push((BPF_LD_W_ABS, 0, 0, 0));
     }
     let at = p.len();
-    p.push((BPF_JA, 0, 0, (main_at - at - 1) as u32));
+    p.push((
+        BPF_JA,
+        0,
+        0,
+        u32::try_from(main_at - at - 1).expect("short prologue"),
+    ));
     p.push((BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
     debug_assert_eq!(p.len(), main_at);
     p.extend(compiled::SANDBOX.iter().map(|&(code, jt, jf, k)| {
@@ -456,8 +461,14 @@ mod tests {
             );
             assert!(super::denied_name(nr).is_none(), "{name} ({nr}) is denied");
         }
-        assert_eq!(super::denied_name(libc::SYS_ptrace as u32), Some("ptrace"));
-        assert_eq!(super::denied_name(libc::SYS_mount as u32), Some("mount"));
+        assert_eq!(
+            super::denied_name(u32::try_from(libc::SYS_ptrace).unwrap()),
+            Some("ptrace")
+        );
+        assert_eq!(
+            super::denied_name(u32::try_from(libc::SYS_mount).unwrap()),
+            Some("mount")
+        );
     }
 
     #[test]

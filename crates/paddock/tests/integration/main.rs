@@ -5,6 +5,7 @@
 
 mod util;
 
+mod audit;
 mod cli;
 mod egress;
 mod filesystem;
