@@ -124,6 +124,8 @@ fn run(
     use std::os::fd::AsFd;
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
 
+    // Named for `ps` and EDR agents: the sandbox's init, not paddock.
+    let _ = sys::set_process_name("paddock-init");
     // The hostname is the sandbox's own (UTS namespace).
     sys::sethostname(&p.hostname).map_err(e("sethostname"))?;
     // A new network namespace has only `lo`, and it is down.
@@ -181,7 +183,8 @@ fn run(
         .collect();
 
     loop {
-        let ready = poll_with_watches(&[sfd.as_fd()], &watches).map_err(e("poll"))?;
+        let ready =
+            poll_with_watches(&[sfd.as_fd()], &watches, fds_ctl.as_ref()).map_err(e("poll"))?;
         serve_watches(p, &mut watches, &ready[1..], fds_ctl.as_ref());
         if ready[0] == 0 {
             continue;
@@ -195,6 +198,9 @@ fn run(
                                 sys::ExitStatus::Exited(c) => (Some(c), None),
                                 sys::ExitStatus::Signaled(s) => (None, Some(s)),
                             };
+                            if let Some(ctl) = &fds_ctl {
+                                flush(ctl);
+                            }
                             send(out, &Msg::Exited { code, signal });
                             return Ok(st.code());
                         }
@@ -220,10 +226,24 @@ fn handoff_pair(p: &Prepared) -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
 }
 
 /// Poll `fixed` and every watch's listener; returns the revents, fixed
-/// fds first.
-fn poll_with_watches(fixed: &[BorrowedFd<'_>], watches: &[Watch]) -> std::io::Result<Vec<i16>> {
+/// fds first. Queued records are sent just before pid 1 would block, so
+/// that a burst of file activity costs one message, not one per record.
+fn poll_with_watches(
+    fixed: &[BorrowedFd<'_>],
+    watches: &[Watch],
+    ctl: Option<&UnixStream>,
+) -> std::io::Result<Vec<i16>> {
     let mut fds: Vec<BorrowedFd<'_>> = fixed.to_vec();
     fds.extend(watches.iter().map(|w| w.fd.as_fd()));
+    if OUTBOX.with(|o| !o.borrow().is_empty()) {
+        let rev = sys::poll_revents(&fds, 0)?;
+        if rev.iter().any(|r| *r != 0) {
+            return Ok(rev);
+        }
+        if let Some(ctl) = ctl {
+            flush(ctl);
+        }
+    }
     sys::poll_revents(&fds, -1)
 }
 
@@ -252,14 +272,44 @@ fn serve_watches(
     }
 }
 
+/// Queue an observer record (sent by [`flush`]).
 fn report(ctl: &UnixStream, id: u64, record: AuditRecord) {
-    reply(
+    queue(
         ctl,
         &ExecEvent::Audit {
             id,
             record: Box::new(record),
         },
     );
+}
+
+/// The most one message to the supervisor carries (it reads 64 KiB).
+const OUTBOX_MAX: usize = 48 * 1024;
+
+thread_local! {
+    /// JSON lines waiting to be sent, in order.
+    static OUTBOX: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn queue(ctl: &UnixStream, ev: &ExecEvent) {
+    let mut line = serde_json::to_vec(ev).unwrap_or_default();
+    line.push(b'\n');
+    if line.len() > OUTBOX_MAX {
+        return; // cannot happen: records are capped well below this
+    }
+    let full = OUTBOX.with(|o| o.borrow().len() + line.len() > OUTBOX_MAX);
+    if full {
+        flush(ctl);
+    }
+    OUTBOX.with(|o| o.borrow_mut().extend_from_slice(&line));
+}
+
+/// Send what is queued, as one message.
+fn flush(ctl: &UnixStream) {
+    let buf = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    if !buf.is_empty() {
+        let _ = (&*ctl).write_all(&buf);
+    }
 }
 
 /// In the forked command process: shed every privilege, then execve.
@@ -440,10 +490,10 @@ impl ExecEvent {
     }
 }
 
+/// Send `ev` now, after what is queued.
 fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
-    let mut line = serde_json::to_vec(ev).unwrap_or_default();
-    line.push(b'\n');
-    let _ = (&*ctl).write_all(&line);
+    queue(ctl, ev);
+    flush(ctl);
 }
 
 /// Session mode: serve exec requests until the supervisor goes away or
@@ -463,7 +513,8 @@ fn serve(
     let mut running: HashMap<i32, u64> = HashMap::new();
     let mut watches: Vec<Watch> = Vec::new();
     loop {
-        let rev = poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches).map_err(e("poll"))?;
+        let rev = poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches, Some(&ctl))
+            .map_err(e("poll"))?;
         serve_watches(p, &mut watches, &rev[2..], Some(&ctl));
         let ready = [rev[0] != 0, rev[1] != 0];
         if ready[0] {

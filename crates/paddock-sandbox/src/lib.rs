@@ -33,6 +33,7 @@
 //!     serve_execs: false,
 //!     cow_dir: None,
 //!     audit: Default::default(),
+//!     label: None,
 //! };
 //! let outcome = run(&spec).expect("sandbox started");
 //! std::process::exit(outcome.status.code());
@@ -190,8 +191,12 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     }
     // Limits that cover every process of the sandbox, set before pid 1 is
     // let go (see limits.rs for the ladder).
-    let (cgroups, _applied) =
-        limits::cgroup_v1(pid, prepared.pids_limit, prepared.memory_limit_mib);
+    let (cgroups, _applied) = limits::cgroup_v1(
+        pid,
+        prepared.label.as_deref(),
+        prepared.pids_limit,
+        prepared.memory_limit_mib,
+    );
     let _ = go_w.write_all(b"1");
     drop(go_w);
     // pid 1 hands over the proxy listener first thing; if it fails before

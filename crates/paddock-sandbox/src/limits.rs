@@ -95,6 +95,7 @@ fn sweep_stale(controller: &str) {
 /// created and which limits it enforces.
 pub(crate) fn cgroup_v1(
     pid: i32,
+    label: Option<&str>,
     pids: Option<u64>,
     memory_mib: Option<u64>,
 ) -> (Cgroups, Vec<&'static str>) {
@@ -105,7 +106,11 @@ pub(crate) fn cgroup_v1(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let name = format!("paddock-{pid}-{nanos:09}");
+    // The session's id in the name lets host tools attribute the group.
+    let name = match label {
+        Some(l) => format!("paddock-{l}-{pid}-{nanos:09}"),
+        None => format!("paddock-{pid}-{nanos:09}"),
+    };
     if let Some(n) = pids {
         sweep_stale("pids");
         if let Some(d) = v1_group("pids", &name, &[("pids.max", n.to_string())], pid) {

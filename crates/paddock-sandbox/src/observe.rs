@@ -85,6 +85,8 @@ const DENIED_SYSCALL_RECORDS: u64 = 20;
 pub(crate) struct Watch {
     /// The seccomp notification listener.
     pub fd: OwnedFd,
+    /// The watched calls, looked up by number on every notification.
+    table: std::sync::Arc<HashMap<u32, (&'static str, Watched)>>,
     /// The exec request it belongs to (0 for `paddock run`).
     pub exec_id: u64,
     denied: HashMap<u32, u64>,
@@ -114,8 +116,15 @@ enum Addr {
 
 impl Watch {
     pub fn new(fd: OwnedFd, exec_id: u64) -> Watch {
+        // Best effort: kernels before 6.6 answer a little slower.
+        let _ = sys::seccomp_notif_sync_wakeup(fd.as_fd());
+        thread_local! {
+            static TABLE: std::sync::Arc<HashMap<u32, (&'static str, Watched)>> =
+                std::sync::Arc::new(seccomp::watched().into_iter().map(|(nr, n, w)| (nr, (n, w))).collect());
+        }
         Watch {
             fd,
+            table: TABLE.with(|t| t.clone()),
             exec_id,
             denied: HashMap::new(),
         }
@@ -126,10 +135,9 @@ impl Watch {
         let fd = self.fd.as_fd();
         let n = sys::seccomp_notif_recv(fd).ok()?;
         let pid = i32::try_from(n.pid).ok()?;
-        let Some((name, what)) = seccomp::watched()
-            .into_iter()
-            .find(|(nr, _, _)| *nr as i32 == n.nr)
-            .map(|(_, name, w)| (name, w))
+        let Some(&(name, what)) = u32::try_from(n.nr)
+            .ok()
+            .and_then(|nr| self.table.get(&nr))
             .filter(|_| n.arch == seccomp::AUDIT_ARCH)
         else {
             // Not a watched call: the deny list sent it. Refuse it.
@@ -229,7 +237,10 @@ fn low32(x: u64) -> u32 {
 /// Whether an open of `path` with `flags` finds the file there (only
 /// asked when the open may create it).
 fn existed(path: &Path, flags: u32) -> bool {
-    flags & libc::O_CREAT as u32 == 0 || std::fs::symlink_metadata(path).is_ok()
+    let creat = flags & libc::O_CREAT as u32 != 0;
+    // O_EXCL: the open fails unless it creates the file.
+    let excl = flags & libc::O_EXCL as u32 != 0;
+    !creat || (!excl && std::fs::symlink_metadata(path).is_ok())
 }
 
 fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
@@ -279,9 +290,12 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             argv_arg,
         } => {
             let path = path_arg(pid, a, dirfd_arg, pa)?;
-            let mut argv = Vec::new();
+            let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
-            while at != 0 && argv.len() < 64 {
+            // At most 64 arguments and 16 KiB in all: a record must fit
+            // in one message to the supervisor.
+            while at != 0 && argv.len() < 64 && argv.iter().map(String::len).sum::<usize>() < 16384
+            {
                 let mut ptr = [0u8; 8];
                 sys::read_process_memory(pid, at, &mut ptr).ok()?;
                 let s = u64::from_ne_bytes(ptr);

@@ -50,6 +50,8 @@ pub(crate) struct Prepared {
     pub audit_filter: Option<Vec<(u16, u8, u8, u32)>>,
     /// The spec, for the audit observer's verdicts ([`crate::explain`]).
     pub model: SandboxSpec,
+    /// The spec's label, reduced to letters and digits.
+    pub label: Option<String>,
 }
 
 /// Sandbox paths no mount may cover: the sandbox builds them itself.
@@ -342,6 +344,12 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         cow_dir: spec.cow_dir.clone(),
         seccomp: seccomp::programs(spec.audit)?,
         audit_filter: seccomp::audit_program(spec.audit),
+        label: spec.label.as_ref().map(|l| {
+            l.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(32)
+                .collect()
+        }),
         model: spec.clone(),
     })
 }
@@ -389,6 +397,7 @@ mod tests {
             serve_execs: false,
             cow_dir: None,
             audit: Default::default(),
+            label: None,
         }
     }
 

@@ -134,6 +134,10 @@ pub struct SandboxSpec {
     /// (see `audit.rs`); `Off` installs no observer at all.
     #[serde(default)]
     pub audit: AuditLevel,
+    /// A name for what host tools see of this sandbox (the session id): it
+    /// goes into the cgroup group's name, `paddock-<label>-…`.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// How much of the commands' activity is observed.

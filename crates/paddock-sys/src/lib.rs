@@ -1332,3 +1332,30 @@ pub fn poll_revents(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<i
         }
     }
 }
+
+/// Ask the kernel to hand a notification's caller and the listener the
+/// CPU directly, as a synchronous wake-up (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`,
+/// Linux 6.6): the caller waits for the answer anyway, so this saves a
+/// scheduler round trip per observed call. Errors on older kernels.
+pub fn seccomp_notif_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+    // SAFETY: the ioctl takes the flags by value; no memory is passed.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    check_int(r).map(drop)
+}
+
+/// Set the calling thread's name (`comm`, what `ps` and `top` show; at
+/// most 15 bytes are kept).
+pub fn set_process_name(name: &str) -> io::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes from the pointer, which `c` provides for the call's duration.
+    let r = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) };
+    check_int(r).map(drop)
+}

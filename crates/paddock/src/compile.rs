@@ -454,6 +454,7 @@ pub fn compile(
         serve_execs: false,
         cow_dir: None,
         audit: audit_level(eff.audit_level.value),
+        label: None,
     })
 }
 

@@ -182,6 +182,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     };
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
     spec.serve_execs = true;
+    spec.label = Some(meta.id.clone());
     spec.argv.clear();
     // cow mounts keep their changes in the session, for diff and apply.
     spec.cow_dir = Some(dir.join("cow"));

@@ -27,11 +27,17 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
         NetworkMode::None => None,
     };
-    let spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
     // other session's.
     let mut audit = RunAudit::start(&host, &eff, &flags, a.policy.as_deref())?;
+    if let Some(au) = &audit {
+        // Host tools attribute the run's processes to its record.
+        spec.label = Some(au.meta.id.clone());
+        spec.env
+            .push(("PADDOCK_SESSION".into(), au.meta.id.clone().into()));
+    }
     let mut events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
             std::fs::OpenOptions::new()

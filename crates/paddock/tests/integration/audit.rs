@@ -228,6 +228,21 @@ fn writes_deletes_and_denials_are_recorded_per_process_everywhere() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let sh_deny = pid_of(&o, "SH=");
     assert!(nodel.join("precious.txt").exists());
+    // Host visibility: the supervisor's child is the sandbox's init, named
+    // so in `ps`.
+    let list: J = serde_json::from_slice(&a.pd(&["session", "list", "--json"]).stdout).unwrap();
+    let sup = list[0]["supervisor_pid"].as_u64().expect("running");
+    let kids = std::fs::read_dir(format!("/proc/{sup}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .collect::<String>();
+    let comms: Vec<String> = kids
+        .split_whitespace()
+        .filter_map(|k| std::fs::read_to_string(format!("/proc/{k}/comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(comms.iter().any(|c| c == "paddock-init"), "{comms:?}");
 
     let check = |evs: &[J], source: &str| {
         let proj = ws.proj.display().to_string();
@@ -366,7 +381,7 @@ fn a_run_is_recorded_and_nests_under_the_callers_trace() {
             "--",
             "sh",
             "-c",
-            "echo hi > made.txt; echo nope > /etc/paddock-x",
+            "echo \"S=$PADDOCK_SESSION\"; echo hi > made.txt; echo nope > /etc/paddock-x",
         ])
         .output()
         .unwrap();
@@ -379,6 +394,8 @@ fn a_run_is_recorded_and_nests_under_the_callers_trace() {
         .expect("the run has a record");
     assert_eq!(run["state"], "stopped");
     let id = run["id"].as_str().unwrap();
+    // The command's environment names its record, for host tools.
+    assert!(stdout(&o).contains(&format!("S={id}")), "{}", stdout(&o));
     let evs = lines_json(&std::fs::read_to_string(a.jsonl(id)).unwrap());
     let kinds: Vec<&str> = evs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"session.start"));
