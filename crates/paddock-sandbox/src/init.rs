@@ -385,8 +385,15 @@ fn confine(
     // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
     // here, so the command never holds it.
     if let (Some(prog), Some(h)) = (&p.audit_filter, handoff) {
-        let listener = sys::seccomp_install_with_listener(prog).map_err(e("seccomp-audit"))?;
-        sys::send_fd(h.as_fd(), listener.as_fd()).map_err(e("seccomp-audit-handoff"))?;
+        match sys::seccomp_install_with_listener(prog) {
+            Ok(listener) => {
+                sys::send_fd(h.as_fd(), listener.as_fd()).map_err(e("seccomp-audit-handoff"))?;
+            }
+            // No listener here (a kernel before 5.9, or one already in
+            // this filter chain): the deny list alone, unobserved, rather
+            // than no command at all. `paddock doctor` reports it.
+            Err(_) => seccomp::install(&[seccomp::deny_list()]).map_err(|d| ("seccomp", d))?,
+        }
     }
     Ok(landlock)
 }

@@ -100,6 +100,36 @@ fn nothing() -> bool {
     true
 }
 
+/// In a forked child: install an allow-all filter with a listener and ask
+/// for synchronous wake-ups. 0: both work, 1: no sync wake-ups, 2: no
+/// listener.
+fn audit_observer() -> Option<i32> {
+    match sys::fork().ok()? {
+        Forked::Child => {
+            if sys::set_no_new_privs().is_err() {
+                sys::exit_now(2);
+            }
+            // ld [0]; ret ALLOW
+            let allow = [(0x20, 0, 0, 0), (0x06, 0, 0, 0x7fff_0000)];
+            match sys::seccomp_install_with_listener(&allow) {
+                Ok(fd) => {
+                    use std::os::fd::AsFd;
+                    sys::exit_now(if sys::seccomp_notif_sync_wakeup(fd.as_fd()).is_ok() {
+                        0
+                    } else {
+                        1
+                    })
+                }
+                Err(_) => sys::exit_now(2),
+            }
+        }
+        Forked::Parent { pid, .. } => match sys::waitpid(pid, false).ok()? {
+            Some((_, sys::ExitStatus::Exited(c))) => Some(c),
+            _ => None,
+        },
+    }
+}
+
 fn read_trim(p: &str) -> Option<String> {
     std::fs::read_to_string(p)
         .ok()
@@ -192,6 +222,20 @@ pub fn kernel_checks() -> Vec<Check> {
             )
         },
     );
+
+    // Seccomp user notification, for the audit observer.
+    out.push(match audit_observer() {
+        Some(0) => check("audit_observer", "audit observer (seccomp user notification)", "ok",
+            "listener and synchronous wake-ups available: file activity is attributed per process".into(), "", ""),
+        Some(1) => check("audit_observer", "audit observer (seccomp user notification)", "degraded",
+            "listeners work, synchronous wake-ups do not (Linux < 6.6)".into(),
+            "each observed call costs about twice as much; see docs/audit.md",
+            "use Linux 6.6 or newer, or a lower audit level for file-heavy work"),
+        _ => check("audit_observer", "audit observer (seccomp user notification)", "missing",
+            "a seccomp filter with a notification listener could not be installed".into(),
+            "commands run unobserved: file, process and denied-syscall events are not recorded (commands and network decisions still are)",
+            "use Linux 5.9 or newer, or set `[audit] level = \"off\"`"),
+    });
 
     // Overlayfs inside a user namespace (for `cow` mounts).
     out.push(match in_namespaces(ns::MOUNT, overlay_works) {

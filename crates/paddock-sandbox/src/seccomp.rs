@@ -64,6 +64,11 @@ pub(crate) fn programs(level: AuditLevel) -> Result<Vec<BpfProgram>, SandboxErro
 }
 
 const BPF_LD_W_ABS: u16 = 0x20;
+/// The deny list alone (what [`audit_program`] wraps).
+pub(crate) fn deny_list() -> BpfProgram {
+    program(compiled::SANDBOX)
+}
+
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JSET_K: u16 = 0x45;
 const BPF_JA: u16 = 0x05;

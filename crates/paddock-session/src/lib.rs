@@ -404,6 +404,11 @@ pub struct Retention {
     pub max_count: u64,
     /// Keep at most this many MiB of ended sessions.
     pub max_disk_mib: u64,
+    /// Remove sessions whose supervisor died regardless of age and count
+    /// (`paddock gc`). Automatic collection removes them only by age: they
+    /// may hold unreviewed `cow` changes and the audit trail of what
+    /// happened before the crash.
+    pub remove_dead: bool,
 }
 
 /// What a gc run removed (or would remove).
@@ -445,9 +450,14 @@ impl Store {
         let mut kept_count = 0u64;
         let mut kept_bytes = 0u64;
         for (m, size, l) in ended {
-            let why = if l == Liveness::Dead {
+            let aged = t.saturating_sub(m.last_used) > r.max_age_s;
+            if l == Liveness::Dead && !r.remove_dead && !aged {
+                // Kept, outside the count and size limits (see Retention).
+                continue;
+            }
+            let why = if l == Liveness::Dead && r.remove_dead {
                 Some("its supervisor is gone".to_string())
-            } else if t.saturating_sub(m.last_used) > r.max_age_s {
+            } else if aged {
                 Some(format!("unused for more than {} s", r.max_age_s))
             } else if kept_count >= r.max_count {
                 Some(format!("more than {} ended sessions", r.max_count))
@@ -483,6 +493,23 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Collect ended sessions when due: when more than `r.max_count` + 16
+    /// records exist, or the last collection is older than ten minutes.
+    /// Cheap when not due (one directory listing, one small file read).
+    pub fn gc_if_due(&self, r: Retention) -> Option<GcReport> {
+        let records = std::fs::read_dir(self.root.join("sessions"))
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
+        let stale = self
+            .last_gc()
+            .is_none_or(|g| now().saturating_sub(g.ran_at) > 600);
+        if records > r.max_count + 16 || (stale && records > 0) {
+            self.gc(r, false).ok()
+        } else {
+            None
+        }
     }
 
     /// The last gc report, if any.
@@ -544,6 +571,7 @@ mod tests {
             max_age_s: 3600,
             max_count: 10,
             max_disk_mib: 100,
+            remove_dead: true,
         };
         let dry = s.gc(r, true).unwrap();
         assert_eq!(dry.removed.len(), 1);
@@ -570,6 +598,7 @@ mod tests {
             max_age_s: 3600,
             max_count: 2,
             max_disk_mib: 100,
+            remove_dead: true,
         };
         let rep = s.gc(r, false).unwrap();
         let gone: Vec<_> = rep.removed.iter().map(|(id, _)| id.clone()).collect();

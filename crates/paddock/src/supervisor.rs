@@ -342,6 +342,19 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         });
     }
 
+    // SIGTERM, SIGINT or SIGHUP to the supervisor (kill, logout, a
+    // service manager) stop the session cleanly. They are blocked in every
+    // thread since the sandbox was spawned, so this thread takes them.
+    {
+        let stop = shared.stop.clone();
+        std::thread::spawn(move || {
+            let set = paddock_sys::SigSet::of(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
+            if paddock_sys::wait_signal(&set).is_ok() {
+                let _ = stop.send("terminated by a signal");
+            }
+        });
+    }
+
     println!("ready");
     let _ = std::io::stdout().flush();
     if let Ok(null) = std::fs::File::open("/dev/null") {

@@ -3,7 +3,7 @@
 mod doctor;
 mod policy;
 mod run;
-mod session;
+pub(crate) mod session;
 
 use crate::cli::Command;
 use crate::error::CliError;

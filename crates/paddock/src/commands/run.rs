@@ -164,6 +164,7 @@ struct RunAudit {
     store: paddock_session::Store,
     meta: paddock_session::Meta,
     caller: paddock_audit::Caller,
+    retention: paddock_session::Retention,
 }
 
 impl RunAudit {
@@ -215,6 +216,7 @@ impl RunAudit {
             store,
             meta,
             caller,
+            retention: crate::commands::session::retention(eff),
         }))
     }
 
@@ -291,5 +293,10 @@ impl RunAudit {
         );
         let _ = self.store.finish_run(&mut self.meta);
         self.out.finish();
+        // Runs leave records; keep them within the retention limits.
+        let _ = self.store.gc_if_due(paddock_session::Retention {
+            remove_dead: false,
+            ..self.retention
+        });
     }
 }

@@ -12,8 +12,9 @@ fn store(host: &HostFacts) -> Store {
     Store::locate(&host.home)
 }
 
-fn retention(eff: &paddock_policy::Effective) -> Retention {
+pub(crate) fn retention(eff: &paddock_policy::Effective) -> Retention {
     Retention {
+        remove_dead: true,
         max_age_s: eff.max_age_s.value,
         max_count: eff.max_count.value,
         max_disk_mib: eff.max_disk_mib.value,
@@ -57,7 +58,18 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
             let mut spec = compile(&eff, &flags, &host, None)?;
             spec.serve_execs = true;
             paddock_sandbox::check(&spec)?;
-            let gc = st.gc(retention(&eff), false).map_err(to_cli)?;
+            // Automatic collection: within the limits, but a session whose
+            // supervisor died keeps its trail and unreviewed changes until
+            // it ages out or an explicit `paddock gc`.
+            let gc = st
+                .gc(
+                    Retention {
+                        remove_dead: false,
+                        ..retention(&eff)
+                    },
+                    false,
+                )
+                .map_err(to_cli)?;
             let meta = st
                 .create(name, eff.hash(), eff.idle_timeout_s.value, inputs)
                 .map_err(to_cli)?;

@@ -115,6 +115,15 @@ struct Audited {
     otlp: Receiver,
 }
 
+impl Drop for Audited {
+    /// A failed assertion must not leave a session running.
+    fn drop(&mut self) {
+        for id in list_ids(self) {
+            let _ = self.pd(&["session", "rm", &id]);
+        }
+    }
+}
+
 impl Audited {
     fn new() -> Audited {
         let ws = Ws::new();
@@ -564,4 +573,35 @@ fn paddock_read(a: &Audited, id: &str) -> Vec<J> {
         id,
         "--json",
     ])))
+}
+
+/// Every run leaves a record, and records do not pile up: past the
+/// retention count they are collected automatically; a session whose
+/// supervisor died is kept (its trail and changes) by that automatic
+/// collection.
+#[test]
+fn run_records_are_collected_automatically() {
+    let a = Audited::new();
+    let policy = a.ws.root.join("keep2.toml");
+    std::fs::write(&policy, "version = 1\n[session.retention]\nmax_count = 2\n").unwrap();
+    // A session whose supervisor is killed.
+    let id = stdout(&a.pd(&["session", "start"])).trim().to_string();
+    assert_eq!(a.pd(&["exec", &id, "--", "true"]).status.code(), Some(0));
+    let list: J = serde_json::from_slice(&a.pd(&["session", "list", "--json"]).stdout).unwrap();
+    let sup = list[0]["supervisor_pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap();
+    signal(sup, "KILL");
+    for _ in 0..24 {
+        let o = a
+            .cmd()
+            .args(["run", "--policy", policy.to_str().unwrap(), "--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let left = list_ids(&a);
+    assert!(left.len() <= 2 + 16 + 1, "{} records left", left.len());
+    assert!(left.contains(&id), "the dead session's record was kept");
 }

@@ -182,6 +182,38 @@ fn killed_supervisor_leaves_no_process_and_gc_removes_the_session() {
     assert!(!s.ws.root.join("state/sessions").join(&id).exists());
 }
 
+/// SIGTERM to the supervisor (kill, logout, a service manager) stops the
+/// session cleanly: record stopped, sandbox gone, the stop in the trail.
+#[test]
+fn terminated_supervisor_stops_the_session_cleanly() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let marker = format!("paddock-term-marker-{}", std::process::id());
+    s.exec(
+        &id,
+        &format!("sh -c 'sleep 300; true' {marker} >/dev/null 2>&1 & echo started"),
+    );
+    assert!(wait_until(Duration::from_secs(5), || !host_processes_with(
+        &marker
+    )
+    .is_empty()));
+    let sup = s.supervisor(&id).expect("running session has a supervisor");
+    signal(sup, "TERM");
+    assert!(
+        wait_until(Duration::from_secs(10), || s.state(&id) == "stopped"),
+        "state: {}",
+        s.state(&id)
+    );
+    assert!(wait_until(Duration::from_secs(5), || host_processes_with(
+        &marker
+    )
+    .is_empty()));
+    let o = s.paddock(&["audit", "tail", "--session", &id, "--json"]);
+    let last: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "session.stop");
+    assert_eq!(last["data"]["reason"], "terminated by a signal");
+}
+
 /// Fork bomb (the classic `:(){ :|:& };:` denial of service): the pids
 /// limit (RLIMIT_NPROC, counted in the sandbox's own user namespace) stops
 /// it inside; the host keeps spawning processes.
