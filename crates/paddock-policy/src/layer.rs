@@ -458,6 +458,18 @@ impl ParsedLayer {
                     );
                 }
             }
+            if let Some(u) = &a.otlp_endpoint {
+                let rest = u
+                    .strip_prefix("http://")
+                    .or_else(|| u.strip_prefix("https://"));
+                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                    bad(
+                        &[Key("audit"), Key("otlp_endpoint")],
+                        format!("`{u}` is not an http:// or https:// URL with a host"),
+                        "write the collector's OTLP/HTTP base URL, e.g. `http://localhost:4318`",
+                    );
+                }
+            }
         }
         if let Some(adm) = &f.admin {
             if self.layer != Layer::Admin {
