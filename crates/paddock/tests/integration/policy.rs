@@ -162,7 +162,10 @@ fn bad_policy_corpus_gives_precise_errors_and_starts_nothing() {
             4,
         ),
         ("version = 1\n[audit]\nsinks = [\"syslog\"]\n", 3),
-        ("version = 1\n[audit]\notlp_endpoint = \"collector:4318\"\n", 3),
+        (
+            "version = 1\n[audit]\notlp_endpoint = \"collector:4318\"\n",
+            3,
+        ),
         ("version = 1\n[audit]\nlevel = \"verbose\"\n", 3),
     ] {
         let f = p.ws.root.join("bad.toml");
