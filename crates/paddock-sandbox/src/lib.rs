@@ -117,6 +117,9 @@ pub struct Running {
     /// and stderr; `stop` ends the sandbox; [`ExecEvent`]s come back as JSON
     /// lines.
     pub control: Option<std::os::unix::net::UnixStream>,
+    /// The limit mechanisms that cover the whole sandbox (cgroup v1 groups);
+    /// empty when only per-process rlimits apply.
+    pub limits: Vec<&'static str>,
     cgroups: limits::Cgroups,
 }
 
@@ -191,7 +194,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     }
     // Limits that cover every process of the sandbox, set before pid 1 is
     // let go (see limits.rs for the ladder).
-    let (cgroups, _applied) = limits::cgroup_v1(
+    let (cgroups, applied) = limits::cgroup_v1(
         pid,
         prepared.label.as_deref(),
         prepared.pids_limit,
@@ -218,6 +221,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         absent_protected: prepared.absent_protected,
         proxy_listener,
         control,
+        limits: applied,
         cgroups,
     })
 }

@@ -1359,3 +1359,13 @@ pub fn set_process_name(name: &str) -> io::Result<()> {
     let r = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) };
     check_int(r).map(drop)
 }
+
+/// Restore the default action of `sig` (for SIGPIPE: end the process
+/// quietly when writing to a closed pipe).
+pub fn default_signal(sig: i32) {
+    // SAFETY: installing SIG_DFL has no handler to call and no memory to
+    // share; an invalid signal number only returns an error.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}

@@ -29,6 +29,20 @@ pub enum Command {
     /// Check which kernel features this machine offers and what isolation
     /// paddock can give here.
     Doctor(DoctorArgs),
+    /// What paddock is doing: sessions and runs, memory, disk, mounts,
+    /// egress, limits, isolation, last cleanup, recent denials.
+    Status {
+        /// JSON output (schema/status.schema.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A local web page with the same, live, and per-session views (audit
+    /// stream, policy, changes); served on 127.0.0.1 with a secret token.
+    Dashboard {
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Read, check, explain and compare policies.
     #[command(subcommand)]
     Policy(PolicyCommand),

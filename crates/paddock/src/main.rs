@@ -18,6 +18,7 @@ mod compile;
 mod egress;
 mod error;
 mod policy_files;
+mod status;
 mod supervisor;
 
 use std::process::ExitCode;

@@ -198,6 +198,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
     running.ready()?;
+    crate::status::save_summary(
+        &store,
+        &meta.id,
+        &crate::status::summarize(&eff, &spec, &running.limits),
+    );
     let mut audit_out = crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff)?;
     audit_out.start_export();
     let audit = audit_out.log.clone();

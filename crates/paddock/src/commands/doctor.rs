@@ -6,23 +6,12 @@ use crate::error::CliError;
 /// Probe and print.
 pub fn doctor(a: DoctorArgs) -> Result<i32, CliError> {
     let checks = paddock_sandbox::probe::kernel_checks();
-    let usable = checks
-        .iter()
-        .find(|c| c.id == "user_namespaces")
-        .is_some_and(|c| c.status == "ok");
-    let level = if !usable {
-        "none: the sandbox cannot start on this machine"
-    } else if checks
-        .iter()
-        .all(|c| c.status == "ok" || c.id == "cgroup_delegation" || c.id == "tun")
-    {
-        "full: namespaces + Landlock + seccomp"
-    } else {
-        "partial: see the missing features below"
-    };
+    let iso = crate::status::isolation(&checks);
+    let usable = iso.level != "none";
+    let level = format!("{}: {}", iso.level, iso.summary);
     if a.json {
         let v = serde_json::json!({
-            "isolation": level.split(':').next().unwrap_or(""),
+            "isolation": iso.level,
             "summary": level,
             "checks": checks,
         });

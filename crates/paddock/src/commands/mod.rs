@@ -1,18 +1,37 @@
 //! One module per subcommand.
 
+mod dashboard;
 mod doctor;
 mod policy;
 mod run;
 pub(crate) mod session;
+mod status;
 
 use crate::cli::Command;
 use crate::error::CliError;
 
 /// Run a parsed command; returns the process exit code.
 pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
+    // Commands that only print end quietly when their reader goes away
+    // (`paddock status | head`), as other command-line tools do. The
+    // others keep SIGPIPE ignored: they write to sockets (proxy, control).
+    if matches!(
+        cmd,
+        Command::Status { .. }
+            | Command::Doctor(_)
+            | Command::Policy(_)
+            | Command::Diff { .. }
+            | Command::Gc(_)
+            | Command::Audit(_)
+            | Command::Session(crate::cli::SessionCommand::List { .. })
+    ) {
+        paddock_sys::default_signal(libc::SIGPIPE);
+    }
     match cmd {
         Command::Run(a) => run::run(a),
         Command::Doctor(a) => doctor::doctor(a),
+        Command::Status { json } => status::status(json),
+        Command::Dashboard { port } => dashboard::dashboard(port),
         Command::Policy(c) => policy::policy(c),
         Command::Session(c) => session::session(c),
         Command::Exec(a) => session::exec(a),

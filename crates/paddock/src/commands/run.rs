@@ -81,6 +81,13 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             serde_json::json!({"argv": flags.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(), "cwd": spec.workdir}),
         );
     }
+    if let Some(au) = &audit {
+        crate::status::save_summary(
+            &au.store,
+            &au.meta.id,
+            &crate::status::summarize(&eff, &spec, &running.limits),
+        );
+    }
     let records = audit
         .as_ref()
         .and_then(|au| running.control.take().map(|c| au.read_records(c)));

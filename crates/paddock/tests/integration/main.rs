@@ -7,6 +7,7 @@ mod util;
 
 mod audit;
 mod cli;
+mod dashboard;
 mod egress;
 mod filesystem;
 mod network;

@@ -1,0 +1,17 @@
+//! `paddock status [--json]`.
+
+use crate::compile::HostFacts;
+use crate::error::CliError;
+
+/// Collect and print.
+pub fn status(json: bool) -> Result<i32, CliError> {
+    let host = HostFacts::current()?;
+    let store = paddock_session::Store::locate(&host.home);
+    let st = crate::status::collect(&store);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+    } else {
+        print!("{}", crate::status::render(&st));
+    }
+    Ok(0)
+}
