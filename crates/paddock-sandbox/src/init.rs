@@ -559,13 +559,14 @@ fn serve(
             return Ok(0);
         }
         if let Some(rest) = payload.strip_prefix(b"signal ") {
-            // "signal PID SIG": forward to a command this init started.
+            // "signal PID SIG": forward to a command this init started;
+            // "signal -PID SIG": to its process group (it leads one).
             let text = String::from_utf8_lossy(rest);
             let mut it = text
                 .split_whitespace()
                 .filter_map(|x| x.parse::<i32>().ok());
             if let (Some(pid), Some(sig)) = (it.next(), it.next()) {
-                if running.contains_key(&pid) {
+                if running.contains_key(&pid.saturating_abs()) {
                     let _ = sys::kill(pid, sig);
                 }
             }

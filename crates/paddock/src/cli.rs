@@ -36,6 +36,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve MCP tools over stdio (run_command, read_file, write_file,
+    /// list_files, workspace_diff, session_info) acting inside one session,
+    /// created on the first call that needs it.
+    Mcp {
+        /// Policy file for the session.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
     /// A local web page with the same, live, and per-session views (audit
     /// stream, policy, changes); served on 127.0.0.1 with a secret token.
     Dashboard {

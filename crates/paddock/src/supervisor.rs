@@ -504,16 +504,18 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 );
                 return;
             }
-            // Signals from the client: "signal N" lines.
+            // Signals from the client: "signal N" lines (to the command),
+            // "signal-group N" (to its whole process group).
             if let Ok(rd) = conn.try_clone() {
                 let shared = shared.clone();
                 std::thread::spawn(move || {
                     for line in BufReader::new(rd).lines() {
                         let Ok(line) = line else { break };
-                        let Some(sig) = line
-                            .strip_prefix("signal ")
-                            .and_then(|s| s.trim().parse::<i32>().ok())
-                        else {
+                        let (group, rest) = match line.strip_prefix("signal-group ") {
+                            Some(r) => (true, Some(r)),
+                            None => (false, line.strip_prefix("signal ")),
+                        };
+                        let Some(sig) = rest.and_then(|s| s.trim().parse::<i32>().ok()) else {
                             continue;
                         };
                         // The command may have reported itself before its
@@ -536,7 +538,8 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                             let _ = paddock_sys::send_fds(
                                 ctl.as_fd(),
                                 &[],
-                                format!("signal {pid} {sig}").as_bytes(),
+                                format!("signal {} {sig}", if group { -pid } else { pid })
+                                    .as_bytes(),
                             );
                         }
                     }
@@ -804,4 +807,152 @@ pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
         format!("session {} did not stop within 10 s", meta.label()),
         "kill its supervisor (pid in meta.json); its sandbox dies with it",
     ))
+}
+
+/// What a captured exec produced.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// Exit code (128 + signal when killed; 124 when the timeout killed it).
+    pub code: i32,
+    /// Standard output, at most `limit` bytes kept (head and tail).
+    pub stdout: Vec<u8>,
+    /// Standard error, likewise.
+    pub stderr: Vec<u8>,
+    /// Bytes of output left out of the middle.
+    pub truncated: u64,
+    /// Whether the timeout ended it.
+    pub timed_out: bool,
+}
+
+/// Keep the first and last `limit / 2` bytes of what `r` produces.
+fn capture(mut r: impl std::io::Read, limit: usize) -> (Vec<u8>, u64) {
+    let half = limit / 2;
+    let mut head = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut dropped = 0u64;
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if head.len() < half {
+                head.push(b);
+            } else {
+                tail.push_back(b);
+                if tail.len() > half {
+                    tail.pop_front();
+                    dropped += 1;
+                }
+            }
+        }
+    }
+    if dropped > 0 {
+        head.extend_from_slice(format!("\n[… {dropped} bytes left out …]\n").as_bytes());
+    }
+    head.extend(tail);
+    (head, dropped)
+}
+
+/// Run one command in the session with `stdin` as its input, collecting
+/// its output (for programs driving paddock: the MCP server). The command
+/// is killed after `timeout`. Safe to call from any thread: no signal
+/// handling is touched.
+pub fn exec_captured(
+    store: &Store,
+    meta: &Meta,
+    argv: Vec<String>,
+    cwd: Option<PathBuf>,
+    caller: paddock_audit::Caller,
+    stdin: Vec<u8>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Captured, CliError> {
+    let sock = ensure_supervisor(store, meta)?;
+    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
+    let (in_r, mut in_w) = std::io::pipe().map_err(io_err("pipe"))?;
+    let (out_r, out_w) = std::io::pipe().map_err(io_err("pipe"))?;
+    let (err_r, err_w) = std::io::pipe().map_err(io_err("pipe"))?;
+    let payload =
+        serde_json::to_vec(&ControlRequest::Exec { argv, cwd, caller }).unwrap_or_default();
+    paddock_sys::send_fds(
+        conn.as_fd(),
+        &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        &payload,
+    )
+    .map_err(io_err("sending the command"))?;
+    drop((in_r, out_w, err_w));
+    let feeder = std::thread::spawn(move || {
+        let _ = in_w.write_all(&stdin);
+    });
+    let out = std::thread::spawn(move || capture(out_r, limit));
+    let err = std::thread::spawn(move || capture(err_r, limit));
+    let deadline = Instant::now() + timeout;
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut reader = BufReader::new(conn.try_clone().map_err(io_err("session"))?);
+    let mut timed_out = false;
+    let mut line = String::new();
+    let result = loop {
+        if !timed_out && Instant::now() >= deadline {
+            timed_out = true;
+            // The command and everything it started in its group.
+            let _ = (&conn).write_all(format!("signal-group {}\n", libc::SIGKILL).as_bytes());
+        }
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                break Err(CliError::new(
+                    "SESSION_LOST",
+                    format!("session {} ended while the command ran", meta.label()),
+                    "see its supervisor.log",
+                ))
+            }
+            Ok(_) => match serde_json::from_str::<ExecEvent>(&line) {
+                Ok(ExecEvent::Exited { code, .. }) => break Ok(code),
+                Ok(ExecEvent::Failed { code, message, .. }) => {
+                    break Err(CliError {
+                        code: ExecEvent::failure_reason(code),
+                        message,
+                        fix: String::new(),
+                        exit: code,
+                        raw: false,
+                    })
+                }
+                _ => {}
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => break Err(io_err("session")(e)),
+        }
+    };
+    // A background process may hold stdin open without reading it.
+    let until = Instant::now() + Duration::from_millis(500);
+    while !feeder.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Output still held open by a background process must not block us.
+    let wait = |h: std::thread::JoinHandle<(Vec<u8>, u64)>| {
+        let until = Instant::now() + Duration::from_millis(500);
+        while !h.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if h.is_finished() {
+            h.join().unwrap_or_default()
+        } else {
+            (b"[output still open in a background process]".to_vec(), 0)
+        }
+    };
+    let (stdout, t1) = wait(out);
+    let (stderr, t2) = wait(err);
+    let code = result?;
+    Ok(Captured {
+        code: if timed_out { 124 } else { code },
+        stdout,
+        stderr,
+        truncated: t1 + t2,
+        timed_out,
+    })
 }

@@ -2,6 +2,7 @@
 
 mod dashboard;
 mod doctor;
+mod mcp;
 mod policy;
 mod run;
 pub(crate) mod session;
@@ -32,6 +33,7 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         Command::Doctor(a) => doctor::doctor(a),
         Command::Status { json } => status::status(json),
         Command::Dashboard { port } => dashboard::dashboard(port),
+        Command::Mcp { policy } => mcp::mcp(policy),
         Command::Policy(c) => policy::policy(c),
         Command::Session(c) => session::session(c),
         Command::Exec(a) => session::exec(a),

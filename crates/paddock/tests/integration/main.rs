@@ -10,6 +10,7 @@ mod cli;
 mod dashboard;
 mod egress;
 mod filesystem;
+mod mcp;
 mod network;
 mod policy;
 mod process;
