@@ -24,6 +24,23 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n).decode("utf-8", "replace")
         with open(sys.argv[3], "a") as f:
             f.write(json.dumps({"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}) + "\n")
+        if self.path.startswith("/v1/messages") and '"stream":true' in body.replace(" ", ""):
+            # A minimal Messages API stream, enough for an agent CLI.
+            evs = [
+                ("message_start", {"type": "message_start", "message": {"id": "msg_test", "type": "message", "role": "assistant", "model": "claude-test", "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+                ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "pong from the stand-in"}}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 4}}),
+                ("message_stop", {"type": "message_stop"}),
+            ]
+            out = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in evs).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
         out = b'{"ok": true}'
         self.send_response(200)
         self.send_header("content-length", str(len(out)))
@@ -77,6 +94,7 @@ impl Upstream {
             "other.test.example",
             "plain.test.example",
             "rebind.test.example",
+            "api.anthropic.com",
         ];
         let leaf_key = KeyPair::generate().unwrap();
         let mut leaf_params = CertificateParams::new(names.map(String::from).to_vec()).unwrap();
@@ -444,4 +462,105 @@ fn session_network_decisions_are_audited() {
         "{evs:?}"
     );
     let _ = pd(&["session", "rm", &id]);
+}
+
+/// Wrap mode with a real agent CLI: Claude Code (from npm) runs inside the
+/// sandbox under the shipped `examples/claude-code.toml`, talking to
+/// api.anthropic.com — which the test points at a local HTTPS stand-in. Its request leaves through the proxy with
+/// the real key swapped in for the placeholder it holds; run with a key
+/// planted in the workspace instead, its request is refused and never
+/// reaches the API.
+#[test]
+fn claude_code_runs_wrapped_and_its_key_is_brokered() {
+    let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/agents");
+    let agents = std::fs::canonicalize(&agents).unwrap_or(agents);
+    let claude = agents.join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
+    assert!(
+        claude.exists(),
+        "the wrap test needs Claude Code from npm: `npm ci --prefix tests/agents` (scripts/test does it)"
+    );
+    let n = Net::new();
+    let p = n.up.port;
+    // The shipped policy, plus the stand-in's loopback address (which the
+    // DNS-rebinding guard otherwise refuses as a target).
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/claude-code.toml"),
+    )
+    .unwrap();
+    assert!(example.contains("allow = [\n"));
+    let policy = n.ws.root.join("claude-code.toml");
+    std::fs::write(
+        &policy,
+        example.replacen(
+            "allow = [\n",
+            &format!("allow = [\n  \"127.0.0.1:{p}\",\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let run = |script: &str| {
+        n.ws.paddock()
+            .env("ANTHROPIC_API_KEY", REAL_KEY)
+            .env(
+                "PADDOCK_TEST_RESOLVE",
+                format!("api.anthropic.com=127.0.0.1:{p}"),
+            )
+            .env("PADDOCK_TEST_UPSTREAM_CA", &n.up.ca)
+            .args([
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--net-log",
+                n.log.to_str().unwrap(),
+                "--mount",
+                &format!("{}:ro", agents.join("node_modules").display()),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap()
+    };
+    let cmd = format!("{} -p 'reply pong' < /dev/null", claude.display());
+    let o = run(&cmd);
+    let reqs = n.up.requests();
+    let msgs: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages"))
+        .collect();
+    assert!(
+        !msgs.is_empty(),
+        "Claude Code's request did not arrive: {}\n{}\n{reqs:?}",
+        stdout(&o),
+        stderr(&o)
+    );
+    for r in &msgs {
+        assert_eq!(r["headers"]["x-api-key"], REAL_KEY, "{r}");
+    }
+    assert!(
+        stdout(&o).contains("pong from the stand-in"),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // The same agent with a key planted in the workspace: refused.
+    std::fs::write(n.ws.proj.join("planted.key"), "sk-ant-attacker-7777").unwrap();
+    let before = n.up.requests().len();
+    let _ = run(&format!(
+        "ANTHROPIC_API_KEY=$(cat planted.key) {} -p 'reply pong' < /dev/null",
+        claude.display()
+    ));
+    let after = n.up.requests();
+    assert!(
+        after[before..]
+            .iter()
+            .all(|r| !r.to_string().contains("sk-ant-attacker")),
+        "the planted key reached the API: {after:?}"
+    );
+    assert!(
+        n.codes().iter().any(|c| c == "NET_FOREIGN_CREDENTIAL"),
+        "{:?}",
+        n.codes()
+    );
 }

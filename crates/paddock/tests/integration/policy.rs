@@ -324,3 +324,25 @@ fn init_writes_a_valid_starter_and_never_overwrites() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("POLICY_EXISTS"));
 }
+
+/// The policies shipped in examples/ are valid.
+#[test]
+fn example_policies_check() {
+    let p = PolicyWs::new();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "toml") {
+            let o = p.paddock(&["policy", "check", e.path().to_str().unwrap()]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}: {}",
+                e.path().display(),
+                stderr(&o)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
