@@ -60,6 +60,7 @@ pub fn open_log(
     session: &str,
     policy_hash: &str,
     eff: &paddock_policy::Effective,
+    extra: Option<paddock_audit::Sink>,
 ) -> Result<AuditOut, crate::error::CliError> {
     use crate::error::CliError;
     let jsonl = eff.audit_sinks.iter().any(|s| s.value == "jsonl");
@@ -98,6 +99,9 @@ pub fn open_log(
         };
     if let Some(x) = &exporter {
         log = log.with_sink(x.sink());
+    }
+    if let Some(s) = extra {
+        log = log.with_sink(s);
     }
     Ok(AuditOut {
         log: std::sync::Arc::new(log),

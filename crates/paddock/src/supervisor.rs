@@ -31,19 +31,40 @@ use crate::egress::Egress;
 use crate::error::CliError;
 use crate::policy_files;
 
-/// A request on a session's control socket.
+/// The version of the control socket's JSON protocol (docs/api.md).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request on a session's control socket (docs/api.md).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ControlRequest {
-    /// Run a command (stdin, stdout, stderr travel with the message).
+    /// Which protocol this supervisor speaks.
+    Hello,
+    /// Run a command: with stdin, stdout, stderr as file descriptors
+    /// (SCM_RIGHTS) travelling with the message, or with `capture` and no
+    /// descriptors, its output returned in an `output` event.
     Exec {
         /// Command and arguments.
         argv: Vec<String>,
         /// Working directory inside the sandbox, if visible there.
+        #[serde(default)]
         cwd: Option<PathBuf>,
         /// Who asked (recorded with the command's audit events).
         #[serde(default)]
         caller: paddock_audit::Caller,
+        /// Collect stdout and stderr (no descriptors sent).
+        #[serde(default)]
+        capture: bool,
+        /// With `capture`: the command's standard input.
+        #[serde(default)]
+        stdin: Option<String>,
+    },
+    /// The session's audit events with a sequence number above `after`,
+    /// then every new one as it happens, until the client hangs up.
+    Subscribe {
+        /// Only events after this sequence number (default 0: all).
+        #[serde(default)]
+        after: u64,
     },
     /// End the sandbox.
     Stop,
@@ -113,6 +134,8 @@ struct Shared {
     /// Who asked for each exec request and what (argv, cwd), for its
     /// `exec.start` and its processes' audit records.
     callers: Mutex<HashMap<u64, (paddock_audit::Caller, serde_json::Value)>>,
+    /// Clients subscribed to the audit events.
+    subscribers: Arc<Mutex<Vec<mpsc::Sender<paddock_audit::Event>>>>,
 }
 
 impl Shared {
@@ -203,7 +226,18 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         &meta.id,
         &crate::status::summarize(&eff, &spec, &running.limits),
     );
-    let mut audit_out = crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff)?;
+    // Subscribers (`{"op":"subscribe"}`) get every event as it is recorded.
+    let subscribers: Arc<Mutex<Vec<mpsc::Sender<paddock_audit::Event>>>> = Arc::default();
+    let fanout = {
+        let subs = subscribers.clone();
+        Arc::new(move |e: &paddock_audit::Event| {
+            subs.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|tx| tx.send(e.clone()).is_ok());
+        }) as paddock_audit::Sink
+    };
+    let mut audit_out =
+        crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff, Some(fanout))?;
     audit_out.start_export();
     let audit = audit_out.log.clone();
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
@@ -250,6 +284,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         stop: stop_tx,
         audit: audit.clone(),
         callers: Mutex::new(HashMap::new()),
+        subscribers,
     });
     shared.audit.emit(
         "session.start",
@@ -409,12 +444,54 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
         Err(e) => {
             send_line(
                 &conn,
-                &serde_json::json!({"error": format!("bad request: {e}")}),
+                &serde_json::json!({"error": "BAD_REQUEST", "message": format!("bad request: {e}"), "protocol": PROTOCOL_VERSION}),
             );
             return;
         }
     };
     match req {
+        ControlRequest::Hello => {
+            let m = shared
+                .meta
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            send_line(
+                &conn,
+                &serde_json::json!({"protocol": PROTOCOL_VERSION, "paddock": env!("CARGO_PKG_VERSION"), "session": m.id, "policy_hash": m.policy_hash, "ops": ["hello", "exec", "status", "stop", "subscribe"]}),
+            );
+        }
+        ControlRequest::Subscribe { after } => {
+            // Registered first, so nothing falls between the backlog and
+            // the live events; duplicates are skipped by sequence number.
+            let (tx, rx) = mpsc::channel::<paddock_audit::Event>();
+            shared
+                .subscribers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tx);
+            let path = shared
+                .store
+                .dir(&shared.meta.lock().unwrap_or_else(|e| e.into_inner()).id)
+                .join("audit.jsonl");
+            let mut last = after;
+            for e in paddock_audit::read(&path) {
+                if e.seq > last {
+                    last = e.seq;
+                    if !send_line(&conn, &e) {
+                        return;
+                    }
+                }
+            }
+            while let Ok(e) = rx.recv() {
+                if e.seq > last {
+                    last = e.seq;
+                    if !send_line(&conn, &e) {
+                        return;
+                    }
+                }
+            }
+        }
         ControlRequest::Stop => {
             send_line(&conn, &serde_json::json!({"ok": true}));
             let _ = shared.stop.send("stopped on request");
@@ -430,14 +507,65 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}),
             );
         }
-        ControlRequest::Exec { argv, cwd, caller } => {
+        ControlRequest::Exec {
+            argv,
+            cwd,
+            caller,
+            capture,
+            stdin,
+        } => {
+            if argv.is_empty() {
+                send_line(
+                    &conn,
+                    &serde_json::json!({"error": "BAD_REQUEST", "message": "argv is empty"}),
+                );
+                return;
+            }
+            // Captured: paddock makes the pipes and collects the output.
+            let mut fds = fds;
+            let mut captured = None;
+            if capture && fds.is_empty() {
+                let made = (|| -> std::io::Result<_> {
+                    let (in_r, mut in_w) = std::io::pipe()?;
+                    let (out_r, out_w) = std::io::pipe()?;
+                    let (err_r, err_w) = std::io::pipe()?;
+                    let input = stdin.unwrap_or_default().into_bytes();
+                    std::thread::spawn(move || {
+                        let _ = in_w.write_all(&input);
+                    });
+                    let out = std::thread::spawn(move || capture_output(out_r, 1 << 20));
+                    let err = std::thread::spawn(move || capture_output(err_r, 1 << 20));
+                    Ok((
+                        vec![
+                            std::os::fd::OwnedFd::from(in_r),
+                            std::os::fd::OwnedFd::from(out_w),
+                            std::os::fd::OwnedFd::from(err_w),
+                        ],
+                        (out, err),
+                    ))
+                })();
+                match made {
+                    Ok((f, c)) => {
+                        fds = f;
+                        captured = Some(c);
+                    }
+                    Err(e) => {
+                        send_line(
+                            &conn,
+                            &serde_json::json!({"error": "SESSION_IO", "message": format!("pipes: {e}")}),
+                        );
+                        return;
+                    }
+                }
+            }
             if fds.len() != 3 {
                 send_line(
                     &conn,
                     &ExecEvent::Failed {
                         id: 0,
                         code: 125,
-                        message: "exec needs stdin, stdout and stderr".into(),
+                        message: "exec needs stdin, stdout and stderr as descriptors, or \"capture\": true"
+                            .into(),
                     },
                 );
                 return;
@@ -574,6 +702,15 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                     }
                 }
                 let done = !matches!(ev, ExecEvent::Started { .. });
+                if done {
+                    if let Some((out, err)) = captured.take() {
+                        let (stdout, stderr) = (bounded_join(out), bounded_join(err));
+                        send_line(
+                            &conn,
+                            &serde_json::json!({"event": "output", "id": id, "stdout": String::from_utf8_lossy(&stdout), "stderr": String::from_utf8_lossy(&stderr)}),
+                        );
+                    }
+                }
                 if !send_line(&conn, &ev) || done {
                     break;
                 }
@@ -730,8 +867,14 @@ fn exec_with_winch(
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
     let caller = CALLER.with(|c| c.borrow().clone());
-    let payload =
-        serde_json::to_vec(&ControlRequest::Exec { argv, cwd, caller }).unwrap_or_default();
+    let payload = serde_json::to_vec(&ControlRequest::Exec {
+        argv,
+        cwd,
+        caller,
+        capture: false,
+        stdin: None,
+    })
+    .unwrap_or_default();
     paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.
@@ -809,6 +952,22 @@ pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
     ))
 }
 
+/// A command to run with its output collected.
+pub struct CaptureRequest {
+    /// Command and arguments.
+    pub argv: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub cwd: Option<PathBuf>,
+    /// Who asked.
+    pub caller: paddock_audit::Caller,
+    /// Its standard input.
+    pub stdin: Vec<u8>,
+    /// Killed (with its process group) after this long.
+    pub timeout: Duration,
+    /// Bytes of each stream kept.
+    pub limit: usize,
+}
+
 /// What a captured exec produced.
 #[derive(Debug, Clone, Default)]
 pub struct Captured {
@@ -824,8 +983,22 @@ pub struct Captured {
     pub timed_out: bool,
 }
 
+/// A capture thread's output, waiting at most half a second (a background
+/// process may hold the pipe open).
+fn bounded_join(h: std::thread::JoinHandle<(Vec<u8>, u64)>) -> Vec<u8> {
+    let until = Instant::now() + Duration::from_millis(500);
+    while !h.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if h.is_finished() {
+        h.join().map(|x| x.0).unwrap_or_default()
+    } else {
+        b"[output still open in a background process]".to_vec()
+    }
+}
+
 /// Keep the first and last `limit / 2` bytes of what `r` produces.
-fn capture(mut r: impl std::io::Read, limit: usize) -> (Vec<u8>, u64) {
+fn capture_output(mut r: impl std::io::Read, limit: usize) -> (Vec<u8>, u64) {
     let half = limit / 2;
     let mut head = Vec::new();
     let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
@@ -858,23 +1031,28 @@ fn capture(mut r: impl std::io::Read, limit: usize) -> (Vec<u8>, u64) {
 /// its output (for programs driving paddock: the MCP server). The command
 /// is killed after `timeout`. Safe to call from any thread: no signal
 /// handling is touched.
-pub fn exec_captured(
-    store: &Store,
-    meta: &Meta,
-    argv: Vec<String>,
-    cwd: Option<PathBuf>,
-    caller: paddock_audit::Caller,
-    stdin: Vec<u8>,
-    timeout: Duration,
-    limit: usize,
-) -> Result<Captured, CliError> {
+pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Captured, CliError> {
+    let CaptureRequest {
+        argv,
+        cwd,
+        caller,
+        stdin,
+        timeout,
+        limit,
+    } = r;
     let sock = ensure_supervisor(store, meta)?;
     let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
     let (in_r, mut in_w) = std::io::pipe().map_err(io_err("pipe"))?;
     let (out_r, out_w) = std::io::pipe().map_err(io_err("pipe"))?;
     let (err_r, err_w) = std::io::pipe().map_err(io_err("pipe"))?;
-    let payload =
-        serde_json::to_vec(&ControlRequest::Exec { argv, cwd, caller }).unwrap_or_default();
+    let payload = serde_json::to_vec(&ControlRequest::Exec {
+        argv,
+        cwd,
+        caller,
+        capture: false,
+        stdin: None,
+    })
+    .unwrap_or_default();
     paddock_sys::send_fds(
         conn.as_fd(),
         &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd()],
@@ -885,8 +1063,8 @@ pub fn exec_captured(
     let feeder = std::thread::spawn(move || {
         let _ = in_w.write_all(&stdin);
     });
-    let out = std::thread::spawn(move || capture(out_r, limit));
-    let err = std::thread::spawn(move || capture(err_r, limit));
+    let out = std::thread::spawn(move || capture_output(out_r, limit));
+    let err = std::thread::spawn(move || capture_output(err_r, limit));
     let deadline = Instant::now() + timeout;
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut reader = BufReader::new(conn.try_clone().map_err(io_err("session"))?);

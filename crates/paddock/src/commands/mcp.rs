@@ -164,12 +164,14 @@ impl Paddock {
             crate::supervisor::exec_captured(
                 &this.state.store,
                 &meta,
-                argv,
-                cwd.or_else(|| Some(meta.inputs.workspace.clone())),
-                who,
-                stdin,
-                timeout,
-                OUTPUT_LIMIT,
+                crate::supervisor::CaptureRequest {
+                    argv,
+                    cwd: cwd.or_else(|| Some(meta.inputs.workspace.clone())),
+                    caller: who,
+                    stdin,
+                    timeout,
+                    limit: OUTPUT_LIMIT,
+                },
             )
             .map_err(|e| format!("{}: {}", e.code, e.message))
         })

@@ -207,7 +207,8 @@ impl RunAudit {
                 return Ok(None);
             }
         };
-        let out = crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff)?;
+        let out =
+            crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff, None)?;
         let log = out.log.clone();
         let caller = crate::audit::caller_from_env();
         log.emit(

@@ -5,6 +5,7 @@
 
 mod util;
 
+mod api;
 mod audit;
 mod cli;
 mod dashboard;
