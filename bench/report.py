@@ -131,7 +131,9 @@ S.append(px)
 # File-heavy workloads.
 fw = ["## File-heavy workloads and audit levels", "",
       "Each workload runs natively and under `paddock run` at each audit level (the default is "
-      "`writes`), in the same folder on the same disk. Medians in ms; ratio to native in parentheses.", "",
+      "`writes`), in the same folder on the same disk, the variants alternating round by round "
+      "(bench/alternate.py) so that the disk's drift does not favour one. Medians in ms; ratio to "
+      "native in parentheses.", "",
       "| workload | native | off | denied | writes (default) | all |", "|---|---:|---:|---:|---:|---:|"]
 labels = {
     "unpack_grep": "unpack 2000 text files, `grep -r`, delete",
