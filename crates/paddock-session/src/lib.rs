@@ -218,8 +218,13 @@ impl Store {
     /// Create the record of one `paddock run`, owned by the calling
     /// process (state `running` until [`Store::finish_run`]). Not fsynced:
     /// it is an audit trail's home, and a start-up cost every run pays.
-    pub fn create_run(&self, policy_hash: String, inputs: Inputs) -> Result<Meta, SessionError> {
-        let mut meta = self.new_record(None, policy_hash, 0, inputs)?;
+    pub fn create_run(
+        &self,
+        id: &str,
+        policy_hash: String,
+        inputs: Inputs,
+    ) -> Result<Meta, SessionError> {
+        let mut meta = self.new_record_with(id.to_string(), None, policy_hash, 0, inputs)?;
         meta.oneshot = true;
         meta.state = State::Running;
         let pid = std::process::id() as i32;
@@ -240,6 +245,17 @@ impl Store {
         self.save_quick(meta)
     }
 
+    /// A new record id: 12 hex digits from the kernel's random pool.
+    pub fn new_id() -> Result<String, SessionError> {
+        let mut b = [0u8; 6];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(io("reading /dev/urandom"))?,
+            &mut b,
+        )
+        .map_err(io("reading /dev/urandom"))?;
+        Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+
     fn new_record(
         &self,
         name: Option<String>,
@@ -247,13 +263,17 @@ impl Store {
         idle_timeout_s: u64,
         inputs: Inputs,
     ) -> Result<Meta, SessionError> {
-        let mut b = [0u8; 6];
-        std::io::Read::read_exact(
-            &mut std::fs::File::open("/dev/urandom").map_err(io("reading /dev/urandom"))?,
-            &mut b,
-        )
-        .map_err(io("reading /dev/urandom"))?;
-        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        self.new_record_with(Self::new_id()?, name, policy_hash, idle_timeout_s, inputs)
+    }
+
+    fn new_record_with(
+        &self,
+        id: String,
+        name: Option<String>,
+        policy_hash: String,
+        idle_timeout_s: u64,
+        inputs: Inputs,
+    ) -> Result<Meta, SessionError> {
         let dir = self.dir(&id);
         {
             use std::os::unix::fs::DirBuilderExt;

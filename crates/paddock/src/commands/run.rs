@@ -30,13 +30,14 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
-    // other session's.
-    let mut audit = RunAudit::start(&host, &eff, &flags, a.policy.as_deref())?;
-    if let Some(au) = &audit {
+    // other session's. Its id is chosen now; the record is written once
+    // the sandbox is cloned, while its pid 1 builds the filesystem on the
+    // other core, off the start-up path.
+    let plan = RunAudit::plan(&eff)?;
+    if let Some(id) = &plan {
         // Host tools attribute the run's processes to its record.
-        spec.label = Some(au.meta.id.clone());
-        spec.env
-            .push(("PADDOCK_SESSION".into(), au.meta.id.clone().into()));
+        spec.label = Some(id.clone());
+        spec.env.push(("PADDOCK_SESSION".into(), id.clone().into()));
     }
     let mut events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
@@ -55,21 +56,24 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         None if verbose => Some(paddock_proxy::jsonl_sink(Box::new(std::io::stderr()))),
         None => None,
     };
-    if let Some(au) = &audit {
-        events = Some(au.net_sink(events));
-    }
     // The sandbox is created while paddock is single-threaded; the proxy's
     // thread starts after, on the listener pid 1 handed over.
     let started = std::time::Instant::now();
+    let policy = a.policy.as_deref();
     let mut running = match paddock_sandbox::spawn(&spec) {
         Ok(r) => r,
         Err(e) => {
-            if let Some(au) = audit {
+            let opened = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy));
+            if let Some(au) = opened {
                 au.finish(&flags.argv, Err(e.reason_code()), started);
             }
             return Err(e.into());
         }
     };
+    let mut audit = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy));
+    if let Some(au) = &audit {
+        events = Some(au.net_sink(events));
+    }
     if let Some(au) = &mut audit {
         // The exporter's thread may start now that the sandbox is cloned.
         au.out.start_export();
@@ -175,19 +179,41 @@ struct RunAudit {
 }
 
 impl RunAudit {
-    /// Create the run's record and log; None when the policy records
-    /// nothing. A store that cannot be written costs the audit trail, with
-    /// a warning, not the run; an export the policy asks for and that
-    /// cannot be set up stops the run.
-    fn start(
+    /// The run's record id, or None when the policy records nothing. An
+    /// export the policy asks for and that cannot be set up stops the run
+    /// here, before anything starts.
+    fn plan(eff: &paddock_policy::Effective) -> Result<Option<String>, CliError> {
+        if eff.audit_level.value == paddock_policy::AuditLevel::Off {
+            return Ok(None);
+        }
+        let policy_wants = eff.audit_sinks.iter().any(|s| s.value == "otlp");
+        if let Err(msg) =
+            paddock_otlp::resolve(policy_wants, eff.otlp_endpoint.value.as_deref(), &|k| {
+                std::env::var(k).ok()
+            })
+        {
+            if policy_wants {
+                return Err(CliError::new(
+                    "AUDIT_OTLP_CONFIG",
+                    msg,
+                    "the policy asks for OTLP export (audit.sinks); fix the endpoint settings",
+                ));
+            }
+        }
+        paddock_session::Store::new_id()
+            .map(Some)
+            .map_err(|e| CliError::new("HOST_IO_ERROR", e.to_string(), "check /dev/urandom"))
+    }
+
+    /// Create the run's record `id` and its log. A store that cannot be
+    /// written costs the audit trail, with a warning, not the run.
+    fn open(
+        id: &str,
         host: &crate::compile::HostFacts,
         eff: &paddock_policy::Effective,
         flags: &RunFlags,
         policy: Option<&Path>,
-    ) -> Result<Option<RunAudit>, CliError> {
-        if eff.audit_level.value == paddock_policy::AuditLevel::Off {
-            return Ok(None);
-        }
+    ) -> Option<RunAudit> {
         let store = paddock_session::Store::locate(&host.home);
         let inputs = paddock_session::Inputs {
             workspace: host.cwd.clone(),
@@ -196,19 +222,33 @@ impl RunAudit {
             env: flags.env.clone(),
             unprotect: flags.unprotect.clone(),
         };
-        let meta = match store.create_run(eff.hash(), inputs) {
+        let unrecorded = |e: String| {
+            eprintln!(
+                "paddock: warning[AUDIT_UNAVAILABLE]: this run is not recorded: {e}\n  fix: \
+                 make {} writable, or set PADDOCK_HOME",
+                store.root().display()
+            );
+        };
+        let meta = match store.create_run(id, eff.hash(), inputs) {
             Ok(m) => m,
             Err(e) => {
-                eprintln!(
-                    "paddock: warning[AUDIT_UNAVAILABLE]: this run is not recorded: {e}\n  fix: \
-                     make {} writable, or set PADDOCK_HOME",
-                    store.root().display()
-                );
-                return Ok(None);
+                unrecorded(e.to_string());
+                return None;
             }
         };
-        let out =
-            crate::audit::open_log(&store.dir(&meta.id), &meta.id, &meta.policy_hash, eff, None)?;
+        let out = match crate::audit::open_log(
+            &store.dir(&meta.id),
+            &meta.id,
+            &meta.policy_hash,
+            eff,
+            None,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                unrecorded(e.message);
+                return None;
+            }
+        };
         let log = out.log.clone();
         let caller = crate::audit::caller_from_env();
         log.emit(
@@ -218,14 +258,14 @@ impl RunAudit {
             &paddock_audit::Caller::default(),
             serde_json::json!({"oneshot": true, "workspace": host.cwd, "paddock_pid": std::process::id()}),
         );
-        Ok(Some(RunAudit {
+        Some(RunAudit {
             out,
             log,
             store,
             meta,
             caller,
             retention: crate::commands::session::retention(eff),
-        }))
+        })
     }
 
     /// The proxy's decisions go to the log, and to `also` (`--net-log`).
