@@ -29,6 +29,29 @@ struct Open {
     tool: String,
 }
 
+impl Open {
+    /// The finished span: ERROR status when `failed`, OK otherwise.
+    fn into_span(self, end_ns: u64, message: String, failed: bool) -> wire::Span {
+        wire::Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            trace_state: String::new(),
+            parent_span_id: self.parent,
+            name: format!("execute_tool {}", self.tool),
+            kind: 1,
+            start_time_unix_nano: self.start_ns,
+            end_time_unix_nano: end_ns.max(self.start_ns),
+            attributes: self.attrs,
+            status: Some(wire::Status {
+                message,
+                code: if failed { 2 } else { 1 },
+            }),
+            // W3C trace flags: sampled.
+            flags: 0x01,
+        }
+    }
+}
+
 /// Builds batches from events.
 pub struct Mapper {
     resource: wire::Resource,
@@ -234,22 +257,9 @@ impl Mapper {
                 if let Some(r) = &e.reason_code {
                     attrs.push(kv("error.type", s(r.clone())));
                 }
-                self.spans.push(wire::Span {
-                    trace_id: o.trace_id,
-                    span_id: o.span_id,
-                    trace_state: String::new(),
-                    parent_span_id: o.parent,
-                    name: format!("execute_tool {}", o.tool),
-                    kind: 1,
-                    start_time_unix_nano: o.start_ns,
-                    end_time_unix_nano: ns(e.ts_ms).max(o.start_ns),
-                    attributes: attrs,
-                    status: Some(wire::Status {
-                        message,
-                        code: if failed { 2 } else { 1 },
-                    }),
-                    flags: 0x100,
-                });
+                let end = ns(e.ts_ms);
+                self.spans
+                    .push(Open { attrs, ..o }.into_span(end, message, failed));
             }
             kind => {
                 let mut attrs = Self::common(e);
@@ -339,22 +349,11 @@ impl Mapper {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         for (_, o) in self.open.drain() {
-            self.spans.push(wire::Span {
-                trace_id: o.trace_id,
-                span_id: o.span_id,
-                trace_state: String::new(),
-                parent_span_id: o.parent,
-                name: format!("execute_tool {}", o.tool),
-                kind: 1,
-                start_time_unix_nano: o.start_ns,
-                end_time_unix_nano: ns(now).max(o.start_ns),
-                attributes: o.attrs,
-                status: Some(wire::Status {
-                    message: "the session ended while the command ran".into(),
-                    code: 2,
-                }),
-                flags: 0x100,
-            });
+            self.spans.push(o.into_span(
+                ns(now),
+                "the session ended while the command ran".into(),
+                true,
+            ));
         }
         self.take()
     }

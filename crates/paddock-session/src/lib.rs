@@ -210,7 +210,8 @@ impl Store {
                 return Err(SessionError::NameTaken(n.clone()));
             }
         }
-        let meta = self.new_record(name, policy_hash, idle_timeout_s, inputs)?;
+        let meta =
+            self.new_record_with(Self::new_id()?, name, policy_hash, idle_timeout_s, inputs)?;
         self.save(&meta)?;
         Ok(meta)
     }
@@ -254,16 +255,6 @@ impl Store {
         )
         .map_err(io("reading /dev/urandom"))?;
         Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-    }
-
-    fn new_record(
-        &self,
-        name: Option<String>,
-        policy_hash: String,
-        idle_timeout_s: u64,
-        inputs: Inputs,
-    ) -> Result<Meta, SessionError> {
-        self.new_record_with(Self::new_id()?, name, policy_hash, idle_timeout_s, inputs)
     }
 
     fn new_record_with(

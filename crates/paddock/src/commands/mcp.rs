@@ -90,6 +90,19 @@ fn failure(text: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text.into())])
 }
 
+/// A file tool's answer: `ok(output)` when its command succeeded, else the
+/// command's stderr (the sandbox's refusal, in its own words).
+fn answer(
+    r: Result<crate::supervisor::Captured, String>,
+    ok: impl FnOnce(&crate::supervisor::Captured) -> String,
+) -> CallToolResult {
+    match r {
+        Ok(c) if c.code == 0 => CallToolResult::success(vec![ContentBlock::text(ok(&c))]),
+        Ok(c) => failure(String::from_utf8_lossy(&c.stderr).trim().to_string()),
+        Err(e) => failure(e),
+    }
+}
+
 fn caller(id: &RequestId, meta: &RequestMetaObject) -> paddock_audit::Caller {
     let from_meta = serde_json::to_value(meta).ok().and_then(|v| {
         ["toolCallId", "tool_call_id"]
@@ -179,6 +192,18 @@ impl Paddock {
         .map_err(|e| format!("internal error: {e}"))?
     }
 
+    /// A file tool's command: one minute at most, no working directory.
+    async fn file_op(
+        &self,
+        argv: Vec<String>,
+        stdin: Vec<u8>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<crate::supervisor::Captured, String> {
+        let who = caller(&ctx.id, &ctx.meta);
+        self.run(argv, None, stdin, Duration::from_secs(60), who)
+            .await
+    }
+
     fn workspace_path(&self, p: &str) -> String {
         // `.` components go; `..` stays for the sandbox to resolve.
         let joined: PathBuf = self.state.host.cwd.join(p).components().collect();
@@ -254,24 +279,10 @@ impl Paddock {
             "--".into(),
             path,
         ];
-        match self
-            .run(
-                argv,
-                None,
-                Vec::new(),
-                Duration::from_secs(60),
-                caller(&ctx.id, &ctx.meta),
-            )
-            .await
-        {
-            Ok(c) if c.code == 0 => Ok(CallToolResult::success(vec![ContentBlock::text(
-                String::from_utf8_lossy(&c.stdout).into_owned(),
-            )])),
-            Ok(c) => Ok(failure(
-                String::from_utf8_lossy(&c.stderr).trim().to_string(),
-            )),
-            Err(e) => Ok(failure(e)),
-        }
+        let r = self.file_op(argv, Vec::new(), &ctx).await;
+        Ok(answer(r, |c| {
+            String::from_utf8_lossy(&c.stdout).into_owned()
+        }))
     }
 
     #[tool(
@@ -291,24 +302,8 @@ impl Paddock {
             path.clone(),
         ];
         let n = a.content.len();
-        match self
-            .run(
-                argv,
-                None,
-                a.content.into_bytes(),
-                Duration::from_secs(60),
-                caller(&ctx.id, &ctx.meta),
-            )
-            .await
-        {
-            Ok(c) if c.code == 0 => Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-                "wrote {n} bytes to {path}"
-            ))])),
-            Ok(c) => Ok(failure(
-                String::from_utf8_lossy(&c.stderr).trim().to_string(),
-            )),
-            Err(e) => Ok(failure(e)),
-        }
+        let r = self.file_op(argv, a.content.into_bytes(), &ctx).await;
+        Ok(answer(r, |_| format!("wrote {n} bytes to {path}")))
     }
 
     #[tool(
@@ -331,35 +326,16 @@ impl Paddock {
             "-printf".into(),
             "%y %s %p\\n".into(),
         ];
-        match self
-            .run(
-                argv,
-                None,
-                Vec::new(),
-                Duration::from_secs(60),
-                caller(&ctx.id, &ctx.meta),
-            )
-            .await
-        {
-            Ok(c) if c.code == 0 => {
-                let mut lines: Vec<&str> = std::str::from_utf8(&c.stdout)
-                    .unwrap_or("")
-                    .lines()
-                    .collect();
-                lines.sort_by_key(|l| {
-                    l.split_once(' ')
-                        .and_then(|(_, r)| r.split_once(' '))
-                        .map(|(_, p)| p.to_string())
-                });
-                Ok(CallToolResult::success(vec![ContentBlock::text(
-                    lines.join("\n"),
-                )]))
-            }
-            Ok(c) => Ok(failure(
-                String::from_utf8_lossy(&c.stderr).trim().to_string(),
-            )),
-            Err(e) => Ok(failure(e)),
-        }
+        let r = self.file_op(argv, Vec::new(), &ctx).await;
+        Ok(answer(r, |c| {
+            let mut lines: Vec<&str> = std::str::from_utf8(&c.stdout)
+                .unwrap_or("")
+                .lines()
+                .collect();
+            // By path (the third field).
+            lines.sort_by_key(|l| l.splitn(3, ' ').nth(2).map(str::to_string));
+            lines.join("\n")
+        }))
     }
 
     #[tool(

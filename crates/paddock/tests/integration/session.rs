@@ -53,6 +53,25 @@ impl S {
             .and_then(|s| s["supervisor_pid"].as_u64())
             .and_then(|p| u32::try_from(p).ok())
     }
+    /// A running session with a background process tagged `tag`: (id,
+    /// supervisor pid, the marker to look for on the host).
+    fn with_background_process(&self, tag: &str) -> (String, u32, String) {
+        let id = self.start(&[]);
+        let marker = format!("{tag}-{}", std::process::id());
+        self.exec(
+            &id,
+            &format!("sh -c 'sleep 300; true' {marker} >/dev/null 2>&1 & echo started"),
+        );
+        assert!(wait_until(Duration::from_secs(5), || !host_processes_with(
+            &marker
+        )
+        .is_empty()));
+        let sup = self
+            .supervisor(&id)
+            .expect("running session has a supervisor");
+        (id, sup, marker)
+    }
+
     fn policy(&self, text: &str) -> String {
         let p = self.ws.root.join("policy.toml");
         std::fs::write(&p, text).unwrap();
@@ -154,17 +173,7 @@ fn idle_timeout_ends_the_sandbox_and_keeps_the_record() {
 #[test]
 fn killed_supervisor_leaves_no_process_and_gc_removes_the_session() {
     let s = S::new();
-    let id = s.start(&[]);
-    let marker = format!("paddock-session-marker-{}", std::process::id());
-    s.exec(
-        &id,
-        &format!("sh -c 'sleep 300; true' {marker} >/dev/null 2>&1 & echo started"),
-    );
-    assert!(wait_until(Duration::from_secs(5), || !host_processes_with(
-        &marker
-    )
-    .is_empty()));
-    let sup = s.supervisor(&id).expect("running session has a supervisor");
+    let (id, sup, marker) = s.with_background_process("paddock-session-marker");
     signal(sup, "KILL");
     assert!(
         wait_until(Duration::from_secs(5), || host_processes_with(&marker)
@@ -187,17 +196,7 @@ fn killed_supervisor_leaves_no_process_and_gc_removes_the_session() {
 #[test]
 fn terminated_supervisor_stops_the_session_cleanly() {
     let s = S::new();
-    let id = s.start(&[]);
-    let marker = format!("paddock-term-marker-{}", std::process::id());
-    s.exec(
-        &id,
-        &format!("sh -c 'sleep 300; true' {marker} >/dev/null 2>&1 & echo started"),
-    );
-    assert!(wait_until(Duration::from_secs(5), || !host_processes_with(
-        &marker
-    )
-    .is_empty()));
-    let sup = s.supervisor(&id).expect("running session has a supervisor");
+    let (id, sup, marker) = s.with_background_process("paddock-term-marker");
     signal(sup, "TERM");
     assert!(
         wait_until(Duration::from_secs(10), || s.state(&id) == "stopped"),
