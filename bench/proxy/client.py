@@ -1,8 +1,8 @@
 """Proxy benchmark client: N requests on fresh connections (latency), then
 one large download (throughput). Direct, or through the proxy named by
 HTTPS_PROXY with CONNECT. Prints one JSON line."""
-import http.client, json, os, ssl, statistics, sys, time
-from urllib.parse import urlparse
+import base64, http.client, json, os, ssl, statistics, sys, time
+from urllib.parse import unquote, urlparse
 
 host, port, n, big, cafile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 ctx = ssl.create_default_context(cafile=cafile)
@@ -12,7 +12,12 @@ def conn():
     if proxy:
         p = urlparse(proxy)
         c = http.client.HTTPSConnection(p.hostname, p.port, context=ctx, timeout=30)
-        c.set_tunnel(host, port)
+        headers = {}
+        if p.username is not None:
+            # Proxies that want credentials (srt's) carry them in the URL.
+            cred = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
+        c.set_tunnel(host, port, headers=headers)
         return c
     return http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
 
