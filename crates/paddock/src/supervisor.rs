@@ -139,6 +139,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// A copy of the session's record.
+    fn meta(&self) -> Meta {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn touch(&self, started: bool) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let mut m = self.meta.lock().unwrap_or_else(|e| e.into_inner());
@@ -415,11 +420,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         &paddock_audit::Caller::default(),
         serde_json::json!({"reason": reason}),
     );
-    let mut m = shared
-        .meta
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let mut m = shared.meta();
     m.state = State::Stopped;
     m.supervisor = None;
     store.save(&m).map_err(session_err)?;
@@ -451,11 +452,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
     };
     match req {
         ControlRequest::Hello => {
-            let m = shared
-                .meta
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let m = shared.meta();
             send_line(
                 &conn,
                 &serde_json::json!({"protocol": PROTOCOL_VERSION, "paddock": env!("CARGO_PKG_VERSION"), "session": m.id, "policy_hash": m.policy_hash, "ops": ["hello", "exec", "status", "stop", "subscribe"]}),
@@ -470,10 +467,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(tx);
-            let path = shared
-                .store
-                .dir(&shared.meta.lock().unwrap_or_else(|e| e.into_inner()).id)
-                .join("audit.jsonl");
+            let path = shared.store.dir(&shared.meta().id).join("audit.jsonl");
             let mut last = after;
             for e in paddock_audit::read(&path) {
                 if e.seq > last {
@@ -497,11 +491,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             let _ = shared.stop.send("stopped on request");
         }
         ControlRequest::Status => {
-            let m = shared
-                .meta
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let m = shared.meta();
             send_line(
                 &conn,
                 &serde_json::json!({"id": m.id, "running_commands": shared.active.load(Ordering::SeqCst), "commands": m.commands}),
@@ -597,15 +587,7 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 argv,
                 // Host tools (ps e, EDR) attribute sandbox processes to
                 // their session through this marker.
-                env: vec![(
-                    "PADDOCK_SESSION".to_string(),
-                    shared
-                        .meta
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .id
-                        .clone(),
-                )],
+                env: vec![("PADDOCK_SESSION".to_string(), shared.meta().id)],
                 cwd,
             };
             let payload = serde_json::to_vec(&req).unwrap_or_default();
