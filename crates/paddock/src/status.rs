@@ -562,7 +562,12 @@ pub fn render(st: &Status) -> String {
             "\n{:<12} {:<10} {:<8} {:>5} {:>5} {:>5} {:>7} {:>7}  {}\n",
             "ID", "NAME", "STATE", "AGE", "IDLE", "CMDS", "MEM", "DISK", "KIND"
         ));
-        for s in &st.sessions {
+        // Live ones first, then the most recently used, 15 at most.
+        let mut shown: Vec<&SessionStatus> = st.sessions.iter().collect();
+        shown.sort_by_key(|s| (s.state != "running", s.idle_s));
+        let hidden = shown.len().saturating_sub(15);
+        shown.truncate(15);
+        for s in shown {
             o.push_str(&format!(
                 "{:<12} {:<10} {:<8} {:>5} {:>5} {:>5} {:>7} {:>7}  {}\n",
                 clip(&s.id, 12),
@@ -576,6 +581,11 @@ pub fn render(st: &Status) -> String {
                     .unwrap_or_else(|| "-".into()),
                 human_bytes(s.disk_bytes),
                 if s.oneshot { "run" } else { "session" }
+            ));
+        }
+        if hidden > 0 {
+            o.push_str(&format!(
+                "… {hidden} more (paddock session list, or --json)\n"
             ));
         }
     }
