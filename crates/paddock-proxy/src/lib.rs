@@ -254,6 +254,28 @@ impl Ctx {
         }
     }
 
+    /// Judge `host:port` by the policy, then resolve it — in that order: a
+    /// lookup of a name the policy refuses would itself carry data out (DNS
+    /// exfiltration). A refusal is recorded here. Ok: the address and the
+    /// allowing reason code; Err: the refusing code and why.
+    async fn admit(
+        &self,
+        host: &str,
+        port: u16,
+        start: Instant,
+    ) -> Result<(SocketAddr, &'static str), (&'static str, String)> {
+        let d = decide_network(&self.cfg.policy, host, port, None);
+        let judged = if d.allowed {
+            self.resolve(host, port).await.map(|a| (a, d.code))
+        } else {
+            Err((d.code, d.rule))
+        };
+        if let Err((code, _)) = &judged {
+            self.emit(host, port, None, (false, code, 0, 0), start);
+        }
+        judged
+    }
+
     /// Resolve `host:port`, refusing private targets the policy does not name.
     async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, (&'static str, String)> {
         let addr = if let Some(a) = self.cfg.resolve.get(&host.to_ascii_lowercase()) {
@@ -490,17 +512,9 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
         else {
             return refuse("NET_BAD_REQUEST", "CONNECT needs host:port");
         };
-        let d = decide_network(&ctx.cfg.policy, &host, port, None);
-        if !d.allowed {
-            ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
-            return refuse(d.code, &d.rule);
-        }
-        let addr = match ctx.resolve(&host, port).await {
-            Ok(a) => a,
-            Err((code, why)) => {
-                ctx.emit(&host, port, None, (false, code, 0, 0), start);
-                return refuse(code, &why);
-            }
+        let addr = match ctx.admit(&host, port, start).await {
+            Ok((a, _)) => a,
+            Err((code, why)) => return refuse(code, &why),
         };
         let inspect = ctx.must_inspect(&host, port);
         if inspect && ctx.cfg.ca.is_none() {
@@ -546,19 +560,9 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
             );
         }
     }
-    // The host is judged before it is resolved: a lookup of a name the
-    // policy refuses would itself carry data out (DNS exfiltration).
-    let d = decide_network(&ctx.cfg.policy, &host, port, None);
-    if !d.allowed {
-        ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
-        return refuse(d.code, &d.rule);
-    }
-    let addr = match ctx.resolve(&host, port).await {
-        Ok(a) => a,
-        Err((code, why)) => {
-            ctx.emit(&host, port, None, (false, code, 0, 0), start);
-            return refuse(code, &why);
-        }
+    let addr = match ctx.admit(&host, port, start).await {
+        Ok((a, _)) => a,
+        Err((code, why)) => return refuse(code, &why),
     };
     forward(&ctx, req, &host, port, addr, None, start).await
 }
@@ -861,19 +865,9 @@ async fn socks5(ctx: Arc<Ctx>, mut s: TcpStream) {
         return;
     }
     let port = u16::from_be_bytes(p);
-    let d = decide_network(&ctx.cfg.policy, &host, port, None);
-    if !d.allowed {
-        ctx.emit(&host, port, None, (false, d.code, 0, 0), start);
+    let Ok((addr, allowed_code)) = ctx.admit(&host, port, start).await else {
         let _ = s.write_all(&reply(2)).await;
         return;
-    }
-    let addr = match ctx.resolve(&host, port).await {
-        Ok(a) => a,
-        Err((code, _)) => {
-            ctx.emit(&host, port, None, (false, code, 0, 0), start);
-            let _ = s.write_all(&reply(2)).await;
-            return;
-        }
     };
     let Ok(mut upstream) = connect_upstream(addr).await else {
         ctx.emit(
@@ -892,7 +886,7 @@ async fn socks5(ctx: Arc<Ctx>, mut s: TcpStream) {
     let (up, down) = tokio::io::copy_bidirectional(&mut s, &mut upstream)
         .await
         .unwrap_or((0, 0));
-    ctx.emit(&host, port, None, (true, d.code, up, down), start);
+    ctx.emit(&host, port, None, (true, allowed_code, up, down), start);
 }
 
 #[derive(Debug)]
