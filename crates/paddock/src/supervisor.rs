@@ -515,29 +515,10 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
             let mut fds = fds;
             let mut captured = None;
             if capture && fds.is_empty() {
-                let made = (|| -> std::io::Result<_> {
-                    let (in_r, mut in_w) = std::io::pipe()?;
-                    let (out_r, out_w) = std::io::pipe()?;
-                    let (err_r, err_w) = std::io::pipe()?;
-                    let input = stdin.unwrap_or_default().into_bytes();
-                    std::thread::spawn(move || {
-                        let _ = in_w.write_all(&input);
-                    });
-                    let out = std::thread::spawn(move || capture_output(out_r, 1 << 20));
-                    let err = std::thread::spawn(move || capture_output(err_r, 1 << 20));
-                    Ok((
-                        vec![
-                            std::os::fd::OwnedFd::from(in_r),
-                            std::os::fd::OwnedFd::from(out_w),
-                            std::os::fd::OwnedFd::from(err_w),
-                        ],
-                        (out, err),
-                    ))
-                })();
-                match made {
-                    Ok((f, c)) => {
-                        fds = f;
-                        captured = Some(c);
+                match piped(stdin.unwrap_or_default().into_bytes(), 1 << 20) {
+                    Ok((ends, output)) => {
+                        fds = ends.into();
+                        captured = Some(output);
                     }
                     Err(e) => {
                         send_line(
@@ -685,8 +666,8 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
                 }
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 if done {
-                    if let Some((out, err)) = captured.take() {
-                        let (stdout, stderr) = (bounded_join(out), bounded_join(err));
+                    if let Some(output) = captured.take() {
+                        let ((stdout, _), (stderr, _)) = output.collect();
                         send_line(
                             &conn,
                             &serde_json::json!({"event": "output", "id": id, "stdout": String::from_utf8_lossy(&stdout), "stderr": String::from_utf8_lossy(&stderr)}),
@@ -843,21 +824,11 @@ fn exec_with_winch(
     stdio: [std::os::fd::BorrowedFd<'_>; 3],
     pty_master: Option<std::os::fd::RawFd>,
 ) -> Result<i32, CliError> {
-    let sock = ensure_supervisor(store, meta)?;
-    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
     let cwd = std::env::current_dir()
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
     let caller = CALLER.with(|c| c.borrow().clone());
-    let payload = serde_json::to_vec(&ControlRequest::Exec {
-        argv,
-        cwd,
-        caller,
-        capture: false,
-        stdin: None,
-    })
-    .unwrap_or_default();
-    paddock_sys::send_fds(conn.as_fd(), &stdio, &payload).map_err(io_err("sending the command"))?;
+    let conn = send_exec(store, meta, argv, cwd, caller, &stdio)?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.
     let set = paddock_sys::SigSet::of(paddock_sandbox::FORWARDED_SIGNALS);
@@ -884,16 +855,7 @@ fn exec_with_winch(
         match serde_json::from_str::<ExecEvent>(&line) {
             Ok(ExecEvent::Started { .. } | ExecEvent::Audit { .. }) => {}
             Ok(ExecEvent::Exited { code, .. }) => return Ok(code),
-            Ok(ExecEvent::Failed { code, message, .. }) => {
-                let kind = ExecEvent::failure_reason(code);
-                return Err(CliError {
-                    code: kind,
-                    message,
-                    fix: String::new(),
-                    exit: code,
-                    raw: false,
-                });
-            }
+            Ok(ExecEvent::Failed { code, message, .. }) => return Err(exec_failed(code, message)),
             Err(_) => {}
         }
     }
@@ -965,17 +927,85 @@ pub struct Captured {
     pub timed_out: bool,
 }
 
-/// A capture thread's output, waiting at most half a second (a background
-/// process may hold the pipe open).
-fn bounded_join(h: std::thread::JoinHandle<(Vec<u8>, u64)>) -> Vec<u8> {
-    let until = Instant::now() + Duration::from_millis(500);
-    while !h.is_finished() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
+/// What a capture thread kept: the bytes, and how many were left out.
+type Kept = (Vec<u8>, u64);
+
+/// The threads collecting a command's stdout and stderr.
+struct Output {
+    out: std::thread::JoinHandle<Kept>,
+    err: std::thread::JoinHandle<Kept>,
+}
+
+impl Output {
+    /// Both streams, waiting at most half a second for each: a background
+    /// process may hold a pipe open long after the command ended.
+    fn collect(self) -> (Kept, Kept) {
+        let join = |h: std::thread::JoinHandle<Kept>| {
+            let until = Instant::now() + Duration::from_millis(500);
+            while !h.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                h.join().unwrap_or_default()
+            } else {
+                (b"[output still open in a background process]".to_vec(), 0)
+            }
+        };
+        (join(self.out), join(self.err))
     }
-    if h.is_finished() {
-        h.join().map(|x| x.0).unwrap_or_default()
-    } else {
-        b"[output still open in a background process]".to_vec()
+}
+
+/// Three pipes for a command: its ends (stdin, stdout, stderr, to send
+/// along with the exec request), a thread feeding it `stdin`, and threads
+/// keeping `limit` bytes of each output (head and tail).
+fn piped(stdin: Vec<u8>, limit: usize) -> std::io::Result<([std::os::fd::OwnedFd; 3], Output)> {
+    let (in_r, mut in_w) = std::io::pipe()?;
+    let (out_r, out_w) = std::io::pipe()?;
+    let (err_r, err_w) = std::io::pipe()?;
+    // Not waited for: a command that never reads its stdin must not hold
+    // us up (the write fails once the command is gone).
+    std::thread::spawn(move || {
+        let _ = in_w.write_all(&stdin);
+    });
+    let output = Output {
+        out: std::thread::spawn(move || capture_output(out_r, limit)),
+        err: std::thread::spawn(move || capture_output(err_r, limit)),
+    };
+    Ok(([in_r.into(), out_w.into(), err_w.into()], output))
+}
+
+/// Connect to `meta`'s supervisor (starting it) and send an exec request
+/// with the command's stdin, stdout and stderr.
+fn send_exec(
+    store: &Store,
+    meta: &Meta,
+    argv: Vec<String>,
+    cwd: Option<PathBuf>,
+    caller: paddock_audit::Caller,
+    stdio: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<UnixStream, CliError> {
+    let sock = ensure_supervisor(store, meta)?;
+    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
+    let payload = serde_json::to_vec(&ControlRequest::Exec {
+        argv,
+        cwd,
+        caller,
+        capture: false,
+        stdin: None,
+    })
+    .unwrap_or_default();
+    paddock_sys::send_fds(conn.as_fd(), stdio, &payload).map_err(io_err("sending the command"))?;
+    Ok(conn)
+}
+
+/// The error of an exec that could not start.
+fn exec_failed(code: i32, message: String) -> CliError {
+    CliError {
+        code: ExecEvent::failure_reason(code),
+        message,
+        fix: String::new(),
+        exit: code,
+        raw: false,
     }
 }
 
@@ -1022,31 +1052,16 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
         timeout,
         limit,
     } = r;
-    let sock = ensure_supervisor(store, meta)?;
-    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
-    let (in_r, mut in_w) = std::io::pipe().map_err(io_err("pipe"))?;
-    let (out_r, out_w) = std::io::pipe().map_err(io_err("pipe"))?;
-    let (err_r, err_w) = std::io::pipe().map_err(io_err("pipe"))?;
-    let payload = serde_json::to_vec(&ControlRequest::Exec {
+    let (ends, output) = piped(stdin, limit).map_err(io_err("pipe"))?;
+    let conn = send_exec(
+        store,
+        meta,
         argv,
         cwd,
         caller,
-        capture: false,
-        stdin: None,
-    })
-    .unwrap_or_default();
-    paddock_sys::send_fds(
-        conn.as_fd(),
-        &[in_r.as_fd(), out_w.as_fd(), err_w.as_fd()],
-        &payload,
-    )
-    .map_err(io_err("sending the command"))?;
-    drop((in_r, out_w, err_w));
-    let feeder = std::thread::spawn(move || {
-        let _ = in_w.write_all(&stdin);
-    });
-    let out = std::thread::spawn(move || capture_output(out_r, limit));
-    let err = std::thread::spawn(move || capture_output(err_r, limit));
+        &[ends[0].as_fd(), ends[1].as_fd(), ends[2].as_fd()],
+    )?;
+    drop(ends);
     let deadline = Instant::now() + timeout;
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut reader = BufReader::new(conn.try_clone().map_err(io_err("session"))?);
@@ -1070,13 +1085,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
             Ok(_) => match serde_json::from_str::<ExecEvent>(&line) {
                 Ok(ExecEvent::Exited { code, .. }) => break Ok(code),
                 Ok(ExecEvent::Failed { code, message, .. }) => {
-                    break Err(CliError {
-                        code: ExecEvent::failure_reason(code),
-                        message,
-                        fix: String::new(),
-                        exit: code,
-                        raw: false,
-                    })
+                    break Err(exec_failed(code, message))
                 }
                 _ => {}
             },
@@ -1088,25 +1097,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
             Err(e) => break Err(io_err("session")(e)),
         }
     };
-    // A background process may hold stdin open without reading it.
-    let until = Instant::now() + Duration::from_millis(500);
-    while !feeder.is_finished() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // Output still held open by a background process must not block us.
-    let wait = |h: std::thread::JoinHandle<(Vec<u8>, u64)>| {
-        let until = Instant::now() + Duration::from_millis(500);
-        while !h.is_finished() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if h.is_finished() {
-            h.join().unwrap_or_default()
-        } else {
-            (b"[output still open in a background process]".to_vec(), 0)
-        }
-    };
-    let (stdout, t1) = wait(out);
-    let (stderr, t2) = wait(err);
+    let ((stdout, t1), (stderr, t2)) = output.collect();
     let code = result?;
     Ok(Captured {
         code: if timed_out { 124 } else { code },
