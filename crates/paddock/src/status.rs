@@ -397,9 +397,10 @@ pub fn describe(e: &paddock_audit::Event) -> String {
     let s = |k: &str| d[k].as_str().map(str::to_string);
     match e.kind.as_str() {
         "net.decision" => format!(
-            "{}:{}{}",
+            "{}:{}{}{}",
             s("host").unwrap_or_default(),
             d["port"],
+            s("method").map(|m| format!(" {m}")).unwrap_or_default(),
             s("path").map(|p| format!(" {p}")).unwrap_or_default()
         ),
         "net.denied" | "net.connect" => s("addr").unwrap_or_default(),
@@ -413,8 +414,8 @@ pub fn describe(e: &paddock_audit::Event) -> String {
                     .join(" ")
             })
             .unwrap_or_default(),
-        _ => {
-            let mut t = s("path").unwrap_or_default();
+        k if k.starts_with("file.") => {
+            let mut t = s("path").unwrap_or_else(|| "?".into());
             if let Some(to) = s("to") {
                 t.push_str(&format!(" -> {to}"));
             }
@@ -423,6 +424,7 @@ pub fn describe(e: &paddock_audit::Event) -> String {
             }
             t
         }
+        _ => d.to_string(),
     }
 }
 
@@ -491,16 +493,6 @@ fn human_bytes(b: u64) -> String {
         b if b >= 1 << 20 => format!("{:.1}M", b as f64 / f64::from(1u32 << 20)),
         b if b >= 1 << 10 => format!("{:.0}K", b as f64 / 1024.0),
         b => format!("{b}B"),
-    }
-}
-
-/// Seconds as `42s`, `5m`, `3h`, `2d`.
-pub fn human_age(s: u64) -> String {
-    match s {
-        s if s >= 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 
@@ -573,8 +565,8 @@ pub fn render(st: &Status) -> String {
                 clip(&s.id, 12),
                 clip(s.name.as_deref().unwrap_or("-"), 10),
                 s.state,
-                human_age(s.age_s),
-                human_age(s.idle_s),
+                crate::commands::session::age(s.age_s),
+                crate::commands::session::age(s.idle_s),
                 s.commands,
                 s.rss_kib
                     .map(|k| human_bytes(k * 1024))
@@ -633,7 +625,7 @@ pub fn render(st: &Status) -> String {
     match &st.last_gc {
         Some(g) => o.push_str(&format!(
             "\nlast cleanup: {} ago, removed {} ({})\n",
-            human_age(paddock_session::now().saturating_sub(g.ran_at)),
+            crate::commands::session::age(paddock_session::now().saturating_sub(g.ran_at)),
             g.removed.len(),
             human_bytes(g.bytes)
         )),

@@ -21,7 +21,8 @@ pub(crate) fn retention(eff: &paddock_policy::Effective) -> Retention {
     }
 }
 
-fn age(secs: u64) -> String {
+/// Seconds as `42s`, `5m`, `3h`, `2d`.
+pub(crate) fn age(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -373,60 +374,25 @@ fn event_line(e: &paddock_audit::Event) -> String {
         Some(false) => "DENIED",
         None => "",
     };
-    let what = match e.kind.as_str() {
-        "exec.start" | "exec.exit" => {
-            let argv: Vec<&str> = e.data["argv"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
-            let code = e.data["exit_code"]
-                .as_i64()
-                .map(|c| format!(" exit={c}"))
-                .unwrap_or_default();
-            format!("{}{code}", argv.join(" "))
-        }
-        "net.decision" => format!(
-            "{}:{} {} {}",
-            e.data["host"].as_str().unwrap_or("?"),
-            e.data["port"],
-            e.data["method"].as_str().unwrap_or(""),
-            e.data["path"].as_str().unwrap_or("")
-        ),
-        k if k.starts_with("file.") => {
-            let to = e.data["to"]
-                .as_str()
-                .map(|t| format!(" -> {t}"))
-                .unwrap_or_default();
-            let op = e.data["op"]
-                .as_str()
-                .map(|o| format!("{o} "))
-                .unwrap_or_default();
-            format!(
-                "{op}{}{to} (pid {})",
-                e.data["path"].as_str().unwrap_or("?"),
-                e.data["pid"]
-            )
-        }
-        "process.exec" => {
-            let argv: Vec<&str> = e.data["argv"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
-            format!("{} (pid {})", argv.join(" "), e.data["pid"])
-        }
+    // What it was about (shared with `paddock status`), and who did it.
+    let d = &e.data;
+    let pid = d["pid"].as_i64();
+    let suffix = match e.kind.as_str() {
+        "exec.start" | "exec.exit" => d["exit_code"]
+            .as_i64()
+            .map(|c| format!(" exit={c}"))
+            .unwrap_or_default(),
         "net.denied" | "net.connect" => format!(
-            "{} (pid {}, {})",
-            e.data["addr"].as_str().unwrap_or("?"),
-            e.data["pid"],
-            e.data["syscall"].as_str().unwrap_or("")
+            " (pid {}, {})",
+            d["pid"],
+            d["syscall"].as_str().unwrap_or("")
         ),
-        "syscall.denied" => format!(
-            "{} (pid {})",
-            e.data["syscall"].as_str().unwrap_or("?"),
-            e.data["pid"]
-        ),
-        _ => e.data.to_string(),
+        k if k.starts_with("file.") || k == "process.exec" || k == "syscall.denied" => {
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        }
+        _ => String::new(),
     };
+    let what = format!("{}{suffix}", crate::status::describe(e));
     let call = e
         .caller
         .tool_call_id
