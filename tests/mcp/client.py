@@ -59,6 +59,8 @@ async def main():
             seen["write"] = [r.is_error, text(r)]
             r = await s.call_tool("read_file", {"path": "hello.txt"})
             seen["read"] = [r.is_error, text(r)]
+            r = await s.call_tool("read_file", {"path": "big.txt"})
+            seen["read_big"] = [r.is_error, len(text(r))]
             r = await s.call_tool("run_command", {"command": "echo out; echo err >&2; exit 3"})
             seen["run"] = [r.is_error, json.loads(text(r))]
             r = await s.call_tool("run_command", {"argv": ["sh", "-c", "cat; echo done"], "stdin": "piped\n"})

@@ -160,6 +160,7 @@ impl Paddock {
         stdin: Vec<u8>,
         timeout: Duration,
         who: paddock_audit::Caller,
+        limit: usize,
     ) -> Result<crate::supervisor::Captured, String> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -183,7 +184,7 @@ impl Paddock {
                     caller: who,
                     stdin,
                     timeout,
-                    limit: OUTPUT_LIMIT,
+                    limit,
                 },
             )
             .map_err(|e| format!("{}: {}", e.code, e.message))
@@ -192,7 +193,8 @@ impl Paddock {
         .map_err(|e| format!("internal error: {e}"))?
     }
 
-    /// A file tool's command: one minute at most, no working directory.
+    /// A file tool's command: one minute at most, no working directory,
+    /// output kept whole up to twice `READ_LIMIT`.
     async fn file_op(
         &self,
         argv: Vec<String>,
@@ -200,7 +202,9 @@ impl Paddock {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<crate::supervisor::Captured, String> {
         let who = caller(&ctx.id, &ctx.meta);
-        self.run(argv, None, stdin, Duration::from_secs(60), who)
+        // Twice the largest file: a whole read never loses its middle.
+        let limit = 2 * READ_LIMIT;
+        self.run(argv, None, stdin, Duration::from_secs(60), who, limit)
             .await
     }
 
@@ -241,7 +245,14 @@ impl Paddock {
         let timeout = Duration::from_secs(a.timeout_s.unwrap_or(120).clamp(1, 3600));
         let stdin = a.stdin.unwrap_or_default().into_bytes();
         match self
-            .run(argv, a.cwd, stdin, timeout, caller(&ctx.id, &ctx.meta))
+            .run(
+                argv,
+                a.cwd,
+                stdin,
+                timeout,
+                caller(&ctx.id, &ctx.meta),
+                OUTPUT_LIMIT,
+            )
             .await
         {
             Ok(c) => {

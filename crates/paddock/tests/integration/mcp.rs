@@ -29,6 +29,8 @@ fn official_python_client_lists_and_calls_the_tools_in_a_real_sandbox() {
     let state = ws.root.join("state");
     std::fs::create_dir_all(ws.home.join(".ssh")).unwrap();
     std::fs::write(ws.home.join(".ssh/id_rsa"), "PRIVATE KEY").unwrap();
+    // Larger than run_command's output limit, well under read_file's.
+    std::fs::write(ws.proj.join("big.txt"), "a".repeat(200_000)).unwrap();
     let o = Command::new(&py)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/client.py"))
         .current_dir(&ws.proj)
@@ -64,6 +66,11 @@ fn official_python_client_lists_and_calls_the_tools_in_a_real_sandbox() {
         "hi from mcp\n"
     );
     assert_eq!(seen["read"], serde_json::json!([false, "hi from mcp\n"]));
+    assert_eq!(
+        seen["read_big"],
+        serde_json::json!([false, 200_000]),
+        "read whole"
+    );
     assert_eq!(seen["run"][0], true);
     assert_eq!(seen["run"][1]["exit_code"], 3);
     assert_eq!(seen["run"][1]["stdout"], "out\n");
