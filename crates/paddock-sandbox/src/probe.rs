@@ -136,6 +136,113 @@ fn read_trim(p: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// What decides the `apparmor_userns` check.
+#[derive(Debug, Clone)]
+pub struct AppArmorFacts<'a> {
+    /// `/proc/sys/kernel/apparmor_restrict_unprivileged_userns` (None: the
+    /// kernel has no such restriction).
+    pub restrict: Option<&'a str>,
+    /// Could this process create its user namespace?
+    pub userns_ok: bool,
+    /// A file in /etc/apparmor.d that names this binary, if any.
+    pub profile: Option<std::path::PathBuf>,
+    /// The profile a package or install.sh put beside the binary
+    /// (`PREFIX/share/paddock/apparmor/paddock`), if any.
+    pub shipped: Option<std::path::PathBuf>,
+    /// This binary.
+    pub binary: &'a Path,
+}
+
+/// Judge the AppArmor restriction on unprivileged user namespaces and,
+/// when it stops paddock, give the exact commands that lift it for paddock
+/// alone.
+pub fn apparmor_userns(f: &AppArmorFacts<'_>) -> Check {
+    const ID: &str = "apparmor_userns";
+    const NAME: &str = "AppArmor user-namespace restriction";
+    let restricted = match f.restrict {
+        None => {
+            return check(
+                ID,
+                NAME,
+                "ok",
+                "this kernel has no such restriction".into(),
+                "",
+                "",
+            )
+        }
+        Some(v) => v.trim() != "0",
+    };
+    if !restricted {
+        return check(
+            ID,
+            NAME,
+            "ok",
+            "kernel.apparmor_restrict_unprivileged_userns = 0: not restricted".into(),
+            "",
+            "",
+        );
+    }
+    if f.userns_ok {
+        let by = match &f.profile {
+            Some(p) => format!("allowed by the profile in {}", p.display()),
+            None => "allowed (root, or a profile loaded from elsewhere)".into(),
+        };
+        return check(
+            ID,
+            NAME,
+            "ok",
+            format!("kernel.apparmor_restrict_unprivileged_userns = 1; paddock is {by}"),
+            "",
+            "",
+        );
+    }
+    let load = "sudo apparmor_parser -r /etc/apparmor.d/paddock";
+    let (detail, fix) = match (&f.profile, &f.shipped) {
+        (Some(p), _) => (
+            format!("restricted; {} names this binary but is not in force", p.display()),
+            format!("load it: `sudo apparmor_parser -r {}`", p.display()),
+        ),
+        (None, Some(s)) => (
+            "restricted, and no AppArmor profile allows this binary".to_string(),
+            format!("install the profile shipped with paddock: `sudo install -m 0644 {} /etc/apparmor.d/paddock && {load}`", s.display()),
+        ),
+        (None, None) => (
+            "restricted, and no AppArmor profile allows this binary".to_string(),
+            format!("install a profile for {}: `paddock generate apparmor | sudo tee /etc/apparmor.d/paddock >/dev/null && {load}`", f.binary.display()),
+        ),
+    };
+    check(ID, NAME, "missing", detail,
+        "no user namespace, so no namespace-based sandbox (see docs/isolation-levels.md for what remains)",
+        &format!("{fix}. (Turning the restriction off for every program, `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`, also works but weakens the whole system.)"))
+}
+
+/// The file in `dir` (normally /etc/apparmor.d) whose text names `binary`
+/// as a profile's attachment.
+pub fn installed_profile(dir: &Path, binary: &Path) -> Option<std::path::PathBuf> {
+    let want = binary.to_str()?;
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let p = e.path();
+        let md = std::fs::metadata(&p).ok()?;
+        if !md.is_file() || md.len() > 256 * 1024 {
+            return None;
+        }
+        let text = std::fs::read_to_string(&p).ok()?;
+        let names_it = text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("profile ") && l.contains(want)
+        });
+        let allows = text.lines().any(|l| l.trim() == "userns,");
+        (names_it && allows).then_some(p)
+    })
+}
+
+/// `PREFIX/share/paddock/apparmor/paddock` for a binary in `PREFIX/bin`.
+pub fn shipped_profile(binary: &Path) -> Option<std::path::PathBuf> {
+    let prefix = binary.parent()?.parent()?;
+    let p = prefix.join("share/paddock/apparmor/paddock");
+    p.is_file().then_some(p)
+}
+
 /// Run every probe. Must be called from a single-threaded process.
 pub fn kernel_checks() -> Vec<Check> {
     let mut out = Vec::new();
@@ -147,8 +254,8 @@ pub fn kernel_checks() -> Vec<Check> {
     let debian = read_trim("/proc/sys/kernel/unprivileged_userns_clone");
     let max = read_trim("/proc/sys/user/max_user_namespaces");
     let fix = if apparmor.as_deref() == Some("1") {
-        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): install paddock's \
-         AppArmor profile, or run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`"
+        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): see the \
+         `apparmor_userns` check below for the exact commands"
     } else if debian.as_deref() == Some("0") {
         "run `sudo sysctl kernel.unprivileged_userns_clone=1` (and persist it in /etc/sysctl.d)"
     } else if max.as_deref() == Some("0") {
@@ -157,6 +264,7 @@ pub fn kernel_checks() -> Vec<Check> {
         "inside a container, start it with a seccomp profile that allows unshare/clone \
          (e.g. docker --security-opt seccomp=unconfined), or run paddock on the host"
     };
+    let userns_ok = matches!(userns, Ok(true));
     out.push(match userns {
         Ok(true) => check(
             "user_namespaces",
@@ -183,6 +291,16 @@ pub fn kernel_checks() -> Vec<Check> {
             fix,
         ),
     });
+
+    // The AppArmor restriction on user namespaces (Ubuntu 23.10+).
+    let binary = std::env::current_exe().unwrap_or_else(|_| "/usr/bin/paddock".into());
+    out.push(apparmor_userns(&AppArmorFacts {
+        restrict: apparmor.as_deref(),
+        userns_ok,
+        profile: installed_profile(Path::new("/etc/apparmor.d"), &binary),
+        shipped: shipped_profile(&binary),
+        binary: &binary,
+    }));
 
     // Landlock.
     out.push(match sys::landlock_abi_version() {
@@ -304,4 +422,87 @@ pub fn kernel_checks() -> Vec<Check> {
             "`sudo modprobe tun`")
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(restrict: Option<&'a str>, ok: bool, bin: &'a Path) -> AppArmorFacts<'a> {
+        AppArmorFacts {
+            restrict,
+            userns_ok: ok,
+            profile: None,
+            shipped: None,
+            binary: bin,
+        }
+    }
+
+    #[test]
+    fn apparmor_restriction_is_judged_and_the_fix_names_this_binary() {
+        let bin = Path::new("/opt/x/bin/paddock");
+        // No such sysctl, or switched off: nothing to do.
+        assert_eq!(apparmor_userns(&facts(None, true, bin)).status, "ok");
+        assert_eq!(
+            apparmor_userns(&facts(Some("0\n"), false, bin)).status,
+            "ok"
+        );
+        // Restricted but working (root, or a profile): ok, and says so.
+        let c = apparmor_userns(&facts(Some("1"), true, bin));
+        assert_eq!(c.status, "ok");
+        assert!(c.detail.contains("= 1"), "{c:?}");
+        // Restricted and failing, nothing installed: generate + load.
+        let c = apparmor_userns(&facts(Some("1"), false, bin));
+        assert_eq!(c.status, "missing");
+        assert!(
+            c.fix
+                .contains("paddock generate apparmor | sudo tee /etc/apparmor.d/paddock"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix
+                .contains("sudo apparmor_parser -r /etc/apparmor.d/paddock"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix.contains("apparmor_restrict_unprivileged_userns=0"),
+            "{c:?}"
+        );
+        // A shipped profile: install that one.
+        let mut f = facts(Some("1"), false, bin);
+        f.shipped = Some("/opt/x/share/paddock/apparmor/paddock".into());
+        let c = apparmor_userns(&f);
+        assert!(c.fix.contains("sudo install -m 0644 /opt/x/share/paddock/apparmor/paddock /etc/apparmor.d/paddock"), "{c:?}");
+        // Installed but not in force: load it.
+        f.profile = Some("/etc/apparmor.d/paddock".into());
+        let c = apparmor_userns(&f);
+        assert!(c.detail.contains("not in force"), "{c:?}");
+        assert!(
+            c.fix
+                .starts_with("load it: `sudo apparmor_parser -r /etc/apparmor.d/paddock`"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn an_installed_profile_is_found_only_when_it_names_the_binary_and_allows_userns() {
+        let d = std::env::temp_dir().join(format!("paddock-aa-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let bin = Path::new("/usr/local/bin/paddock");
+        std::fs::write(
+            d.join("other"),
+            "profile other /usr/bin/other flags=(unconfined) {\n  userns,\n}\n",
+        )
+        .unwrap();
+        assert_eq!(installed_profile(&d, bin), None);
+        std::fs::write(
+            d.join("nouserns"),
+            "profile paddock \"/usr/local/bin/paddock\" {\n}\n",
+        )
+        .unwrap();
+        assert_eq!(installed_profile(&d, bin), None);
+        std::fs::write(d.join("paddock"), "abi <abi/4.0>,\nprofile paddock \"/usr/local/bin/paddock\" flags=(unconfined) {\n  userns,\n}\n").unwrap();
+        assert_eq!(installed_profile(&d, bin), Some(d.join("paddock")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

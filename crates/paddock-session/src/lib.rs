@@ -375,7 +375,8 @@ fn read_meta(p: &Path) -> Result<Meta, SessionError> {
     serde_json::from_slice(&data).map_err(|e| SessionError::Damaged(p.to_path_buf(), e.to_string()))
 }
 
-fn du(p: &Path) -> u64 {
+/// Bytes of the files under `p` (apparent sizes, symlinks not followed).
+pub fn du(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else {
         return 0;
     };
@@ -389,7 +390,9 @@ fn du(p: &Path) -> u64 {
     }
 }
 
-pub(crate) fn make_writable(p: &Path) {
+/// Give the owner full rights on every folder under `p`, so that a tree a
+/// sandbox made read-only can be removed.
+pub fn make_writable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(md) = std::fs::symlink_metadata(p) {
         if md.is_dir() {

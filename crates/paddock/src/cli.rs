@@ -99,6 +99,31 @@ pub enum Command {
     /// Show a session's audit events (commands, network decisions, ...).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Every location paddock uses (binary, installed files, config, state,
+    /// cache, runtime, AppArmor profile) with its size, and what removes it.
+    Info {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every session and remove all of paddock's state and cache; the
+    /// binary and the configuration stay.
+    Reset(RemoveArgs),
+    /// Stop every session and remove paddock from this account: state,
+    /// cache, configuration (unless --keep-config), and the files install.sh
+    /// installed, the binary last. Nothing else is touched.
+    Uninstall {
+        /// What to do and how to confirm.
+        #[command(flatten)]
+        remove: RemoveArgs,
+        /// Keep ~/.config/paddock (the user policy).
+        #[arg(long)]
+        keep_config: bool,
+    },
+    /// Generate shell completions, man pages or the AppArmor profile from
+    /// this binary's own definition.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Internal: the supervisor of one session.
     #[command(name = "__supervise", hide = true)]
     Supervise {
@@ -147,6 +172,46 @@ pub enum SessionCommand {
     Rm {
         /// Id or name.
         session: String,
+    },
+}
+
+/// How `reset` and `uninstall` proceed.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Do it without asking (required when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only say what would be stopped and removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also throw away `cow` changes no one has applied yet (otherwise
+    /// their sessions are named and nothing is removed).
+    #[arg(long)]
+    pub discard_changes: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `paddock generate ...`.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// A completion script for SHELL, on standard output.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (paddock.1 and one per subcommand) written into DIR.
+    Man {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+    },
+    /// The AppArmor profile that lets this binary create user namespaces on
+    /// hosts that restrict them (Ubuntu 23.10+), on standard output.
+    Apparmor {
+        /// The binary the profile attaches to (default: this one).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
     },
 }
 

@@ -62,12 +62,7 @@ fn io(e: std::io::Error) -> CliError {
 impl Egress {
     /// Prepare everything, before the sandbox starts.
     pub fn prepare(eff: &Effective, host: &HostFacts) -> Result<Egress, CliError> {
-        let base = std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_dir())
-            .unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid()))
-            });
+        let base = crate::places::runtime_base();
         let dir = base.join(format!("paddock-run-{}", std::process::id()));
         {
             use std::os::unix::fs::DirBuilderExt;

@@ -28,12 +28,11 @@ pub fn admin_dir() -> PathBuf {
 /// Every file that may hold a layer, lowest precedence first (`--policy`
 /// and flags excluded), whether or not it exists.
 pub fn candidates(host: &HostFacts) -> Vec<(Layer, PathBuf)> {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| host.home.join(".config"));
     let mut out = vec![
-        (Layer::User, config.join("paddock/policy.toml")),
+        (
+            Layer::User,
+            crate::places::config_dir(&host.home).join("policy.toml"),
+        ),
         (Layer::Project, host.cwd.join(".paddock/policy.toml")),
     ];
     let admin = admin_dir();

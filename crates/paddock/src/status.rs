@@ -487,7 +487,7 @@ pub fn collect_with(store: &Store, isolation: Isolation) -> Status {
     }
 }
 
-fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.1}G", b as f64 / f64::from(1u32 << 30)),
         b if b >= 1 << 20 => format!("{:.1}M", b as f64 / f64::from(1u32 << 20)),

@@ -2,6 +2,7 @@
 
 mod dashboard;
 mod doctor;
+mod install;
 mod mcp;
 mod policy;
 mod run;
@@ -24,6 +25,8 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
             | Command::Diff { .. }
             | Command::Gc(_)
             | Command::Audit(_)
+            | Command::Info { .. }
+            | Command::Generate(_)
             | Command::Session(crate::cli::SessionCommand::List { .. })
     ) {
         paddock_sys::default_signal(libc::SIGPIPE);
@@ -51,6 +54,13 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
             path,
             dest,
         } => session::export(&session, &path, &dest),
+        Command::Info { json } => install::info(json),
+        Command::Reset(r) => install::remove(r, install::Scope::Reset),
+        Command::Uninstall {
+            remove,
+            keep_config,
+        } => install::remove(remove, install::Scope::Uninstall { keep_config }),
+        Command::Generate(g) => install::generate(g),
         Command::Supervise { id } => Ok(crate::supervisor::supervise_main(&id)),
     }
 }

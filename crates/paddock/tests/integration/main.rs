@@ -11,6 +11,7 @@ mod cli;
 mod dashboard;
 mod egress;
 mod filesystem;
+mod install;
 mod mcp;
 mod network;
 mod policy;
