@@ -45,6 +45,10 @@ pub struct Event {
     pub session: String,
     /// Effective policy hash.
     pub policy_hash: String,
+    /// The sandbox's isolation level (`full`, `landlock-unavailable`,
+    /// `no-userns`, or `none` for an explicit unsandboxed run).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub isolation: String,
     /// `session.start`, `session.stop`, `exec.start`, `exec.exit`,
     /// `net.decision`, ...
     pub kind: String,
@@ -86,6 +90,7 @@ pub struct Log {
     seq: AtomicU64,
     session: String,
     policy_hash: String,
+    isolation: String,
     level: Level,
     sinks: Vec<Sink>,
     lock: Mutex<()>,
@@ -116,6 +121,7 @@ impl Log {
             seq: AtomicU64::new(0),
             session: session.to_string(),
             policy_hash: policy_hash.to_string(),
+            isolation: String::new(),
             level: Level::All,
             sinks: Vec::new(),
             lock: Mutex::new(()),
@@ -125,6 +131,12 @@ impl Log {
     /// Record only what `level` asks for.
     pub fn with_level(mut self, level: Level) -> Log {
         self.level = level;
+        self
+    }
+
+    /// Stamp every event with the sandbox's isolation level.
+    pub fn with_isolation(mut self, level: &str) -> Log {
+        self.isolation = level.to_string();
         self
     }
 
@@ -172,6 +184,7 @@ impl Log {
             seq,
             session: self.session.clone(),
             policy_hash: self.policy_hash.clone(),
+            isolation: self.isolation.clone(),
             kind: kind.to_string(),
             allowed,
             reason_code: reason_code.map(str::to_string),

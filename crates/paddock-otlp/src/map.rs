@@ -167,6 +167,9 @@ impl Mapper {
             kv("paddock.policy.hash", s(e.policy_hash.clone())),
             kv("paddock.event.seq", Value::Int(e.seq as i64)),
         ];
+        if !e.isolation.is_empty() {
+            a.push(kv("paddock.isolation", s(e.isolation.clone())));
+        }
         if let Some(c) = &e.caller.tool_call_id {
             a.push(kv("gen_ai.tool.call.id", s(c.clone())));
         }
@@ -372,6 +375,7 @@ mod tests {
             seq,
             session: "abc123".into(),
             policy_hash: "sha256:x".into(),
+            isolation: "full".into(),
             kind: kind.into(),
             allowed,
             reason_code: (allowed == Some(false)).then(|| "FS_WRITE_READ_ONLY".to_string()),

@@ -132,6 +132,10 @@ pub struct Effective {
     pub otlp_endpoint: Sourced<Option<String>>,
     /// Exec mode.
     pub exec: Sourced<ExecMode>,
+    /// The weakest acceptable isolation level.
+    pub isolation_minimum: Sourced<IsolationLevel>,
+    /// Whether `--unsafe-no-sandbox` is honoured.
+    pub allow_unsafe_no_sandbox: Sourced<bool>,
     /// True when the admin disabled exec (`[admin] exec = "disabled"`).
     pub exec_disabled_by_admin: bool,
     /// Admin locks.
@@ -165,6 +169,8 @@ impl Default for Effective {
             audit_sinks: vec![Sourced::builtin("jsonl".to_string())],
             otlp_endpoint: Sourced::builtin(None),
             exec: Sourced::builtin(ExecMode::Enabled),
+            isolation_minimum: Sourced::builtin(IsolationLevel::NoUserns),
+            allow_unsafe_no_sandbox: Sourced::builtin(true),
             exec_disabled_by_admin: false,
             locks: Vec::new(),
         }
@@ -226,6 +232,11 @@ impl Effective {
         v.extend(self.audit_sinks.iter().map(|s| item("audit.sinks", s)));
         v.push(item("audit.otlp_endpoint", &self.otlp_endpoint));
         v.push(item("exec.mode", &self.exec));
+        v.push(item("isolation.minimum", &self.isolation_minimum));
+        v.push(item(
+            "isolation.allow_unsafe_no_sandbox",
+            &self.allow_unsafe_no_sandbox,
+        ));
         v.extend(self.locks.iter().map(|s| item("admin.lock", s)));
         v
     }
@@ -625,6 +636,28 @@ impl Merger<'_> {
                 a.otlp_endpoint.as_ref().map(|s| Some(s.clone())).as_ref(),
                 |e| &mut e.otlp_endpoint,
             );
+        }
+        if let Some(iso) = &f.isolation {
+            let p = [Key("isolation"), Key("minimum")];
+            if let Some(m) = iso.minimum {
+                if self.project() && m.strength() < self.eff.isolation_minimum.value.strength() {
+                    self.loosens(&p, "it lowers the minimum isolation level".into());
+                } else {
+                    self.scalar("isolation.minimum", &p, Some(&m), |e| {
+                        &mut e.isolation_minimum
+                    });
+                }
+            }
+            let p = [Key("isolation"), Key("allow_unsafe_no_sandbox")];
+            if let Some(a) = iso.allow_unsafe_no_sandbox {
+                if self.project() && a && !self.eff.allow_unsafe_no_sandbox.value {
+                    self.loosens(&p, "it allows running without a sandbox".into());
+                } else {
+                    self.scalar("isolation.allow_unsafe_no_sandbox", &p, Some(&a), |e| {
+                        &mut e.allow_unsafe_no_sandbox
+                    });
+                }
+            }
         }
         if let Some(x) = &f.exec {
             let p = [Key("exec"), Key("mode")];

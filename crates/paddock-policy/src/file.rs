@@ -29,6 +29,9 @@ pub struct PolicyFile {
     /// Whether commands may run at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecSection>,
+    /// The weakest sandbox acceptable on a host that lacks a kernel layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationSection>,
     /// Administrator controls; read only from /etc/paddock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminSection>,
@@ -299,6 +302,67 @@ pub struct AuditSection {
     /// OTLP/HTTP endpoint for the `otlp` sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Isolation levels, from strongest to weakest (docs/isolation-levels.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationLevel {
+    /// Namespaces + Landlock + seccomp + proxy-only network.
+    Full,
+    /// Namespaces + seccomp; no Landlock, so no rw-no-delete and no
+    /// per-path rules beyond read-only binds.
+    LandlockUnavailable,
+    /// No namespaces: Landlock file and TCP rules + seccomp; no pid, mount,
+    /// IPC or network namespace.
+    NoUserns,
+}
+
+impl IsolationLevel {
+    /// Every level, strongest first.
+    pub const ALL: [IsolationLevel; 3] = [
+        IsolationLevel::Full,
+        IsolationLevel::LandlockUnavailable,
+        IsolationLevel::NoUserns,
+    ];
+
+    /// Rank: higher is stronger.
+    pub fn strength(self) -> u8 {
+        match self {
+            IsolationLevel::Full => 2,
+            IsolationLevel::LandlockUnavailable => 1,
+            IsolationLevel::NoUserns => 0,
+        }
+    }
+
+    /// The name used in policy files, status and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationLevel::Full => "full",
+            IsolationLevel::LandlockUnavailable => "landlock-unavailable",
+            IsolationLevel::NoUserns => "no-userns",
+        }
+    }
+}
+
+impl std::fmt::Display for IsolationLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[isolation]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationSection {
+    /// The weakest level a sandbox may start at; below it paddock refuses
+    /// and names the missing layer. Default `no-userns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<IsolationLevel>,
+    /// Whether `paddock run --unsafe-no-sandbox` is honoured (default
+    /// true; an administrator sets false and locks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unsafe_no_sandbox: Option<bool>,
 }
 
 /// Command execution.

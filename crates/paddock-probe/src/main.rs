@@ -133,6 +133,11 @@ fn main() {
             )
             .map(drop)
         }),
+        "udp" => std::net::UdpSocket::bind("0.0.0.0:0").map(drop),
+        "unix-connect" => {
+            arg(&args, 1).and_then(|p| std::os::unix::net::UnixStream::connect(p).map(drop))
+        }
+        "shmget" => sys::shmget_probe(),
         "loopback-echo" => (|| {
             // A server and a client inside the sandbox: loopback must work.
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;

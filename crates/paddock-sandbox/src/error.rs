@@ -46,6 +46,16 @@ pub enum SandboxError {
     /// The spec itself is unusable (empty command, relative paths...).
     #[error("invalid sandbox request: {0}")]
     InvalidSpec(String),
+    /// The request needs a layer this isolation level lacks.
+    #[error("at isolation level {level}, {what}")]
+    NotAtLevel {
+        /// The level.
+        level: &'static str,
+        /// What cannot be done, and why.
+        what: String,
+        /// What to do.
+        fix: String,
+    },
     /// The kernel refused to create the namespaces.
     #[error("the kernel refused to create a user namespace: {0}")]
     UserNamespaceUnavailable(io::Error),
@@ -90,6 +100,7 @@ impl SandboxError {
             SandboxError::MountTargetInvalid { .. } => "MOUNT_TARGET_INVALID",
             SandboxError::WorkdirNotMounted(_) => "WORKDIR_NOT_MOUNTED",
             SandboxError::InvalidSpec(_) => "INVALID_REQUEST",
+            SandboxError::NotAtLevel { .. } => "ISOLATION_LEVEL_LACKS",
             SandboxError::UserNamespaceUnavailable(_) => "USERNS_UNAVAILABLE",
             SandboxError::Setup { .. } => "SANDBOX_SETUP_FAILED",
             SandboxError::CommandNotFound(_) => "EXEC_NOT_FOUND",
@@ -119,6 +130,7 @@ impl SandboxError {
                 "pass --workdir inside a mount, or --mount the folder you want to work in".into()
             }
             SandboxError::InvalidSpec(_) => "see `paddock run --help`".into(),
+            SandboxError::NotAtLevel { fix, .. } => fix.clone(),
             SandboxError::UserNamespaceUnavailable(_) => {
                 "run `paddock doctor`: it names the setting that blocks user namespaces on \
                  this machine (sysctl, AppArmor or a container seccomp profile)"

@@ -99,7 +99,13 @@ pub(crate) fn main(
     }
     drop(go);
 
-    match run(p, &mut out, fds) {
+    let result = run(p, &mut out, fds);
+    // Level no-userns: no pid namespace ends the command's descendants when
+    // this process exits, so it ends them itself (it is their subreaper).
+    if !p.level.namespaces() {
+        kill_descendants();
+    }
+    match result {
         Ok(code) => sys::exit_now(code),
         Err((step, detail)) => {
             send(
@@ -126,17 +132,34 @@ fn run(
 
     // Named for `ps` and EDR agents: the sandbox's init, not paddock.
     let _ = sys::set_process_name("paddock-init");
-    // The hostname is the sandbox's own (UTS namespace).
-    sys::sethostname(&p.hostname).map_err(e("sethostname"))?;
-    // A new network namespace has only `lo`, and it is down.
-    sys::loopback_up().map_err(e("loopback-up"))?;
+    if p.level.namespaces() {
+        // The hostname is the sandbox's own (UTS namespace).
+        sys::sethostname(&p.hostname).map_err(e("sethostname"))?;
+        // A new network namespace has only `lo`, and it is down.
+        sys::loopback_up().map_err(e("loopback-up"))?;
+    } else {
+        // Orphans of the command come to us, not to the host's init.
+        sys::set_child_subreaper().map_err(e("child-subreaper"))?;
+    }
     // The way out: a listening socket on the sandbox's own loopback, whose
     // accepting end is paddock's proxy outside. The socket stays in this
-    // network namespace (it was created here); only its fd travels.
+    // network namespace (it was created here); only its fd travels. With
+    // no network namespace (no-userns) it is the host's loopback, on a
+    // port the kernel picks, and Landlock lets the command reach only it.
+    let mut proxy_port = p.proxy_port;
     if let Some(port) = p.proxy_port {
-        let l = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(e("proxy-listen"))?;
+        let want = if p.level.namespaces() { port } else { 0 };
+        let l = std::net::TcpListener::bind(("127.0.0.1", want)).map_err(e("proxy-listen"))?;
+        proxy_port = Some(l.local_addr().map_err(e("proxy-listen"))?.port());
         sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
     }
+    let on_host;
+    let p: &Prepared = if p.level.namespaces() {
+        p
+    } else {
+        on_host = host_view(p, proxy_port);
+        &on_host
+    };
     // In session mode the same socket pair carries exec requests afterwards,
     // and in both modes the audit observer's records.
     let fds_ctl = if p.serve_execs || p.audit_filter.is_some() {
@@ -145,10 +168,12 @@ fn run(
         drop(fds);
         None
     };
-    setup::build_root(p).map_err(|se| (se.step, se.detail))?;
+    if p.level.namespaces() {
+        setup::build_root(p).map_err(|se| (se.step, se.detail))?;
+    }
     std::env::set_current_dir(&p.workdir)
         .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
-    let ruleset = landlock_rules::ruleset(p).map_err(|d| ("landlock-ruleset", d))?;
+    let ruleset = landlock_rules::for_level(p).map_err(|d| ("landlock-ruleset", d))?;
 
     // pid 1 itself is not dumpable: the command (same uid) cannot open
     // /proc/1/mem or similar to take it over.
@@ -212,6 +237,62 @@ fn run(
             } else if sig.from_process {
                 let _ = sys::kill(cmd, sig.signo);
             }
+        }
+    }
+}
+
+/// Level no-userns: the request as the host sees it. HOME and TMPDIR point
+/// at the scratch folder (nothing can be mounted over the real ones), and
+/// the proxy variables name the port the kernel picked.
+fn host_view(p: &Prepared, proxy_port: Option<u16>) -> Prepared {
+    let mut v = p.clone();
+    let old = p.proxy_port.map(|port| format!("127.0.0.1:{port}"));
+    let new = proxy_port.map(|port| format!("127.0.0.1:{port}"));
+    let mut env: Vec<CString> = Vec::with_capacity(p.env.len() + 2);
+    for kv in &p.env {
+        let b = kv.to_bytes();
+        if b.starts_with(b"HOME=") || b.starts_with(b"TMPDIR=") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(b);
+        match (&old, &new) {
+            (Some(o), Some(n)) if text.contains(o.as_str()) => {
+                env.extend(CString::new(text.replace(o.as_str(), n)).ok());
+            }
+            _ => env.push(kv.clone()),
+        }
+    }
+    if let Some((home, tmp)) = &p.scratch {
+        for (k, d) in [("HOME", home), ("TMPDIR", tmp)] {
+            let mut kv = format!("{k}=").into_bytes();
+            kv.extend_from_slice(d.as_os_str().as_bytes());
+            env.extend(CString::new(kv).ok());
+        }
+        v.home = home.clone();
+    }
+    v.env = env;
+    v.proxy_port = proxy_port;
+    v
+}
+
+/// End every descendant: kill the children, reap them, and repeat, since
+/// each death re-parents that process's own children to us (we are their
+/// subreaper). Bounded, so a pathological tree cannot hold us forever.
+fn kill_descendants() {
+    let me = sys::getpid();
+    for _ in 0..100_000 {
+        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        for k in &kids {
+            let _ = sys::kill(*k, libc::SIGKILL);
+        }
+        match sys::waitpid(-1, false) {
+            Ok(Some(_)) => continue,
+            _ if kids.is_empty() => return,
+            _ => continue,
         }
     }
 }
@@ -316,7 +397,7 @@ fn flush(ctl: &UnixStream) {
 /// Never returns.
 fn exec_command(
     p: &Prepared,
-    ruleset: landlock::RulesetCreated,
+    ruleset: Option<landlock::RulesetCreated>,
     out: &mut std::io::PipeWriter,
     handoff: Option<OwnedFd>,
 ) -> ! {
@@ -352,7 +433,7 @@ fn exec_command(
 /// after this is untrusted.
 fn confine(
     p: &Prepared,
-    ruleset: landlock::RulesetCreated,
+    ruleset: Option<landlock::RulesetCreated>,
     handoff: Option<OwnedFd>,
 ) -> StepResult<LandlockReport> {
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
@@ -361,6 +442,11 @@ fn confine(
     // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
     // fd to a host folder would be a way out.
     sys::cloexec_from(3).map_err(e("close-fds"))?;
+    // With no pid namespace (no-userns), the command dies with pid 1
+    // rather than outliving it.
+    if !p.level.namespaces() {
+        sys::set_parent_death_signal(libc::SIGKILL).map_err(e("parent-death-signal"))?;
+    }
     // no_new_privs: setuid binaries and file capabilities grant nothing
     // from here on; required for Landlock and seccomp without privilege.
     sys::set_no_new_privs().map_err(e("no-new-privs"))?;
@@ -508,7 +594,7 @@ fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
 /// are visible to the next; every zombie is reaped here.
 fn serve(
     p: &Prepared,
-    ruleset: landlock::RulesetCreated,
+    ruleset: Option<landlock::RulesetCreated>,
     ctl: std::os::unix::net::UnixStream,
 ) -> StepResult<i32> {
     use std::collections::HashMap;
@@ -586,7 +672,7 @@ fn serve(
             );
             continue;
         }
-        let rs = match ruleset.try_clone() {
+        let rs = match ruleset.as_ref().map(|r| r.try_clone()).transpose() {
             Ok(r) => r,
             Err(err) => {
                 reply(
@@ -686,7 +772,7 @@ fn exec_verdict(
 /// The forked child of a session exec. Never returns.
 fn exec_in_session(
     p: &Prepared,
-    rs: landlock::RulesetCreated,
+    rs: Option<landlock::RulesetCreated>,
     req: &ExecRequest,
     fds: &[std::os::fd::OwnedFd],
     mut err: std::io::PipeWriter,

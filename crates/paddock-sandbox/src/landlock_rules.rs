@@ -18,14 +18,15 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, BitFlags, CompatLevel, Compatible, LandlockStatus, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus, NetPort,
+    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    Scope, ABI,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::prepare::Prepared;
 use crate::setup::SYSTEM_DIRS;
-use crate::spec::MountMode;
+use crate::spec::{Level, MountMode};
 
 /// The ABI whose rights paddock asks for (the newest whose access rights
 /// and scopes it has been reviewed against).
@@ -40,9 +41,82 @@ pub struct LandlockReport {
     pub enforced: String,
 }
 
+/// The ruleset of `p`'s isolation level: None at `landlock-unavailable`.
+pub(crate) fn for_level(p: &Prepared) -> Result<Option<RulesetCreated>, String> {
+    match p.level {
+        Level::Full => ruleset(p).map(Some),
+        Level::LandlockUnavailable => Ok(None),
+        Level::NoUserns => host_ruleset(p).map(Some),
+    }
+}
+
+/// Level `no-userns`: with no mount namespace, Landlock is the whole
+/// filesystem fence, on host paths. Only these are reachable: the system
+/// folders (read), the mounts (by mode, at their own paths), the private
+/// home and /tmp in the scratch folder, /proc and /sys (read; Landlock's
+/// ptrace rule keeps other processes' memory and environment out of
+/// reach), and the few device nodes a command needs. Not the real home,
+/// /tmp, /run (host daemons' sockets) or /dev/shm (shared with the host).
+/// TCP: no bind, and connect only to the proxy's port.
+fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
+    let all = AccessFs::from_all(TARGET_ABI);
+    let read = AccessFs::from_read(TARGET_ABI);
+    let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
+    let file_rw = read | AccessFs::WriteFile | AccessFs::Truncate;
+    // Not even ReadDir on `/`: rights flow down, and listing every host
+    // folder would show the names in the user's home.
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
+        ("/proc".into(), file_rw),
+        ("/sys".into(), read),
+        ("/dev".into(), AccessFs::ReadDir.into()),
+        ("/dev/pts".into(), file_rw | AccessFs::IoctlDev),
+        ("/dev/ptmx".into(), file_rw | AccessFs::IoctlDev),
+    ];
+    for d in ["null", "zero", "full", "random", "urandom", "tty"] {
+        rules.push((Path::new("/dev").join(d), file_rw | AccessFs::IoctlDev));
+    }
+    if let Some((home, tmp)) = &p.scratch {
+        rules.push((home.clone(), all));
+        rules.push((tmp.clone(), all));
+    }
+    for d in SYSTEM_DIRS {
+        rules.push((Path::new("/").join(d), read));
+    }
+    for m in &p.mounts {
+        let access = match m.mode {
+            MountMode::Ro => read,
+            MountMode::Rw | MountMode::Cow => all,
+            MountMode::RwNoDelete => no_delete,
+        };
+        rules.push((m.source.clone(), access));
+    }
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(|e| e.to_string())?
+        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+        .map_err(|e| e.to_string())?
+        .scope(Scope::from_all(TARGET_ABI))
+        .map_err(|e| e.to_string())?
+        .create()
+        .map_err(|e| e.to_string())?;
+    for (path, access) in rules {
+        let Ok(fd) = PathFd::new(&path) else { continue };
+        rs = rs
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(port) = p.proxy_port {
+        rs = rs
+            .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+            .map_err(|e| format!("TCP port {port}: {e}"))?;
+    }
+    Ok(rs)
+}
+
 /// Build the ruleset for `p`. Runs after `pivot_root`, so every path here is
 /// a path inside the sandbox.
-pub(crate) fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
+fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
     let all = AccessFs::from_all(TARGET_ABI);
     let read = AccessFs::from_read(TARGET_ABI);
     let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
@@ -104,7 +178,13 @@ pub(crate) fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
 }
 
 /// Enforce `rs` on the calling thread (and its future children).
-pub(crate) fn restrict(rs: RulesetCreated) -> Result<LandlockReport, String> {
+pub(crate) fn restrict(rs: Option<RulesetCreated>) -> Result<LandlockReport, String> {
+    let Some(rs) = rs else {
+        return Ok(LandlockReport {
+            abi: 0,
+            enforced: "none".into(),
+        });
+    };
     let status = rs.restrict_self().map_err(|e| e.to_string())?;
     let abi = match status.landlock {
         LandlockStatus::Available {

@@ -34,6 +34,8 @@
 //!     cow_dir: None,
 //!     audit: Default::default(),
 //!     label: None,
+//!     level: Default::default(),
+//!     scratch_dir: None,
 //! };
 //! let outcome = run(&spec).expect("sandbox started");
 //! std::process::exit(outcome.status.code());
@@ -65,7 +67,7 @@ pub use landlock_rules::LandlockReport;
 pub use observe::AuditRecord;
 pub use seccomp::denied_syscalls;
 pub use spec::{
-    AuditLevel, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,
+    AuditLevel, Level, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,
 };
 
 use init::Msg;
@@ -165,7 +167,13 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     sys::block_signals(&set).map_err(|e| SandboxError::io("blocking signals", e))?;
     sys::ignore_signal(libc::SIGTTOU);
 
-    let (pid, pidfd) = match sys::clone_into_namespaces(NAMESPACES) {
+    // Level no-userns: a plain child, in no new namespace.
+    let forked = if prepared.level.namespaces() {
+        sys::clone_into_namespaces(NAMESPACES)
+    } else {
+        sys::fork_with_pidfd()
+    };
+    let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
             drop(go_w);
             drop(st_r);
@@ -183,7 +191,12 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     drop(fd_init);
     let pidfd = pidfd.ok_or_else(|| SandboxError::InitDied("no pidfd".into()))?;
 
-    if let Err(e) = write_id_maps(pid) {
+    let maps = if prepared.level.namespaces() {
+        write_id_maps(pid)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = maps {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::waitpid(pid, false);
         let _ = sys::unblock_signals(&set);

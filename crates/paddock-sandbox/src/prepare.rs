@@ -26,6 +26,7 @@ pub(crate) struct Protected {
 }
 
 /// A validated request, ready for the setup sequence.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
@@ -52,6 +53,9 @@ pub(crate) struct Prepared {
     pub model: SandboxSpec,
     /// The spec's label, reduced to letters and digits.
     pub label: Option<String>,
+    pub level: crate::spec::Level,
+    /// Level `no-userns`: the private home and /tmp on the host.
+    pub scratch: Option<(PathBuf, PathBuf)>,
 }
 
 /// Sandbox paths no mount may cover: the sandbox builds them itself.
@@ -110,6 +114,77 @@ fn host_to_sandbox<'a>(mounts: &'a [MountSpec], host: &Path) -> Option<(PathBuf,
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, SandboxError> {
     CString::new(bytes)
         .map_err(|_| SandboxError::InvalidSpec(format!("{what} contains a NUL byte")))
+}
+
+/// What each isolation level cannot do, refused before anything starts
+/// (fail closed: a mode the level cannot enforce is an error, never a
+/// silently weaker mount). Returns the private home and /tmp of level
+/// `no-userns`, created.
+fn level_checks(
+    spec: &SandboxSpec,
+    mounts: &[MountSpec],
+) -> Result<Option<(PathBuf, PathBuf)>, SandboxError> {
+    use crate::spec::Level;
+    let level = spec.level;
+    let lacks = |what: String, fix: &str| SandboxError::NotAtLevel {
+        level: level.as_str(),
+        what,
+        fix: fix.to_string(),
+    };
+    if level == Level::LandlockUnavailable {
+        if let Some(m) = mounts.iter().find(|m| m.mode == MountMode::RwNoDelete) {
+            return Err(lacks(
+                format!(
+                    "the rw-no-delete mount of {} ({}) cannot be enforced: it needs Landlock,                      which this host lacks",
+                    m.source.display(),
+                    m.origin
+                ),
+                "mount it rw or cow, or enable Landlock (see `paddock doctor`)",
+            ));
+        }
+    }
+    if level != Level::NoUserns {
+        return Ok(None);
+    }
+    let fix = "run where user namespaces are allowed (see `paddock doctor`), or change the mount";
+    for m in mounts {
+        if m.source != m.target {
+            return Err(lacks(
+                format!(
+                    "{} ({}) cannot be shown at {}: without a mount namespace paths stay where                      they are",
+                    m.source.display(),
+                    m.origin,
+                    m.target.display()
+                ),
+                fix,
+            ));
+        }
+        if m.mode == MountMode::Cow {
+            return Err(lacks(
+                format!(
+                    "the cow mount of {} ({}) needs an overlay in a mount namespace",
+                    m.source.display(),
+                    m.origin
+                ),
+                "mount it ro or rw, or run where user namespaces are allowed",
+            ));
+        }
+    }
+    let Some(dir) = &spec.scratch_dir else {
+        return Err(SandboxError::InvalidSpec(
+            "level no-userns needs a scratch folder for the private home and /tmp".into(),
+        ));
+    };
+    let (home, tmp) = (dir.join("home"), dir.join("tmp"));
+    for d in [&home, &tmp] {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)
+            .map_err(|e| SandboxError::io(format!("creating {}", d.display()), e))?;
+    }
+    Ok(Some((home, tmp)))
 }
 
 /// Validate `spec` against the host.
@@ -219,6 +294,8 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         }
     }
 
+    let scratch = level_checks(spec, &mounts)?;
+
     // Persistent cow layers: one folder per cow mount, with a record of
     // what it overlays (read back by `paddock diff` and `apply`).
     if let Some(dir) = &spec.cow_dir {
@@ -296,8 +373,10 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     // The working directory must be something the sandbox can see.
     let visible = |p: &Path| {
         mounts.iter().any(|m| p.starts_with(&m.target))
-            || p.starts_with("/tmp")
-            || p.starts_with(&spec.home)
+            || match &scratch {
+                Some((home, tmp)) => p.starts_with(home) || p.starts_with(tmp),
+                None => p.starts_with("/tmp") || p.starts_with(&spec.home),
+            }
     };
     if !visible(&spec.workdir) {
         return Err(SandboxError::WorkdirNotMounted(spec.workdir.clone()));
@@ -342,8 +421,10 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         memory_limit_mib: spec.memory_limit_mib,
         serve_execs: spec.serve_execs,
         cow_dir: spec.cow_dir.clone(),
-        seccomp: seccomp::programs(spec.audit)?,
+        seccomp: seccomp::programs(spec.audit, spec.level)?,
         audit_filter: seccomp::audit_program(spec.audit),
+        level: spec.level,
+        scratch,
         label: spec.label.as_ref().map(|l| {
             l.chars()
                 .filter(char::is_ascii_alphanumeric)
@@ -398,6 +479,8 @@ mod tests {
             cow_dir: None,
             audit: Default::default(),
             label: None,
+            level: Default::default(),
+            scratch_dir: None,
         }
     }
 

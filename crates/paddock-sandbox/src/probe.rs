@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use paddock_sys::{self as sys, ns, Forked};
+
+use crate::spec::Level;
 use serde::{Deserialize, Serialize};
 
 /// One checked feature.
@@ -243,6 +245,138 @@ pub fn shipped_profile(binary: &Path) -> Option<std::path::PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The kernel layers a sandbox is built from, as found by trying them;
+/// what [`Layers::best`] turns into an isolation level. Cheap (one clone
+/// and two system calls), and cached per boot by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layers {
+    /// Could an unprivileged user namespace (with mount, pid, IPC, UTS,
+    /// network and cgroup namespaces) be created?
+    pub userns: bool,
+    /// Why not, when not.
+    pub userns_detail: String,
+    /// The fix for this host, when not.
+    pub userns_fix: String,
+    /// The Landlock ABI (0: unavailable).
+    pub landlock_abi: i32,
+    /// Seccomp filters available?
+    pub seccomp: bool,
+}
+
+/// Landlock ABI from which TCP rules exist (what level `no-userns` needs
+/// to confine the network without a network namespace).
+pub const LANDLOCK_NET_ABI: i32 = 4;
+
+impl Layers {
+    /// The strongest level these layers give, or None when even the
+    /// weakest cannot be built.
+    pub fn best(&self) -> Option<Level> {
+        match (self.userns, self.landlock_abi, self.seccomp) {
+            (_, _, false) => None,
+            (true, abi, true) if abi >= 1 => Some(Level::Full),
+            (true, _, true) => Some(Level::LandlockUnavailable),
+            (false, abi, true) if abi >= LANDLOCK_NET_ABI => Some(Level::NoUserns),
+            (false, _, true) => None,
+        }
+    }
+
+    /// The layers missing for `level` (or for `full` when None), each as
+    /// (layer, what was found, how to get it).
+    pub fn missing(&self, level: Option<Level>) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        let level = level.unwrap_or(Level::Full);
+        if !self.seccomp {
+            out.push((
+                "seccomp",
+                "seccomp filters are unavailable".to_string(),
+                "use a kernel built with CONFIG_SECCOMP_FILTER".to_string(),
+            ));
+        }
+        if level.namespaces() && !self.userns {
+            out.push((
+                "user namespaces",
+                self.userns_detail.clone(),
+                self.userns_fix.clone(),
+            ));
+        }
+        let landlock_fix = "boot with `lsm=landlock,...` on the kernel command line, or use a \
+                            kernel built with CONFIG_SECURITY_LANDLOCK (Linux 6.7+ for TCP rules)";
+        if level == Level::Full && self.landlock_abi < 1 {
+            out.push((
+                "Landlock",
+                "Landlock is unavailable".to_string(),
+                landlock_fix.to_string(),
+            ));
+        }
+        if level == Level::NoUserns && self.landlock_abi < LANDLOCK_NET_ABI {
+            out.push((
+                "Landlock TCP rules",
+                format!(
+                    "Landlock ABI {} (TCP rules need ABI {LANDLOCK_NET_ABI})",
+                    self.landlock_abi
+                ),
+                landlock_fix.to_string(),
+            ));
+        }
+        out
+    }
+}
+
+/// Landlock's ABI, or 0. Debug builds (the test suite) can pretend it is
+/// absent with `PADDOCK_TEST_NO_LANDLOCK=1`; release builds cannot.
+pub fn landlock_abi() -> i32 {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("PADDOCK_TEST_NO_LANDLOCK").is_some() {
+        return 0;
+    }
+    sys::landlock_abi_version().unwrap_or(0)
+}
+
+/// What blocks user namespaces here, as a fix.
+fn userns_fix() -> String {
+    let apparmor = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    let debian = read_trim("/proc/sys/kernel/unprivileged_userns_clone");
+    let max = read_trim("/proc/sys/user/max_user_namespaces");
+    if apparmor.as_deref() == Some("1") {
+        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): install paddock's \
+         AppArmor profile (`paddock doctor` prints the commands)"
+    } else if debian.as_deref() == Some("0") {
+        "run `sudo sysctl kernel.unprivileged_userns_clone=1` (and persist it in /etc/sysctl.d)"
+    } else if max.as_deref() == Some("0") {
+        "run `sudo sysctl user.max_user_namespaces=15000`"
+    } else {
+        "inside a container, start it with a seccomp profile that allows unshare/clone \
+         (e.g. docker --security-opt seccomp=unconfined), or run paddock on the host"
+    }
+    .to_string()
+}
+
+/// Try every layer. Must be called from a single-threaded process.
+pub fn detect_layers() -> Layers {
+    let all = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::NET | ns::CGROUP;
+    let (userns, userns_detail) = match in_namespaces(all, nothing) {
+        Ok(true) => (true, String::new()),
+        Ok(false) => (
+            false,
+            "the namespaces were created but the uid map could not be written".to_string(),
+        ),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => (
+            false,
+            "clone3 is refused with ENOSYS (a container's seccomp profile, e.g. Docker's default)"
+                .to_string(),
+        ),
+        Err(e) => (false, format!("creating a user namespace failed: {e}")),
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    Layers {
+        userns,
+        userns_fix: if userns { String::new() } else { userns_fix() },
+        userns_detail,
+        landlock_abi: landlock_abi(),
+        seccomp: status.contains("Seccomp:"),
+    }
+}
+
 /// Run every probe. Must be called from a single-threaded process.
 pub fn kernel_checks() -> Vec<Check> {
     let mut out = Vec::new();
@@ -279,7 +413,7 @@ pub fn kernel_checks() -> Vec<Check> {
             "user namespaces",
             "missing",
             "the namespaces were created but the uid map could not be written".into(),
-            "no sandbox can start",
+            "no namespaces: level no-userns at best (no pid, mount, IPC or network namespace; docs/isolation-levels.md)",
             fix,
         ),
         Err(e) => check(
@@ -287,7 +421,7 @@ pub fn kernel_checks() -> Vec<Check> {
             "user namespaces",
             "missing",
             format!("clone3 failed: {e}"),
-            "no sandbox can start",
+            "no namespaces: level no-userns at best (no pid, mount, IPC or network namespace; docs/isolation-levels.md)",
             fix,
         ),
     });
@@ -303,13 +437,20 @@ pub fn kernel_checks() -> Vec<Check> {
     }));
 
     // Landlock.
-    out.push(match sys::landlock_abi_version() {
+    let abi: Result<i32, String> = match landlock_abi() {
+        0 => Err(sys::landlock_abi_version().err().map_or_else(
+            || "disabled by PADDOCK_TEST_NO_LANDLOCK".into(),
+            |e| e.to_string(),
+        )),
+        v => Ok(v),
+    };
+    out.push(match abi {
         Ok(v) if v >= 6 => check("landlock", "Landlock", "ok",
             format!("ABI {v}: file rules, rw-no-delete, TCP rules, ioctl and IPC scoping"), "", ""),
         Ok(v) => check("landlock", "Landlock", "degraded", format!("ABI {v} (6 or newer wanted)"),
             "older ABIs lack some rights: <3 no truncate control, <5 no device ioctl control, <6 no signal and abstract-socket scoping",
             "upgrade to Linux 6.12 or newer"),
-        Err(e) => check("landlock", "Landlock", "missing", format!("{e}"),
+        Err(e) => check("landlock", "Landlock", "missing", e,
             "file access is limited by mounts only; rw-no-delete cannot be enforced",
             "boot with `lsm=landlock,...` in the kernel command line, or use Linux 5.13+ built with CONFIG_SECURITY_LANDLOCK"),
     });

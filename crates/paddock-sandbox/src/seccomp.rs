@@ -51,12 +51,20 @@ fn program(ins: &[(u16, u8, u8, u32)]) -> BpfProgram {
 /// The programs to install, in order: compiled from the JSON source at
 /// build time. When auditing, the deny list is not among them: it is part
 /// of [`audit_program`], installed last with a listener.
-pub(crate) fn programs(level: AuditLevel) -> Result<Vec<BpfProgram>, SandboxError> {
-    let mut out = Vec::with_capacity(3);
+pub(crate) fn programs(
+    level: AuditLevel,
+    isolation: crate::spec::Level,
+) -> Result<Vec<BpfProgram>, SandboxError> {
+    let mut out = Vec::with_capacity(4);
     if cfg!(target_arch = "x86_64") {
         out.push(x32_guard());
     }
     out.push(program(compiled::CLONE3));
+    // With no network or IPC namespace, what those namespaces would have
+    // isolated is denied instead (see the `no_userns` filter's comments).
+    if !isolation.namespaces() {
+        out.push(program(compiled::NO_USERNS));
+    }
     if level == AuditLevel::Off {
         out.push(program(compiled::SANDBOX));
     }
@@ -415,7 +423,7 @@ mod tests {
     fn build_time_filters_match_the_json_source() {
         let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap();
         let mut map = seccompiler::compile_from_json(super::FILTER_JSON.as_bytes(), arch).unwrap();
-        let progs = super::programs(crate::spec::AuditLevel::Off).unwrap();
+        let progs = super::programs(crate::spec::AuditLevel::Off, Default::default()).unwrap();
         let n = progs.len();
         assert_eq!(progs[n - 1], map.remove("sandbox").unwrap());
         assert_eq!(progs[n - 2], map.remove("clone3").unwrap());
@@ -423,7 +431,8 @@ mod tests {
 
     #[test]
     fn builtin_filter_compiles_and_every_rule_has_a_reason() {
-        let progs = super::programs(crate::spec::AuditLevel::Off).expect("filter compiles");
+        let progs = super::programs(crate::spec::AuditLevel::Off, Default::default())
+            .expect("filter compiles");
         assert!(progs.iter().all(|p| !p.is_empty()));
         let v: serde_json::Value = serde_json::from_str(super::FILTER_JSON).unwrap();
         for f in ["sandbox", "clone3"] {

@@ -86,6 +86,44 @@ pub struct MountSpec {
     pub origin: String,
 }
 
+/// How the sandbox is built, strongest first (docs/isolation-levels.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// User, mount, pid, IPC, UTS, network and cgroup namespaces, Landlock,
+    /// seccomp; the proxy is the only way out.
+    #[default]
+    Full,
+    /// The same namespaces and seccomp, without Landlock: mounts alone say
+    /// what is read-only, and `rw-no-delete` cannot be enforced (refused).
+    LandlockUnavailable,
+    /// No namespaces (the host refuses them): Landlock file rules on host
+    /// paths, Landlock TCP rules that allow only the proxy's port, and
+    /// seccomp; no private /proc, hostname, IPC or loopback.
+    NoUserns,
+}
+
+impl Level {
+    /// The name used in policies, status and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Full => "full",
+            Level::LandlockUnavailable => "landlock-unavailable",
+            Level::NoUserns => "no-userns",
+        }
+    }
+
+    /// Does this level build namespaces?
+    pub fn namespaces(self) -> bool {
+        self != Level::NoUserns
+    }
+
+    /// Does this level apply Landlock?
+    pub fn landlock(self) -> bool {
+        self != Level::LandlockUnavailable
+    }
+}
+
 /// Everything the sandbox needs to run one command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -138,6 +176,14 @@ pub struct SandboxSpec {
     /// goes into the cgroup group's name, `paddock-<label>-…`.
     #[serde(default)]
     pub label: Option<String>,
+    /// How the sandbox is built.
+    #[serde(default)]
+    pub level: Level,
+    /// At level `no-userns`, the host folder that holds the private home
+    /// and /tmp (as `home/` and `tmp/`), since nothing can be mounted; the
+    /// command's HOME and TMPDIR point there.
+    #[serde(default)]
+    pub scratch_dir: Option<PathBuf>,
 }
 
 /// How much of the commands' activity is observed.

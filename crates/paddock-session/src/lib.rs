@@ -126,6 +126,11 @@ pub struct Meta {
     /// that takes commands.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oneshot: bool,
+    /// The isolation level its sandbox was built at (`full`,
+    /// `landlock-unavailable`, `no-userns`; `none` for an explicit
+    /// unsandboxed run), once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 /// Liveness of a session as seen now.
@@ -224,9 +229,11 @@ impl Store {
         id: &str,
         policy_hash: String,
         inputs: Inputs,
+        isolation: &str,
     ) -> Result<Meta, SessionError> {
         let mut meta = self.new_record_with(id.to_string(), None, policy_hash, 0, inputs)?;
         meta.oneshot = true;
+        meta.isolation = Some(isolation.to_string());
         meta.state = State::Running;
         let pid = std::process::id() as i32;
         meta.supervisor = Some(Supervisor {
@@ -292,6 +299,7 @@ impl Store {
             idle_timeout_s,
             inputs,
             oneshot: false,
+            isolation: None,
         };
         Ok(meta)
     }

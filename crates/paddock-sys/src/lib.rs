@@ -142,6 +142,34 @@ pub fn clone_into_namespaces(ns_flags: u64) -> io::Result<Forked> {
     })
 }
 
+/// A child in no new namespace, with a pidfd: `clone3`, or where a
+/// container's seccomp profile answers clone3 with ENOSYS (Docker's does,
+/// and so does paddock's own sandbox), `fork` followed by `pidfd_open`.
+/// The caller must be single-threaded.
+pub fn fork_with_pidfd() -> io::Result<Forked> {
+    match clone_into_namespaces(0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => match fork()? {
+            Forked::Child => Ok(Forked::Child),
+            Forked::Parent { pid, .. } => {
+                // SAFETY: pidfd_open takes a pid and flags, no pointers. The
+                // child cannot have been reaped yet: only we wait for it.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                let pidfd = check(fd).ok().map(owned);
+                Ok(Forked::Parent { pid, pidfd })
+            }
+        },
+        other => other,
+    }
+}
+
+/// Become the reaper of orphaned descendants (PR_SET_CHILD_SUBREAPER): a
+/// process whose parent dies is re-parented to us rather than to the
+/// host's init, so we can find and end it.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
 /// Plain `fork(2)`. The caller must be single-threaded.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: the caller guarantees it is single-threaded, so the child does
@@ -826,6 +854,17 @@ pub fn bpf_probe() -> io::Result<()> {
     // SAFETY: `a` is a zeroed buffer the size of a small union bpf_attr.
     let ret = unsafe { libc::syscall(libc::SYS_bpf, 5, a.as_mut_ptr(), a.len()) };
     check(ret).map(drop)
+}
+
+/// `shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600)`, removed again at once:
+/// Ok means System V shared memory could be created.
+pub fn shmget_probe() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o600) };
+    let id = check_int(id)?;
+    // SAFETY: IPC_RMID takes no buffer (a null pointer is allowed).
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    Ok(())
 }
 
 /// `keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)`.

@@ -60,6 +60,7 @@ pub fn open_log(
     session: &str,
     policy_hash: &str,
     eff: &paddock_policy::Effective,
+    isolation: &str,
     extra: Option<paddock_audit::Sink>,
 ) -> Result<AuditOut, crate::error::CliError> {
     use crate::error::CliError;
@@ -75,7 +76,9 @@ pub fn open_log(
     } else {
         Log::without_file(session, policy_hash)
     };
-    log = log.with_level(level(eff.audit_level.value));
+    log = log
+        .with_level(level(eff.audit_level.value))
+        .with_isolation(isolation);
     let policy_wants = eff.audit_sinks.iter().any(|s| s.value == "otlp");
     let exporter =
         match paddock_otlp::resolve(policy_wants, eff.otlp_endpoint.value.as_deref(), &|k| {

@@ -356,6 +356,11 @@ pub struct RunArgs {
     /// Landlock ABI and status, seccomp) to stderr.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Run the command with NO sandbox at all, on hosts where none can be
+    /// built. Loud, recorded in the audit trail, and refused when the
+    /// policy sets `[isolation] allow_unsafe_no_sandbox = false`.
+    #[arg(long = "unsafe-no-sandbox")]
+    pub unsafe_no_sandbox: bool,
     /// Append every network decision of the egress proxy to FILE as JSON
     /// lines (host, port, method, path, allowed, reason code, bytes).
     #[arg(long = "net-log", value_name = "FILE")]

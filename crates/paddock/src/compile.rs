@@ -455,6 +455,8 @@ pub fn compile(
         cow_dir: None,
         audit: audit_level(eff.audit_level.value),
         label: None,
+        level: paddock_sandbox::Level::Full,
+        scratch_dir: None,
     })
 }
 

@@ -166,6 +166,11 @@ impl Egress {
         })
     }
 
+    /// The CA bundle file on the host.
+    pub fn bundle(&self) -> &std::path::Path {
+        &self.bundle
+    }
+
     /// Variables set inside the sandbox.
     pub fn environment(&self) -> Vec<(String, String)> {
         let url = format!("http://127.0.0.1:{}", self.port);

@@ -29,6 +29,12 @@ impl CliError {
         }
     }
 
+    /// The same error with another exit code.
+    pub fn with_exit(mut self, exit: i32) -> Self {
+        self.exit = exit;
+        self
+    }
+
     /// Policy diagnostics, shown with file, line, column and the source line.
     pub fn policy(errs: Vec<paddock_policy::PolicyError>) -> Self {
         let code = errs.first().map_or("POLICY_INVALID", |e| e.code);

@@ -17,6 +17,7 @@ mod commands;
 mod compile;
 mod egress;
 mod error;
+mod isolation;
 mod places;
 mod policy_files;
 mod status;

@@ -39,10 +39,15 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Isolation {
-    /// `full`, `partial` or `none`.
+    /// The strongest level this host gives: `full`,
+    /// `landlock-unavailable`, `no-userns`, or `none` (docs/isolation-levels.md).
     pub level: String,
     /// In words.
     pub summary: String,
+    /// The weakest level the policy here accepts (`isolation.minimum`).
+    pub minimum: String,
+    /// Where that minimum comes from (built-in default, or file and line).
+    pub minimum_origin: String,
     /// Checks that are not `ok`: id, status, impact.
     pub not_ok: Vec<CheckBrief>,
 }
@@ -88,6 +93,9 @@ pub struct SessionStatus {
     pub policy_hash: String,
     /// What the sandbox was built with (absent until it first started).
     pub sandbox: Option<SandboxSummary>,
+    /// The isolation level its sandbox was built at (absent until it
+    /// first started).
+    pub isolation: Option<String>,
 }
 
 /// What one sandbox was built with, written when it starts
@@ -332,25 +340,34 @@ pub fn tree_rss_kib(pid: u32) -> u64 {
     total
 }
 
-/// The isolation level from doctor's checks.
-pub fn isolation(checks: &[paddock_sandbox::probe::Check]) -> Isolation {
-    let usable = checks
-        .iter()
-        .find(|c| c.id == "user_namespaces")
-        .is_some_and(|c| c.status == "ok");
-    let (level, summary) = if !usable {
-        ("none", "the sandbox cannot start on this machine")
-    } else if checks
-        .iter()
-        .all(|c| c.status == "ok" || c.id == "cgroup_delegation" || c.id == "tun")
-    {
-        ("full", "namespaces + Landlock + seccomp")
-    } else {
-        ("partial", "see the features that are not ok")
+/// The isolation level the layers give, the policy's minimum, and doctor's
+/// checks that are not ok.
+pub fn isolation(
+    checks: &[paddock_sandbox::probe::Check],
+    layers: &paddock_sandbox::probe::Layers,
+    minimum: Option<&paddock_policy::Sourced<paddock_policy::IsolationLevel>>,
+) -> Isolation {
+    use paddock_sandbox::Level;
+    let (level, summary) = match layers.best() {
+        Some(Level::Full) => ("full", "namespaces + Landlock + seccomp"),
+        Some(Level::LandlockUnavailable) => (
+            "landlock-unavailable",
+            "namespaces + seccomp, no Landlock (docs/isolation-levels.md)",
+        ),
+        Some(Level::NoUserns) => (
+            "no-userns",
+            "Landlock + seccomp, no namespaces (docs/isolation-levels.md)",
+        ),
+        None => ("none", "no sandbox can be built on this machine"),
     };
     Isolation {
         level: level.into(),
         summary: summary.into(),
+        minimum: minimum.map_or_else(|| "unknown".into(), |m| m.value.to_string()),
+        minimum_origin: minimum.map_or_else(
+            || "the policy here does not load".into(),
+            |m| m.origin.describe(),
+        ),
         not_ok: checks
             .iter()
             .filter(|c| c.status != "ok")
@@ -429,8 +446,17 @@ pub fn describe(e: &paddock_audit::Event) -> String {
 }
 
 /// Collect the status of `store`.
-pub fn collect(store: &Store) -> Status {
-    collect_with(store, isolation(&paddock_sandbox::probe::kernel_checks()))
+pub fn collect(store: &Store, host: &crate::compile::HostFacts) -> Status {
+    collect_with(store, probe_isolation(host))
+}
+
+/// Probe the host and load the policy's minimum (best effort: a policy
+/// that does not load shows as such).
+pub fn probe_isolation(host: &crate::compile::HostFacts) -> Isolation {
+    let checks = paddock_sandbox::probe::kernel_checks();
+    let (layers, _) = crate::isolation::layers(&host.home);
+    let eff = crate::policy_files::effective(host, None, None).ok();
+    isolation(&checks, &layers, eff.as_ref().map(|e| &e.isolation_minimum))
 }
 
 /// [`collect`] with the isolation already probed (the probes fork and
@@ -466,6 +492,7 @@ pub fn collect_with(store: &Store, isolation: Isolation) -> Status {
             workspace: m.inputs.workspace.display().to_string(),
             policy_hash: m.policy_hash.clone(),
             sandbox: load_summary(store, &m.id),
+            isolation: m.isolation.clone(),
         });
     }
     denials.sort_by_key(|d| std::cmp::Reverse(d.ts_ms));
@@ -528,7 +555,7 @@ pub fn render(st: &Status) -> String {
     let mut o = String::new();
     let live = st.sessions.iter().filter(|s| s.state == "running").count();
     o.push_str(&format!(
-        "paddock: {}\nisolation: {} ({})\nstate: {} ({} in {} record(s))\n",
+        "paddock: {}\nisolation: {} ({})\nminimum: {} ({})\nstate: {} ({} in {} record(s))\n",
         if st.running {
             format!("{live} sandbox(es) running")
         } else {
@@ -536,6 +563,8 @@ pub fn render(st: &Status) -> String {
         },
         st.isolation.level,
         st.isolation.summary,
+        st.isolation.minimum,
+        clip(&st.isolation.minimum_origin, 50),
         clip(&st.state_dir, 50),
         human_bytes(st.disk_bytes_total),
         st.sessions.len()
@@ -584,9 +613,10 @@ pub fn render(st: &Status) -> String {
     for s in st.sessions.iter().filter(|s| s.state == "running") {
         let Some(sb) = &s.sandbox else { continue };
         o.push_str(&format!(
-            "\nsession {} ({})\n",
+            "\nsession {} ({}), isolation {}\n",
             s.id,
-            clip(&s.workspace, 50)
+            clip(&s.workspace, 40),
+            s.isolation.as_deref().unwrap_or("-")
         ));
         for m in &sb.mounts {
             o.push_str(&format!("  mount {:<12} {}\n", m.mode, clip(&m.target, 60)));

@@ -204,11 +204,18 @@ fn supervise(id: &str) -> Result<i32, CliError> {
             "start a new session to use the new policy",
         ));
     }
+    let choice = crate::isolation::choose(&eff, &host.home)?;
     let egress = match eff.network_mode.value {
         NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
         NetworkMode::None => None,
     };
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    crate::isolation::fit(
+        &mut spec,
+        choice.level,
+        dir.join("scratch"),
+        egress.as_ref().map(|g| g.bundle()),
+    );
     spec.serve_execs = true;
     spec.label = Some(meta.id.clone());
     spec.argv.clear();
@@ -222,6 +229,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         .open(dir.join("supervisor.log"))
         .map_err(io_err("supervisor.log"))?;
     let _ = paddock_sys::dup2(log.as_fd(), 2);
+    crate::isolation::warn(&choice);
 
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
@@ -241,8 +249,14 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                 .retain(|tx| tx.send(e.clone()).is_ok());
         }) as paddock_audit::Sink
     };
-    let mut audit_out =
-        crate::audit::open_log(&dir, &meta.id, &meta.policy_hash, &eff, Some(fanout))?;
+    let mut audit_out = crate::audit::open_log(
+        &dir,
+        &meta.id,
+        &meta.policy_hash,
+        &eff,
+        choice.level.as_str(),
+        Some(fanout),
+    )?;
     audit_out.start_export();
     let audit = audit_out.log.clone();
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
@@ -274,6 +288,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         start_time: paddock_sys::process_start_time(pid).unwrap_or(0),
     });
     meta.last_used = paddock_session::now();
+    meta.isolation = Some(choice.level.as_str().to_string());
     store.save(&meta).map_err(session_err)?;
 
     let (stop_tx, stop_rx) = mpsc::channel::<&'static str>();
@@ -296,7 +311,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         None,
         None,
         &paddock_audit::Caller::default(),
-        serde_json::json!({"supervisor_pid": pid, "workspace": meta.inputs.workspace, "network": format!("{:?}", eff.network_mode.value).to_lowercase()}),
+        serde_json::json!({"supervisor_pid": pid, "workspace": meta.inputs.workspace, "network": format!("{:?}", eff.network_mode.value).to_lowercase(), "isolation": choice.level.as_str()}),
     );
 
     // pid 1's events, routed to the waiting clients.

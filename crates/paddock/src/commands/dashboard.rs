@@ -88,7 +88,7 @@ pub fn dashboard(port: u16) -> Result<i32, CliError> {
     let token = paddock_dashboard::new_token()
         .map_err(|e| CliError::new("HOST_IO_ERROR", format!("reading /dev/urandom: {e}"), ""))?;
     let backend = Local {
-        isolation: status::isolation(&paddock_sandbox::probe::kernel_checks()),
+        isolation: status::probe_isolation(&host),
         store,
         host,
     };

@@ -1,23 +1,52 @@
-//! `paddock doctor`: what isolation this machine gives, and what is missing.
+//! `paddock doctor`: what isolation this machine gives, what the policy
+//! here requires, and what is missing.
 
 use crate::cli::DoctorArgs;
+use crate::compile::HostFacts;
 use crate::error::CliError;
 
-/// Probe and print.
+/// Probe and print. Exit 0 when a sandbox meeting the policy's minimum can
+/// be built here, 1 otherwise.
 pub fn doctor(a: DoctorArgs) -> Result<i32, CliError> {
+    let host = HostFacts::current()?;
     let checks = paddock_sandbox::probe::kernel_checks();
-    let iso = crate::status::isolation(&checks);
-    let usable = iso.level != "none";
+    // A fresh probe (doctor is where one looks after changing the host).
+    crate::isolation::forget(&host.home);
+    let (layers, _) = crate::isolation::layers(&host.home);
+    let eff = crate::policy_files::effective(&host, None, None).ok();
+    let iso =
+        crate::status::isolation(&checks, &layers, eff.as_ref().map(|e| &e.isolation_minimum));
+    let meets = match (layers.best(), &eff) {
+        (Some(l), Some(e)) => {
+            crate::isolation::policy_level(l).strength() >= e.isolation_minimum.value.strength()
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
     let level = format!("{}: {}", iso.level, iso.summary);
     if a.json {
         let v = serde_json::json!({
             "isolation": iso.level,
             "summary": level,
+            "minimum": iso.minimum,
+            "minimum_origin": iso.minimum_origin,
+            "meets_minimum": meets,
+            "layers": layers,
             "checks": checks,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("isolation: {level}\n");
+        println!("isolation: {level}");
+        println!(
+            "minimum:   {} ({}){}\n",
+            iso.minimum,
+            iso.minimum_origin,
+            if meets {
+                ""
+            } else {
+                " — NOT MET: sandboxes will not start here"
+            }
+        );
         for c in &checks {
             let mark = match c.status.as_str() {
                 "ok" => "ok  ",
@@ -33,5 +62,5 @@ pub fn doctor(a: DoctorArgs) -> Result<i32, CliError> {
             }
         }
     }
-    Ok(if usable { 0 } else { 1 })
+    Ok(if meets { 0 } else { 1 })
 }

@@ -23,11 +23,28 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         argv: a.argv,
     };
     let eff = policy_files::effective(&host, a.policy.as_deref(), Some(flags_layer(&flags)?))?;
+    if a.unsafe_no_sandbox {
+        return unsandboxed(&host, &eff, &flags, a.policy.as_deref());
+    }
+    // The strongest level this host gives, held against the policy's
+    // minimum (refused below it, with the missing layer and its fix).
+    let choice = crate::isolation::choose(&eff, &host.home)?;
+    crate::isolation::warn(&choice);
     let egress = match eff.network_mode.value {
         NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
         NetworkMode::None => None,
     };
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    let scratch = Scratch((!choice.level.namespaces()).then(|| {
+        crate::places::runtime_base().join(format!("paddock-scratch-{}", std::process::id()))
+    }));
+    crate::isolation::fit(
+        &mut spec,
+        choice.level,
+        scratch.0.clone().unwrap_or_default(),
+        egress.as_ref().map(|g| g.bundle()),
+    );
+    let level = choice.level.as_str();
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
     // other session's. Its id is chosen now; the record is written once
@@ -63,14 +80,28 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let mut running = match paddock_sandbox::spawn(&spec) {
         Ok(r) => r,
         Err(e) => {
-            let opened = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy));
+            let opened =
+                plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy, level));
             if let Some(au) = opened {
                 au.finish(&flags.argv, Err(e.reason_code()), started);
+            }
+            if matches!(
+                e,
+                paddock_sandbox::SandboxError::UserNamespaceUnavailable(_)
+            ) && choice.cached
+            {
+                // The host changed since it was probed: probe afresh next time.
+                crate::isolation::forget(&host.home);
+                let mut err: CliError = e.into();
+                err.fix = "the host's isolation changed since paddock last probed it; run the \
+                           command again (it probes afresh), or see `paddock doctor`"
+                    .into();
+                return Err(err);
             }
             return Err(e.into());
         }
     };
-    let mut audit = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy));
+    let mut audit = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy, level));
     if let Some(au) = &audit {
         events = Some(au.net_sink(events));
     }
@@ -131,13 +162,107 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             .map(|l| format!("Landlock ABI {} ({} enforcement)", l.abi, l.enforced))
             .unwrap_or_else(|| "Landlock not reached".into());
         eprintln!("paddock: policy {}", eff.hash());
+        let ns = if choice.level.namespaces() {
+            "namespaces user,mount,pid,ipc,uts,net,cgroup"
+        } else {
+            "no namespaces"
+        };
         eprintln!(
-            "paddock: enforced: namespaces user,mount,pid,ipc,uts,net,cgroup; {ll}; seccomp \
-             deny list of {} system calls; no capabilities; no_new_privs",
+            "paddock: enforced (isolation level {level}): {ns}; {ll}; seccomp deny list of {} \
+             system calls; no capabilities; no_new_privs",
             paddock_sandbox::denied_syscalls().len()
         );
     }
+    drop(scratch);
     Ok(outcome.status.code())
+}
+
+/// Level no-userns: the run's private home and /tmp on the host, removed
+/// when the run ends (whatever way it ends).
+struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            paddock_session::make_writable(d);
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `paddock run --unsafe-no-sandbox`: the command runs as an ordinary
+/// process, said loudly and recorded, unless the policy refuses it.
+fn unsandboxed(
+    host: &HostFacts,
+    eff: &paddock_policy::Effective,
+    flags: &RunFlags,
+    policy: Option<&Path>,
+) -> Result<i32, CliError> {
+    if !eff.allow_unsafe_no_sandbox.value {
+        return Err(CliError::new(
+            "UNSAFE_NO_SANDBOX_REFUSED",
+            format!(
+                "running without a sandbox is refused by the policy ({})",
+                eff.allow_unsafe_no_sandbox.origin.describe()
+            ),
+            "run without --unsafe-no-sandbox (see `paddock doctor` for what this host lacks)",
+        ));
+    }
+    eprintln!(
+        "paddock: WARNING[UNSAFE_NO_SANDBOX]: running `{}` WITHOUT ANY SANDBOX: it can read, \
+         change and delete everything your user can, and reach any network. This run is \
+         recorded in the audit trail.",
+        flags
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let started = std::time::Instant::now();
+    let audit =
+        RunAudit::plan(eff)?.and_then(|id| RunAudit::open(&id, host, eff, flags, policy, "none"));
+    if let Some(au) = &audit {
+        au.log.emit(
+            "exec.start",
+            Some(true),
+            Some("UNSAFE_NO_SANDBOX"),
+            &au.caller,
+            serde_json::json!({"argv": flags.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(), "cwd": host.cwd, "sandbox": false}),
+        );
+    }
+    let status = std::process::Command::new(&flags.argv[0])
+        .args(&flags.argv[1..])
+        .status();
+    let code = match &status {
+        Ok(st) => {
+            use std::os::unix::process::ExitStatusExt;
+            st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 127,
+        Err(_) => 126,
+    };
+    if let Some(au) = audit {
+        let r = match &status {
+            Ok(_) => Ok(code),
+            Err(_) if code == 127 => Err("EXEC_NOT_FOUND"),
+            Err(_) => Err("EXEC_NOT_EXECUTABLE"),
+        };
+        au.finish(&flags.argv, r, started);
+    }
+    if let Err(e) = status {
+        return Err(CliError::new(
+            if code == 127 {
+                "EXEC_NOT_FOUND"
+            } else {
+                "EXEC_NOT_EXECUTABLE"
+            },
+            format!("{}: {e}", flags.argv[0].to_string_lossy()),
+            "check the command's name and permissions",
+        )
+        .with_exit(code));
+    }
+    Ok(code)
 }
 
 /// A protected name (`.git`, `.envrc`...) that the sandbox created in a
@@ -213,6 +338,7 @@ impl RunAudit {
         eff: &paddock_policy::Effective,
         flags: &RunFlags,
         policy: Option<&Path>,
+        isolation: &str,
     ) -> Option<RunAudit> {
         let store = paddock_session::Store::locate(&host.home);
         let inputs = paddock_session::Inputs {
@@ -229,7 +355,7 @@ impl RunAudit {
                 store.root().display()
             );
         };
-        let meta = match store.create_run(id, eff.hash(), inputs) {
+        let meta = match store.create_run(id, eff.hash(), inputs, isolation) {
             Ok(m) => m,
             Err(e) => {
                 unrecorded(e.to_string());
@@ -241,6 +367,7 @@ impl RunAudit {
             &meta.id,
             &meta.policy_hash,
             eff,
+            isolation,
             None,
         ) {
             Ok(o) => o,
@@ -256,7 +383,7 @@ impl RunAudit {
             None,
             None,
             &paddock_audit::Caller::default(),
-            serde_json::json!({"oneshot": true, "workspace": host.cwd, "paddock_pid": std::process::id()}),
+            serde_json::json!({"oneshot": true, "workspace": host.cwd, "paddock_pid": std::process::id(), "isolation": isolation}),
         );
         Some(RunAudit {
             out,

@@ -55,10 +55,20 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
             let flags = session_flags(&inputs);
             let eff =
                 policy_files::effective(&host, policy.as_deref(), Some(flags_layer(&flags)?))?;
-            // Check everything now, start nothing.
+            // Check everything now, start nothing: the isolation level this
+            // host gives against the policy's minimum, and the request at
+            // that level.
+            let choice = crate::isolation::choose(&eff, &host.home)?;
             let mut spec = compile(&eff, &flags, &host, None)?;
+            // (At no-userns the check creates scratch folders: in a
+            // throw-away place, since the session has no folder yet.)
+            let scratch =
+                std::env::temp_dir().join(format!("paddock-check-{}", std::process::id()));
+            crate::isolation::fit(&mut spec, choice.level, scratch.clone(), None);
             spec.serve_execs = true;
-            paddock_sandbox::check(&spec)?;
+            let checked = paddock_sandbox::check(&spec);
+            let _ = std::fs::remove_dir_all(&scratch);
+            checked?;
             // Automatic collection: within the limits, but a session whose
             // supervisor died keeps its trail and unreviewed changes until
             // it ages out or an explicit `paddock gc`.

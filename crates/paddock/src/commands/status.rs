@@ -7,7 +7,7 @@ use crate::error::CliError;
 pub fn status(json: bool) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
     let store = paddock_session::Store::locate(&host.home);
-    let st = crate::status::collect(&store);
+    let st = crate::status::collect(&store, &host);
     if json {
         println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
     } else {
