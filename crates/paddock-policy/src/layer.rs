@@ -95,6 +95,8 @@ pub const KEYS: &[&str] = &[
     "audit.sinks",
     "audit.otlp_endpoint",
     "exec.mode",
+    "isolation.minimum",
+    "isolation.allow_unsafe_no_sandbox",
 ];
 
 fn help_for(message: &str) -> String {

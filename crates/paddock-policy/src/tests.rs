@@ -402,3 +402,47 @@ fn network_decisions() {
     let dec = decide_network(&eff, "api.example.com", 443, Some(("POST", "/v1/files")));
     assert_eq!(dec.origin.unwrap().line, Some(6));
 }
+
+#[test]
+fn isolation_minimum_defaults_to_no_userns_and_a_project_may_only_raise_it() {
+    let eff = merge(&[]).unwrap();
+    assert_eq!(eff.isolation_minimum.value, IsolationLevel::NoUserns);
+    assert!(eff.allow_unsafe_no_sandbox.value);
+    let user = layer(
+        Layer::User,
+        "u",
+        "version = 1\n[isolation]\nminimum = \"landlock-unavailable\"\n",
+    );
+    // Raising is tightening: fine, with its origin.
+    let up = layer(
+        Layer::Project,
+        "p",
+        "version = 1\n[isolation]\nminimum = \"full\"\nallow_unsafe_no_sandbox = false\n",
+    );
+    let eff = merge(&[user.clone(), up]).unwrap();
+    assert_eq!(eff.isolation_minimum.value, IsolationLevel::Full);
+    assert_eq!(eff.isolation_minimum.origin.layer, Layer::Project);
+    assert!(!eff.allow_unsafe_no_sandbox.value);
+    // Lowering it, or allowing an unsandboxed run again, is loosening.
+    let down = layer(
+        Layer::Project,
+        "p",
+        "version = 1\n[isolation]\nminimum = \"no-userns\"\n",
+    );
+    let errs = refused(&[user, down]);
+    assert_eq!(errs[0].code, "POLICY_PROJECT_LOOSENS");
+    assert_eq!(errs[0].line, Some(3), "{}", errs[0]);
+    let admin = layer(
+        Layer::Admin,
+        "/etc/paddock/policy.toml",
+        "version = 1\n[isolation]\nallow_unsafe_no_sandbox = false\n",
+    );
+    let again = layer(
+        Layer::User,
+        "u",
+        "version = 1\n[isolation]\nallow_unsafe_no_sandbox = true\n",
+    );
+    // (Admin last: it is applied over every other layer.)
+    let eff = merge(&[again, admin]).unwrap();
+    assert!(!eff.allow_unsafe_no_sandbox.value);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::setup::SYSTEM_DIRS;
-use crate::spec::{normalize, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
+use crate::spec::{normalize, Level, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
 
 /// A file operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +58,7 @@ pub(crate) fn explain_fs_with(
     protected_exists: &dyn Fn(&Path, &Path) -> bool,
 ) -> FsVerdict {
     let path = normalize(path);
+    let no_userns = spec.level == Level::NoUserns;
     if let Some(h) = HIDDEN_SYSTEM_PATHS.iter().find(|h| path.starts_with(h)) {
         return verdict(
             false,
@@ -75,6 +76,11 @@ pub(crate) fn explain_fs_with(
         if m.mode.writable() && op != FsOp::Read {
             for name in &spec.protected {
                 let p = m.target.join(name);
+                if path.starts_with(&p) && no_userns {
+                    return verdict(true, "FS_PROTECTED_UNENFORCED", format!(
+                        "{} is not kept read-only at isolation level no-userns (no mounts); see docs/isolation-levels.md",
+                        name.display()));
+                }
                 if path.starts_with(&p) {
                     let host = m.source.join(name);
                     return if protected_exists(&host, &p) || m.mode == MountMode::Cow {
@@ -119,6 +125,30 @@ pub(crate) fn explain_fs_with(
                 "FS_WRITE_READ_ONLY",
                 "system folders are shown read-only",
             ),
+        };
+    }
+    if no_userns {
+        // No mounts: the private home and /tmp are folders of the scratch
+        // directory, and Landlock grants nothing else.
+        let own = spec
+            .scratch_dir
+            .as_ref()
+            .is_some_and(|d| path.starts_with(d.join("home")) || path.starts_with(d.join("tmp")));
+        return if own {
+            verdict(
+                true,
+                "FS_WRITE_SCRATCH",
+                "the run's private home and /tmp (isolation level no-userns)",
+            )
+        } else {
+            verdict(
+                false,
+                "FS_OUTSIDE_SANDBOX",
+                format!(
+                    "{} is outside every mount; at isolation level no-userns Landlock grants no access to it",
+                    path.display()
+                ),
+            )
         };
     }
     let scratch = ["/tmp", "/run", "/dev/shm"]

@@ -181,6 +181,20 @@ fn record(kind: &str, pid: i32, allowed: bool, code: &str, syscall: String) -> A
     }
 }
 
+/// Read `buf.len()` bytes at `addr` in `pid`: `process_vm_readv`, or
+/// where a surrounding seccomp profile refuses that call (a container's,
+/// or an outer paddock sandbox's), the same read through /proc/PID/mem,
+/// which the kernel guards with the same ptrace-access check.
+fn read_memory(pid: i32, addr: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    match sys::read_process_memory(pid, addr, buf) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(format!("/proc/{pid}/mem"))?.read_at(buf, addr)
+        }
+        other => other,
+    }
+}
+
 /// Read a NUL-terminated string at `addr` in `pid`, at most 4 KiB, page by
 /// page (a string near the end of a mapping must not fail the read).
 fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
@@ -190,7 +204,7 @@ fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
     while out.len() < MAX {
         let to_page_end = 4096 - (at % 4096) as usize;
         let mut buf = vec![0u8; to_page_end.min(MAX - out.len())];
-        let n = sys::read_process_memory(pid, at, &mut buf).ok()?;
+        let n = read_memory(pid, at, &mut buf).ok()?;
         if n == 0 {
             return None;
         }
@@ -262,7 +276,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
         Watched::Openat2 => {
             // struct open_how { u64 flags; u64 mode; u64 resolve; }
             let mut how = [0u8; 8];
-            sys::read_process_memory(pid, a[2], &mut how).ok()?;
+            read_memory(pid, a[2], &mut how).ok()?;
             let path = path_arg(pid, a, Some(0), 1)?;
             let flags = low32(u64::from_ne_bytes(how));
             Seen::Open {
@@ -297,7 +311,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             while at != 0 && argv.len() < 64 && argv.iter().map(String::len).sum::<usize>() < 16384
             {
                 let mut ptr = [0u8; 8];
-                sys::read_process_memory(pid, at, &mut ptr).ok()?;
+                read_memory(pid, at, &mut ptr).ok()?;
                 let s = u64::from_ne_bytes(ptr);
                 if s == 0 {
                     break;
@@ -310,7 +324,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
         Watched::Connect => {
             let len = usize::try_from(a[2]).unwrap_or(128).min(128);
             let mut buf = vec![0u8; len];
-            let n = sys::read_process_memory(pid, a[1], &mut buf).ok()?;
+            let n = read_memory(pid, a[1], &mut buf).ok()?;
             Seen::Connect(parse_sockaddr(&buf[..n])?)
         }
     })

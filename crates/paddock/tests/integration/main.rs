@@ -12,6 +12,7 @@ mod dashboard;
 mod egress;
 mod filesystem;
 mod install;
+mod isolation;
 mod mcp;
 mod network;
 mod policy;
