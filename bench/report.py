@@ -184,6 +184,8 @@ dk = load("disk.json")
 disk = ["## Disk footprint", "", "| what | size |", "|---|---:|",
         f"| paddock binary (release: LTO, stripped, panic=abort) | {dk['binary_bytes'] / 2**20:.1f} MiB |",
         f"| one session's state after one command (record, summary, audit trail) | {m['state_one_bytes'] / 1024:.0f} KiB |"]
+if dk.get("deb_bytes"):
+    disk.append(f"| paddock .deb (binary, completions, man pages, AppArmor profile; xz) | {dk['deb_bytes'] / 2**20:.1f} MiB |")
 if dk.get("srt_bytes"):
     disk.append(f"| srt's npm install (without bubblewrap, socat, ripgrep, Node) | {dk['srt_bytes'] / 2**20:.1f} MiB |")
 S.append(disk)
