@@ -59,53 +59,25 @@ pub(crate) fn for_level(p: &Prepared) -> Result<Option<RulesetCreated>, String> 
 /// /tmp, /run (host daemons' sockets) or /dev/shm (shared with the host).
 /// TCP: no bind, and connect only to the proxy's port.
 fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
-    let all = AccessFs::from_all(TARGET_ABI);
-    let read = AccessFs::from_read(TARGET_ABI);
-    let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
-    let file_rw = read | AccessFs::WriteFile | AccessFs::Truncate;
+    let r = Rights::new();
     // Not even ReadDir on `/`: rights flow down, and listing every host
     // folder would show the names in the user's home.
     let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
-        ("/proc".into(), file_rw),
-        ("/sys".into(), read),
+        ("/proc".into(), r.file_rw),
+        ("/sys".into(), r.read),
         ("/dev".into(), AccessFs::ReadDir.into()),
-        ("/dev/pts".into(), file_rw | AccessFs::IoctlDev),
-        ("/dev/ptmx".into(), file_rw | AccessFs::IoctlDev),
+        ("/dev/pts".into(), r.file_rw | AccessFs::IoctlDev),
+        ("/dev/ptmx".into(), r.file_rw | AccessFs::IoctlDev),
     ];
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-        rules.push((Path::new("/dev").join(d), file_rw | AccessFs::IoctlDev));
+        rules.push((Path::new("/dev").join(d), r.file_rw | AccessFs::IoctlDev));
     }
     if let Some((home, tmp)) = &p.scratch {
-        rules.push((home.clone(), all));
-        rules.push((tmp.clone(), all));
+        rules.push((home.clone(), r.all));
+        rules.push((tmp.clone(), r.all));
     }
-    for d in SYSTEM_DIRS {
-        rules.push((Path::new("/").join(d), read));
-    }
-    for m in &p.mounts {
-        let access = match m.mode {
-            MountMode::Ro => read,
-            MountMode::Rw | MountMode::Cow => all,
-            MountMode::RwNoDelete => no_delete,
-        };
-        rules.push((m.source.clone(), access));
-    }
-    let mut rs = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(all)
-        .map_err(|e| e.to_string())?
-        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-        .map_err(|e| e.to_string())?
-        .scope(Scope::from_all(TARGET_ABI))
-        .map_err(|e| e.to_string())?
-        .create()
-        .map_err(|e| e.to_string())?;
-    for (path, access) in rules {
-        let Ok(fd) = PathFd::new(&path) else { continue };
-        rs = rs
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    rules.extend(r.system_and_mounts(p, |m| m.source.clone()));
+    let mut rs = create(&r, rules, true)?;
     if let Some(port) = p.proxy_port {
         rs = rs
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
@@ -114,52 +86,66 @@ fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
     Ok(rs)
 }
 
-/// Build the ruleset for `p`. Runs after `pivot_root`, so every path here is
-/// a path inside the sandbox.
-fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
-    let all = AccessFs::from_all(TARGET_ABI);
-    let read = AccessFs::from_read(TARGET_ABI);
-    let no_delete = all & !(AccessFs::RemoveFile | AccessFs::RemoveDir);
-    let file_rw = read | AccessFs::WriteFile | AccessFs::Truncate;
+/// The access-right sets the rules are made of.
+struct Rights {
+    all: BitFlags<AccessFs>,
+    read: BitFlags<AccessFs>,
+    no_delete: BitFlags<AccessFs>,
+    file_rw: BitFlags<AccessFs>,
+}
 
-    // Landlock grants are inherited by everything beneath a path, across
-    // mount points. A scratch tmpfs (/tmp, home) that holds a rw-no-delete
-    // mount therefore must not grant the REMOVE rights itself, or the
-    // mount below would inherit them: there, deleting in the scratch area
-    // is refused too (see docs/sandbox.md).
-    let holds_no_delete = |dir: &Path| {
-        p.mounts.iter().any(|m| {
-            m.mode == MountMode::RwNoDelete && m.target.starts_with(dir) && m.target != dir
-        })
-    };
-    let scratch = |dir: &Path| if holds_no_delete(dir) { no_delete } else { all };
-    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
-        // Listing `/` shows only what paddock put there.
-        ("/".into(), AccessFs::ReadDir.into()),
-        ("/proc".into(), file_rw),
-        ("/dev".into(), file_rw | AccessFs::IoctlDev),
-        ("/dev/shm".into(), all),
-        ("/sys".into(), read),
-        ("/tmp".into(), scratch(Path::new("/tmp"))),
-        ("/run".into(), all),
-        (p.home.clone(), scratch(&p.home)),
-    ];
-    for d in SYSTEM_DIRS {
-        rules.push((Path::new("/").join(d), read));
-    }
-    for m in &p.mounts {
-        let access = match m.mode {
-            MountMode::Ro => read,
-            MountMode::Rw | MountMode::Cow => all,
-            MountMode::RwNoDelete => no_delete,
-        };
-        rules.push((m.target.clone(), access));
+impl Rights {
+    fn new() -> Rights {
+        let all = AccessFs::from_all(TARGET_ABI);
+        let read = AccessFs::from_read(TARGET_ABI);
+        Rights {
+            all,
+            read,
+            no_delete: all & !(AccessFs::RemoveFile | AccessFs::RemoveDir),
+            file_rw: read | AccessFs::WriteFile | AccessFs::Truncate,
+        }
     }
 
-    let mut rs = Ruleset::default()
+    /// The system folders (read) and every mount by its mode, each mount
+    /// at `at(m)`: its target inside the sandbox, or its source on the host.
+    fn system_and_mounts(
+        &self,
+        p: &Prepared,
+        at: impl Fn(&crate::spec::MountSpec) -> PathBuf,
+    ) -> Vec<(PathBuf, BitFlags<AccessFs>)> {
+        let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = SYSTEM_DIRS
+            .iter()
+            .map(|d| (Path::new("/").join(d), self.read))
+            .collect();
+        for m in &p.mounts {
+            let access = match m.mode {
+                MountMode::Ro => self.read,
+                MountMode::Rw | MountMode::Cow => self.all,
+                MountMode::RwNoDelete => self.no_delete,
+            };
+            rules.push((at(m), access));
+        }
+        rules
+    }
+}
+
+/// A ruleset handling every file right (and, with `tcp`, TCP bind and
+/// connect), with the ABI 6 scopes, holding `rules`.
+fn create(
+    r: &Rights,
+    rules: Vec<(PathBuf, BitFlags<AccessFs>)>,
+    tcp: bool,
+) -> Result<RulesetCreated, String> {
+    let mut base = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(all)
-        .map_err(|e| e.to_string())?
+        .handle_access(r.all)
+        .map_err(|e| e.to_string())?;
+    if tcp {
+        base = base
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut rs = base
         .scope(Scope::from_all(TARGET_ABI))
         .map_err(|e| e.to_string())?
         .create()
@@ -175,6 +161,44 @@ fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(rs)
+}
+
+/// Build the ruleset for `p`. Runs after `pivot_root`, so every path here is
+/// a path inside the sandbox.
+fn ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
+    let r = Rights::new();
+    let (all, read, file_rw) = (r.all, r.read, r.file_rw);
+
+    // Landlock grants are inherited by everything beneath a path, across
+    // mount points. A scratch tmpfs (/tmp, home) that holds a rw-no-delete
+    // mount therefore must not grant the REMOVE rights itself, or the
+    // mount below would inherit them: there, deleting in the scratch area
+    // is refused too (see docs/sandbox.md).
+    let holds_no_delete = |dir: &Path| {
+        p.mounts.iter().any(|m| {
+            m.mode == MountMode::RwNoDelete && m.target.starts_with(dir) && m.target != dir
+        })
+    };
+    let scratch = |dir: &Path| {
+        if holds_no_delete(dir) {
+            r.no_delete
+        } else {
+            all
+        }
+    };
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>)> = vec![
+        // Listing `/` shows only what paddock put there.
+        ("/".into(), AccessFs::ReadDir.into()),
+        ("/proc".into(), file_rw),
+        ("/dev".into(), file_rw | AccessFs::IoctlDev),
+        ("/dev/shm".into(), all),
+        ("/sys".into(), read),
+        ("/tmp".into(), scratch(Path::new("/tmp"))),
+        ("/run".into(), all),
+        (p.home.clone(), scratch(&p.home)),
+    ];
+    rules.extend(r.system_and_mounts(p, |m| m.target.clone()));
+    create(&r, rules, false)
 }
 
 /// Enforce `rs` on the calling thread (and its future children).

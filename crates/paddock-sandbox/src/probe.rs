@@ -339,7 +339,7 @@ fn userns_fix() -> String {
     let max = read_trim("/proc/sys/user/max_user_namespaces");
     if apparmor.as_deref() == Some("1") {
         "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): install paddock's \
-         AppArmor profile (`paddock doctor` prints the commands)"
+         AppArmor profile (`paddock doctor` prints the commands under `apparmor_userns`)"
     } else if debian.as_deref() == Some("0") {
         "run `sudo sysctl kernel.unprivileged_userns_clone=1` (and persist it in /etc/sysctl.d)"
     } else if max.as_deref() == Some("0") {
@@ -385,19 +385,8 @@ pub fn kernel_checks() -> Vec<Check> {
     let all = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::NET | ns::CGROUP;
     let userns = in_namespaces(all, nothing);
     let apparmor = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-    let debian = read_trim("/proc/sys/kernel/unprivileged_userns_clone");
-    let max = read_trim("/proc/sys/user/max_user_namespaces");
-    let fix = if apparmor.as_deref() == Some("1") {
-        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10+): see the \
-         `apparmor_userns` check below for the exact commands"
-    } else if debian.as_deref() == Some("0") {
-        "run `sudo sysctl kernel.unprivileged_userns_clone=1` (and persist it in /etc/sysctl.d)"
-    } else if max.as_deref() == Some("0") {
-        "run `sudo sysctl user.max_user_namespaces=15000`"
-    } else {
-        "inside a container, start it with a seccomp profile that allows unshare/clone \
-         (e.g. docker --security-opt seccomp=unconfined), or run paddock on the host"
-    };
+    let fix = userns_fix();
+    let fix = fix.as_str();
     let userns_ok = matches!(userns, Ok(true));
     out.push(match userns {
         Ok(true) => check(
