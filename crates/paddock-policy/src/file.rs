@@ -319,13 +319,6 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
-    /// Every level, strongest first.
-    pub const ALL: [IsolationLevel; 3] = [
-        IsolationLevel::Full,
-        IsolationLevel::LandlockUnavailable,
-        IsolationLevel::NoUserns,
-    ];
-
     /// Rank: higher is stronger.
     pub fn strength(self) -> u8 {
         match self {

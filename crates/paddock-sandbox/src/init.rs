@@ -158,6 +158,15 @@ fn run(
         p
     } else {
         on_host = host_view(p, proxy_port);
+        // The private home and /tmp, owner-only, before Landlock names them.
+        for d in on_host.scratch.iter().flat_map(|(h, t)| [h, t]) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|err| ("scratch-dirs", format!("{}: {err}", d.display())))?;
+        }
         &on_host
     };
     // In session mode the same socket pair carries exec requests afterwards,

@@ -119,7 +119,7 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, SandboxError> {
 /// What each isolation level cannot do, refused before anything starts
 /// (fail closed: a mode the level cannot enforce is an error, never a
 /// silently weaker mount). Returns the private home and /tmp of level
-/// `no-userns`, created.
+/// `no-userns`.
 fn level_checks(
     spec: &SandboxSpec,
     mounts: &[MountSpec],
@@ -175,16 +175,8 @@ fn level_checks(
             "level no-userns needs a scratch folder for the private home and /tmp".into(),
         ));
     };
-    let (home, tmp) = (dir.join("home"), dir.join("tmp"));
-    for d in [&home, &tmp] {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(d)
-            .map_err(|e| SandboxError::io(format!("creating {}", d.display()), e))?;
-    }
-    Ok(Some((home, tmp)))
+    // Created by the sandbox's init when it starts, not by a check.
+    Ok(Some((dir.join("home"), dir.join("tmp"))))
 }
 
 /// Validate `spec` against the host.

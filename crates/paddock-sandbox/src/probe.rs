@@ -377,42 +377,33 @@ pub fn detect_layers() -> Layers {
     }
 }
 
-/// Run every probe. Must be called from a single-threaded process.
-pub fn kernel_checks() -> Vec<Check> {
+/// Every check `paddock doctor` shows, the layers among them taken from
+/// `layers` (so a caller that has probed them, or has them cached, does
+/// not probe twice). Must be called from a single-threaded process.
+pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
     let mut out = Vec::new();
 
     // User namespaces, and every namespace the sandbox asks for.
-    let all = ns::MOUNT | ns::PID | ns::IPC | ns::UTS | ns::NET | ns::CGROUP;
-    let userns = in_namespaces(all, nothing);
     let apparmor = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-    let fix = userns_fix();
-    let fix = fix.as_str();
-    let userns_ok = matches!(userns, Ok(true));
-    out.push(match userns {
-        Ok(true) => check(
+    let userns_ok = layers.userns;
+    out.push(if userns_ok {
+        check(
             "user_namespaces",
             "user, mount, pid, ipc, uts, net, cgroup namespaces",
             "ok",
             "an unprivileged process can create all of them".into(),
             "",
             "",
-        ),
-        Ok(false) => check(
+        )
+    } else {
+        check(
             "user_namespaces",
             "user namespaces",
             "missing",
-            "the namespaces were created but the uid map could not be written".into(),
+            layers.userns_detail.clone(),
             "no namespaces: level no-userns at best (no pid, mount, IPC or network namespace; docs/isolation-levels.md)",
-            fix,
-        ),
-        Err(e) => check(
-            "user_namespaces",
-            "user namespaces",
-            "missing",
-            format!("clone3 failed: {e}"),
-            "no namespaces: level no-userns at best (no pid, mount, IPC or network namespace; docs/isolation-levels.md)",
-            fix,
-        ),
+            &layers.userns_fix,
+        )
     });
 
     // The AppArmor restriction on user namespaces (Ubuntu 23.10+).
@@ -426,7 +417,7 @@ pub fn kernel_checks() -> Vec<Check> {
     }));
 
     // Landlock.
-    let abi: Result<i32, String> = match landlock_abi() {
+    let abi: Result<i32, String> = match layers.landlock_abi {
         0 => Err(sys::landlock_abi_version().err().map_or_else(
             || "disabled by PADDOCK_TEST_NO_LANDLOCK".into(),
             |e| e.to_string(),
@@ -445,31 +436,28 @@ pub fn kernel_checks() -> Vec<Check> {
     });
 
     // Seccomp filters.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    out.push(
-        if status.contains("Seccomp_filters:") || status.contains("Seccomp:") {
-            check(
-                "seccomp",
-                "seccomp-bpf",
-                "ok",
-                format!(
-                    "{} system calls denied in the sandbox",
-                    crate::denied_syscalls().len()
-                ),
-                "",
-                "",
-            )
-        } else {
-            check(
-                "seccomp",
-                "seccomp-bpf",
-                "missing",
-                "no Seccomp line in /proc/self/status".into(),
-                "dangerous system calls (ptrace, bpf, io_uring, nested namespaces) stay available",
-                "use a kernel built with CONFIG_SECCOMP_FILTER",
-            )
-        },
-    );
+    out.push(if layers.seccomp {
+        check(
+            "seccomp",
+            "seccomp-bpf",
+            "ok",
+            format!(
+                "{} system calls denied in the sandbox",
+                crate::denied_syscalls().len()
+            ),
+            "",
+            "",
+        )
+    } else {
+        check(
+            "seccomp",
+            "seccomp-bpf",
+            "missing",
+            "no Seccomp line in /proc/self/status".into(),
+            "dangerous system calls (ptrace, bpf, io_uring, nested namespaces) stay available",
+            "use a kernel built with CONFIG_SECCOMP_FILTER",
+        )
+    });
 
     // Seccomp user notification, for the audit observer.
     out.push(match audit_observer() {

@@ -62,8 +62,7 @@ fn io(e: std::io::Error) -> CliError {
 impl Egress {
     /// Prepare everything, before the sandbox starts.
     pub fn prepare(eff: &Effective, host: &HostFacts) -> Result<Egress, CliError> {
-        let base = crate::places::runtime_base();
-        let dir = base.join(format!("paddock-run-{}", std::process::id()));
+        let dir = crate::places::run_dir(crate::places::EGRESS_DIR);
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()

@@ -24,6 +24,14 @@ pub struct Choice {
     pub cached: bool,
 }
 
+/// Every sandbox level, strongest first.
+const LEVELS: [Level; 3] = [Level::Full, Level::LandlockUnavailable, Level::NoUserns];
+
+/// Does a sandbox at `level` satisfy the policy's `minimum`?
+pub fn meets(level: Level, minimum: IsolationLevel) -> bool {
+    policy_level(level).strength() >= minimum.strength()
+}
+
 /// The policy's name for a sandbox level.
 pub fn policy_level(l: Level) -> IsolationLevel {
     match l {
@@ -125,27 +133,20 @@ pub fn choose(eff: &Effective, home: &Path) -> Result<Choice, CliError> {
     let (layers, cached) = layers(home);
     let min = eff.isolation_minimum.value;
     let Some(level) = layers.best() else {
+        // (Never empty here: the weakest level lacks seccomp or Landlock's
+        // TCP rules, or it would have been chosen.)
         let (what, fix) = missing_text(&layers, Some(Level::NoUserns));
-        let (what_full, fix_full) = missing_text(&layers, None);
         return Err(CliError::new(
             "ISOLATION_UNAVAILABLE",
+            format!("no sandbox can be built on this host: missing {what}"),
             format!(
-                "no sandbox can be built on this host: missing {}",
-                if what.is_empty() { what_full } else { what }
-            ),
-            format!(
-                "{}; `paddock doctor` shows every layer (paddock never runs a command \
-                 unsandboxed unless told so with --unsafe-no-sandbox)",
-                if fix.is_empty() { fix_full } else { fix }
+                "{fix}; `paddock doctor` shows every layer (paddock never runs a command \
+                 unsandboxed unless told so with --unsafe-no-sandbox)"
             ),
         ));
     };
-    if policy_level(level).strength() < min.strength() {
-        let target = IsolationLevel::ALL
-            .into_iter()
-            .zip([Level::Full, Level::LandlockUnavailable, Level::NoUserns])
-            .find(|(p, _)| *p == min)
-            .map(|(_, s)| s);
+    if !meets(level, min) {
+        let target = LEVELS.into_iter().find(|l| policy_level(*l) == min);
         let (what, fix) = missing_text(&layers, target);
         return Err(CliError::new(
             "ISOLATION_BELOW_MINIMUM",

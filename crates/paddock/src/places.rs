@@ -11,6 +11,7 @@
 //! | state | `$PADDOCK_HOME`, else `$XDG_STATE_HOME/paddock` (`~/.local/state/paddock`) | sessions, runs, gc |
 //! | cache | `$XDG_CACHE_HOME/paddock` (`~/.cache/paddock`) | the isolation probe |
 //! | runtime | `$XDG_RUNTIME_DIR/paddock-run-PID`, else `/tmp/paddock-UID/...` | one run's egress CA, while it runs |
+//! | runtime | `.../paddock-scratch-PID` | one run's private home and /tmp at isolation level `no-userns` |
 //! | AppArmor | `/etc/apparmor.d/paddock` | the .deb, or install.sh when asked |
 
 use std::path::{Path, PathBuf};
@@ -31,10 +32,45 @@ pub fn cache_dir(home: &Path) -> PathBuf {
 
 /// The folder under which each run's short-lived files go.
 pub fn runtime_base() -> PathBuf {
+    xdg_runtime().unwrap_or_else(own_runtime_base)
+}
+
+/// The runtime base paddock creates itself when there is no
+/// `$XDG_RUNTIME_DIR` (which belongs to the session manager, not to us).
+fn own_runtime_base() -> PathBuf {
+    std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid()))
+}
+
+/// The runtime base if paddock created it (and so may remove it when it
+/// is empty).
+pub fn runtime_base_if_own() -> Option<PathBuf> {
+    xdg_runtime().is_none().then(own_runtime_base)
+}
+
+fn xdg_runtime() -> Option<PathBuf> {
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute() && p.is_dir())
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("paddock-{}", paddock_sys::getuid())))
+}
+
+/// The kinds of per-run folders in the runtime base, each named
+/// `PREFIX<pid of the paddock process>`.
+pub const RUN_DIR_PREFIXES: [&str; 2] = [EGRESS_DIR, SCRATCH_DIR];
+/// A run's egress files (session CA bundle).
+pub const EGRESS_DIR: &str = "paddock-run-";
+/// A run's private home and /tmp at isolation level `no-userns`.
+pub const SCRATCH_DIR: &str = "paddock-scratch-";
+
+/// This process's per-run folder of kind `prefix`.
+pub fn run_dir(prefix: &str) -> PathBuf {
+    runtime_base().join(format!("{prefix}{}", std::process::id()))
+}
+
+/// The pid in a per-run folder's name, if it is one.
+pub fn run_dir_pid(name: &str) -> Option<i32> {
+    RUN_DIR_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p)?.parse().ok())
 }
 
 /// Where a package or install.sh puts the AppArmor profile's loaded copy.

@@ -453,8 +453,8 @@ pub fn collect(store: &Store, host: &crate::compile::HostFacts) -> Status {
 /// Probe the host and load the policy's minimum (best effort: a policy
 /// that does not load shows as such).
 pub fn probe_isolation(host: &crate::compile::HostFacts) -> Isolation {
-    let checks = paddock_sandbox::probe::kernel_checks();
     let (layers, _) = crate::isolation::layers(&host.home);
+    let checks = paddock_sandbox::probe::kernel_checks(&layers);
     let eff = crate::policy_files::effective(host, None, None).ok();
     isolation(&checks, &layers, eff.as_ref().map(|e| &e.isolation_minimum))
 }

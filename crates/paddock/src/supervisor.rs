@@ -881,17 +881,27 @@ fn exec_with_winch(
     ))
 }
 
-/// Ask a live session to stop and wait until it has.
+/// Ask a live session (or a live `paddock run`) to stop and wait until it
+/// has.
 pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
     if meta.liveness() != Liveness::Running {
         return Ok(false);
     }
-    let sock = store.dir(&meta.id).join("control.sock");
-    if let Ok(conn) = UnixStream::connect(&sock) {
-        let payload = serde_json::to_vec(&ControlRequest::Stop).unwrap_or_default();
-        let _ = paddock_sys::send_fds(conn.as_fd(), &[], &payload);
-        let mut line = String::new();
-        let _ = BufReader::new(conn).read_line(&mut line);
+    if meta.oneshot {
+        // A `paddock run`: its own process is the record's supervisor, and
+        // SIGTERM is forwarded to its command (liveness above checked that
+        // the pid is still that process).
+        if let Some(s) = &meta.supervisor {
+            let _ = paddock_sys::kill(s.pid, libc::SIGTERM);
+        }
+    } else {
+        let sock = store.dir(&meta.id).join("control.sock");
+        if let Ok(conn) = UnixStream::connect(&sock) {
+            let payload = serde_json::to_vec(&ControlRequest::Stop).unwrap_or_default();
+            let _ = paddock_sys::send_fds(conn.as_fd(), &[], &payload);
+            let mut line = String::new();
+            let _ = BufReader::new(conn).read_line(&mut line);
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

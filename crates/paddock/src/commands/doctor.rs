@@ -9,17 +9,16 @@ use crate::error::CliError;
 /// be built here, 1 otherwise.
 pub fn doctor(a: DoctorArgs) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
-    let checks = paddock_sandbox::probe::kernel_checks();
-    // A fresh probe (doctor is where one looks after changing the host).
+    // A fresh probe (doctor is where one looks after changing the host),
+    // cached again for the runs that follow.
     crate::isolation::forget(&host.home);
     let (layers, _) = crate::isolation::layers(&host.home);
+    let checks = paddock_sandbox::probe::kernel_checks(&layers);
     let eff = crate::policy_files::effective(&host, None, None).ok();
     let iso =
         crate::status::isolation(&checks, &layers, eff.as_ref().map(|e| &e.isolation_minimum));
     let meets = match (layers.best(), &eff) {
-        (Some(l), Some(e)) => {
-            crate::isolation::policy_level(l).strength() >= e.isolation_minimum.value.strength()
-        }
+        (Some(l), Some(e)) => crate::isolation::meets(l, e.isolation_minimum.value),
         (Some(_), None) => true,
         (None, _) => false,
     };

@@ -176,7 +176,7 @@ fn runtime_dirs(all: bool) -> Vec<PathBuf> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid: i32 = name.strip_prefix("paddock-run-")?.parse().ok()?;
+            let pid = places::run_dir_pid(&name)?;
             let alive = paddock_sys::process_start_time(pid).is_some();
             (all || !alive).then(|| e.path())
         })
@@ -185,7 +185,29 @@ fn runtime_dirs(all: bool) -> Vec<PathBuf> {
     out
 }
 
-fn all_places(host: &HostFacts) -> (Origin, Option<Manifest>, Vec<Place>) {
+/// A man page install.sh wrote (`.../man/man1/*.1`).
+fn is_man_page(p: &Path) -> bool {
+    p.parent().is_some_and(|d| d.ends_with("man/man1")) && p.extension().is_some_and(|e| e == "1")
+}
+
+/// Man pages, shown as one line: their count, bytes and folder.
+fn man_summary<'a>(items: impl Iterator<Item = (&'a Path, u64)>) -> Option<(usize, u64, &'a Path)> {
+    items
+        .filter(|(p, _)| is_man_page(p))
+        .fold(None, |acc, (p, b)| match acc {
+            None => Some((1, b, p.parent().unwrap_or(Path::new("/")))),
+            Some((n, t, d)) => Some((n + 1, t + b, d)),
+        })
+}
+
+/// Every place, and the per-run folders the runtime place counts.
+struct Footprint {
+    origin: Origin,
+    places: Vec<Place>,
+    run_dirs: Vec<PathBuf>,
+}
+
+fn all_places(host: &HostFacts) -> Footprint {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("paddock"));
     let (origin, manifest) = origin(&exe);
     let mut v = vec![place("binary", &exe, binary_note(&origin))];
@@ -193,7 +215,7 @@ fn all_places(host: &HostFacts) -> (Origin, Option<Manifest>, Vec<Place>) {
         for f in m.files.iter().filter(|f| !same_file(f, &exe)) {
             let what = if f.starts_with("/etc/apparmor.d") {
                 "AppArmor profile (loaded)"
-            } else if f.to_string_lossy().contains("/man/") {
+            } else if is_man_page(f) {
                 "man page"
             } else if f.to_string_lossy().contains("complet")
                 || f.to_string_lossy().contains("site-functions")
@@ -226,11 +248,17 @@ fn all_places(host: &HostFacts) -> (Origin, Option<Manifest>, Vec<Place>) {
         &places::cache_dir(&host.home),
         "paddock reset, paddock uninstall",
     ));
-    v.push(place(
-        "runtime",
-        &places::runtime_base(),
-        "each run removes its own; leftovers: paddock reset",
-    ));
+    // Only paddock's own folders count: the runtime base may be the
+    // session's $XDG_RUNTIME_DIR, full of other programs' files.
+    let run_dirs = runtime_dirs(true);
+    let base = places::runtime_base();
+    v.push(Place {
+        what: "runtime".into(),
+        exists: base.exists(),
+        bytes: run_dirs.iter().map(|d| paddock_session::du(d)).sum(),
+        path: base,
+        removed_by: "each run removes its own; leftovers: paddock reset".into(),
+    });
     let aa = Path::new(places::APPARMOR_PROFILE);
     if aa.exists()
         && !manifest
@@ -247,59 +275,59 @@ fn all_places(host: &HostFacts) -> (Origin, Option<Manifest>, Vec<Place>) {
             },
         ));
     }
-    (origin, manifest, v)
+    Footprint {
+        origin,
+        places: v,
+        run_dirs,
+    }
 }
 
 /// `paddock info`.
 pub fn info(json: bool) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
-    let (origin, _, places) = all_places(&host);
-    let runtime_paddock: u64 = runtime_dirs(true)
+    let fp = all_places(&host);
+    // The administrator's folder is shown, not counted: it is not ours.
+    let total: u64 = fp
+        .places
         .iter()
-        .map(|d| paddock_session::du(d))
+        .filter(|p| p.what != "admin config")
+        .map(|p| p.bytes)
         .sum();
     if json {
         let v = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "installed": origin,
-            "places": places,
-            "runtime_run_dirs": runtime_dirs(true),
-            "runtime_run_bytes": runtime_paddock,
-            "total_bytes": places.iter().filter(|p| p.what != "admin config" && p.what != "runtime").map(|p| p.bytes).sum::<u64>() + runtime_paddock,
+            "installed": fp.origin,
+            "places": fp.places,
+            "runtime_run_dirs": fp.run_dirs,
+            "total_bytes": total,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(0);
     }
     println!("paddock {}", env!("CARGO_PKG_VERSION"));
     println!("{:<24} {:>7}  PATH", "WHAT", "SIZE");
-    let mut total = runtime_paddock;
-    let (man, places): (Vec<&Place>, Vec<&Place>) =
-        places.iter().partition(|p| p.what == "man page");
-    if let Some(first) = man.first() {
-        let bytes: u64 = man.iter().map(|p| p.bytes).sum();
-        total += bytes;
-        let dir = first.path.parent().unwrap_or(Path::new("/"));
-        println!(
-            "{:<24} {:>7}  {}/paddock*.1",
-            format!("man pages ({})", man.len()),
+    let row = |what: &str, size: String, path: String, removed_by: &str| {
+        println!("{what:<24} {size:>7}  {path}");
+        println!("{:<24} {:>7}  removed by: {removed_by}", "", "");
+    };
+    if let Some((n, bytes, dir)) =
+        man_summary(fp.places.iter().map(|p| (p.path.as_path(), p.bytes)))
+    {
+        let dir = format!("{}/paddock*.1", dir.display());
+        row(
+            &format!("man pages ({n})"),
             human_bytes(bytes),
-            dir.display()
+            dir,
+            "paddock uninstall",
         );
-        println!("{:<24} {:>7}  removed by: {}", "", "", first.removed_by);
     }
-    for p in places {
-        let size = if !p.exists {
-            "-".to_string()
-        } else if p.what == "runtime" {
-            human_bytes(runtime_paddock)
-        } else {
+    for p in fp.places.iter().filter(|p| p.what != "man page") {
+        let size = if p.exists {
             human_bytes(p.bytes)
+        } else {
+            "-".into()
         };
-        if p.what != "admin config" && p.what != "runtime" {
-            total += p.bytes;
-        }
-        println!("{:<24} {:>7}  {}", p.what, size, p.path.display());
-        println!("{:<24} {:>7}  removed by: {}", "", "", p.removed_by);
+        row(&p.what, size, p.path.display().to_string(), &p.removed_by);
     }
     println!("total: {} (admin config not counted)", human_bytes(total));
     Ok(0)
@@ -416,22 +444,15 @@ fn print_plan(p: &Plan, scope: Scope, dry_run: bool) {
         println!("  stop {} running: {}", p.stop.len(), p.stop.join(", "));
     }
     let total: u64 = p.remove.iter().map(|r| r.bytes).sum();
-    let is_man = |r: &&Removal| {
-        r.path.parent().is_some_and(|d| d.ends_with("man/man1"))
-            && r.path.extension().is_some_and(|e| e == "1")
-    };
-    let man: Vec<&Removal> = p.remove.iter().filter(is_man).collect();
-    for r in p.remove.iter().filter(|r| !is_man(r)) {
+    for r in p.remove.iter().filter(|r| !is_man_page(&r.path)) {
         println!("  remove {:>7}  {}", human_bytes(r.bytes), r.path.display());
     }
-    if let Some(first) = man.first() {
-        let bytes: u64 = man.iter().map(|r| r.bytes).sum();
-        let dir = first.path.parent().unwrap_or(Path::new("/"));
+    if let Some((n, bytes, dir)) = man_summary(p.remove.iter().map(|r| (r.path.as_path(), r.bytes)))
+    {
         println!(
-            "  remove {:>7}  {}/paddock*.1 ({} man pages)",
+            "  remove {:>7}  {}/paddock*.1 ({n} man pages)",
             human_bytes(bytes),
-            dir.display(),
-            man.len()
+            dir.display()
         );
     }
     if p.remove.is_empty() {
@@ -468,32 +489,6 @@ fn confirm(a: &RemoveArgs) -> Result<(), CliError> {
             "answer y to proceed",
         ))
     }
-}
-
-/// Stop a live `paddock run` (its own process is the record's
-/// supervisor) and wait until it has ended.
-fn stop_run(store: &Store, m: &paddock_session::Meta) -> Result<(), CliError> {
-    if let Some(s) = &m.supervisor {
-        if paddock_sys::process_start_time(s.pid) == Some(s.start_time) {
-            let _ = paddock_sys::kill(s.pid, libc::SIGTERM);
-        }
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if store
-            .load(&m.id)
-            .map(|m| m.liveness() != Liveness::Running)
-            .unwrap_or(true)
-        {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Err(CliError::new(
-        "SESSION_STOP_TIMEOUT",
-        format!("the run {} did not end within 10 s", m.label()),
-        "kill its process (pid in its meta.json) and try again",
-    ))
 }
 
 fn remove_path(p: &Path) -> std::io::Result<()> {
@@ -539,11 +534,7 @@ pub fn remove(a: RemoveArgs, scope: Scope) -> Result<i32, CliError> {
         if m.liveness() != Liveness::Running {
             continue;
         }
-        if m.oneshot {
-            stop_run(&store, &m)?;
-        } else {
-            crate::supervisor::stop(&store, &m)?;
-        }
+        crate::supervisor::stop(&store, &m)?;
         stopped.push(m.label().to_string());
     }
     let mut removed = Vec::new();
@@ -564,7 +555,8 @@ pub fn remove(a: RemoveArgs, scope: Scope) -> Result<i32, CliError> {
         }
     }
     // Folders paddock (or install.sh) created, if that emptied them.
-    let mut dirs: Vec<PathBuf> = vec![store.root().to_path_buf(), places::runtime_base()];
+    let mut dirs: Vec<PathBuf> = vec![store.root().to_path_buf()];
+    dirs.extend(places::runtime_base_if_own());
     if let (Scope::Uninstall { .. }, Some(m)) = (scope, &manifest) {
         dirs.extend(m.dirs.iter().filter(|d| m.trusted(d)).cloned());
     }

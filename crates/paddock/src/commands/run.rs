@@ -35,15 +35,13 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         NetworkMode::None => None,
     };
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
-    let scratch = Scratch((!choice.level.namespaces()).then(|| {
-        crate::places::runtime_base().join(format!("paddock-scratch-{}", std::process::id()))
-    }));
     crate::isolation::fit(
         &mut spec,
         choice.level,
-        scratch.0.clone().unwrap_or_default(),
+        crate::places::run_dir(crate::places::SCRATCH_DIR),
         egress.as_ref().map(|g| g.bundle()),
     );
+    let scratch = Scratch(spec.scratch_dir.clone());
     let level = choice.level.as_str();
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any

@@ -60,15 +60,11 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
             // that level.
             let choice = crate::isolation::choose(&eff, &host.home)?;
             let mut spec = compile(&eff, &flags, &host, None)?;
-            // (At no-userns the check creates scratch folders: in a
-            // throw-away place, since the session has no folder yet.)
-            let scratch =
-                std::env::temp_dir().join(format!("paddock-check-{}", std::process::id()));
-            crate::isolation::fit(&mut spec, choice.level, scratch.clone(), None);
+            // (The scratch folder is the supervisor's to choose and create;
+            // the check only needs one named.)
+            crate::isolation::fit(&mut spec, choice.level, st.root().join("sessions"), None);
             spec.serve_execs = true;
-            let checked = paddock_sandbox::check(&spec);
-            let _ = std::fs::remove_dir_all(&scratch);
-            checked?;
+            paddock_sandbox::check(&spec)?;
             // Automatic collection: within the limits, but a session whose
             // supervisor died keeps its trail and unreviewed changes until
             // it ages out or an explicit `paddock gc`.
