@@ -471,7 +471,11 @@ impl Merger<'_> {
                 ("allow", n.allow.as_ref().is_some_and(|v| !v.is_empty())),
                 (
                     "rules",
-                    n.rules.iter().flatten().any(|r| !r.allow.is_empty()),
+                    n.rules.iter().flatten().any(|r| {
+                        !r.allow.is_empty()
+                            || r.inspect == Some(false)
+                            || !r.accept_credentials.is_empty()
+                    }),
                 ),
                 (
                     "credentials",

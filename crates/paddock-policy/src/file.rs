@@ -186,10 +186,21 @@ pub struct NetworkSection {
 pub struct HostRule {
     /// The host these rules apply to.
     pub host: String,
-    /// Decrypt TLS to this host so method and path rules can be enforced.
-    #[serde(default)]
-    pub inspect: bool,
-    /// `METHOD /path-prefix` entries that are allowed (`*` for any method).
+    /// TLS to every allowed host is decrypted by default, so method and
+    /// path rules apply and no credential paddock did not issue gets
+    /// through. `inspect = false` opts this host out: its tunnel is then
+    /// opaque, carries whatever credential the sandbox brings, and cannot
+    /// have rules or a brokered credential (`policy check` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect: Option<bool>,
+    /// Where this host may receive the client's own credentials after all:
+    /// header names (`cookie`, `x-csrf-token`…) and `query:NAME`. Anything
+    /// else that looks like a credential is refused
+    /// (`NET_FOREIGN_CREDENTIAL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_credentials: Vec<String>,
+    /// `METHOD /path` entries that are allowed (`*` for any method). The
+    /// path is a prefix on whole segments; `*` is one segment, `**` any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     /// `METHOD /path-prefix` entries that are refused; wins over allow.
@@ -203,9 +214,12 @@ pub struct HostRule {
 pub struct Credential {
     /// The only host the real secret is sent to.
     pub host: String,
-    /// The header carrying it (e.g. `x-api-key`, `authorization`).
-    pub header: String,
-    /// Optional prefix in the header value (e.g. `Bearer`).
+    /// Where clients usually send it (e.g. `x-api-key`, `authorization`):
+    /// for documentation only — the placeholder is swapped wherever the
+    /// client puts it (any header, Basic credentials, the query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Documentation only, like `header` (e.g. `Bearer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     /// Where the real secret comes from: `env:NAME`, `file:PATH` or

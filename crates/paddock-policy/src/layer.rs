@@ -348,6 +348,33 @@ impl ParsedLayer {
                         "write the host name, e.g. `api.example.com`",
                     );
                 }
+                if r.inspect == Some(false) && !(r.allow.is_empty() && r.deny.is_empty()) {
+                    bad(
+                        &[Key("network"), Key("rules"), Idx(i), Key("inspect")],
+                        format!("{} has method/path rules but `inspect = false`", r.host),
+                        "remove `inspect = false` (rules need paddock to read the requests) or the rules",
+                    );
+                }
+                for (j, a) in r.accept_credentials.iter().enumerate() {
+                    let name = a.strip_prefix("query:").unwrap_or(a);
+                    if name.is_empty()
+                        || !name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    {
+                        bad(
+                            &[
+                                Key("network"),
+                                Key("rules"),
+                                Idx(i),
+                                Key("accept_credentials"),
+                                Idx(j),
+                            ],
+                            format!("`{a}` is not a header name or `query:NAME`"),
+                            "write e.g. `accept_credentials = [\"cookie\", \"query:session\"]`",
+                        );
+                    }
+                }
                 for (key, list) in [("allow", &r.allow), ("deny", &r.deny)] {
                     for (j, e) in list.iter().enumerate() {
                         if !valid_method_path(e) {
@@ -377,11 +404,25 @@ impl ParsedLayer {
                         "write e.g. `env = \"ANTHROPIC_API_KEY\"`",
                     );
                 }
-                if c.header.trim().is_empty() || c.header.contains(char::is_whitespace) {
+                if let Some(h) = &c.header {
+                    if h.trim().is_empty() || h.contains(char::is_whitespace) {
+                        bad(
+                            &at("header"),
+                            format!("`{h}` is not a header name"),
+                            "write e.g. `header = \"x-api-key\"`, or leave it out",
+                        );
+                    }
+                }
+                let opted_out = n
+                    .rules
+                    .iter()
+                    .flatten()
+                    .any(|r| r.inspect == Some(false) && r.host.eq_ignore_ascii_case(&c.host));
+                if opted_out {
                     bad(
-                        &at("header"),
-                        format!("`{}` is not a header name", c.header),
-                        "write e.g. `header = \"x-api-key\"`",
+                        &at("host"),
+                        format!("{} has a brokered credential but its rule says `inspect = false`", c.host),
+                        "remove `inspect = false`: paddock must read a request to swap its placeholder",
                     );
                 }
                 if !valid_host_pattern(&c.host) || c.host.starts_with("*.") {

@@ -30,7 +30,11 @@ pub use file::*;
 pub use layer::{
     parse_duration, valid_env_name, valid_host_pattern, Layer, ParsedLayer, Seg, KEYS,
 };
-pub use net::{decide as decide_network, pattern_matches, NetDecision};
+pub use net::{
+    accepted_credentials, canonical_host, canonical_path, decide as decide_network, has_credential,
+    inspected as net_inspected, path_matches, pattern_matches, rule_applies, CanonHost,
+    NetDecision, PathAmbiguity,
+};
 
 /// The only policy format version this build understands.
 pub const VERSION: u32 = 1;

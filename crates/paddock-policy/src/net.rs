@@ -1,11 +1,18 @@
 //! Network decisions, as pure functions of the effective policy. The same
-//! function answers `paddock policy explain` and (with the egress proxy)
-//! every real request, so the two cannot disagree.
+//! functions answer `paddock policy explain` and (with the egress proxy)
+//! every real connection and request, so the two cannot disagree.
+//!
+//! Everything a decision looks at is first put into one canonical form —
+//! the host by [`canonical_host`], the path by [`canonical_path`] — and
+//! what cannot be put into one form without guessing is refused: a parser
+//! that guesses is a parser an attacker can steer.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
 use crate::effective::{Effective, Origin};
-use crate::file::NetworkMode;
+use crate::file::{HostRule, NetworkMode};
 
 /// The verdict on one network action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,24 +27,342 @@ pub struct NetDecision {
     pub origin: Option<Origin>,
 }
 
+/// A host in the one form every decision uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CanonHost {
+    /// A DNS name: lower case, ASCII, no trailing dot.
+    Name(String),
+    /// An address, however it was written (`2130706433`, `0x7f.1`, `[::1]`).
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for CanonHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CanonHost::Name(n) => f.write_str(n),
+            CanonHost::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// One IPv4 part as `inet_aton` (and the URL standard) read it: `0x..`
+/// hexadecimal, a leading `0` octal, decimal otherwise.
+fn ipv4_part(p: &str) -> Option<u64> {
+    let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        (h, 16)
+    } else if p.len() > 1 && p.starts_with('0') {
+        (&p[1..], 8)
+    } else {
+        (p, 10)
+    };
+    if digits.is_empty() {
+        return (radix == 16).then_some(0);
+    }
+    if digits.len() > 12 {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+fn looks_numeric(label: &str) -> bool {
+    !label.is_empty()
+        && (label.bytes().all(|b| b.is_ascii_digit())
+            || (label.len() >= 2
+                && label[..2].eq_ignore_ascii_case("0x")
+                && label[2..].bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// Parse the numeric IPv4 notations: 1 to 4 parts, the last filling the
+/// remaining bytes.
+fn parse_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let nums: Vec<u64> = parts.iter().map(|p| ipv4_part(p)).collect::<Option<_>>()?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    // Each leading part is one byte; the last fills the rest.
+    let mut v: u64 = 0;
+    for n in head {
+        v = v << 8 | n;
+    }
+    let room = 8 * (4 - head.len());
+    if *last >= 1u64 << room {
+        return None;
+    }
+    v = v << room | last;
+    u32::try_from(v).ok().map(Ipv4Addr::from)
+}
+
+/// Put a host as a client wrote it (CONNECT authority, `Host` header,
+/// SOCKS5 name, URL) into its one canonical form, or say why it has none.
+///
+/// Lower case; one trailing dot removed; `[v6]` brackets removed; every
+/// IPv4 notation (`2130706433`, `0x7f.0.0.1`, `0177.1`) parsed to the
+/// address it means. Names must be ASCII letters, digits, `-` and `_`
+/// (non-ASCII names are refused rather than converted: clients send the
+/// `xn--` form; a guessed conversion is a homograph waiting to happen).
+pub fn canonical_host(raw: &str) -> Result<CanonHost, String> {
+    if let Some(inner) = raw.strip_prefix('[') {
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or_else(|| format!("`{raw}`: unbalanced brackets"))?;
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|a| canonical_ip(IpAddr::V6(a)))
+            .map_err(|_| format!("`{raw}` is not an IPv6 address (zone ids are refused)"));
+    }
+    if !raw.is_ascii() {
+        return Err(format!(
+            "`{raw}` is not ASCII: send the name in its xn-- (punycode) form"
+        ));
+    }
+    let lower = raw.to_ascii_lowercase();
+    let name = lower.strip_suffix('.').unwrap_or(&lower);
+    if name.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if name.contains(':') {
+        return name
+            .parse::<Ipv6Addr>()
+            .map(|a| canonical_ip(IpAddr::V6(a)))
+            .map_err(|_| format!("`{raw}` is neither a name nor an address"));
+    }
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if looks_numeric(last) {
+        return parse_ipv4(name)
+            .map(|a| CanonHost::Ip(IpAddr::V4(a)))
+            .ok_or_else(|| format!("`{raw}` ends in a number but is no IPv4 address"));
+    }
+    if name.len() > 253 {
+        return Err(format!("`{raw}` is longer than 253 characters"));
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(format!("`{raw}` is not a valid host name"));
+        }
+    }
+    Ok(CanonHost::Name(name.to_string()))
+}
+
+/// IPv4-mapped IPv6 addresses are the IPv4 address they carry.
+fn canonical_ip(ip: IpAddr) -> CanonHost {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => CanonHost::Ip(IpAddr::V4(v4)),
+            None => CanonHost::Ip(ip),
+        },
+        v4 => CanonHost::Ip(v4),
+    }
+}
+
+/// Why a path has no single meaning.
+pub type PathAmbiguity = &'static str;
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The canonical form of a request path (without its query): unreserved
+/// escapes decoded, other escapes in upper case, dot segments removed
+/// (RFC 3986 §5.2.4), repeated slashes merged. What servers disagree on is
+/// refused instead: an encoded `/`, `\` or `.`, a `..;` segment, NUL and
+/// control characters, a backslash, invalid UTF-8, a path that climbs
+/// above the root.
+pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
+    if raw.is_empty() {
+        return Ok("/".into());
+    }
+    if !raw.starts_with('/') {
+        return Err("the path does not start with `/`");
+    }
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut decoded = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err("a `%` that is not followed by two hex digits");
+            };
+            let v = h << 4 | l;
+            match v {
+                b'/' | b'\\' => return Err("an encoded `/` or `\\`"),
+                b'.' => return Err("an encoded `.`"),
+                0 => return Err("an encoded NUL"),
+                v if v < 0x20 || v == 0x7f => return Err("an encoded control character"),
+                v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => {
+                    out.push(v)
+                }
+                v => out.extend_from_slice(format!("%{v:02X}").as_bytes()),
+            }
+            decoded.push(v);
+            i += 3;
+            continue;
+        }
+        if c < 0x20 || c == 0x7f {
+            return Err("a control character");
+        }
+        if c == b'\\' {
+            return Err("a backslash");
+        }
+        out.push(c);
+        decoded.push(c);
+        i += 1;
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err("escapes that are not UTF-8");
+    }
+    let text = String::from_utf8(out).map_err(|_| "escapes that are not UTF-8")?;
+    let mut segs: Vec<&str> = Vec::new();
+    let raw_segs: Vec<&str> = text[1..].split('/').collect();
+    let mut trailing = false;
+    for (n, s) in raw_segs.iter().enumerate() {
+        let last = n + 1 == raw_segs.len();
+        let bare = s.split(';').next().unwrap_or("");
+        if s.contains(';') && (bare == "." || bare == "..") {
+            return Err("a `..;` or `.;` segment");
+        }
+        match *s {
+            "" => trailing = last,
+            "." => trailing = last,
+            ".." => {
+                if segs.pop().is_none() {
+                    return Err("a `..` above the root");
+                }
+                trailing = last;
+            }
+            s => {
+                segs.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut p = String::with_capacity(text.len());
+    for s in &segs {
+        p.push('/');
+        p.push_str(s);
+    }
+    if p.is_empty() || trailing {
+        p.push('/');
+    }
+    Ok(p)
+}
+
+/// Does a rule entry's path pattern match a canonical path, on whole
+/// segments? The pattern is a prefix: `/v1/messages` matches `/v1/messages`
+/// and `/v1/messages/x`, never `/v1/messagesX`. `*` matches one segment,
+/// `**` any number. A segment's `;params` are ignored for matching (some
+/// servers drop them). `fold` compares without case (used for deny
+/// entries, so a case-insensitive server cannot be reached around them).
+pub fn path_matches(pattern: &str, path: &str, fold: bool) -> bool {
+    let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(';').next().unwrap_or(""))
+        .collect();
+    fn go(pat: &[&str], segs: &[&str], fold: bool) -> bool {
+        let Some((p, rest)) = pat.split_first() else {
+            return true; // prefix: whatever follows is inside
+        };
+        match *p {
+            "**" => (0..=segs.len()).any(|k| go(rest, &segs[k..], fold)),
+            "*" => !segs.is_empty() && go(rest, &segs[1..], fold),
+            lit => {
+                segs.first().is_some_and(|s| {
+                    if fold {
+                        s.eq_ignore_ascii_case(lit)
+                    } else {
+                        *s == lit
+                    }
+                }) && go(rest, &segs[1..], fold)
+            }
+        }
+    }
+    go(&pat, &segs, fold)
+}
+
 /// Does `pattern` (`host`, `*.domain`, optional `:port`) match `host:port`?
 /// Without a port, a pattern matches 80 and 443.
 pub fn pattern_matches(pattern: &str, host: &str, port: u16) -> bool {
-    let (p_host, p_port) = match pattern.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().ok()),
-        None => (pattern, None),
-    };
+    let (p_host, p_port) = split_pattern(pattern);
     let port_ok = match p_port {
         Some(p) => p == port,
         None => port == 443 || port == 80,
     };
+    port_ok && host_matches(p_host, host)
+}
+
+fn split_pattern(pattern: &str) -> (&str, Option<u16>) {
+    match pattern.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().ok()),
+        _ => (pattern, None),
+    }
+}
+
+fn host_matches(p_host: &str, host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let p_host = p_host.to_ascii_lowercase();
-    let host_ok = match p_host.strip_prefix("*.") {
+    match p_host.strip_prefix("*.") {
         Some(suffix) => host.ends_with(&format!(".{suffix}")),
         None => host == p_host,
-    };
-    port_ok && host_ok
+    }
+}
+
+/// Does a `[[network.rules]]` entry apply to `host:port`? A rule host
+/// without a port applies on every port (so allowing another port cannot
+/// step around the host's rules).
+pub fn rule_applies(rule: &HostRule, host: &str, port: u16) -> bool {
+    let (h, p) = split_pattern(&rule.host);
+    host_matches(h, host) && p.is_none_or(|p| p == port)
+}
+
+/// Is TLS to `host:port` decrypted (the default), or did a rule opt the
+/// host out with `inspect = false`?
+pub fn inspected(eff: &Effective, host: &str, port: u16) -> bool {
+    !eff.net_rules
+        .iter()
+        .any(|r| r.value.inspect == Some(false) && rule_applies(&r.value, host, port))
+}
+
+/// The names (header names, `cookie`, `query:NAME`) a host's rules let
+/// carry the client's own credentials.
+pub fn accepted_credentials<'a>(
+    eff: &'a Effective,
+    host: &'a str,
+    port: u16,
+) -> impl Iterator<Item = &'a str> + 'a {
+    eff.net_rules
+        .iter()
+        .filter(move |r| rule_applies(&r.value, host, port))
+        .flat_map(|r| r.value.accept_credentials.iter().map(String::as_str))
+}
+
+/// Does `host` have a brokered credential?
+pub fn has_credential(eff: &Effective, host: &str) -> bool {
+    eff.credentials
+        .iter()
+        .any(|c| c.value.host.eq_ignore_ascii_case(host))
 }
 
 fn is_ip_literal(host: &str) -> bool {
@@ -47,7 +372,9 @@ fn is_ip_literal(host: &str) -> bool {
 }
 
 /// Decide a connection to `host:port`, and when `method`/`path` are given
-/// (an inspected HTTP request), the request too.
+/// (an inspected HTTP request), the request too. The host is put into its
+/// canonical form first and the path too, so `explain` and the proxy judge
+/// the same thing.
 pub fn decide(
     eff: &Effective,
     host: &str,
@@ -67,6 +394,11 @@ pub fn decide(
             Some(eff.network_mode.origin.clone()),
         );
     }
+    let host = match canonical_host(host) {
+        Ok(h) => h.to_string(),
+        Err(why) => return deny("NET_BAD_HOST", why, None),
+    };
+    let host = host.as_str();
     if let Some(d) = eff
         .net_deny
         .iter()
@@ -82,7 +414,7 @@ pub fn decide(
         .net_allow
         .iter()
         .find(|a| pattern_matches(&a.value, host, port));
-    if is_ip_literal(host) && allow.is_none_or(|a| !a.value.starts_with(host)) {
+    if is_ip_literal(host) && allow.is_none_or(|a| split_pattern(&a.value).0 != host) {
         return deny(
             "NET_IP_LITERAL",
             "IP addresses are refused unless the policy names them".into(),
@@ -96,25 +428,53 @@ pub fn decide(
             None,
         );
     };
-    if let Some((method, path)) = request {
+    // A pattern without a port means 443 for a host whose traffic paddock
+    // must read: a credential or rules sent in clear text would be for
+    // anyone on the path to read and change.
+    let sensitive = has_credential(eff, host)
+        || eff.net_rules.iter().any(|r| {
+            rule_applies(&r.value, host, port)
+                && (!r.value.allow.is_empty() || !r.value.deny.is_empty())
+        });
+    if port != 443 && split_pattern(&allow.value).1.is_none() && sensitive {
+        return deny(
+            "NET_DOMAIN_NOT_ALLOWED",
+            format!(
+                "`{}` has no port, which means 443 only for a host with credentials or rules",
+                allow.value
+            ),
+            Some(allow.origin.clone()),
+        );
+    }
+    if let Some((method, raw_path)) = request {
+        let path = match canonical_path(raw_path) {
+            Ok(p) => p,
+            Err(why) => {
+                return deny(
+                    "NET_PATH_AMBIGUOUS",
+                    format!("the path has {why}; servers read such paths differently"),
+                    None,
+                )
+            }
+        };
         for rule in eff
             .net_rules
             .iter()
-            .filter(|r| r.value.inspect && pattern_matches(&r.value.host, host, port))
+            .filter(|r| r.value.inspect != Some(false) && rule_applies(&r.value, host, port))
         {
-            let hit = |e: &String| {
+            let hit = |e: &String, fold: bool| {
                 e.split_once(' ').is_some_and(|(m, p)| {
-                    (m == "*" || m.eq_ignore_ascii_case(method)) && path.starts_with(p)
+                    (m == "*" || m.eq_ignore_ascii_case(method)) && path_matches(p, &path, fold)
                 })
             };
-            if let Some(d) = rule.value.deny.iter().find(|e| hit(e)) {
+            if let Some(d) = rule.value.deny.iter().find(|e| hit(e, true)) {
                 return deny(
                     "NET_PATH_DENIED",
                     format!("network.rules for {} denies `{d}`", rule.value.host),
                     Some(rule.origin.clone()),
                 );
             }
-            if !rule.value.allow.is_empty() && !rule.value.allow.iter().any(hit) {
+            if !rule.value.allow.is_empty() && !rule.value.allow.iter().any(|e| hit(e, false)) {
                 return deny(
                     "NET_PATH_NOT_ALLOWED",
                     format!(
@@ -131,5 +491,114 @@ pub fn decide(
         code: "NET_ALLOWED",
         rule: format!("network.allow contains `{}`", allow.value),
         origin: Some(allow.origin.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_have_one_form() {
+        let ok = |raw: &str, want: &str| {
+            assert_eq!(canonical_host(raw).unwrap().to_string(), want, "{raw}")
+        };
+        ok("API.Example.COM", "api.example.com");
+        ok("api.example.com.", "api.example.com");
+        ok("2130706433", "127.0.0.1");
+        ok("0x7f.1", "127.0.0.1");
+        ok("0177.0.0.01", "127.0.0.1");
+        ok("127.1", "127.0.0.1");
+        ok("0x7F000001", "127.0.0.1");
+        ok("[::1]", "::1");
+        ok("[::ffff:127.0.0.1]", "127.0.0.1");
+        ok("::ffff:a9fe:a9fe", "169.254.169.254");
+        ok("under_score.example", "under_score.example");
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "exa mple.com",
+            "bücher.example",
+            "host.example..",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "08.1.1.1",
+            "[fe80::1%eth0]",
+            "-a.example",
+            "a.example/x",
+            "a.example\0",
+        ] {
+            assert!(canonical_host(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn paths_have_one_form_or_are_refused() {
+        let ok = |raw: &str, want: &str| assert_eq!(canonical_path(raw).unwrap(), want, "{raw}");
+        ok("", "/");
+        ok("/", "/");
+        ok("/v1/messages", "/v1/messages");
+        ok("/v1//files", "/v1/files");
+        ok("/v1/./files", "/v1/files");
+        ok("/v1/messages/../files", "/v1/files");
+        ok("/v1/%66iles", "/v1/files");
+        ok("/v1/files/", "/v1/files/");
+        ok("/a/b/..", "/a/");
+        ok("/a%20b", "/a%20b");
+        ok("/a%c3%a9", "/a%C3%A9");
+        for bad in [
+            "/v1/%2e%2e/files",
+            "/v1/messages/..%2ffiles",
+            "/v1/messages/..;/files",
+            "/v1/messages/%2E./files",
+            "/v1\\files",
+            "/v1/%5cfiles",
+            "/v1/%00",
+            "/v1/%0a",
+            "/v1/%zz",
+            "/v1/%c3",
+            "/..",
+            "/a/../..",
+            "v1/files",
+            "*",
+        ] {
+            assert!(canonical_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn rule_paths_match_whole_segments() {
+        assert!(path_matches("/v1/messages", "/v1/messages", false));
+        assert!(path_matches(
+            "/v1/messages",
+            "/v1/messages/count_tokens",
+            false
+        ));
+        assert!(!path_matches("/v1/messages", "/v1/messagesX", false));
+        assert!(path_matches("/v1/files", "/v1/files;x=1", true));
+        assert!(path_matches("/v1/files", "/V1/Files", true));
+        assert!(!path_matches("/v1/files", "/V1/Files", false));
+        assert!(path_matches("/", "/anything/at/all", false));
+        assert!(path_matches(
+            "/*/*/git-upload-pack",
+            "/o/r.git/git-upload-pack",
+            false
+        ));
+        assert!(!path_matches(
+            "/*/*/git-upload-pack",
+            "/o/git-upload-pack",
+            false
+        ));
+        assert!(path_matches(
+            "/**/git-receive-pack",
+            "/o/r/git-receive-pack",
+            true
+        ));
+        assert!(path_matches(
+            "/**/git-receive-pack",
+            "/git-receive-pack",
+            true
+        ));
     }
 }

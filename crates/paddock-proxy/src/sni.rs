@@ -31,40 +31,57 @@ impl<'a> Reader<'a> {
         self.take(2)
             .map(|s| usize::from(s[0]) << 8 | usize::from(s[1]))
     }
-    fn u24(&mut self) -> Option<usize> {
-        self.take(3)
-            .map(|s| usize::from(s[0]) << 16 | usize::from(s[1]) << 8 | usize::from(s[2]))
-    }
 }
 
-/// Parse the start of a TLS stream.
+/// The largest ClientHello paddock reassembles (post-quantum key shares
+/// make real ones 1.5–2 KiB; anything this large is refused).
+pub const MAX_HELLO: usize = 16 * 1024;
+
+/// Parse the start of a TLS stream. A ClientHello split over several
+/// records is put back together (up to [`MAX_HELLO`]); anything that is not
+/// a well-formed ClientHello is `NotTls`, so the caller refuses it instead of
+/// guessing.
 pub fn parse_client_hello(buf: &[u8]) -> Hello {
-    if buf.is_empty() {
-        return Hello::Incomplete;
-    }
-    if buf[0] != 0x16 {
-        return Hello::NotTls;
-    }
-    if buf.len() < 5 {
-        return Hello::Incomplete;
-    }
-    let record_len = usize::from(buf[3]) << 8 | usize::from(buf[4]);
-    let Some(record) = buf.get(5..5 + record_len) else {
-        return Hello::Incomplete;
-    };
-    match hello_sni(record) {
-        Some(sni) => Hello::Tls(sni),
-        None => Hello::NotTls,
+    let mut hs: Vec<u8> = Vec::new();
+    let mut at = 0;
+    loop {
+        if buf.len() == at {
+            return Hello::Incomplete;
+        }
+        if buf[at] != 0x16 {
+            return Hello::NotTls;
+        }
+        let Some(head) = buf.get(at..at + 5) else {
+            return Hello::Incomplete;
+        };
+        let len = usize::from(head[3]) << 8 | usize::from(head[4]);
+        if len == 0 || len > 16384 + 256 {
+            return Hello::NotTls;
+        }
+        let Some(record) = buf.get(at + 5..at + 5 + len) else {
+            return Hello::Incomplete;
+        };
+        hs.extend_from_slice(record);
+        at += 5 + len;
+        if hs[0] != 1 {
+            return Hello::NotTls;
+        }
+        if hs.len() >= 4 {
+            let mlen = usize::from(hs[1]) << 16 | usize::from(hs[2]) << 8 | usize::from(hs[3]);
+            if mlen > MAX_HELLO {
+                return Hello::NotTls;
+            }
+            if let Some(body) = hs.get(4..4 + mlen) {
+                return match hello_sni(body) {
+                    Some(sni) => Hello::Tls(sni),
+                    None => Hello::NotTls,
+                };
+            }
+        }
     }
 }
 
-fn hello_sni(record: &[u8]) -> Option<Option<String>> {
-    let mut r = Reader { b: record, at: 0 };
-    if r.u8()? != 1 {
-        return None; // not a ClientHello
-    }
-    let len = r.u24()?;
-    let body = r.take(len.min(record.len().saturating_sub(4)))?;
+fn hello_sni(body: &[u8]) -> Option<Option<String>> {
     let mut r = Reader { b: body, at: 0 };
     r.take(2 + 32)?; // version, random
     let sid = r.u8()?;
@@ -93,7 +110,7 @@ fn hello_sni(record: &[u8]) -> Option<Option<String>> {
                 let n = l.u16()?;
                 let name = l.take(n)?;
                 if name_type == 0 {
-                    return Some(Some(String::from_utf8_lossy(name).to_ascii_lowercase()));
+                    return Some(Some(String::from_utf8(name.to_vec()).ok()?));
                 }
             }
         }
@@ -134,6 +151,37 @@ mod tests {
         );
         assert_eq!(parse_client_hello(&h[..20]), Hello::Incomplete);
         assert_eq!(parse_client_hello(b"GET / HTTP/1.1\r\n"), Hello::NotTls);
+    }
+
+    /// The same hello cut into records of 7 bytes each: a server accepts
+    /// it, so paddock must read the name out of it too.
+    #[test]
+    fn reassembles_a_hello_split_over_records() {
+        let h = hello("api.example.com");
+        let body = &h[5..];
+        let mut split = Vec::new();
+        for c in body.chunks(7) {
+            split.extend_from_slice(&[0x16, 3, 1, 0, u8::try_from(c.len()).unwrap()]);
+            split.extend_from_slice(c);
+        }
+        assert_eq!(
+            parse_client_hello(&split),
+            Hello::Tls(Some("api.example.com".into()))
+        );
+        assert_eq!(
+            parse_client_hello(&split[..split.len() - 3]),
+            Hello::Incomplete
+        );
+        // A non-handshake record in the middle: refused, not skipped.
+        let mut mixed = split[..12].to_vec();
+        mixed.extend_from_slice(&[0x17, 3, 3, 0, 1, 0]);
+        assert_eq!(parse_client_hello(&mixed), Hello::NotTls);
+    }
+
+    #[test]
+    fn a_hello_without_sni_is_seen_as_such() {
+        let h = hello("127.0.0.1");
+        assert_eq!(parse_client_hello(&h), Hello::Tls(None));
     }
 
     #[test]

@@ -971,6 +971,27 @@ pub fn set_rlimit(resource: u32, limit: u64) -> io::Result<()> {
     check_int(unsafe { libc::setrlimit(resource as _, &r) }).map(drop)
 }
 
+/// Raise this process's soft limit of open files to its hard limit;
+/// returns the new soft limit.
+pub fn raise_nofile() -> io::Result<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid, writable rlimit for the duration of the call.
+    check_int(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) })?;
+    if r.rlim_cur < r.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: r.rlim_max,
+            rlim_max: r.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit for the duration of the call.
+        check_int(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+        r.rlim_cur = r.rlim_max;
+    }
+    Ok(r.rlim_cur)
+}
+
 /// Resource numbers for [`set_rlimit`].
 pub mod rlimit {
     /// Processes and threads of the user (counted per user namespace).

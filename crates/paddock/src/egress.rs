@@ -148,8 +148,7 @@ impl Egress {
                 v.env.clone(),
                 Brokered {
                     host: v.host.to_ascii_lowercase(),
-                    header: v.header.to_ascii_lowercase(),
-                    scheme: v.scheme.clone(),
+                    env: v.env.clone(),
                     placeholder: placeholder()?,
                     secret,
                 },
@@ -178,11 +177,12 @@ impl Egress {
             env.push((k.to_string(), url.clone()));
             env.push((k.to_ascii_lowercase(), url.clone()));
         }
-        // Everything else (ssh via ProxyCommand, database clients) can use
-        // SOCKS5 on the same port; socks5h lets the proxy resolve names.
+        // SOCKS5 on the same port, under the same judge, for what speaks
+        // neither HTTP nor CONNECT (ssh ProxyCommand, database clients).
+        // Offered by name only: `ALL_PROXY=socks5h://` makes mainstream
+        // clients (every httpx-based SDK) fail without an optional package.
         let socks = format!("socks5h://127.0.0.1:{}", self.port);
-        env.push(("ALL_PROXY".into(), socks.clone()));
-        env.push(("all_proxy".into(), socks));
+        env.push(("PADDOCK_SOCKS_PROXY".into(), socks));
         env.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
         env.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
         for k in [
@@ -241,7 +241,12 @@ impl Egress {
         let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref()).map_err(|e| {
             CliError::new("NET_TLS_SETUP", e.to_string(), "check the system CA bundle")
         })?;
+        // Each connection holds two descriptors; the soft limit is raised
+        // to the hard one (after the sandbox was created, so its commands
+        // keep the usual limit) and the connection cap fits what is left.
+        let fds = paddock_sys::raise_nofile().unwrap_or(1024);
         Ok(Config {
+            limits: paddock_proxy::Limits::default().fit_fds(fds),
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),
             ca: Some(self.ca.clone()),

@@ -139,8 +139,12 @@ pub struct EgressStatus {
     pub allow: Vec<String>,
     /// Denied domain patterns.
     pub deny: Vec<String>,
-    /// Hosts whose traffic is inspected.
+    /// Hosts with method/path rules or a brokered credential (every
+    /// allowed host is inspected unless listed in `not_inspected`).
     pub inspected: Vec<String>,
+    /// Hosts opted out of inspection (`inspect = false`): their tunnels are
+    /// opaque and carry any credential the sandbox brings.
+    pub not_inspected: Vec<String>,
     /// Brokered credentials: host, header, and the variable the sandbox
     /// sees (a placeholder); never the secret or its source.
     pub credentials: Vec<CredentialStatus>,
@@ -152,8 +156,9 @@ pub struct EgressStatus {
 pub struct CredentialStatus {
     /// Host it is sent to.
     pub host: String,
-    /// Header it goes in.
-    pub header: String,
+    /// Where clients usually send it (documentation; the placeholder is
+    /// swapped wherever it appears).
+    pub header: Option<String>,
     /// Environment variable holding the placeholder in the sandbox.
     pub env: String,
 }
@@ -236,7 +241,7 @@ pub fn summarize(
         inspected: eff
             .net_rules
             .iter()
-            .filter(|r| r.value.inspect)
+            .filter(|r| r.value.inspect != Some(false))
             .map(|r| r.value.host.clone())
             .chain(eff.credentials.iter().map(|c| c.value.host.clone()))
             .fold(Vec::new(), |mut v, h| {
@@ -245,6 +250,12 @@ pub fn summarize(
                 }
                 v
             }),
+        not_inspected: eff
+            .net_rules
+            .iter()
+            .filter(|r| r.value.inspect == Some(false))
+            .map(|r| r.value.host.clone())
+            .collect(),
         credentials: eff
             .credentials
             .iter()
@@ -637,11 +648,14 @@ pub fn render(st: &Status) -> String {
                 clip(&e.inspected.join(", "), 60)
             ));
         }
-        for c in &e.credentials {
+        if !e.not_inspected.is_empty() {
             o.push_str(&format!(
-                "  credential {} -> {} ({})\n",
-                c.env, c.host, c.header
+                "  NOT inspected (any credential passes) {}\n",
+                clip(&e.not_inspected.join(", "), 40)
             ));
+        }
+        for c in &e.credentials {
+            o.push_str(&format!("  credential {} -> {}\n", c.env, c.host));
         }
         let l = &sb.limits;
         o.push_str(&format!(

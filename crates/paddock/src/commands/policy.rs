@@ -110,11 +110,25 @@ fn check(file: Option<&Path>, json: bool) -> Result<i32, CliError> {
     } else {
         None
     };
+    // Risks that are the policy's own choice, not mistakes: said every time.
+    let risks: Vec<String> = eff
+        .iter()
+        .flat_map(|e| e.net_rules.iter())
+        .filter(|r| r.value.inspect == Some(false))
+        .map(|r| {
+            format!(
+                "{}: {} has `inspect = false`: its tunnel is opaque, so a credential the sandbox brings (an attacker's key) reaches it unchecked",
+                r.origin.describe(),
+                r.value.host
+            )
+        })
+        .collect();
     if json {
         let v = serde_json::json!({
             "ok": errs.is_empty(),
             "files": checked.iter().map(|(l, p)| serde_json::json!({"layer": l, "file": p})).collect::<Vec<_>>(),
             "errors": errors_json(&errs),
+            "risks": risks,
             "hash": eff.as_ref().map(|e| e.hash()),
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -124,6 +138,9 @@ fn check(file: Option<&Path>, json: bool) -> Result<i32, CliError> {
         }
         for (l, p) in &checked {
             println!("ok  {l:<8} {p}");
+        }
+        for r in &risks {
+            println!("risk {r}");
         }
         if let Some(e) = &eff {
             println!("effective policy {}", e.hash());
@@ -241,7 +258,7 @@ fn explain(
                 (
                     d.allowed,
                     d.code.to_string(),
-                    d.rule,
+                    with_risk(&eff, h, port, d.allowed, d.rule),
                     d.origin.map(|o| o.describe()),
                 )
             }
@@ -278,13 +295,27 @@ fn explain(
                     Some((h, p)) => (h, p.parse().map_err(|_| usage())?),
                     None => (authority, default_port),
                 };
+                // The proxy judges the path without its query.
+                let path = path.split_once('?').map_or(path, |(p, _)| p);
                 let d = decide_network(&eff, h, port, Some((m, path)));
-                (
-                    d.allowed,
-                    d.code.to_string(),
-                    d.rule,
-                    d.origin.map(|o| o.describe()),
-                )
+                let host = paddock_policy::canonical_host(h)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                if d.allowed && scheme == "http" && paddock_policy::has_credential(&eff, &host) {
+                    (
+                        false,
+                        "NET_CREDENTIAL_PLAINTEXT".to_string(),
+                        format!("{host} has a brokered credential, which is only sent over https"),
+                        None,
+                    )
+                } else {
+                    (
+                        d.allowed,
+                        d.code.to_string(),
+                        with_risk(&eff, h, port, d.allowed, d.rule),
+                        d.origin.map(|o| o.describe()),
+                    )
+                }
             }
             _ => return Err(usage()),
         };
@@ -307,6 +338,24 @@ fn explain(
         }
     }
     Ok(if allowed { 0 } else { 1 })
+}
+
+/// An allowed host that is not inspected: say what that means.
+fn with_risk(
+    eff: &paddock_policy::Effective,
+    h: &str,
+    port: u16,
+    allowed: bool,
+    rule: String,
+) -> String {
+    let host = paddock_policy::canonical_host(h)
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    if allowed && !paddock_policy::net_inspected(eff, &host, port) {
+        format!("{rule}; NOT inspected (`inspect = false`): any credential the sandbox brings reaches {host}")
+    } else {
+        rule
+    }
 }
 
 fn load_alone(path: &Path) -> Result<paddock_policy::Effective, CliError> {

@@ -393,17 +393,19 @@ fn programs_ignoring_the_proxy_get_no_network() {
     assert!(n.up.requests().is_empty());
 }
 
-/// SOCKS5 on the same port, for TCP that is not HTTP, under the same
-/// domain rules (the TLS inside the tunnel is end to end).
+/// SOCKS5 on the same port, offered by name (`PADDOCK_SOCKS_PROXY`, not
+/// `ALL_PROXY`), under the same domain rules and the same inspection.
 #[test]
 fn socks5_follows_the_same_domain_rules() {
     let n = Net::new();
     let script = r#"
-curl -sS --proxy "$ALL_PROXY" --cacert upstream-ca.pem https://plain.test.example/over-socks 2>&1; echo
-curl -sS --proxy "$ALL_PROXY" https://denied.example/ 2>&1; echo rc=$?
+test -z "$ALL_PROXY$all_proxy" || echo ALL_PROXY is set
+curl -sS --proxy "$PADDOCK_SOCKS_PROXY" https://plain.test.example/over-socks 2>&1; echo
+curl -sS --proxy "$PADDOCK_SOCKS_PROXY" https://denied.example/ 2>&1; echo rc=$?
 "#;
     let o = n.run(script);
     let out = stdout(&o);
+    assert!(!out.contains("ALL_PROXY is set"), "{out}");
     assert!(out.contains(r#"{"ok": true}"#), "{out}");
     assert!(!out.contains("rc=0"), "{out}");
     let reqs = n.up.requests();

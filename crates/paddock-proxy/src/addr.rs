@@ -1,0 +1,106 @@
+//! Which addresses a public name may not lead to: loopback, private,
+//! link-local and the like by range, and — whatever its range — any address
+//! of this host itself (a host service bound to the machine's public
+//! address is still the host).
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+/// Loopback, RFC 1918, CGNAT, link-local, ULA, unspecified, broadcast,
+/// multicast, documentation-free reserved ranges, and the IPv4 forms
+/// embedded in IPv6 (mapped, compatible, NAT64, 6to4) of any of these.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = |a: u8, b: u8, c: u8, d: u8| is_private(IpAddr::from([a, b, c, d]));
+            let ([a, b], [c, d]) = (s[6].to_be_bytes(), s[7].to_be_bytes());
+            let ([e, f], [g, h]) = (s[1].to_be_bytes(), s[2].to_be_bytes());
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                // ::a.b.c.d (deprecated IPv4-compatible)
+                || (s[..6] == [0; 6] && embedded(a, b, c, d))
+                // 64:ff9b::/96 (NAT64)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] && embedded(a, b, c, d))
+                // 2002::/16 (6to4) carries the IPv4 address in bits 16..48
+                || (s[0] == 0x2002 && embedded(e, f, g, h))
+        }
+    }
+}
+
+/// Is `ip` one of this host's own addresses? Asked of the kernel's routing
+/// table at the moment of the connection: a datagram socket "connected" to
+/// the address picks it as its own source only when the route is local.
+/// No packet is sent.
+pub fn is_own(ip: IpAddr) -> bool {
+    let any: SocketAddr = match ip {
+        IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
+        IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    };
+    let Ok(s) = UdpSocket::bind(any) else {
+        return false;
+    };
+    if s.connect(SocketAddr::new(ip, 9)).is_err() {
+        return false;
+    }
+    s.local_addr().is_ok_and(|l| l.ip() == ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "0.0.0.0",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn own_addresses_are_recognised() {
+        assert!(is_own("127.0.0.1".parse().unwrap()));
+        assert!(!is_own("203.0.113.9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,802 @@
+//! Credentials on inspected requests: the placeholder paddock issued is
+//! swapped for the real secret wherever the client put it (any header, any
+//! auth scheme, Basic credentials, the path or query) — on its own host
+//! only; anything else that would authenticate the request to the server
+//! is refused, on every inspected host; and the secret is taken back out of
+//! what the server answers.
+//!
+//! What counts as "would authenticate": `Authorization` and
+//! `Proxy-Authorization` of any scheme, `Cookie`, the API-key headers in
+//! [`CREDENTIAL_HEADERS`] and any header whose name says token, secret,
+//! password, api key or auth; the query parameters in [`CREDENTIAL_QUERY`];
+//! and, anywhere else in the query or in headers not on the short list of
+//! plain metadata ([`is_metadata`]), a value that looks like a secret
+//! (known token prefixes, or a long mixed-case high-entropy string). A
+//! host's rule may name exceptions (`accept_credentials`).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body::{Body as HttpBody, Frame};
+
+use crate::Brokered;
+
+/// Headers that carry credentials whatever their value looks like.
+pub const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-goog-api-key",
+    "x-auth-token",
+    "private-token",
+    "job-token",
+    "x-gitlab-token",
+    "x-github-token",
+    "x-access-token",
+    "x-amz-security-token",
+    "x-functions-key",
+    "ocp-apim-subscription-key",
+    "x-rapidapi-key",
+    "x-vault-token",
+    "x-figma-token",
+    "x-npm-token",
+];
+
+/// Query parameters that carry credentials whatever their value looks like.
+pub const CREDENTIAL_QUERY: &[&str] = &[
+    "key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_token",
+    "accesstoken",
+    "token",
+    "auth",
+    "auth_token",
+    "private_token",
+    "refresh_token",
+    "id_token",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+];
+
+/// Plain metadata headers: never screened for secret-looking values (a
+/// server does not authenticate by them, and they legitimately carry long
+/// random identifiers: trace ids, etags, request ids).
+fn is_metadata(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "host",
+        "user-agent",
+        "accept",
+        "connection",
+        "te",
+        "expect",
+        "upgrade",
+        "referer",
+        "origin",
+        "cache-control",
+        "pragma",
+        "range",
+        "if-none-match",
+        "if-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
+        "etag",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "x-request-id",
+        "request-id",
+        "x-correlation-id",
+        "idempotency-key",
+        "git-protocol",
+        "dnt",
+        "priority",
+    ];
+    const PREFIX: &[&str] = &[
+        "accept-",
+        "content-",
+        "sec-",
+        "x-stainless-",
+        "anthropic-",
+        "openai-",
+        "npm-",
+        "x-b3-",
+        "x-forwarded-",
+    ];
+    EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
+}
+
+fn names_a_credential(name: &str) -> bool {
+    CREDENTIAL_HEADERS.contains(&name)
+        || [
+            "token", "secret", "password", "passwd", "apikey", "api-key", "api_key", "auth",
+        ]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+const SECRET_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_",
+    "rk_",
+    "pk_live",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "npm_",
+    "pypi-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxr-",
+    "akia",
+    "asia",
+    "aiza",
+    "ya29.",
+    "hf_",
+    "eyj",
+];
+
+fn is_uuid(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn entropy(t: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in t.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = f64::from(u32::try_from(t.len()).unwrap_or(u32::MAX));
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Does `t` look like a secret? Known token prefixes (20+ characters), or
+/// 24+ characters mixing upper case, lower case and digits with high
+/// entropy. UUIDs and pure hex do not count (ids, hashes).
+pub fn secret_like(t: &str) -> bool {
+    if t.len() < 20 {
+        return false;
+    }
+    let lower = t.to_ascii_lowercase();
+    if SECRET_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    if t.len() < 24 || is_uuid(t) {
+        return false;
+    }
+    let upper = t.bytes().any(|b| b.is_ascii_uppercase());
+    let lowerc = t.bytes().any(|b| b.is_ascii_lowercase());
+    let digit = t.bytes().any(|b| b.is_ascii_digit());
+    upper && lowerc && digit && entropy(t) >= 4.0
+}
+
+fn tokens(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.+/=~".contains(c)))
+        .filter(|t| !t.is_empty())
+}
+
+fn has_secret_like(v: &str) -> bool {
+    tokens(v).any(secret_like)
+}
+
+/// Replace every occurrence of each placeholder in `v` with its secret.
+/// Returns the new text and whether anything was replaced.
+fn substitute(v: &str, mine: &[&Brokered]) -> (String, bool) {
+    let mut out = v.to_string();
+    let mut hit = false;
+    for c in mine {
+        if out.contains(&c.placeholder) {
+            out = out.replace(&c.placeholder, &c.secret);
+            hit = true;
+        }
+    }
+    (out, hit)
+}
+
+fn strip_placeholders(v: &str, mine: &[&Brokered]) -> String {
+    let mut out = v.to_string();
+    for c in mine {
+        out = out.replace(&c.placeholder, "");
+    }
+    out
+}
+
+fn contains_any(v: &[u8], others: &[&Brokered]) -> Option<String> {
+    others.iter().find_map(|c| {
+        v.windows(c.placeholder.len())
+            .any(|w| w == c.placeholder.as_bytes())
+            .then(|| c.host.clone())
+    })
+}
+
+fn basic(v: &str) -> Option<String> {
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    String::from_utf8(raw).ok()
+}
+
+/// A refusal: reason code and why.
+pub type Refusal = (&'static str, String);
+
+fn foreign(host: &str, where_: &str) -> Refusal {
+    (
+        "NET_FOREIGN_CREDENTIAL",
+        format!(
+            "{host} only receives credentials paddock issued; this request carries another one in {where_} (a rule's accept_credentials can allow it)"
+        ),
+    )
+}
+
+/// What brokering did to one request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Brokering {
+    /// A real secret was put into the request (the answer must be
+    /// scrubbed).
+    pub injected: bool,
+}
+
+/// Screen and broker one request to `host` in place: its headers and its
+/// path-and-query. `accepted` are the rule's `accept_credentials`.
+pub fn broker(
+    creds: &[Brokered],
+    host: &str,
+    accepted: &[String],
+    headers: &mut HeaderMap,
+    path_and_query: &mut String,
+    plaintext: bool,
+) -> Result<Brokering, Refusal> {
+    let (mine, others): (Vec<&Brokered>, Vec<&Brokered>) = creds
+        .iter()
+        .partition(|c| c.host.eq_ignore_ascii_case(host));
+    let accepts = |name: &str| accepted.iter().any(|a| a.eq_ignore_ascii_case(name));
+    let misrouted = |owner: String| {
+        (
+            "NET_PLACEHOLDER_MISROUTED",
+            format!("a credential placeholder for {owner} was sent to {host}; it may only go to {owner}"),
+        )
+    };
+    // 1. Another host's placeholder, anywhere: refused, never forwarded.
+    for v in headers.values() {
+        let decoded = v.to_str().ok().and_then(basic).unwrap_or_default();
+        if let Some(owner) = contains_any(v.as_bytes(), &others)
+            .or_else(|| contains_any(decoded.as_bytes(), &others))
+        {
+            return Err(misrouted(owner));
+        }
+    }
+    if let Some(owner) = contains_any(path_and_query.as_bytes(), &others) {
+        return Err(misrouted(owner));
+    }
+    // 2. Never a secret in clear text.
+    if plaintext && !mine.is_empty() {
+        return Err((
+            "NET_CREDENTIAL_PLAINTEXT",
+            format!("{host} has a brokered credential, which paddock sends only over verified TLS; use https://"),
+        ));
+    }
+    let mut injected = false;
+    // 3. Headers: swap placeholders, refuse anything else that would
+    //    authenticate.
+    let old = std::mem::take(headers);
+    let mut last: Option<HeaderName> = None;
+    for (name, value) in old {
+        let name = match name {
+            Some(n) => {
+                last = Some(n.clone());
+                n
+            }
+            None => last.clone().expect("a header map yields a name first"),
+        };
+        let n = name.as_str();
+        let Ok(text) = value.to_str() else {
+            // Opaque bytes: only metadata may carry them.
+            if names_a_credential(n) && !accepts(n) {
+                return Err(foreign(host, &format!("`{n}`")));
+            }
+            headers.append(name.clone(), value);
+            continue;
+        };
+        let text = text.to_string();
+        let (mut new, mut hit) = substitute(&text, &mine);
+        if let Some(user_pass) = basic(&text) {
+            let (swapped, h) = substitute(&user_pass, &mine);
+            if h {
+                hit = true;
+                new = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(swapped)
+                );
+            }
+        }
+        if !accepts(n) && !is_metadata(n) {
+            if names_a_credential(n) {
+                let ok = hit && {
+                    let rest = strip_placeholders(&text, &mine);
+                    let rest = rest.trim();
+                    let scheme_only = rest.is_empty()
+                        || rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                    let basic_ok = basic(&text).is_some_and(|up| {
+                        let rest = strip_placeholders(&up, &mine);
+                        let (user, pass) = rest.split_once(':').unwrap_or((&rest, ""));
+                        pass.is_empty() && user.len() <= 64 && !secret_like(user)
+                    });
+                    (scheme_only && !secret_like(rest)) || basic_ok
+                };
+                if !ok {
+                    return Err(foreign(host, &format!("`{n}`")));
+                }
+            } else if has_secret_like(&strip_placeholders(&text, &mine)) {
+                return Err(foreign(host, &format!("`{n}`")));
+            }
+        }
+        injected |= hit;
+        let v = HeaderValue::from_str(&new).map_err(|_| {
+            (
+                "NET_CREDENTIAL_INVALID",
+                "the brokered secret is not a valid header value".to_string(),
+            )
+        })?;
+        headers.append(name.clone(), v);
+    }
+    // 4. The query: named credential parameters must be a placeholder;
+    //    any other secret-looking value is refused too.
+    if let Some((_, query)) = path_and_query.split_once('?') {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = pct_decode(k).to_ascii_lowercase();
+            let v = pct_decode(v);
+            if accepts(&format!("query:{k}")) {
+                continue;
+            }
+            let is_ph = mine.iter().any(|c| c.placeholder == v);
+            if CREDENTIAL_QUERY.contains(&k.as_str()) && !v.is_empty() && !is_ph {
+                return Err(foreign(host, &format!("the query parameter `{k}`")));
+            }
+            if !is_ph && has_secret_like(&strip_placeholders(&v, &mine)) {
+                return Err(foreign(host, &format!("the query parameter `{k}`")));
+            }
+        }
+    }
+    let (pq, hit) = substitute(path_and_query, &mine);
+    if hit {
+        *path_and_query = pq;
+        injected = true;
+    }
+    Ok(Brokering { injected })
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let h = char::from(b[i + 1]).to_digit(16);
+            let l = char::from(b[i + 2]).to_digit(16);
+            if let (Some(h), Some(l)) = (h, l) {
+                out.push(u8::try_from(h << 4 | l).unwrap_or(0));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replace each secret in response headers by its placeholder.
+pub fn scrub_headers(headers: &mut HeaderMap, secrets: &[(Vec<u8>, Vec<u8>)]) {
+    for v in headers.values_mut() {
+        let b = v.as_bytes();
+        if secrets.iter().any(|(s, _)| find(b, s).is_some()) {
+            let mut out = b.to_vec();
+            for (s, p) in secrets {
+                out = replace_all(&out, s, p);
+            }
+            if let Ok(nv) = HeaderValue::from_bytes(&out) {
+                *v = nv;
+            }
+        }
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn replace_all(h: &[u8], n: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(h.len());
+    let mut i = 0;
+    while let Some(at) = find(&h[i..], n) {
+        out.extend_from_slice(&h[i..i + at]);
+        out.extend_from_slice(with);
+        i += at + n.len();
+    }
+    out.extend_from_slice(&h[i..]);
+    out
+}
+
+/// How many trailing bytes of `b` could be the start of a secret: those
+/// are held back until the next chunk shows whether they are.
+fn partial_tail(b: &[u8], secrets: &[(Vec<u8>, Vec<u8>)]) -> usize {
+    let mut keep = 0;
+    for (s, _) in secrets {
+        for k in (1..s.len().min(b.len() + 1)).rev() {
+            if b.ends_with(&s[..k]) {
+                keep = keep.max(k);
+                break;
+            }
+        }
+    }
+    keep
+}
+
+/// A response body with every secret replaced by its placeholder, across
+/// chunk boundaries, without waiting for more than a secret's length of
+/// bytes (streams such as server-sent events stay live).
+pub struct Scrubbed<B> {
+    inner: B,
+    secrets: Vec<(Vec<u8>, Vec<u8>)>,
+    carry: BytesMut,
+    done: bool,
+}
+
+impl<B> Scrubbed<B> {
+    /// Scrub `inner` of `secrets` (secret, placeholder).
+    pub fn new(inner: B, secrets: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        Scrubbed {
+            inner,
+            secrets,
+            carry: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    fn process(&mut self, data: &[u8], last: bool) -> Bytes {
+        self.carry.extend_from_slice(data);
+        let mut buf = self.carry.split().to_vec();
+        for (s, p) in &self.secrets {
+            buf = replace_all(&buf, s, p);
+        }
+        let keep = if last {
+            0
+        } else {
+            partial_tail(&buf, &self.secrets)
+        };
+        let out = buf.len() - keep;
+        self.carry.extend_from_slice(&buf[out..]);
+        buf.truncate(out);
+        Bytes::from(buf)
+    }
+}
+
+impl<B> HttpBody for Scrubbed<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.done = true;
+                    if self.carry.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    let out = self.process(&[], true);
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(d) => {
+                        let out = self.process(&d, false);
+                        if out.is_empty() {
+                            continue;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    Err(frame) => {
+                        let frame = match frame.into_trailers() {
+                            Ok(mut t) => {
+                                let secrets = self.secrets.clone();
+                                scrub_headers(&mut t, &secrets);
+                                Frame::trailers(t)
+                            }
+                            Err(f) => f,
+                        };
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(host: &str, ph: &str, secret: &str) -> Brokered {
+        Brokered {
+            host: host.into(),
+            env: "KEY".into(),
+            placeholder: ph.into(),
+            secret: secret.into(),
+        }
+    }
+
+    fn run(
+        host: &str,
+        hs: &[(&str, &str)],
+        pq: &str,
+        accepted: &[&str],
+    ) -> (Result<Brokering, Refusal>, HeaderMap, String) {
+        let creds = [
+            cred(
+                "api.example.com",
+                "paddock-placeholder-aaaa",
+                "sk-real-1234567890abcdefXYZ",
+            ),
+            cred(
+                "other.example.com",
+                "paddock-placeholder-bbbb",
+                "other-secret",
+            ),
+        ];
+        let mut h = HeaderMap::new();
+        for (k, v) in hs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut pq = pq.to_string();
+        let acc: Vec<String> = accepted.iter().map(|s| s.to_string()).collect();
+        let r = broker(&creds, host, &acc, &mut h, &mut pq, false);
+        (r, h, pq)
+    }
+
+    #[test]
+    fn the_placeholder_is_swapped_wherever_the_client_puts_it() {
+        for (name, value, want) in [
+            (
+                "x-api-key",
+                "paddock-placeholder-aaaa",
+                "sk-real-1234567890abcdefXYZ",
+            ),
+            (
+                "authorization",
+                "Bearer paddock-placeholder-aaaa",
+                "Bearer sk-real-1234567890abcdefXYZ",
+            ),
+            (
+                "x-custom-auth",
+                "paddock-placeholder-aaaa",
+                "sk-real-1234567890abcdefXYZ",
+            ),
+        ] {
+            let (r, h, _) = run("api.example.com", &[(name, value)], "/v1/messages", &[]);
+            assert_eq!(r, Ok(Brokering { injected: true }), "{name}");
+            assert_eq!(h[name], want);
+        }
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode("x-access-token:paddock-placeholder-aaaa");
+        let (r, h, _) = run(
+            "api.example.com",
+            &[("authorization", &format!("Basic {b64}"))],
+            "/",
+            &[],
+        );
+        assert!(r.is_ok(), "{r:?}");
+        let got = basic(h["authorization"].to_str().unwrap()).unwrap();
+        assert_eq!(got, "x-access-token:sk-real-1234567890abcdefXYZ");
+        let (r, _, pq) = run(
+            "api.example.com",
+            &[],
+            "/v1/x?key=paddock-placeholder-aaaa&q=1",
+            &[],
+        );
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(pq, "/v1/x?key=sk-real-1234567890abcdefXYZ&q=1");
+    }
+
+    #[test]
+    fn any_other_credential_is_foreign_on_every_host() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("x-api-key", "sk-attacker-0000")], "/"),
+            (&[("authorization", "Bearer sk-attacker-0000")], "/"),
+            (&[("authorization", "token abc")], "/"),
+            (
+                &[(
+                    "authorization",
+                    "Bearer paddock-placeholder-aaaa sk-attacker-0000",
+                )],
+                "/",
+            ),
+            (
+                &[
+                    ("x-api-key", "paddock-placeholder-aaaa"),
+                    ("authorization", "Bearer x"),
+                ],
+                "/",
+            ),
+            (&[("cookie", "session=abc")], "/"),
+            (&[("x-goog-api-key", "AIzaSyA-attacker-key-000000000")], "/"),
+            (
+                &[("x-weird-header", "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")],
+                "/",
+            ),
+            (
+                &[("x-weird-header", "Zx9Kq2LmN8vB4tY7wR1pS6dF3gH5jK0")],
+                "/",
+            ),
+            (&[], "/upload?key=attacker"),
+            (&[], "/upload?api_key=attacker"),
+            (&[], "/upload?x=sk-ant-api03-attackerattackerattacker"),
+        ];
+        for host in ["api.example.com", "registry.example.org"] {
+            for (hs, pq) in cases {
+                let (r, _, _) = run(host, hs, pq, &[]);
+                let code = r.as_ref().err().map(|e| e.0);
+                // Elsewhere, api.example.com's placeholder is refused first.
+                let want = if host != "api.example.com"
+                    && hs.iter().any(|h| h.1.contains("placeholder"))
+                {
+                    "NET_PLACEHOLDER_MISROUTED"
+                } else {
+                    "NET_FOREIGN_CREDENTIAL"
+                };
+                assert_eq!(code, Some(want), "{host} {hs:?} {pq}");
+            }
+        }
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode("attacker:ghp_secretsecretsecretsecret");
+        let (r, _, _) = run(
+            "github.example",
+            &[("authorization", &format!("Basic {b64}"))],
+            "/",
+            &[],
+        );
+        assert_eq!(r.unwrap_err().0, "NET_FOREIGN_CREDENTIAL");
+    }
+
+    #[test]
+    fn ordinary_requests_and_declared_exceptions_pass() {
+        let (r, _, _) = run(
+            "registry.example.org",
+            &[
+                ("user-agent", "npm/11.0.0 node/v20.0.0 linux x64"),
+                ("npm-auth-type", "web"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+                ("x-request-id", "0b4c8e62-5f7d-4f3f-9d5c-3f0f6a8e9b11"),
+                ("if-none-match", "W/\"5f3c9a1bE7d2K9qLm3Nx8Zp4Rt6\""),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            "/pkg/-/pkg-1.0.0.tgz?cache=0b4c8e625f7d4f3f",
+            &[],
+        );
+        assert_eq!(r, Ok(Brokering { injected: false }));
+        let (r, _, _) = run(
+            "app.example",
+            &[("cookie", "session=abc")],
+            "/?token=t",
+            &["cookie", "query:token"],
+        );
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    #[test]
+    fn placeholders_never_reach_another_host_and_never_go_in_clear() {
+        let (r, _, _) = run(
+            "other.example.com",
+            &[("x-api-key", "paddock-placeholder-aaaa")],
+            "/",
+            &[],
+        );
+        assert_eq!(r.unwrap_err().0, "NET_PLACEHOLDER_MISROUTED");
+        let (r, _, _) = run("evil.example", &[], "/c?d=paddock-placeholder-aaaa", &[]);
+        assert_eq!(r.unwrap_err().0, "NET_PLACEHOLDER_MISROUTED");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("u:paddock-placeholder-aaaa");
+        let (r, _, _) = run(
+            "evil.example",
+            &[("authorization", &format!("Basic {b64}"))],
+            "/",
+            &[],
+        );
+        assert_eq!(r.unwrap_err().0, "NET_PLACEHOLDER_MISROUTED");
+        let creds = [cred("api.example.com", "paddock-placeholder-aaaa", "s")];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-api-key",
+            HeaderValue::from_static("paddock-placeholder-aaaa"),
+        );
+        let mut pq = "/".to_string();
+        let r = broker(&creds, "api.example.com", &[], &mut h, &mut pq, true);
+        assert_eq!(r.unwrap_err().0, "NET_CREDENTIAL_PLAINTEXT");
+    }
+
+    #[test]
+    fn the_secret_is_scrubbed_from_answers_across_chunks() {
+        let secrets = vec![(b"SECRET123".to_vec(), b"paddock-placeholder-x".to_vec())];
+        let mut s = Scrubbed::new((), secrets.clone());
+        let mut out = Vec::new();
+        for chunk in [
+            &b"echo: SEC"[..],
+            b"RET",
+            b"123 and SECRET123",
+            b"\n\n",
+            b"SE",
+        ] {
+            out.extend_from_slice(&s.process(chunk, false));
+        }
+        // "\n\n" was not held back: it cannot start a secret.
+        assert!(
+            out.ends_with(b"paddock-placeholder-x\n\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&s.process(&[], true));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "echo: paddock-placeholder-x and paddock-placeholder-x\n\nSE"
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-echo", HeaderValue::from_static("key=SECRET123"));
+        scrub_headers(&mut h, &secrets);
+        assert_eq!(h["x-echo"], "key=paddock-placeholder-x");
+    }
+}

@@ -1,0 +1,485 @@
+//! HTTP on every path: the front door (forward proxy and `CONNECT`), plain
+//! HTTP found inside a tunnel, and inspected TLS. Each request, however it
+//! arrived, goes through [`forward`]: one `Host`, no framing ambiguity, a
+//! canonical path, the method/path rules, brokering, and a scrubbed answer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, HOST};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use paddock_policy::{canonical_host, canonical_path, decide_network};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::broker::{self, Scrubbed};
+use crate::judge::{Ctx, Outcome, Target, Via};
+use crate::{provider, tunnel};
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn refuse(code: &str, why: &str) -> Response<Body> {
+    let body = format!("paddock refused this request: {code}: {why}\n");
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    let h = r.headers_mut();
+    h.insert(
+        "x-paddock-reason",
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("NET_REFUSED")),
+    );
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn bad_gateway(why: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(format!("paddock: {why}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    r
+}
+
+/// `host[:port]` or `[v6][:port]`.
+pub fn split_authority(auth: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = auth.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if tail.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((format!("[{h}]"), port));
+    }
+    match auth.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None => Some((auth.to_string(), default_port)),
+    }
+}
+
+fn http1(ctx: &Ctx) -> hyper::server::conn::http1::Builder {
+    let l = &ctx.cfg.limits;
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(l.handshake)
+        .max_buf_size(l.header_bytes.max(8192));
+    b
+}
+
+/// The front door: HTTP from the sandbox to the proxy itself.
+pub async fn serve_front<S>(ctx: Arc<Ctx>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |req| {
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(front(ctx, req).await) }
+        })
+    };
+    let _ = http1(&ctx)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades()
+        .await;
+}
+
+async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    if req.method() == Method::CONNECT {
+        let Some((host, port)) = req
+            .uri()
+            .authority()
+            .and_then(|a| split_authority(a.as_str(), 443))
+        else {
+            return refuse("NET_BAD_REQUEST", "CONNECT needs host:port");
+        };
+        let target = match ctx.admit(&host, port, Via::Connect, start).await {
+            Ok(t) => t,
+            Err((code, why)) => return refuse(code, &why),
+        };
+        tokio::spawn(async move {
+            let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
+                return;
+            };
+            tunnel::serve(ctx, target, TokioIo::new(upgraded), start).await;
+        });
+        return Response::new(empty());
+    }
+    // Absolute-form plain HTTP.
+    let Some(auth) = req.uri().authority().map(|a| a.as_str().to_string()) else {
+        return refuse(
+            "NET_BAD_REQUEST",
+            "this is a proxy: send absolute URLs or CONNECT",
+        );
+    };
+    if req.uri().scheme_str() != Some("http") {
+        return refuse(
+            "NET_BAD_REQUEST",
+            "only http:// URLs are proxied in plain form; use CONNECT for https",
+        );
+    }
+    if auth.contains('@') {
+        return refuse(
+            "NET_FOREIGN_CREDENTIAL",
+            "credentials in the URL are refused; paddock brokers credentials itself",
+        );
+    }
+    let Some((host, port)) = split_authority(&auth, 80) else {
+        return refuse("NET_BAD_REQUEST", "bad host");
+    };
+    let target = match ctx.admit(&host, port, Via::Http, start).await {
+        Ok(t) => t,
+        Err((code, why)) => return refuse(code, &why),
+    };
+    // Addressed to the proxy, not the server.
+    req.headers_mut().remove("proxy-authorization");
+    forward(&ctx, req, &target, None, start).await
+}
+
+/// Plain HTTP found inside a tunnel (CONNECT or SOCKS5 to port 80, say):
+/// judged request by request exactly like the forward proxy's.
+pub async fn serve_plain<S>(ctx: Arc<Ctx>, t: Target, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let ctx = ctx.clone();
+            let t = t.clone();
+            async move { Ok::<_, Infallible>(forward(&ctx, req, &t, None, Instant::now()).await) }
+        })
+    };
+    let _ = http1(&ctx).serve_connection(TokioIo::new(io), svc).await;
+}
+
+/// An inspected tunnel: terminate TLS with a leaf from the session CA,
+/// then judge, broker and forward each request.
+pub async fn mitm<S>(ctx: Arc<Ctx>, t: Target, client: S, start: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(ca) = ctx.cfg.ca.clone() else {
+        ctx.emit_at(&t, Outcome::refused("NET_INSPECT_UNAVAILABLE", None), start);
+        return;
+    };
+    let Ok(leaf) = ca.leaf(&t.host) else { return };
+    let Ok(builder) = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+    else {
+        return;
+    };
+    let mut scfg = builder
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Fixed(leaf)));
+    scfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(scfg));
+    let tls = match tokio::time::timeout(ctx.cfg.limits.handshake, acceptor.accept(client)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            ctx.limit_hit("NET_LIMIT_HANDSHAKE");
+            return;
+        }
+    };
+    let upstream = ctx.cfg.upstream_tls.clone();
+    let svc = {
+        let ctx = ctx.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let ctx = ctx.clone();
+            let t = t.clone();
+            let upstream = upstream.clone();
+            async move {
+                Ok::<_, Infallible>(forward(&ctx, req, &t, Some(upstream), Instant::now()).await)
+            }
+        })
+    };
+    let _ = http1(&ctx).serve_connection(TokioIo::new(tls), svc).await;
+}
+
+/// Check the request's framing and `Host`: exactly one `Host`, naming the
+/// target; no `Content-Length` beside `Transfer-Encoding`; no transfer
+/// coding but chunked. What two servers could read two ways is refused.
+fn check_head(req: &Request<Incoming>, t: &Target) -> Result<(), (&'static str, String)> {
+    let hosts: Vec<&HeaderValue> = req.headers().get_all(HOST).iter().collect();
+    let [h] = hosts.as_slice() else {
+        return Err((
+            "NET_HOST_MISMATCH",
+            format!(
+                "the request has {} Host headers; it needs exactly one",
+                hosts.len()
+            ),
+        ));
+    };
+    let named = h
+        .to_str()
+        .ok()
+        .and_then(|h| split_authority(h, t.port))
+        .and_then(|(h, p)| canonical_host(&h).ok().map(|h| (h.to_string(), p)));
+    if named != Some((t.host.clone(), t.port)) {
+        return Err((
+            "NET_HOST_MISMATCH",
+            format!(
+                "the Host header names another host than {}:{}",
+                t.host, t.port
+            ),
+        ));
+    }
+    if let Some(auth) = req.uri().authority() {
+        let same = split_authority(auth.as_str(), t.port)
+            .and_then(|(h, p)| canonical_host(&h).ok().map(|h| (h.to_string(), p)));
+        if same != Some((t.host.clone(), t.port)) {
+            return Err((
+                "NET_HOST_MISMATCH",
+                "the request's URL names another host than its connection".into(),
+            ));
+        }
+    }
+    let te: Vec<&HeaderValue> = req.headers().get_all("transfer-encoding").iter().collect();
+    let cl = req.headers().get_all("content-length").iter().count();
+    if !te.is_empty() && cl > 0 {
+        return Err((
+            "NET_REQUEST_AMBIGUOUS",
+            "Content-Length and Transfer-Encoding together".into(),
+        ));
+    }
+    if te.len() > 1
+        || te
+            .first()
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err((
+            "NET_REQUEST_AMBIGUOUS",
+            "a transfer coding other than a single `chunked`".into(),
+        ));
+    }
+    if req.headers().contains_key("upgrade") {
+        return Err((
+            "NET_UPGRADE_REFUSED",
+            "protocol upgrades (WebSocket, h2c) are not supported through inspection yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Judge, broker and forward one HTTP request (plain when `tls` is None).
+pub async fn forward(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    t: &Target,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    start: Instant,
+) -> Response<Body> {
+    let method = req.method().to_string();
+    let raw_path = req.uri().path().to_string();
+    let refused = |code: &str, why: &str, path: &str| {
+        ctx.emit_at(t, Outcome::refused(code, Some((&method, path))), start);
+        refuse(code, why)
+    };
+    if let Err((code, why)) = check_head(&req, t) {
+        return refused(code, &why, &raw_path);
+    }
+    let path = match canonical_path(&raw_path) {
+        Ok(p) => p,
+        Err(why) => {
+            return refused(
+                "NET_PATH_AMBIGUOUS",
+                &format!("the path has {why}; servers read such paths differently"),
+                &raw_path,
+            )
+        }
+    };
+    let d = decide_network(&ctx.cfg.policy, &t.host, t.port, Some((&method, &path)));
+    if !d.allowed {
+        return refused(d.code, &d.rule, &path);
+    }
+    let (mut parts, body) = req.into_parts();
+    let mut pq = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    for h in ["proxy-connection", "keep-alive"] {
+        parts.headers.remove(h);
+    }
+    let brokered = match broker::broker(
+        &ctx.cfg.credentials,
+        &t.host,
+        &ctx.accepted(t),
+        &mut parts.headers,
+        &mut pq,
+        tls.is_none(),
+    ) {
+        Ok(b) => b,
+        Err((code, why)) => return refused(code, &why, &path),
+    };
+    if brokered.injected {
+        // The answer is scanned for the secret; it must not be compressed.
+        parts
+            .headers
+            .insert("accept-encoding", HeaderValue::from_static("identity"));
+    }
+    // Origin-form towards the server: exactly what was judged.
+    parts.uri = match pq.parse() {
+        Ok(u) => u,
+        Err(_) => return refused("NET_BAD_REQUEST", "bad path", &path),
+    };
+    let req = Request::from_parts(parts, body);
+    let rq = Some((method.as_str(), path.as_str()));
+    let up = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0u64);
+    let limit = ctx.cfg.limits.handshake;
+    let tcp = match tokio::time::timeout(limit, connect_upstream(t.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
+            return bad_gateway(&format!("cannot reach {}:{}: {e}", t.host, t.port));
+        }
+        Err(_) => {
+            ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
+            return bad_gateway(&format!("{}:{} did not answer in time", t.host, t.port));
+        }
+    };
+    let resp = match tls {
+        Some(cfg) => {
+            let name = match t.addr.ip() {
+                ip if !t.is_name => rustls::pki_types::ServerName::IpAddress(ip.into()),
+                _ => match rustls::pki_types::ServerName::try_from(t.host.clone()) {
+                    Ok(n) => n,
+                    Err(_) => return refused("NET_BAD_HOST", "bad host name", &path),
+                },
+            };
+            let connecting = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp);
+            let stream = match tokio::time::timeout(limit, connecting).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_TLS", rq), start);
+                    return bad_gateway(&format!("TLS to {} failed: {e}", t.host));
+                }
+                Err(_) => {
+                    ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_TLS", rq), start);
+                    return bad_gateway(&format!("TLS to {} timed out", t.host));
+                }
+            };
+            send(TokioIo::new(stream), req).await
+        }
+        None => send(TokioIo::new(tcp), req).await,
+    };
+    match resp {
+        Ok(r) => {
+            let down = r
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0u64);
+            ctx.emit_at(
+                t,
+                Outcome {
+                    request: rq,
+                    allowed: true,
+                    code: d.code,
+                    up,
+                    down,
+                },
+                start,
+            );
+            let secrets = ctx.secrets(&t.host);
+            if secrets.is_empty() {
+                return r.map(|b| b.boxed());
+            }
+            // Whatever the server echoes, the sandbox gets the placeholder
+            // back, never the secret.
+            let (mut parts, body) = r.into_parts();
+            broker::scrub_headers(&mut parts.headers, &secrets);
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Scrubbed::new(body, secrets).boxed())
+        }
+        Err(e) => {
+            ctx.emit_at(
+                t,
+                Outcome {
+                    request: rq,
+                    allowed: false,
+                    code: "NET_UPSTREAM_ERROR",
+                    up,
+                    down: 0,
+                },
+                start,
+            );
+            bad_gateway(&format!("{}: {e}", t.host))
+        }
+    }
+}
+
+async fn send<S>(io: TokioIo<S>, req: Request<Incoming>) -> Result<Response<Incoming>, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await
+}
+
+/// A connection to the real server (the pinned address), without Nagle's
+/// delay.
+pub async fn connect_upstream(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+#[derive(Debug)]
+struct Fixed(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Fixed {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            split_authority("a.com:8443", 443),
+            Some(("a.com".into(), 8443))
+        );
+        assert_eq!(split_authority("a.com", 80), Some(("a.com".into(), 80)));
+        assert_eq!(
+            split_authority("[::1]:443", 80),
+            Some(("[::1]".into(), 443))
+        );
+        assert_eq!(split_authority("[::1]x", 80), None);
+        assert_eq!(split_authority("a.com:x", 80), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! The one judge every way out goes through: canonical host → host/port
+//! decision → resolve → every address checked → pinned. CONNECT, plain
+//! HTTP and SOCKS5 each call [`Ctx::admit`] and then hand the connection
+//! to the same per-protocol code, so none of them can skip a step.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use paddock_policy::{canonical_host, decide_network, CanonHost};
+
+use crate::addr::{is_own, is_private};
+use tokio::sync::Notify;
+
+use crate::broker::Refusal;
+use crate::limits::Activity;
+use crate::{Config, Event};
+
+/// The way a connection came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Absolute-form `http://` request to the proxy.
+    Http,
+    /// `CONNECT host:port`.
+    Connect,
+    /// SOCKS5 `CONNECT`.
+    Socks5,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Http => "http",
+            Via::Connect => "connect",
+            Via::Socks5 => "socks5",
+        }
+    }
+}
+
+/// A destination the judge admitted: its canonical host, and the one
+/// address that was checked and will be connected to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: String,
+    /// A DNS name (not an address literal): TLS to it must carry its SNI.
+    pub is_name: bool,
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub via: Via,
+}
+
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    limit_events: Mutex<HashMap<&'static str, Instant>>,
+    conns: Mutex<HashMap<u64, (Activity, Arc<Notify>)>>,
+    next_conn: AtomicU64,
+}
+
+/// One open connection from the sandbox, as the limits see it.
+pub struct Conn {
+    pub id: u64,
+    pub activity: Activity,
+    pub kill: Arc<Notify>,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// What one event says (beyond host, port and way in).
+pub struct Outcome<'a> {
+    pub request: Option<(&'a str, &'a str)>,
+    pub allowed: bool,
+    pub code: &'a str,
+    pub up: u64,
+    pub down: u64,
+}
+
+impl<'a> Outcome<'a> {
+    pub fn refused(code: &'a str, request: Option<(&'a str, &'a str)>) -> Self {
+        Outcome {
+            request,
+            allowed: false,
+            code,
+            up: 0,
+            down: 0,
+        }
+    }
+}
+
+impl Ctx {
+    pub fn new(cfg: Arc<Config>) -> Self {
+        Ctx {
+            cfg,
+            limit_events: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+        }
+    }
+
+    pub fn register(&self) -> Conn {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let c = Conn {
+            id,
+            activity: Activity::new(),
+            kill: Arc::new(Notify::new()),
+        };
+        let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(id, (c.activity.clone(), c.kill.clone()));
+        c
+    }
+
+    pub fn unregister(&self, id: u64) {
+        let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&id);
+    }
+
+    /// Close the connection that has been quiet longest.
+    pub fn evict_quietest(&self) {
+        let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let quietest = m
+            .iter()
+            .max_by_key(|(_, (a, _))| a.idle_for())
+            .map(|(id, (_, k))| (*id, k.clone()));
+        if let Some((id, kill)) = quietest {
+            m.remove(&id);
+            kill.notify_one();
+        }
+    }
+
+    pub fn emit(&self, host: &str, port: u16, via: Via, o: Outcome<'_>, start: Instant) {
+        if let Some(sink) = &self.cfg.events {
+            sink(&Event {
+                ts_ms: now_ms(),
+                host: host.to_string(),
+                port,
+                via: via.as_str(),
+                method: o.request.map(|r| r.0.to_string()),
+                path: o.request.map(|r| r.1.to_string()),
+                allowed: o.allowed,
+                code: o.code.to_string(),
+                bytes_up: o.up,
+                bytes_down: o.down,
+                duration_ms: start.elapsed().as_millis(),
+            });
+        }
+    }
+
+    pub fn emit_at(&self, t: &Target, o: Outcome<'_>, start: Instant) {
+        self.emit(&t.host, t.port, t.via, o, start);
+    }
+
+    /// A limit was hit: one event per code per second at most, so a flood
+    /// does not also flood the audit trail.
+    pub fn limit_hit(&self, code: &'static str) {
+        let mut last = self.limit_events.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last
+            .get(code)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        last.insert(code, now);
+        drop(last);
+        self.emit("-", 0, Via::Connect, Outcome::refused(code, None), now);
+    }
+
+    /// Judge `raw_host:port` as the client named it, then resolve it — in
+    /// that order. A refusal is recorded here.
+    pub async fn admit(
+        &self,
+        raw_host: &str,
+        port: u16,
+        via: Via,
+        start: Instant,
+    ) -> Result<Target, Refusal> {
+        let judged = self.judge(raw_host, port, via).await;
+        if let Err((code, _)) = &judged {
+            let shown = canonical_host(raw_host)
+                .map(|h| h.to_string())
+                .unwrap_or_else(|_| raw_host.escape_default().to_string());
+            self.emit(&shown, port, via, Outcome::refused(code, None), start);
+        }
+        judged
+    }
+
+    async fn judge(&self, raw_host: &str, port: u16, via: Via) -> Result<Target, Refusal> {
+        let canon = canonical_host(raw_host).map_err(|why| ("NET_BAD_HOST", why))?;
+        let host = canon.to_string();
+        let d = decide_network(&self.cfg.policy, &host, port, None);
+        if !d.allowed {
+            return Err((d.code, d.rule));
+        }
+        let addr = self.resolve(&host, port).await?;
+        Ok(Target {
+            is_name: matches!(canon, CanonHost::Name(_)),
+            host,
+            port,
+            addr,
+            via,
+        })
+    }
+
+    /// Resolve `host:port` and check every address it has: none may be
+    /// private or this host's own unless the policy names it. Returns the
+    /// first, which is the one connected to.
+    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Refusal> {
+        let addrs: Vec<SocketAddr> = if let Some(a) = self.cfg.resolve.get(host) {
+            vec![*a]
+        } else {
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))?
+                .collect()
+        };
+        let first = *addrs
+            .first()
+            .ok_or(("NET_RESOLVE_FAILED", format!("{host} has no address")))?;
+        for addr in &addrs {
+            // "Names it": an allow entry that is this very address (and
+            // port, when the entry has one).
+            let ip = addr.ip().to_string();
+            let named = self
+                .cfg
+                .policy
+                .net_allow
+                .iter()
+                .any(|a| match a.value.rsplit_once(':') {
+                    Some((h, p)) => h == ip && p.parse() == Ok(addr.port()),
+                    None => a.value == ip,
+                });
+            if named {
+                continue;
+            }
+            if is_private(addr.ip()) {
+                return Err((
+                    "NET_PRIVATE_ADDRESS",
+                    format!(
+                        "{host} resolves to {}, a private or loopback address the policy does not name",
+                        addr.ip()
+                    ),
+                ));
+            }
+            if is_own(addr.ip()) {
+                return Err((
+                    "NET_OWN_ADDRESS",
+                    format!(
+                        "{host} resolves to {}, an address of this host itself, which the policy does not name",
+                        addr.ip()
+                    ),
+                ));
+            }
+        }
+        Ok(first)
+    }
+
+    /// Is TLS to the target decrypted?
+    pub fn inspected(&self, t: &Target) -> bool {
+        paddock_policy::net_inspected(&self.cfg.policy, &t.host, t.port)
+    }
+
+    /// Must paddock read this target's traffic (a credential, or method
+    /// and path rules)?
+    pub fn sensitive(&self, t: &Target) -> bool {
+        self.has_credential(&t.host)
+            || self.cfg.policy.net_rules.iter().any(|r| {
+                paddock_policy::rule_applies(&r.value, &t.host, t.port)
+                    && (!r.value.allow.is_empty() || !r.value.deny.is_empty())
+            })
+    }
+
+    pub fn has_credential(&self, host: &str) -> bool {
+        self.cfg
+            .credentials
+            .iter()
+            .any(|c| c.host.eq_ignore_ascii_case(host))
+    }
+
+    /// The rule's `accept_credentials` for the target.
+    pub fn accepted(&self, t: &Target) -> Vec<String> {
+        paddock_policy::accepted_credentials(&self.cfg.policy, &t.host, t.port)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// (secret, placeholder) pairs of the target's credentials.
+    pub fn secrets(&self, host: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.cfg
+            .credentials
+            .iter()
+            .filter(|c| c.host.eq_ignore_ascii_case(host))
+            .map(|c| {
+                (
+                    c.secret.clone().into_bytes(),
+                    c.placeholder.clone().into_bytes(),
+                )
+            })
+            .collect()
+    }
+}
