@@ -119,8 +119,21 @@ fn is_metadata(name: &str) -> bool {
         "npm-",
         "x-b3-",
         "x-forwarded-",
+        "pacote-",
     ];
-    EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
+    // Hashes and integrity values are long and random by nature.
+    const SUFFIX: &[&str] = &[
+        "digest",
+        "integrity",
+        "checksum",
+        "-sha256",
+        "-sha1",
+        "-md5",
+        "-hash",
+    ];
+    EXACT.contains(&name)
+        || PREFIX.iter().any(|p| name.starts_with(p))
+        || SUFFIX.iter().any(|s| name.ends_with(s))
 }
 
 fn names_a_credential(name: &str) -> bool {

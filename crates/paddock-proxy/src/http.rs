@@ -293,7 +293,11 @@ pub async fn forward(
     let method = req.method().to_string();
     let raw_path = req.uri().path().to_string();
     let refused = |code: &str, why: &str, path: &str| {
-        ctx.emit_at(t, Outcome::refused(code, Some((&method, path))), start);
+        ctx.emit_at(
+            t,
+            Outcome::refused(code, Some((&method, path))).because(why),
+            start,
+        );
         refuse(code, why)
     };
     if let Err((code, why)) = check_head(&req, t) {
@@ -398,6 +402,7 @@ pub async fn forward(
                 t,
                 Outcome {
                     request: rq,
+                    why: None,
                     allowed: true,
                     code: d.code,
                     up,
@@ -421,6 +426,7 @@ pub async fn forward(
                 t,
                 Outcome {
                     request: rq,
+                    why: None,
                     allowed: false,
                     code: "NET_UPSTREAM_ERROR",
                     up,

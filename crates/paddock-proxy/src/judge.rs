@@ -75,6 +75,7 @@ fn now_ms() -> u128 {
 /// What one event says (beyond host, port and way in).
 pub struct Outcome<'a> {
     pub request: Option<(&'a str, &'a str)>,
+    pub why: Option<&'a str>,
     pub allowed: bool,
     pub code: &'a str,
     pub up: u64,
@@ -85,11 +86,18 @@ impl<'a> Outcome<'a> {
     pub fn refused(code: &'a str, request: Option<(&'a str, &'a str)>) -> Self {
         Outcome {
             request,
+            why: None,
             allowed: false,
             code,
             up: 0,
             down: 0,
         }
+    }
+
+    /// The refusal's reason in words, for the audit trail.
+    pub fn because(mut self, why: &'a str) -> Self {
+        self.why = Some(why);
+        self
     }
 }
 
@@ -142,6 +150,7 @@ impl Ctx {
                 via: via.as_str(),
                 method: o.request.map(|r| r.0.to_string()),
                 path: o.request.map(|r| r.1.to_string()),
+                why: o.why.map(str::to_string),
                 allowed: o.allowed,
                 code: o.code.to_string(),
                 bytes_up: o.up,
@@ -181,11 +190,17 @@ impl Ctx {
         start: Instant,
     ) -> Result<Target, Refusal> {
         let judged = self.judge(raw_host, port, via).await;
-        if let Err((code, _)) = &judged {
+        if let Err((code, why)) = &judged {
             let shown = canonical_host(raw_host)
                 .map(|h| h.to_string())
                 .unwrap_or_else(|_| raw_host.escape_default().to_string());
-            self.emit(&shown, port, via, Outcome::refused(code, None), start);
+            self.emit(
+                &shown,
+                port,
+                via,
+                Outcome::refused(code, None).because(why),
+                start,
+            );
         }
         judged
     }

@@ -124,6 +124,9 @@ pub struct Event {
     pub path: Option<String>,
     /// Allowed or refused.
     pub allowed: bool,
+    /// Why it was refused, in words (the rule, the header, the address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// Reason code.
     pub code: String,
     /// Bytes from the sandbox upstream.

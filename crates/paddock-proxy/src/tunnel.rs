@@ -129,6 +129,7 @@ where
         t,
         Outcome {
             request: None,
+            why: None,
             allowed: !idle,
             code: if idle {
                 "NET_LIMIT_IDLE"

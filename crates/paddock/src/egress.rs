@@ -183,6 +183,9 @@ impl Egress {
         // clients (every httpx-based SDK) fail without an optional package.
         let socks = format!("socks5h://127.0.0.1:{}", self.port);
         env.push(("PADDOCK_SOCKS_PROXY".into(), socks));
+        // Node's built-in fetch honours the proxy variables only when asked
+        // (Node 22.21 / 24 and later).
+        env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
         env.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
         env.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
         for k in [

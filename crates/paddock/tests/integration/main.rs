@@ -13,6 +13,7 @@ mod egress;
 mod filesystem;
 mod install;
 mod isolation;
+mod lab;
 mod mcp;
 mod network;
 mod policy;
