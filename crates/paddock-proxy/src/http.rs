@@ -11,8 +11,9 @@ use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, HOST};
+use hyper::Version;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use paddock_policy::{canonical_host, canonical_path, decide_network};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -192,7 +193,7 @@ where
     let mut scfg = builder
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Fixed(leaf)));
-    scfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    scfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(scfg));
     let tls = match tokio::time::timeout(ctx.cfg.limits.handshake, acceptor.accept(client)).await {
         Ok(Ok(tls)) => tls,
@@ -202,7 +203,8 @@ where
             return;
         }
     };
-    let upstream = ctx.cfg.upstream_tls.clone();
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let upstream = ctx.upstream_tls.clone();
     let svc = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -214,14 +216,36 @@ where
             }
         })
     };
-    let _ = http1(&ctx).serve_connection(TokioIo::new(tls), svc).await;
+    if h2 {
+        // Each stream is one request, judged and brokered on its own.
+        let l = &ctx.cfg.limits;
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(l.header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(100)
+            .serve_connection(TokioIo::new(tls), svc)
+            .await;
+    } else {
+        let _ = http1(&ctx).serve_connection(TokioIo::new(tls), svc).await;
+    }
 }
 
 /// Check the request's framing and `Host`: exactly one `Host`, naming the
 /// target; no `Content-Length` beside `Transfer-Encoding`; no transfer
 /// coding but chunked. What two servers could read two ways is refused.
-fn check_head(req: &Request<Incoming>, t: &Target) -> Result<(), (&'static str, String)> {
-    let hosts: Vec<&HeaderValue> = req.headers().get_all(HOST).iter().collect();
+fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'static str, String)> {
+    let mut hosts: Vec<&HeaderValue> = req.headers.get_all(HOST).iter().collect();
+    // HTTP/2 names the host in `:authority` (checked below), `Host` is
+    // optional there.
+    let authority = req
+        .uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if hosts.is_empty() && req.version == Version::HTTP_2 {
+        if let Some(a) = &authority {
+            hosts.push(a);
+        }
+    }
     let [h] = hosts.as_slice() else {
         return Err((
             "NET_HOST_MISMATCH",
@@ -245,7 +269,13 @@ fn check_head(req: &Request<Incoming>, t: &Target) -> Result<(), (&'static str, 
             ),
         ));
     }
-    if let Some(auth) = req.uri().authority() {
+    if let Some(auth) = req.uri.authority() {
+        if auth.as_str().contains('@') {
+            return Err((
+                "NET_FOREIGN_CREDENTIAL",
+                "credentials in the URL are refused; paddock brokers credentials itself".into(),
+            ));
+        }
         let same = split_authority(auth.as_str(), t.port)
             .and_then(|(h, p)| canonical_host(&h).ok().map(|h| (h.to_string(), p)));
         if same != Some((t.host.clone(), t.port)) {
@@ -255,8 +285,8 @@ fn check_head(req: &Request<Incoming>, t: &Target) -> Result<(), (&'static str, 
             ));
         }
     }
-    let te: Vec<&HeaderValue> = req.headers().get_all("transfer-encoding").iter().collect();
-    let cl = req.headers().get_all("content-length").iter().count();
+    let te: Vec<&HeaderValue> = req.headers.get_all("transfer-encoding").iter().collect();
+    let cl = req.headers.get_all("content-length").iter().count();
     if !te.is_empty() && cl > 0 {
         return Err((
             "NET_REQUEST_AMBIGUOUS",
@@ -273,13 +303,71 @@ fn check_head(req: &Request<Incoming>, t: &Target) -> Result<(), (&'static str, 
             "a transfer coding other than a single `chunked`".into(),
         ));
     }
-    if req.headers().contains_key("upgrade") {
+    if req.headers.contains_key("upgrade") {
         return Err((
             "NET_UPGRADE_REFUSED",
             "protocol upgrades (WebSocket, h2c) are not supported through inspection yet".into(),
         ));
     }
     Ok(())
+}
+
+/// A refused request: reason code, why, and the path as seen.
+type Refused = (&'static str, String, String);
+
+/// Everything decided about one request before it is sent: its head, its
+/// canonical path and method/path rules, brokering. The head is rewritten
+/// in place to exactly what was judged. Ok: the canonical path and whether
+/// a secret was put in.
+fn judge_request(
+    ctx: &Ctx,
+    parts: &mut hyper::http::request::Parts,
+    t: &Target,
+    plaintext: bool,
+) -> Result<(String, bool), Refused> {
+    let raw_path = parts.uri.path().to_string();
+    let method = parts.method.to_string();
+    if parts.method == Method::CONNECT {
+        // A tunnel inside a judged connection would be a way around it.
+        return Err((
+            "NET_BAD_REQUEST",
+            "CONNECT inside a connection paddock already admitted is refused".into(),
+            raw_path,
+        ));
+    }
+    check_head(parts, t).map_err(|(code, why)| (code, why, raw_path.clone()))?;
+    let path = canonical_path(&raw_path).map_err(|why| {
+        (
+            "NET_PATH_AMBIGUOUS",
+            format!("the path has {why}; servers read such paths differently"),
+            raw_path.clone(),
+        )
+    })?;
+    let d = decide_network(&ctx.cfg.policy, &t.host, t.port, Some((&method, &path)));
+    if !d.allowed {
+        return Err((d.code, d.rule, path));
+    }
+    let mut pq = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    for h in ["proxy-connection", "keep-alive"] {
+        parts.headers.remove(h);
+    }
+    let brokered = broker::broker(
+        &ctx.cfg.credentials,
+        &t.host,
+        &ctx.accepted(t),
+        &mut parts.headers,
+        &mut pq,
+        plaintext,
+    )
+    .map_err(|(code, why)| (code, why, path.clone()))?;
+    // Origin-form towards the server: exactly what was judged.
+    parts.uri = pq
+        .parse()
+        .map_err(|_| ("NET_BAD_REQUEST", "bad path".to_string(), path.clone()))?;
+    Ok((path, brokered.injected))
 }
 
 /// Judge, broker and forward one HTTP request (plain when `tls` is None).
@@ -291,62 +379,32 @@ pub async fn forward(
     start: Instant,
 ) -> Response<Body> {
     let method = req.method().to_string();
-    let raw_path = req.uri().path().to_string();
-    let refused = |code: &str, why: &str, path: &str| {
-        ctx.emit_at(
-            t,
-            Outcome::refused(code, Some((&method, path))).because(why),
-            start,
-        );
-        refuse(code, why)
-    };
-    if let Err((code, why)) = check_head(&req, t) {
-        return refused(code, &why, &raw_path);
-    }
-    let path = match canonical_path(&raw_path) {
-        Ok(p) => p,
-        Err(why) => {
-            return refused(
-                "NET_PATH_AMBIGUOUS",
-                &format!("the path has {why}; servers read such paths differently"),
-                &raw_path,
+    let (mut parts, body) = req.into_parts();
+    let (path, brokered) = match judge_request(ctx, &mut parts, t, tls.is_none()) {
+        Ok(ok) => ok,
+        Err((code, why, path)) => {
+            ctx.emit_at(
+                t,
+                Outcome::refused(code, Some((&method, &path))).because(&why),
+                start,
+            );
+            // Read (and drop) a small body before answering: an HTTP/2
+            // client that is still sending would otherwise see its stream
+            // reset instead of the refusal.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                http_body_util::Limited::new(body, 1 << 20).collect(),
             )
+            .await;
+            return refuse(code, &why);
         }
     };
-    let d = decide_network(&ctx.cfg.policy, &t.host, t.port, Some((&method, &path)));
-    if !d.allowed {
-        return refused(d.code, &d.rule, &path);
-    }
-    let (mut parts, body) = req.into_parts();
-    let mut pq = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.clone(),
-    };
-    for h in ["proxy-connection", "keep-alive"] {
-        parts.headers.remove(h);
-    }
-    let brokered = match broker::broker(
-        &ctx.cfg.credentials,
-        &t.host,
-        &ctx.accepted(t),
-        &mut parts.headers,
-        &mut pq,
-        tls.is_none(),
-    ) {
-        Ok(b) => b,
-        Err((code, why)) => return refused(code, &why, &path),
-    };
-    if brokered.injected {
+    if brokered {
         // The answer is scanned for the secret; it must not be compressed.
         parts
             .headers
             .insert("accept-encoding", HeaderValue::from_static("identity"));
     }
-    // Origin-form towards the server: exactly what was judged.
-    parts.uri = match pq.parse() {
-        Ok(u) => u,
-        Err(_) => return refused("NET_BAD_REQUEST", "bad path", &path),
-    };
     let req = Request::from_parts(parts, body);
     let rq = Some((method.as_str(), path.as_str()));
     let up = req
@@ -372,7 +430,10 @@ pub async fn forward(
                 ip if !t.is_name => rustls::pki_types::ServerName::IpAddress(ip.into()),
                 _ => match rustls::pki_types::ServerName::try_from(t.host.clone()) {
                     Ok(n) => n,
-                    Err(_) => return refused("NET_BAD_HOST", "bad host name", &path),
+                    Err(_) => {
+                        ctx.emit_at(t, Outcome::refused("NET_BAD_HOST", rq), start);
+                        return refuse("NET_BAD_HOST", "bad host name");
+                    }
                 },
             };
             let connecting = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp);
@@ -387,9 +448,13 @@ pub async fn forward(
                     return bad_gateway(&format!("TLS to {} timed out", t.host));
                 }
             };
-            send(TokioIo::new(stream), req).await
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                send_h2(TokioIo::new(stream), req, t).await
+            } else {
+                send(TokioIo::new(stream), req, t).await
+            }
         }
-        None => send(TokioIo::new(tcp), req).await,
+        None => send(TokioIo::new(tcp), req, t).await,
     };
     match resp {
         Ok(r) => {
@@ -404,7 +469,7 @@ pub async fn forward(
                     request: rq,
                     why: None,
                     allowed: true,
-                    code: d.code,
+                    code: "NET_ALLOWED",
                     up,
                     down,
                 },
@@ -439,11 +504,75 @@ pub async fn forward(
     }
 }
 
-async fn send<S>(io: TokioIo<S>, req: Request<Incoming>) -> Result<Response<Incoming>, hyper::Error>
+/// `host[:port]` as it goes in `Host` or `:authority`.
+fn authority(t: &Target) -> String {
+    let host = if t.host.contains(':') {
+        format!("[{}]", t.host)
+    } else {
+        t.host.clone()
+    };
+    if t.port == 443 || t.port == 80 {
+        host
+    } else {
+        format!("{host}:{}", t.port)
+    }
+}
+
+/// Send over HTTP/1.1 (origin-form; a request that came in over HTTP/2
+/// gets the `Host` it named in `:authority`).
+async fn send<S>(
+    io: TokioIo<S>,
+    mut req: Request<Incoming>,
+    t: &Target,
+) -> Result<Response<Incoming>, hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if req.version() == Version::HTTP_2 {
+        *req.version_mut() = Version::HTTP_11;
+        if !req.headers().contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(&authority(t)) {
+                req.headers_mut().insert(HOST, v);
+            }
+        }
+    }
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await
+}
+
+/// Send over HTTP/2: the URL carries scheme and authority (the host that
+/// was judged); connection-specific headers do not exist there.
+async fn send_h2<S>(
+    io: TokioIo<S>,
+    mut req: Request<Incoming>,
+    t: &Target,
+) -> Result<Response<Incoming>, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    if let Ok(u) = format!("https://{}{pq}", authority(t)).parse() {
+        *req.uri_mut() = u;
+    }
+    *req.version_mut() = Version::HTTP_2;
+    for h in [
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        req.headers_mut().remove(h);
+    }
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

@@ -53,6 +53,8 @@ pub struct Target {
 
 pub struct Ctx {
     pub cfg: Arc<Config>,
+    /// TLS to servers, offering HTTP/2 and HTTP/1.1.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
     limit_events: Mutex<HashMap<&'static str, Instant>>,
     conns: Mutex<HashMap<u64, (Activity, Arc<Notify>)>>,
     next_conn: AtomicU64,
@@ -103,7 +105,10 @@ impl<'a> Outcome<'a> {
 
 impl Ctx {
     pub fn new(cfg: Arc<Config>) -> Self {
+        let mut tls = (*cfg.upstream_tls).clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ctx {
+            upstream_tls: Arc::new(tls),
             cfg,
             limit_events: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),

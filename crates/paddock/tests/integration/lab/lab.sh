@@ -1,7 +1,7 @@
 # A two-host network for the egress tests, run under `unshare -rnm`: this
 # namespace is the machine paddock runs on (198.51.100.1 on a veth), a
 # second network namespace is "the internet" (198.51.100.2) where the
-# upstream servers listen on 443 and 80. Names resolve through the real
+# upstream servers listen on 443 and 80 (upstream.py) and 8443 (h2.js, HTTP/2). Names resolve through the real
 # resolver, from an /etc/hosts bound over the system's for this mount
 # namespace only. A host service listens on this machine's own address
 # (198.51.100.1:443), which no name may lead to.
@@ -21,15 +21,17 @@ ip link set pd0 up
 nsenter -t "$FAR" -n sh -c 'ip link set lo up; ip addr add 198.51.100.2/24 dev pd1; ip link set pd1 up'
 nsenter -t "$FAR" -n python3 "$D/upstream.py" "$D" 198.51.100.2 requests.jsonl > "$D/far.out" 2>&1 &
 UP=$!
+nsenter -t "$FAR" -n node "$D/h2.js" "$D" 198.51.100.2 8443 > "$D/h2.out" 2>&1 &
+H2=$!
 python3 "$D/upstream.py" "$D" 198.51.100.1 own-requests.jsonl > "$D/own.out" 2>&1 &
 OWN=$!
 n=0
-until grep -q ready "$D/far.out" && grep -q ready "$D/own.out"; do
-    n=$((n + 1)); [ $n -lt 500 ] || { cat "$D/far.out" "$D/own.out" >&2; exit 99; }
+until grep -q ready "$D/far.out" && grep -q ready "$D/own.out" && grep -q ready "$D/h2.out"; do
+    n=$((n + 1)); [ $n -lt 500 ] || { cat "$D/far.out" "$D/own.out" "$D/h2.out" >&2; exit 99; }
     sleep 0.02
 done
 set +e
 "$@"
 rc=$?
-kill "$UP" "$OWN" "$FAR" 2>/dev/null
+kill "$UP" "$H2" "$OWN" "$FAR" 2>/dev/null
 exit $rc
