@@ -475,6 +475,7 @@ impl Merger<'_> {
                         !r.allow.is_empty()
                             || r.inspect == Some(false)
                             || !r.accept_credentials.is_empty()
+                            || !r.websocket.is_empty()
                     }),
                 ),
                 (

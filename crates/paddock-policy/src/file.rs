@@ -199,6 +199,12 @@ pub struct HostRule {
     /// (`NET_FOREIGN_CREDENTIAL`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accept_credentials: Vec<String>,
+    /// Paths (same patterns as `allow`) where a WebSocket upgrade is
+    /// allowed. Elsewhere, and for every other upgrade, it is refused. The
+    /// handshake is judged and brokered like any request; the messages
+    /// after it are not read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub websocket: Vec<String>,
     /// `METHOD /path` entries that are allowed (`*` for any method). The
     /// path is a prefix on whole segments; `*` is one segment, `**` any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -355,6 +355,28 @@ impl ParsedLayer {
                         "remove `inspect = false` (rules need paddock to read the requests) or the rules",
                     );
                 }
+                for (j, w) in r.websocket.iter().enumerate() {
+                    if !w.starts_with('/') || w.contains(char::is_whitespace) {
+                        bad(
+                            &[
+                                Key("network"),
+                                Key("rules"),
+                                Idx(i),
+                                Key("websocket"),
+                                Idx(j),
+                            ],
+                            format!("`{w}` is not a path"),
+                            "write e.g. `websocket = [\"/v1/realtime\"]`",
+                        );
+                    }
+                }
+                if r.inspect == Some(false) && !r.websocket.is_empty() {
+                    bad(
+                        &[Key("network"), Key("rules"), Idx(i), Key("websocket")],
+                        format!("{} allows WebSocket paths but `inspect = false`", r.host),
+                        "remove `inspect = false`: the upgrade is judged on the inspected request",
+                    );
+                }
                 for (j, a) in r.accept_credentials.iter().enumerate() {
                     let name = a.strip_prefix("query:").unwrap_or(a);
                     if name.is_empty()

@@ -358,6 +358,17 @@ pub fn accepted_credentials<'a>(
         .flat_map(|r| r.value.accept_credentials.iter().map(String::as_str))
 }
 
+/// May a WebSocket upgrade be made to `path` (canonical) on `host:port`?
+pub fn websocket_allowed(eff: &Effective, host: &str, port: u16, path: &str) -> bool {
+    eff.net_rules.iter().any(|r| {
+        rule_applies(&r.value, host, port)
+            && r.value
+                .websocket
+                .iter()
+                .any(|w| path_matches(w, path, false))
+    })
+}
+
 /// Does `host` have a brokered credential?
 pub fn has_credential(eff: &Effective, host: &str) -> bool {
     eff.credentials

@@ -226,7 +226,10 @@ where
             .serve_connection(TokioIo::new(tls), svc)
             .await;
     } else {
-        let _ = http1(&ctx).serve_connection(TokioIo::new(tls), svc).await;
+        let _ = http1(&ctx)
+            .serve_connection(TokioIo::new(tls), svc)
+            .with_upgrades()
+            .await;
     }
 }
 
@@ -303,12 +306,6 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             "a transfer coding other than a single `chunked`".into(),
         ));
     }
-    if req.headers.contains_key("upgrade") {
-        return Err((
-            "NET_UPGRADE_REFUSED",
-            "protocol upgrades (WebSocket, h2c) are not supported through inspection yet".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -346,6 +343,22 @@ fn judge_request(
     let d = decide_network(&ctx.cfg.policy, &t.host, t.port, Some((&method, &path)));
     if !d.allowed {
         return Err((d.code, d.rule, path));
+    }
+    if let Some(up) = parts.headers.get("upgrade") {
+        let ws = up.as_bytes().eq_ignore_ascii_case(b"websocket")
+            && parts.method == Method::GET
+            && parts.version == Version::HTTP_11
+            && paddock_policy::websocket_allowed(&ctx.cfg.policy, &t.host, t.port, &path);
+        if !ws {
+            return Err((
+                "NET_UPGRADE_REFUSED",
+                format!(
+                    "an upgrade to `{}` on {path}: only WebSocket, where a rule's `websocket` lists the path",
+                    String::from_utf8_lossy(up.as_bytes())
+                ),
+                path,
+            ));
+        }
     }
     let mut pq = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
@@ -405,7 +418,10 @@ pub async fn forward(
             .headers
             .insert("accept-encoding", HeaderValue::from_static("identity"));
     }
-    let req = Request::from_parts(parts, body);
+    let websocket = parts.headers.contains_key("upgrade");
+    let mut req = Request::from_parts(parts, body);
+    // The sandbox's side of an allowed WebSocket, once the server agrees.
+    let client_side = websocket.then(|| hyper::upgrade::on(&mut req));
     let rq = Some((method.as_str(), path.as_str()));
     let up = req
         .headers()
@@ -436,6 +452,12 @@ pub async fn forward(
                     }
                 },
             };
+            // A WebSocket handshake needs HTTP/1.1 with the server too.
+            let cfg = if websocket {
+                ctx.cfg.upstream_tls.clone()
+            } else {
+                cfg
+            };
             let connecting = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp);
             let stream = match tokio::time::timeout(limit, connecting).await {
                 Ok(Ok(s)) => s,
@@ -457,6 +479,32 @@ pub async fn forward(
         None => send(TokioIo::new(tcp), req, t).await,
     };
     match resp {
+        Ok(mut r) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            let Some(client_side) = client_side else {
+                ctx.emit_at(t, Outcome::refused("NET_UPGRADE_REFUSED", rq), start);
+                return bad_gateway("the server switched protocols unasked");
+            };
+            let server_side = hyper::upgrade::on(&mut r);
+            ctx.emit_at(
+                t,
+                Outcome {
+                    request: rq,
+                    why: None,
+                    allowed: true,
+                    code: "NET_ALLOWED",
+                    up,
+                    down: 0,
+                },
+                start,
+            );
+            let idle = ctx.cfg.limits.idle;
+            tokio::spawn(async move {
+                if let (Ok(c), Ok(s)) = (client_side.await, server_side.await) {
+                    let _ = crate::limits::relay(TokioIo::new(c), TokioIo::new(s), idle).await;
+                }
+            });
+            r.map(|_| empty())
+        }
         Ok(r) => {
             let down = r
                 .headers()
@@ -538,7 +586,7 @@ where
     }
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     sender.send_request(req).await
 }

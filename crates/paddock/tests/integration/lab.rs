@@ -54,6 +54,10 @@ deny = ["* /v1/files"]
 host = "h2.lab.example"
 deny = ["* /v1/files"]
 
+[[network.rules]]
+host = "other.lab.example"
+websocket = ["/ws"]
+
 [[network.credentials]]
 host = "h2.lab.example"
 source = "env:LAB_H2_KEY"
@@ -750,4 +754,91 @@ PY
         !all.contains("attacker") && !all.contains("paddock-placeholder"),
         "{all}"
     );
+}
+
+/// WebSocket through inspection only where a rule lists the path: the
+/// handshake is judged and screened like any request (CONNECT and SOCKS5
+/// alike); every other upgrade is refused.
+#[test]
+fn websocket_upgrades_only_where_a_rule_allows_them() {
+    let lab = Lab::new(&lab_policy());
+    let script = r#"
+python3 - <<'PY'
+import os, socket, ssl, base64
+def tunnel(via, host):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    if via == "connect":
+        s.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+    else:
+        s.sendall(b"\x05\x01\x00"); s.recv(2)
+        s.sendall(b"\x05\x01\x00\x03" + bytes([len(host)]) + host.encode() + (443).to_bytes(2, "big"))
+        s.recv(10)
+    ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx.wrap_socket(s, server_hostname=host)
+def ws(via, path, extra="", upgrade="websocket"):
+    t = tunnel(via, "other.lab.example")
+    key = base64.b64encode(os.urandom(16)).decode()
+    t.sendall(f"GET {path} HTTP/1.1\r\nHost: other.lab.example\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = t.recv(1)
+        if not c: break
+        head += c
+    status = head.split(b"\r\n")[0].decode()
+    reason = [l for l in head.decode().split("\r\n") if l.lower().startswith("x-paddock-reason")]
+    if " 101 " not in status:
+        return status + " " + (reason[0] if reason else "")
+    msg = b"hello over " + via.encode()
+    mask = os.urandom(4)
+    t.sendall(bytes([0x81, 0x80 | len(msg)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
+    h = t.recv(2)
+    return status + " " + t.recv(h[1] & 0x7F).decode()
+for via in ("connect", "socks5"):
+    print("ws-allowed", via, ws(via, "/ws/chat"))
+    print("ws-other-path", via, ws(via, "/not-ws"))
+    print("ws-foreign", via, ws(via, "/ws", "Authorization: Bearer sk-ant-api03-attacker-AbCdEf0123456789\r\n"))
+    print("h2c", via, ws(via, "/ws", upgrade="h2c"))
+PY
+"#;
+    let o = lab.run(&[], script);
+    let out = stdout(&o);
+    let ctx = format!("{out}\n{}\n{:?}", stderr(&o), lab.events());
+    for via in ["connect", "socks5"] {
+        assert!(
+            out.contains(&format!(
+                "ws-allowed {via} HTTP/1.1 101 Switching Protocols echo: hello over {via}"
+            )),
+            "{ctx}"
+        );
+        assert!(
+            out.contains(&format!(
+                "ws-other-path {via} HTTP/1.1 403 Forbidden x-paddock-reason: NET_UPGRADE_REFUSED"
+            )),
+            "{ctx}"
+        );
+        assert!(
+            out.contains(&format!(
+                "ws-foreign {via} HTTP/1.1 403 Forbidden x-paddock-reason: NET_FOREIGN_CREDENTIAL"
+            )),
+            "{ctx}"
+        );
+        assert!(
+            out.contains(&format!(
+                "h2c {via} HTTP/1.1 403 Forbidden x-paddock-reason: NET_UPGRADE_REFUSED"
+            )),
+            "{ctx}"
+        );
+    }
+    let reqs = lab.requests();
+    let all = serde_json::to_string(&reqs).unwrap();
+    assert_eq!(
+        reqs.len(),
+        2,
+        "only the two allowed handshakes arrived: {all}"
+    );
+    assert!(reqs.iter().all(|r| r["path"] == "/ws/chat"), "{all}");
 }

@@ -65,6 +65,8 @@ class H(http.server.BaseHTTPRequestHandler):
             f.write(json.dumps({"tls": isinstance(self.connection, ssl.SSLSocket), "host": host,
                                 "method": self.command, "path": self.path, "lenient": lenient(self.path),
                                 "headers": hdrs, "body": body.decode("utf-8", "replace")[:65536]}) + "\n")
+        if (self.headers.get("upgrade") or "").lower() == "websocket":
+            return self.websocket()
         if host == "github.com":
             return self.git(body)
         if host == "registry.npmjs.org":
@@ -82,6 +84,31 @@ class H(http.server.BaseHTTPRequestHandler):
         echo = self.headers.get("x-api-key") or self.headers.get("authorization") or ""
         return self.reply(200, json.dumps({"ok": True, "headers": hdrs}).encode(),
                           extra=[("x-echo-credential", echo)])
+
+    def websocket(self):
+        """A WebSocket echo: each text message comes back as 'echo: ...'."""
+        import base64, hashlib
+        key = self.headers.get("sec-websocket-key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("upgrade", "websocket")
+        self.send_header("connection", "Upgrade")
+        self.send_header("sec-websocket-accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2 or head[0] & 0x0F == 8:
+                return
+            n = head[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(self.rfile.read(2), "big")
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(n)))
+            out = b"echo: " + data
+            self.wfile.write(bytes([0x81, len(out)]) + out)
+            self.wfile.flush()
 
     def stream(self):
         evs = [
