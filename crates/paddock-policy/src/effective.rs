@@ -106,6 +106,8 @@ pub struct Effective {
     pub net_rules: Vec<Sourced<HostRule>>,
     /// Brokered credentials.
     pub credentials: Vec<Sourced<Credential>>,
+    /// The proxy paddock goes through, if the policy names one.
+    pub upstream_proxy: Sourced<Option<String>>,
     /// Extra environment entries.
     pub env: Vec<Sourced<String>>,
     /// Memory limit, MiB.
@@ -156,6 +158,7 @@ impl Default for Effective {
             net_deny: Vec::new(),
             net_rules: Vec::new(),
             credentials: Vec::new(),
+            upstream_proxy: Sourced::builtin(None),
             env: Vec::new(),
             memory_mib: Sourced::builtin(None),
             pids: Sourced::builtin(Some(4096)),
@@ -213,6 +216,23 @@ impl Effective {
         v.extend(self.net_allow.iter().map(|s| item("network.allow", s)));
         v.extend(self.net_deny.iter().map(|s| item("network.deny", s)));
         v.extend(self.net_rules.iter().map(|s| item("network.rules", s)));
+        if let Some(u) = &self.upstream_proxy.value {
+            // The password, if any, is not shown.
+            let shown = match u
+                .split_once("://")
+                .and_then(|(s, r)| r.rsplit_once('@').map(|(_, h)| (s, h)))
+            {
+                Some((scheme, host)) => format!("{scheme}://***@{host}"),
+                None => u.clone(),
+            };
+            v.push(item(
+                "network.upstream_proxy",
+                &Sourced {
+                    value: shown,
+                    origin: self.upstream_proxy.origin.clone(),
+                },
+            ));
+        }
         // Credentials: the host, header and variable, never the source.
         v.extend(self.credentials.iter().map(|s| Item {
             key: "network.credentials".into(),
@@ -519,6 +539,19 @@ impl Merger<'_> {
                 n.deny.as_ref(),
                 |e| &mut e.net_deny,
             );
+            if let Some(u) = &n.upstream_proxy {
+                let p = [Key("network"), Key("upstream_proxy")];
+                if self.project() {
+                    self.loosens(
+                        &p,
+                        "network.upstream_proxy chooses where traffic goes".into(),
+                    );
+                } else {
+                    self.scalar("network.upstream_proxy", &p, Some(&Some(u.clone())), |e| {
+                        &mut e.upstream_proxy
+                    });
+                }
+            }
         }
         if let Some(pr) = &f.process {
             let p = [Key("process"), Key("env")];

@@ -165,7 +165,8 @@ pub struct NetworkSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<NetworkMode>,
     /// Domain patterns that may be reached: `host`, `*.domain`, with an
-    /// optional `:port` (default 443 and 80).
+    /// optional `:port` (default 443, and 80 for hosts without credentials
+    /// or rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<Vec<String>>,
     /// Domain patterns that may never be reached. Wins over allow;
@@ -178,6 +179,13 @@ pub struct NetworkSection {
     /// Brokered credentials (`[[network.credentials]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<Credential>>,
+    /// The proxy paddock itself must go through (a corporate proxy),
+    /// `http://[user:password@]host:port`, after its own decision. Without
+    /// it, `HTTPS_PROXY` in paddock's own environment is used (and
+    /// `NO_PROXY`). Not in a project's policy: a repository does not choose
+    /// where traffic goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_proxy: Option<String>,
 }
 
 /// Method and path rules for one host.
@@ -189,8 +197,10 @@ pub struct HostRule {
     /// TLS to every allowed host is decrypted by default, so method and
     /// path rules apply and no credential paddock did not issue gets
     /// through. `inspect = false` opts this host out: its tunnel is then
-    /// opaque, carries whatever credential the sandbox brings, and cannot
-    /// have rules or a brokered credential (`policy check` says so).
+    /// opaque and carries whatever credential the sandbox brings
+    /// (`policy check` says so). Inspection wins over an opt-out when the
+    /// host has a brokered credential or any rule with paths, WebSocket
+    /// paths or credential exceptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspect: Option<bool>,
     /// Where this host may receive the client's own credentials after all:
@@ -209,7 +219,8 @@ pub struct HostRule {
     /// path is a prefix on whole segments; `*` is one segment, `**` any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
-    /// `METHOD /path-prefix` entries that are refused; wins over allow.
+    /// `METHOD /path` entries that are refused; wins over allow. Compared
+    /// without case, `;params` and a segment's extension ignored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
 }
@@ -221,8 +232,9 @@ pub struct Credential {
     /// The only host the real secret is sent to.
     pub host: String,
     /// Where clients usually send it (e.g. `x-api-key`, `authorization`):
-    /// for documentation only — the placeholder is swapped wherever the
-    /// client puts it (any header, Basic credentials, the query).
+    /// for documentation only — the placeholder is swapped in whichever
+    /// credential header the client uses (any auth scheme, Basic
+    /// credentials) or credential query parameter, and refused elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
     /// Documentation only, like `header` (e.g. `Bearer`).

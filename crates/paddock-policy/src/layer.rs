@@ -82,6 +82,7 @@ pub const KEYS: &[&str] = &[
     "network.deny",
     "network.rules",
     "network.credentials",
+    "network.upstream_proxy",
     "process.env",
     "process.limits.memory_mib",
     "process.limits.pids",
@@ -166,6 +167,28 @@ pub fn valid_method_path(e: &str) -> bool {
         "*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
     ];
     methods.contains(&m) && p.starts_with('/') && !p.contains(char::is_whitespace)
+}
+
+/// An upstream proxy URL: host, port and `user:password` if given.
+pub fn parse_proxy_url(u: &str) -> Result<(String, u16, Option<String>), String> {
+    let rest = u
+        .strip_prefix("http://")
+        .ok_or("only http:// proxies are supported")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (auth, hostport) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a.to_string()), h),
+        None => (None, rest),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => {
+            (h, p.parse::<u16>().map_err(|_| "the port is not a number")?)
+        }
+        _ => (hostport, 80),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err("the host is missing".into());
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port, auth))
 }
 
 /// Is `name` a valid environment variable name?
@@ -405,6 +428,15 @@ impl ParsedLayer {
                                 "write e.g. `POST /v1/messages` or `* /v1/files` (methods: * GET HEAD POST PUT PATCH DELETE OPTIONS)");
                         }
                     }
+                }
+            }
+            if let Some(u) = &n.upstream_proxy {
+                if let Err(why) = parse_proxy_url(u) {
+                    bad(
+                        &[Key("network"), Key("upstream_proxy")],
+                        format!("`{u}`: {why}"),
+                        "write `http://host:port` or `http://user:password@host:port`",
+                    );
                 }
             }
             for (i, c) in n.credentials.iter().flatten().enumerate() {

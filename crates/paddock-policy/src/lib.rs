@@ -28,7 +28,8 @@ pub use diag::{PolicyError, PolicyErrors};
 pub use effective::{merge, Effective, Item, Origin, Sourced};
 pub use file::*;
 pub use layer::{
-    parse_duration, valid_env_name, valid_host_pattern, Layer, ParsedLayer, Seg, KEYS,
+    parse_duration, parse_proxy_url, valid_env_name, valid_host_pattern, Layer, ParsedLayer, Seg,
+    KEYS,
 };
 pub use net::{
     accepted_credentials, canonical_host, canonical_path, decide as decide_network, has_credential,

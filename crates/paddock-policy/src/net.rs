@@ -206,7 +206,9 @@ pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
             };
             let v = h << 4 | l;
             match v {
-                b'/' | b'\\' => return Err("an encoded `/` or `\\`"),
+                b'\\' => return Err("an encoded `\\`"),
+                // Kept encoded; rules are checked against both readings.
+                b'/' => out.extend_from_slice(b"%2F"),
                 b'.' => return Err("an encoded `.`"),
                 0 => return Err("an encoded NUL"),
                 v if v < 0x20 || v == 0x7f => return Err("an encoded control character"),
@@ -242,6 +244,9 @@ pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
         if s.contains(';') && (bare == "." || bare == "..") {
             return Err("a `..;` or `.;` segment");
         }
+        if s.contains(';') && bare.is_empty() {
+            return Err("a segment of only `;params`");
+        }
         match *s {
             "" => trailing = last,
             "." => trailing = last,
@@ -268,18 +273,62 @@ pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
     Ok(p)
 }
 
+/// The readings of a canonical path that rules are checked against: every
+/// escape decoded (but `%2F` and `%25`), and — when the path has an encoded
+/// `/` — the reading of a server that decodes it before splitting. A deny
+/// rule that matches any reading refuses; an allow list must match all.
+pub fn path_readings(canonical: &str) -> Result<Vec<String>, PathAmbiguity> {
+    let decode = |p: &str, slash: bool| -> String {
+        let b = p.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() + 1 {
+                if let (Some(h), Some(l)) = (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                ) {
+                    let v = h << 4 | l;
+                    if v != b'%' && (v != b'/' || slash) {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let mut v = vec![decode(canonical, false)];
+    if canonical.contains("%2F") {
+        let split = decode(canonical, true);
+        v.push(canonical_path(&split)?);
+    }
+    Ok(v)
+}
+
 /// Does a rule entry's path pattern match a canonical path, on whole
 /// segments? The pattern is a prefix: `/v1/messages` matches `/v1/messages`
 /// and `/v1/messages/x`, never `/v1/messagesX`. `*` matches one segment,
 /// `**` any number. A segment's `;params` are ignored for matching (some
-/// servers drop them). `fold` compares without case (used for deny
-/// entries, so a case-insensitive server cannot be reached around them).
+/// servers drop them). `fold` is for deny entries, which must hold against
+/// lenient servers: compared without case, `;params` dropped, and a
+/// segment's extension or trailing dot ignored (`files.json`, `files.`).
+/// Allow entries compare whole segments exactly, `;params` included.
 pub fn path_matches(pattern: &str, path: &str, fold: bool) -> bool {
     let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
     let segs: Vec<&str> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| s.split(';').next().unwrap_or(""))
+        .map(|s| {
+            if fold {
+                s.split(';').next().unwrap_or("")
+            } else {
+                s
+            }
+        })
         .collect();
     fn go(pat: &[&str], segs: &[&str], fold: bool) -> bool {
         let Some((p, rest)) = pat.split_first() else {
@@ -291,7 +340,9 @@ pub fn path_matches(pattern: &str, path: &str, fold: bool) -> bool {
             lit => {
                 segs.first().is_some_and(|s| {
                     if fold {
+                        let stem = s.split('.').next().unwrap_or(s);
                         s.eq_ignore_ascii_case(lit)
+                            || (!lit.contains('.') && stem.eq_ignore_ascii_case(lit))
                     } else {
                         *s == lit
                     }
@@ -339,10 +390,26 @@ pub fn rule_applies(rule: &HostRule, host: &str, port: u16) -> bool {
 
 /// Is TLS to `host:port` decrypted (the default), or did a rule opt the
 /// host out with `inspect = false`?
+///
+/// Inspection wins: a host is opted out only when nothing else needs its
+/// requests read — no brokered credential, and no rule applying to it that
+/// has method/path rules, WebSocket paths or credential exceptions (in any
+/// layer, under any spelling of the host).
 pub fn inspected(eff: &Effective, host: &str, port: u16) -> bool {
-    !eff.net_rules
-        .iter()
-        .any(|r| r.value.inspect == Some(false) && rule_applies(&r.value, host, port))
+    let applying = || {
+        eff.net_rules
+            .iter()
+            .filter(|r| rule_applies(&r.value, host, port))
+    };
+    let opted_out = applying().any(|r| r.value.inspect == Some(false));
+    let needed = has_credential(eff, host)
+        || applying().any(|r| {
+            !r.value.allow.is_empty()
+                || !r.value.deny.is_empty()
+                || !r.value.websocket.is_empty()
+                || !r.value.accept_credentials.is_empty()
+        });
+    !opted_out || needed
 }
 
 /// The names (header names, `cookie`, `query:NAME`) a host's rules let
@@ -468,17 +535,30 @@ pub fn decide(
                 )
             }
         };
+        let readings = match path_readings(&path) {
+            Ok(r) => r,
+            Err(why) => {
+                return deny(
+                    "NET_PATH_AMBIGUOUS",
+                    format!("the path has {why}; servers read such paths differently"),
+                    None,
+                )
+            }
+        };
         for rule in eff
             .net_rules
             .iter()
-            .filter(|r| r.value.inspect != Some(false) && rule_applies(&r.value, host, port))
+            .filter(|r| rule_applies(&r.value, host, port))
         {
-            let hit = |e: &String, fold: bool| {
-                e.split_once(' ').is_some_and(|(m, p)| {
-                    (m == "*" || m.eq_ignore_ascii_case(method)) && path_matches(p, &path, fold)
+            let on = |e: &String, p: &str, fold: bool| {
+                e.split_once(' ').is_some_and(|(m, pat)| {
+                    (m == "*" || m.eq_ignore_ascii_case(method)) && path_matches(pat, p, fold)
                 })
             };
-            if let Some(d) = rule.value.deny.iter().find(|e| hit(e, true)) {
+            // Deny: any reading; allow: every reading.
+            let denied = |e: &String| readings.iter().any(|p| on(e, p, true));
+            let hit = |e: &String, _fold: bool| readings.iter().all(|p| on(e, p, false));
+            if let Some(d) = rule.value.deny.iter().find(|e| denied(e)) {
                 return deny(
                     "NET_PATH_DENIED",
                     format!("network.rules for {} denies `{d}`", rule.value.host),
@@ -558,9 +638,16 @@ mod tests {
         ok("/a/b/..", "/a/");
         ok("/a%20b", "/a%20b");
         ok("/a%c3%a9", "/a%C3%A9");
+        ok("/@scope%2fname", "/@scope%2Fname");
+        assert_eq!(
+            path_readings("/v1/messages/..%2Ffiles").unwrap(),
+            ["/v1/messages/..%2Ffiles", "/v1/files"]
+        );
+        assert_eq!(path_readings("/a%40b%3Ac%C3%A9").unwrap(), ["/a@b:cé"]);
+        assert!(path_readings("/..%2F..%2Fx").is_err());
         for bad in [
             "/v1/%2e%2e/files",
-            "/v1/messages/..%2ffiles",
+            "/api/;/admin",
             "/v1/messages/..;/files",
             "/v1/messages/%2E./files",
             "/v1\\files",
@@ -588,6 +675,13 @@ mod tests {
         ));
         assert!(!path_matches("/v1/messages", "/v1/messagesX", false));
         assert!(path_matches("/v1/files", "/v1/files;x=1", true));
+        assert!(
+            !path_matches("/v1/files", "/v1/files;x=1", false),
+            "allow is exact"
+        );
+        assert!(path_matches("/v1/files", "/v1/files.json", true));
+        assert!(path_matches("/v1/files", "/v1/FILES.", true));
+        assert!(!path_matches("/v1/files", "/v1/filesystem", true));
         assert!(path_matches("/v1/files", "/V1/Files", true));
         assert!(!path_matches("/v1/files", "/V1/Files", false));
         assert!(path_matches("/", "/anything/at/all", false));

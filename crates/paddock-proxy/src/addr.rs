@@ -23,6 +23,9 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (o[1] & 0xfe) == 18)
                 || o[0] >= 240
+                // Azure's platform endpoint (wire server), like a metadata
+                // service.
+                || o == [168, 63, 129, 16]
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();

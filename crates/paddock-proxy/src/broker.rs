@@ -137,12 +137,24 @@ fn is_metadata(name: &str) -> bool {
 }
 
 fn names_a_credential(name: &str) -> bool {
+    // Names that mention auth but carry none (a registry's auth *type*).
+    const NOT: &[&str] = &["npm-auth-type", "www-authenticate", "x-stainless-auth-type"];
     CREDENTIAL_HEADERS.contains(&name)
-        || [
-            "token", "secret", "password", "passwd", "apikey", "api-key", "api_key", "auth",
-        ]
-        .iter()
-        .any(|w| name.contains(w))
+        || (!NOT.contains(&name)
+            && [
+                "token",
+                "secret",
+                "password",
+                "passwd",
+                "apikey",
+                "api-key",
+                "api_key",
+                "auth",
+                "credential",
+                "signature",
+            ]
+            .iter()
+            .any(|w| name.contains(w)))
 }
 
 const SECRET_PREFIXES: &[&str] = &[
@@ -239,14 +251,6 @@ fn substitute(v: &str, mine: &[&Brokered]) -> (String, bool) {
     (out, hit)
 }
 
-fn strip_placeholders(v: &str, mine: &[&Brokered]) -> String {
-    let mut out = v.to_string();
-    for c in mine {
-        out = out.replace(&c.placeholder, "");
-    }
-    out
-}
-
 fn contains_any(v: &[u8], others: &[&Brokered]) -> Option<String> {
     others.iter().find_map(|c| {
         v.windows(c.placeholder.len())
@@ -326,8 +330,19 @@ pub fn broker(
         ));
     }
     let mut injected = false;
-    // 3. Headers: swap placeholders, refuse anything else that would
-    //    authenticate.
+    // 3. Headers. The placeholder is swapped only where a credential goes
+    //    (an auth header, a Basic password): anywhere else the host could
+    //    be made to store or echo the real secret (a file name, a message,
+    //    a tag), so it is refused there. Anything else that would
+    //    authenticate is foreign.
+    let misplaced = |where_: &str| {
+        (
+            "NET_PLACEHOLDER_MISPLACED",
+            format!("the credential placeholder may only be sent as a credential (an auth or API-key header, a Basic password, a key query parameter), not in {where_}"),
+        )
+    };
+    let has_ph = |v: &str| mine.iter().any(|c| v.contains(&c.placeholder));
+    let is_ph = |v: &str| mine.iter().any(|c| c.placeholder == v);
     let old = std::mem::take(headers);
     let mut last: Option<HeaderName> = None;
     for (name, value) in old {
@@ -339,48 +354,68 @@ pub fn broker(
             None => last.clone().expect("a header map yields a name first"),
         };
         let n = name.as_str();
+        let cred = names_a_credential(n);
         let Ok(text) = value.to_str() else {
-            // Opaque bytes: only metadata may carry them.
-            if names_a_credential(n) && !accepts(n) {
+            // Opaque bytes: never a credential.
+            if cred && !accepts(n) {
                 return Err(foreign(host, &format!("`{n}`")));
             }
             headers.append(name.clone(), value);
             continue;
         };
         let text = text.to_string();
-        let (mut new, mut hit) = substitute(&text, &mine);
-        if let Some(user_pass) = basic(&text) {
-            let (swapped, h) = substitute(&user_pass, &mine);
-            if h {
-                hit = true;
-                new = format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(swapped)
-                );
-            }
+        let decoded = basic(&text);
+        let ph_here = has_ph(&text) || decoded.as_deref().is_some_and(has_ph);
+        if ph_here && !cred {
+            return Err(misplaced(&format!("`{n}`")));
         }
-        if !accepts(n) && !is_metadata(n) {
-            if names_a_credential(n) {
-                let ok = hit && {
-                    let rest = strip_placeholders(&text, &mine);
-                    let rest = rest.trim();
-                    let scheme_only = rest.is_empty()
-                        || rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                    let basic_ok = basic(&text).is_some_and(|up| {
-                        let rest = strip_placeholders(&up, &mine);
-                        let (user, pass) = rest.split_once(':').unwrap_or((&rest, ""));
-                        pass.is_empty() && user.len() <= 64 && !secret_like(user)
-                    });
-                    (scheme_only && !secret_like(rest)) || basic_ok
-                };
-                if !ok {
-                    return Err(foreign(host, &format!("`{n}`")));
-                }
-            } else if has_secret_like(&strip_placeholders(&text, &mine)) {
+        if n == "sec-websocket-protocol" {
+            // Subprotocols carry credentials in some APIs
+            // (`openai-insecure-api-key.KEY`, Kubernetes bearer tokens).
+            let smuggles = text.split(',').map(str::trim).any(|p| {
+                let l = p.to_ascii_lowercase();
+                secret_like(p)
+                    || ["key", "token", "bearer", "auth", "secret"]
+                        .iter()
+                        .any(|w| l.contains(w))
+            });
+            if smuggles && !accepts(n) {
+                return Err(foreign(host, "`sec-websocket-protocol`"));
+            }
+        } else if cred && !accepts(n) {
+            // Only the placeholder, alone or after a scheme word, or as one
+            // half of Basic credentials whose other half is a plain name.
+            let plain =
+                |s: &str| s.len() <= 64 && !secret_like(s) && !s.contains(char::is_whitespace);
+            let ok = is_ph(text.trim())
+                || text.trim().split_once(' ').is_some_and(|(scheme, v)| {
+                    scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !scheme.eq_ignore_ascii_case("basic")
+                        && is_ph(v.trim())
+                })
+                || decoded.as_deref().is_some_and(|up| {
+                    let (user, pass) = up.split_once(':').unwrap_or((up, ""));
+                    (is_ph(pass) && plain(user)) || (is_ph(user) && plain(pass))
+                });
+            if !ok {
                 return Err(foreign(host, &format!("`{n}`")));
             }
+        } else if !cred && !accepts(n) && !is_metadata(n) && has_secret_like(&text) {
+            return Err(foreign(host, &format!("`{n}`")));
         }
-        injected |= hit;
+        let mut new = text.clone();
+        if ph_here {
+            injected = true;
+            new = match decoded {
+                Some(up) if has_ph(&up) => format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(substitute(&up, &mine).0)
+                ),
+                _ => substitute(&text, &mine).0,
+            };
+        }
         let v = HeaderValue::from_str(&new).map_err(|_| {
             (
                 "NET_CREDENTIAL_INVALID",
@@ -389,31 +424,90 @@ pub fn broker(
         })?;
         headers.append(name.clone(), v);
     }
-    // 4. The query: named credential parameters must be a placeholder;
-    //    any other secret-looking value is refused too.
-    if let Some((_, query)) = path_and_query.split_once('?') {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = pct_decode(k).to_ascii_lowercase();
-            let v = pct_decode(v);
-            if accepts(&format!("query:{k}")) {
+    // 4. The path: never the placeholder; no secret-looking segment
+    //    (`/bot<token>/`, webhook paths).
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (path_and_query.clone(), None),
+    };
+    if has_ph(&path) {
+        return Err(misplaced("the path"));
+    }
+    if path.split('/').any(|seg| has_secret_like(&pct_decode(seg))) {
+        return Err(foreign(host, "the path"));
+    }
+    // 5. The query (split on `&` and `;`, names as servers normalise
+    //    them): named credential parameters must be the placeholder, which
+    //    goes nowhere else; any other secret-looking value is foreign.
+    if let Some(query) = &query {
+        let mut swapped = Vec::new();
+        for pair in query.split(['&', ';']) {
+            if pair.is_empty() {
+                swapped.push(pair.to_string());
                 continue;
             }
-            let is_ph = mine.iter().any(|c| c.placeholder == v);
-            if CREDENTIAL_QUERY.contains(&k.as_str()) && !v.is_empty() && !is_ph {
-                return Err(foreign(host, &format!("the query parameter `{k}`")));
+            let (k_raw, v_raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = query_name(&pct_decode(k_raw));
+            let v = pct_decode(v_raw);
+            let named = CREDENTIAL_QUERY.contains(&k.as_str());
+            if has_ph(&k) || (has_ph(&v) && !(named && is_ph(&v))) {
+                return Err(misplaced(&format!("the query parameter `{k}`")));
             }
-            if !is_ph && has_secret_like(&strip_placeholders(&v, &mine)) {
-                return Err(foreign(host, &format!("the query parameter `{k}`")));
+            if !accepts(&format!("query:{k}")) {
+                if named && !v.is_empty() && !is_ph(&v) {
+                    return Err(foreign(host, &format!("the query parameter `{k}`")));
+                }
+                if !named && has_secret_like(&v) {
+                    return Err(foreign(host, &format!("the query parameter `{k}`")));
+                }
+            }
+            if is_ph(&v) {
+                injected = true;
+                let secret = mine
+                    .iter()
+                    .find(|c| c.placeholder == v)
+                    .map(|c| c.secret.as_str())
+                    .unwrap_or("");
+                swapped.push(format!("{k_raw}={}", pct_encode(secret)));
+            } else {
+                swapped.push(pair.to_string());
             }
         }
-    }
-    let (pq, hit) = substitute(path_and_query, &mine);
-    if hit {
-        *path_and_query = pq;
-        injected = true;
+        // The separators are kept as they were.
+        let mut out = path;
+        out.push('?');
+        let mut seps = query.chars().filter(|c| *c == '&' || *c == ';');
+        for (i, part) in swapped.iter().enumerate() {
+            if i > 0 {
+                out.push(seps.next().unwrap_or('&'));
+            }
+            out.push_str(part);
+        }
+        *path_and_query = out;
     }
     Ok(Brokering { injected })
+}
+
+/// A query parameter's name as PHP and friends read it: `api.key`,
+/// `api key` and `api[key` are all `api_key`.
+fn query_name(k: &str) -> String {
+    k.to_ascii_lowercase()
+        .chars()
+        .map(|c| if matches!(c, '.' | ' ' | '[') { '_' } else { c })
+        .filter(|c| *c != ']')
+        .collect()
+}
+
+fn pct_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn pct_decode(s: &str) -> String {
@@ -750,6 +844,63 @@ mod tests {
             &["cookie", "query:token"],
         );
         assert!(r.is_ok(), "{r:?}");
+    }
+
+    /// Where the host could store or echo it, the placeholder is refused:
+    /// otherwise the real secret would land in a message, a file name, a
+    /// tag the sandbox can read back.
+    #[test]
+    fn the_placeholder_is_swapped_only_where_a_credential_goes() {
+        for (hs, pq) in [
+            (&[("x-note", "paddock-placeholder-aaaa")][..], "/"),
+            (&[("user-agent", "x paddock-placeholder-aaaa")][..], "/"),
+            (
+                &[("authorization", "Bearer paddock-placeholder-aaaa extra")][..],
+                "/",
+            ),
+            (&[][..], "/bot/paddock-placeholder-aaaa/send"),
+            (&[][..], "/send?text=paddock-placeholder-aaaa"),
+            (&[][..], "/send?key=x-paddock-placeholder-aaaa"),
+        ] {
+            let (r, _, _) = run("api.example.com", hs, pq, &[]);
+            let code = r.err().map(|e| e.0);
+            assert!(
+                matches!(
+                    code,
+                    Some("NET_PLACEHOLDER_MISPLACED" | "NET_FOREIGN_CREDENTIAL")
+                ),
+                "{hs:?} {pq}: {code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_hidden_in_odd_places_are_found() {
+        for (hs, pq) in [
+            (
+                &[(
+                    "sec-websocket-protocol",
+                    "realtime, openai-insecure-api-key.sk-proj-ATTACKER",
+                )][..],
+                "/",
+            ),
+            (&[("x-forwarded-authorization", "Bearer abc")][..], "/"),
+            (&[("anthropic-api-key", "whatever")][..], "/"),
+            (&[][..], "/x?a=1;private_token=abcdefghijklmnopqrstu"),
+            (&[][..], "/x?api.key=abc"),
+            (&[][..], "/x?api%5Bkey=abc"),
+            (
+                &[][..],
+                "/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
+            ),
+        ] {
+            let (r, _, _) = run("registry.example.org", hs, pq, &[]);
+            assert_eq!(
+                r.err().map(|e| e.0),
+                Some("NET_FOREIGN_CREDENTIAL"),
+                "{hs:?} {pq}"
+            );
+        }
     }
 
     #[test]

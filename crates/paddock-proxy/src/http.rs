@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::broker::{self, Scrubbed};
-use crate::judge::{Ctx, Outcome, Target, Via};
+use crate::judge::{Ctx, Lease, Outcome, Target, Via};
 use crate::{provider, tunnel};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -87,7 +87,7 @@ fn http1(ctx: &Ctx) -> hyper::server::conn::http1::Builder {
 }
 
 /// The front door: HTTP from the sandbox to the proxy itself.
-pub async fn serve_front<S>(ctx: Arc<Ctx>, stream: S)
+pub async fn serve_front<S>(ctx: Arc<Ctx>, stream: S, lease: Arc<Lease>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -95,7 +95,8 @@ where
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| {
             let ctx = ctx.clone();
-            async move { Ok::<_, Infallible>(front(ctx, req).await) }
+            let lease = lease.clone();
+            async move { Ok::<_, Infallible>(front(ctx, req, lease).await) }
         })
     };
     let _ = http1(&ctx)
@@ -104,7 +105,7 @@ where
         .await;
 }
 
-async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
+async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>, lease: Arc<Lease>) -> Response<Body> {
     let start = Instant::now();
     if req.method() == Method::CONNECT {
         let Some((host, port)) = req
@@ -118,11 +119,21 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
             Ok(t) => t,
             Err((code, why)) => return refuse(code, &why),
         };
+        // The tunnel keeps the connection's lease: it counts against the
+        // limit, goes idle and is evicted like any connection.
         tokio::spawn(async move {
             let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
                 return;
             };
-            tunnel::serve(ctx, target, TokioIo::new(upgraded), start).await;
+            let l = lease.clone();
+            l.guard(tunnel::serve(
+                ctx,
+                target,
+                TokioIo::new(upgraded),
+                start,
+                lease,
+            ))
+            .await;
         });
         return Response::new(empty());
     }
@@ -154,12 +165,12 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Response<Body> {
     };
     // Addressed to the proxy, not the server.
     req.headers_mut().remove("proxy-authorization");
-    forward(&ctx, req, &target, None, start).await
+    forward(&ctx, req, &target, None, start, &lease).await
 }
 
 /// Plain HTTP found inside a tunnel (CONNECT or SOCKS5 to port 80, say):
 /// judged request by request exactly like the forward proxy's.
-pub async fn serve_plain<S>(ctx: Arc<Ctx>, t: Target, io: S)
+pub async fn serve_plain<S>(ctx: Arc<Ctx>, t: Target, io: S, lease: Arc<Lease>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -168,7 +179,10 @@ where
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let ctx = ctx.clone();
             let t = t.clone();
-            async move { Ok::<_, Infallible>(forward(&ctx, req, &t, None, Instant::now()).await) }
+            let lease = lease.clone();
+            async move {
+                Ok::<_, Infallible>(forward(&ctx, req, &t, None, Instant::now(), &lease).await)
+            }
         })
     };
     let _ = http1(&ctx).serve_connection(TokioIo::new(io), svc).await;
@@ -176,7 +190,7 @@ where
 
 /// An inspected tunnel: terminate TLS with a leaf from the session CA,
 /// then judge, broker and forward each request.
-pub async fn mitm<S>(ctx: Arc<Ctx>, t: Target, client: S, start: Instant)
+pub async fn mitm<S>(ctx: Arc<Ctx>, t: Target, client: S, start: Instant, lease: Arc<Lease>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -211,8 +225,11 @@ where
             let ctx = ctx.clone();
             let t = t.clone();
             let upstream = upstream.clone();
+            let lease = lease.clone();
             async move {
-                Ok::<_, Infallible>(forward(&ctx, req, &t, Some(upstream), Instant::now()).await)
+                Ok::<_, Infallible>(
+                    forward(&ctx, req, &t, Some(upstream), Instant::now(), &lease).await,
+                )
             }
         })
     };
@@ -288,6 +305,43 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             ));
         }
     }
+    // Header names a lenient server could read as another
+    // (`Transfer_Encoding`): only letters, digits and `-`.
+    if let Some(odd) = req.headers.keys().find(|k| {
+        !k.as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }) {
+        return Err((
+            "NET_REQUEST_AMBIGUOUS",
+            format!("the header name `{odd}` (only letters, digits and `-`)"),
+        ));
+    }
+    // What makes a server handle another method or path than the one judged.
+    for h in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-method",
+    ] {
+        if req.headers.contains_key(h) {
+            return Err((
+                "NET_REQUEST_AMBIGUOUS",
+                format!("`{h}` would make the server see another request than the one judged"),
+            ));
+        }
+    }
+    if req.uri.query().is_some_and(|q| {
+        q.split(['&', ';'])
+            .any(|p| p.to_ascii_lowercase().starts_with("_method="))
+    }) {
+        return Err((
+            "NET_REQUEST_AMBIGUOUS",
+            "`_method=` would make the server see another method than the one judged".into(),
+        ));
+    }
     let te: Vec<&HeaderValue> = req.headers.get_all("transfer-encoding").iter().collect();
     let cl = req.headers.get_all("content-length").iter().count();
     if !te.is_empty() && cl > 0 {
@@ -295,6 +349,17 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             "NET_REQUEST_AMBIGUOUS",
             "Content-Length and Transfer-Encoding together".into(),
         ));
+    }
+    if (req.method == Method::GET || req.method == Method::HEAD)
+        && (!te.is_empty()
+            || req
+                .headers
+                .get("content-length")
+                .is_some_and(|v| v.as_bytes() != b"0"))
+    {
+        // A server that ignores such a body reads it as a second request,
+        // which nobody judged.
+        return Err(("NET_REQUEST_AMBIGUOUS", format!("a body on {}", req.method)));
     }
     if te.len() > 1
         || te
@@ -344,10 +409,14 @@ fn judge_request(
     if !d.allowed {
         return Err((d.code, d.rule, path));
     }
-    if let Some(up) = parts.headers.get("upgrade") {
-        let ws = up.as_bytes().eq_ignore_ascii_case(b"websocket")
+    let upgrades: Vec<&HeaderValue> = parts.headers.get_all("upgrade").iter().collect();
+    if let Some(up) = upgrades.first() {
+        // Frames are not read: never where a secret is brokered.
+        let ws = upgrades.len() == 1
+            && up.as_bytes().eq_ignore_ascii_case(b"websocket")
             && parts.method == Method::GET
             && parts.version == Version::HTTP_11
+            && !ctx.has_credential(&t.host)
             && paddock_policy::websocket_allowed(&ctx.cfg.policy, &t.host, t.port, &path);
         if !ws {
             return Err((
@@ -390,6 +459,7 @@ pub async fn forward(
     t: &Target,
     tls: Option<Arc<rustls::ClientConfig>>,
     start: Instant,
+    lease: &Arc<Lease>,
 ) -> Response<Body> {
     let method = req.method().to_string();
     let (mut parts, body) = req.into_parts();
@@ -406,18 +476,21 @@ pub async fn forward(
             // reset instead of the refusal.
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(2),
-                http_body_util::Limited::new(body, 1 << 20).collect(),
+                http_body_util::Limited::new(body, 64 << 10).collect(),
             )
             .await;
             return refuse(code, &why);
         }
     };
-    if brokered {
+    if brokered || ctx.has_credential(&t.host) {
         // The answer is scanned for the secret; it must not be compressed.
         parts
             .headers
             .insert("accept-encoding", HeaderValue::from_static("identity"));
     }
+    // Trailers are not judged: none are sent on.
+    parts.headers.remove("trailer");
+    let body = NoTrailers(body);
     let websocket = parts.headers.contains_key("upgrade");
     let mut req = Request::from_parts(parts, body);
     // The sandbox's side of an allowed WebSocket, once the server agrees.
@@ -429,7 +502,7 @@ pub async fn forward(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0u64);
     let limit = ctx.cfg.limits.handshake;
-    let tcp = match tokio::time::timeout(limit, connect_upstream(t.addr)).await {
+    let tcp = match tokio::time::timeout(limit, connect_upstream(ctx, t)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
@@ -498,10 +571,16 @@ pub async fn forward(
                 start,
             );
             let idle = ctx.cfg.limits.idle;
+            let lease = lease.clone();
             tokio::spawn(async move {
-                if let (Ok(c), Ok(s)) = (client_side.await, server_side.await) {
-                    let _ = crate::limits::relay(TokioIo::new(c), TokioIo::new(s), idle).await;
-                }
+                let l = lease.clone();
+                l.guard(async move {
+                    if let (Ok(c), Ok(s)) = (client_side.await, server_side.await) {
+                        let _ = crate::limits::relay(TokioIo::new(c), TokioIo::new(s), idle).await;
+                    }
+                    drop(lease);
+                })
+                .await;
             });
             r.map(|_| empty())
         }
@@ -526,6 +605,23 @@ pub async fn forward(
             let secrets = ctx.secrets(&t.host);
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());
+            }
+            let encoded = r
+                .headers()
+                .get_all("content-encoding")
+                .iter()
+                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+            if encoded {
+                // Compressed bytes cannot be scanned for the secret.
+                ctx.emit_at(
+                    t,
+                    Outcome::refused("NET_UPSTREAM_ERROR", rq)
+                        .because("the server compressed an answer paddock must scrub"),
+                    start,
+                );
+                return bad_gateway(
+                    "the server compressed an answer paddock must scan for the secret",
+                );
             }
             // Whatever the server echoes, the sandbox gets the placeholder
             // back, never the secret.
@@ -570,7 +666,7 @@ fn authority(t: &Target) -> String {
 /// gets the `Host` it named in `:authority`).
 async fn send<S>(
     io: TokioIo<S>,
-    mut req: Request<Incoming>,
+    mut req: Request<NoTrailers<Incoming>>,
     t: &Target,
 ) -> Result<Response<Incoming>, hyper::Error>
 where
@@ -584,6 +680,12 @@ where
             }
         }
     }
+    // One request per server connection: nothing after it is read as a
+    // second request.
+    if !req.headers().contains_key("upgrade") {
+        req.headers_mut()
+            .insert("connection", HeaderValue::from_static("close"));
+    }
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
@@ -595,7 +697,7 @@ where
 /// was judged); connection-specific headers do not exist there.
 async fn send_h2<S>(
     io: TokioIo<S>,
-    mut req: Request<Incoming>,
+    mut req: Request<NoTrailers<Incoming>>,
     t: &Target,
 ) -> Result<Response<Incoming>, hyper::Error>
 where
@@ -627,12 +729,96 @@ where
     sender.send_request(req).await
 }
 
-/// A connection to the real server (the pinned address), without Nagle's
-/// delay.
-pub async fn connect_upstream(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
-    let s = TcpStream::connect(addr).await?;
+/// A connection to the real server, without Nagle's delay: to the pinned
+/// address, or through the upstream proxy (`CONNECT host:port`, by the
+/// canonical name that was judged).
+pub async fn connect_upstream(ctx: &Ctx, t: &Target) -> std::io::Result<TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = match &ctx.cfg.upstream_proxy {
+        Some(p) if ctx.through_proxy(&t.host) => p,
+        _ => {
+            if !t.resolved {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} did not resolve", t.host),
+                ));
+            }
+            let s = TcpStream::connect(t.addr).await?;
+            let _ = s.set_nodelay(true);
+            return Ok(s);
+        }
+    };
+    let mut s = TcpStream::connect((proxy.host.as_str(), proxy.port)).await?;
     let _ = s.set_nodelay(true);
+    let target = authority_with_port(t);
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(a) = &proxy.auth {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(a);
+        head.push_str(&format!("Proxy-Authorization: Basic {b}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    // Its answer, byte by byte: nothing after the blank line is ours.
+    let mut answer = Vec::with_capacity(256);
+    let mut b = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() > 8192 || s.read(&mut b).await? == 0 {
+            return Err(std::io::Error::other(
+                "the upstream proxy's answer is not HTTP",
+            ));
+        }
+        answer.push(b[0]);
+    }
+    let status =
+        String::from_utf8_lossy(answer.split(|&c| c == b'\r').next().unwrap_or(&[])).into_owned();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(std::io::Error::other(format!(
+            "the upstream proxy {}:{} refused CONNECT {target}: {status}",
+            proxy.host, proxy.port
+        )));
+    }
     Ok(s)
+}
+
+/// `host:port`, brackets around IPv6.
+fn authority_with_port(t: &Target) -> String {
+    if t.host.contains(':') {
+        format!("[{}]:{}", t.host, t.port)
+    } else {
+        format!("{}:{}", t.host, t.port)
+    }
+}
+
+/// A request body without its trailers (which nobody judged).
+pub struct NoTrailers<B>(B);
+
+impl<B> hyper::body::Body for NoTrailers<B>
+where
+    B: hyper::body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        loop {
+            match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+                std::task::Poll::Ready(Some(Ok(f))) if f.is_trailers() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.0.size_hint()
+    }
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use paddock_policy::{canonical_host, decide_network, CanonHost};
 
 use crate::addr::{is_own, is_private};
-use tokio::sync::Notify;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::broker::Refusal;
 use crate::limits::Activity;
@@ -48,6 +48,9 @@ pub struct Target {
     pub is_name: bool,
     pub port: u16,
     pub addr: SocketAddr,
+    /// False when the name did not resolve here and is left to the
+    /// upstream proxy (`addr` is then unspecified).
+    pub resolved: bool,
     pub via: Via,
 }
 
@@ -56,7 +59,8 @@ pub struct Ctx {
     /// TLS to servers, offering HTTP/2 and HTTP/1.1.
     pub upstream_tls: Arc<rustls::ClientConfig>,
     limit_events: Mutex<HashMap<&'static str, Instant>>,
-    conns: Mutex<HashMap<u64, (Activity, Arc<Notify>)>>,
+    refusals: Budget,
+    conns: Mutex<HashMap<u64, (Activity, watch::Sender<bool>)>>,
     next_conn: AtomicU64,
 }
 
@@ -64,7 +68,43 @@ pub struct Ctx {
 pub struct Conn {
     pub id: u64,
     pub activity: Activity,
-    pub kill: Arc<Notify>,
+    pub kill: watch::Receiver<bool>,
+}
+
+/// A connection's place among the `limits.connections`: held by every task
+/// that serves it — the connection, then its tunnel, then a WebSocket
+/// relay — and given back when the last one ends.
+pub struct Lease {
+    pub conn: Conn,
+    _slot: OwnedSemaphorePermit,
+    ctx: Arc<Ctx>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.ctx.unregister(self.conn.id);
+    }
+}
+
+impl Lease {
+    pub fn new(ctx: &Arc<Ctx>, slot: OwnedSemaphorePermit) -> Arc<Lease> {
+        Arc::new(Lease {
+            conn: ctx.register(),
+            _slot: slot,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// Run `work` until it ends, the connection goes idle, or it is
+    /// evicted.
+    pub async fn guard(&self, work: impl std::future::Future<Output = ()>) {
+        let mut kill = self.conn.kill.clone();
+        tokio::select! {
+            _ = work => {}
+            _ = self.conn.activity.until_idle(self.ctx.cfg.limits.idle) => self.ctx.limit_hit("NET_LIMIT_IDLE"),
+            _ = kill.wait_for(|k| *k) => {}
+        }
+    }
 }
 
 fn now_ms() -> u128 {
@@ -72,6 +112,47 @@ fn now_ms() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+/// At most [`Budget::PER_SECOND`] refusal events a second: a sandbox
+/// looping on refused requests cannot fill the disk with its audit trail.
+/// What is dropped is counted and reported once the next second starts.
+#[derive(Default)]
+struct Budget {
+    state: Mutex<(u64, u32, u64, u64)>, // (second, used, dropped, dropped to report)
+}
+
+impl Budget {
+    const PER_SECOND: u32 = 50;
+
+    fn now_s() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn admit(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Self::now_s();
+        if s.0 != now {
+            s.3 += s.2;
+            *s = (now, 0, 0, s.3);
+        }
+        if s.1 < Self::PER_SECOND {
+            s.1 += 1;
+            true
+        } else {
+            s.2 += 1;
+            false
+        }
+    }
+
+    fn suppressed_since_last(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let n = std::mem::take(&mut s.3);
+        (n > 0).then_some(n)
+    }
 }
 
 /// What one event says (beyond host, port and way in).
@@ -111,24 +192,26 @@ impl Ctx {
             upstream_tls: Arc::new(tls),
             cfg,
             limit_events: Mutex::new(HashMap::new()),
+            refusals: Budget::default(),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
         }
     }
 
-    pub fn register(&self) -> Conn {
+    fn register(&self) -> Conn {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(false);
         let c = Conn {
             id,
             activity: Activity::new(),
-            kill: Arc::new(Notify::new()),
+            kill: rx,
         };
         let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(id, (c.activity.clone(), c.kill.clone()));
+        m.insert(id, (c.activity.clone(), tx));
         c
     }
 
-    pub fn unregister(&self, id: u64) {
+    fn unregister(&self, id: u64) {
         let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(&id);
     }
@@ -142,11 +225,34 @@ impl Ctx {
             .map(|(id, (_, k))| (*id, k.clone()));
         if let Some((id, kill)) = quietest {
             m.remove(&id);
-            kill.notify_one();
+            let _ = kill.send(true);
         }
     }
 
     pub fn emit(&self, host: &str, port: u16, via: Via, o: Outcome<'_>, start: Instant) {
+        if !o.allowed && !self.refusals.admit() {
+            return;
+        }
+        if let Some(n) = self.refusals.suppressed_since_last() {
+            if let Some(sink) = &self.cfg.events {
+                sink(&Event {
+                    ts_ms: now_ms(),
+                    host: "-".into(),
+                    port: 0,
+                    via: via.as_str(),
+                    method: None,
+                    path: None,
+                    why: Some(format!(
+                        "{n} refusals in the last second were not recorded one by one"
+                    )),
+                    allowed: false,
+                    code: "NET_EVENTS_SUPPRESSED".into(),
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    duration_ms: 0,
+                });
+            }
+        }
         if let Some(sink) = &self.cfg.events {
             sink(&Event {
                 ts_ms: now_ms(),
@@ -222,7 +328,8 @@ impl Ctx {
             is_name: matches!(canon, CanonHost::Name(_)),
             host,
             port,
-            addr,
+            resolved: addr.is_some(),
+            addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port))),
             via,
         })
     }
@@ -230,14 +337,19 @@ impl Ctx {
     /// Resolve `host:port` and check every address it has: none may be
     /// private or this host's own unless the policy names it. Returns the
     /// first, which is the one connected to.
-    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Refusal> {
+    async fn resolve(&self, host: &str, port: u16) -> Result<Option<SocketAddr>, Refusal> {
         let addrs: Vec<SocketAddr> = if let Some(a) = self.cfg.resolve.get(host) {
             vec![*a]
         } else {
-            tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| ("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))?
-                .collect()
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(it) => it.collect(),
+                // Behind a corporate proxy, names often resolve only there:
+                // it connects by name, from its own network.
+                Err(_) if self.through_proxy(host) => return Ok(None),
+                Err(e) => {
+                    return Err(("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))
+                }
+            }
         };
         let first = *addrs
             .first()
@@ -255,6 +367,21 @@ impl Ctx {
                     Some((h, p)) => h == ip && p.parse() == Ok(addr.port()),
                     None => a.value == ip,
                 });
+            if let Some(d) = self
+                .cfg
+                .policy
+                .net_deny
+                .iter()
+                .find(|d| paddock_policy::pattern_matches(&d.value, &ip, addr.port()))
+            {
+                return Err((
+                    "NET_DOMAIN_DENIED",
+                    format!(
+                        "{host} resolves to {ip}, which network.deny contains (`{}`)",
+                        d.value
+                    ),
+                ));
+            }
             if named {
                 continue;
             }
@@ -277,7 +404,15 @@ impl Ctx {
                 ));
             }
         }
-        Ok(first)
+        Ok(Some(first))
+    }
+
+    /// Does a connection to `host` go through the upstream proxy?
+    pub fn through_proxy(&self, host: &str) -> bool {
+        self.cfg
+            .upstream_proxy
+            .as_ref()
+            .is_some_and(|p| !p.bypassed(host))
     }
 
     /// Is TLS to the target decrypted?

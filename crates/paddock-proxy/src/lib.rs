@@ -16,7 +16,8 @@
 //!    of a refused name would itself carry data out.
 //! 3. **Resolve, check every address, pin**: no address of the name may be
 //!    loopback, private, link-local or one of this host's own unless the
-//!    policy names it; the connection goes to the address that was checked.
+//!    policy names it; the connection goes to the address that was checked
+//!    (or, behind a corporate proxy, `CONNECT name:port` through it).
 //! 4. **Sniff the protocol** on a tunnel (CONNECT or SOCKS5): a TLS
 //!    ClientHello (reassembled across records) must name the host (no SNI,
 //!    or another name, is refused) and is **inspected** — decrypted with a
@@ -170,6 +171,44 @@ pub struct Config {
     pub events: Option<EventSink>,
     /// Connection, size and time limits.
     pub limits: Limits,
+    /// A proxy paddock itself must go through (after its own decision).
+    pub upstream_proxy: Option<UpstreamProxy>,
+}
+
+/// A proxy between paddock and the servers (a corporate proxy): each
+/// connection is a `CONNECT host:port` through it.
+#[derive(Clone)]
+pub struct UpstreamProxy {
+    /// Where it listens.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// `user:password` for `Proxy-Authorization: Basic`.
+    pub auth: Option<String>,
+    /// Host patterns (`NO_PROXY`) reached directly instead.
+    pub bypass: Vec<String>,
+}
+
+impl std::fmt::Debug for UpstreamProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamProxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl UpstreamProxy {
+    /// Is `host` reached without this proxy (`NO_PROXY` semantics:
+    /// `example.com` and `.example.com` cover the domain and its
+    /// subdomains, `*` everything)?
+    pub fn bypassed(&self, host: &str) -> bool {
+        self.bypass.iter().any(|b| {
+            let b = b.trim().trim_start_matches("*.").trim_start_matches('.');
+            b == "*" || host == b || host.ends_with(&format!(".{b}"))
+        })
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -243,30 +282,25 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
         // Small request/response exchanges must not wait for Nagle's
         // algorithm against delayed ACKs (~40 ms each).
         let _ = stream.set_nodelay(true);
+        let lease = judge::Lease::new(&ctx, slot);
         let ctx = ctx.clone();
-        let conn = ctx.register();
         tokio::spawn(async move {
-            let _slot = slot;
             let start = Instant::now();
-            let idle = ctx.cfg.limits.idle;
             let work = async {
                 let mut first = [0u8; 1];
                 let peeked =
                     tokio::time::timeout(ctx.cfg.limits.handshake, stream.peek(&mut first)).await;
-                let watched = limits::Watched::new(stream, conn.activity.clone());
+                let watched = limits::Watched::new(stream, lease.conn.activity.clone());
                 match peeked {
-                    Ok(Ok(1)) if first[0] == 5 => socks::serve(ctx.clone(), watched, start).await,
-                    Ok(Ok(1)) => http::serve_front(ctx.clone(), watched).await,
+                    Ok(Ok(1)) if first[0] == 5 => {
+                        socks::serve(ctx.clone(), watched, start, lease.clone()).await
+                    }
+                    Ok(Ok(1)) => http::serve_front(ctx.clone(), watched, lease.clone()).await,
                     Err(_) => ctx.limit_hit("NET_LIMIT_HANDSHAKE"),
                     _ => {}
                 }
             };
-            tokio::select! {
-                _ = work => {}
-                _ = conn.activity.until_idle(idle) => ctx.limit_hit("NET_LIMIT_IDLE"),
-                _ = conn.kill.notified() => {}
-            }
-            ctx.unregister(conn.id);
+            lease.guard(work).await;
         });
     }
 }

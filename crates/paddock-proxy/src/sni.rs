@@ -33,6 +33,46 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Does the ClientHello carry Encrypted Client Hello (the real server name
+/// is then hidden from the outer SNI)? Matters only where paddock does not
+/// terminate TLS itself.
+pub fn offers_ech(buf: &[u8]) -> bool {
+    let mut at = 0;
+    let mut hs = Vec::new();
+    while let Some(head) = buf.get(at..at + 5) {
+        let len = usize::from(head[3]) << 8 | usize::from(head[4]);
+        let Some(rec) = buf.get(at + 5..at + 5 + len) else {
+            break;
+        };
+        hs.extend_from_slice(rec);
+        at += 5 + len;
+    }
+    hs.get(4..).and_then(ech_in).unwrap_or(false)
+}
+
+fn ech_in(body: &[u8]) -> Option<bool> {
+    let mut r = Reader { b: body, at: 0 };
+    r.take(2 + 32)?;
+    let sid = r.u8()?;
+    r.take(sid)?;
+    let cs = r.u16()?;
+    r.take(cs)?;
+    let comp = r.u8()?;
+    r.take(comp)?;
+    let ext_len = r.u16()?;
+    let exts = r.take(ext_len)?;
+    let mut e = Reader { b: exts, at: 0 };
+    while e.at < exts.len() {
+        let kind = e.u16()?;
+        let len = e.u16()?;
+        e.take(len)?;
+        if kind == 0xfe0d {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
 /// The largest ClientHello paddock reassembles (post-quantum key shares
 /// make real ones 1.5–2 KiB; anything this large is refused).
 pub const MAX_HELLO: usize = 16 * 1024;
@@ -96,10 +136,16 @@ fn hello_sni(body: &[u8]) -> Option<Option<String>> {
     let ext_len = r.u16()?;
     let exts = r.take(ext_len)?;
     let mut e = Reader { b: exts, at: 0 };
+    let mut seen = std::collections::HashSet::new();
+    let mut found: Option<String> = None;
     while e.at < exts.len() {
         let kind = e.u16()?;
         let len = e.u16()?;
         let data = e.take(len)?;
+        // A repeated extension has two readings (real TLS stacks refuse it).
+        if !seen.insert(kind) {
+            return None;
+        }
         if kind == 0 {
             let mut s = Reader { b: data, at: 0 };
             let list = s.u16()?;
@@ -109,13 +155,15 @@ fn hello_sni(body: &[u8]) -> Option<Option<String>> {
                 let name_type = l.u8()?;
                 let n = l.u16()?;
                 let name = l.take(n)?;
-                if name_type == 0 {
-                    return Some(Some(String::from_utf8(name.to_vec()).ok()?));
+                // One name, of the one type there is.
+                if name_type != 0 || found.is_some() {
+                    return None;
                 }
+                found = Some(String::from_utf8(name.to_vec()).ok()?);
             }
         }
     }
-    Some(None)
+    Some(found)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::judge::{Ctx, Via};
+use crate::judge::{Ctx, Lease, Via};
 use crate::tunnel;
 
 fn reply(code: u8) -> [u8; 10] {
@@ -61,7 +61,7 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Serve one SOCKS5 connection.
-pub async fn serve<S>(ctx: Arc<Ctx>, mut s: S, start: Instant)
+pub async fn serve<S>(ctx: Arc<Ctx>, mut s: S, start: Instant, lease: Arc<Lease>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -88,5 +88,5 @@ where
     if s.write_all(&reply(0)).await.is_err() {
         return;
     }
-    tunnel::serve(ctx, target, s, start).await;
+    tunnel::serve(ctx, target, s, start, lease).await;
 }

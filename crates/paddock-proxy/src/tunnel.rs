@@ -8,9 +8,9 @@ use paddock_policy::canonical_host;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::http::{connect_upstream, mitm, serve_plain};
-use crate::judge::{Ctx, Outcome, Target};
+use crate::judge::{Ctx, Lease, Outcome, Target};
 use crate::limits::{relay, Prefixed};
-use crate::sni::{parse_client_hello, Hello, MAX_HELLO};
+use crate::sni::{offers_ech, parse_client_hello, Hello, MAX_HELLO};
 
 /// What the first bytes say.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ fn classify(buf: &[u8]) -> Option<Kind> {
 }
 
 /// Serve an admitted tunnel.
-pub async fn serve<S>(ctx: Arc<Ctx>, t: Target, mut client: S, start: Instant)
+pub async fn serve<S>(ctx: Arc<Ctx>, t: Target, mut client: S, start: Instant, lease: Arc<Lease>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -91,21 +91,27 @@ where
                 return;
             }
             if inspected {
-                mitm(ctx, t, Prefixed::new(buf, client), start).await;
+                mitm(ctx, t, Prefixed::new(buf, client), start, lease).await;
+            } else if offers_ech(&buf) {
+                // Not decrypted, so the outer name is all paddock checks;
+                // with ECH the real one is hidden.
+                refuse("NET_SNI_HIDDEN");
             } else {
                 opaque(&ctx, &t, client, buf, start).await;
             }
         }
-        Some(Kind::Http) => serve_plain(ctx, t, Prefixed::new(buf, client)).await,
+        Some(Kind::Http) => serve_plain(ctx, t, Prefixed::new(buf, client), lease).await,
         Some(Kind::Unreadable) => refuse("NET_TLS_UNREADABLE"),
         Some(Kind::Opaque) => {
             let web = t.port == 443 || t.port == 80;
-            if inspected && (web || ctx.sensitive(&t)) {
+            if t.port == 443 || (inspected && (web || ctx.sensitive(&t))) {
+                // Port 443 carries TLS, whose name paddock checks.
                 refuse("NET_PROTOCOL_UNINSPECTABLE");
                 return;
             }
             opaque(&ctx, &t, client, buf, start).await;
         }
+        None if t.port == 443 => refuse("NET_PROTOCOL_UNINSPECTABLE"),
         None => opaque(&ctx, &t, client, buf, start).await,
     }
 }
@@ -116,7 +122,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limit = ctx.cfg.limits.handshake;
-    let Ok(Ok(mut upstream)) = tokio::time::timeout(limit, connect_upstream(t.addr)).await else {
+    let Ok(Ok(mut upstream)) = tokio::time::timeout(limit, connect_upstream(ctx, t)).await else {
         ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", None), start);
         let _ = client.shutdown().await;
         return;

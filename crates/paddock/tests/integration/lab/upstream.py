@@ -178,24 +178,33 @@ def seed():
         os.rename(repo + ".tmp", repo)
     npm = os.path.join(D, "npm")
     if not os.path.isdir(npm):
+        os.makedirs(npm + ".tmp", exist_ok=True)
+        for name in ("left-pad-lab", "@lab/scoped"):
+            npm_package(npm + ".tmp", name)
+        os.rename(npm + ".tmp", npm)
+
+
+def npm_package(where, pkg):
+    import hashlib, base64, io, tarfile
+    base = pkg.split("/")[-1]
+    if True:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as t:
-            for name, text in [("package/package.json", '{"name": "left-pad-lab", "version": "1.0.0", "main": "index.js"}'),
-                               ("package/index.js", "module.exports = () => 'left-pad-lab works';\n")]:
+            for name, text in [("package/package.json", json.dumps({"name": pkg, "version": "1.0.0", "main": "index.js"})),
+                               ("package/index.js", f"module.exports = () => '{pkg} works';\n")]:
                 data = text.encode()
                 info = tarfile.TarInfo(name)
                 info.size, info.mode = len(data), 0o644
                 t.addfile(info, io.BytesIO(data))
         tgz = buf.getvalue()
         integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
-        doc = {"name": "left-pad-lab", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {
-            "name": "left-pad-lab", "version": "1.0.0", "main": "index.js",
-            "dist": {"tarball": "https://registry.npmjs.org/left-pad-lab/-/left-pad-lab-1.0.0.tgz",
+        tarball = f"{pkg}/-/{base}-1.0.0.tgz"
+        doc = {"name": pkg, "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {
+            "name": pkg, "version": "1.0.0", "main": "index.js",
+            "dist": {"tarball": "https://registry.npmjs.org/" + tarball,
                      "integrity": integrity, "shasum": hashlib.sha1(tgz).hexdigest()}}}}
-        os.makedirs(npm + ".tmp", exist_ok=True)
-        open(os.path.join(npm + ".tmp", "left-pad-lab"), "w").write(json.dumps(doc))
-        open(os.path.join(npm + ".tmp", "left-pad-lab__-__left-pad-lab-1.0.0.tgz"), "wb").write(tgz)
-        os.rename(npm + ".tmp", npm)
+        open(os.path.join(where, pkg.replace("/", "__")), "w").write(json.dumps(doc))
+        open(os.path.join(where, tarball.replace("/", "__")), "wb").write(tgz)
 
 
 def serve(port, tls):
