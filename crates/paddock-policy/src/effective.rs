@@ -108,6 +108,14 @@ pub struct Effective {
     pub credentials: Vec<Sourced<Credential>>,
     /// The proxy paddock goes through, if the policy names one.
     pub upstream_proxy: Sourced<Option<String>>,
+    /// Proxy connections at once (None: the built-in default).
+    pub net_connections: Sourced<Option<u64>>,
+    /// Largest request head, KiB.
+    pub net_header_kib: Sourced<Option<u64>>,
+    /// Handshake timeout, seconds.
+    pub net_handshake_s: Sourced<Option<u64>>,
+    /// Idle timeout, seconds.
+    pub net_idle_s: Sourced<Option<u64>>,
     /// Extra environment entries.
     pub env: Vec<Sourced<String>>,
     /// Memory limit, MiB.
@@ -159,6 +167,10 @@ impl Default for Effective {
             net_rules: Vec::new(),
             credentials: Vec::new(),
             upstream_proxy: Sourced::builtin(None),
+            net_connections: Sourced::builtin(None),
+            net_header_kib: Sourced::builtin(None),
+            net_handshake_s: Sourced::builtin(None),
+            net_idle_s: Sourced::builtin(None),
             env: Vec::new(),
             memory_mib: Sourced::builtin(None),
             pids: Sourced::builtin(Some(4096)),
@@ -216,6 +228,16 @@ impl Effective {
         v.extend(self.net_allow.iter().map(|s| item("network.allow", s)));
         v.extend(self.net_deny.iter().map(|s| item("network.deny", s)));
         v.extend(self.net_rules.iter().map(|s| item("network.rules", s)));
+        for (k, s) in [
+            ("network.limits.connections", &self.net_connections),
+            ("network.limits.header_kib", &self.net_header_kib),
+            ("network.limits.handshake_timeout", &self.net_handshake_s),
+            ("network.limits.idle_timeout", &self.net_idle_s),
+        ] {
+            if s.value.is_some() {
+                v.push(item(k, s));
+            }
+        }
         if let Some(u) = &self.upstream_proxy.value {
             // The password, if any, is not shown.
             let shown = match u
@@ -539,6 +561,53 @@ impl Merger<'_> {
                 n.deny.as_ref(),
                 |e| &mut e.net_deny,
             );
+            if let Some(l) = &n.limits {
+                let lp = |k| [Key("network"), Key("limits"), Key(k)];
+                let vals = [
+                    ("connections", l.connections),
+                    ("header_kib", l.header_kib),
+                    (
+                        "handshake_timeout",
+                        l.handshake_timeout.as_deref().and_then(parse_duration),
+                    ),
+                    (
+                        "idle_timeout",
+                        l.idle_timeout.as_deref().and_then(parse_duration),
+                    ),
+                ];
+                for (k, v) in vals {
+                    let Some(v) = v else { continue };
+                    let cur = match k {
+                        "connections" => self.eff.net_connections.value,
+                        "header_kib" => self.eff.net_header_kib.value,
+                        "handshake_timeout" => self.eff.net_handshake_s.value,
+                        _ => self.eff.net_idle_s.value,
+                    };
+                    let default = match k {
+                        "connections" => 256,
+                        "header_kib" => 64,
+                        "handshake_timeout" => 10,
+                        _ => 300,
+                    };
+                    if self.project() && v > cur.unwrap_or(default) {
+                        self.loosens(&lp(k), format!("network.limits.{k} raises the limit"));
+                        continue;
+                    }
+                    let key = format!("network.limits.{k}");
+                    match k {
+                        "connections" => {
+                            self.scalar(&key, &lp(k), Some(&Some(v)), |e| &mut e.net_connections)
+                        }
+                        "header_kib" => {
+                            self.scalar(&key, &lp(k), Some(&Some(v)), |e| &mut e.net_header_kib)
+                        }
+                        "handshake_timeout" => {
+                            self.scalar(&key, &lp(k), Some(&Some(v)), |e| &mut e.net_handshake_s)
+                        }
+                        _ => self.scalar(&key, &lp(k), Some(&Some(v)), |e| &mut e.net_idle_s),
+                    }
+                }
+            }
             if let Some(u) = &n.upstream_proxy {
                 let p = [Key("network"), Key("upstream_proxy")];
                 if self.project() {

@@ -186,6 +186,31 @@ pub struct NetworkSection {
     /// where traffic goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_proxy: Option<String>,
+    /// The proxy's limits for this sandbox (`[network.limits]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<NetLimits>,
+}
+
+/// `[network.limits]`: what one sandbox may hold of its proxy. A project's
+/// policy may only lower them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetLimits {
+    /// Connections open at once (default 256; fewer if the open-file limit
+    /// is low); over it, the quietest is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Largest request head, KiB (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_kib: Option<u64>,
+    /// Time to a complete request head, ClientHello, SOCKS5 request or
+    /// server connection (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<String>,
+    /// A connection with no byte either way for this long is closed
+    /// (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 /// Method and path rules for one host.

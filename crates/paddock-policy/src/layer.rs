@@ -83,6 +83,10 @@ pub const KEYS: &[&str] = &[
     "network.rules",
     "network.credentials",
     "network.upstream_proxy",
+    "network.limits.connections",
+    "network.limits.header_kib",
+    "network.limits.handshake_timeout",
+    "network.limits.idle_timeout",
     "process.env",
     "process.limits.memory_mib",
     "process.limits.pids",
@@ -426,6 +430,32 @@ impl ParsedLayer {
                             bad(&[Key("network"), Key("rules"), Idx(i), Key(key), Idx(j)],
                                 format!("`{e}` is not `METHOD /path`"),
                                 "write e.g. `POST /v1/messages` or `* /v1/files` (methods: * GET HEAD POST PUT PATCH DELETE OPTIONS)");
+                        }
+                    }
+                }
+            }
+            if let Some(l) = &n.limits {
+                let at = |k| [Key("network"), Key("limits"), Key(k)];
+                for (k, v) in [("connections", l.connections), ("header_kib", l.header_kib)] {
+                    if v == Some(0) {
+                        bad(
+                            &at(k),
+                            format!("network.limits.{k} = 0 would refuse everything"),
+                            "write a positive number, or leave it out for the default",
+                        );
+                    }
+                }
+                for (k, v) in [
+                    ("handshake_timeout", &l.handshake_timeout),
+                    ("idle_timeout", &l.idle_timeout),
+                ] {
+                    if let Some(t) = v {
+                        if parse_duration(t).is_none_or(|s| s == 0) {
+                            bad(
+                                &at(k),
+                                format!("`{t}` is not a positive duration"),
+                                "write e.g. `10s`, `5m`",
+                            );
                         }
                     }
                 }

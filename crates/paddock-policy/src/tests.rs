@@ -446,3 +446,63 @@ fn isolation_minimum_defaults_to_no_userns_and_a_project_may_only_raise_it() {
     let eff = merge(&[again, admin]).unwrap();
     assert!(!eff.allow_unsafe_no_sandbox.value);
 }
+
+#[test]
+fn network_limits_have_defaults_and_a_project_may_only_lower_them() {
+    let eff = merge(&[]).unwrap();
+    assert_eq!(
+        eff.net_connections.value, None,
+        "the built-in default applies"
+    );
+    let user = layer(
+        Layer::User,
+        "u",
+        "version = 1\n[network.limits]\nconnections = 64\nidle_timeout = \"2m\"\n",
+    );
+    let eff = merge(std::slice::from_ref(&user)).unwrap();
+    assert_eq!(eff.net_connections.value, Some(64));
+    assert_eq!(eff.net_idle_s.value, Some(120));
+    let lower = layer(
+        Layer::Project,
+        "p",
+        "version = 1\n[network.limits]\nconnections = 32\nhandshake_timeout = \"5s\"\n",
+    );
+    let eff = merge(&[user.clone(), lower]).unwrap();
+    assert_eq!(eff.net_connections.value, Some(32));
+    assert_eq!(eff.net_handshake_s.value, Some(5));
+    for raise in [
+        "version = 1\n[network.limits]\nconnections = 128\n",
+        "version = 1\n[network.limits]\nheader_kib = 1024\n",
+    ] {
+        let errs = refused(&[user.clone(), layer(Layer::Project, "p", raise)]);
+        assert_eq!(errs[0].code, "POLICY_PROJECT_LOOSENS", "{raise}");
+    }
+    let bad = ParsedLayer::parse(
+        Layer::User,
+        "u",
+        "version = 1\n[network.limits]\nidle_timeout = \"soon\"\nconnections = 0\n",
+    )
+    .unwrap_err();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad.iter().all(|e| e.code == "POLICY_INVALID"));
+}
+
+#[test]
+fn a_project_cannot_choose_the_upstream_proxy_or_opt_out_of_inspection() {
+    for text in [
+        "version = 1\n[network]\nupstream_proxy = \"http://evil.example:3128\"\n",
+        "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\ninspect = false\n",
+        "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\naccept_credentials = [\"cookie\"]\n",
+        "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\nwebsocket = [\"/ws\"]\n",
+    ] {
+        let errs = refused(&[layer(Layer::Project, "p", text)]);
+        assert_eq!(errs[0].code, "POLICY_PROJECT_LOOSENS", "{text}");
+    }
+    let bad = ParsedLayer::parse(
+        Layer::User,
+        "u",
+        "version = 1\n[network]\nupstream_proxy = \"socks5://x:1\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(bad[0].code, "POLICY_INVALID");
+}

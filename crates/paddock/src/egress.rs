@@ -296,8 +296,21 @@ impl Egress {
         // to the hard one (after the sandbox was created, so its commands
         // keep the usual limit) and the connection cap fits what is left.
         let fds = paddock_sys::raise_nofile().unwrap_or(1024);
+        let mut limits = paddock_proxy::Limits::default();
+        if let Some(n) = eff.net_connections.value {
+            limits.connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(k) = eff.net_header_kib.value {
+            limits.header_bytes = usize::try_from(k.saturating_mul(1024)).unwrap_or(usize::MAX);
+        }
+        if let Some(t) = eff.net_handshake_s.value {
+            limits.handshake = std::time::Duration::from_secs(t);
+        }
+        if let Some(t) = eff.net_idle_s.value {
+            limits.idle = std::time::Duration::from_secs(t);
+        }
         Ok(Config {
-            limits: paddock_proxy::Limits::default().fit_fds(fds),
+            limits: limits.fit_fds(fds),
             upstream_proxy: self.upstream.clone(),
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),

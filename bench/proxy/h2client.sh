@@ -1,0 +1,25 @@
+#!/bin/sh
+# HTTP/2 proxy benchmark client: N requests with curl --http2 on fresh
+# connections (latency), then one large download (throughput), directly or
+# through HTTPS_PROXY. Prints one JSON line like client.py, with the HTTP
+# version curl spoke.
+#
+#   h2client.sh HOST PORT N BYTES CAFILE
+set -eu
+host=$1 port=$2 n=$3 big=$4 ca=$5
+url="https://$host:$port"
+lat=$(mktemp)
+curl -sS --http2 --cacert "$ca" -o /dev/null "$url/"
+i=0
+while [ "$i" -lt "$n" ]; do
+    curl -sS --http2 --cacert "$ca" -o /dev/null -w '%{time_total}\n' "$url/" >> "$lat"
+    i=$((i + 1))
+done
+out=$(curl -sS --http2 --cacert "$ca" -o /dev/null -w '%{speed_download} %{http_version}' "$url/big?n=$big")
+python3 - "$lat" $out <<'PY'
+import json, statistics, sys
+lat = sorted(float(l) * 1000 for l in open(sys.argv[1]) if l.strip())
+print(json.dumps({"median_ms": statistics.median(lat), "p90_ms": lat[int(len(lat) * 0.9) - 1],
+                  "mib_per_s": float(sys.argv[2]) / 1048576, "http_version": sys.argv[3]}))
+PY
+rm -f "$lat"
