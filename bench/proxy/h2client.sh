@@ -9,6 +9,11 @@ set -eu
 host=$1 port=$2 n=$3 big=$4 ca=$5
 url="https://$host:$port"
 lat=$(mktemp)
+# Through the proxy when HTTPS_PROXY names one, even for 127.0.0.1 (which
+# NO_PROXY would otherwise send directly).
+if [ -n "${HTTPS_PROXY:-}" ]; then
+    curl() { command curl --proxy "$HTTPS_PROXY" --noproxy '' "$@"; }
+fi
 curl -sS --http2 --cacert "$ca" -o /dev/null "$url/"
 i=0
 while [ "$i" -lt "$n" ]; do
