@@ -462,9 +462,14 @@ impl ParsedLayer {
             }
             if let Some(u) = &n.upstream_proxy {
                 if let Err(why) = parse_proxy_url(u) {
+                    // Never the password in a message.
+                    let shown = match u.rsplit_once('@') {
+                        Some((_, h)) => format!("…@{h}"),
+                        None => u.clone(),
+                    };
                     bad(
                         &[Key("network"), Key("upstream_proxy")],
-                        format!("`{u}`: {why}"),
+                        format!("`{shown}`: {why}"),
                         "write `http://host:port` or `http://user:password@host:port`",
                     );
                 }

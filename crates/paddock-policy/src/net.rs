@@ -210,6 +210,13 @@ pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
                 // Kept encoded; rules are checked against both readings.
                 b'/' => out.extend_from_slice(b"%2F"),
                 b'.' => return Err("an encoded `.`"),
+                // `%25` followed by hex is a second layer of escaping, read
+                // once more by some gateways.
+                b'%' if b.get(i + 3).copied().and_then(hex).is_some()
+                    && b.get(i + 4).copied().and_then(hex).is_some() =>
+                {
+                    return Err("a double-encoded escape (`%25XX`)")
+                }
                 0 => return Err("an encoded NUL"),
                 v if v < 0x20 || v == 0x7f => return Err("an encoded control character"),
                 v if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' || v == b'~' => {
@@ -235,6 +242,9 @@ pub fn canonical_path(raw: &str) -> Result<String, PathAmbiguity> {
         return Err("escapes that are not UTF-8");
     }
     let text = String::from_utf8(out).map_err(|_| "escapes that are not UTF-8")?;
+    if text.matches('/').count() > 128 {
+        return Err("more than 128 segments");
+    }
     let mut segs: Vec<&str> = Vec::new();
     let raw_segs: Vec<&str> = text[1..].split('/').collect();
     let mut trailing = false;
@@ -340,9 +350,17 @@ pub fn path_matches(pattern: &str, path: &str, fold: bool) -> bool {
             lit => {
                 segs.first().is_some_and(|s| {
                     if fold {
+                        // Case folded as Java, Go and Spring fold it (`ſ` is
+                        // `s`, `K` the Kelvin sign is `k`), trailing blanks
+                        // trimmed, an extension ignored.
+                        let same = |a: &str, b: &str| {
+                            let (a, b) = (a.trim_end(), b.trim_end());
+                            a.eq_ignore_ascii_case(b)
+                                || a.to_uppercase() == b.to_uppercase()
+                                || a.to_lowercase() == b.to_lowercase()
+                        };
                         let stem = s.split('.').next().unwrap_or(s);
-                        s.eq_ignore_ascii_case(lit)
-                            || (!lit.contains('.') && stem.eq_ignore_ascii_case(lit))
+                        same(s, lit) || (!lit.contains('.') && same(stem, lit))
                     } else {
                         *s == lit
                     }
@@ -552,7 +570,12 @@ pub fn decide(
         {
             let on = |e: &String, p: &str, fold: bool| {
                 e.split_once(' ').is_some_and(|(m, pat)| {
-                    (m == "*" || m.eq_ignore_ascii_case(method)) && path_matches(pat, p, fold)
+                    // HEAD runs GET's handler: a GET deny covers it.
+                    let head_as_get = fold
+                        && m.eq_ignore_ascii_case("GET")
+                        && method.eq_ignore_ascii_case("HEAD");
+                    (m == "*" || m.eq_ignore_ascii_case(method) || head_as_get)
+                        && path_matches(pat, p, fold)
                 })
             };
             // Deny: any reading; allow: every reading.
@@ -648,6 +671,7 @@ mod tests {
         for bad in [
             "/v1/%2e%2e/files",
             "/api/;/admin",
+            "/v1/%2566iles",
             "/v1/messages/..;/files",
             "/v1/messages/%2E./files",
             "/v1\\files",
@@ -682,6 +706,11 @@ mod tests {
         assert!(path_matches("/v1/files", "/v1/files.json", true));
         assert!(path_matches("/v1/files", "/v1/FILES.", true));
         assert!(!path_matches("/v1/files", "/v1/filesystem", true));
+        assert!(
+            path_matches("/v1/files", "/v1/file\u{17f}", true),
+            "long s folds to s"
+        );
+        assert!(path_matches("/v1/files", "/v1/files ", true));
         assert!(path_matches("/v1/files", "/V1/Files", true));
         assert!(!path_matches("/v1/files", "/V1/Files", false));
         assert!(path_matches("/", "/anything/at/all", false));

@@ -506,3 +506,22 @@ fn a_project_cannot_choose_the_upstream_proxy_or_opt_out_of_inspection() {
     .unwrap_err();
     assert_eq!(bad[0].code, "POLICY_INVALID");
 }
+
+#[test]
+fn a_get_deny_covers_head_and_deny_holds_on_every_reading() {
+    let u = layer(
+        Layer::User,
+        "u",
+        "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"api.example.com\"]\n[[network.rules]]\nhost = \"api.example.com\"\nallow = [\"GET /\", \"HEAD /\", \"POST /v1/messages\"]\ndeny = [\"GET /admin\", \"* /v1/files\"]\n",
+    );
+    let eff = merge(&[u]).unwrap();
+    let d = |m: &str, p: &str| decide_network(&eff, "api.example.com", 443, Some((m, p))).code;
+    assert_eq!(d("HEAD", "/admin"), "NET_PATH_DENIED");
+    assert_eq!(d("GET", "/v1%2Ffiles"), "NET_PATH_DENIED");
+    assert_eq!(
+        d("POST", "/v1/messages/..%2F..%2Fv1%2Ffiles"),
+        "NET_PATH_DENIED"
+    );
+    assert_eq!(d("GET", "/%40scope%2Fname"), "NET_ALLOWED");
+    assert_eq!(d("POST", "/v1/messages"), "NET_ALLOWED");
+}

@@ -136,10 +136,34 @@ fn is_metadata(name: &str) -> bool {
         || SUFFIX.iter().any(|s| name.ends_with(s))
 }
 
+/// Query names that say what they carry (`oauth_token`, `api_token`,
+/// `client_secret`…), beyond the listed ones.
+fn query_names_a_credential(k: &str) -> bool {
+    [
+        "token",
+        "secret",
+        "password",
+        "apikey",
+        "api_key",
+        "api-key",
+        "access_key",
+    ]
+    .iter()
+    .any(|w| k.ends_with(w))
+        || k.contains("oauth")
+}
+
 fn names_a_credential(name: &str) -> bool {
     // Names that mention auth but carry none (a registry's auth *type*).
-    const NOT: &[&str] = &["npm-auth-type", "www-authenticate", "x-stainless-auth-type"];
+    const NOT: &[&str] = &[
+        "npm-auth-type",
+        "www-authenticate",
+        "x-stainless-auth-type",
+        "idempotency-key",
+        "sec-websocket-key",
+    ];
     CREDENTIAL_HEADERS.contains(&name)
+        || (!NOT.contains(&name) && (name.ends_with("-key") || name.ends_with("_key")))
         || (!NOT.contains(&name)
             && [
                 "token",
@@ -355,9 +379,17 @@ pub fn broker(
         };
         let n = name.as_str();
         let cred = names_a_credential(n);
+        // Where the placeholder may be swapped: the known credential
+        // headers only (not a `*-meta-token` a storage API keeps, not a
+        // cookie a server may reflect).
+        let swap_here =
+            CREDENTIAL_HEADERS.contains(&n) && !["cookie", "proxy-authorization"].contains(&n);
         let Ok(text) = value.to_str() else {
-            // Opaque bytes: never a credential.
-            if cred && !accepts(n) {
+            // Opaque bytes: never a credential, screened as best read.
+            let lossy = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            if (cred || has_ph(&lossy) || (!is_metadata(n) && has_secret_like(&lossy)))
+                && !accepts(n)
+            {
                 return Err(foreign(host, &format!("`{n}`")));
             }
             headers.append(name.clone(), value);
@@ -366,7 +398,7 @@ pub fn broker(
         let text = text.to_string();
         let decoded = basic(&text);
         let ph_here = has_ph(&text) || decoded.as_deref().is_some_and(has_ph);
-        if ph_here && !cred {
+        if ph_here && !swap_here {
             return Err(misplaced(&format!("`{n}`")));
         }
         if n == "sec-websocket-protocol" {
@@ -440,6 +472,11 @@ pub fn broker(
     //    them): named credential parameters must be the placeholder, which
     //    goes nowhere else; any other secret-looking value is foreign.
     if let Some(query) = &query {
+        if query.contains(';') && has_ph(&pct_decode(query)) {
+            // Servers that split only on `&` would read the swapped secret
+            // as part of another parameter's value.
+            return Err(misplaced("a query that also uses `;` as a separator"));
+        }
         let mut swapped = Vec::new();
         for pair in query.split(['&', ';']) {
             if pair.is_empty() {
@@ -449,8 +486,11 @@ pub fn broker(
             let (k_raw, v_raw) = pair.split_once('=').unwrap_or((pair, ""));
             let k = query_name(&pct_decode(k_raw));
             let v = pct_decode(v_raw);
-            let named = CREDENTIAL_QUERY.contains(&k.as_str());
-            if has_ph(&k) || (has_ph(&v) && !(named && is_ph(&v))) {
+            let named = CREDENTIAL_QUERY.contains(&k.as_str()) || query_names_a_credential(&k);
+            // Swapped only under a name exactly as listed: a server that
+            // reads `Key` or `api.key` literally would store it elsewhere.
+            let exact = CREDENTIAL_QUERY.contains(&pct_decode(k_raw).as_str());
+            if has_ph(&k) || (has_ph(&v) && !(exact && is_ph(&v))) {
                 return Err(misplaced(&format!("the query parameter `{k}`")));
             }
             if !accepts(&format!("query:{k}")) {
@@ -488,10 +528,16 @@ pub fn broker(
     Ok(Brokering { injected })
 }
 
+/// A raw query parameter name, decoded and normalised ([`query_name`]).
+pub fn normalised_query_name(raw: &str) -> String {
+    query_name(&pct_decode(raw))
+}
+
 /// A query parameter's name as PHP and friends read it: `api.key`,
 /// `api key` and `api[key` are all `api_key`.
 fn query_name(k: &str) -> String {
-    k.to_ascii_lowercase()
+    k.trim_start()
+        .to_ascii_lowercase()
         .chars()
         .map(|c| if matches!(c, '.' | ' ' | '[') { '_' } else { c })
         .filter(|c| *c != ']')
@@ -715,7 +761,7 @@ mod tests {
     }
 
     #[test]
-    fn the_placeholder_is_swapped_wherever_the_client_puts_it() {
+    fn the_placeholder_is_swapped_in_every_credential_position() {
         for (name, value, want) in [
             (
                 "x-api-key",
@@ -728,7 +774,7 @@ mod tests {
                 "Bearer sk-real-1234567890abcdefXYZ",
             ),
             (
-                "x-custom-auth",
+                "x-goog-api-key",
                 "paddock-placeholder-aaaa",
                 "sk-real-1234567890abcdefXYZ",
             ),
@@ -861,6 +907,14 @@ mod tests {
             (&[][..], "/bot/paddock-placeholder-aaaa/send"),
             (&[][..], "/send?text=paddock-placeholder-aaaa"),
             (&[][..], "/send?key=x-paddock-placeholder-aaaa"),
+            (
+                &[][..],
+                "/chat?channel=C1&text=hi;token=paddock-placeholder-aaaa",
+            ),
+            (&[][..], "/x?Key=paddock-placeholder-aaaa"),
+            (&[][..], "/x?api.key=paddock-placeholder-aaaa"),
+            (&[("x-amz-meta-token", "paddock-placeholder-aaaa")][..], "/"),
+            (&[("cookie", "s=paddock-placeholder-aaaa")][..], "/"),
         ] {
             let (r, _, _) = run("api.example.com", hs, pq, &[]);
             let code = r.err().map(|e| e.0);
@@ -889,6 +943,11 @@ mod tests {
             (&[][..], "/x?a=1;private_token=abcdefghijklmnopqrstu"),
             (&[][..], "/x?api.key=abc"),
             (&[][..], "/x?api%5Bkey=abc"),
+            (&[][..], "/x?oauth_token=abc"),
+            (&[][..], "/x?api_token=0123456789abcdef"),
+            (&[][..], "/x?+api_key=abc"),
+            (&[("x-mashape-key", "abc")][..], "/"),
+            (&[("dd-application-key", "abc")][..], "/"),
             (
                 &[][..],
                 "/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",

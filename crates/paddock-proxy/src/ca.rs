@@ -67,6 +67,11 @@ impl SessionCa {
         let chain: Vec<CertificateDer<'static>> =
             vec![cert.der().clone(), self.issuer.der().clone()];
         let ck = Arc::new(CertifiedKey::new(chain, signing));
+        // Names are bounded by the policy, but a wildcard admits many:
+        // keep the cache from growing without end.
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
         cache.insert(host.to_string(), ck.clone());
         Ok(ck)
     }

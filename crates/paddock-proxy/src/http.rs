@@ -236,10 +236,12 @@ where
     if h2 {
         // Each stream is one request, judged and brokered on its own.
         let l = &ctx.cfg.limits;
+        // Few streams at once: each one opens its own server connection.
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(l.header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(100)
+            .adaptive_window(true)
+            .max_header_list_size(u32::try_from(l.header_bytes.min(16 << 10)).unwrap_or(u32::MAX))
+            .max_concurrent_streams(16)
             .serve_connection(TokioIo::new(tls), svc)
             .await;
     } else {
@@ -334,8 +336,10 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
         }
     }
     if req.uri.query().is_some_and(|q| {
-        q.split(['&', ';'])
-            .any(|p| p.to_ascii_lowercase().starts_with("_method="))
+        q.split(['&', ';']).any(|p| {
+            let k = p.split('=').next().unwrap_or(p);
+            crate::broker::normalised_query_name(k) == "_method"
+        })
     }) {
         return Err((
             "NET_REQUEST_AMBIGUOUS",
@@ -433,8 +437,34 @@ fn judge_request(
         Some(q) => format!("{path}?{q}"),
         None => path.clone(),
     };
-    for h in ["proxy-connection", "keep-alive"] {
+    // Hop-by-hop, and what would make the server believe another client,
+    // host or address than paddock's own request.
+    for h in [
+        "proxy-connection",
+        "keep-alive",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-real-ip",
+        "x-host",
+        "true-client-ip",
+    ] {
         parts.headers.remove(h);
+    }
+    if ctx.has_credential(&t.host) {
+        // Pieces of an answer could each hold part of the secret, and a
+        // part is not found by the scrubber.
+        parts.headers.remove("range");
+        parts.headers.remove("if-range");
+    }
+    // The server sees the host that was judged, in one spelling.
+    if parts.version != Version::HTTP_2 {
+        if let Ok(v) = HeaderValue::from_str(&authority(t)) {
+            parts.headers.insert(HOST, v);
+        }
     }
     let brokered = broker::broker(
         &ctx.cfg.credentials,
@@ -502,8 +532,8 @@ pub async fn forward(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0u64);
     let limit = ctx.cfg.limits.handshake;
-    let tcp = match tokio::time::timeout(limit, connect_upstream(ctx, t)).await {
-        Ok(Ok(s)) => s,
+    let (tcp, slot) = match tokio::time::timeout(limit, connect_upstream(ctx, t)).await {
+        Ok(Ok(u)) => (u.stream, u.slot),
         Ok(Err(e)) => {
             ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
             return bad_gateway(&format!("cannot reach {}:{}: {e}", t.host, t.port));
@@ -544,12 +574,12 @@ pub async fn forward(
                 }
             };
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                send_h2(TokioIo::new(stream), req, t).await
+                send_h2(TokioIo::new(stream), req, t, slot).await
             } else {
-                send(TokioIo::new(stream), req, t).await
+                send(TokioIo::new(stream), req, t, slot).await
             }
         }
-        None => send(TokioIo::new(tcp), req, t).await,
+        None => send(TokioIo::new(tcp), req, t, slot).await,
     };
     match resp {
         Ok(mut r) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -585,6 +615,7 @@ pub async fn forward(
             r.map(|_| empty())
         }
         Ok(r) => {
+            lease.conn.activity.served();
             let down = r
                 .headers()
                 .get("content-length")
@@ -668,6 +699,7 @@ async fn send<S>(
     io: TokioIo<S>,
     mut req: Request<NoTrailers<Incoming>>,
     t: &Target,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response<Incoming>, hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -689,6 +721,7 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
+        drop(slot);
     });
     sender.send_request(req).await
 }
@@ -699,6 +732,7 @@ async fn send_h2<S>(
     io: TokioIo<S>,
     mut req: Request<NoTrailers<Incoming>>,
     t: &Target,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response<Incoming>, hyper::Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -721,10 +755,13 @@ where
     ] {
         req.headers_mut().remove(h);
     }
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .adaptive_window(true)
+        .handshake(io)
+        .await?;
     tokio::spawn(async move {
         let _ = conn.await;
+        drop(slot);
     });
     sender.send_request(req).await
 }
@@ -732,7 +769,27 @@ where
 /// A connection to the real server, without Nagle's delay: to the pinned
 /// address, or through the upstream proxy (`CONNECT host:port`, by the
 /// canonical name that was judged).
-pub async fn connect_upstream(ctx: &Ctx, t: &Target) -> std::io::Result<TcpStream> {
+pub async fn connect_upstream(ctx: &Ctx, t: &Target) -> std::io::Result<Upstream> {
+    let slot = ctx
+        .upstream_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| std::io::Error::other("the proxy is shutting down"))?;
+    Ok(Upstream {
+        stream: open_upstream(ctx, t).await?,
+        slot,
+    })
+}
+
+/// A connection to a server, holding its place among
+/// `limits.connections` until it closes.
+pub struct Upstream {
+    pub stream: TcpStream,
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+async fn open_upstream(ctx: &Ctx, t: &Target) -> std::io::Result<TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let proxy = match &ctx.cfg.upstream_proxy {
         Some(p) if ctx.through_proxy(&t.host) => p,
@@ -750,7 +807,14 @@ pub async fn connect_upstream(ctx: &Ctx, t: &Target) -> std::io::Result<TcpStrea
     };
     let mut s = TcpStream::connect((proxy.host.as_str(), proxy.port)).await?;
     let _ = s.set_nodelay(true);
-    let target = authority_with_port(t);
+    // By the address that was checked (pinned), when this machine resolved
+    // it; by name only when it did not, and then the corporate proxy
+    // resolves and connects from its own network.
+    let target = if t.resolved {
+        t.addr.to_string()
+    } else {
+        authority_with_port(t)
+    };
     let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(a) = &proxy.auth {
         use base64::Engine;

@@ -56,6 +56,9 @@ pub struct Target {
 
 pub struct Ctx {
     pub cfg: Arc<Config>,
+    /// Connections to servers at once: each request (and each HTTP/2
+    /// stream) opens one, so they are counted too.
+    pub upstream_slots: Arc<tokio::sync::Semaphore>,
     /// TLS to servers, offering HTTP/2 and HTTP/1.1.
     pub upstream_tls: Arc<rustls::ClientConfig>,
     limit_events: Mutex<HashMap<&'static str, Instant>>,
@@ -189,6 +192,7 @@ impl Ctx {
         let mut tls = (*cfg.upstream_tls).clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ctx {
+            upstream_slots: Arc::new(tokio::sync::Semaphore::new(cfg.limits.connections)),
             upstream_tls: Arc::new(tls),
             cfg,
             limit_events: Mutex::new(HashMap::new()),
@@ -216,12 +220,14 @@ impl Ctx {
         m.remove(&id);
     }
 
-    /// Close the connection that has been quiet longest.
+    /// Close the connection that has been quiet longest, among those that
+    /// never did real work if there are any (a flood's half-open
+    /// connections go before the agent's own idle keep-alive).
     pub fn evict_quietest(&self) {
         let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let quietest = m
             .iter()
-            .max_by_key(|(_, (a, _))| a.idle_for())
+            .max_by_key(|(_, (a, _))| (!a.has_served(), a.idle_for()))
             .map(|(id, (_, k))| (*id, k.clone()));
         if let Some((id, kill)) = quietest {
             m.remove(&id);
@@ -345,7 +351,9 @@ impl Ctx {
                 Ok(it) => it.collect(),
                 // Behind a corporate proxy, names often resolve only there:
                 // it connects by name, from its own network.
-                Err(_) if self.through_proxy(host) => return Ok(None),
+                Err(_) if self.through_proxy(host) && self.allowed_by_name(host) => {
+                    return Ok(None)
+                }
                 Err(e) => {
                     return Err(("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))
                 }
@@ -405,6 +413,19 @@ impl Ctx {
             }
         }
         Ok(Some(first))
+    }
+
+    /// Does an allow entry name exactly this host (not a wildcard)? Only
+    /// such names are left to the corporate proxy unresolved: a wildcard
+    /// would let the sandbox pick names this machine cannot check.
+    fn allowed_by_name(&self, host: &str) -> bool {
+        self.cfg.policy.net_allow.iter().any(|a| {
+            let h = a
+                .value
+                .rsplit_once(':')
+                .map_or(a.value.as_str(), |(h, _)| h);
+            h.eq_ignore_ascii_case(host)
+        })
     }
 
     /// Does a connection to `host` go through the upstream proxy?

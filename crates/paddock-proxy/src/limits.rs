@@ -104,6 +104,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 pub struct Activity {
     epoch: Instant,
     last_ms: Arc<AtomicU64>,
+    /// Has the connection done real work (a request answered, a tunnel
+    /// opened)? Under pressure, connections that never did go first.
+    served: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Activity {
@@ -112,7 +115,16 @@ impl Activity {
         Activity {
             epoch: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            served: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+    /// The connection did real work.
+    pub fn served(&self) {
+        self.served.store(true, Ordering::Relaxed);
+    }
+    /// Did it?
+    pub fn has_served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
     }
     fn touch(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);

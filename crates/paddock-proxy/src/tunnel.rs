@@ -97,6 +97,7 @@ where
                 // with ECH the real one is hidden.
                 refuse("NET_SNI_HIDDEN");
             } else {
+                lease.conn.activity.served();
                 opaque(&ctx, &t, client, buf, start).await;
             }
         }
@@ -109,10 +110,14 @@ where
                 refuse("NET_PROTOCOL_UNINSPECTABLE");
                 return;
             }
+            lease.conn.activity.served();
             opaque(&ctx, &t, client, buf, start).await;
         }
         None if t.port == 443 => refuse("NET_PROTOCOL_UNINSPECTABLE"),
-        None => opaque(&ctx, &t, client, buf, start).await,
+        None => {
+            lease.conn.activity.served();
+            opaque(&ctx, &t, client, buf, start).await
+        }
     }
 }
 
@@ -122,11 +127,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limit = ctx.cfg.limits.handshake;
-    let Ok(Ok(mut upstream)) = tokio::time::timeout(limit, connect_upstream(ctx, t)).await else {
+    let Ok(Ok(up)) = tokio::time::timeout(limit, connect_upstream(ctx, t)).await else {
         ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", None), start);
         let _ = client.shutdown().await;
         return;
     };
+    let (mut upstream, _slot) = (up.stream, up.slot);
     if upstream.write_all(&first).await.is_err() {
         return;
     }

@@ -89,10 +89,11 @@ impl Lab {
         std::fs::write(dir.join("lab.sh"), include_str!("lab/lab.sh")).unwrap();
         std::fs::write(dir.join("h2.js"), include_str!("lab/h2.js")).unwrap();
         std::fs::write(dir.join("corp_proxy.py"), include_str!("lab/corp_proxy.py")).unwrap();
+        // corp-only.lab.example resolves only at the corporate proxy.
         let far: Vec<&str> = NAMES
             .iter()
             .copied()
-            .filter(|n| *n != "own.lab.example")
+            .filter(|n| !["own.lab.example", "corp-only.lab.example"].contains(n))
             .collect();
         std::fs::write(
             dir.join("hosts"),
@@ -959,9 +960,10 @@ PY
 }
 
 /// Behind a corporate proxy (`HTTPS_PROXY` in paddock's own environment),
-/// paddock decides first and then goes through it: `CONNECT name:port` with
-/// the proxy's credentials, TLS end to end, names only the corporate proxy
-/// can resolve included. Refused requests never reach it.
+/// paddock decides first and then goes through it: `CONNECT` to the address
+/// it checked (or, for a name only the corporate proxy can resolve and the
+/// policy names exactly, by name), with the proxy's credentials, TLS end to
+/// end. Refused requests never reach it.
 #[test]
 fn a_corporate_proxy_is_chained_after_paddocks_own_decision() {
     let lab = Lab::new(&lab_policy());
@@ -1005,8 +1007,10 @@ echo "denied $(curl -s -o /dev/null -w '%{http_connect}' https://denied.lab.exam
     assert_eq!(
         lines,
         [
-            "CONNECT api.anthropic.com:443 HTTP/1.1",
-            "CONNECT plain.lab.example:80 HTTP/1.1",
+            // Names this machine resolved go by the checked address (pinned)…
+            "CONNECT 198.51.100.2:443 HTTP/1.1",
+            "CONNECT 198.51.100.2:80 HTTP/1.1",
+            // …a name only the corporate proxy knows, by name.
             "CONNECT corp-only.lab.example:443 HTTP/1.1"
         ],
         "only allowed requests went through the corporate proxy: {corp:?}"
