@@ -103,6 +103,13 @@ impl Lab {
             ),
         )
         .unwrap();
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(ws.root.join("run"))
+                .unwrap();
+        }
         let p = ws.root.join("policy.toml");
         std::fs::write(&p, policy).unwrap();
         Command::new("chmod")
@@ -130,6 +137,10 @@ impl Lab {
             .args(args)
             .current_dir(&self.ws.proj)
             .env("HOME", &self.ws.home)
+            // Inside `unshare -r` paddock runs as uid 0 of its own
+            // namespace: its runtime folder must be the test's, not the
+            // real root's /tmp/paddock-0.
+            .env("XDG_RUNTIME_DIR", self.ws.root.join("run"))
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("ANTHROPIC_API_KEY", REAL_KEY)
             .env("LAB_H2_KEY", H2_KEY)
