@@ -240,6 +240,13 @@ pub struct HostRule {
     /// after it are not read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub websocket: Vec<String>,
+    /// What a JSON request body may not contain, for servers that act on
+    /// what a body names (fetch a URL, call a server): `key:NAME` (an object
+    /// key anywhere) or `type:GLOB` (an object whose `type` matches, `*` at
+    /// the end). With any entry, a request body on this host must be
+    /// readable JSON (up to 32 MiB, uncompressed) or it is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_deny: Vec<String>,
     /// `METHOD /path` entries that are allowed (`*` for any method). The
     /// path is a prefix on whole segments; `*` is one segment, `**` any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

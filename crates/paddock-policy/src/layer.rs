@@ -382,6 +382,32 @@ impl ParsedLayer {
                         "remove `inspect = false` (rules need paddock to read the requests) or the rules",
                     );
                 }
+                for (j, b) in r.body_deny.iter().enumerate() {
+                    let ok = b
+                        .strip_prefix("key:")
+                        .or_else(|| b.strip_prefix("type:"))
+                        .is_some_and(|v| !v.is_empty() && !v.trim_end_matches('*').contains('*'));
+                    if !ok {
+                        bad(
+                            &[
+                                Key("network"),
+                                Key("rules"),
+                                Idx(i),
+                                Key("body_deny"),
+                                Idx(j),
+                            ],
+                            format!("`{b}` is not `key:NAME` or `type:GLOB`"),
+                            "write e.g. `body_deny = [\"type:url\", \"key:mcp_servers\"]`",
+                        );
+                    }
+                }
+                if r.inspect == Some(false) && !r.body_deny.is_empty() {
+                    bad(
+                        &[Key("network"), Key("rules"), Idx(i), Key("body_deny")],
+                        format!("{} screens bodies but `inspect = false`", r.host),
+                        "remove `inspect = false`: bodies are read on inspected requests",
+                    );
+                }
                 for (j, w) in r.websocket.iter().enumerate() {
                     if !w.starts_with('/') || w.contains(char::is_whitespace) {
                         bad(

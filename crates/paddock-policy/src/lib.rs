@@ -32,9 +32,9 @@ pub use layer::{
     KEYS,
 };
 pub use net::{
-    accepted_credentials, canonical_host, canonical_path, decide as decide_network, has_credential,
-    inspected as net_inspected, path_matches, pattern_matches, rule_applies, websocket_allowed,
-    CanonHost, NetDecision, PathAmbiguity,
+    accepted_credentials, body_denied, body_rules, canonical_host, canonical_path,
+    decide as decide_network, has_credential, inspected as net_inspected, path_matches,
+    pattern_matches, rule_applies, websocket_allowed, CanonHost, NetDecision, PathAmbiguity,
 };
 
 /// The only policy format version this build understands.

@@ -520,7 +520,17 @@ pub async fn forward(
     }
     // Trailers are not judged: none are sent on.
     parts.headers.remove("trailer");
-    let body = NoTrailers(body);
+    let body: Body = match screen_body(ctx, t, &mut parts, body).await {
+        Ok(b) => b,
+        Err((code, why)) => {
+            ctx.emit_at(
+                t,
+                Outcome::refused(code, Some((&method, &path))).because(&why),
+                start,
+            );
+            return refuse(code, &why);
+        }
+    };
     let websocket = parts.headers.contains_key("upgrade");
     let mut req = Request::from_parts(parts, body);
     // The sandbox's side of an allowed WebSocket, once the server agrees.
@@ -697,7 +707,7 @@ fn authority(t: &Target) -> String {
 /// gets the `Host` it named in `:authority`).
 async fn send<S>(
     io: TokioIo<S>,
-    mut req: Request<NoTrailers<Incoming>>,
+    mut req: Request<Body>,
     t: &Target,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response<Incoming>, hyper::Error>
@@ -730,7 +740,7 @@ where
 /// was judged); connection-specific headers do not exist there.
 async fn send_h2<S>(
     io: TokioIo<S>,
-    mut req: Request<NoTrailers<Incoming>>,
+    mut req: Request<Body>,
     t: &Target,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response<Incoming>, hyper::Error>
@@ -852,6 +862,73 @@ fn authority_with_port(t: &Target) -> String {
     } else {
         format!("{}:{}", t.host, t.port)
     }
+}
+
+/// The largest request body paddock reads to screen it.
+const BODY_SCREEN_MAX: usize = 32 << 20;
+
+/// On a host with `body_deny` rules, read the whole body and refuse it if it
+/// is not plain JSON or names what the rules deny; otherwise pass it on
+/// as it streams. Either way without trailers.
+async fn screen_body(
+    ctx: &Ctx,
+    t: &Target,
+    parts: &mut hyper::http::request::Parts,
+    body: Incoming,
+) -> Result<Body, (&'static str, String)> {
+    let rules = paddock_policy::body_rules(&ctx.cfg.policy, &t.host, t.port);
+    if rules.is_empty() {
+        return Ok(NoTrailers(body).boxed());
+    }
+    let unreadable = |why: String| ("NET_BODY_UNREADABLE", why);
+    if parts
+        .headers
+        .get_all("content-encoding")
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(unreadable(
+            "a compressed body on a host whose bodies are screened".into(),
+        ));
+    }
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        http_body_util::Limited::new(body, BODY_SCREEN_MAX).collect(),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) => {
+            return Err(unreadable(format!(
+                "the body is over {} MiB or broke off",
+                BODY_SCREEN_MAX >> 20
+            )))
+        }
+        Err(_) => return Err(unreadable("the body did not arrive in time".into())),
+    };
+    if !bytes.is_empty() {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            unreadable(format!(
+                "a body on this host must be JSON paddock can read ({e})"
+            ))
+        })?;
+        if let Some(r) = paddock_policy::body_denied(&rules, &v) {
+            return Err((
+                "NET_BODY_DENIED",
+                format!(
+                    "the body contains what network.rules for {} denies: `{r}`",
+                    t.host
+                ),
+            ));
+        }
+    }
+    // Sent as read: one length, no chunking left to interpret.
+    parts.headers.remove("transfer-encoding");
+    parts.headers.insert(
+        "content-length",
+        HeaderValue::from_str(&bytes.len().to_string()).unwrap_or(HeaderValue::from_static("0")),
+    );
+    Ok(Full::new(bytes).map_err(|never| match never {}).boxed())
 }
 
 /// A request body without its trailers (which nobody judged).
