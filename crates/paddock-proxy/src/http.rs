@@ -598,18 +598,7 @@ pub async fn forward(
                 return bad_gateway("the server switched protocols unasked");
             };
             let server_side = hyper::upgrade::on(&mut r);
-            ctx.emit_at(
-                t,
-                Outcome {
-                    request: rq,
-                    why: None,
-                    allowed: true,
-                    code: "NET_ALLOWED",
-                    up,
-                    down: 0,
-                },
-                start,
-            );
+            ctx.emit_at(t, Outcome::allowed(rq, up, 0), start);
             let idle = ctx.cfg.limits.idle;
             let lease = lease.clone();
             tokio::spawn(async move {
@@ -631,18 +620,7 @@ pub async fn forward(
                 .get("content-length")
                 .and_then(|v| v.to_str().ok()?.parse().ok())
                 .unwrap_or(0u64);
-            ctx.emit_at(
-                t,
-                Outcome {
-                    request: rq,
-                    why: None,
-                    allowed: true,
-                    code: "NET_ALLOWED",
-                    up,
-                    down,
-                },
-                start,
-            );
+            ctx.emit_at(t, Outcome::allowed(rq, up, down), start);
             let secrets = ctx.secrets(&t.host);
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());

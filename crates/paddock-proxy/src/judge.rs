@@ -180,6 +180,18 @@ impl<'a> Outcome<'a> {
         }
     }
 
+    /// An allowed exchange and its bytes each way.
+    pub fn allowed(request: Option<(&'a str, &'a str)>, up: u64, down: u64) -> Self {
+        Outcome {
+            request,
+            why: None,
+            allowed: true,
+            code: "NET_ALLOWED",
+            up,
+            down,
+        }
+    }
+
     /// The refusal's reason in words, for the audit trail.
     pub fn because(mut self, why: &'a str) -> Self {
         self.why = Some(why);

@@ -50,17 +50,28 @@ pub fn offers_ech(buf: &[u8]) -> bool {
     hs.get(4..).and_then(ech_in).unwrap_or(false)
 }
 
-fn ech_in(body: &[u8]) -> Option<bool> {
+/// A ClientHello body's extensions block: None if malformed, Some(None)
+/// if it has none.
+fn extensions(body: &[u8]) -> Option<Option<&[u8]>> {
     let mut r = Reader { b: body, at: 0 };
-    r.take(2 + 32)?;
+    r.take(2 + 32)?; // version, random
     let sid = r.u8()?;
     r.take(sid)?;
     let cs = r.u16()?;
     r.take(cs)?;
     let comp = r.u8()?;
     r.take(comp)?;
+    if r.at == body.len() {
+        return Some(None);
+    }
     let ext_len = r.u16()?;
-    let exts = r.take(ext_len)?;
+    r.take(ext_len).map(Some)
+}
+
+fn ech_in(body: &[u8]) -> Option<bool> {
+    let Some(exts) = extensions(body)? else {
+        return Some(false);
+    };
     let mut e = Reader { b: exts, at: 0 };
     while e.at < exts.len() {
         let kind = e.u16()?;
@@ -122,19 +133,9 @@ pub fn parse_client_hello(buf: &[u8]) -> Hello {
 }
 
 fn hello_sni(body: &[u8]) -> Option<Option<String>> {
-    let mut r = Reader { b: body, at: 0 };
-    r.take(2 + 32)?; // version, random
-    let sid = r.u8()?;
-    r.take(sid)?;
-    let cs = r.u16()?;
-    r.take(cs)?;
-    let comp = r.u8()?;
-    r.take(comp)?;
-    if r.at == body.len() {
+    let Some(exts) = extensions(body)? else {
         return Some(None); // no extensions
-    }
-    let ext_len = r.u16()?;
-    let exts = r.take(ext_len)?;
+    };
     let mut e = Reader { b: exts, at: 0 };
     let mut seen = std::collections::HashSet::new();
     let mut found: Option<String> = None;
