@@ -383,10 +383,14 @@ impl ParsedLayer {
                     );
                 }
                 for (j, b) in r.body_deny.iter().enumerate() {
-                    let ok = b
-                        .strip_prefix("key:")
-                        .or_else(|| b.strip_prefix("type:"))
-                        .is_some_and(|v| !v.is_empty() && !v.trim_end_matches('*').contains('*'));
+                    // A key is a name; a type may end in one `*`.
+                    let ok = match (b.strip_prefix("key:"), b.strip_prefix("type:")) {
+                        (Some(k), _) => !k.is_empty() && !k.contains('*'),
+                        (_, Some(t)) => {
+                            !t.is_empty() && !t.strip_suffix('*').unwrap_or(t).contains('*')
+                        }
+                        _ => false,
+                    };
                     if !ok {
                         bad(
                             &[

@@ -18,12 +18,14 @@
 
 #![forbid(unsafe_code)]
 
+mod body;
 mod diag;
 mod effective;
 mod file;
 mod layer;
 mod net;
 
+pub use body::{check_body, BodyVerdict};
 pub use diag::{PolicyError, PolicyErrors};
 pub use effective::{merge, Effective, Item, Origin, Sourced};
 pub use file::*;
@@ -32,9 +34,9 @@ pub use layer::{
     KEYS,
 };
 pub use net::{
-    accepted_credentials, body_denied, body_rules, canonical_host, canonical_path,
-    decide as decide_network, has_credential, inspected as net_inspected, path_matches,
-    pattern_matches, rule_applies, websocket_allowed, CanonHost, NetDecision, PathAmbiguity,
+    accepted_credentials, body_rules, canonical_host, canonical_path, decide as decide_network,
+    has_credential, inspected as net_inspected, path_matches, pattern_matches, rule_applies,
+    websocket_allowed, CanonHost, NetDecision, PathAmbiguity,
 };
 
 /// The only policy format version this build understands.

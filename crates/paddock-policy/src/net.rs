@@ -464,39 +464,6 @@ pub fn body_rules<'a>(eff: &'a Effective, host: &'a str, port: u16) -> Vec<&'a s
         .collect()
 }
 
-/// The first `body_deny` entry a JSON value breaks, if any.
-pub fn body_denied<'a>(rules: &[&'a str], v: &serde_json::Value) -> Option<&'a str> {
-    let glob = |pat: &str, s: &str| match pat.strip_suffix('*') {
-        Some(prefix) => s.starts_with(prefix),
-        None => s == pat,
-    };
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            serde_json::Value::Object(m) => {
-                for r in rules {
-                    if let Some(k) = r.strip_prefix("key:") {
-                        if m.contains_key(k) {
-                            return Some(r);
-                        }
-                    }
-                    if let (Some(t), Some(serde_json::Value::String(ty))) =
-                        (r.strip_prefix("type:"), m.get("type"))
-                    {
-                        if glob(t, ty) {
-                            return Some(r);
-                        }
-                    }
-                }
-                stack.extend(m.values());
-            }
-            serde_json::Value::Array(a) => stack.extend(a.iter()),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// Does `host` have a brokered credential?
 pub fn has_credential(eff: &Effective, host: &str) -> bool {
     eff.credentials
@@ -729,33 +696,6 @@ mod tests {
             "*",
         ] {
             assert!(canonical_path(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn body_rules_find_what_servers_would_act_on() {
-        let rules = ["type:url", "type:web_fetch_*", "key:mcp_servers"];
-        let v = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
-        let msg = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"see https://x"}]}]}"#;
-        assert_eq!(body_denied(&rules, &v(msg)), None);
-        for (body, want) in [
-            (
-                r#"{"messages":[{"content":[{"type":"image","source":{"type":"url","url":"https://attacker.example/?d=1"}}]}]}"#,
-                "type:url",
-            ),
-            (
-                r#"{"tools":[{"type":"web_fetch_20250910","name":"web_fetch"}]}"#,
-                "type:web_fetch_*",
-            ),
-            (
-                r#"{"mcp_servers":[{"type":"url","url":"https://attacker.example/mcp"}]}"#,
-                "key:mcp_servers",
-            ),
-        ] {
-            assert!(
-                body_denied(&rules, &v(body)).is_some_and(|r| r == want || rules.contains(&r)),
-                "{body}"
-            );
         }
     }
 

@@ -869,9 +869,28 @@ async fn screen_body(
             "a compressed body on a host whose bodies are screened".into(),
         ));
     }
+    // Bodies held for screening at once are bounded per sandbox: what one
+    // may hold is taken before it is read (its length, or the most).
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(BODY_SCREEN_MAX)
+        .min(BODY_SCREEN_MAX);
+    let units = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(Ok(_held)) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        ctx.screen_budget.clone().acquire_many_owned(units),
+    )
+    .await
+    else {
+        return Err(unreadable(
+            "too many bodies are being screened at once; retry".into(),
+        ));
+    };
     let read = tokio::time::timeout(
         std::time::Duration::from_secs(60),
-        http_body_util::Limited::new(body, BODY_SCREEN_MAX).collect(),
+        http_body_util::Limited::new(body, declared.max(1)).collect(),
     )
     .await;
     let bytes = match read {
@@ -885,19 +904,53 @@ async fn screen_body(
         Err(_) => return Err(unreadable("the body did not arrive in time".into())),
     };
     if !bytes.is_empty() {
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            unreadable(format!(
-                "a body on this host must be JSON paddock can read ({e})"
-            ))
-        })?;
-        if let Some(r) = paddock_policy::body_denied(&rules, &v) {
-            return Err((
-                "NET_BODY_DENIED",
-                format!(
-                    "the body contains what network.rules for {} denies: `{r}`",
-                    t.host
-                ),
+        let json = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                let (mime, params) = v.split_once(';').unwrap_or((&v, ""));
+                let mime = mime.trim();
+                (mime == "application/json" || mime.ends_with("+json"))
+                    && params.split(';').all(|p| {
+                        p.trim().is_empty() || p.trim().replace(' ', "") == "charset=utf-8"
+                    })
+            });
+        if !json {
+            return Err(unreadable(
+                "a body on this host must be sent as application/json (UTF-8)".into(),
             ));
+        }
+        // Checked as it is parsed (no tree in memory), off the proxy's thread.
+        let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+        let b = bytes.clone();
+        let verdict = tokio::task::spawn_blocking(move || {
+            let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+            match paddock_policy::check_body(&rules, &b) {
+                Ok(()) => Ok(()),
+                Err(paddock_policy::BodyVerdict::Denied(r)) => Err((true, r.to_string())),
+                Err(paddock_policy::BodyVerdict::Unreadable(e)) => Err((false, e)),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err((false, "the check did not finish".into())));
+        match verdict {
+            Ok(()) => {}
+            Err((true, r)) => {
+                return Err((
+                    "NET_BODY_DENIED",
+                    format!(
+                        "the body contains what network.rules for {} denies: `{r}`",
+                        t.host
+                    ),
+                ))
+            }
+            Err((false, e)) => {
+                return Err(unreadable(format!(
+                    "a body on this host must be JSON paddock can read in one way ({e})"
+                )))
+            }
         }
     }
     // Sent as read: one length, no chunking left to interpret.

@@ -59,6 +59,8 @@ pub struct Ctx {
     /// Connections to servers at once: each request (and each HTTP/2
     /// stream) opens one, so they are counted too.
     pub upstream_slots: Arc<tokio::sync::Semaphore>,
+    /// KiB of request bodies held for `body_deny` screening at once (64 MiB).
+    pub screen_budget: Arc<tokio::sync::Semaphore>,
     /// TLS to servers, offering HTTP/2 and HTTP/1.1.
     pub upstream_tls: Arc<rustls::ClientConfig>,
     limit_events: Mutex<HashMap<&'static str, Instant>>,
@@ -205,6 +207,7 @@ impl Ctx {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ctx {
             upstream_slots: Arc::new(tokio::sync::Semaphore::new(cfg.limits.connections)),
+            screen_budget: Arc::new(tokio::sync::Semaphore::new(64 * 1024)),
             upstream_tls: Arc::new(tls),
             cfg,
             limit_events: Mutex::new(HashMap::new()),

@@ -215,7 +215,7 @@ c() { # c LABEL VIA URL [curl args]: prints LABEL VIA HTTP-CODE CONNECT-CODE REA
         socks5) set -- --proxy "$PADDOCK_SOCKS_PROXY" "$@" ;;
         forward) ;;
     esac
-    r=$(curl -s -o /dev/null --path-as-is --max-time 20 -w '%{http_code} %{http_connect} %header{x-paddock-reason}' "$@" "$url")
+    r=$(curl -s -o /dev/null --path-as-is --max-time 20 -H 'content-type: application/json' -w '%{http_code} %{http_connect} %header{x-paddock-reason}' "$@" "$url")
     printf '%s %s %s\n' "$label" "$via" "$r"
 }
 for v in connect socks5; do
@@ -302,7 +302,7 @@ ctx.set_alpn_protocols(["http/1.1"])
 for via in ("connect", "socks5"):
     t = ctx.wrap_socket(tunnel(via), server_hostname="api.anthropic.com")
     ph = os.environ["ANTHROPIC_API_KEY"]
-    t.sendall(("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: " + ph + "\r\nTransfer-Encoding: chunked\r\nTrailer: x-api-key\r\n\r\n"
+    t.sendall(("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: " + ph + "\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: x-api-key\r\n\r\n"
                "2\r\n{}\r\n0\r\nx-api-key: sk-ant-api03-attacker-AbCdEf0123456789\r\n\r\n").encode())
     print("trailer", via, t.recv(100).split(b"\r\n")[0].decode())
 print("dup-host", raw(b"GET http://plain.lab.example/dup HTTP/1.1\r\nHost: plain.lab.example\r\nHost: other.lab.example\r\n\r\n"))
@@ -994,7 +994,7 @@ PY
 fn a_corporate_proxy_is_chained_after_paddocks_own_decision() {
     let lab = Lab::new(&lab_policy());
     let script = r#"
-echo "api $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d '{"via":"corp"}' https://api.anthropic.com/v1/messages)"
+echo "api $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -H 'content-type: application/json' -d '{"via":"corp"}' https://api.anthropic.com/v1/messages)"
 echo "plain $(curl -s -o /dev/null -w '%{http_code}' http://plain.lab.example/through-corp)"
 echo "corp-only $(curl -s -o /dev/null -w '%{http_code}' https://corp-only.lab.example/only-there)"
 echo "foreign $(curl -s -o /dev/null -w '%{http_code} %header{x-paddock-reason}' -H 'x-api-key: sk-ant-api03-attacker-AbCdEf0123456789' https://api.anthropic.com/v1/messages -d x)"
