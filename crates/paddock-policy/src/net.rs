@@ -464,6 +464,14 @@ pub fn body_rules<'a>(eff: &'a Effective, host: &'a str, port: u16) -> Vec<&'a s
         .collect()
 }
 
+/// Do method/path rules (`allow` or `deny`) apply to `host:port`?
+pub fn has_path_rules(eff: &Effective, host: &str, port: u16) -> bool {
+    eff.net_rules.iter().any(|r| {
+        rule_applies(&r.value, host, port)
+            && (!r.value.allow.is_empty() || !r.value.deny.is_empty())
+    })
+}
+
 /// Does `host` have a brokered credential?
 pub fn has_credential(eff: &Effective, host: &str) -> bool {
     eff.credentials
@@ -537,11 +545,7 @@ pub fn decide(
     // A pattern without a port means 443 for a host whose traffic paddock
     // must read: a credential or rules sent in clear text would be for
     // anyone on the path to read and change.
-    let sensitive = has_credential(eff, host)
-        || eff.net_rules.iter().any(|r| {
-            rule_applies(&r.value, host, port)
-                && (!r.value.allow.is_empty() || !r.value.deny.is_empty())
-        });
+    let sensitive = has_credential(eff, host) || has_path_rules(eff, host, port);
     if port != 443 && split_pattern(&allow.value).1.is_none() && sensitive {
         return deny(
             "NET_DOMAIN_NOT_ALLOWED",

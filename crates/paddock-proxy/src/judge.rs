@@ -460,10 +460,7 @@ impl Ctx {
     /// and path rules)?
     pub fn sensitive(&self, t: &Target) -> bool {
         self.has_credential(&t.host)
-            || self.cfg.policy.net_rules.iter().any(|r| {
-                paddock_policy::rule_applies(&r.value, &t.host, t.port)
-                    && (!r.value.allow.is_empty() || !r.value.deny.is_empty())
-            })
+            || paddock_policy::has_path_rules(&self.cfg.policy, &t.host, t.port)
     }
 
     pub fn has_credential(&self, host: &str) -> bool {

@@ -151,6 +151,11 @@ impl Lab {
 
     /// `paddock run --policy P --net-log L [extra] -- sh -c script`.
     pub fn run(&self, extra: &[&str], script: &str) -> Output {
+        self.run_command(extra, script).output().unwrap()
+    }
+
+    /// The command `run` runs, to adjust (environment, pipes) first.
+    pub fn run_command(&self, extra: &[&str], script: &str) -> Command {
         let mut args = vec![
             "run",
             "--policy",
@@ -160,7 +165,7 @@ impl Lab {
         ];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--", "sh", "-c", script]);
-        self.paddock(&args).output().unwrap()
+        self.paddock(&args)
     }
 
     fn log(&self, name: &str) -> Vec<serde_json::Value> {
@@ -760,17 +765,7 @@ PY
 "#;
     // The proxy runs in the `paddock run` process: its open descriptors are
     // sampled from outside while the sandbox floods it.
-    let mut c = lab.paddock(&[
-        "run",
-        "--policy",
-        lab.policy.to_str().unwrap(),
-        "--net-log",
-        lab.net_log.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    let mut c = lab.run_command(&[], script);
     let child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1000,17 +995,7 @@ echo "corp-only $(curl -s -o /dev/null -w '%{http_code}' https://corp-only.lab.e
 echo "foreign $(curl -s -o /dev/null -w '%{http_code} %header{x-paddock-reason}' -H 'x-api-key: sk-ant-api03-attacker-AbCdEf0123456789' https://api.anthropic.com/v1/messages -d x)"
 echo "denied $(curl -s -o /dev/null -w '%{http_connect}' https://denied.lab.example/)"
 "#;
-    let mut c = lab.paddock(&[
-        "run",
-        "--policy",
-        lab.policy.to_str().unwrap(),
-        "--net-log",
-        lab.net_log.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]);
+    let mut c = lab.run_command(&[], script);
     c.env("HTTPS_PROXY", "http://lab:pw@127.0.0.1:3129");
     let o = c.output().unwrap();
     let out = stdout(&o);
