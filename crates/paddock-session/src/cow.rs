@@ -1,17 +1,116 @@
-//! Reviewing what a session changed in its `cow` mounts: the upper layer of
-//! each overlay, kept in the session folder, *is* the change set.
+//! Reviewing and applying what a session changed in its `cow` mounts: the
+//! upper layer of each overlay, kept in the session folder, *is* the
+//! change set.
 //!
 //! In an upper layer, a regular file or symlink is an addition or a
 //! modification of the folder below; a character device 0:0 is a whiteout
 //! (a deletion); a folder with the `user.overlay.opaque` attribute replaces
 //! the folder below entirely.
+//!
+//! Both trees are hostile: the sandbox chose every name, type and link in
+//! the layer, and the host folder below may hold links a build tool made
+//! or a process still running elsewhere changes. So every look at either
+//! tree goes through descriptors: each folder is opened from its root with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`,
+//! entries are stated without following, and only regular files are ever
+//! opened (`O_NOFOLLOW | O_NONBLOCK`, checked again with fstat). Links are
+//! read as text and applied as links; FIFOs, sockets and devices are listed
+//! and never opened or applied. Writes land in an unpredictable `O_EXCL`
+//! file in the target's own folder and are swapped into place with
+//! `renameat2`, under a journal (see [`apply`]).
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
+use paddock_sys::{resolve, Stat};
 use serde::{Deserialize, Serialize};
 
 use crate::SessionError;
+
+/// Lookups that can neither leave the root nor follow a link.
+const STRICT: u64 = resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS;
+
+/// Files larger than this are not diffed as text.
+const DIFF_MAX: u64 = 8 << 20;
+
+/// What sits at a path, in the layer or on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Entry {
+    /// A regular file.
+    File {
+        /// Permission bits (including setuid/setgid, shown, never applied).
+        mode: u32,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A folder.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link (its target, as text).
+    Symlink {
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// A FIFO, socket or device: listed, never opened or applied.
+    Special {
+        /// Which kind.
+        what: String,
+    },
+}
+
+impl Entry {
+    fn of(st: &Stat, dir: BorrowedFd<'_>, name: &Path) -> Entry {
+        if st.is_file() {
+            Entry::File {
+                mode: st.mode & 0o7777,
+                size: st.size,
+            }
+        } else if st.is_dir() {
+            Entry::Dir {
+                mode: st.mode & 0o7777,
+            }
+        } else if st.is_symlink() {
+            Entry::Symlink {
+                target: paddock_sys::readlinkat(dir, name).unwrap_or_default(),
+            }
+        } else {
+            Entry::Special {
+                what: st.special_kind().unwrap_or("unknown").to_string(),
+            }
+        }
+    }
+
+    fn mode(&self) -> Option<u32> {
+        match self {
+            Entry::File { mode, .. } | Entry::Dir { mode } => Some(*mode),
+            _ => None,
+        }
+    }
+
+    fn word(&self) -> &str {
+        match self {
+            Entry::File { .. } => "file",
+            Entry::Dir { .. } => "folder",
+            Entry::Symlink { .. } => "symlink",
+            Entry::Special { what } => what,
+        }
+    }
+}
+
+/// Why a change will not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Stable code (`APPLY_PROTECTED`, `APPLY_SYMLINK_ESCAPE`, ...).
+    pub code: String,
+    /// What it means for this path.
+    pub reason: String,
+}
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,9 +121,30 @@ pub struct Change {
     pub path: PathBuf,
     /// Path relative to the mount.
     pub rel: PathBuf,
-    /// Which layer holds it.
+    /// What the host has there now (none for an addition).
+    pub old: Option<Entry>,
+    /// What the session left there (none for a deletion).
+    pub new: Option<Entry>,
+    /// Set when apply will not write this change, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+    /// The layer's folder and the host folder it overlays.
     #[serde(skip)]
-    pub upper: PathBuf,
+    layer: Roots,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Roots {
+    /// `<session>/cow/<key>`.
+    dir: PathBuf,
+    /// The host folder below.
+    source: PathBuf,
+}
+
+impl Roots {
+    fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
 }
 
 /// Kinds of change.
@@ -33,9 +153,9 @@ pub struct Change {
 pub enum Kind {
     /// New in the sandbox.
     Added,
-    /// Changed in the sandbox.
+    /// Changed in the sandbox (content, mode or type).
     Modified,
-    /// Removed in the sandbox.
+    /// Removed in the sandbox (a folder with everything in it).
     Deleted,
 }
 
@@ -51,148 +171,509 @@ fn io(ctx: String) -> impl FnOnce(std::io::Error) -> SessionError {
     }
 }
 
-fn is_whiteout(md: &std::fs::Metadata) -> bool {
-    md.file_type().is_char_device() && md.rdev() == 0
+/// Open the folder at the absolute `path` (no link anywhere on the way).
+fn open_root(path: &Path) -> std::io::Result<OwnedFd> {
+    let p = paddock_sys::openat2_path(
+        None,
+        path,
+        libc_o_directory(),
+        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+    )?;
+    open_dir(p.as_fd(), Path::new("."))
 }
 
-fn walk(
-    upper_root: &Path,
-    lower_root: &Path,
-    rel: &Path,
-    out: &mut Vec<Change>,
-) -> Result<(), SessionError> {
-    let dir = upper_root.join(rel);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(io(format!("reading {}", dir.display())))?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let r = rel.join(e.file_name());
-        let up = upper_root.join(&r);
-        let low = lower_root.join(&r);
-        let md = std::fs::symlink_metadata(&up).map_err(io(format!("reading {}", up.display())))?;
-        let lower_exists = std::fs::symlink_metadata(&low).is_ok();
-        let mk = |kind| Change {
-            kind,
-            path: low.clone(),
-            rel: r.clone(),
-            upper: up.clone(),
+fn libc_o_directory() -> i32 {
+    0o200000 // O_DIRECTORY on every Linux architecture paddock builds for
+}
+
+const O_RDONLY: i32 = 0;
+const O_WRONLY: i32 = 1;
+const O_CREAT: i32 = 0o100;
+const O_EXCL: i32 = 0o200;
+const O_NOFOLLOW: i32 = 0o400000;
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Open the folder `rel` beneath `root` for reading entries.
+fn open_dir(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    paddock_sys::openat2(
+        root,
+        rel,
+        O_RDONLY | libc_o_directory() | O_NOFOLLOW,
+        0,
+        STRICT,
+    )
+}
+
+/// Open the regular file `rel` beneath `root`, or explain why not.
+fn open_file(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<std::fs::File> {
+    let fd = paddock_sys::openat2(root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, STRICT)?;
+    let st = paddock_sys::fstatat(fd.as_fd(), Path::new(""))?;
+    if !st.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+/// Split `rel` into (parent, name).
+fn split(rel: &Path) -> (&Path, &Path) {
+    (
+        rel.parent().unwrap_or(Path::new("")),
+        Path::new(rel.file_name().unwrap_or_default()),
+    )
+}
+
+fn stat_at(root: BorrowedFd<'_>, rel: &Path) -> Option<(Stat, Entry)> {
+    let (parent, name) = split(rel);
+    let dir = open_dir(root, parent).ok()?;
+    let st = paddock_sys::fstatat(dir.as_fd(), name).ok()?;
+    let e = Entry::of(&st, dir.as_fd(), name);
+    Some((st, e))
+}
+
+fn read_limited(root: BorrowedFd<'_>, rel: &Path, max: u64) -> Option<Vec<u8>> {
+    let mut f = open_file(root, rel).ok()?;
+    let mut buf = Vec::new();
+    (&mut f).take(max + 1).read_to_end(&mut buf).ok()?;
+    (buf.len() as u64 <= max).then_some(buf)
+}
+
+fn same_content(a: BorrowedFd<'_>, b: BorrowedFd<'_>, rel: &Path) -> bool {
+    let (Ok(mut fa), Ok(mut fb)) = (open_file(a, rel), open_file(b, rel)) else {
+        return false;
+    };
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let (Ok(na), Ok(nb)) = (read_full(&mut fa, &mut ba), read_full(&mut fb, &mut bb)) else {
+            return false;
         };
-        if is_whiteout(&md) {
-            if lower_exists {
-                out.push(mk(Kind::Deleted));
-            }
-        } else if md.is_dir() {
-            let opaque =
-                paddock_sys::lgetxattr(&up, "user.overlay.opaque").is_some_and(|v| v == b"y");
-            if opaque && lower_exists {
-                // Everything below that the sandbox did not recreate is gone.
-                list_lower_deletions(&low, &up, &r, out)?;
-            }
-            if !lower_exists {
-                out.push(mk(Kind::Added));
-            }
-            walk(upper_root, lower_root, &r, out)?;
-        } else {
-            out.push(mk(if lower_exists {
-                Kind::Modified
-            } else {
-                Kind::Added
-            }));
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
         }
     }
-    Ok(())
 }
 
-fn list_lower_deletions(
-    low: &Path,
-    up: &Path,
-    rel: &Path,
-    out: &mut Vec<Change>,
-) -> Result<(), SessionError> {
-    for e in std::fs::read_dir(low)
-        .map_err(io(format!("reading {}", low.display())))?
-        .flatten()
-    {
-        let name = e.file_name();
-        if std::fs::symlink_metadata(up.join(&name)).is_err() {
-            out.push(Change {
-                kind: Kind::Deleted,
-                path: low.join(&name),
-                rel: rel.join(&name),
-                upper: up.join(&name),
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Does `rel` name a protected path, at any depth? A protected name
+/// matches wherever its components appear as whole components of `rel`
+/// (`.envrc` matches `sub/.envrc`; `.vscode` covers `.vscode/tasks.json`).
+pub fn protected_match<'a>(rel: &Path, protected: &'a [PathBuf]) -> Option<&'a Path> {
+    let parts: Vec<&OsStr> = rel.iter().collect();
+    protected.iter().map(PathBuf::as_path).find(|p| {
+        let want: Vec<&OsStr> = p.iter().collect();
+        !want.is_empty()
+            && parts.len() >= want.len()
+            && (0..=parts.len() - want.len()).any(|i| parts[i..i + want.len()] == want[..])
+    })
+}
+
+/// Where a link at `rel` (relative to its mount) pointing at `target`
+/// ends up, if it stays inside the mount: absolute targets and `..` that
+/// climb above the mount's root leave it.
+fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+    if target.is_absolute() || target.as_os_str().is_empty() {
+        return false;
+    }
+    let mut depth: i64 = rel.parent().map_or(0, |p| p.iter().count() as i64);
+    let mut seen_name = false;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                // `x/..` through a folder that is itself a link is not
+                // lexical: only leading `..` are accepted.
+                if seen_name {
+                    return false;
+                }
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::Normal(_) => {
+                seen_name = true;
+                depth += 1;
+            }
+            Component::CurDir => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+struct Walk<'a> {
+    roots: Roots,
+    protected: &'a [PathBuf],
+    out: Vec<Change>,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, kind: Kind, rel: &Path, old: Option<Entry>, new: Option<Entry>) {
+        let refused = self.refusal(rel, new.as_ref());
+        self.out.push(Change {
+            kind,
+            path: self.roots.source.join(rel),
+            rel: rel.to_path_buf(),
+            old,
+            new,
+            refused,
+            layer: self.roots.clone(),
+        });
+    }
+
+    fn refusal(&self, rel: &Path, new: Option<&Entry>) -> Option<Refusal> {
+        if let Some(p) = protected_match(rel, self.protected) {
+            return Some(Refusal {
+                code: "APPLY_PROTECTED".into(),
+                reason: format!(
+                    "{} is a protected name (the host acts on it by itself); apply never writes it",
+                    p.display()
+                ),
             });
         }
+        match new {
+            Some(Entry::Special { what }) => Some(Refusal {
+                code: "APPLY_SPECIAL_FILE".into(),
+                reason: format!("a {what} is never applied"),
+            }),
+            Some(Entry::Symlink { target }) if !link_stays_inside(rel, target) => Some(Refusal {
+                code: "APPLY_SYMLINK_ESCAPE".into(),
+                reason: format!(
+                    "the link points outside the folder ({}); apply it with --allow-outward-symlinks",
+                    safe_path(target)
+                ),
+            }),
+            _ => None,
+        }
     }
-    Ok(())
+
+    fn dir(
+        &mut self,
+        upper: BorrowedFd<'_>,
+        lower: Option<BorrowedFd<'_>>,
+        rel: &Path,
+    ) -> Result<(), SessionError> {
+        let mut names = paddock_sys::read_dir_fd(upper)
+            .map_err(io(format!("reading the layer at {}", safe_path(rel))))?;
+        names.sort();
+        for name in names {
+            let n = Path::new(&name);
+            let r = rel.join(n);
+            let ust = paddock_sys::fstatat(upper, n)
+                .map_err(io(format!("reading the layer at {}", safe_path(&r))))?;
+            let lower_st = lower.and_then(|l| paddock_sys::fstatat(l, n).ok().map(|s| (l, s)));
+            let old = lower_st.map(|(l, s)| Entry::of(&s, l, n));
+            if ust.is_whiteout() {
+                if old.is_some() {
+                    self.push(Kind::Deleted, &r, old, None);
+                }
+                continue;
+            }
+            let new = Entry::of(&ust, upper, n);
+            if ust.is_dir() {
+                let child = open_dir(upper, n)
+                    .map_err(io(format!("reading the layer at {}", safe_path(&r))))?;
+                let lower_dir = match lower_st {
+                    Some((l, s)) if s.is_dir() => open_dir(l, n).ok(),
+                    _ => None,
+                };
+                match (&old, &lower_dir) {
+                    (None, _) => self.push(Kind::Added, &r, None, Some(new)),
+                    (Some(o), Some(ld)) => {
+                        let opaque = [b"user.overlay.opaque".as_slice()].iter().any(|a| {
+                            paddock_sys::fgetxattr(
+                                child.as_fd(),
+                                std::str::from_utf8(a).unwrap_or_default(),
+                            )
+                            .is_some_and(|v| v == b"y")
+                        });
+                        if o.mode() != new.mode() {
+                            self.push(Kind::Modified, &r, old.clone(), Some(new));
+                        }
+                        if opaque {
+                            // Everything below that the sandbox did not recreate is gone.
+                            let mut below = paddock_sys::read_dir_fd(ld.as_fd())
+                                .map_err(io(format!("reading {}", safe_path(&r))))?;
+                            below.sort();
+                            for b in below {
+                                let bn = Path::new(&b);
+                                if paddock_sys::fstatat(child.as_fd(), bn).is_err() {
+                                    if let Ok(s) = paddock_sys::fstatat(ld.as_fd(), bn) {
+                                        let e = Entry::of(&s, ld.as_fd(), bn);
+                                        self.push(Kind::Deleted, &r.join(bn), Some(e), None);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // A file or link on the host became a folder.
+                    (Some(_), None) => self.push(Kind::Modified, &r, old.clone(), Some(new)),
+                }
+                self.dir(child.as_fd(), lower_dir.as_ref().map(|d| d.as_fd()), &r)?;
+                continue;
+            }
+            let kind = match (&old, lower_st) {
+                (None, _) => Kind::Added,
+                (Some(o), Some((l, s))) => {
+                    // Copied up but left as it was (an open for writing, a
+                    // touch): no change.
+                    let unchanged = match (o, &new) {
+                        (Entry::File { mode: a, size: x }, Entry::File { mode: b, size: y }) => {
+                            a == b && x == y && s.is_file() && same_content(upper, l, n)
+                        }
+                        (a, b) => a == b,
+                    };
+                    if unchanged {
+                        continue;
+                    }
+                    Kind::Modified
+                }
+                (Some(_), None) => Kind::Modified,
+            };
+            self.push(kind, &r, old, Some(new));
+        }
+        Ok(())
+    }
 }
 
-/// Every change in the session folder `session_dir`, per mount.
-pub fn changes(session_dir: &Path) -> Result<Vec<Change>, SessionError> {
+/// Every change in the session folder `session_dir`, per mount, each
+/// marked with why it would be refused (`protected` are the protected
+/// names of the session's policy).
+pub fn changes(session_dir: &Path, protected: &[PathBuf]) -> Result<Vec<Change>, SessionError> {
     let cow = session_dir.join("cow");
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(&cow) else {
         return Ok(out);
     };
-    for layer in rd.flatten() {
-        let rec: MountRecord = match std::fs::read(layer.path().join("mount.json"))
+    let mut layers: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    layers.sort();
+    for dir in layers {
+        let rec: MountRecord = match std::fs::read(dir.join("mount.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
         {
             Some(r) => r,
             None => continue,
         };
-        walk(
-            &layer.path().join("upper"),
-            &rec.source,
+        let roots = Roots {
+            dir: dir.clone(),
+            source: rec.source,
+        };
+        let upper = open_root(&roots.upper())
+            .map_err(io(format!("opening {}", roots.upper().display())))?;
+        // The host folder may be gone: then everything is an addition.
+        let lower = open_root(&roots.source).ok();
+        let mut w = Walk {
+            roots,
+            protected,
+            out: Vec::new(),
+        };
+        w.dir(
+            upper.as_fd(),
+            lower.as_ref().map(|l| l.as_fd()),
             Path::new(""),
-            &mut out,
         )?;
+        out.append(&mut w.out);
     }
     Ok(out)
 }
 
-/// A unified diff of `c` (text files), or a one-line note for binaries,
-/// folders and links.
+/// Text chosen by the sandbox, made safe for a terminal: every control
+/// character (and DEL, and the C1 range) is shown as `\xNN` / `\u{NNNN}`,
+/// so escape sequences cannot move the cursor or hide lines.
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if ch.is_control() {
+            if (ch as u32) < 0x100 {
+                out.push_str(&format!("\\x{:02x}", ch as u32));
+            } else {
+                out.push_str(&format!("\\u{{{:04x}}}", ch as u32));
+            }
+        } else if matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            // Bidirectional overrides reorder what the reviewer sees.
+            out.push_str(&format!("\\u{{{:04x}}}", ch as u32));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// A path from the sandbox, shown safely (invalid UTF-8 as `\xNN`).
+pub fn safe_path(p: &Path) -> String {
+    let mut s = String::new();
+    for chunk in p.as_os_str().as_bytes().utf8_chunks() {
+        s.push_str(&terminal_safe(chunk.valid()));
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
+}
+
+fn mode_word(m: u32) -> String {
+    let mut s = format!("{m:o}");
+    if m & 0o6000 != 0 {
+        s.push_str(" (setuid/setgid: not applied)");
+    }
+    s
+}
+
+/// A unified diff of `c` (text files), or a note for binaries, folders,
+/// links and special files; mode changes and refusals are shown. Every
+/// line is terminal-safe.
 pub fn unified(c: &Change) -> String {
-    let read = |p: &Path| std::fs::read(p).ok();
-    let (old, new) = match c.kind {
-        Kind::Added => (Some(Vec::new()), read(&c.upper)),
-        Kind::Deleted => (read(&c.path), Some(Vec::new())),
-        Kind::Modified => (read(&c.path), read(&c.upper)),
+    let name = safe_path(&c.rel);
+    let mut head = String::new();
+    if let Some(r) = &c.refused {
+        head.push_str(&format!(
+            "# {name}: refused [{}]: {}\n",
+            r.code,
+            terminal_safe(&r.reason)
+        ));
+    }
+    match (&c.old, &c.new) {
+        (Some(o), Some(n)) if o.word() != n.word() => {
+            head.push_str(&format!(
+                "type changed {name}: {} -> {}\n",
+                o.word(),
+                n.word()
+            ));
+        }
+        (Some(o), Some(n)) => {
+            if let (Some(a), Some(b)) = (o.mode(), n.mode()) {
+                if a != b {
+                    head.push_str(&format!(
+                        "mode changed {name}: {} -> {}\n",
+                        mode_word(a),
+                        mode_word(b)
+                    ));
+                }
+            }
+        }
+        (None, Some(n)) => {
+            if let Some(m) = n.mode() {
+                if m & 0o6000 != 0 {
+                    head.push_str(&format!("new {name} with mode {}\n", mode_word(m)));
+                }
+            }
+        }
+        _ => {}
+    }
+    let link = |e: &Entry| match e {
+        Entry::Symlink { target } => Some(format!("symlink -> {}", safe_path(target))),
+        _ => None,
     };
-    let (Some(old), Some(new)) = (old, new) else {
+    if let Some(s) = c.new.as_ref().and_then(link) {
+        return format!("{head}{} {name} ({s})\n", word(c.kind));
+    }
+    if let (Some(s), None) = (c.old.as_ref().and_then(link), &c.new) {
+        return format!("{head}deleted {name} ({s})\n");
+    }
+    let is_file = |e: &Option<Entry>| matches!(e, Some(Entry::File { .. }));
+    let text = |e: &Option<Entry>, root: &Path| -> Option<Vec<u8>> {
+        match e {
+            None => Some(Vec::new()),
+            Some(Entry::File { .. }) => {
+                let fd = open_root(root).ok()?;
+                read_limited(fd.as_fd(), &c.rel, DIFF_MAX)
+            }
+            _ => None,
+        }
+    };
+    let both_files = (c.old.is_none() || is_file(&c.old)) && (c.new.is_none() || is_file(&c.new));
+    if !both_files || (c.old.is_none() && c.new.is_none()) {
+        let what = c
+            .new
+            .as_ref()
+            .or(c.old.as_ref())
+            .map(Entry::word)
+            .unwrap_or("entry");
+        return format!("{head}{} {what} {name}\n", word(c.kind));
+    }
+    let (Some(old), Some(new)) = (
+        text(&c.old, &c.layer.source),
+        text(&c.new, &c.layer.upper()),
+    ) else {
         return format!(
-            "{} {}\n",
-            match c.kind {
-                Kind::Added => "new",
-                Kind::Deleted => "deleted",
-                Kind::Modified => "changed",
-            },
-            c.rel.display()
+            "{head}{} {name} (not readable as a file, or over 8 MiB)\n",
+            word(c.kind)
         );
     };
     match (std::str::from_utf8(&old), std::str::from_utf8(&new)) {
         (Ok(a), Ok(b)) => {
-            let a_name = if c.kind == Kind::Added {
+            let a_name = if c.old.is_none() {
                 "/dev/null".to_string()
             } else {
-                format!("a/{}", c.rel.display())
+                format!("a/{name}")
             };
-            let b_name = if c.kind == Kind::Deleted {
+            let b_name = if c.new.is_none() {
                 "/dev/null".to_string()
             } else {
-                format!("b/{}", c.rel.display())
+                format!("b/{name}")
             };
-            similar::TextDiff::from_lines(a, b)
+            let body = similar::TextDiff::from_lines(a, b)
                 .unified_diff()
                 .context_radius(3)
                 .header(&a_name, &b_name)
-                .to_string()
+                .to_string();
+            let mut s = head;
+            for line in body.split_inclusive('\n') {
+                let (l, nl) = match line.strip_suffix('\n') {
+                    Some(l) => (l, "\n"),
+                    None => (line, ""),
+                };
+                s.push_str(&terminal_safe(l));
+                s.push_str(nl);
+            }
+            s
         }
-        _ => format!("Binary files a/{0} and b/{0} differ\n", c.rel.display()),
+        _ if old == new => head,
+        _ => format!("{head}Binary files a/{name} and b/{name} differ\n"),
     }
+}
+
+fn word(k: Kind) -> &'static str {
+    match k {
+        Kind::Added => "new",
+        Kind::Deleted => "deleted",
+        Kind::Modified => "changed",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Apply
+// ---------------------------------------------------------------------------
+
+/// How to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// The session's start (or the last apply): host entries changed since
+    /// are conflicts.
+    pub since_ns: u128,
+    /// Apply links that point outside the folder too.
+    pub allow_outward_symlinks: bool,
 }
 
 /// The outcome of applying.
@@ -200,87 +681,687 @@ pub fn unified(c: &Change) -> String {
 pub struct Applied {
     /// Written into the real folder.
     pub applied: Vec<PathBuf>,
-    /// Refused: the host changed the file after the session started.
-    pub conflicts: Vec<PathBuf>,
+    /// Refused: the host changed the path (or something below it) after
+    /// the session started; each path the host changed is listed.
+    pub conflicts: Vec<Conflict>,
+    /// Refused by rule (protected name, special file, outward link).
+    pub refused: Vec<(PathBuf, Refusal)>,
 }
 
-fn changed_on_host_since(p: &Path, since_ns: u128) -> bool {
-    std::fs::symlink_metadata(p).is_ok_and(|md| {
-        let ns = u128::try_from(md.mtime()).unwrap_or(0) * 1_000_000_000
-            + u128::try_from(md.mtime_nsec()).unwrap_or(0);
-        ns > since_ns
-    })
+/// One path apply would not overwrite.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    /// The change's path.
+    pub path: PathBuf,
+    /// What the host changed (the path itself or entries below it).
+    pub changed: Vec<PathBuf>,
+    /// In words.
+    pub reason: String,
 }
 
-fn copy_entry(from: &Path, to: &Path) -> std::io::Result<()> {
-    let md = std::fs::symlink_metadata(from)?;
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
+/// One step of an apply, as written to the journal before anything is
+/// touched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Step {
+    /// The layer's folder.
+    layer: PathBuf,
+    /// The host folder below.
+    source: PathBuf,
+    /// Path relative to the mount.
+    rel: PathBuf,
+    /// What to do.
+    action: Action,
+    /// The unpredictable name beside the target: the staged new content,
+    /// and after the swap the old one.
+    tmp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    /// Create a folder (mkdir, never over anything).
+    Mkdir,
+    /// Put a new file or link where nothing is.
+    Add,
+    /// Swap a new file or link with the one on the host.
+    Replace,
+    /// Move the host's entry (a folder with everything in it) aside.
+    Remove,
+    /// Set a folder's mode.
+    Chmod,
+}
+
+/// Journal records, one JSON line each, after the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "lowercase")]
+enum Record {
+    /// The plan: every step, before any is carried out.
+    Plan { steps: Vec<Step> },
+    /// Step `i`'s new content is staged under its tmp name (inode `ino`).
+    Staged { i: usize, ino: u64 },
+    /// Step `i` is in place.
+    Done { i: usize },
+}
+
+/// The journal of an apply in progress, in the session folder.
+pub fn journal_path(session_dir: &Path) -> PathBuf {
+    session_dir.join("apply.journal")
+}
+
+fn random_name() -> std::io::Result<String> {
+    let mut b = [0u8; 16];
+    paddock_sys::random_bytes(&mut b)?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(".paddock-apply-{hex}"))
+}
+
+/// Entries below `dir` (and `dir` itself) that changed after `since`.
+fn changed_below(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    since: i128,
+    out: &mut Vec<PathBuf>,
+    budget: &mut usize,
+) {
+    let (parent, name) = split(rel);
+    let Ok(pd) = open_dir(root, parent) else {
+        return;
+    };
+    let Ok(st) = paddock_sys::fstatat(pd.as_fd(), name) else {
+        return;
+    };
+    if st.ctime_ns > since || st.mtime_ns > since {
+        out.push(rel.to_path_buf());
     }
-    if md.file_type().is_symlink() {
-        let target = std::fs::read_link(from)?;
-        let _ = std::fs::remove_file(to);
-        std::os::unix::fs::symlink(target, to)
-    } else if md.is_dir() {
-        std::fs::create_dir_all(to)?;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(md.permissions().mode()))
+    if !st.is_dir() || *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let Ok(d) = open_dir(root, rel) else {
+        out.push(rel.to_path_buf());
+        return;
+    };
+    let Ok(names) = paddock_sys::read_dir_fd(d.as_fd()) else {
+        out.push(rel.to_path_buf());
+        return;
+    };
+    for n in names {
+        changed_below(root, &rel.join(n), since, out, budget);
+    }
+}
+
+/// What stands in the way of one change, judged on the host as it is now.
+fn conflict(
+    c: &Change,
+    lower: Option<BorrowedFd<'_>>,
+    since: i128,
+    remade: &[PathBuf],
+) -> Option<Conflict> {
+    let mk = |changed: Vec<PathBuf>, reason: &str| Conflict {
+        path: c.path.clone(),
+        changed,
+        reason: reason.to_string(),
+    };
+    let Some(lower) = lower else {
+        return Some(mk(vec![], "the host folder is gone"));
+    };
+    // Every folder on the way must be a real folder: a link there (made on
+    // the host) is never written through.
+    let mut at = PathBuf::new();
+    for comp in c.rel.parent().unwrap_or(Path::new("")).iter() {
+        at.push(comp);
+        if remade.iter().any(|r| *r == c.layer.source.join(&at)) {
+            // This apply replaces that entry with a folder first.
+            break;
+        }
+        match stat_at(lower, &at) {
+            Some((st, _)) if st.is_dir() => {}
+            Some(_) => return Some(mk(
+                vec![c.layer.source.join(&at)],
+                "a folder on the way is a link or file on the host; nothing is written through it",
+            )),
+            None => break,
+        }
+    }
+    let now = stat_at(lower, &c.rel);
+    match (&c.old, now) {
+        (None, None) => None,
+        (None, Some(_)) => Some(mk(
+            vec![c.path.clone()],
+            "the host created it after the session started",
+        )),
+        (Some(_), None) => Some(mk(
+            vec![c.path.clone()],
+            "the host removed it after the session started",
+        )),
+        (Some(_), Some((st, e))) => {
+            if Some(e.word()) != c.old.as_ref().map(Entry::word) {
+                return Some(mk(
+                    vec![c.path.clone()],
+                    "the host replaced it after the session started",
+                ));
+            }
+            let mut changed = Vec::new();
+            if st.is_dir() && (c.kind == Kind::Deleted || !matches!(c.new, Some(Entry::Dir { .. })))
+            {
+                // A folder that goes away takes everything in it: any host
+                // edit below since the start is a conflict.
+                let mut budget = 1_000_000;
+                changed_below(lower, &c.rel, since, &mut changed, &mut budget);
+            } else if st.ctime_ns > since || st.mtime_ns > since {
+                changed.push(c.rel.clone());
+            }
+            if changed.is_empty() {
+                None
+            } else {
+                let changed = changed.iter().map(|r| c.layer.source.join(r)).collect();
+                Some(mk(changed, "the host changed it after the session started"))
+            }
+        }
+    }
+}
+
+struct Journal {
+    file: std::fs::File,
+}
+
+impl Journal {
+    fn create(path: &Path) -> std::io::Result<Journal> {
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
+        Ok(Journal { file })
+    }
+
+    fn open(path: &Path) -> std::io::Result<Journal> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Journal { file })
+    }
+
+    fn write(&mut self, r: &Record) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.sync_data()
+    }
+}
+
+/// A journal read back: the plan, what was staged (inode), what is done.
+type JournalState = (Vec<Step>, Vec<Option<u64>>, Vec<bool>);
+
+fn read_journal(path: &Path) -> std::io::Result<JournalState> {
+    let text = std::fs::read_to_string(path)?;
+    let mut steps = None;
+    let mut staged = Vec::new();
+    let mut done = Vec::new();
+    for line in text.lines() {
+        // A line cut by a crash is the last one and was never acted on.
+        let Ok(r) = serde_json::from_str::<Record>(line) else {
+            break;
+        };
+        match r {
+            Record::Plan { steps: s } => {
+                staged = vec![None; s.len()];
+                done = vec![false; s.len()];
+                steps = Some(s);
+            }
+            Record::Staged { i, ino } if i < staged.len() => staged[i] = Some(ino),
+            Record::Done { i } if i < done.len() => done[i] = true,
+            _ => {}
+        }
+    }
+    let steps = steps.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "the journal has no plan")
+    })?;
+    Ok((steps, staged, done))
+}
+
+fn stage_mode(m: u32) -> u32 {
+    // setuid/setgid are never applied.
+    m & 0o1777
+}
+
+/// Write the step's new content under its tmp name, from the layer.
+fn stage(step: &Step) -> std::io::Result<u64> {
+    let upper = open_root(&step.layer.join("upper"))?;
+    let lower = open_root(&step.source)?;
+    let (parent, name) = split(&step.rel);
+    let dir = open_dir(lower.as_fd(), parent)?;
+    let tmp = Path::new(&step.tmp);
+    let (up_parent, _) = split(&step.rel);
+    let up_dir = open_dir(upper.as_fd(), up_parent)?;
+    let st = paddock_sys::fstatat(up_dir.as_fd(), name)?;
+    if st.is_symlink() {
+        let target = paddock_sys::readlinkat(up_dir.as_fd(), name)?;
+        paddock_sys::symlinkat(&target, dir.as_fd(), tmp)?;
+    } else if st.is_file() {
+        let mut from = open_file(upper.as_fd(), &step.rel)?;
+        let fd = paddock_sys::openat2(
+            dir.as_fd(),
+            tmp,
+            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+            0o600,
+            STRICT,
+        )?;
+        let mut to = std::fs::File::from(fd);
+        std::io::copy(&mut from, &mut to)?;
+        paddock_sys::fchmod(to.as_fd(), stage_mode(st.mode & 0o7777))?;
+        to.sync_all()?;
     } else {
-        // Write beside, then rename: the real file is never half-written.
-        let tmp = to.with_file_name(format!(
-            ".{}.paddock-apply",
-            to.file_name().unwrap_or_default().to_string_lossy()
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "only files and links are staged",
         ));
-        std::fs::copy(from, &tmp)?;
-        std::fs::rename(&tmp, to)
+    }
+    std::fs::File::from(dir).sync_all()?;
+    let lower = open_root(&step.source)?;
+    let d = open_dir(lower.as_fd(), parent)?;
+    Ok(paddock_sys::fstatat(d.as_fd(), tmp)?.ino)
+}
+
+fn parent_dir(step: &Step) -> std::io::Result<OwnedFd> {
+    let lower = open_root(&step.source)?;
+    open_dir(lower.as_fd(), split(&step.rel).0)
+}
+
+/// Carry out step `i` (its new content is staged as inode `ino`).
+/// Idempotent after a crash: a step already in place is recognised.
+fn commit(step: &Step, ino: Option<u64>) -> std::io::Result<()> {
+    let dir = parent_dir(step)?;
+    let (_, name) = split(&step.rel);
+    let tmp = Path::new(&step.tmp);
+    let at = |n: &Path| paddock_sys::fstatat(dir.as_fd(), n).ok();
+    match step.action {
+        Action::Mkdir => match at(name) {
+            Some(s) if s.is_dir() => Ok(()),
+            _ => {
+                let upper = open_root(&step.layer.join("upper"))?;
+                let mode = stat_at(upper.as_fd(), &step.rel)
+                    .and_then(|(s, _)| s.is_dir().then_some(s.mode & 0o1777))
+                    .unwrap_or(0o755);
+                paddock_sys::mkdirat(dir.as_fd(), name, mode)
+            }
+        },
+        Action::Chmod => {
+            let upper = open_root(&step.layer.join("upper"))?;
+            let mode = stat_at(upper.as_fd(), &step.rel)
+                .and_then(|(s, _)| s.is_dir().then_some(s.mode & 0o1777))
+                .unwrap_or(0o755);
+            let d = open_dir(dir.as_fd(), name)?;
+            paddock_sys::fchmod(d.as_fd(), mode)
+        }
+        Action::Add => {
+            if ino.is_some() && at(name).map(|s| s.ino) == ino {
+                return Ok(());
+            }
+            paddock_sys::renameat2(
+                dir.as_fd(),
+                tmp,
+                dir.as_fd(),
+                name,
+                paddock_sys::rename::NOREPLACE,
+            )
+        }
+        Action::Replace => {
+            if ino.is_some() && at(name).map(|s| s.ino) == ino {
+                return Ok(());
+            }
+            paddock_sys::renameat2(
+                dir.as_fd(),
+                tmp,
+                dir.as_fd(),
+                name,
+                paddock_sys::rename::EXCHANGE,
+            )
+        }
+        Action::Remove => {
+            if at(tmp).is_some() && at(name).is_none() {
+                return Ok(());
+            }
+            paddock_sys::renameat2(
+                dir.as_fd(),
+                name,
+                dir.as_fd(),
+                tmp,
+                paddock_sys::rename::NOREPLACE,
+            )
+        }
     }
 }
 
-/// Write `changes` into the real folders, skipping (and reporting) every
-/// path the host changed since `since` (the session's start); what was
-/// applied leaves the layer, so it is no longer pending.
-pub fn apply(changes: &[Change], since_ns: u128) -> Applied {
+/// Undo step `i` if it was carried out (the old content sits under its
+/// tmp name), and remove whatever it staged.
+fn undo(step: &Step, ino: Option<u64>) -> std::io::Result<()> {
+    let Ok(dir) = parent_dir(step) else {
+        return Ok(());
+    };
+    let (_, name) = split(&step.rel);
+    let tmp = Path::new(&step.tmp);
+    let at = |n: &Path| paddock_sys::fstatat(dir.as_fd(), n).ok();
+    match step.action {
+        Action::Mkdir => {
+            // Only if empty: anything inside was put back already.
+            let _ = paddock_sys::unlinkat(dir.as_fd(), name, true);
+        }
+        Action::Chmod => {}
+        Action::Add => {
+            if ino.is_some() && at(name).map(|s| s.ino) == ino {
+                paddock_sys::unlinkat(dir.as_fd(), name, false)?;
+            }
+        }
+        Action::Replace => {
+            if ino.is_some() && at(name).map(|s| s.ino) == ino {
+                paddock_sys::renameat2(
+                    dir.as_fd(),
+                    tmp,
+                    dir.as_fd(),
+                    name,
+                    paddock_sys::rename::EXCHANGE,
+                )?;
+            }
+        }
+        Action::Remove => {
+            if at(tmp).is_some() && at(name).is_none() {
+                paddock_sys::renameat2(
+                    dir.as_fd(),
+                    tmp,
+                    dir.as_fd(),
+                    name,
+                    paddock_sys::rename::NOREPLACE,
+                )?;
+            }
+        }
+    }
+    if step.action != Action::Remove {
+        if let Some(s) = at(tmp) {
+            if ino.is_none_or(|i| s.ino == i) || step.action == Action::Replace {
+                let _ = paddock_sys::unlinkat(dir.as_fd(), tmp, false);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove `name` in `dir`, a folder with everything in it, through
+/// descriptors only.
+fn remove_tree(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
+    let st = paddock_sys::fstatat(dir, name)?;
+    if st.is_dir() {
+        let d = paddock_sys::openat2(
+            dir,
+            name,
+            O_RDONLY | libc_o_directory() | O_NOFOLLOW,
+            0,
+            STRICT,
+        )?;
+        let _ = paddock_sys::fchmod(d.as_fd(), (st.mode & 0o7777) | 0o700);
+        for n in paddock_sys::read_dir_fd(d.as_fd())? {
+            remove_tree(d.as_fd(), Path::new(&n))?;
+        }
+        paddock_sys::unlinkat(dir, name, true)
+    } else {
+        paddock_sys::unlinkat(dir, name, false)
+    }
+}
+
+/// After every step is in place: drop the old contents kept under the
+/// tmp names, then what was applied from the layer.
+fn finish(steps: &[Step]) {
+    for step in steps {
+        if matches!(step.action, Action::Replace | Action::Remove) {
+            if let Ok(dir) = parent_dir(step) {
+                let _ = remove_tree(dir.as_fd(), Path::new(&step.tmp));
+            }
+        }
+    }
+    for step in steps.iter().rev() {
+        let Ok(upper) = open_root(&step.layer.join("upper")) else {
+            continue;
+        };
+        let (parent, name) = split(&step.rel);
+        if let Ok(d) = open_dir(upper.as_fd(), parent) {
+            if let Ok(st) = paddock_sys::fstatat(d.as_fd(), name) {
+                let _ = paddock_sys::unlinkat(d.as_fd(), name, st.is_dir());
+            }
+        }
+    }
+}
+
+/// What apply can do for one change, in order.
+fn plan_of(c: &Change, out: &mut Vec<Step>) -> std::io::Result<()> {
+    let mut push = |action| -> std::io::Result<()> {
+        out.push(Step {
+            layer: c.layer.dir.clone(),
+            source: c.layer.source.clone(),
+            rel: c.rel.clone(),
+            action,
+            tmp: random_name()?,
+        });
+        Ok(())
+    };
+    match (&c.old, &c.new) {
+        (None, Some(Entry::Dir { .. })) => push(Action::Mkdir),
+        (None, Some(_)) => push(Action::Add),
+        (Some(_), None) => push(Action::Remove),
+        (Some(Entry::Dir { .. }), Some(Entry::Dir { .. })) => push(Action::Chmod),
+        (Some(Entry::Dir { .. }), Some(_)) => {
+            push(Action::Remove)?;
+            push(Action::Add)
+        }
+        (Some(_), Some(Entry::Dir { .. })) => {
+            push(Action::Remove)?;
+            push(Action::Mkdir)
+        }
+        (Some(_), Some(_)) => push(Action::Replace),
+        (None, None) => Ok(()),
+    }
+}
+
+/// Write `changes` into the real folders.
+///
+/// Refused changes (protected names, special files, outward links unless
+/// allowed) and conflicts (the host changed the path, or anything below a
+/// folder that goes away, since `since_ns`) are skipped and reported, and
+/// so is everything below them.
+///
+/// The rest runs under a journal in `session_dir`: the whole plan is
+/// written first, each new content is staged under an unpredictable
+/// `O_EXCL` name in its target's own folder (opened by descriptor, no
+/// link followed) and recorded, then each step is carried out with one
+/// `renameat2` (a swap, keeping the old content under the tmp name until
+/// the end, or a no-replace rename), and recorded. A kill at any point
+/// leaves each path with its old or its new content; [`resume`] finishes
+/// and [`abort`] rolls back.
+pub fn apply(
+    session_dir: &Path,
+    changes: &[Change],
+    opts: &ApplyOptions,
+) -> Result<Applied, SessionError> {
+    let jpath = journal_path(session_dir);
+    if jpath.exists() {
+        return Err(SessionError::Io {
+            context: format!(
+                "an earlier apply was interrupted (journal {})",
+                jpath.display()
+            ),
+            source: std::io::Error::other(
+                "finish it with `paddock apply --resume` or undo it with `paddock apply --abort`",
+            ),
+        });
+    }
+    let since = i128::try_from(opts.since_ns).unwrap_or(i128::MAX);
     let mut out = Applied::default();
+    let mut blocked: Vec<PathBuf> = Vec::new();
+    let mut steps = Vec::new();
+    let mut lowers: std::collections::HashMap<PathBuf, Option<OwnedFd>> = Default::default();
+    let mut remade: Vec<PathBuf> = Vec::new();
     for c in changes {
-        if changed_on_host_since(&c.path, since_ns) {
-            out.conflicts.push(c.path.clone());
+        if blocked.iter().any(|b| c.path.starts_with(b)) {
+            out.refused.push((
+                c.path.clone(),
+                Refusal {
+                    code: "APPLY_PARENT_REFUSED".into(),
+                    reason: "a folder above it was not applied".into(),
+                },
+            ));
             continue;
         }
-        let ok = match c.kind {
-            Kind::Added | Kind::Modified => copy_entry(&c.upper, &c.path).is_ok(),
-            Kind::Deleted => {
-                let md = std::fs::symlink_metadata(&c.path);
-                match md {
-                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&c.path).is_ok(),
-                    Ok(_) => std::fs::remove_file(&c.path).is_ok(),
-                    Err(_) => true,
-                }
+        let refusal = match &c.refused {
+            Some(r) if r.code == "APPLY_SYMLINK_ESCAPE" && opts.allow_outward_symlinks => None,
+            r => r.clone(),
+        };
+        if let Some(r) = refusal {
+            out.refused.push((c.path.clone(), r));
+            blocked.push(c.path.clone());
+            continue;
+        }
+        let lower = lowers
+            .entry(c.layer.source.clone())
+            .or_insert_with(|| open_root(&c.layer.source).ok());
+        if let Some(k) = conflict(c, lower.as_ref().map(|l| l.as_fd()), since, &remade) {
+            out.conflicts.push(k);
+            blocked.push(c.path.clone());
+            continue;
+        }
+        if c.old.is_some() && matches!(c.new, Some(Entry::Dir { .. })) {
+            remade.push(c.path.clone());
+        }
+        plan_of(c, &mut steps).map_err(io("choosing temporary names".into()))?;
+        out.applied.push(c.path.clone());
+    }
+    if steps.is_empty() {
+        return Ok(out);
+    }
+    let mut j = Journal::create(&jpath).map_err(io(format!("creating {}", jpath.display())))?;
+    j.write(&Record::Plan {
+        steps: steps.clone(),
+    })
+    .map_err(io(format!("writing {}", jpath.display())))?;
+    run_journal(
+        &jpath,
+        &mut j,
+        &steps,
+        vec![None; steps.len()],
+        vec![false; steps.len()],
+    )?;
+    Ok(out)
+}
+
+fn run_journal(
+    jpath: &Path,
+    j: &mut Journal,
+    steps: &[Step],
+    mut staged: Vec<Option<u64>>,
+    done: Vec<bool>,
+) -> Result<(), SessionError> {
+    let werr = |e| SessionError::Io {
+        context: format!("writing {}", jpath.display()),
+        source: e,
+    };
+    // Stage every new content first, so the swaps that follow are quick.
+    for (i, step) in steps.iter().enumerate() {
+        if done[i] || staged[i].is_some() || !matches!(step.action, Action::Add | Action::Replace) {
+            continue;
+        }
+        // A crash may have left this step's tmp half-written: start over.
+        if let Ok(d) = parent_dir(step) {
+            let _ = paddock_sys::unlinkat(d.as_fd(), Path::new(&step.tmp), false);
+        }
+        let ino = match stage(step) {
+            Ok(ino) => ino,
+            // The parent folder is made by an earlier step (ENOENT, or a
+            // file or link that step replaces: ENOTDIR, ELOOP): stage
+            // after it.
+            Err(e) if matches!(e.raw_os_error(), Some(2 | 20 | 40)) => continue,
+            Err(e) => {
+                return Err(SessionError::Io {
+                    context: format!("staging {}", safe_path(&step.source.join(&step.rel))),
+                    source: e,
+                })
             }
         };
-        if ok {
-            out.applied.push(c.path.clone());
-        } else {
-            out.conflicts.push(c.path.clone());
-        }
+        j.write(&Record::Staged { i, ino }).map_err(werr)?;
+        staged[i] = Some(ino);
     }
-    // Clear what was applied from the layers (files first, then folders).
-    for c in changes
-        .iter()
-        .rev()
-        .filter(|c| out.applied.contains(&c.path))
-    {
-        let md = std::fs::symlink_metadata(&c.upper);
-        if md.as_ref().is_ok_and(|m| m.is_dir()) {
-            let _ = std::fs::remove_dir(&c.upper);
-        } else if md.is_ok() {
-            let _ = std::fs::remove_file(&c.upper);
+    for (i, step) in steps.iter().enumerate() {
+        if done[i] {
+            continue;
         }
+        if matches!(step.action, Action::Add | Action::Replace) && staged[i].is_none() {
+            let ino = stage(step).map_err(|e| SessionError::Io {
+                context: format!("staging {}", safe_path(&step.source.join(&step.rel))),
+                source: e,
+            })?;
+            j.write(&Record::Staged { i, ino }).map_err(werr)?;
+            staged[i] = Some(ino);
+        }
+        commit(step, staged[i]).map_err(|e| SessionError::Io {
+            context: format!("applying {}", safe_path(&step.source.join(&step.rel))),
+            source: e,
+        })?;
+        if let Ok(d) = parent_dir(step) {
+            let _ = std::fs::File::from(d).sync_all();
+        }
+        j.write(&Record::Done { i }).map_err(werr)?;
     }
-    out
+    finish(steps);
+    std::fs::remove_file(jpath).map_err(io(format!("removing {}", jpath.display())))?;
+    Ok(())
+}
+
+/// When this session's changes were last applied in full (ns since the
+/// epoch; 0 if never): later host edits are the conflicts.
+pub fn applied_at(session_dir: &Path) -> u128 {
+    std::fs::read_to_string(session_dir.join("cow").join("applied_ns"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Record that every pending change was just applied.
+pub fn mark_applied(session_dir: &Path) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let _ = std::fs::write(session_dir.join("cow").join("applied_ns"), now.to_string());
+}
+
+/// Is an apply of this session interrupted?
+pub fn interrupted(session_dir: &Path) -> bool {
+    journal_path(session_dir).exists()
+}
+
+/// Finish an interrupted apply; returns the paths it covered.
+pub fn resume(session_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
+    let jpath = journal_path(session_dir);
+    let (steps, staged, done) =
+        read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
+    let mut j = Journal::open(&jpath).map_err(io(format!("opening {}", jpath.display())))?;
+    run_journal(&jpath, &mut j, &steps, staged, done)?;
+    Ok(steps.iter().map(|s| s.source.join(&s.rel)).collect())
+}
+
+/// Roll an interrupted apply back: every path gets its old content again,
+/// every staged file is removed, the layer keeps the changes.
+pub fn abort(session_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
+    let jpath = journal_path(session_dir);
+    let (steps, staged, _) =
+        read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
+    for (i, step) in steps.iter().enumerate().rev() {
+        undo(step, staged[i]).map_err(|e| SessionError::Io {
+            context: format!("restoring {}", safe_path(&step.source.join(&step.rel))),
+            source: e,
+        })?;
+    }
+    std::fs::remove_file(&jpath).map_err(io(format!("removing {}", jpath.display())))?;
+    Ok(steps.iter().map(|s| s.source.join(&s.rel)).collect())
 }
 
 /// Throw every change away.
 pub fn discard(session_dir: &Path) -> Result<usize, SessionError> {
-    let n = changes(session_dir)?.len();
+    let n = changes(session_dir, &[])?.len();
     let cow = session_dir.join("cow");
     if let Ok(rd) = std::fs::read_dir(&cow) {
         for layer in rd.flatten() {
@@ -293,4 +1374,50 @@ pub fn discard(session_dir: &Path) -> Result<usize, SessionError> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_names_match_whole_components_at_any_depth() {
+        let p = vec![
+            PathBuf::from(".envrc"),
+            PathBuf::from(".vscode/tasks.json"),
+            PathBuf::from(".git"),
+        ];
+        assert!(protected_match(Path::new(".envrc"), &p).is_some());
+        assert!(protected_match(Path::new("a/b/.envrc"), &p).is_some());
+        assert!(protected_match(Path::new("sub/.git/hooks/pre-commit"), &p).is_some());
+        assert!(protected_match(Path::new("x/.vscode/tasks.json"), &p).is_some());
+        assert!(protected_match(Path::new(".vscode/settings.json"), &p).is_none());
+        assert!(protected_match(Path::new(".envrc.bak"), &p).is_none());
+        assert!(protected_match(Path::new("git"), &p).is_none());
+    }
+
+    #[test]
+    fn links_that_leave_the_mount_are_found() {
+        assert!(link_stays_inside(Path::new("a/l"), Path::new("b")));
+        assert!(link_stays_inside(Path::new("a/l"), Path::new("../b")));
+        assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../b")));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("/etc/passwd")));
+        assert!(!link_stays_inside(
+            Path::new("a/l"),
+            Path::new("x/../../..")
+        ));
+        assert!(!link_stays_inside(Path::new("l"), Path::new("")));
+    }
+
+    #[test]
+    fn terminal_safe_escapes_controls_and_bidi() {
+        assert_eq!(terminal_safe("a\x1b[2Kb"), "a\\x1b[2Kb");
+        assert_eq!(terminal_safe("x\ry\n"), "x\\x0dy\\x0a");
+        assert_eq!(terminal_safe("\u{202e}abc"), "\\u{202e}abc");
+        assert_eq!(terminal_safe("\u{9b}2J"), "\\x9b2J");
+        assert_eq!(
+            safe_path(Path::new(OsStr::from_bytes(b"a\xffb"))),
+            "a\\xffb"
+        );
+    }
 }

@@ -1429,3 +1429,263 @@ pub fn default_signal(sig: i32) {
         libc::signal(sig, libc::SIG_DFL);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Directory-relative file operations (review and apply of cow layers)
+// ---------------------------------------------------------------------------
+
+/// `openat2(dirfd, path, flags | O_CLOEXEC, mode, resolve)` for real I/O:
+/// with `resolve::BENEATH | NO_SYMLINKS | NO_MAGICLINKS` the lookup can
+/// neither leave `dirfd` nor follow any link on the way.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve_flags: u64,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve: resolve_flags,
+    };
+    // SAFETY: `c` is NUL-terminated, `how` is a valid open_how whose size we
+    // pass, both live across the call; `dirfd` is borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(ret).map(owned)
+}
+
+/// What `fstatat` says about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Device number of a device node (`st_rdev`).
+    pub rdev: u64,
+    /// Device of the file system holding it.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Last content change, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Last status change (content, mode, links, rename), nanoseconds.
+    pub ctime_ns: i128,
+}
+
+impl Stat {
+    /// The type bits (`S_IFMT`).
+    pub fn kind(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind() == libc::S_IFREG
+    }
+    /// A folder.
+    pub fn is_dir(&self) -> bool {
+        self.kind() == libc::S_IFDIR
+    }
+    /// A symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.kind() == libc::S_IFLNK
+    }
+    /// An overlayfs whiteout (character device 0:0).
+    pub fn is_whiteout(&self) -> bool {
+        self.kind() == libc::S_IFCHR && self.rdev == 0
+    }
+    /// The name of a type that is none of file, folder or link.
+    pub fn special_kind(&self) -> Option<&'static str> {
+        match self.kind() {
+            libc::S_IFIFO => Some("fifo"),
+            libc::S_IFSOCK => Some("socket"),
+            libc::S_IFCHR => Some("character device"),
+            libc::S_IFBLK => Some("block device"),
+            _ => None,
+        }
+    }
+}
+
+/// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; an empty `name` states
+/// `dirfd` itself (AT_EMPTY_PATH).
+pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
+    let c = cstr(name)?;
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
+    if name.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `c` is NUL-terminated; `st` is writable storage for one stat
+    // that the kernel fills completely on success.
+    check_int(unsafe { libc::fstatat(dirfd.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: fstatat returned 0, so the kernel initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(Stat {
+        mode: st.st_mode,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        rdev: st.st_rdev,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+        ctime_ns: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
+    })
+}
+
+/// The entries of the folder open at `fd` (without `.` and `..`), read
+/// with getdents64 from the descriptor itself, so no path is looked up.
+pub fn read_dir_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    // Read from a private duplicate so the caller's offset is not consumed.
+    let own = openat2(fd, Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: `buf` is writable for its whole length, which we pass.
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                own.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })?;
+        let n = usize::try_from(n).unwrap_or(0);
+        if n == 0 {
+            return Ok(out);
+        }
+        // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+        let mut at = 0;
+        while at + 19 <= n {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen < 19 || at + reclen > n {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "bad dirent"));
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                out.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// `readlinkat(dirfd, name)`: a symbolic link's target, as bytes.
+pub fn readlinkat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; 4097];
+    // SAFETY: `c` is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlinkat(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(check(n as libc::c_long)?).unwrap_or(0);
+    if n >= buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "link target too long",
+        ));
+    }
+    buf.truncate(n);
+    Ok(std::ffi::OsStr::from_bytes(&buf).into())
+}
+
+/// `fgetxattr(fd, name)`: an extended attribute of the object open at
+/// `fd`, or `None` when it has none.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> Option<Vec<u8>> {
+    let n = cstring(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
+    let r = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let r = usize::try_from(r).ok()?;
+    buf.truncate(r);
+    Some(buf)
+}
+
+/// `unlinkat(dirfd, name, dir ? AT_REMOVEDIR : 0)`.
+pub fn unlinkat(dirfd: BorrowedFd<'_>, name: &Path, dir: bool) -> io::Result<()> {
+    let c = cstr(name)?;
+    let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), flags) }).map(drop)
+}
+
+/// Flags for [`renameat2`].
+pub mod rename {
+    /// Fail with EEXIST instead of replacing the new name.
+    pub const NOREPLACE: u32 = 1;
+    /// Swap the two names atomically (both must exist).
+    pub const EXCHANGE: u32 = 2;
+}
+
+/// `renameat2(olddir, old, newdir, new, flags)`: names are looked up in
+/// the given folders only (single components are expected).
+pub fn renameat2(
+    olddir: BorrowedFd<'_>,
+    old: &Path,
+    newdir: BorrowedFd<'_>,
+    new: &Path,
+    flags: u32,
+) -> io::Result<()> {
+    let o = cstr(old)?;
+    let n = cstr(new)?;
+    // SAFETY: both names are NUL-terminated and live across the call; the
+    // folder fds are borrowed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            olddir.as_raw_fd(),
+            o.as_ptr(),
+            newdir.as_raw_fd(),
+            n.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `fchmod(fd, mode)`.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments; the fd is borrowed.
+    check_int(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// `getrandom(buf, 0)`: fill `buf` from the kernel's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        // SAFETY: the slice from `at` is writable for the length we pass.
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                buf[at..].as_mut_ptr(),
+                buf.len() - at,
+                0,
+            )
+        })?;
+        at += usize::try_from(n).unwrap_or(0);
+    }
+    Ok(())
+}

@@ -79,6 +79,19 @@ pub enum Command {
         session: String,
         /// Only these paths (host paths, or relative to the current folder).
         paths: Vec<PathBuf>,
+        /// Also apply symlinks that point outside their folder.
+        #[arg(long)]
+        allow_outward_symlinks: bool,
+        /// Finish an apply that was interrupted.
+        #[arg(long, conflicts_with_all = ["abort", "paths"])]
+        resume: bool,
+        /// Undo an apply that was interrupted: every path gets its old
+        /// content back, the session keeps its changes.
+        #[arg(long, conflicts_with = "paths")]
+        abort: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Copy a file or folder out of a live session's sandbox (for instance
     /// a build artifact in its /tmp) to DEST on the host. Never overwrites.

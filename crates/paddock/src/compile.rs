@@ -13,6 +13,15 @@ use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
 use crate::error::CliError;
 
+/// The protected names of `eff`: the built-in list, the policy's
+/// additions, minus what it lifts.
+pub fn protected_names(eff: &Effective) -> Vec<PathBuf> {
+    let mut protected: Vec<PathBuf> = DEFAULT_PROTECTED.iter().map(PathBuf::from).collect();
+    protected.extend(eff.protect.iter().map(|p| PathBuf::from(&p.value)));
+    protected.retain(|p| !eff.unprotect.iter().any(|u| Path::new(&u.value) == p));
+    protected
+}
+
 /// What paddock knows about the invoking user's situation.
 #[derive(Debug, Clone)]
 pub struct HostFacts {
@@ -392,9 +401,7 @@ pub fn compile(
         }
     }
 
-    let mut protected: Vec<PathBuf> = DEFAULT_PROTECTED.iter().map(PathBuf::from).collect();
-    protected.extend(eff.protect.iter().map(|p| PathBuf::from(&p.value)));
-    protected.retain(|p| !eff.unprotect.iter().any(|u| Path::new(&u.value) == p));
+    let protected = protected_names(eff);
 
     let mut env: Vec<(OsString, OsString)> = host
         .env

@@ -46,8 +46,11 @@ impl paddock_dashboard::Backend for Local {
 
     fn diff(&self, session: &str) -> Result<String, String> {
         let meta = self.store.load(session).map_err(|e| e.to_string())?;
-        let changes =
-            paddock_session::cow::changes(&self.store.dir(&meta.id)).map_err(|e| e.to_string())?;
+        let changes = paddock_session::cow::changes(
+            &self.store.dir(&meta.id),
+            &crate::commands::session::session_protected(&meta),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(changes
             .iter()
             .map(paddock_session::cow::unified)

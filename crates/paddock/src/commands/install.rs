@@ -363,7 +363,7 @@ fn plan(host: &HostFacts, scope: Scope) -> Result<(Plan, Store, Option<Manifest>
         if m.liveness() == Liveness::Running {
             p.stop.push(m.label().to_string());
         }
-        let changes = paddock_session::cow::changes(&store.dir(&m.id)).unwrap_or_default();
+        let changes = paddock_session::cow::changes(&store.dir(&m.id), &[]).unwrap_or_default();
         if !changes.is_empty() {
             p.unapplied
                 .push(format!("{} ({} changes)", m.label(), changes.len()));

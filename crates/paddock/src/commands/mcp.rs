@@ -362,7 +362,10 @@ impl Paddock {
             let Some(m) = g.as_ref() else {
                 return "no session yet: nothing has run".to_string();
             };
-            match paddock_session::cow::changes(&this.state.store.dir(&m.id)) {
+            match paddock_session::cow::changes(
+                &this.state.store.dir(&m.id),
+                &crate::commands::session::session_protected(m),
+            ) {
                 Ok(c) if c.is_empty() => {
                     "no changes in cow mounts (a rw workspace is changed in place)".to_string()
                 }

@@ -47,7 +47,23 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
             stat,
             json,
         } => session::diff(&session, stat, json),
-        Command::Apply { session, paths } => session::apply(&session, paths),
+        Command::Apply {
+            session,
+            paths,
+            allow_outward_symlinks,
+            resume,
+            abort,
+            json,
+        } => session::apply(
+            &session,
+            paths,
+            session::ApplyHow {
+                allow_outward_symlinks,
+                resume,
+                abort,
+                json,
+            },
+        ),
         Command::Discard { session } => session::discard(&session),
         Command::Export {
             session,

@@ -192,12 +192,50 @@ fn stopped(st: &Store, key: &str) -> Result<paddock_session::Meta, CliError> {
     Ok(meta)
 }
 
+/// The protected names a session's changes are judged by: its policy's,
+/// or, when that no longer loads, the built-in list with nothing lifted.
+pub(crate) fn session_protected(meta: &paddock_session::Meta) -> Vec<std::path::PathBuf> {
+    let fallback = || {
+        paddock_sandbox::DEFAULT_PROTECTED
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect()
+    };
+    let Ok(host0) = HostFacts::current() else {
+        return fallback();
+    };
+    let host = HostFacts {
+        cwd: meta.inputs.workspace.clone(),
+        ..host0
+    };
+    let flags = crate::supervisor::session_flags(&meta.inputs);
+    let Ok(layer) = flags_layer(&flags) else {
+        return fallback();
+    };
+    match policy_files::effective(&host, meta.inputs.policy.as_deref(), Some(layer)) {
+        Ok(eff) => crate::compile::protected_names(&eff),
+        Err(_) => fallback(),
+    }
+}
+
+fn change_mark(c: &paddock_session::cow::Change) -> &'static str {
+    use paddock_session::cow::Kind;
+    match (c.kind, &c.refused) {
+        (_, Some(_)) => "!",
+        (Kind::Added, _) => "A",
+        (Kind::Modified, _) => "M",
+        (Kind::Deleted, _) => "D",
+    }
+}
+
 /// `paddock diff SESSION`.
 pub fn diff(key: &str, stat: bool, json: bool) -> Result<i32, CliError> {
+    use paddock_session::cow::safe_path;
     let host = HostFacts::current()?;
     let st = store(&host);
     let meta = st.load(key).map_err(to_cli)?;
-    let changes = paddock_session::cow::changes(&st.dir(&meta.id)).map_err(to_cli)?;
+    let protected = session_protected(&meta);
+    let changes = paddock_session::cow::changes(&st.dir(&meta.id), &protected).map_err(to_cli)?;
     if json {
         println!(
             "{}",
@@ -205,12 +243,10 @@ pub fn diff(key: &str, stat: bool, json: bool) -> Result<i32, CliError> {
         );
     } else if stat {
         for c in &changes {
-            let mark = match c.kind {
-                paddock_session::cow::Kind::Added => "A",
-                paddock_session::cow::Kind::Modified => "M",
-                paddock_session::cow::Kind::Deleted => "D",
-            };
-            println!("{mark} {}", c.path.display());
+            match &c.refused {
+                Some(r) => println!("{} {}  [{}]", change_mark(c), safe_path(&c.path), r.code),
+                None => println!("{} {}", change_mark(c), safe_path(&c.path)),
+            }
         }
         println!("{} change(s)", changes.len());
     } else {
@@ -218,42 +254,144 @@ pub fn diff(key: &str, stat: bool, json: bool) -> Result<i32, CliError> {
             print!("{}", paddock_session::cow::unified(c));
         }
     }
+    if paddock_session::cow::interrupted(&st.dir(&meta.id)) {
+        eprintln!(
+            "paddock: an apply of {} was interrupted; finish it with `paddock apply {} --resume` or undo it with `paddock apply {} --abort`",
+            meta.label(),
+            meta.label(),
+            meta.label()
+        );
+    }
     Ok(0)
 }
 
+/// How `paddock apply` was asked to run.
+#[derive(Debug, Default)]
+pub struct ApplyHow {
+    /// `--allow-outward-symlinks`.
+    pub allow_outward_symlinks: bool,
+    /// `--resume`.
+    pub resume: bool,
+    /// `--abort`.
+    pub abort: bool,
+    /// `--json`.
+    pub json: bool,
+}
+
 /// `paddock apply SESSION [PATH...]`.
-pub fn apply(key: &str, paths: Vec<std::path::PathBuf>) -> Result<i32, CliError> {
+pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result<i32, CliError> {
+    use paddock_session::cow::safe_path;
     let host = HostFacts::current()?;
     let st = store(&host);
     let meta = stopped(&st, key)?;
-    let mut changes = paddock_session::cow::changes(&st.dir(&meta.id)).map_err(to_cli)?;
-    if !paths.is_empty() {
+    let dir = st.dir(&meta.id);
+    let label = meta.label();
+    let failed = |e: paddock_session::SessionError| {
+        CliError::new(
+            "APPLY_FAILED",
+            format!("apply of {label}: {e}"),
+            format!(
+                "nothing is lost: each path holds its old or its new content; run `paddock apply {label} --resume` to finish or `--abort` to undo"
+            ),
+        )
+    };
+    if how.resume || how.abort {
+        if !paddock_session::cow::interrupted(&dir) {
+            return Err(CliError::new(
+                "APPLY_NOTHING_INTERRUPTED",
+                format!("no apply of {label} was interrupted"),
+                format!("see what is pending with `paddock diff {label}`"),
+            ));
+        }
+        let paths = if how.resume {
+            paddock_session::cow::resume(&dir).map_err(failed)?
+        } else {
+            paddock_session::cow::abort(&dir).map_err(failed)?
+        };
+        let word = if how.resume { "applied " } else { "restored" };
+        if how.json {
+            println!(
+                "{}",
+                serde_json::json!({ if how.resume { "applied" } else { "restored" }: paths })
+            );
+        } else {
+            for p in &paths {
+                println!("{word} {}", safe_path(p));
+            }
+        }
+        return Ok(0);
+    }
+    if paddock_session::cow::interrupted(&dir) {
+        return Err(CliError::new(
+            "APPLY_INTERRUPTED",
+            format!("an earlier apply of {label} was interrupted"),
+            format!(
+                "finish it with `paddock apply {label} --resume` or undo it with `paddock apply {label} --abort`"
+            ),
+        ));
+    }
+    let protected = session_protected(&meta);
+    let mut changes = paddock_session::cow::changes(&dir, &protected).map_err(to_cli)?;
+    let all = paths.is_empty();
+    if !all {
         let wanted: Vec<_> = paths
             .iter()
             .map(|p| crate::compile::normalize(&host.cwd.join(p)))
             .collect();
-        changes.retain(|c| wanted.iter().any(|w| c.path.starts_with(w)));
+        // A chosen path brings the folders it is created in with it.
+        changes.retain(|c| {
+            wanted
+                .iter()
+                .any(|w| c.path.starts_with(w) || (w.starts_with(&c.path) && c.old.is_none()))
+        });
     }
     let since = if meta.created_ns > 0 {
         meta.created_ns
     } else {
         u128::from(meta.created) * 1_000_000_000
     };
-    let r = paddock_session::cow::apply(&changes, since);
-    for p in &r.applied {
-        println!("applied  {}", p.display());
+    let since = since.max(paddock_session::cow::applied_at(&dir));
+    let opts = paddock_session::cow::ApplyOptions {
+        since_ns: since,
+        allow_outward_symlinks: how.allow_outward_symlinks,
+    };
+    let r = paddock_session::cow::apply(&dir, &changes, &opts).map_err(failed)?;
+    if all && r.conflicts.is_empty() && r.refused.is_empty() {
+        paddock_session::cow::mark_applied(&dir);
     }
-    for p in &r.conflicts {
-        eprintln!("paddock: refused[APPLY_CONFLICT]: {} changed on the host after the session started; it was left as it is", p.display());
+    if how.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        for p in &r.applied {
+            println!("applied  {}", safe_path(p));
+        }
+        for (p, why) in &r.refused {
+            eprintln!(
+                "paddock: refused[{}]: {}: {}",
+                why.code,
+                safe_path(p),
+                paddock_session::cow::terminal_safe(&why.reason)
+            );
+        }
+        for c in &r.conflicts {
+            eprintln!(
+                "paddock: refused[APPLY_CONFLICT]: {}: {}; it was left as it is",
+                safe_path(&c.path),
+                c.reason
+            );
+            for ch in c.changed.iter().filter(|ch| **ch != c.path) {
+                eprintln!("  changed on the host: {}", safe_path(ch));
+            }
+        }
     }
-    if r.conflicts.is_empty() {
+    if r.conflicts.is_empty() && r.refused.is_empty() {
         Ok(0)
     } else {
-        eprintln!(
-            "  fix: compare with `paddock diff {}`, then copy by hand or `paddock discard {}`",
-            meta.label(),
-            meta.label()
-        );
+        if !how.json {
+            eprintln!(
+                "  fix: compare with `paddock diff {label}`, then copy by hand or `paddock discard {label}`"
+            );
+        }
         Ok(1)
     }
 }
