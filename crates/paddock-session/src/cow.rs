@@ -22,12 +22,12 @@
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use paddock_sys::{resolve, Stat};
 use serde::{Deserialize, Serialize};
 
+pub use crate::text::{safe_path, terminal_safe};
 use crate::SessionError;
 
 /// Lookups that can neither leave the root nor follow a link.
@@ -497,41 +497,6 @@ pub fn changes(session_dir: &Path, protected: &[PathBuf]) -> Result<Vec<Change>,
     Ok(out)
 }
 
-/// Text chosen by the sandbox, made safe for a terminal: every control
-/// character (and DEL, and the C1 range) is shown as `\xNN` / `\u{NNNN}`,
-/// so escape sequences cannot move the cursor or hide lines.
-pub fn terminal_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        if ch.is_control() {
-            if (ch as u32) < 0x100 {
-                out.push_str(&format!("\\x{:02x}", ch as u32));
-            } else {
-                out.push_str(&format!("\\u{{{:04x}}}", ch as u32));
-            }
-        } else if matches!(ch, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            // Bidirectional overrides reorder what the reviewer sees.
-            out.push_str(&format!("\\u{{{:04x}}}", ch as u32));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// A path from the sandbox, shown safely (invalid UTF-8 as `\xNN`).
-pub fn safe_path(p: &Path) -> String {
-    let mut s = String::new();
-    for chunk in p.as_os_str().as_bytes().utf8_chunks() {
-        s.push_str(&terminal_safe(chunk.valid()));
-        for b in chunk.invalid() {
-            s.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    s
-}
-
 fn mode_word(m: u32) -> String {
     let mut s = format!("{m:o}");
     if m & 0o6000 != 0 {
@@ -638,16 +603,7 @@ pub fn unified(c: &Change) -> String {
                 .context_radius(3)
                 .header(&a_name, &b_name)
                 .to_string();
-            let mut s = head;
-            for line in body.split_inclusive('\n') {
-                let (l, nl) = match line.strip_suffix('\n') {
-                    Some(l) => (l, "\n"),
-                    None => (line, ""),
-                };
-                s.push_str(&terminal_safe(l));
-                s.push_str(nl);
-            }
-            s
+            head + &crate::text::terminal_safe_lines(&body)
         }
         _ if old == new => head,
         _ => format!("{head}Binary files a/{name} and b/{name} differ\n"),
@@ -1248,6 +1204,18 @@ pub fn apply(
     Ok(out)
 }
 
+/// Debug builds only: a pause between steps, so the test suite can kill
+/// an apply at random points inside its journal.
+fn test_pause() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("PADDOCK_TEST_APPLY_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 fn run_journal(
     jpath: &Path,
     j: &mut Journal,
@@ -1283,6 +1251,7 @@ fn run_journal(
         };
         j.write(&Record::Staged { i, ino }).map_err(werr)?;
         staged[i] = Some(ino);
+        test_pause();
     }
     for (i, step) in steps.iter().enumerate() {
         if done[i] {
@@ -1304,6 +1273,7 @@ fn run_journal(
             let _ = std::fs::File::from(d).sync_all();
         }
         j.write(&Record::Done { i }).map_err(werr)?;
+        test_pause();
     }
     finish(steps);
     std::fs::remove_file(jpath).map_err(io(format!("removing {}", jpath.display())))?;
@@ -1359,6 +1329,98 @@ pub fn abort(session_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
     Ok(steps.iter().map(|s| s.source.join(&s.rel)).collect())
 }
 
+/// Make a tree that came out of the sandbox (an export, unpacked into a
+/// fresh folder at `root`) safe to hand to the user, through descriptors:
+/// links that point outside the tree are removed (unless
+/// `allow_outward`), FIFOs, sockets and devices are removed, and
+/// setuid/setgid bits are cleared. Returns what was removed, and why.
+pub fn make_safe(
+    root: &Path,
+    allow_outward: bool,
+) -> Result<Vec<(PathBuf, Refusal)>, SessionError> {
+    fn walk(
+        dir: BorrowedFd<'_>,
+        rel: &Path,
+        allow_outward: bool,
+        out: &mut Vec<(PathBuf, Refusal)>,
+    ) -> std::io::Result<()> {
+        let mut names = paddock_sys::read_dir_fd(dir)?;
+        names.sort();
+        for n in names {
+            let name = Path::new(&n);
+            let r = rel.join(name);
+            let st = paddock_sys::fstatat(dir, name)?;
+            let refuse = |code: &str, reason: String| {
+                (
+                    r.clone(),
+                    Refusal {
+                        code: code.into(),
+                        reason,
+                    },
+                )
+            };
+            if st.is_dir() {
+                let d = open_dir(dir, name)?;
+                walk(d.as_fd(), &r, allow_outward, out)?;
+                if st.mode & 0o6000 != 0 {
+                    paddock_sys::fchmod(d.as_fd(), st.mode & 0o1777)?;
+                }
+            } else if st.is_symlink() {
+                let target = paddock_sys::readlinkat(dir, name)?;
+                // Each entry of `root` is one exported tree: a link must
+                // stay inside its own.
+                let within: PathBuf = r.iter().skip(1).collect();
+                let within = if within.as_os_str().is_empty() {
+                    Path::new(name).to_path_buf()
+                } else {
+                    within
+                };
+                if !allow_outward
+                    && (rel.as_os_str().is_empty() && target.is_absolute()
+                        || !link_stays_inside(&within, &target)
+                        || rel.as_os_str().is_empty()
+                            && target.components().next() == Some(Component::ParentDir))
+                {
+                    paddock_sys::unlinkat(dir, name, false)?;
+                    out.push(refuse(
+                        "EXPORT_SYMLINK_ESCAPE",
+                        format!(
+                            "the link points outside what was exported ({}); export again with --allow-outward-symlinks to keep it",
+                            safe_path(&target)
+                        ),
+                    ));
+                }
+            } else if st.is_file() {
+                if st.mode & 0o6000 != 0 {
+                    let f = paddock_sys::openat2(
+                        dir,
+                        name,
+                        O_RDONLY | O_NOFOLLOW | O_NONBLOCK,
+                        0,
+                        STRICT,
+                    )?;
+                    paddock_sys::fchmod(f.as_fd(), st.mode & 0o1777)?;
+                }
+            } else {
+                paddock_sys::unlinkat(dir, name, false)?;
+                out.push(refuse(
+                    "EXPORT_SPECIAL_FILE",
+                    format!(
+                        "a {} is never exported",
+                        st.special_kind().unwrap_or("special file")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let fd = open_root(root).map_err(io(format!("opening {}", root.display())))?;
+    let mut out = Vec::new();
+    walk(fd.as_fd(), Path::new(""), allow_outward, &mut out)
+        .map_err(io(format!("checking {}", root.display())))?;
+    Ok(out)
+}
+
 /// Throw every change away.
 pub fn discard(session_dir: &Path) -> Result<usize, SessionError> {
     let n = changes(session_dir, &[])?.len();
@@ -1407,17 +1469,5 @@ mod tests {
             Path::new("x/../../..")
         ));
         assert!(!link_stays_inside(Path::new("l"), Path::new("")));
-    }
-
-    #[test]
-    fn terminal_safe_escapes_controls_and_bidi() {
-        assert_eq!(terminal_safe("a\x1b[2Kb"), "a\\x1b[2Kb");
-        assert_eq!(terminal_safe("x\ry\n"), "x\\x0dy\\x0a");
-        assert_eq!(terminal_safe("\u{202e}abc"), "\\u{202e}abc");
-        assert_eq!(terminal_safe("\u{9b}2J"), "\\x9b2J");
-        assert_eq!(
-            safe_path(Path::new(OsStr::from_bytes(b"a\xffb"))),
-            "a\\xffb"
-        );
     }
 }

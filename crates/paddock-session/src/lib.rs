@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub mod cow;
+pub mod text;
 
 /// Errors of the session store.
 #[derive(Debug, thiserror::Error)]

@@ -103,6 +103,9 @@ pub enum Command {
         /// Destination on the host: a new file, or an existing folder to
         /// copy into.
         dest: PathBuf,
+        /// Keep symlinks that point outside what is exported.
+        #[arg(long)]
+        allow_outward_symlinks: bool,
     },
     /// Throw a (stopped) session's `cow` changes away.
     Discard {

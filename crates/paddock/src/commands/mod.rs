@@ -69,7 +69,8 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
             session,
             path,
             dest,
-        } => session::export(&session, &path, &dest),
+            allow_outward_symlinks,
+        } => session::export(&session, &path, &dest, allow_outward_symlinks),
         Command::Info { json } => install::info(json),
         Command::Reset(r) => install::remove(r, install::Scope::Reset),
         Command::Uninstall {

@@ -409,7 +409,12 @@ pub fn discard(key: &str) -> Result<i32, CliError> {
 /// `paddock export SESSION PATH DEST`: `tar` inside the sandbox streams the
 /// path out (the sandbox cannot write to the host), `tar` on the host
 /// unpacks it into a fresh folder, which is then moved into place.
-pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Result<i32, CliError> {
+pub fn export(
+    key: &str,
+    path: &std::path::Path,
+    dest: &std::path::Path,
+    allow_outward_symlinks: bool,
+) -> Result<i32, CliError> {
     use std::os::fd::AsFd;
     let host = HostFacts::current()?;
     let st = store(&host);
@@ -461,7 +466,14 @@ pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Resu
     let staging = parent.join(format!(".paddock-export-{}", std::process::id()));
     std::fs::create_dir(&staging).map_err(io)?;
     let mut untar = std::process::Command::new("tar")
-        .args(["-x", "-f", "-", "-C"])
+        .args([
+            "-x",
+            "--no-same-owner",
+            "--no-same-permissions",
+            "-f",
+            "-",
+            "-C",
+        ])
         .arg(&staging)
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -492,8 +504,14 @@ pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Resu
     };
     drop(pipe);
     let untarred = untar.wait().map_err(io)?.success();
+    let mut removed = Vec::new();
     let result = match code {
-        Ok(0) if untarred => std::fs::rename(staging.join(name), &final_dest).map_err(io),
+        Ok(0) if untarred => paddock_session::cow::make_safe(&staging, allow_outward_symlinks)
+            .map_err(to_cli)
+            .and_then(|r| {
+                removed = r;
+                std::fs::rename(staging.join(name), &final_dest).map_err(io)
+            }),
         Ok(c) => Err(CliError::new(
             "EXPORT_FAILED",
             format!(
@@ -506,8 +524,17 @@ pub fn export(key: &str, path: &std::path::Path, dest: &std::path::Path) -> Resu
     };
     let _ = std::fs::remove_dir_all(&staging);
     result?;
-    println!("exported {} to {}", path.display(), final_dest.display());
-    Ok(0)
+    use paddock_session::cow::safe_path;
+    println!("exported {} to {}", safe_path(path), safe_path(&final_dest));
+    for (p, why) in &removed {
+        eprintln!(
+            "paddock: refused[{}]: {}: {}",
+            why.code,
+            safe_path(p),
+            paddock_session::cow::terminal_safe(&why.reason)
+        );
+    }
+    Ok(if removed.is_empty() { 0 } else { 1 })
 }
 
 fn event_line(e: &paddock_audit::Event) -> String {
@@ -597,7 +624,7 @@ pub fn audit(cmd: crate::cli::AuditCommand) -> Result<i32, CliError> {
             if json {
                 println!("{}", serde_json::to_string(&e).unwrap_or_default());
             } else {
-                println!("{}", event_line(&e));
+                println!("{}", paddock_session::text::terminal_safe(&event_line(&e)));
             }
         }
         if !follow {

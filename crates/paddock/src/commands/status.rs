@@ -11,7 +11,10 @@ pub fn status(json: bool) -> Result<i32, CliError> {
     if json {
         println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
     } else {
-        print!("{}", crate::status::render(&st));
+        print!(
+            "{}",
+            paddock_session::text::terminal_safe_lines(&crate::status::render(&st))
+        );
     }
     Ok(0)
 }

@@ -19,5 +19,6 @@ mod network;
 mod policy;
 mod process;
 mod protected;
+mod review;
 mod session;
 mod syscalls;

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use crate::util::*;
 
-struct S {
-    ws: Ws,
+pub(crate) struct S {
+    pub(crate) ws: Ws,
 }
 
 impl S {
-    fn new() -> S {
+    pub(crate) fn new() -> S {
         S { ws: Ws::new() }
     }
-    fn paddock(&self, args: &[&str]) -> Output {
+    pub(crate) fn paddock(&self, args: &[&str]) -> Output {
         self.ws
             .paddock()
             .env("PADDOCK_HOME", self.ws.root.join("state"))
@@ -22,14 +22,14 @@ impl S {
             .output()
             .unwrap()
     }
-    fn start(&self, extra: &[&str]) -> String {
+    pub(crate) fn start(&self, extra: &[&str]) -> String {
         let mut args = vec!["session", "start"];
         args.extend(extra);
         let o = self.paddock(&args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         stdout(&o).trim().to_string()
     }
-    fn exec(&self, id: &str, script: &str) -> Output {
+    pub(crate) fn exec(&self, id: &str, script: &str) -> Output {
         self.paddock(&["exec", id, "--", "sh", "-c", script])
     }
     fn list(&self) -> serde_json::Value {
@@ -72,7 +72,7 @@ impl S {
         (id, sup, marker)
     }
 
-    fn policy(&self, text: &str) -> String {
+    pub(crate) fn policy(&self, text: &str) -> String {
         let p = self.ws.root.join("policy.toml");
         std::fs::write(&p, text).unwrap();
         p.to_str().unwrap().to_string()
