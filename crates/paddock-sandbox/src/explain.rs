@@ -43,6 +43,11 @@ fn verdict(allowed: bool, code: &'static str, rule: impl Into<String>) -> FsVerd
 
 /// Decide `op` on `path` (absolute, as seen inside the sandbox).
 pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
+    // The names the sandbox will protect, core.hooksPath's folder included.
+    let spec = &SandboxSpec {
+        protected: crate::prepare::protected_names(spec, &spec.mounts),
+        ..spec.clone()
+    };
     explain_fs_with(spec, path, op, &|host, _| {
         std::fs::symlink_metadata(host).is_ok()
     })
@@ -74,25 +79,38 @@ pub(crate) fn explain_fs_with(
         .max_by_key(|m| m.target.components().count());
     if let Some(m) = mount {
         if m.mode.writable() && op != FsOp::Read {
-            for name in &spec.protected {
-                let p = m.target.join(name);
-                if path.starts_with(&p) && no_userns {
+            // A protected name at any depth below the mount, the folder
+            // itself or anything inside it.
+            let names = &spec.protected;
+            let rel = path.strip_prefix(&m.target).unwrap_or(Path::new(""));
+            let mut prefix = PathBuf::new();
+            for c in rel.iter() {
+                prefix.push(c);
+                if !crate::guard::ends_with_protected(&prefix, names) {
+                    continue;
+                }
+                let shown = prefix.display();
+                let p = m.target.join(&prefix);
+                if no_userns {
                     return verdict(true, "FS_PROTECTED_UNENFORCED", format!(
-                        "{} is not kept read-only at isolation level no-userns (no mounts); see docs/isolation-levels.md",
-                        name.display()));
+                        "{shown} is not kept read-only at isolation level no-userns (no mounts); see docs/isolation-levels.md"));
                 }
-                if path.starts_with(&p) {
-                    let host = m.source.join(name);
-                    return if protected_exists(&host, &p) || m.mode == MountMode::Cow {
-                        verdict(false, "FS_WRITE_PROTECTED", format!(
-                            "{} is protected inside writable mounts: the host acts on it by itself (lift with --unprotect {})",
-                            name.display(), name.display()))
-                    } else {
-                        verdict(true, "FS_PROTECTED_QUARANTINED", format!(
-                            "{} does not exist yet; if the sandbox creates it, paddock moves it aside after the run",
-                            name.display()))
-                    };
-                }
+                let host = m.source.join(&prefix);
+                let last = prefix
+                    .file_name()
+                    .map(Path::new)
+                    .unwrap_or(Path::new(""))
+                    .display();
+                return if protected_exists(&host, &p) {
+                    verdict(false, "FS_WRITE_PROTECTED", format!(
+                        "{shown} is protected inside writable mounts: the host acts on it by itself (lift with --unprotect {last})"))
+                } else if m.mode == MountMode::Cow {
+                    verdict(true, "FS_PROTECTED_COW", format!(
+                        "{shown} does not exist on the host: the sandbox may create it in its own layer, and `paddock apply` never writes it (APPLY_PROTECTED)"))
+                } else {
+                    verdict(true, "FS_PROTECTED_QUARANTINED", format!(
+                        "{shown} does not exist yet; if the sandbox creates it, paddock moves it aside after each command (every second while commands run) and records PROTECTED_PATH_CREATED"))
+                };
             }
         }
         let from = format!(

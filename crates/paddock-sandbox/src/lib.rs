@@ -45,6 +45,7 @@
 
 mod error;
 pub mod explain;
+pub mod guard;
 mod init;
 mod landlock_rules;
 mod limits;
@@ -81,8 +82,8 @@ pub struct Outcome {
     pub landlock: Option<LandlockReport>,
     /// Protected names (`.git`, `.envrc`, ...) that did not exist in a
     /// writable folder before the run and exist now: the sandbox created
-    /// them, and the host may act on them.
-    pub created_protected: Vec<PathBuf>,
+    /// them, and the final sweep moved them aside.
+    pub created_protected: Vec<guard::Quarantined>,
 }
 
 pub use paddock_sys::ExitStatus as CommandStatus;
@@ -110,7 +111,7 @@ pub struct Running {
     pidfd: std::os::fd::OwnedFd,
     status: std::io::BufReader<std::io::PipeReader>,
     set: sys::SigSet,
-    absent_protected: Vec<PathBuf>,
+    guard: std::sync::Arc<guard::Guard>,
     /// The listening socket on the sandbox's `127.0.0.1:PORT` (when the spec
     /// asked for a proxy port): accept on it to serve the sandbox's egress.
     pub proxy_listener: Option<std::net::TcpListener>,
@@ -123,6 +124,14 @@ pub struct Running {
     /// empty when only per-process rlimits apply.
     pub limits: Vec<&'static str>,
     cgroups: limits::Cgroups,
+}
+
+impl Running {
+    /// The sweep for protected names this sandbox may create in its rw
+    /// mounts (run it after each command and while commands run).
+    pub fn guard(&self) -> std::sync::Arc<guard::Guard> {
+        self.guard.clone()
+    }
 }
 
 /// Run `spec`'s command in a new sandbox and wait for it.
@@ -231,7 +240,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         pidfd,
         status: std::io::BufReader::new(st_r),
         set,
-        absent_protected: prepared.absent_protected,
+        guard: prepared.guard.clone(),
         proxy_listener,
         control,
         limits: applied,
@@ -269,7 +278,7 @@ impl Running {
             pidfd,
             status: st_r,
             set,
-            absent_protected,
+            guard,
             cgroups,
             ..
         } = self;
@@ -334,11 +343,8 @@ impl Running {
                 }
             }
         }
-        let created_protected = absent_protected
-            .iter()
-            .filter(|p| std::fs::symlink_metadata(p).is_ok())
-            .cloned()
-            .collect();
+        // The sandbox is gone: one last sweep for what it created.
+        let created_protected = guard.sweep();
         match result {
             Some(Ok(status)) => Ok(Outcome {
                 status,

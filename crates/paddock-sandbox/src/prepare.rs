@@ -36,9 +36,8 @@ pub(crate) struct Prepared {
     /// Sorted so that a parent is always attached before its children.
     pub mounts: Vec<MountSpec>,
     pub protected: Vec<Protected>,
-    /// Protected names that did not exist in a writable mount: the sandbox
-    /// could create them, so they are checked again after the run.
-    pub absent_protected: Vec<PathBuf>,
+    /// The sweep for protected names the sandbox creates in rw mounts.
+    pub guard: std::sync::Arc<crate::guard::Guard>,
     pub tmp_size_mib: u64,
     pub hostname: String,
     pub proxy_port: Option<u16>,
@@ -306,23 +305,32 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
 
     // Protected names inside every writable mount.
     let mut protected: Vec<Protected> = Vec::new();
-    let mut absent_protected = Vec::new();
     let push = |protected: &mut Vec<Protected>, source: PathBuf, target: PathBuf| {
         if !protected.iter().any(|p| p.target == target) {
             protected.push(Protected { source, target });
         }
     };
+    let names = protected_names(spec, &mounts);
+    let model_names = names.clone();
+    let mut known = Vec::new();
     for m in mounts.iter().filter(|m| m.mode.writable()) {
-        for name in &spec.protected {
-            let host = m.source.join(name);
-            let md = match std::fs::symlink_metadata(&host) {
-                Ok(md) => md,
-                Err(_) => {
-                    if m.mode != MountMode::Cow {
-                        absent_protected.push(host);
-                    }
-                    continue;
-                }
+        // Every protected name that exists, at any depth.
+        let found = crate::guard::scan(&m.source, &names);
+        if !found.complete {
+            eprintln!(
+                "paddock: warning[PROTECTED_SCAN_INCOMPLETE]: {} has more than {} folders; protected names below the first {} are not made read-only (the sweep still moves new ones aside)",
+                m.source.display(),
+                crate::guard::SCAN_BUDGET,
+                crate::guard::SCAN_BUDGET
+            );
+        }
+        if matches!(m.mode, MountMode::Rw | MountMode::RwNoDelete) {
+            known.extend(found.found.iter().cloned());
+        }
+        for (host, _) in found.found {
+            let name = host.file_name().map(PathBuf::from).unwrap_or_default();
+            let Ok(md) = std::fs::symlink_metadata(&host) else {
+                continue;
             };
             let resolved = if md.file_type().is_symlink() {
                 // Protect what the link leads to, if the sandbox can see it;
@@ -361,6 +369,16 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         }
     }
     protected.sort_by_key(|p| depth(&p.target));
+    // New protected names in rw mounts are swept for after every command.
+    let guard = std::sync::Arc::new(crate::guard::Guard::new(
+        mounts
+            .iter()
+            .filter(|m| matches!(m.mode, MountMode::Rw | MountMode::RwNoDelete))
+            .map(|m| m.source.clone())
+            .collect(),
+        names,
+        known,
+    ));
 
     // The working directory must be something the sandbox can see.
     let visible = |p: &Path| {
@@ -405,7 +423,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         home: spec.home.clone(),
         mounts,
         protected,
-        absent_protected,
+        guard,
         tmp_size_mib: spec.tmp_size_mib,
         hostname: spec.hostname.clone(),
         proxy_port: spec.proxy_port,
@@ -423,12 +441,81 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
                 .take(32)
                 .collect()
         }),
-        model: spec.clone(),
+        model: SandboxSpec {
+            protected: model_names,
+            ..spec.clone()
+        },
     })
 }
 
 /// The git directories a `.git` file leads to: its `gitdir:` and, for a
 /// linked worktree, the shared `commondir`.
+/// The protected names of `spec`, plus the folder each writable mount's
+/// repository names in `core.hooksPath` (it runs on commit like
+/// .git/hooks does), as a path within its mount.
+pub(crate) fn protected_names(spec: &SandboxSpec, mounts: &[MountSpec]) -> Vec<PathBuf> {
+    let mut names = spec.protected.clone();
+    if spec.protected.is_empty() {
+        return names;
+    }
+    for m in mounts.iter().filter(|m| m.mode.writable()) {
+        for gitdir in
+            std::iter::once(m.source.join(".git")).chain(linked_git_dirs(&m.source.join(".git")))
+        {
+            if let Some(rel) = hooks_path(&gitdir.join("config"))
+                .map(|h| m.source.join(h))
+                .and_then(|h| h.strip_prefix(&m.source).ok().map(Path::to_path_buf))
+                .filter(|r| !r.as_os_str().is_empty() && !names.contains(r))
+            {
+                names.push(rel);
+            }
+        }
+    }
+    names
+}
+
+/// `core.hooksPath` from a git config file, normalised lexically and
+/// relative to the worktree (absolute values stay absolute); `None` when
+/// unset or when it climbs out with `..`.
+fn hooks_path(config: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let mut in_core = false;
+    let mut found = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_core = l
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .eq_ignore_ascii_case("core");
+            continue;
+        }
+        if !in_core {
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("hookspath") {
+                let v = v.trim().trim_matches('"');
+                found = Some(PathBuf::from(v));
+            }
+        }
+    }
+    let p = found?;
+    if p.is_absolute() {
+        return Some(crate::spec::normalize(&p));
+    }
+    let mut rel = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => rel.push(n),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(rel)
+}
+
 fn linked_git_dirs(dot_git_file: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(text) = std::fs::read_to_string(dot_git_file) else {

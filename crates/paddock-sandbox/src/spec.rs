@@ -221,21 +221,59 @@ pub fn cow_key(target: &std::path::Path) -> String {
 /// them: each is something the host runs or trusts on its own, so writing it
 /// would let the sandbox plant code that runs outside.
 pub const DEFAULT_PROTECTED: &[&str] = &[
-    // Git hooks, core.fsmonitor and core.hooksPath in .git/config run on
-    // the host the next time the user types `git status`.
+    // git: hooks, core.fsmonitor, core.hooksPath and aliases in .git/config
+    // run on the host at the user's next `git status` (nested repositories
+    // too: git uses the nearest .git; a .git file points at a worktree's
+    // or submodule's git directory, which is protected as well, and so is
+    // the folder core.hooksPath names).
     ".git",
-    // The project's own sandbox policy: the sandbox must not loosen it.
+    // paddock: the project's own sandbox policy.
     ".paddock",
-    // direnv runs it on `cd`.
+    // direnv: runs .envrc on `cd`.
     ".envrc",
-    // Editors run tasks and launch configurations, and settings can point
-    // the terminal or formatters at arbitrary programs.
-    ".vscode/tasks.json",
-    ".vscode/settings.json",
-    ".vscode/launch.json",
+    // VS Code: tasks.json (run on folder open), launch.json, settings.json
+    // (terminal profiles, formatter paths) and mcp.json (MCP servers it
+    // starts); the whole folder, so that it cannot be renamed away.
+    ".vscode",
+    // JetBrains IDEs: run configurations, external tools, startup tasks.
     ".idea",
-    // Dev-container definitions run commands on the host when opened.
+    // Cursor: rules fed to its agent and .cursor/mcp.json servers.
+    ".cursor",
+    ".cursorrules",
+    // Zed: tasks and settings (language servers, terminal).
+    ".zed",
+    // Neovim (exrc) and Vim: project start-up scripts.
+    ".nvim.lua",
+    ".nvimrc",
+    ".exrc",
+    // Dev containers: lifecycle commands run on the host when opened.
     ".devcontainer",
+    ".devcontainer.json",
+    // Claude Code: settings (hooks run shell commands), commands, agents,
+    // and the project's MCP servers.
+    ".claude",
+    ".mcp.json",
+    // Codex CLI and Gemini CLI: project configuration and MCP servers.
+    ".codex",
+    ".gemini",
+    // pre-commit, lefthook and husky: hooks git runs on commit and push.
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    "lefthook.yaml",
+    ".lefthook.yml",
+    ".lefthook.yaml",
+    "lefthook-local.yml",
+    ".husky",
+    // mise and asdf: tool versions to install and run, mise's tasks, hooks
+    // and environment scripts.
+    "mise.toml",
+    ".mise.toml",
+    "mise.local.toml",
+    ".mise.local.toml",
+    ".mise",
+    ".config/mise",
+    ".config/mise.toml",
+    ".tool-versions",
 ];
 
 /// Host files that hold secrets even though they live under the read-only

@@ -171,17 +171,6 @@ fn io(ctx: String) -> impl FnOnce(std::io::Error) -> SessionError {
     }
 }
 
-/// Open the folder at the absolute `path` (no link anywhere on the way).
-fn open_root(path: &Path) -> std::io::Result<OwnedFd> {
-    let p = paddock_sys::openat2_path(
-        None,
-        path,
-        libc_o_directory(),
-        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
-    )?;
-    open_dir(p.as_fd(), Path::new("."))
-}
-
 fn libc_o_directory() -> i32 {
     0o200000 // O_DIRECTORY on every Linux architecture paddock builds for
 }
@@ -193,21 +182,7 @@ const O_EXCL: i32 = 0o200;
 const O_NOFOLLOW: i32 = 0o400000;
 const O_NONBLOCK: i32 = 0o4000;
 
-/// Open the folder `rel` beneath `root` for reading entries.
-fn open_dir(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<OwnedFd> {
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    paddock_sys::openat2(
-        root,
-        rel,
-        O_RDONLY | libc_o_directory() | O_NOFOLLOW,
-        0,
-        STRICT,
-    )
-}
+use paddock_sys::{open_dir_beneath as open_dir, open_dir_nofollow as open_root};
 
 /// Open the regular file `rel` beneath `root`, or explain why not.
 fn open_file(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<std::fs::File> {

@@ -14,7 +14,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 pub use libc::pid_t;
@@ -1544,6 +1544,17 @@ pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
 /// The entries of the folder open at `fd` (without `.` and `..`), read
 /// with getdents64 from the descriptor itself, so no path is looked up.
 pub fn read_dir_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
+    Ok(read_dir_typed(fd)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// `d_type` of a folder entry that is a folder (DT_DIR).
+pub const DT_DIR: u8 = 4;
+/// `d_type` when the file system does not say (DT_UNKNOWN): stat it.
+pub const DT_UNKNOWN: u8 = 0;
+
+/// Like [`read_dir_fd`], with each entry's `d_type` ([`DT_DIR`],
+/// [`DT_UNKNOWN`], ...), so that a walk need not stat every entry.
+pub fn read_dir_typed(fd: BorrowedFd<'_>) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
     use std::os::unix::ffi::OsStrExt;
     // Read from a private duplicate so the caller's offset is not consumed.
     let own = openat2(fd, Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
@@ -1573,7 +1584,10 @@ pub fn read_dir_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
             let name = &buf[at + 19..at + reclen];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
             if name != b"." && name != b".." {
-                out.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+                out.push((
+                    std::ffi::OsStr::from_bytes(name).to_os_string(),
+                    buf[at + 18],
+                ));
             }
             at += reclen;
         }
@@ -1688,4 +1702,34 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
         at += usize::try_from(n).unwrap_or(0);
     }
     Ok(())
+}
+
+/// The folder `rel` beneath `root` (`""` or `"."` for `root` itself),
+/// opened for reading its entries with no link followed on the way and
+/// no escape from `root` (RESOLVE_BENEATH | NO_SYMLINKS | NO_MAGICLINKS).
+pub fn open_dir_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    openat2(
+        root,
+        rel,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+    )
+}
+
+/// The folder at the absolute `path`, opened for reading its entries,
+/// with no link followed anywhere on the way.
+pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
+    let p = openat2_path(
+        None,
+        path,
+        libc::O_DIRECTORY,
+        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+    )?;
+    open_dir_beneath(p.as_fd(), Path::new("."))
 }

@@ -122,3 +122,39 @@ pub fn caller_from_env() -> Caller {
         traceparent: env("TRACEPARENT"),
     }
 }
+
+/// A protected name (`.git`, `.envrc`...) that the sandbox created in a
+/// writable folder would be acted on by the host: the sweep moved it
+/// aside; say so, loudly, and record it (`file.protected`,
+/// PROTECTED_PATH_CREATED) when there is an audit log.
+pub fn quarantined(log: Option<&paddock_audit::Log>, q: &paddock_sandbox::guard::Quarantined) {
+    if let Some(log) = log {
+        log.emit(
+            "file.protected",
+            Some(false),
+            Some("PROTECTED_PATH_CREATED"),
+            &paddock_audit::Caller::default(),
+            serde_json::json!({
+                "path": q.path,
+                "moved_to": q.moved_to.as_ref().ok(),
+                "error": q.moved_to.as_ref().err(),
+            }),
+        );
+    }
+    use paddock_session::text::safe_path;
+    let name = safe_path(std::path::Path::new(q.path.file_name().unwrap_or_default()));
+    match &q.moved_to {
+        Ok(dest) => eprintln!(
+            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {}, which the host \
+             acts on by itself; it was moved to {}\n  fix: inspect it; to allow this, run with \
+             --unprotect {name}",
+            safe_path(&q.path),
+            safe_path(dest),
+        ),
+        Err(e) => eprintln!(
+            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {} and it could not \
+             be moved aside ({e}); inspect it before using tools that act on it",
+            safe_path(&q.path)
+        ),
+    }
+}

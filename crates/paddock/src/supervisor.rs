@@ -234,6 +234,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     // Single-threaded until here: the sandbox is cloned now.
     let mut running = paddock_sandbox::spawn(&spec)?;
     running.ready()?;
+    let guard = running.guard();
     crate::status::save_summary(
         &store,
         &meta.id,
@@ -314,9 +315,36 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         serde_json::json!({"supervisor_pid": pid, "workspace": meta.inputs.workspace, "network": format!("{:?}", eff.network_mode.value).to_lowercase(), "isolation": choice.level.as_str()}),
     );
 
+    // Protected names a command created in an rw mount are moved aside
+    // before its client hears that it ended, and every second while
+    // commands run (docs/sandbox.md says what this leaves open).
+    let sweep = {
+        let shared = shared.clone();
+        let guard = guard.clone();
+        Arc::new(move || {
+            if guard.is_empty() {
+                return;
+            }
+            for q in guard.sweep() {
+                crate::audit::quarantined(Some(&shared.audit), &q);
+            }
+        })
+    };
+    if !guard.is_empty() {
+        let shared = shared.clone();
+        let sweep = sweep.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            if shared.active.load(Ordering::SeqCst) > 0 {
+                sweep();
+            }
+        });
+    }
+
     // pid 1's events, routed to the waiting clients.
     {
         let shared = shared.clone();
+        let sweep = sweep.clone();
         std::thread::spawn(move || {
             // One message per read: records can be long (argv).
             for line in BufReader::with_capacity(1 << 16, ctl).lines() {
@@ -356,6 +384,9 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                     ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
                 };
                 let done = !matches!(ev, ExecEvent::Started { .. });
+                if done {
+                    sweep();
+                }
                 let tx = {
                     let mut w = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
                     if done {
@@ -426,7 +457,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         let ctl = shared.ctl.lock().unwrap_or_else(|e| e.into_inner());
         let _ = paddock_sys::send_fds(ctl.as_fd(), &[], b"stop");
     }
-    let _ = running.wait();
+    if let Ok(o) = running.wait() {
+        for q in &o.created_protected {
+            crate::audit::quarantined(Some(&shared.audit), q);
+        }
+    }
     let _ = std::fs::remove_file(&sock);
     shared.audit.emit(
         "session.stop",

@@ -138,6 +138,11 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     if let Some(t) = records {
         let _ = t.join();
     }
+    if let Ok(o) = &outcome {
+        for q in &o.created_protected {
+            crate::audit::quarantined(audit.as_ref().map(|a| &*a.log), q);
+        }
+    }
     if let Some(au) = audit {
         au.finish(
             &flags.argv,
@@ -150,9 +155,6 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     }
     let outcome = outcome?;
     drop(egress);
-    for created in &outcome.created_protected {
-        quarantine(created);
-    }
     if verbose {
         let ll = outcome
             .landlock
@@ -261,34 +263,6 @@ fn unsandboxed(
         .with_exit(code));
     }
     Ok(code)
-}
-
-/// A protected name (`.git`, `.envrc`...) that the sandbox created in a
-/// writable folder would be acted on by the host. Move it aside, loudly,
-/// losing nothing.
-fn quarantine(path: &Path) {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".paddock-quarantine-{stamp}"));
-    let dest: PathBuf = path.with_file_name(name);
-    match std::fs::rename(path, &dest) {
-        Ok(()) => eprintln!(
-            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {}, which the host \
-             acts on by itself; it was moved to {}\n  fix: inspect it; to allow this, run with \
-             --unprotect {}",
-            path.display(),
-            dest.display(),
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ),
-        Err(e) => eprintln!(
-            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {} and it could not \
-             be moved aside ({e}); inspect it before using tools that act on it",
-            path.display()
-        ),
-    }
 }
 
 /// The audit trail of one `paddock run`.

@@ -1,0 +1,239 @@
+//! Protected names (`.git`, `.envrc`, `.claude`, ...) on the host side of
+//! a writable mount, at any depth.
+//!
+//! Before the sandbox starts, [`scan`] finds every protected name that
+//! exists in a writable mount, so that each gets a read-only mount over
+//! itself (the kernel then refuses writes, renames and removal with EROFS
+//! or EBUSY, with no race). A name that does not exist yet cannot be
+//! covered that way: a mount needs something to sit on, and paddock does
+//! not create placeholders in the user's folders. So [`Guard::sweep`]
+//! walks the `rw` and `rw-no-delete` mounts again after every command of a
+//! session, every second while commands run, and when the sandbox ends,
+//! and moves each protected name that appeared aside under a
+//! `.paddock-quarantine-…` name, losing nothing. (`cow` mounts need no
+//! sweep: their changes reach the host only through `paddock apply`,
+//! which never writes a protected name.)
+//!
+//! Every walk goes through descriptors: folders are opened beneath their
+//! parent's fd with no link followed, and a quarantine is a `renameat2`
+//! inside the pinned parent, so a sandbox that swaps a folder for a link
+//! meanwhile cannot redirect it.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use paddock_sys as sys;
+
+/// Folders read per walk at most; beyond, the walk reports itself
+/// incomplete.
+pub const SCAN_BUDGET: usize = 200_000;
+
+/// Does `rel` end with one of `names` (matched as whole components)?
+pub fn ends_with_protected(rel: &Path, names: &[PathBuf]) -> bool {
+    let parts: Vec<OsString> = rel.iter().map(OsStr::to_os_string).collect();
+    match parts.split_last() {
+        Some((last, parents)) => Names::new(names).hit(parents, last),
+        None => false,
+    }
+}
+
+/// What one walk found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Host paths of every protected name found, with (device, inode).
+    pub found: Vec<(PathBuf, (u64, u64))>,
+    /// False when the walk stopped at [`SCAN_BUDGET`] folders.
+    pub complete: bool,
+}
+
+/// Protected names split into components, indexed by their last one, so
+/// that most entries are rejected by one set lookup.
+struct Names {
+    last: HashSet<OsString>,
+    all: Vec<Vec<OsString>>,
+}
+
+impl Names {
+    fn new(names: &[PathBuf]) -> Names {
+        let all: Vec<Vec<OsString>> = names
+            .iter()
+            .map(|n| n.iter().map(OsStr::to_os_string).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let last = all.iter().filter_map(|v| v.last().cloned()).collect();
+        Names { last, all }
+    }
+
+    /// Does the entry `name` at `parents/name` complete a protected name?
+    fn hit(&self, parents: &[OsString], name: &OsStr) -> bool {
+        if !self.last.contains(name) {
+            return false;
+        }
+        self.all.iter().any(|want| {
+            want.last().is_some_and(|l| l == name)
+                && want.len() - 1 <= parents.len()
+                && parents[parents.len() - (want.len() - 1)..] == want[..want.len() - 1]
+        })
+    }
+}
+
+/// Walk `root` (a host folder), calling `hit(parent_fd, name, host_path)`
+/// for every entry whose path ends with a protected name; those are not
+/// entered. Links are never followed.
+fn walk(root: &Path, names: &Names, mut hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool {
+    let Ok(fd) = sys::open_dir_nofollow(root) else {
+        return true;
+    };
+    let mut stack: Vec<(OwnedFd, Vec<OsString>)> = vec![(fd, Vec::new())];
+    let mut budget = SCAN_BUDGET;
+    while let Some((dir, rel)) = stack.pop() {
+        if budget == 0 {
+            return false;
+        }
+        budget -= 1;
+        let Ok(entries) = sys::read_dir_typed(dir.as_fd()) else {
+            continue;
+        };
+        for (e, dtype) in entries {
+            if names.hit(&rel, &e) {
+                let mut p = root.to_path_buf();
+                p.extend(&rel);
+                p.push(&e);
+                hit(dir.as_fd(), Path::new(&e), p);
+                continue;
+            }
+            let is_dir = match dtype {
+                sys::DT_DIR => true,
+                sys::DT_UNKNOWN => {
+                    sys::fstatat(dir.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
+                }
+                _ => false,
+            };
+            if is_dir {
+                if let Ok(child) = sys::open_dir_beneath(dir.as_fd(), Path::new(&e)) {
+                    let mut r = rel.clone();
+                    r.push(e);
+                    stack.push((child, r));
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Every protected name under `root`, at any depth.
+pub fn scan(root: &Path, names: &[PathBuf]) -> Scan {
+    let mut found = Vec::new();
+    let complete = walk(root, &Names::new(names), |dir, name, p| {
+        if let Ok(st) = sys::fstatat(dir, name) {
+            found.push((p, (st.dev, st.ino)));
+        }
+    });
+    found.sort();
+    Scan { found, complete }
+}
+
+/// A protected name the sandbox created, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where it appeared (host path).
+    pub path: PathBuf,
+    /// Where it was moved, or why it could not be.
+    pub moved_to: Result<PathBuf, String>,
+}
+
+/// The sweep of one sandbox: its writable (`rw`, `rw-no-delete`) mount
+/// sources, the protected names, and what existed at the start.
+pub struct Guard {
+    roots: Vec<PathBuf>,
+    names: Names,
+    /// Host path → (device, inode) of what was there at the start: a
+    /// name removed and made again (a link replaced by a file) is new.
+    known: Mutex<HashMap<PathBuf, (u64, u64)>>,
+}
+
+impl Guard {
+    /// `known` is what the start's [`scan`] of `roots` found.
+    pub(crate) fn new(
+        roots: Vec<PathBuf>,
+        names: Vec<PathBuf>,
+        known: impl IntoIterator<Item = (PathBuf, (u64, u64))>,
+    ) -> Guard {
+        Guard {
+            roots,
+            names: Names::new(&names),
+            known: Mutex::new(known.into_iter().collect()),
+        }
+    }
+
+    /// Is there anything to sweep?
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty() || self.names.all.is_empty()
+    }
+
+    /// Move aside every protected name that appeared since the start.
+    pub fn sweep(&self) -> Vec<Quarantined> {
+        let mut out = Vec::new();
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for root in &self.roots {
+            walk(root, &self.names, |dir, name, path| {
+                let id = sys::fstatat(dir, name).map(|st| (st.dev, st.ino)).ok();
+                if id.is_some() && known.get(&path) == id.as_ref() {
+                    return;
+                }
+                let mut aside = name.as_os_str().to_os_string();
+                aside.push(format!(".paddock-quarantine-{stamp}"));
+                let moved_to =
+                    sys::renameat2(dir, name, dir, Path::new(&aside), sys::rename::NOREPLACE)
+                        .map(|()| path.with_file_name(&aside))
+                        .map_err(|e| e.to_string());
+                out.push(Quarantined { path, moved_to });
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_as_whole_trailing_components() {
+        let n = vec![PathBuf::from(".envrc"), PathBuf::from(".vscode/tasks.json")];
+        assert!(ends_with_protected(Path::new("a/.envrc"), &n));
+        assert!(ends_with_protected(Path::new("a/.vscode/tasks.json"), &n));
+        assert!(!ends_with_protected(Path::new("a/.envrc/x"), &n));
+        assert!(!ends_with_protected(Path::new("x.envrc"), &n));
+    }
+
+    #[test]
+    fn sweep_moves_new_names_aside_and_leaves_known_ones() {
+        let d = std::env::temp_dir().join(format!("paddock-guard-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join(".envrc"), "old").unwrap();
+        let names = vec![PathBuf::from(".envrc"), PathBuf::from(".git")];
+        let s = scan(&d, &names);
+        assert_eq!(s.found.len(), 1);
+        assert_eq!(s.found[0].0, d.join(".envrc"));
+        let g = Guard::new(vec![d.clone()], names, s.found);
+        std::fs::write(d.join("a/b/.envrc"), "new").unwrap();
+        std::fs::create_dir(d.join("a/.git")).unwrap();
+        let q = g.sweep();
+        assert_eq!(q.len(), 2, "{q:?}");
+        assert!(d.join(".envrc").exists());
+        assert!(!d.join("a/b/.envrc").exists() && !d.join("a/.git").exists());
+        assert!(q
+            .iter()
+            .all(|x| x.moved_to.as_ref().is_ok_and(|p| p.exists())));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
