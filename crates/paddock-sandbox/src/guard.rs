@@ -19,7 +19,7 @@
 //! inside the pinned parent, so a sandbox that swaps a folder for a link
 //! meanwhile cannot redirect it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -150,9 +150,10 @@ pub struct Quarantined {
 pub struct Guard {
     roots: Vec<PathBuf>,
     names: Names,
-    /// Host path → (device, inode) of what was there at the start: a
-    /// name removed and made again (a link replaced by a file) is new.
-    known: Mutex<HashMap<PathBuf, (u64, u64)>>,
+    /// (device, inode) of every protected entry there at the start,
+    /// wherever it is now (a parent folder may have been renamed); a name
+    /// removed and made again (a link replaced by a file) is new.
+    known: Mutex<HashSet<(u64, u64)>>,
 }
 
 impl Guard {
@@ -165,7 +166,7 @@ impl Guard {
         Guard {
             roots,
             names: Names::new(&names),
-            known: Mutex::new(known.into_iter().collect()),
+            known: Mutex::new(known.into_iter().map(|(_, id)| id).collect()),
         }
     }
 
@@ -185,7 +186,7 @@ impl Guard {
         for root in &self.roots {
             walk(root, &self.names, |dir, name, path| {
                 let id = sys::fstatat(dir, name).map(|st| (st.dev, st.ino)).ok();
-                if id.is_some() && known.get(&path) == id.as_ref() {
+                if id.is_some_and(|id| known.contains(&id)) {
                     return;
                 }
                 let mut aside = name.as_os_str().to_os_string();

@@ -156,12 +156,50 @@ impl Watch {
         let seen = read_call(pid, what, &n.args);
         // The bytes read are this caller's only if it is still waiting.
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
-        let _ = sys::seccomp_notif_respond(fd, n.id, None);
+        // A protected name about to be created in an rw mount is refused
+        // at once. This one decision is made on bytes the caller could
+        // still change before the kernel reads them again (another thread
+        // rewriting the path), so it is not the boundary: the sweep after
+        // every command is (crate::guard, docs/sandbox.md).
+        let refuse = valid
+            .then(|| seen.as_ref().and_then(|s| protected_creation(p, s)))
+            .flatten();
+        let _ = sys::seccomp_notif_respond(fd, n.id, refuse.as_ref().map(|_| libc::EPERM));
         if !valid {
             return None;
         }
+        if let Some(path) = refuse {
+            let mut r = record(
+                "file.denied",
+                pid,
+                false,
+                "FS_PROTECTED_CREATE",
+                name.into(),
+            );
+            r.path = Some(path.to_string_lossy().into_owned());
+            r.op = Some("create".into());
+            return Some(r);
+        }
         decide(p, pid, name, seen?)
     }
+}
+
+/// The path of a protected name that `seen` would create in an rw mount
+/// (where it does not exist yet), if it would.
+fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
+    let target = match seen {
+        Seen::Open {
+            path,
+            flags,
+            existed,
+        } if flags & libc::O_CREAT as u32 != 0 && !existed => path,
+        Seen::Create(path, _) => path,
+        Seen::Rename(_, to) => to,
+        _ => return None,
+    };
+    let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
+    let v = explain_fs_with(&p.model, target, FsOp::Write, &inside);
+    (v.code == "FS_PROTECTED_QUARANTINED").then(|| target.clone())
 }
 
 fn record(kind: &str, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {

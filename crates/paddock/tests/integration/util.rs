@@ -179,3 +179,35 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap();
     assert!(st.success());
 }
+
+/// Call `paddock mcp [extra...]` tools in order with the official Python
+/// MCP SDK (tests/mcp/calls.py), in `ws` with state in `state`: for each
+/// call `[is_error, text]`.
+pub fn mcp_calls(
+    ws: &Ws,
+    state: &std::path::Path,
+    extra: &[&str],
+    calls: serde_json::Value,
+) -> serde_json::Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp");
+    let py = root.join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "the MCP tests need the official Python SDK (scripts/test installs it)"
+    );
+    let o = Command::new(&py)
+        .arg(root.join("calls.py"))
+        .arg(calls.to_string())
+        .args(extra)
+        .current_dir(&ws.proj)
+        .env("PADDOCK_BIN", paddock_bin())
+        .env("PADDOCK_HOME", state)
+        .env("HOME", &ws.home)
+        .env("WORKDIR", &ws.proj)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap()
+}
