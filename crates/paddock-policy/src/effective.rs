@@ -126,6 +126,8 @@ pub struct Effective {
     pub cpu: Sourced<Option<f64>>,
     /// Size of private /tmp and home, MiB.
     pub tmp_mib: Sourced<u64>,
+    /// Size a session's cow layers may reach, MiB.
+    pub cow_mib: Sourced<u64>,
     /// Idle timeout, seconds (0 = never).
     pub idle_timeout_s: Sourced<u64>,
     /// Retention: max age, seconds.
@@ -176,6 +178,7 @@ impl Default for Effective {
             pids: Sourced::builtin(Some(4096)),
             cpu: Sourced::builtin(None),
             tmp_mib: Sourced::builtin(1024),
+            cow_mib: Sourced::builtin(10 * 1024),
             idle_timeout_s: Sourced::builtin(30 * 60),
             max_age_s: Sourced::builtin(7 * 86_400),
             max_count: Sourced::builtin(50),
@@ -266,6 +269,7 @@ impl Effective {
         v.push(item("process.limits.pids", &self.pids));
         v.push(item("process.limits.cpu", &self.cpu));
         v.push(item("process.limits.tmp_mib", &self.tmp_mib));
+        v.push(item("process.limits.cow_mib", &self.cow_mib));
         v.push(item("session.idle_timeout", &self.idle_timeout_s));
         v.push(item("session.retention.max_age", &self.max_age_s));
         v.push(item("session.retention.max_count", &self.max_count));
@@ -667,6 +671,18 @@ impl Merger<'_> {
                     } else {
                         self.scalar("process.limits.cpu", &lp("cpu"), Some(&Some(c)), |e| {
                             &mut e.cpu
+                        });
+                    }
+                }
+                if let Some(t) = l.cow_mib {
+                    if self.project() && t > self.eff.cow_mib.value {
+                        self.loosens(
+                            &lp("cow_mib"),
+                            format!("process.limits.cow_mib = {t} raises the limit"),
+                        );
+                    } else {
+                        self.scalar("process.limits.cow_mib", &lp("cow_mib"), Some(&t), |e| {
+                            &mut e.cow_mib
                         });
                     }
                 }

@@ -308,6 +308,11 @@ pub struct Limits {
     /// Size of the private /tmp and home, MiB (default 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmp_mib: Option<u64>,
+    /// Size a session's copy-on-write layers may reach, MiB (default
+    /// 10240): past it the session is stopped, its changes kept for
+    /// review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cow_mib: Option<u64>,
 }
 
 /// `[session]`.

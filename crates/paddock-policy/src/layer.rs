@@ -92,6 +92,7 @@ pub const KEYS: &[&str] = &[
     "process.limits.pids",
     "process.limits.cpu",
     "process.limits.tmp_mib",
+    "process.limits.cow_mib",
     "session.idle_timeout",
     "session.retention.max_age",
     "session.retention.max_count",
@@ -570,6 +571,7 @@ impl ParsedLayer {
                     ("memory_mib", l.memory_mib),
                     ("pids", l.pids),
                     ("tmp_mib", l.tmp_mib),
+                    ("cow_mib", l.cow_mib),
                 ] {
                     if v == Some(0) {
                         bad(

@@ -1396,6 +1396,37 @@ pub fn make_safe(
     Ok(out)
 }
 
+/// Bytes held by the session's cow layers (file sizes, a sparse file at
+/// its full size), walked through descriptors.
+pub fn layer_bytes(session_dir: &Path) -> u64 {
+    fn walk(dir: BorrowedFd<'_>, total: &mut u64) {
+        let Ok(names) = paddock_sys::read_dir_fd(dir) else {
+            return;
+        };
+        for n in names {
+            let name = Path::new(&n);
+            let Ok(st) = paddock_sys::fstatat(dir, name) else {
+                continue;
+            };
+            *total = total.saturating_add(st.size.max(512));
+            if st.is_dir() {
+                if let Ok(d) = open_dir(dir, name) {
+                    walk(d.as_fd(), total);
+                }
+            }
+        }
+    }
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(session_dir.join("cow")) {
+        for layer in rd.flatten() {
+            if let Ok(fd) = open_root(&layer.path().join("upper")) {
+                walk(fd.as_fd(), &mut total);
+            }
+        }
+    }
+    total
+}
+
 /// Throw every change away.
 pub fn discard(session_dir: &Path) -> Result<usize, SessionError> {
     let n = changes(session_dir, &[])?.len();

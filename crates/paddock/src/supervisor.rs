@@ -204,6 +204,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
             "start a new session to use the new policy",
         ));
     }
+    let cow_cap = eff.cow_mib.value.saturating_mul(1 << 20);
+    let cow_used = paddock_session::cow::layer_bytes(&dir);
+    if cow_used > cow_cap {
+        return Err(cow_full(&meta, cow_used, eff.cow_mib.value));
+    }
     let choice = crate::isolation::choose(&eff, &host.home)?;
     let egress = match eff.network_mode.value {
         NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
@@ -318,25 +323,60 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     // Protected names a command created in an rw mount are moved aside
     // before its client hears that it ended, and every second while
     // commands run (docs/sandbox.md says what this leaves open).
+    // The cow layers' cap is checked at the same moments (every fifth
+    // second while commands run): past it, the session stops, its changes
+    // kept for review.
+    let has_cow = spec
+        .mounts
+        .iter()
+        .any(|m| m.mode == paddock_sandbox::MountMode::Cow);
     let sweep = {
         let shared = shared.clone();
         let guard = guard.clone();
-        Arc::new(move || {
-            if guard.is_empty() {
-                return;
+        let dir = dir.clone();
+        let cow_mib = eff.cow_mib.value;
+        let ticks = AtomicU64::new(0);
+        Arc::new(move |check: Check| {
+            if check != Check::Cow && !guard.is_empty() {
+                for q in guard.sweep() {
+                    crate::audit::quarantined(Some(&shared.audit), &q);
+                }
             }
-            for q in guard.sweep() {
-                crate::audit::quarantined(Some(&shared.audit), &q);
+            let now = match check {
+                Check::Protected => false,
+                Check::Cow => true,
+                Check::Tick => ticks.fetch_add(1, Ordering::Relaxed) % 5 == 4,
+            };
+            if has_cow && now {
+                let used = paddock_session::cow::layer_bytes(&dir);
+                if used > cow_cap {
+                    let e = cow_full(&shared.meta(), used, cow_mib);
+                    eprintln!("{e}");
+                    shared.audit.emit(
+                        "session.cow_full",
+                        Some(false),
+                        Some("COW_LAYER_FULL"),
+                        &paddock_audit::Caller::default(),
+                        serde_json::json!({"bytes": used, "cap_mib": cow_mib}),
+                    );
+                    // A moment for the client threads to deliver the exit
+                    // statuses they hold before the sandbox goes.
+                    let stop = shared.stop.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(300));
+                        let _ = stop.send("its cow layers passed process.limits.cow_mib");
+                    });
+                }
             }
         })
     };
-    if !guard.is_empty() {
+    if !guard.is_empty() || has_cow {
         let shared = shared.clone();
         let sweep = sweep.clone();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(1));
             if shared.active.load(Ordering::SeqCst) > 0 {
-                sweep();
+                sweep(Check::Tick);
             }
         });
     }
@@ -385,7 +425,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                 };
                 let done = !matches!(ev, ExecEvent::Started { .. });
                 if done {
-                    sweep();
+                    sweep(Check::Protected);
                 }
                 let tx = {
                     let mut w = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
@@ -401,6 +441,8 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                 if done {
                     shared.active.fetch_sub(1, Ordering::SeqCst);
                     shared.touch(false);
+                    // After the client has its answer: this may stop the session.
+                    sweep(Check::Cow);
                 }
             }
             let _ = shared.stop.send("sandbox ended"); // pid 1 is gone
@@ -739,6 +781,33 @@ fn client(shared: Arc<Shared>, conn: UnixStream) {
 
 /// Make sure `meta`'s supervisor runs; start it if not. Returns the
 /// control socket path.
+/// What one pass of the session's checks looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Protected names only (a command ended; its client is waiting).
+    Protected,
+    /// The cow layers' size only (after the client was answered).
+    Cow,
+    /// The periodic pass: protected names, and every fifth time the size.
+    Tick,
+}
+
+/// A session whose cow layers passed their cap.
+fn cow_full(meta: &Meta, used: u64, cap_mib: u64) -> CliError {
+    CliError::new(
+        "COW_LAYER_FULL",
+        format!(
+            "session {}'s copy-on-write changes take {} MiB, over process.limits.cow_mib = {cap_mib}",
+            meta.label(),
+            used >> 20
+        ),
+        format!(
+            "review them with `paddock diff {0}`, then `paddock apply {0}` or `paddock discard {0}`; or raise process.limits.cow_mib",
+            meta.label()
+        ),
+    )
+}
+
 pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError> {
     let sock = store.dir(&meta.id).join("control.sock");
     if meta.liveness() == Liveness::Running {

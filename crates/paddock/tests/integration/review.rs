@@ -507,3 +507,31 @@ fn export_of_outward_symlinks_drops_them() {
     assert_eq!(mode & 0o6000, 0, "{mode:o}");
     assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
 }
+
+/// A session's cow layers are capped (process.limits.cow_mib): past the
+/// cap the session stops, a new exec is refused with COW_LAYER_FULL and
+/// the fix, the changes stay reviewable, and discarding them frees it.
+#[test]
+fn cow_layer_over_its_cap_stops_the_session_and_keeps_the_changes() {
+    let s = S::new();
+    let pol = s.policy("version = 1\n[process.limits]\ncow_mib = 2\n");
+    let id = s.start(&["--mount", ".:cow", "--policy", &pol]);
+    let o = s.exec(&id, "head -c 3000000 /dev/zero > big; echo written");
+    assert!(stdout(&o).contains("written"), "{}", stderr(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || s.state(&id) == "stopped"),
+        "the session stopped"
+    );
+    let o = s.paddock(&["exec", &id, "--", "true"]);
+    assert!(
+        stderr(&o).contains("COW_LAYER_FULL") && stderr(&o).contains("paddock discard"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&s.paddock(&["diff", &id, "--stat"])).contains("big"));
+    assert!(!s.ws.proj.join("big").exists());
+    assert_eq!(s.paddock(&["discard", &id]).status.code(), Some(0));
+    let o = s.paddock(&["exec", &id, "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+}

@@ -35,7 +35,7 @@ impl S {
     fn list(&self) -> serde_json::Value {
         serde_json::from_slice(&self.paddock(&["session", "list", "--json"]).stdout).unwrap()
     }
-    fn state(&self, id: &str) -> String {
+    pub(crate) fn state(&self, id: &str) -> String {
         self.list()
             .as_array()
             .unwrap()
