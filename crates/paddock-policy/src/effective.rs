@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::PolicyError;
 use crate::file::*;
-use crate::layer::{parse_duration, Layer, ParsedLayer, Seg};
+use crate::layer::{parse_duration, KeyClass, Layer, ParsedLayer, Seg, KEYS};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -426,8 +426,35 @@ impl Merger<'_> {
         }
     }
 
+    /// A project layer that sets a host key: each one refused at its line.
+    fn host_keys(&mut self) {
+        let Ok(v) = toml::Value::try_from(&self.layer.file) else {
+            return;
+        };
+        for (key, class) in KEYS {
+            if *class != KeyClass::Host {
+                continue;
+            }
+            let set = key.split('.').try_fold(&v, |at, k| at.get(k)).is_some();
+            if set {
+                let path: Vec<Seg<'_>> = key.split('.').map(Seg::Key).collect();
+                self.errors.push(self.layer.error(
+                    "POLICY_PROJECT_HOST_KEY",
+                    &path,
+                    format!(
+                        "a project policy may not set `{key}`: it steers what paddock does outside the sandbox"
+                    ),
+                    "remove it from .paddock/policy.toml; set it in your own policy (~/.config/paddock/policy.toml) if you want it",
+                ));
+            }
+        }
+    }
+
     fn apply(&mut self) {
         use Seg::Key;
+        if self.project() {
+            self.host_keys();
+        }
         let f = self.layer.file.clone();
         if let Some(fs) = &f.filesystem {
             let p = [Key("filesystem"), Key("workspace")];
@@ -523,10 +550,6 @@ impl Merger<'_> {
                             || !r.accept_credentials.is_empty()
                             || !r.websocket.is_empty()
                     }),
-                ),
-                (
-                    "credentials",
-                    n.credentials.as_ref().is_some_and(|v| !v.is_empty()),
                 ),
             ];
             for (key, widens) in widening {

@@ -69,41 +69,60 @@ pub struct ParsedLayer {
     doc: Option<ImDocument<String>>,
 }
 
-/// Every key a policy file can set, for locks and documentation.
-pub const KEYS: &[&str] = &[
-    "filesystem.workspace",
-    "filesystem.mount",
-    "filesystem.tools",
-    "filesystem.protect",
-    "filesystem.unprotect",
-    "filesystem.deny",
-    "network.mode",
-    "network.allow",
-    "network.deny",
-    "network.rules",
-    "network.credentials",
-    "network.upstream_proxy",
-    "network.limits.connections",
-    "network.limits.header_kib",
-    "network.limits.handshake_timeout",
-    "network.limits.idle_timeout",
-    "process.env",
-    "process.limits.memory_mib",
-    "process.limits.pids",
-    "process.limits.cpu",
-    "process.limits.tmp_mib",
-    "process.limits.cow_mib",
-    "session.idle_timeout",
-    "session.retention.max_age",
-    "session.retention.max_count",
-    "session.retention.max_disk_mib",
-    "audit.level",
-    "audit.sinks",
-    "audit.otlp_endpoint",
-    "exec.mode",
-    "isolation.minimum",
-    "isolation.allow_unsafe_no_sandbox",
+/// Who may set a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyClass {
+    /// Shapes the sandbox: any layer may set it, a project only to
+    /// tighten it (`POLICY_PROJECT_LOOSENS`).
+    Sandbox,
+    /// Steers what paddock itself does outside the sandbox (where audit
+    /// events and their headers go, which sessions are deleted, which host
+    /// secrets are read, which proxy carries the traffic): a project layer
+    /// may not set it at all (`POLICY_PROJECT_HOST_KEY`).
+    Host,
+}
+
+/// Every key a policy file can set, with its class, for locks, the
+/// project layer's rules and documentation.
+pub const KEYS: &[(&str, KeyClass)] = &[
+    ("filesystem.workspace", KeyClass::Sandbox),
+    ("filesystem.mount", KeyClass::Sandbox),
+    ("filesystem.tools", KeyClass::Sandbox),
+    ("filesystem.protect", KeyClass::Sandbox),
+    ("filesystem.unprotect", KeyClass::Sandbox),
+    ("filesystem.deny", KeyClass::Sandbox),
+    ("network.mode", KeyClass::Sandbox),
+    ("network.allow", KeyClass::Sandbox),
+    ("network.deny", KeyClass::Sandbox),
+    ("network.rules", KeyClass::Sandbox),
+    ("network.credentials", KeyClass::Host),
+    ("network.upstream_proxy", KeyClass::Host),
+    ("network.limits.connections", KeyClass::Sandbox),
+    ("network.limits.header_kib", KeyClass::Sandbox),
+    ("network.limits.handshake_timeout", KeyClass::Sandbox),
+    ("network.limits.idle_timeout", KeyClass::Sandbox),
+    ("process.env", KeyClass::Sandbox),
+    ("process.limits.memory_mib", KeyClass::Sandbox),
+    ("process.limits.pids", KeyClass::Sandbox),
+    ("process.limits.cpu", KeyClass::Sandbox),
+    ("process.limits.tmp_mib", KeyClass::Sandbox),
+    ("process.limits.cow_mib", KeyClass::Sandbox),
+    ("session.idle_timeout", KeyClass::Host),
+    ("session.retention.max_age", KeyClass::Host),
+    ("session.retention.max_count", KeyClass::Host),
+    ("session.retention.max_disk_mib", KeyClass::Host),
+    ("audit.level", KeyClass::Sandbox),
+    ("audit.sinks", KeyClass::Host),
+    ("audit.otlp_endpoint", KeyClass::Host),
+    ("exec.mode", KeyClass::Sandbox),
+    ("isolation.minimum", KeyClass::Sandbox),
+    ("isolation.allow_unsafe_no_sandbox", KeyClass::Sandbox),
 ];
+
+/// The class of `key` (a dotted key from [`KEYS`]).
+pub fn key_class(key: &str) -> Option<KeyClass> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
+}
 
 fn help_for(message: &str) -> String {
     if message.contains("unknown field") {
@@ -643,7 +662,7 @@ impl ParsedLayer {
             for (i, k) in adm.lock.iter().flatten().enumerate() {
                 let known = KEYS
                     .iter()
-                    .any(|key| key == k || key.starts_with(&format!("{k}.")));
+                    .any(|(key, _)| key == k || key.starts_with(&format!("{k}.")));
                 if !known {
                     bad(&[Key("admin"), Key("lock"), Idx(i)], format!("`{k}` is not a policy key or section"),
                         "lock a section (`network`) or a key (`filesystem.workspace`); `paddock policy show --effective` lists the keys");

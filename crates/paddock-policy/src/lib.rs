@@ -30,8 +30,8 @@ pub use diag::{PolicyError, PolicyErrors};
 pub use effective::{merge, Effective, Item, Origin, Sourced};
 pub use file::*;
 pub use layer::{
-    parse_duration, parse_proxy_url, valid_env_name, valid_host_pattern, Layer, ParsedLayer, Seg,
-    KEYS,
+    key_class, parse_duration, parse_proxy_url, valid_env_name, valid_host_pattern, KeyClass,
+    Layer, ParsedLayer, Seg, KEYS,
 };
 pub use net::{
     accepted_credentials, body_rules, canonical_host, canonical_path, decide as decide_network,

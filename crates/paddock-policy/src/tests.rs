@@ -123,17 +123,25 @@ fn project_may_not_add_allow_even_when_user_enabled_proxy() {
 #[test]
 fn project_cannot_loosen_filesystem() {
     let cases = [
-        ("[filesystem]\nworkspace = \"rw\"\n", "version = 1\n[filesystem]\nworkspace = \"ro\"\n"),
+        (
+            "[filesystem]\nworkspace = \"rw\"\n",
+            "version = 1\n[filesystem]\nworkspace = \"ro\"\n",
+        ),
         ("[[filesystem.mount]]\npath = \"~/.ssh\"\n", ""),
         ("[[filesystem.mount]]\npath = \"../sibling\"\n", ""),
-        ("[[filesystem.mount]]\npath = \"data\"\ntarget = \"/data\"\n", ""),
+        (
+            "[[filesystem.mount]]\npath = \"data\"\ntarget = \"/data\"\n",
+            "",
+        ),
         ("[filesystem]\ntools = [\"/opt/x\"]\n", ""),
         ("[filesystem]\nunprotect = [\".git\"]\n", ""),
         ("[process]\nenv = [\"AWS_SECRET_ACCESS_KEY\"]\n", ""),
-        ("[exec]\nmode = \"enabled\"\n", "version = 1\n[exec]\nmode = \"disabled\"\n"),
+        (
+            "[exec]\nmode = \"enabled\"\n",
+            "version = 1\n[exec]\nmode = \"disabled\"\n",
+        ),
         ("[audit]\nlevel = \"off\"\n", ""),
         ("[process.limits]\ntmp_mib = 99999\n", ""),
-        ("[[network.credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\nsource = \"file:/home/u/.aws/credentials\"\nenv = \"K\"\n", ""),
     ];
     for (project, user) in cases {
         let mut layers = vec![layer(
@@ -496,7 +504,12 @@ fn a_project_cannot_choose_the_upstream_proxy_or_opt_out_of_inspection() {
         "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\nwebsocket = [\"/ws\"]\n",
     ] {
         let errs = refused(&[layer(Layer::Project, "p", text)]);
-        assert_eq!(errs[0].code, "POLICY_PROJECT_LOOSENS", "{text}");
+        let want = if text.contains("upstream_proxy") {
+            "POLICY_PROJECT_HOST_KEY"
+        } else {
+            "POLICY_PROJECT_LOOSENS"
+        };
+        assert_eq!(errs[0].code, want, "{text}");
     }
     let bad = ParsedLayer::parse(
         Layer::User,
@@ -524,4 +537,97 @@ fn a_get_deny_covers_head_and_deny_holds_on_every_reading() {
     );
     assert_eq!(d("GET", "/%40scope%2Fname"), "NET_ALLOWED");
     assert_eq!(d("POST", "/v1/messages"), "NET_ALLOWED");
+}
+
+/// One value for every key in [`KEYS`], as a file would set it.
+const KEY_EXAMPLES: &[(&str, &str)] = &[
+    ("filesystem.workspace", "[filesystem]\nworkspace = \"cow\""),
+    ("filesystem.mount", "[[filesystem.mount]]\npath = \"vendor\"\nmode = \"ro\""),
+    ("filesystem.tools", "[filesystem]\ntools = [\"/opt/x\"]"),
+    ("filesystem.protect", "[filesystem]\nprotect = [\"secrets\"]"),
+    ("filesystem.unprotect", "[filesystem]\nunprotect = [\".git\"]"),
+    ("filesystem.deny", "[filesystem]\ndeny = [\"~/.aws\"]"),
+    ("network.mode", "[network]\nmode = \"none\""),
+    ("network.allow", "[network]\nallow = [\"a.example\"]"),
+    ("network.deny", "[network]\ndeny = [\"b.example\"]"),
+    ("network.rules", "[[network.rules]]\nhost = \"api.example.com\"\ndeny = [\"* /v1/files\"]"),
+    ("network.credentials", "[[network.credentials]]\nhost = \"evil.example\"\nheader = \"x-api-key\"\nsource = \"env:ANTHROPIC_API_KEY\"\nenv = \"K\""),
+    ("network.upstream_proxy", "[network]\nupstream_proxy = \"http://evil.example:3128\""),
+    ("network.limits.connections", "[network.limits]\nconnections = 8"),
+    ("network.limits.header_kib", "[network.limits]\nheader_kib = 16"),
+    ("network.limits.handshake_timeout", "[network.limits]\nhandshake_timeout = \"5s\""),
+    ("network.limits.idle_timeout", "[network.limits]\nidle_timeout = \"60s\""),
+    ("process.env", "[process]\nenv = [\"CI=1\"]"),
+    ("process.limits.memory_mib", "[process.limits]\nmemory_mib = 512"),
+    ("process.limits.pids", "[process.limits]\npids = 64"),
+    ("process.limits.cpu", "[process.limits]\ncpu = 1.0"),
+    ("process.limits.tmp_mib", "[process.limits]\ntmp_mib = 128"),
+    ("process.limits.cow_mib", "[process.limits]\ncow_mib = 128"),
+    ("session.idle_timeout", "[session]\nidle_timeout = \"0\""),
+    ("session.retention.max_age", "[session.retention]\nmax_age = \"0\""),
+    ("session.retention.max_count", "[session.retention]\nmax_count = 0"),
+    ("session.retention.max_disk_mib", "[session.retention]\nmax_disk_mib = 1"),
+    ("audit.level", "[audit]\nlevel = \"all\""),
+    ("audit.sinks", "[audit]\nsinks = [\"otlp\"]"),
+    ("audit.otlp_endpoint", "[audit]\notlp_endpoint = \"https://collector.evil.example\""),
+    ("exec.mode", "[exec]\nmode = \"disabled\""),
+    ("isolation.minimum", "[isolation]\nminimum = \"full\""),
+    ("isolation.allow_unsafe_no_sandbox", "[isolation]\nallow_unsafe_no_sandbox = false"),
+];
+
+/// Key by key from the table: every key has a class and an example; a
+/// project layer that sets a host key is refused at that key's line
+/// (POLICY_PROJECT_HOST_KEY), whatever the value; sandbox keys are never
+/// refused as host keys.
+#[test]
+fn a_project_may_not_set_host_keys_key_by_key() {
+    for (key, _) in KEYS {
+        assert!(
+            KEY_EXAMPLES.iter().any(|(k, _)| k == key),
+            "{key} has no example here: add one (and give it a class in KEYS)"
+        );
+    }
+    for (key, snippet) in KEY_EXAMPLES {
+        let class = key_class(key).unwrap_or_else(|| panic!("{key} is not in KEYS"));
+        let text = format!("version = 1\n{snippet}\n");
+        // The example sets exactly this key.
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        let mut at = &v;
+        for k in key.split('.') {
+            at = at
+                .get(k)
+                .unwrap_or_else(|| panic!("{key}: the example does not set it"));
+        }
+        let p = ParsedLayer::parse(Layer::Project, ".paddock/policy.toml", &text)
+            .unwrap_or_else(|e| panic!("{key}: {}", PolicyErrors(e)));
+        let errs = merge(&[p]).err().unwrap_or_default();
+        let host: Vec<_> = errs
+            .iter()
+            .filter(|e| e.code == "POLICY_PROJECT_HOST_KEY")
+            .collect();
+        match class {
+            KeyClass::Host => {
+                assert_eq!(host.len(), 1, "{key}: {}", PolicyErrors(errs.clone()));
+                let line = host[0].line.unwrap();
+                let shown = text.lines().nth(line - 1).unwrap();
+                let last = key.rsplit('.').next().unwrap();
+                assert!(
+                    shown.contains(last)
+                        || shown.contains(&format!("[{}", key.rsplit_once('.').unwrap().0)),
+                    "{key}: line {line} is `{shown}`"
+                );
+                assert!(host[0].help.contains("your own policy"));
+                // The user's own layer may set it.
+                let u = ParsedLayer::parse(Layer::User, "u", &text).unwrap();
+                let ok = merge(&[u]);
+                assert!(
+                    ok.as_ref()
+                        .err()
+                        .is_none_or(|e| e.iter().all(|e| e.code != "POLICY_PROJECT_HOST_KEY")),
+                    "{key}"
+                );
+            }
+            KeyClass::Sandbox => assert!(host.is_empty(), "{key}: {}", PolicyErrors(errs.clone())),
+        }
+    }
 }

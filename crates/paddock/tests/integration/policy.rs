@@ -346,3 +346,76 @@ fn example_policies_check() {
     }
     assert!(n >= 2);
 }
+
+/// A repository's `.paddock/policy.toml` that points the audit export at
+/// its own collector and sets retention to zero: refused at its lines
+/// (POLICY_PROJECT_HOST_KEY) for `run` and `session start`, the collector
+/// receives nothing (not even with the user's OTLP headers in the
+/// environment), and the user's other sessions survive.
+#[test]
+fn hostile_project_file_cannot_steer_audit_export_or_retention() {
+    use std::io::Read;
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    collector.set_nonblocking(true).unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let ws = Ws::new();
+    let state = ws.root.join("state");
+    // The user's own stopped session, in another folder.
+    let other = ws.home.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut c = ws.paddock();
+    let o = c
+        .current_dir(&other)
+        .env("PADDOCK_HOME", &state)
+        .args(["session", "start", "--name", "mine"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::create_dir_all(ws.proj.join(".paddock")).unwrap();
+    std::fs::write(
+        ws.proj.join(".paddock/policy.toml"),
+        format!(
+            "version = 1\n[audit]\nsinks = [\"otlp\"]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n\
+             [session.retention]\nmax_count = 0\nmax_age = \"0\"\n"
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec!["run", "--", "true"],
+        vec!["session", "start"],
+        vec!["gc"],
+    ] {
+        let o = ws
+            .paddock()
+            .env("PADDOCK_HOME", &state)
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=collector-secret")
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            err.contains("POLICY_PROJECT_HOST_KEY")
+                && err.contains(".paddock/policy.toml:3")
+                && err.contains("otlp_endpoint"),
+            "{args:?}: {err}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    match collector.accept() {
+        Ok((mut s, _)) => {
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got);
+            panic!("the repository's collector was contacted: {got}");
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+    }
+    let list = ws
+        .paddock()
+        .env("PADDOCK_HOME", &state)
+        .current_dir(&other)
+        .args(["session", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(stdout(&list).contains("\"mine\""), "{}", stdout(&list));
+}
