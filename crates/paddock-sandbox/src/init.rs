@@ -812,11 +812,16 @@ fn exec_in_session(
     if let Err((step, detail)) = confine(p, rs, handoff) {
         fail(125, format!("{step}: {detail}"));
     }
-    let argv: Vec<CString> = req
+    // An argument with a NUL byte cannot be passed as it is: refuse the
+    // command rather than run a shorter one.
+    let Ok(argv) = req
         .argv
         .iter()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<CString>, _>>()
+    else {
+        fail(125, "an argument contains a NUL byte".into());
+    };
     let mut env: Vec<CString> = p.env.clone();
     let mut path_dirs = p.path_dirs.clone();
     for (k, v) in &req.env {

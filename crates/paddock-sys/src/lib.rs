@@ -1733,3 +1733,27 @@ pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
     )?;
     open_dir_beneath(p.as_fd(), Path::new("."))
 }
+
+/// `flock(fd, LOCK_EX [| LOCK_NB])`: an exclusive advisory lock on the
+/// open file, held until every descriptor of that open file is closed.
+/// With `wait == false`, `Ok(false)` when another holder has it.
+pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: plain integer arguments; the fd is borrowed.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}

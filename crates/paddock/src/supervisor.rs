@@ -24,53 +24,14 @@ use std::time::{Duration, Instant};
 use paddock_policy::NetworkMode;
 use paddock_sandbox::{ExecEvent, ExecRequest};
 use paddock_session::{Liveness, Meta, State, Store, Supervisor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
 use crate::egress::Egress;
 use crate::error::CliError;
 use crate::policy_files;
 
-/// The version of the control socket's JSON protocol (docs/api.md).
-pub const PROTOCOL_VERSION: u32 = 1;
-
-/// A request on a session's control socket (docs/api.md).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ControlRequest {
-    /// Which protocol this supervisor speaks.
-    Hello,
-    /// Run a command: with stdin, stdout, stderr as file descriptors
-    /// (SCM_RIGHTS) travelling with the message, or with `capture` and no
-    /// descriptors, its output returned in an `output` event.
-    Exec {
-        /// Command and arguments.
-        argv: Vec<String>,
-        /// Working directory inside the sandbox, if visible there.
-        #[serde(default)]
-        cwd: Option<PathBuf>,
-        /// Who asked (recorded with the command's audit events).
-        #[serde(default)]
-        caller: paddock_audit::Caller,
-        /// Collect stdout and stderr (no descriptors sent).
-        #[serde(default)]
-        capture: bool,
-        /// With `capture`: the command's standard input.
-        #[serde(default)]
-        stdin: Option<String>,
-    },
-    /// The session's audit events with a sequence number above `after`,
-    /// then every new one as it happens, until the client hangs up.
-    Subscribe {
-        /// Only events after this sequence number (default 0: all).
-        #[serde(default)]
-        after: u64,
-    },
-    /// End the sandbox.
-    Stop,
-    /// Report what runs.
-    Status,
-}
+pub use paddock_protocol::{ControlRequest, PROTOCOL_VERSION};
 
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
     move |e| {
@@ -174,6 +135,24 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     let host0 = HostFacts::current()?;
     let store = Store::locate(&host0.home);
     let mut meta = store.load(id).map_err(session_err)?;
+    // One supervisor per session, whatever races: the first to hold this
+    // lock is it, for its whole life (the lock ends with the process).
+    let dir = store.dir(&meta.id);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("supervisor.lock"))
+        .map_err(io_err("supervisor.lock"))?;
+    if !paddock_sys::flock_exclusive(lock.as_fd(), false).map_err(io_err("supervisor.lock"))? {
+        return Err(CliError::new(
+            "SESSION_RUNNING",
+            format!("session {} already has a supervisor", meta.label()),
+            "",
+        ));
+    }
+    // Held (never closed) until this process ends.
+    std::mem::forget(lock);
+    meta = store.load(id).map_err(session_err)?;
     if meta.liveness() == Liveness::Running {
         return Err(CliError::new(
             "SESSION_RUNNING",
@@ -181,7 +160,6 @@ fn supervise(id: &str) -> Result<i32, CliError> {
             "",
         ));
     }
-    let dir = store.dir(&meta.id);
     let host = HostFacts {
         cwd: meta.inputs.workspace.clone(),
         ..host0
@@ -529,15 +507,16 @@ fn send_line<T: Serialize>(conn: &UnixStream, v: &T) -> bool {
 
 /// One client connection.
 fn client(shared: Arc<Shared>, conn: UnixStream) {
-    let Ok((payload, fds)) = paddock_sys::recv_fds(conn.as_fd(), 256 * 1024) else {
+    let Ok((payload, fds)) = paddock_sys::recv_fds(conn.as_fd(), paddock_protocol::MAX_REQUEST)
+    else {
         return;
     };
-    let req: ControlRequest = match serde_json::from_slice(&payload) {
+    let req = match paddock_protocol::parse_request(&payload) {
         Ok(r) => r,
         Err(e) => {
             send_line(
                 &conn,
-                &serde_json::json!({"error": "BAD_REQUEST", "message": format!("bad request: {e}"), "protocol": PROTOCOL_VERSION}),
+                &serde_json::json!({"error": "BAD_REQUEST", "field": e.field, "message": e.to_string(), "protocol": PROTOCOL_VERSION}),
             );
             return;
         }
@@ -810,6 +789,19 @@ fn cow_full(meta: &Meta, used: u64, cap_mib: u64) -> CliError {
 
 pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError> {
     let sock = store.dir(&meta.id).join("control.sock");
+    if meta.liveness() == Liveness::Running {
+        return Ok(sock);
+    }
+    // Starting is serialised: the first caller starts the supervisor while
+    // holding this lock; the others wait for it, then find the session
+    // running and attach to the same supervisor.
+    let start_lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(store.dir(&meta.id).join("start.lock"))
+        .map_err(io_err("start.lock"))?;
+    paddock_sys::flock_exclusive(start_lock.as_fd(), true).map_err(io_err("start.lock"))?;
+    let meta = &store.load(&meta.id).map_err(session_err)?;
     if meta.liveness() == Liveness::Running {
         return Ok(sock);
     }

@@ -232,9 +232,9 @@ impl Paddock {
         ctx: RequestContext<RoleServer>,
         Parameters(a): Parameters<RunCommand>,
     ) -> Result<CallToolResult, ErrorData> {
-        let argv = match (a.command, a.argv) {
-            (Some(c), None) => vec!["sh".into(), "-c".into(), c],
-            (None, Some(v)) if !v.is_empty() => v,
+        let (argv, field) = match (a.command, a.argv) {
+            (Some(c), None) => (vec!["sh".into(), "-c".into(), c], "command"),
+            (None, Some(v)) if !v.is_empty() => (v, "argv"),
             _ => {
                 return Err(ErrorData::invalid_params(
                     "give exactly one of `command` (a shell line) or `argv` (a non-empty list)",
@@ -242,6 +242,19 @@ impl Paddock {
                 ))
             }
         };
+        // Validated, not repaired: a NUL byte would cut the command short.
+        let checked = if field == "command" {
+            paddock_protocol::check_no_nul(&argv[2], "command")
+        } else {
+            paddock_protocol::check_argv(&argv, "argv")
+        }
+        .and_then(|()| match &a.cwd {
+            Some(c) => paddock_protocol::check_no_nul(c, "cwd"),
+            None => Ok(()),
+        });
+        if let Err(e) = checked {
+            return Err(ErrorData::invalid_params(e.to_string(), None));
+        }
         let timeout = Duration::from_secs(a.timeout_s.unwrap_or(120).clamp(1, 3600));
         let stdin = a.stdin.unwrap_or_default().into_bytes();
         match self
@@ -440,22 +453,64 @@ fn guarded_stdio() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
     let errors = tx.clone();
     tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.trim().is_empty() {
-                continue;
+        let mut input = tokio::io::BufReader::new(tokio::io::stdin());
+        loop {
+            // One line, bytes as they are, at most MAX_LINE of them kept.
+            let mut line = Vec::new();
+            let mut too_long = false;
+            let mut ended = false;
+            loop {
+                let buf = match input.fill_buf().await {
+                    Ok(b) => b,
+                    Err(_) => {
+                        ended = true;
+                        break;
+                    }
+                };
+                if buf.is_empty() {
+                    ended = true;
+                    break;
+                }
+                let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&buf[..i], Some(i + 1)),
+                    None => (buf, None),
+                };
+                if !too_long {
+                    if line.len() + chunk.len() > paddock_protocol::MAX_LINE {
+                        too_long = true;
+                        line.clear();
+                    } else {
+                        line.extend_from_slice(chunk);
+                    }
+                }
+                let used = done.unwrap_or(buf.len());
+                input.consume(used);
+                if done.is_some() {
+                    break;
+                }
             }
-            if serde_json::from_str::<serde_json::Value>(&line).is_err() {
-                let e = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {
-                    "code": -32700, "message": "parse error: the line is not JSON"}});
-                let _ = errors.send(e.to_string()).await;
-                continue;
+            if ended && line.is_empty() && !too_long {
+                break;
             }
-            if feed
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .is_err()
-            {
+            let l = paddock_protocol::classify_line(&line, too_long);
+            match l {
+                paddock_protocol::Line::Blank => {}
+                paddock_protocol::Line::Json(text) => {
+                    if feed
+                        .write_all(format!("{text}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                other => {
+                    if let Some(e) = other.error() {
+                        let _ = errors.send(e.to_string()).await;
+                    }
+                }
+            }
+            if ended {
                 break;
             }
         }

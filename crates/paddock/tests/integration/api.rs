@@ -99,3 +99,57 @@ fn control_socket_speaks_versioned_json() {
     );
     let _ = pd(&["session", "rm", &id]);
 }
+
+/// A NUL byte in an argument would have cut `echo safe` short and run the
+/// next argument as the script: the request is refused with the field
+/// (BAD_REQUEST, `argv[2]`), through the control socket and through MCP,
+/// and nothing ran (no file on the host).
+#[test]
+fn nul_in_argv_is_refused_through_both_protocols() {
+    let ws = Ws::new();
+    let state = ws.root.join("state");
+    let pd = |args: &[&str]| {
+        ws.paddock()
+            .env("PADDOCK_HOME", &state)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let id = stdout(&pd(&["session", "start"])).trim().to_string();
+    assert_eq!(pd(&["exec", &id, "--", "true"]).status.code(), Some(0));
+    let sock = state.join("sessions").join(&id).join("control.sock");
+    let pwned = ws.proj.join("pwned");
+    let body = serde_json::json!({"op": "exec", "capture": true,
+        "argv": ["sh", "-c", "echo safe\u{0}", format!("touch {}", pwned.display())]});
+    let answer = next(&mut request(&sock, &body.to_string()));
+    assert_eq!(answer["error"], "BAD_REQUEST", "{answer}");
+    assert_eq!(answer["field"], "argv[2]", "{answer}");
+    let body =
+        serde_json::json!({"op": "exec", "capture": true, "argv": ["true"], "cwd": "/tmp\u{0}x"});
+    assert_eq!(next(&mut request(&sock, &body.to_string()))["field"], "cwd");
+    // The session still serves.
+    let ok = next(&mut request(&sock, r#"{"op":"hello"}"#));
+    assert_eq!(ok["protocol"], 1);
+    assert_eq!(pd(&["session", "stop", &id]).status.code(), Some(0));
+
+    let seen = mcp_calls(
+        &ws,
+        &state,
+        &[],
+        serde_json::json!([
+            ["run_command", {"argv": ["sh", "-c", "echo safe\u{0}", format!("touch {}", pwned.display())]}],
+            ["run_command", {"command": format!("echo safe\u{0}; touch {}", pwned.display())}],
+            ["run_command", {"command": "echo still serving"}]
+        ]),
+    );
+    for i in 0..2 {
+        let e = seen[i].to_string();
+        assert!(e.contains("NUL"), "{seen}");
+        assert!(seen[i][0] != false, "refused: {seen}");
+    }
+    assert!(
+        seen[2][1].as_str().unwrap().contains("still serving"),
+        "{seen}"
+    );
+    assert!(!pwned.exists(), "a different command ran");
+}

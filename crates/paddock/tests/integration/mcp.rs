@@ -147,6 +147,8 @@ fn malformed_mcp_input_is_answered_with_protocol_errors() {
         }
     });
     input.write_all(b"{this is not json\n").unwrap();
+    // Invalid UTF-8, and a line far over the limit: answered, not fatal.
+    input.write_all(b"\xff\xfe{\"jsonrpc\":\"2.0\"}\n").unwrap();
     input
         .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"no/such/method\",\"params\":{}}\n")
         .unwrap();
@@ -162,6 +164,11 @@ fn malformed_mcp_input_is_answered_with_protocol_errors() {
             break;
         }
     }
+    assert_eq!(
+        got.iter().filter(|v| v["error"]["code"] == -32700).count(),
+        2,
+        "one parse error for the non-JSON line, one for the non-UTF-8 line: {got:?}"
+    );
     let parse_error = got
         .iter()
         .find(|v| v["error"]["code"] == -32700)
@@ -186,6 +193,25 @@ fn malformed_mcp_input_is_answered_with_protocol_errors() {
             .all(|v| v["error"].is_null() || v["error"]["code"].is_i64()),
         "{got:?}"
     );
+    // After all that, a real tool call works.
+    input
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .unwrap();
+    input.write_all(b"\xc3\x28 not utf-8 either\n").unwrap();
+    input
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\",\"params\":{\"name\":\"session_info\",\"arguments\":{}}}\n")
+        .unwrap();
+    input.flush().unwrap();
+    let mut answered = None;
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(20)) {
+        let v: J = serde_json::from_str(&l).unwrap();
+        if v["id"] == 9 {
+            answered = Some(v);
+            break;
+        }
+    }
+    let answered = answered.expect("the tool call after bad input is answered");
+    assert!(answered["result"].is_object(), "{answered}");
     drop(input);
     let st = child.wait().unwrap();
     assert!(st.code().is_some(), "ended by a signal: {st:?}");

@@ -457,3 +457,93 @@ fn execs_are_audited_with_tool_call_ids_and_reason_codes() {
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert!(denied[0].contains("EXEC_NOT_FOUND"));
 }
+
+/// Processes on the host whose environment names this session (the
+/// sandbox's commands carry PADDOCK_SESSION) or whose command line is its
+/// supervisor.
+fn processes_of(id: &str) -> Vec<u32> {
+    let mut out = host_processes_with(&format!("__supervise\0{id}"));
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if env
+            .split(|&b| b == 0)
+            .any(|v| v == format!("PADDOCK_SESSION={id}").as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// 20 parallel first `exec`s on a fresh session: one supervisor starts,
+/// every exec runs in it (none fails with "Address already in use"), and
+/// after parallel `session stop`s nothing of the session is left running.
+#[test]
+fn parallel_first_execs_start_one_supervisor_and_stop_leaves_nothing() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let outs: Vec<Output> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..20)
+            .map(|i| {
+                let s = &s;
+                let id = &id;
+                sc.spawn(move || {
+                    s.paddock(&[
+                        "exec",
+                        id,
+                        "--",
+                        "sh",
+                        "-c",
+                        &format!("echo run-{i}; echo $PPID"),
+                    ])
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, o) in outs.iter().enumerate() {
+        assert_eq!(o.status.code(), Some(0), "exec {i}: {}", stderr(o));
+        assert!(stdout(o).contains(&format!("run-{i}")));
+    }
+    // The supervisor and the sandbox's pid 1 (a clone of it) share the
+    // command line: count those whose parent is not one of them.
+    let all = host_processes_with(&format!("__supervise\0{id}"));
+    let ppid = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    let sups: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|p| ppid(*p).is_none_or(|pp| !all.contains(&pp)))
+        .collect();
+    assert_eq!(sups.len(), 1, "one supervisor: {sups:?} of {all:?}");
+    let stops: Vec<Output> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| s.paddock(&["session", "stop", &id])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &stops {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_of(&id).is_empty()),
+        "left running: {:?}",
+        processes_of(&id)
+    );
+    assert_eq!(s.state(&id), "stopped");
+}
