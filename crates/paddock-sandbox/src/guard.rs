@@ -21,7 +21,8 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -80,21 +81,77 @@ impl Names {
     }
 }
 
+/// A folder the walk could not read as it was: made readable for the
+/// walk (its owner may, and the sandbox runs as that owner), its mode put
+/// back afterwards.
+struct Opened {
+    fd: OwnedFd,
+    restore: Option<(OwnedFd, u32)>,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Some((pinned, mode)) = &self.restore {
+            let _ = std::fs::set_permissions(
+                format!("/proc/self/fd/{}", pinned.as_raw_fd()),
+                std::fs::Permissions::from_mode(*mode),
+            );
+        }
+    }
+}
+
+/// Open the folder `name` in `dir` for reading its entries, making it
+/// readable first if it is not (a folder the sandbox chmodded to 0111
+/// must not hide what is in it). The mode is changed through a
+/// descriptor that pins the folder, never by name.
+fn open_listable(dir: BorrowedFd<'_>, name: &Path) -> Option<Opened> {
+    match sys::open_dir_beneath(dir, name) {
+        Ok(fd) => return Some(Opened { fd, restore: None }),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        Err(_) => return None,
+    }
+    let pinned = sys::openat2_path(
+        Some(dir),
+        name,
+        libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = sys::fstatat(pinned.as_fd(), Path::new("")).ok()?;
+    let mode = st.mode & 0o7777;
+    let magic = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+    std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(mode | 0o500)).ok()?;
+    let restore = Some((pinned, mode));
+    match sys::open_dir_beneath(restore.as_ref()?.0.as_fd(), Path::new(".")) {
+        Ok(fd) => Some(Opened { fd, restore }),
+        Err(_) => {
+            drop(Opened {
+                fd: sys::open_dir_nofollow(Path::new("/")).ok()?,
+                restore,
+            });
+            None
+        }
+    }
+}
+
 /// Walk `root` (a host folder), calling `hit(parent_fd, name, host_path)`
 /// for every entry whose path ends with a protected name; those are not
-/// entered. Links are never followed.
+/// entered. Links are never followed. False when some folder could not be
+/// read (or the budget ran out).
 fn walk(root: &Path, names: &Names, mut hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool {
     let Ok(fd) = sys::open_dir_nofollow(root) else {
         return true;
     };
-    let mut stack: Vec<(OwnedFd, Vec<OsString>)> = vec![(fd, Vec::new())];
+    let mut complete = true;
+    let mut stack: Vec<(Opened, Vec<OsString>)> = vec![(Opened { fd, restore: None }, Vec::new())];
     let mut budget = SCAN_BUDGET;
     while let Some((dir, rel)) = stack.pop() {
         if budget == 0 {
             return false;
         }
         budget -= 1;
-        let Ok(entries) = sys::read_dir_typed(dir.as_fd()) else {
+        let Ok(entries) = sys::read_dir_typed(dir.fd.as_fd()) else {
+            complete = false;
             continue;
         };
         for (e, dtype) in entries {
@@ -102,26 +159,29 @@ fn walk(root: &Path, names: &Names, mut hit: impl FnMut(BorrowedFd<'_>, &Path, P
                 let mut p = root.to_path_buf();
                 p.extend(&rel);
                 p.push(&e);
-                hit(dir.as_fd(), Path::new(&e), p);
+                hit(dir.fd.as_fd(), Path::new(&e), p);
                 continue;
             }
             let is_dir = match dtype {
                 sys::DT_DIR => true,
                 sys::DT_UNKNOWN => {
-                    sys::fstatat(dir.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
+                    sys::fstatat(dir.fd.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
                 }
                 _ => false,
             };
             if is_dir {
-                if let Ok(child) = sys::open_dir_beneath(dir.as_fd(), Path::new(&e)) {
-                    let mut r = rel.clone();
-                    r.push(e);
-                    stack.push((child, r));
+                match open_listable(dir.fd.as_fd(), Path::new(&e)) {
+                    Some(child) => {
+                        let mut r = rel.clone();
+                        r.push(e);
+                        stack.push((child, r));
+                    }
+                    None => complete = false,
                 }
             }
         }
     }
-    true
+    complete
 }
 
 /// Every protected name under `root`, at any depth.
@@ -176,30 +236,49 @@ impl Guard {
     }
 
     /// Move aside every protected name that appeared since the start.
-    pub fn sweep(&self) -> Vec<Quarantined> {
+    /// The second value is false when some folder could not be read.
+    pub fn sweep(&self) -> (Vec<Quarantined>, bool) {
         let mut out = Vec::new();
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let mut complete = true;
         for root in &self.roots {
-            walk(root, &self.names, |dir, name, path| {
+            complete &= walk(root, &self.names, |dir, name, path| {
                 let id = sys::fstatat(dir, name).map(|st| (st.dev, st.ino)).ok();
                 if id.is_some_and(|id| known.contains(&id)) {
                     return;
                 }
-                let mut aside = name.as_os_str().to_os_string();
-                aside.push(format!(".paddock-quarantine-{stamp}"));
-                let moved_to =
-                    sys::renameat2(dir, name, dir, Path::new(&aside), sys::rename::NOREPLACE)
-                        .map(|()| path.with_file_name(&aside))
-                        .map_err(|e| e.to_string());
-                out.push(Quarantined { path, moved_to });
+                out.push(Quarantined {
+                    moved_to: move_aside(dir, name, stamp).map(|aside| path.with_file_name(aside)),
+                    path,
+                });
             });
         }
-        out
+        (out, complete)
     }
+}
+
+/// Rename `name` in `dir` to `NAME.paddock-quarantine-TIME-RANDOM`: the
+/// sandbox cannot guess the name to take it first, and a taken one is
+/// never replaced (a fresh one is drawn).
+fn move_aside(dir: BorrowedFd<'_>, name: &Path, stamp: u64) -> Result<OsString, String> {
+    let mut last = String::new();
+    for _ in 0..8 {
+        let mut r = [0u8; 8];
+        sys::random_bytes(&mut r).map_err(|e| e.to_string())?;
+        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let mut aside = name.as_os_str().to_os_string();
+        aside.push(format!(".paddock-quarantine-{stamp}-{hex}"));
+        match sys::renameat2(dir, name, dir, Path::new(&aside), sys::rename::NOREPLACE) {
+            Ok(()) => return Ok(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e.to_string(),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(last)
 }
 
 #[cfg(test)]
@@ -228,7 +307,8 @@ mod tests {
         let g = Guard::new(vec![d.clone()], names, s.found);
         std::fs::write(d.join("a/b/.envrc"), "new").unwrap();
         std::fs::create_dir(d.join("a/.git")).unwrap();
-        let q = g.sweep();
+        let (q, complete) = g.sweep();
+        assert!(complete);
         assert_eq!(q.len(), 2, "{q:?}");
         assert!(d.join(".envrc").exists());
         assert!(!d.join("a/b/.envrc").exists() && !d.join("a/.git").exists());

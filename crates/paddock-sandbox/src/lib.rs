@@ -344,7 +344,7 @@ impl Running {
             }
         }
         // The sandbox is gone: one last sweep for what it created.
-        let created_protected = guard.sweep();
+        let (created_protected, _) = guard.sweep();
         match result {
             Some(Ok(status)) => Ok(Outcome {
                 status,

@@ -314,6 +314,17 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     let model_names = names.clone();
     let mut known = Vec::new();
     for m in mounts.iter().filter(|m| m.mode.writable()) {
+        // A mount that lies inside a protected name (the workspace is a
+        // project's .vscode, say) is protected as a whole.
+        let mut prefix = PathBuf::new();
+        let inside = m.source.iter().any(|c| {
+            prefix.push(c);
+            crate::guard::ends_with_protected(&prefix, &names)
+        });
+        if inside {
+            push(&mut protected, m.source.clone(), m.target.clone());
+            continue;
+        }
         // Every protected name that exists, at any depth.
         let found = crate::guard::scan(&m.source, &names);
         if !found.complete {

@@ -186,6 +186,15 @@ pub(crate) fn watched() -> Vec<(u32, &'static str, Watched)> {
             },
         ),
         (
+            n(libc::SYS_mknodat),
+            "mknodat",
+            Create {
+                dirfd_arg: Some(0),
+                path_arg: 1,
+                what: "node",
+            },
+        ),
+        (
             n(libc::SYS_execve),
             "execve",
             Exec {
@@ -282,6 +291,15 @@ pub(crate) fn watched() -> Vec<(u32, &'static str, Watched)> {
                 dirfd_arg: None,
                 path_arg: 1,
                 what: "symlink",
+            },
+        ),
+        (
+            n(libc::SYS_mknod),
+            "mknod",
+            Create {
+                dirfd_arg: None,
+                path_arg: 0,
+                what: "node",
             },
         ),
     ]);

@@ -131,6 +131,11 @@ pub struct Change {
     /// The layer's folder and the host folder it overlays.
     #[serde(skip)]
     layer: Roots,
+    /// The layer's entry is a copy of one the host had (overlayfs marks a
+    /// copy-up with `user.overlay.origin`): if the host has nothing there
+    /// now, the host removed it meanwhile.
+    #[serde(skip)]
+    copied_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -295,15 +300,51 @@ fn link_stays_inside(rel: &Path, target: &Path) -> bool {
     true
 }
 
+/// Does the path a link at `rel` points to (lexically inside the mount)
+/// go through a link, in the layer or on the host? Then where it ends is
+/// not what its text says: a host link `hostlink -> /elsewhere` makes
+/// `hostlink/secret` point outside.
+fn link_passes_a_link(
+    upper: BorrowedFd<'_>,
+    lower: Option<BorrowedFd<'_>>,
+    rel: &Path,
+    target: &Path,
+) -> bool {
+    let mut at: Vec<&OsStr> = rel.parent().map(|p| p.iter().collect()).unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                at.pop();
+            }
+            Component::Normal(n) => {
+                at.push(n);
+                let p: PathBuf = at.iter().collect();
+                let st = stat_at(upper, &p)
+                    .or_else(|| lower.and_then(|l| stat_at(l, &p)))
+                    .map(|(st, _)| st);
+                if st.is_some_and(|st| st.is_symlink()) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 struct Walk<'a> {
     roots: Roots,
     protected: &'a [PathBuf],
     out: Vec<Change>,
+    upper_root: OwnedFd,
+    lower_root: Option<OwnedFd>,
+    copied_up: bool,
 }
 
 impl Walk<'_> {
     fn push(&mut self, kind: Kind, rel: &Path, old: Option<Entry>, new: Option<Entry>) {
         let refused = self.refusal(rel, new.as_ref());
+        let copied_up = std::mem::take(&mut self.copied_up);
         self.out.push(Change {
             kind,
             path: self.roots.source.join(rel),
@@ -312,11 +353,14 @@ impl Walk<'_> {
             new,
             refused,
             layer: self.roots.clone(),
+            copied_up,
         });
     }
 
     fn refusal(&self, rel: &Path, new: Option<&Entry>) -> Option<Refusal> {
-        if let Some(p) = protected_match(rel, self.protected) {
+        // Matched on the whole host path: a mount inside a protected
+        // folder is inside it too.
+        if let Some(p) = protected_match(&self.roots.source.join(rel), self.protected) {
             return Some(Refusal {
                 code: "APPLY_PROTECTED".into(),
                 reason: format!(
@@ -330,13 +374,23 @@ impl Walk<'_> {
                 code: "APPLY_SPECIAL_FILE".into(),
                 reason: format!("a {what} is never applied"),
             }),
-            Some(Entry::Symlink { target }) if !link_stays_inside(rel, target) => Some(Refusal {
+            Some(Entry::Symlink { target })
+                if !link_stays_inside(rel, target)
+                    || link_passes_a_link(
+                        self.upper_root.as_fd(),
+                        self.lower_root.as_ref().map(|l| l.as_fd()),
+                        rel,
+                        target,
+                    ) =>
+            {
+                Some(Refusal {
                 code: "APPLY_SYMLINK_ESCAPE".into(),
                 reason: format!(
                     "the link points outside the folder ({}); apply it with --allow-outward-symlinks",
                     safe_path(target)
                 ),
-            }),
+            })
+            }
             _ => None,
         }
     }
@@ -371,7 +425,12 @@ impl Walk<'_> {
                     Some((l, s)) if s.is_dir() => open_dir(l, n).ok(),
                     _ => None,
                 };
+                let origin = paddock_sys::fgetxattr(child.as_fd(), "user.overlay.origin").is_some();
                 match (&old, &lower_dir) {
+                    (None, _) if origin => {
+                        self.copied_up = true;
+                        self.push(Kind::Modified, &r, None, Some(new))
+                    }
                     (None, _) => self.push(Kind::Added, &r, None, Some(new)),
                     (Some(o), Some(ld)) => {
                         let opaque = [b"user.overlay.opaque".as_slice()].iter().any(|a| {
@@ -406,7 +465,16 @@ impl Walk<'_> {
                 self.dir(child.as_fd(), lower_dir.as_ref().map(|d| d.as_fd()), &r)?;
                 continue;
             }
+            let origin = ust.is_file()
+                && open_file(upper, n)
+                    .ok()
+                    .and_then(|f| paddock_sys::fgetxattr(f.as_fd(), "user.overlay.origin"))
+                    .is_some();
             let kind = match (&old, lower_st) {
+                (None, _) if origin => {
+                    self.copied_up = true;
+                    Kind::Modified
+                }
                 (None, _) => Kind::Added,
                 (Some(o), Some((l, s))) => {
                     // Copied up but left as it was (an open for writing, a
@@ -458,9 +526,13 @@ pub fn changes(session_dir: &Path, protected: &[PathBuf]) -> Result<Vec<Change>,
         // The host folder may be gone: then everything is an addition.
         let lower = open_root(&roots.source).ok();
         let mut w = Walk {
+            upper_root: open_root(&roots.upper())
+                .map_err(io(format!("opening {}", roots.upper().display())))?,
+            lower_root: open_root(&roots.source).ok(),
             roots,
             protected,
             out: Vec::new(),
+            copied_up: false,
         };
         w.dir(
             upper.as_fd(),
@@ -645,6 +717,31 @@ struct Step {
     /// The unpredictable name beside the target: the staged new content,
     /// and after the swap the old one.
     tmp: String,
+    /// What the host had at the target when the plan was made: a step
+    /// finds it the same, or leaves the host's version alone.
+    #[serde(default)]
+    expect: Option<Ident>,
+}
+
+/// Enough of a host entry to see that it changed: a new inode, new
+/// content time or size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Ident {
+    ino: u64,
+    // i64, not i128: serde's internally tagged enums (the journal's
+    // records) cannot carry 128-bit numbers.
+    mtime_ns: i64,
+    size: u64,
+}
+
+impl Ident {
+    fn of(st: &Stat) -> Ident {
+        Ident {
+            ino: st.ino,
+            mtime_ns: i64::try_from(st.mtime_ns).unwrap_or(i64::MAX),
+            size: if st.is_dir() { 0 } else { st.size },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -667,7 +764,15 @@ enum Action {
 #[serde(tag = "r", rename_all = "lowercase")]
 enum Record {
     /// The plan: every step, before any is carried out.
-    Plan { steps: Vec<Step> },
+    Plan {
+        steps: Vec<Step>,
+        #[serde(default)]
+        planned_ns: i64,
+    },
+    /// Step `i` was left undone: the host changed its path meanwhile.
+    Skipped { i: usize },
+    /// Every step is in place; the old contents are being dropped.
+    Finishing,
     /// Step `i`'s new content is staged under its tmp name (inode `ino`).
     Staged { i: usize, ino: u64 },
     /// Step `i` is in place.
@@ -693,6 +798,7 @@ fn changed_below(
     since: i128,
     out: &mut Vec<PathBuf>,
     budget: &mut usize,
+    restored: &Restored,
 ) {
     let (parent, name) = split(rel);
     let Ok(pd) = open_dir(root, parent) else {
@@ -701,7 +807,7 @@ fn changed_below(
     let Ok(st) = paddock_sys::fstatat(pd.as_fd(), name) else {
         return;
     };
-    if st.ctime_ns > since || st.mtime_ns > since {
+    if restored.changed(&st, since) {
         out.push(rel.to_path_buf());
     }
     if !st.is_dir() || *budget == 0 {
@@ -717,7 +823,42 @@ fn changed_below(
         return;
     };
     for n in names {
-        changed_below(root, &rel.join(n), since, out, budget);
+        changed_below(root, &rel.join(n), since, out, budget, restored);
+    }
+}
+
+/// Host entries an `--abort` put back: their status time is apply's own
+/// rename, not a host change. Inode → ctime just after the restore.
+#[derive(Debug, Default)]
+struct Restored(std::collections::HashMap<u64, i64>);
+
+impl Restored {
+    fn path(session_dir: &Path) -> PathBuf {
+        session_dir.join("cow").join("restored.json")
+    }
+
+    fn load(session_dir: &Path) -> Restored {
+        Restored(
+            std::fs::read(Restored::path(session_dir))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn save(&self, session_dir: &Path) {
+        if let Ok(b) = serde_json::to_vec(&self.0) {
+            let _ = std::fs::write(Restored::path(session_dir), b);
+        }
+    }
+
+    /// Did the host change this entry after `since`?
+    fn changed(&self, st: &Stat, since: i128) -> bool {
+        let ours = self
+            .0
+            .get(&st.ino)
+            .is_some_and(|c| i128::from(*c) == st.ctime_ns);
+        st.mtime_ns > since || (st.ctime_ns > since && !ours)
     }
 }
 
@@ -727,11 +868,13 @@ fn conflict(
     lower: Option<BorrowedFd<'_>>,
     since: i128,
     remade: &[PathBuf],
+    allow_outward: bool,
+    restored: &Restored,
 ) -> Option<Conflict> {
     let mk = |changed: Vec<PathBuf>, reason: &str| Conflict {
         path: c.path.clone(),
         changed,
-        reason: reason.to_string(),
+        reason: format!("{reason}; it was left as it is"),
     };
     let Some(lower) = lower else {
         return Some(mk(vec![], "the host folder is gone"));
@@ -755,7 +898,21 @@ fn conflict(
         }
     }
     let now = stat_at(lower, &c.rel);
+    if let (Some(Entry::Symlink { target }), false) = (&c.new, allow_outward) {
+        if let Ok(upper) = open_root(&c.layer.upper()) {
+            if link_passes_a_link(upper.as_fd(), Some(lower), &c.rel, target) {
+                return Some(mk(
+                    vec![c.path.clone()],
+                    "the link's target passes through a link on the host; apply it with --allow-outward-symlinks",
+                ));
+            }
+        }
+    }
     match (&c.old, now) {
+        (None, None) if c.copied_up => Some(mk(
+            vec![c.path.clone()],
+            "the host removed it after the session started",
+        )),
         (None, None) => None,
         (None, Some(_)) => Some(mk(
             vec![c.path.clone()],
@@ -778,8 +935,8 @@ fn conflict(
                 // A folder that goes away takes everything in it: any host
                 // edit below since the start is a conflict.
                 let mut budget = 1_000_000;
-                changed_below(lower, &c.rel, since, &mut changed, &mut budget);
-            } else if st.ctime_ns > since || st.mtime_ns > since {
+                changed_below(lower, &c.rel, since, &mut changed, &mut budget, restored);
+            } else if restored.changed(&st, since) {
                 changed.push(c.rel.clone());
             }
             if changed.is_empty() {
@@ -818,34 +975,52 @@ impl Journal {
     }
 }
 
-/// A journal read back: the plan, what was staged (inode), what is done.
-type JournalState = (Vec<Step>, Vec<Option<u64>>, Vec<bool>);
+/// A journal read back.
+#[derive(Debug, Default)]
+struct JournalState {
+    steps: Vec<Step>,
+    planned_ns: i128,
+    /// Inode of each step's staged content.
+    staged: Vec<Option<u64>>,
+    done: Vec<bool>,
+    skipped: Vec<bool>,
+    finishing: bool,
+}
 
+/// Read the journal back. One without a plan (written by an older
+/// version, or cut before its plan) is a journal of nothing.
 fn read_journal(path: &Path) -> std::io::Result<JournalState> {
     let text = std::fs::read_to_string(path)?;
-    let mut steps = None;
-    let mut staged = Vec::new();
-    let mut done = Vec::new();
+    let mut j = JournalState::default();
     for line in text.lines() {
         // A line cut by a crash is the last one and was never acted on.
         let Ok(r) = serde_json::from_str::<Record>(line) else {
             break;
         };
         match r {
-            Record::Plan { steps: s } => {
-                staged = vec![None; s.len()];
-                done = vec![false; s.len()];
-                steps = Some(s);
+            Record::Plan { steps, planned_ns } => {
+                j.staged = vec![None; steps.len()];
+                j.done = vec![false; steps.len()];
+                j.skipped = vec![false; steps.len()];
+                j.steps = steps;
+                j.planned_ns = i128::from(planned_ns);
             }
-            Record::Staged { i, ino } if i < staged.len() => staged[i] = Some(ino),
-            Record::Done { i } if i < done.len() => done[i] = true,
+            Record::Staged { i, ino } if i < j.staged.len() => j.staged[i] = Some(ino),
+            Record::Done { i } if i < j.done.len() => j.done[i] = true,
+            Record::Skipped { i } if i < j.skipped.len() => j.skipped[i] = true,
+            Record::Finishing => j.finishing = true,
             _ => {}
         }
     }
-    let steps = steps.ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "the journal has no plan")
-    })?;
-    Ok((steps, staged, done))
+    if j.steps.is_empty() && !text.trim().is_empty() {
+        // Something is there but not a plan this version reads: never
+        // guess; the files it names are each whole (old or new).
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the journal cannot be read; each path it names holds its old or new content",
+        ));
+    }
+    Ok(j)
 }
 
 fn stage_mode(m: u32) -> u32 {
@@ -896,22 +1071,73 @@ fn parent_dir(step: &Step) -> std::io::Result<OwnedFd> {
     open_dir(lower.as_fd(), split(&step.rel).0)
 }
 
-/// Carry out step `i` (its new content is staged as inode `ino`).
-/// Idempotent after a crash: a step already in place is recognised.
-fn commit(step: &Step, ino: Option<u64>) -> std::io::Result<()> {
+/// How one step ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Committed {
+    /// In place.
+    Done,
+    /// Not done: the host changed the path since the plan.
+    HostChanged,
+}
+
+/// Is the host entry `name` in `dir` still what the plan saw? (A folder
+/// also counts as changed when anything in it changed since the plan.)
+fn unchanged(dir: BorrowedFd<'_>, name: &Path, expect: Option<Ident>, planned_ns: i128) -> bool {
+    let Some(want) = expect else {
+        return true;
+    };
+    let Ok(st) = paddock_sys::fstatat(dir, name) else {
+        return false;
+    };
+    if Ident::of(&st) != want {
+        return false;
+    }
+    if st.is_dir() {
+        // Everything inside, by content time and status time (the folder
+        // itself only by content time: apply's own rename of it changes
+        // its status time).
+        let Ok(d) = open_dir(dir, name) else {
+            return false;
+        };
+        let Ok(names) = paddock_sys::read_dir_fd(d.as_fd()) else {
+            return false;
+        };
+        let mut changed = Vec::new();
+        let mut budget = 1_000_000;
+        for n in names {
+            changed_below(
+                d.as_fd(),
+                Path::new(&n),
+                planned_ns,
+                &mut changed,
+                &mut budget,
+                &Restored::default(),
+            );
+        }
+        return changed.is_empty();
+    }
+    true
+}
+
+/// Carry out a step (its new content is staged as inode `ino`).
+/// Idempotent after a crash: a step already in place is recognised. The
+/// host's entry is checked just before and just after the switch: if the
+/// host changed it in between, the switch is undone and the step left.
+fn commit(step: &Step, ino: Option<u64>, planned_ns: i128) -> std::io::Result<Committed> {
     let dir = parent_dir(step)?;
     let (_, name) = split(&step.rel);
     let tmp = Path::new(&step.tmp);
     let at = |n: &Path| paddock_sys::fstatat(dir.as_fd(), n).ok();
+    let d = dir.as_fd();
     match step.action {
         Action::Mkdir => match at(name) {
-            Some(s) if s.is_dir() => Ok(()),
+            Some(s) if s.is_dir() => Ok(Committed::Done),
             _ => {
                 let upper = open_root(&step.layer.join("upper"))?;
                 let mode = stat_at(upper.as_fd(), &step.rel)
                     .and_then(|(s, _)| s.is_dir().then_some(s.mode & 0o1777))
                     .unwrap_or(0o755);
-                paddock_sys::mkdirat(dir.as_fd(), name, mode)
+                paddock_sys::mkdirat(d, name, mode).map(|()| Committed::Done)
             }
         },
         Action::Chmod => {
@@ -919,44 +1145,50 @@ fn commit(step: &Step, ino: Option<u64>) -> std::io::Result<()> {
             let mode = stat_at(upper.as_fd(), &step.rel)
                 .and_then(|(s, _)| s.is_dir().then_some(s.mode & 0o1777))
                 .unwrap_or(0o755);
-            let d = open_dir(dir.as_fd(), name)?;
-            paddock_sys::fchmod(d.as_fd(), mode)
+            let sub = open_dir(d, name)?;
+            paddock_sys::fchmod(sub.as_fd(), mode).map(|()| Committed::Done)
         }
         Action::Add => {
             if ino.is_some() && at(name).map(|s| s.ino) == ino {
-                return Ok(());
+                return Ok(Committed::Done);
             }
-            paddock_sys::renameat2(
-                dir.as_fd(),
-                tmp,
-                dir.as_fd(),
-                name,
-                paddock_sys::rename::NOREPLACE,
-            )
+            match paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::NOREPLACE) {
+                Ok(()) => Ok(Committed::Done),
+                // The host made something there meanwhile: it stays.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(Committed::HostChanged)
+                }
+                Err(e) => Err(e),
+            }
         }
         Action::Replace => {
             if ino.is_some() && at(name).map(|s| s.ino) == ino {
-                return Ok(());
+                return Ok(Committed::Done);
             }
-            paddock_sys::renameat2(
-                dir.as_fd(),
-                tmp,
-                dir.as_fd(),
-                name,
-                paddock_sys::rename::EXCHANGE,
-            )
+            if !unchanged(d, name, step.expect, planned_ns) {
+                return Ok(Committed::HostChanged);
+            }
+            paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::EXCHANGE)?;
+            // The old content is under the tmp name now: still as planned?
+            if !unchanged(d, tmp, step.expect, planned_ns) {
+                paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::EXCHANGE)?;
+                return Ok(Committed::HostChanged);
+            }
+            Ok(Committed::Done)
         }
         Action::Remove => {
             if at(tmp).is_some() && at(name).is_none() {
-                return Ok(());
+                return Ok(Committed::Done);
             }
-            paddock_sys::renameat2(
-                dir.as_fd(),
-                name,
-                dir.as_fd(),
-                tmp,
-                paddock_sys::rename::NOREPLACE,
-            )
+            if !unchanged(d, name, step.expect, planned_ns) {
+                return Ok(Committed::HostChanged);
+            }
+            paddock_sys::renameat2(d, name, d, tmp, paddock_sys::rename::NOREPLACE)?;
+            if !unchanged(d, tmp, step.expect, planned_ns) {
+                paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::NOREPLACE)?;
+                return Ok(Committed::HostChanged);
+            }
+            Ok(Committed::Done)
         }
     }
 }
@@ -1037,16 +1269,57 @@ fn remove_tree(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
 }
 
 /// After every step is in place: drop the old contents kept under the
-/// tmp names, then what was applied from the layer.
-fn finish(steps: &[Step]) {
-    for step in steps {
-        if matches!(step.action, Action::Replace | Action::Remove) {
-            if let Ok(dir) = parent_dir(step) {
-                let _ = remove_tree(dir.as_fd(), Path::new(&step.tmp));
-            }
+/// tmp names (unless the host wrote to one after the switch, through a
+/// descriptor it held: that one is kept beside, and reported), then what
+/// was applied from the layer.
+fn finish(j: &JournalState) -> Vec<Conflict> {
+    let mut kept = Vec::new();
+    for (i, step) in j.steps.iter().enumerate() {
+        if j.skipped[i] || !matches!(step.action, Action::Replace | Action::Remove) {
+            continue;
+        }
+        let Ok(dir) = parent_dir(step) else { continue };
+        let tmp = Path::new(&step.tmp);
+        if paddock_sys::fstatat(dir.as_fd(), tmp).is_err() {
+            continue;
+        }
+        if unchanged(dir.as_fd(), tmp, step.expect, j.planned_ns) {
+            let _ = remove_tree(dir.as_fd(), tmp);
+            continue;
+        }
+        let (_, name) = split(&step.rel);
+        let mut aside = name.as_os_str().to_os_string();
+        aside.push(format!(
+            ".paddock-host-edit-{}",
+            random_name()
+                .unwrap_or_default()
+                .trim_start_matches(".paddock-apply-")
+        ));
+        let aside = PathBuf::from(aside);
+        let path = step.source.join(&step.rel);
+        if paddock_sys::renameat2(
+            dir.as_fd(),
+            tmp,
+            dir.as_fd(),
+            &aside,
+            paddock_sys::rename::NOREPLACE,
+        )
+        .is_ok()
+        {
+            kept.push(Conflict {
+                changed: vec![path.with_file_name(&aside)],
+                path,
+                reason: format!(
+                    "the host wrote to it while apply ran; the host's version is kept as {}",
+                    safe_path(&aside)
+                ),
+            });
         }
     }
-    for step in steps.iter().rev() {
+    for (i, step) in j.steps.iter().enumerate().rev() {
+        if j.skipped[i] {
+            continue;
+        }
         let Ok(upper) = open_root(&step.layer.join("upper")) else {
             continue;
         };
@@ -1057,10 +1330,14 @@ fn finish(steps: &[Step]) {
             }
         }
     }
+    kept
 }
 
 /// What apply can do for one change, in order.
-fn plan_of(c: &Change, out: &mut Vec<Step>) -> std::io::Result<()> {
+fn plan_of(c: &Change, lower: Option<BorrowedFd<'_>>, out: &mut Vec<Step>) -> std::io::Result<()> {
+    let expect = lower
+        .and_then(|l| stat_at(l, &c.rel))
+        .map(|(st, _)| Ident::of(&st));
     let mut push = |action| -> std::io::Result<()> {
         out.push(Step {
             layer: c.layer.dir.clone(),
@@ -1068,6 +1345,9 @@ fn plan_of(c: &Change, out: &mut Vec<Step>) -> std::io::Result<()> {
             rel: c.rel.clone(),
             action,
             tmp: random_name()?,
+            expect: matches!(action, Action::Replace | Action::Remove)
+                .then_some(expect)
+                .flatten(),
         });
         Ok(())
     };
@@ -1127,6 +1407,7 @@ pub fn apply(
     let mut steps = Vec::new();
     let mut lowers: std::collections::HashMap<PathBuf, Option<OwnedFd>> = Default::default();
     let mut remade: Vec<PathBuf> = Vec::new();
+    let restored = Restored::load(session_dir);
     for c in changes {
         if blocked.iter().any(|b| c.path.starts_with(b)) {
             out.refused.push((
@@ -1150,7 +1431,14 @@ pub fn apply(
         let lower = lowers
             .entry(c.layer.source.clone())
             .or_insert_with(|| open_root(&c.layer.source).ok());
-        if let Some(k) = conflict(c, lower.as_ref().map(|l| l.as_fd()), since, &remade) {
+        if let Some(k) = conflict(
+            c,
+            lower.as_ref().map(|l| l.as_fd()),
+            since,
+            &remade,
+            opts.allow_outward_symlinks,
+            &restored,
+        ) {
             out.conflicts.push(k);
             blocked.push(c.path.clone());
             continue;
@@ -1158,24 +1446,47 @@ pub fn apply(
         if c.old.is_some() && matches!(c.new, Some(Entry::Dir { .. })) {
             remade.push(c.path.clone());
         }
-        plan_of(c, &mut steps).map_err(io("choosing temporary names".into()))?;
+        plan_of(c, lower.as_ref().map(|l| l.as_fd()), &mut steps)
+            .map_err(io("choosing temporary names".into()))?;
         out.applied.push(c.path.clone());
     }
     if steps.is_empty() {
         return Ok(out);
     }
-    let mut j = Journal::create(&jpath).map_err(io(format!("creating {}", jpath.display())))?;
+    // The plan reaches the journal's name whole (written beside, synced,
+    // renamed): a journal that exists always has its plan.
+    let planned_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        .unwrap_or(0)
+        // Coarse file clocks lag the real one by a tick.
+        - 20_000_000;
+    let beside = jpath.with_extension("journal.new");
+    let _ = std::fs::remove_file(&beside);
+    let mut j = Journal::create(&beside).map_err(io(format!("creating {}", beside.display())))?;
     j.write(&Record::Plan {
         steps: steps.clone(),
+        planned_ns: i64::try_from(planned_ns).unwrap_or(i64::MAX),
     })
-    .map_err(io(format!("writing {}", jpath.display())))?;
-    run_journal(
-        &jpath,
-        &mut j,
-        &steps,
-        vec![None; steps.len()],
-        vec![false; steps.len()],
-    )?;
+    .map_err(io(format!("writing {}", beside.display())))?;
+    std::fs::rename(&beside, &jpath).map_err(io(format!("creating {}", jpath.display())))?;
+    if let Ok(d) = std::fs::File::open(session_dir) {
+        let _ = d.sync_all();
+    }
+    let n = steps.len();
+    let state = JournalState {
+        steps,
+        planned_ns,
+        staged: vec![None; n],
+        done: vec![false; n],
+        skipped: vec![false; n],
+        finishing: false,
+    };
+    let late = run_journal(&jpath, &mut j, state)?;
+    for k in late {
+        out.applied.retain(|p| *p != k.path);
+        out.conflicts.push(k);
+    }
     Ok(out)
 }
 
@@ -1194,65 +1505,117 @@ fn test_pause() {
 fn run_journal(
     jpath: &Path,
     j: &mut Journal,
-    steps: &[Step],
-    mut staged: Vec<Option<u64>>,
-    done: Vec<bool>,
-) -> Result<(), SessionError> {
+    mut st: JournalState,
+) -> Result<Vec<Conflict>, SessionError> {
     let werr = |e| SessionError::Io {
         context: format!("writing {}", jpath.display()),
         source: e,
     };
-    // Stage every new content first, so the swaps that follow are quick.
-    for (i, step) in steps.iter().enumerate() {
-        if done[i] || staged[i].is_some() || !matches!(step.action, Action::Add | Action::Replace) {
-            continue;
-        }
-        // A crash may have left this step's tmp half-written: start over.
-        if let Ok(d) = parent_dir(step) {
-            let _ = paddock_sys::unlinkat(d.as_fd(), Path::new(&step.tmp), false);
-        }
-        let ino = match stage(step) {
-            Ok(ino) => ino,
-            // The parent folder is made by an earlier step (ENOENT, or a
-            // file or link that step replaces: ENOTDIR, ELOOP): stage
-            // after it.
-            Err(e) if matches!(e.raw_os_error(), Some(2 | 20 | 40)) => continue,
-            Err(e) => {
-                return Err(SessionError::Io {
-                    context: format!("staging {}", safe_path(&step.source.join(&step.rel))),
-                    source: e,
-                })
+    let mut late = Vec::new();
+    if !st.finishing {
+        // Stage every new content first, so the switches that follow are
+        // quick.
+        for i in 0..st.steps.len() {
+            let step = &st.steps[i];
+            if st.done[i]
+                || st.skipped[i]
+                || st.staged[i].is_some()
+                || !matches!(step.action, Action::Add | Action::Replace)
+            {
+                continue;
             }
-        };
-        j.write(&Record::Staged { i, ino }).map_err(werr)?;
-        staged[i] = Some(ino);
-        test_pause();
-    }
-    for (i, step) in steps.iter().enumerate() {
-        if done[i] {
-            continue;
-        }
-        if matches!(step.action, Action::Add | Action::Replace) && staged[i].is_none() {
-            let ino = stage(step).map_err(|e| SessionError::Io {
-                context: format!("staging {}", safe_path(&step.source.join(&step.rel))),
-                source: e,
-            })?;
+            // A crash may have left this step's tmp half-written: start over.
+            if let Ok(d) = parent_dir(step) {
+                let _ = paddock_sys::unlinkat(d.as_fd(), Path::new(&step.tmp), false);
+            }
+            let ino = match stage(step) {
+                Ok(ino) => ino,
+                // The parent folder is made by an earlier step (ENOENT, or a
+                // file or link that step replaces: ENOTDIR, ELOOP): stage
+                // after it.
+                Err(e) if matches!(e.raw_os_error(), Some(2 | 20 | 40)) => continue,
+                Err(e) => {
+                    return Err(SessionError::Io {
+                        context: format!("staging {}", safe_path(&step.source.join(&step.rel))),
+                        source: e,
+                    })
+                }
+            };
             j.write(&Record::Staged { i, ino }).map_err(werr)?;
-            staged[i] = Some(ino);
+            st.staged[i] = Some(ino);
+            test_pause();
         }
-        commit(step, staged[i]).map_err(|e| SessionError::Io {
-            context: format!("applying {}", safe_path(&step.source.join(&step.rel))),
-            source: e,
-        })?;
-        if let Ok(d) = parent_dir(step) {
-            let _ = std::fs::File::from(d).sync_all();
+        let mut left: Vec<PathBuf> = Vec::new();
+        for i in 0..st.steps.len() {
+            let step = st.steps[i].clone();
+            if st.done[i] || st.skipped[i] {
+                if st.skipped[i] {
+                    left.push(step.rel.clone());
+                }
+                continue;
+            }
+            let path = step.source.join(&step.rel);
+            // A step inside (or after, at the same path) one the host
+            // kept is left too.
+            let mut outcome = if left.iter().any(|l| step.rel.starts_with(l)) {
+                Committed::HostChanged
+            } else {
+                if matches!(step.action, Action::Add | Action::Replace) && st.staged[i].is_none() {
+                    let ino = stage(&step).map_err(|e| SessionError::Io {
+                        context: format!("staging {}", safe_path(&path)),
+                        source: e,
+                    })?;
+                    j.write(&Record::Staged { i, ino }).map_err(werr)?;
+                    st.staged[i] = Some(ino);
+                }
+                commit(&step, st.staged[i], st.planned_ns).map_err(|e| SessionError::Io {
+                    context: format!("applying {}", safe_path(&path)),
+                    source: e,
+                })?
+            };
+            if outcome == Committed::HostChanged {
+                // Drop what was staged for it.
+                if let Ok(d) = parent_dir(&step) {
+                    if step.action != Action::Remove {
+                        if let (Ok(s), Some(ino)) = (
+                            paddock_sys::fstatat(d.as_fd(), Path::new(&step.tmp)),
+                            st.staged[i],
+                        ) {
+                            if s.ino == ino {
+                                let _ =
+                                    paddock_sys::unlinkat(d.as_fd(), Path::new(&step.tmp), false);
+                            }
+                        }
+                    }
+                }
+                j.write(&Record::Skipped { i }).map_err(werr)?;
+                st.skipped[i] = true;
+                left.push(step.rel.clone());
+                if !late.iter().any(|k: &Conflict| k.path == path) {
+                    late.push(Conflict {
+                        changed: vec![path.clone()],
+                        path,
+                        reason: "the host changed it while apply ran; it was left as it is".into(),
+                    });
+                }
+                outcome = Committed::Done;
+            }
+            let _ = outcome;
+            if !st.skipped[i] {
+                if let Ok(d) = parent_dir(&step) {
+                    let _ = std::fs::File::from(d).sync_all();
+                }
+                j.write(&Record::Done { i }).map_err(werr)?;
+                st.done[i] = true;
+            }
+            test_pause();
         }
-        j.write(&Record::Done { i }).map_err(werr)?;
-        test_pause();
+        j.write(&Record::Finishing).map_err(werr)?;
+        st.finishing = true;
     }
-    finish(steps);
+    late.extend(finish(&st));
     std::fs::remove_file(jpath).map_err(io(format!("removing {}", jpath.display())))?;
-    Ok(())
+    Ok(late)
 }
 
 /// When this session's changes were last applied in full (ns since the
@@ -1278,30 +1641,75 @@ pub fn interrupted(session_dir: &Path) -> bool {
     journal_path(session_dir).exists()
 }
 
-/// Finish an interrupted apply; returns the paths it covered.
-pub fn resume(session_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
+/// What `--resume` or `--abort` did.
+#[derive(Debug, Default, Serialize)]
+pub struct Recovered {
+    /// The paths the interrupted apply covered.
+    pub paths: Vec<PathBuf>,
+    /// Paths left as the host had them (changed meanwhile), or the host's
+    /// version kept beside.
+    pub conflicts: Vec<Conflict>,
+    /// `--abort` found the apply complete but for its clean-up, and
+    /// finished it instead.
+    pub finished_instead: bool,
+}
+
+/// Finish an interrupted apply.
+pub fn resume(session_dir: &Path) -> Result<Recovered, SessionError> {
     let jpath = journal_path(session_dir);
-    let (steps, staged, done) =
-        read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
+    let st = read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
+    let paths = st.steps.iter().map(|s| s.source.join(&s.rel)).collect();
     let mut j = Journal::open(&jpath).map_err(io(format!("opening {}", jpath.display())))?;
-    run_journal(&jpath, &mut j, &steps, staged, done)?;
-    Ok(steps.iter().map(|s| s.source.join(&s.rel)).collect())
+    let conflicts = run_journal(&jpath, &mut j, st)?;
+    Ok(Recovered {
+        paths,
+        conflicts,
+        finished_instead: false,
+    })
 }
 
 /// Roll an interrupted apply back: every path gets its old content again,
-/// every staged file is removed, the layer keeps the changes.
-pub fn abort(session_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
+/// every staged file is removed, the layer keeps the changes. An apply
+/// that had put everything in place (only its clean-up was cut) cannot be
+/// rolled back any more (the layer's copies may be gone): it is finished.
+pub fn abort(session_dir: &Path) -> Result<Recovered, SessionError> {
     let jpath = journal_path(session_dir);
-    let (steps, staged, _) =
-        read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
-    for (i, step) in steps.iter().enumerate().rev() {
-        undo(step, staged[i]).map_err(|e| SessionError::Io {
+    let st = read_journal(&jpath).map_err(io(format!("reading {}", jpath.display())))?;
+    if st.finishing {
+        let mut r = resume(session_dir)?;
+        r.finished_instead = true;
+        return Ok(r);
+    }
+    let mut restored = Restored::load(session_dir);
+    for (i, step) in st.steps.iter().enumerate().rev() {
+        let staged = if st.skipped[i] && step.action == Action::Remove {
+            // Never moved: nothing to put back.
+            continue;
+        } else {
+            st.staged[i]
+        };
+        undo(step, staged).map_err(|e| SessionError::Io {
             context: format!("restoring {}", safe_path(&step.source.join(&step.rel))),
             source: e,
         })?;
+        // The host's own entry is back: remember its new status time.
+        if let (Some(want), Ok(dir)) = (step.expect, parent_dir(step)) {
+            if let Ok(now) = paddock_sys::fstatat(dir.as_fd(), split(&step.rel).1) {
+                if now.ino == want.ino {
+                    restored
+                        .0
+                        .insert(now.ino, i64::try_from(now.ctime_ns).unwrap_or(i64::MAX));
+                }
+            }
+        }
     }
+    restored.save(session_dir);
     std::fs::remove_file(&jpath).map_err(io(format!("removing {}", jpath.display())))?;
-    Ok(steps.iter().map(|s| s.source.join(&s.rel)).collect())
+    Ok(Recovered {
+        paths: st.steps.iter().map(|s| s.source.join(&s.rel)).collect(),
+        conflicts: Vec::new(),
+        finished_instead: false,
+    })
 }
 
 /// Make a tree that came out of the sandbox (an export, unpacked into a
@@ -1350,11 +1758,10 @@ pub fn make_safe(
                 } else {
                     within
                 };
+                // What was exported is one entry of `root`: a link that is
+                // that entry points at something that was not exported.
                 if !allow_outward
-                    && (rel.as_os_str().is_empty() && target.is_absolute()
-                        || !link_stays_inside(&within, &target)
-                        || rel.as_os_str().is_empty()
-                            && target.components().next() == Some(Component::ParentDir))
+                    && (rel.as_os_str().is_empty() || !link_stays_inside(&within, &target))
                 {
                     paddock_sys::unlinkat(dir, name, false)?;
                     out.push(refuse(
@@ -1447,6 +1854,56 @@ pub fn discard(session_dir: &Path) -> Result<usize, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_journal_record_reads_back() {
+        let dir = std::env::temp_dir().join(format!("paddock-journal-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let step = Step {
+            layer: "/l".into(),
+            source: "/s".into(),
+            rel: "a/b".into(),
+            action: Action::Replace,
+            tmp: ".paddock-apply-x".into(),
+            expect: Some(Ident {
+                ino: 7,
+                mtime_ns: 1_796_000_000_000_000_000,
+                size: 3,
+            }),
+        };
+        let mut j = Journal::create(&dir).unwrap();
+        for r in [
+            Record::Plan {
+                steps: vec![step.clone(), step],
+                planned_ns: 1_796_000_000_000_000_000,
+            },
+            Record::Staged { i: 0, ino: 9 },
+            Record::Done { i: 0 },
+            Record::Skipped { i: 1 },
+            Record::Finishing,
+        ] {
+            j.write(&r).unwrap();
+        }
+        let st = read_journal(&dir).unwrap();
+        assert_eq!(st.steps.len(), 2);
+        assert_eq!(
+            st.steps[0].expect.unwrap().mtime_ns,
+            1_796_000_000_000_000_000
+        );
+        assert_eq!(st.planned_ns, 1_796_000_000_000_000_000);
+        assert_eq!(
+            (st.staged[0], st.done[0], st.skipped[1], st.finishing),
+            (Some(9), true, true, true)
+        );
+        std::fs::write(&dir, "garbage\n").unwrap();
+        assert!(
+            read_journal(&dir).is_err(),
+            "an unreadable journal is never taken as empty"
+        );
+        std::fs::write(&dir, "").unwrap();
+        assert!(read_journal(&dir).unwrap().steps.is_empty());
+        std::fs::remove_file(&dir).unwrap();
+    }
 
     #[test]
     fn protected_names_match_whole_components_at_any_depth() {

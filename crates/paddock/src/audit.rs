@@ -123,6 +123,22 @@ pub fn caller_from_env() -> Caller {
     }
 }
 
+/// The outcome of one sweep: each name moved aside reported; a sweep that
+/// could not read every folder said once.
+pub fn swept(
+    log: Option<&paddock_audit::Log>,
+    (moved, complete): (Vec<paddock_sandbox::guard::Quarantined>, bool),
+) {
+    for q in &moved {
+        quarantined(log, q);
+    }
+    if !complete {
+        eprintln!(
+            "paddock: warning[PROTECTED_SWEEP_INCOMPLETE]: a folder in a writable mount could not be read (not yours, or over the folder budget); protected names in it were not checked"
+        );
+    }
+}
+
 /// A protected name (`.git`, `.envrc`...) that the sandbox created in a
 /// writable folder would be acted on by the host: the sweep moved it
 /// aside; say so, loudly, and record it (`file.protected`,
@@ -145,8 +161,9 @@ pub fn quarantined(log: Option<&paddock_audit::Log>, q: &paddock_sandbox::guard:
     let name = safe_path(std::path::Path::new(q.path.file_name().unwrap_or_default()));
     match &q.moved_to {
         Ok(dest) => eprintln!(
-            "paddock: warning[PROTECTED_PATH_CREATED]: the sandbox created {}, which the host \
-             acts on by itself; it was moved to {}\n  fix: inspect it; to allow this, run with \
+            "paddock: warning[PROTECTED_PATH_CREATED]: {} appeared in a writable folder while the \
+             sandbox ran (the host acts on it by itself); it was moved to {}\n  fix: inspect it \
+             (if you made it yourself meanwhile, move it back); to allow this, run with \
              --unprotect {name}",
             safe_path(&q.path),
             safe_path(dest),

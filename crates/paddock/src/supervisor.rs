@@ -316,9 +316,7 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         let ticks = AtomicU64::new(0);
         Arc::new(move |check: Check| {
             if check != Check::Cow && !guard.is_empty() {
-                for q in guard.sweep() {
-                    crate::audit::quarantined(Some(&shared.audit), &q);
-                }
+                crate::audit::swept(Some(&shared.audit), guard.sweep());
             }
             let now = match check {
                 Check::Protected => false,
@@ -351,11 +349,15 @@ fn supervise(id: &str) -> Result<i32, CliError> {
     if !guard.is_empty() || has_cow {
         let shared = shared.clone();
         let sweep = sweep.clone();
+        // Every second while the sandbox lives: a process left running in
+        // the background after its command ended may still create names.
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(1));
-            if shared.active.load(Ordering::SeqCst) > 0 {
-                sweep(Check::Tick);
-            }
+            sweep(if shared.active.load(Ordering::SeqCst) > 0 {
+                Check::Tick
+            } else {
+                Check::Protected
+            });
         });
     }
 

@@ -134,7 +134,26 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             )
         })?;
     }
+    // While the command runs, new protected names in rw mounts are moved
+    // aside every second (the final sweep follows the end).
+    let sweeping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let guard = running.guard();
+        let sweeping = sweeping.clone();
+        let log = audit.as_ref().map(|a| a.log.clone());
+        if !guard.is_empty() {
+            std::thread::spawn(move || {
+                while sweeping.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    if sweeping.load(std::sync::atomic::Ordering::SeqCst) {
+                        crate::audit::swept(log.as_deref(), guard.sweep());
+                    }
+                }
+            });
+        }
+    }
     let outcome = running.wait();
+    sweeping.store(false, std::sync::atomic::Ordering::SeqCst);
     if let Some(t) = records {
         let _ = t.join();
     }

@@ -303,23 +303,37 @@ pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result
                 format!("see what is pending with `paddock diff {label}`"),
             ));
         }
-        let paths = if how.resume {
+        let r = if how.resume {
             paddock_session::cow::resume(&dir).map_err(failed)?
         } else {
             paddock_session::cow::abort(&dir).map_err(failed)?
         };
-        let word = if how.resume { "applied " } else { "restored" };
+        let finished = how.resume || r.finished_instead;
         if how.json {
-            println!(
-                "{}",
-                serde_json::json!({ if how.resume { "applied" } else { "restored" }: paths })
-            );
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         } else {
-            for p in &paths {
+            if r.finished_instead {
+                eprintln!(
+                    "paddock: the interrupted apply had put every change in place (only its clean-up was cut); it was finished, not undone"
+                );
+            }
+            let word = if finished { "applied " } else { "restored" };
+            for p in r
+                .paths
+                .iter()
+                .filter(|p| !r.conflicts.iter().any(|c| c.path == **p))
+            {
                 println!("{word} {}", safe_path(p));
             }
+            for c in &r.conflicts {
+                eprintln!(
+                    "paddock: refused[APPLY_CONFLICT]: {}: {}",
+                    safe_path(&c.path),
+                    paddock_session::cow::terminal_safe(&c.reason)
+                );
+            }
         }
-        return Ok(0);
+        return Ok(if r.conflicts.is_empty() { 0 } else { 1 });
     }
     if paddock_session::cow::interrupted(&dir) {
         return Err(CliError::new(
@@ -375,9 +389,9 @@ pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result
         }
         for c in &r.conflicts {
             eprintln!(
-                "paddock: refused[APPLY_CONFLICT]: {}: {}; it was left as it is",
+                "paddock: refused[APPLY_CONFLICT]: {}: {}",
                 safe_path(&c.path),
-                c.reason
+                paddock_session::cow::terminal_safe(&c.reason)
             );
             for ch in c.changed.iter().filter(|ch| **ch != c.path) {
                 eprintln!("  changed on the host: {}", safe_path(ch));
@@ -510,6 +524,10 @@ pub fn export(
             .map_err(to_cli)
             .and_then(|r| {
                 removed = r;
+                // The exported thing itself may have been refused (a link).
+                if std::fs::symlink_metadata(staging.join(name)).is_err() {
+                    return Ok(());
+                }
                 std::fs::rename(staging.join(name), &final_dest).map_err(io)
             }),
         Ok(c) => Err(CliError::new(
@@ -525,7 +543,9 @@ pub fn export(
     let _ = std::fs::remove_dir_all(&staging);
     result?;
     use paddock_session::cow::safe_path;
-    println!("exported {} to {}", safe_path(path), safe_path(&final_dest));
+    if std::fs::symlink_metadata(&final_dest).is_ok() {
+        println!("exported {} to {}", safe_path(path), safe_path(&final_dest));
+    }
     for (p, why) in &removed {
         eprintln!(
             "paddock: refused[{}]: {}: {}",

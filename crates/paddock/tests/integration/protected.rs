@@ -514,3 +514,115 @@ fn nested_repository_and_hooks_path_are_protected() {
     assert!(std::fs::symlink_metadata(ws.proj.join("vendor/new/.git")).is_err());
     assert!(std::fs::symlink_metadata(ws.proj.join("tools/hooks")).is_err());
 }
+
+/// The sandbox takes every quarantine name it could guess for the next
+/// ten minutes, then makes `.envrc` with mknod (a call the observer does
+/// not refuse by name): the sweep still moves it aside.
+#[test]
+fn quarantine_name_taken_in_advance_still_moves_the_name_aside() {
+    let ws = Ws::new();
+    let o = ws.sh(
+        &[],
+        "python3 -c '
+import os,stat,time
+t=int(time.time())
+for s in range(t-5,t+600): open(\".envrc.paddock-quarantine-%d\"%s,\"w\").close()
+os.mknod(\".envrc\",stat.S_IFREG|0o644)
+open(\".envrc\",\"w\").write(\"echo PWNED\\n\")' 2>&1; true",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !ws.proj.join(".envrc").exists(),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(quarantined(&ws.proj) > 600);
+}
+
+/// A folder the sandbox makes unreadable (mode 0111) with protected names
+/// inside: they are swept all the same, and the folder's mode is put back.
+#[test]
+fn unreadable_folder_does_not_hide_a_protected_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = crate::session::S::new();
+    let id = s.start(&[]);
+    let o = s.exec(
+        &id,
+        "mkdir locked && ln -s .envrc locked/a && echo evil > locked/a && ln -s .git locked/b && \
+         echo 'gitdir: /tmp/evil' > locked/b && rm locked/a locked/b && chmod 0111 locked",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let locked = s.ws.proj.join("locked");
+    let mode = std::fs::metadata(&locked).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o111, "the mode is put back");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(std::fs::symlink_metadata(locked.join(".envrc")).is_err());
+    assert!(std::fs::symlink_metadata(locked.join(".git")).is_err());
+    assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+}
+
+/// A background process left behind by an exec creates `.envrc` two
+/// seconds after the exec returned: moved aside within a few seconds,
+/// while the session idles.
+#[test]
+fn background_process_after_exec_is_swept() {
+    let s = crate::session::S::new();
+    let id = s.start(&[]);
+    let o = s.exec(
+        &id,
+        // The link's innocent name gets past the observer; only the sweep
+        // can catch what the kernel creates through it.
+        "ln -s .envrc innocent; nohup setsid sh -c 'sleep 2; echo late > innocent; sleep 60' >/dev/null 2>&1 & echo started",
+    );
+    assert!(stdout(&o).contains("started"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || !s
+            .ws
+            .proj
+            .join(".envrc")
+            .exists()
+            && quarantined(&s.ws.proj) == 1),
+        "left on the host while the session idles"
+    );
+    assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+}
+
+/// A workspace that is itself inside a protected name (the shell is in a
+/// project's `.vscode`): the whole workspace is read-only, and explain
+/// says so.
+#[test]
+fn workspace_inside_a_protected_folder_is_read_only() {
+    let ws = Ws::new();
+    let inner = ws.proj.join(".vscode");
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(inner.join("tasks.json"), "{}\n").unwrap();
+    let o = ws
+        .paddock()
+        .current_dir(&inner)
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo evil > tasks.json; echo x > new.json; true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(inner.join("tasks.json")).unwrap(),
+        "{}\n"
+    );
+    assert!(!inner.join("new.json").exists());
+    let o = ws
+        .paddock()
+        .current_dir(&inner)
+        .args(["policy", "explain", "--json", "write"])
+        .arg(inner.join("x.json"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["reason_code"], "FS_WRITE_PROTECTED", "{v}");
+}

@@ -486,6 +486,22 @@ fn export_of_outward_symlinks_drops_them() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let dest = s.ws.root.join("dest");
     std::fs::create_dir_all(&dest).unwrap();
+    // A link as the exported thing itself points at what was not exported.
+    let o = s.exec(&id, "ln -s .bashrc /tmp/report.txt");
+    assert_eq!(o.status.code(), Some(0));
+    let o = s.paddock(&[
+        "export",
+        &id,
+        "/tmp/report.txt",
+        dest.join("report.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("EXPORT_SYMLINK_ESCAPE"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(std::fs::symlink_metadata(dest.join("report.txt")).is_err());
     let o = s.paddock(&["export", &id, "/tmp/out", dest.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
@@ -534,4 +550,153 @@ fn cow_layer_over_its_cap_stops_the_session_and_keeps_the_changes() {
     let o = s.paddock(&["exec", &id, "--", "true"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+}
+
+/// A link whose text stays inside but passes through a link on the host
+/// (`hostlink -> /elsewhere`, then `viahost -> hostlink/secret`) points
+/// outside: refused like any outward link.
+#[test]
+fn link_through_a_host_link_is_an_outward_link() {
+    let s = S::new();
+    let p = &s.ws.proj;
+    std::fs::write(s.ws.outside.join("secret"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(&s.ws.outside, p.join("hostlink")).unwrap();
+    let id = cow_session(&s, "ln -s hostlink/secret viahost");
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("APPLY_SYMLINK_ESCAPE"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(std::fs::symlink_metadata(p.join("viahost")).is_err());
+}
+
+/// A file the session changed and the host deleted afterwards is a
+/// conflict: apply does not bring it back.
+#[test]
+fn host_deletion_after_the_session_started_is_a_conflict() {
+    let s = S::new();
+    let p = &s.ws.proj;
+    std::fs::write(p.join("doomed.txt"), "v1\n").unwrap();
+    std::fs::create_dir_all(p.join("dir")).unwrap();
+    std::fs::write(p.join("dir/inner.txt"), "v1\n").unwrap();
+    let id = cow_session(
+        &s,
+        "echo sandbox >> doomed.txt; echo sandbox >> dir/inner.txt",
+    );
+    std::fs::remove_file(p.join("doomed.txt")).unwrap();
+    std::fs::remove_dir_all(p.join("dir")).unwrap();
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("APPLY_CONFLICT") && stderr(&o).contains("removed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!p.join("doomed.txt").exists() && !p.join("dir").exists());
+}
+
+/// The host edits files while apply runs: every host edit survives, in
+/// the file itself (left as the host has it) or kept beside it; nothing
+/// is silently overwritten.
+#[test]
+fn host_edit_during_apply_is_never_lost() {
+    const N: usize = 60;
+    let s = S::new();
+    let p = &s.ws.proj;
+    for i in 0..N {
+        std::fs::write(p.join(format!("m{i}")), "orig\n").unwrap();
+    }
+    let id = cow_session(
+        &s,
+        &format!("for i in $(seq 0 {}); do echo sandbox > m$i; done", N - 1),
+    );
+    let mut c = s.ws.paddock();
+    let child = c
+        .env("PADDOCK_HOME", s.ws.root.join("state"))
+        .env("PADDOCK_TEST_APPLY_PAUSE_MS", "3")
+        .args(["apply", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    for i in (0..N).step_by(3) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(p.join(format!("m{i}")))
+            .unwrap();
+        writeln!(f, "HOST-EDIT-{i}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let mut everything = String::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        everything.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    for i in (0..N).step_by(3) {
+        assert!(
+            everything.contains(&format!("HOST-EDIT-{i}\n")),
+            "the host's edit of m{i} was lost: {}",
+            stderr(&o)
+        );
+    }
+    no_apply_leftovers(p);
+}
+
+/// A journal cut before its plan (an empty file) is a journal of nothing:
+/// `--resume` clears it and apply works again.
+#[test]
+fn empty_journal_is_recoverable() {
+    let s = S::new();
+    std::fs::write(s.ws.proj.join("a.txt"), "a\n").unwrap();
+    let id = cow_session(&s, "echo b > a.txt");
+    let j =
+        s.ws.root
+            .join("state/sessions")
+            .join(&id)
+            .join("apply.journal");
+    std::fs::write(&j, "").unwrap();
+    let o = s.paddock(&["apply", &id]);
+    assert!(stderr(&o).contains("APPLY_INTERRUPTED"), "{}", stderr(&o));
+    let o = s.paddock(&["apply", &id, "--abort"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!j.exists());
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read(&s.ws.proj.join("a.txt")), "b\n");
+}
+
+/// A session whose workspace lies inside a protected name (a project's
+/// `.config/mise`): apply writes none of it.
+#[test]
+fn cow_mount_inside_a_protected_folder_is_never_applied() {
+    let s = S::new();
+    let inner = s.ws.proj.join(".config/mise");
+    std::fs::create_dir_all(&inner).unwrap();
+    let mut c = s.ws.paddock();
+    let o = c
+        .current_dir(&inner)
+        .env("PADDOCK_HOME", s.ws.root.join("state"))
+        .args(["session", "start", "--mount", ".:cow"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = s.paddock(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        &format!("cd {} && echo '[tasks]' > config.toml", inner.display()),
+    ]);
+    // The whole mount is kept read-only inside, cow or not.
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("Read-only"), "{}", stderr(&o));
+    assert_eq!(s.paddock(&["session", "stop", &id]).status.code(), Some(0));
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!inner.join("config.toml").exists());
 }
