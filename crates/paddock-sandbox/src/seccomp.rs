@@ -60,6 +60,11 @@ pub(crate) fn programs(
         out.push(x32_guard());
     }
     out.push(program(compiled::CLONE3));
+    // setuid/setgid refused in every mode argument. Its own filter, at
+    // every audit level: some of these calls (open, mknod) are watched by
+    // the observer, and an errno from any filter wins over the observer's
+    // notification, so the refusal holds whatever the observer answers.
+    out.push(program(compiled::MODES));
     // With no network or IPC namespace, what those namespaces would have
     // isolated is denied instead (see the `no_userns` filter's comments).
     if !isolation.namespaces() {
@@ -444,7 +449,8 @@ mod tests {
         let progs = super::programs(crate::spec::AuditLevel::Off, Default::default()).unwrap();
         let n = progs.len();
         assert_eq!(progs[n - 1], map.remove("sandbox").unwrap());
-        assert_eq!(progs[n - 2], map.remove("clone3").unwrap());
+        assert_eq!(progs[n - 2], map.remove("modes").unwrap());
+        assert_eq!(progs[n - 3], map.remove("clone3").unwrap());
     }
 
     #[test]
@@ -453,7 +459,7 @@ mod tests {
             .expect("filter compiles");
         assert!(progs.iter().all(|p| !p.is_empty()));
         let v: serde_json::Value = serde_json::from_str(super::FILTER_JSON).unwrap();
-        for f in ["sandbox", "clone3"] {
+        for f in ["sandbox", "clone3", "modes", "no_userns"] {
             for rule in v[f]["filter"].as_array().unwrap() {
                 let c = rule["comment"].as_str().unwrap_or("");
                 assert!(c.len() > 10, "rule without a reason: {rule}");

@@ -87,3 +87,68 @@ fn no_capabilities_no_new_privs_seccomp_filter() {
     let uid_line = uid.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(out.contains(uid_line), "{out} vs {uid_line}");
 }
+
+/// vsock ignores network namespaces (it reaches the hypervisor and host
+/// services), and AF_ALG is a large kernel surface: both socket families
+/// are refused, as Docker's and Podman's default profiles refuse them.
+#[test]
+fn vsock_and_af_alg_sockets_are_refused() {
+    let ws = Ws::new();
+    let o = ws.sh(
+        &[],
+        r#"python3 - <<'PY'
+import socket
+for fam, typ, name in [(40, socket.SOCK_STREAM, "vsock"), (40, socket.SOCK_DGRAM, "vsock-dgram"), (38, socket.SOCK_SEQPACKET, "alg")]:
+    try:
+        s = socket.socket(fam, typ)
+        print(name, "CREATED")
+        try:
+            s.bind((0xFFFFFFFF, 1234)) if fam == 40 else None
+            print(name, "BOUND")
+        except OSError as e:
+            print(name, "bind", e.errno)
+    except OSError as e:
+        print(name, "refused", e.errno)
+PY"#,
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("CREATED") && !out.contains("BOUND"), "{out}{}", stderr(&o));
+    assert_eq!(out.matches("refused 1").count(), 3, "EPERM for each: {out}");
+}
+
+/// setuid and setgid bits cannot be set from inside, by any call that
+/// carries a mode (chmod, fchmod, fchmodat, open/openat/creat with
+/// O_CREAT, mknod): a sandbox run as root cannot leave a setuid-root copy
+/// of a shell in the workspace.
+#[test]
+fn setuid_chmod_leaves_no_setuid_binary_on_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new();
+    let o = ws.sh(
+        &[],
+        r#"cp /bin/sh ./sh; chmod 4755 ./sh; chmod g+s ./sh; python3 - <<'PY'
+import os, stat
+tries = {
+  "chmod": lambda: os.chmod("sh", 0o4755),
+  "fchmod": lambda: os.fchmod(os.open("sh", os.O_RDONLY), 0o2755),
+  "fchmodat": lambda: os.chmod("sh", 0o6755, follow_symlinks=True),
+  "open": lambda: os.close(os.open("new1", os.O_CREAT | os.O_WRONLY, 0o4755)),
+  "mknod": lambda: os.mknod("new2", stat.S_IFREG | 0o4755),
+}
+for name, f in tries.items():
+    try:
+        f(); print(name, "DONE")
+    except OSError as e:
+        print(name, "refused", e.errno)
+PY
+true"#,
+    );
+    let out = stdout(&o);
+    assert!(!out.contains("DONE"), "{out}{}", stderr(&o));
+    for f in ["sh", "new1", "new2"] {
+        if let Ok(md) = std::fs::metadata(ws.proj.join(f)) {
+            assert_eq!(md.permissions().mode() & 0o6000, 0, "{f} on the host: {out}");
+        }
+    }
+    assert!(ws.proj.join("sh").exists(), "the copy itself is allowed");
+}
