@@ -428,11 +428,22 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         Path::new("var"),
         ensure(rootfd, Path::new("var"), true, true),
     )?;
-    step(
-        "link-var-tmp",
-        Path::new("var/tmp"),
-        sys::symlinkat(Path::new("../tmp"), rootfd, Path::new("var/tmp")),
-    )?;
+    // /var/tmp is /tmp inside, unless a mount lies under the host's
+    // /var/tmp (a workspace there): then it is a real folder holding it.
+    let under_var_tmp = p.mounts.iter().any(|m| m.target.starts_with("/var/tmp"));
+    if under_var_tmp {
+        step(
+            "mkdir-var-tmp",
+            Path::new("var/tmp"),
+            ensure(rootfd, Path::new("var/tmp"), true, true),
+        )?;
+    } else {
+        step(
+            "link-var-tmp",
+            Path::new("var/tmp"),
+            sys::symlinkat(Path::new("../tmp"), rootfd, Path::new("var/tmp")),
+        )?;
+    }
 
     // 4. The user's mounts, parents first.
     let mut attached: Vec<PathBuf> = Vec::new();

@@ -129,6 +129,21 @@ pub const ENV_ALLOWLIST: &[&str] = &[
     "NO_COLOR",
     "COLUMNS",
     "LINES",
+    // The POSIX and glibc locale categories, and nothing else that merely
+    // starts with LC_ (an `LC_SECRET_TOKEN` is not a locale).
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "LC_COLLATE",
+    "LC_MONETARY",
+    "LC_MESSAGES",
+    "LC_PAPER",
+    "LC_NAME",
+    "LC_ADDRESS",
+    "LC_TELEPHONE",
+    "LC_MEASUREMENT",
+    "LC_IDENTIFICATION",
 ];
 
 pub use paddock_sandbox::spec::normalize;
@@ -408,7 +423,7 @@ pub fn compile(
         .iter()
         .filter(|(k, _)| {
             let k = k.to_string_lossy();
-            ENV_ALLOWLIST.contains(&k.as_ref()) || k.starts_with("LC_")
+            ENV_ALLOWLIST.contains(&k.as_ref())
         })
         .cloned()
         .collect();

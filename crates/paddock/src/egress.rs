@@ -108,15 +108,7 @@ fn io(e: std::io::Error) -> CliError {
 impl Egress {
     /// Prepare everything, before the sandbox starts.
     pub fn prepare(eff: &Effective, host: &HostFacts) -> Result<Egress, CliError> {
-        let dir = crate::places::run_dir(crate::places::EGRESS_DIR);
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io)?;
-        }
+        let dir = crate::places::run_dir_checked(crate::places::EGRESS_DIR)?;
         let session = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

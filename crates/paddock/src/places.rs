@@ -66,6 +66,54 @@ pub fn run_dir(prefix: &str) -> PathBuf {
     runtime_base().join(format!("{prefix}{}", std::process::id()))
 }
 
+/// [`run_dir`], made safe to write secrets into: without
+/// `$XDG_RUNTIME_DIR`, paddock's own base in the shared temporary folder is
+/// created 0700 and must be a real folder (not a link) owned by this user
+/// and closed to everyone else — another local user could have made it
+/// first. The per-run folder is then created 0700 inside it.
+pub fn run_dir_checked(prefix: &str) -> Result<PathBuf, crate::error::CliError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let base = runtime_base();
+    if xdg_runtime().is_none() {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&base);
+        let unsafe_because = match std::fs::symlink_metadata(&base) {
+            Err(e) => Some(format!("it cannot be read ({e})")),
+            Ok(md) if md.file_type().is_symlink() => Some("it is a symbolic link".to_string()),
+            Ok(md) if !md.is_dir() => Some("it is not a folder".to_string()),
+            Ok(md) if md.uid() != paddock_sys::getuid() => {
+                Some(format!("it belongs to uid {}, not to you", md.uid()))
+            }
+            Ok(md) if md.mode() & 0o077 != 0 => {
+                Some(format!("others may use it (mode {:o})", md.mode() & 0o7777))
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = unsafe_because {
+            return Err(crate::error::CliError::new(
+                "RUNTIME_DIR_UNSAFE",
+                format!(
+                    "paddock's runtime folder {} is not safe for the run's secrets: {why}",
+                    base.display()
+                ),
+                "remove it (another user may have made it) or set XDG_RUNTIME_DIR to a folder only you can use",
+            ));
+        }
+    }
+    let dir = base.join(format!("{prefix}{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            crate::error::CliError::new(
+                "HOST_IO_ERROR",
+                format!("creating {}: {e}", dir.display()),
+                "check that the folder is writable",
+            )
+        })?;
+    Ok(dir)
+}
+
 /// The pid in a per-run folder's name, if it is one.
 pub fn run_dir_pid(name: &str) -> Option<i32> {
     RUN_DIR_PREFIXES

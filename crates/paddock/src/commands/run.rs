@@ -35,10 +35,16 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         NetworkMode::None => None,
     };
     let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
+    // Only level no-userns keeps the private home and /tmp on the host.
+    let scratch_dir = if choice.level.namespaces() {
+        crate::places::run_dir(crate::places::SCRATCH_DIR)
+    } else {
+        crate::places::run_dir_checked(crate::places::SCRATCH_DIR)?
+    };
     crate::isolation::fit(
         &mut spec,
         choice.level,
-        crate::places::run_dir(crate::places::SCRATCH_DIR),
+        scratch_dir,
         egress.as_ref().map(|g| g.bundle()),
     );
     let scratch = Scratch(spec.scratch_dir.clone());

@@ -199,3 +199,30 @@ fn rw_no_delete_inside_rw_mount_is_refused() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("cannot be enforced"), "{}", stderr(&o));
 }
+
+/// A workspace under /var/tmp (which is a link to /tmp inside) runs, and
+/// its writes land in the real folder.
+#[test]
+fn workspace_under_var_tmp_runs() {
+    let dir = std::path::PathBuf::from(format!(
+        "/var/tmp/paddock-it-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ws = Ws::new();
+    let o = ws
+        .paddock()
+        .current_dir(&dir)
+        .args(["run", "--", "sh", "-c", "pwd; echo hi > f"])
+        .output()
+        .unwrap();
+    let ok = o.status.code() == Some(0)
+        && std::fs::read_to_string(dir.join("f")).ok().as_deref() == Some("hi\n");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&dir.display().to_string()));
+}

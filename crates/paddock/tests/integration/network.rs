@@ -46,3 +46,70 @@ fn host_abstract_unix_socket_is_unreachable() {
     let mut buf = [0u8; 1];
     assert!(l.accept().map(|(mut s, _)| s.read(&mut buf)).is_err());
 }
+
+/// Without XDG_RUNTIME_DIR, paddock keeps a run's CA key under
+/// `$TMPDIR/paddock-UID`. Another user who made that folder first (open
+/// to all, or a link to a folder of theirs) must not receive it: refused
+/// with RUNTIME_DIR_UNSAFE, nothing written there.
+#[test]
+fn runtime_folder_made_by_someone_else_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new();
+    let pol = ws.root.join("proxy.toml");
+    std::fs::write(
+        &pol,
+        "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"example.com\"]\n",
+    )
+    .unwrap();
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    for plant in ["open", "link"] {
+        let tmp = ws.root.join(format!("tmp-{plant}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let base = tmp.join(format!("paddock-{uid}"));
+        let theirs = ws.root.join(format!("theirs-{plant}"));
+        std::fs::create_dir_all(&theirs).unwrap();
+        if plant == "open" {
+            std::fs::create_dir(&base).unwrap();
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        } else {
+            std::os::unix::fs::symlink(&theirs, &base).unwrap();
+        }
+        let o = ws
+            .paddock()
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tmp)
+            .args(["run", "--policy", pol.to_str().unwrap(), "--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(125), "{plant}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("RUNTIME_DIR_UNSAFE"),
+            "{plant}: {}",
+            stderr(&o)
+        );
+        let planted = if plant == "open" {
+            base.clone()
+        } else {
+            theirs.clone()
+        };
+        assert_eq!(
+            std::fs::read_dir(&planted).unwrap().count(),
+            0,
+            "{plant}: nothing written"
+        );
+    }
+    // A safe one of our own is made and used.
+    let tmp = ws.root.join("tmp-fresh");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let o = ws
+        .paddock()
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .args(["run", "--policy", pol.to_str().unwrap(), "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let md = std::fs::metadata(tmp.join(format!("paddock-{uid}"))).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o700);
+}

@@ -186,6 +186,8 @@ fn environment_is_scrubbed() {
     let o = ws
         .paddock()
         .env("ANTHROPIC_API_KEY", "sk-host-secret")
+        .env("LC_SECRET_TOKEN", "lc-host-secret")
+        .env("LC_TIME", "C.UTF-8")
         .env("NAMED_VAR", "passed")
         .args([
             "run",
@@ -200,6 +202,11 @@ fn environment_is_scrubbed() {
         .unwrap();
     let out = stdout(&o);
     assert!(!out.contains("sk-host-secret"), "{out}");
+    // Only real locale categories pass, not anything named LC_*.
+    assert!(
+        !out.contains("lc-host-secret") && out.contains("LC_TIME=C.UTF-8"),
+        "{out}"
+    );
     assert!(
         out.contains("NAMED_VAR=passed") && out.contains("SET_VAR=v"),
         "{out}"

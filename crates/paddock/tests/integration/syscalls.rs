@@ -112,7 +112,11 @@ for fam, typ, name in [(40, socket.SOCK_STREAM, "vsock"), (40, socket.SOCK_DGRAM
 PY"#,
     );
     let out = stdout(&o);
-    assert!(!out.contains("CREATED") && !out.contains("BOUND"), "{out}{}", stderr(&o));
+    assert!(
+        !out.contains("CREATED") && !out.contains("BOUND"),
+        "{out}{}",
+        stderr(&o)
+    );
     assert_eq!(out.matches("refused 1").count(), 3, "EPERM for each: {out}");
 }
 
@@ -147,7 +151,11 @@ true"#,
     assert!(!out.contains("DONE"), "{out}{}", stderr(&o));
     for f in ["sh", "new1", "new2"] {
         if let Ok(md) = std::fs::metadata(ws.proj.join(f)) {
-            assert_eq!(md.permissions().mode() & 0o6000, 0, "{f} on the host: {out}");
+            assert_eq!(
+                md.permissions().mode() & 0o6000,
+                0,
+                "{f} on the host: {out}"
+            );
         }
     }
     assert!(ws.proj.join("sh").exists(), "the copy itself is allowed");
