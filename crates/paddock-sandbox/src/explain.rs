@@ -71,6 +71,17 @@ pub(crate) fn explain_fs_with(
             format!("{h} holds host secrets and is replaced by an empty read-only file or folder"),
         );
     }
+    if let Some((host, _)) = spec.hidden.iter().find(|(_, t)| path.starts_with(t)) {
+        return verdict(
+            false,
+            "FS_DENIED_INSIDE",
+            format!(
+                "{} is in filesystem.deny: inside the mount it is an empty read-only {}",
+                host.display(),
+                if host.is_dir() { "folder" } else { "file" }
+            ),
+        );
+    }
     // The deepest mount wins, as in the mount tree.
     let mount = spec
         .mounts

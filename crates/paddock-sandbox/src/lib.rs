@@ -25,6 +25,7 @@
 //!     home: "/home/someone".into(),
 //!     mounts: vec![MountSpec { source: here.clone(), target: here, mode: MountMode::Ro, origin: "example".into() }],
 //!     protected: vec![".git".into()],
+//!     hidden: vec![],
 //!     tmp_size_mib: 64,
 //!     hostname: "paddock".into(),
 //!     proxy_port: None,

@@ -146,6 +146,15 @@ fn level_checks(
         return Ok(None);
     }
     let fix = "run where user namespaces are allowed (see `paddock doctor`), or change the mount";
+    if let Some((host, _)) = spec.hidden.first() {
+        return Err(lacks(
+            format!(
+                "filesystem.deny hides {} inside a mount, which needs a mount over it",
+                host.display()
+            ),
+            fix,
+        ));
+    }
     for m in mounts {
         if m.source != m.target {
             return Err(lacks(
@@ -560,6 +569,7 @@ mod tests {
             home: "/home/nobody-here".into(),
             mounts,
             protected: vec![".git".into()],
+            hidden: vec![],
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: None,

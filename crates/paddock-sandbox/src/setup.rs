@@ -486,7 +486,7 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
             sys::move_mount(tree.as_fd(), t.as_fd()),
         )?;
     }
-    hide_secrets(rootfd)?;
+    hide_secrets(rootfd, &p.model.hidden)?;
 
     // 6. Enter the new root; detach the old one.
     step("chdir-root", staging, sys::fchdir(rootfd))?;
@@ -598,16 +598,25 @@ fn overlay(
 
 /// Cover host secrets under the read-only system tree with empty read-only
 /// files and folders.
-fn hide_secrets(rootfd: BorrowedFd<'_>) -> Result<(), StepError> {
+fn hide_secrets(rootfd: BorrowedFd<'_>, denied: &[(PathBuf, PathBuf)]) -> Result<(), StepError> {
     let empty_file = Path::new(".hidden-file");
     let empty_dir = Path::new(".hidden-dir");
     let mut made = false;
-    for h in HIDDEN_SYSTEM_PATHS {
-        let r = rel(Path::new(h));
+    // Host secrets under the system tree, then what `filesystem.deny` hides
+    // inside the user's mounts (the host path says whether it is a folder).
+    let all = HIDDEN_SYSTEM_PATHS
+        .iter()
+        .map(|h| (PathBuf::from(h), PathBuf::from(h)))
+        .chain(denied.iter().cloned());
+    for (_, inside) in all {
+        let h = inside.as_path();
+        let r = rel(h);
         let Ok(target) = open_beneath(rootfd, r) else {
             continue;
         };
-        let Ok(md) = std::fs::symlink_metadata(Path::new(h)) else {
+        // Stated through the new root (host paths under /tmp are covered
+        // by the staging folder by now).
+        let Ok(st) = sys::fstatat(target.as_fd(), Path::new("")) else {
             continue;
         };
         if !made {
@@ -623,7 +632,7 @@ fn hide_secrets(rootfd: BorrowedFd<'_>) -> Result<(), StepError> {
             )?;
             made = true;
         }
-        let src = if md.is_dir() { empty_dir } else { empty_file };
+        let src = if st.is_dir() { empty_dir } else { empty_file };
         let sfd = step("open-hidden", src, open_beneath(rootfd, src))?;
         let tree = step(
             "clone-hidden",

@@ -143,6 +143,10 @@ pub struct SandboxSpec {
     /// read-only because the host acts on them by itself (`.git`,
     /// `.paddock`, `.envrc`, ...).
     pub protected: Vec<PathBuf>,
+    /// Host paths inside mounts that `filesystem.deny` hides: (host path,
+    /// path inside). Each is covered by an empty read-only file or folder.
+    #[serde(default)]
+    pub hidden: Vec<(PathBuf, PathBuf)>,
     /// Size cap of the private `/tmp` and of the private home, in MiB.
     pub tmp_size_mib: u64,
     /// Hostname inside the sandbox.

@@ -290,6 +290,34 @@ fn under_deny<'a>(
         .find(|d| p.starts_with(expand(Path::new(&d.value), host)))
 }
 
+/// `filesystem.deny` entries that lie inside a mount: (host path, path
+/// inside the sandbox). A mount *under* a denied path is refused before
+/// this; these are hidden inside the mount instead.
+fn denied_inside(
+    eff: &Effective,
+    mounts: &[MountSpec],
+    host: &HostFacts,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for d in &eff.fs_deny {
+        let lexical = normalize(&expand(Path::new(&d.value), host));
+        // Where it really is (a link on the way would make the read-only
+        // cover miss it); as written when it does not exist.
+        let hp = std::fs::canonicalize(&lexical).unwrap_or(lexical);
+        for m in mounts {
+            if let Ok(rest) = hp.strip_prefix(&m.source) {
+                if !rest.as_os_str().is_empty() {
+                    let t = m.target.join(rest);
+                    if !out.iter().any(|(_, x)| *x == t) {
+                        out.push((hp.clone(), t));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Compile the effective policy and the run's own flags into a spec.
 pub fn compile(
     eff: &Effective,
@@ -466,6 +494,7 @@ pub fn compile(
         env,
         workdir,
         home: host.home.clone(),
+        hidden: denied_inside(eff, &mounts, host),
         mounts,
         protected,
         tmp_size_mib: eff.tmp_mib.value,

@@ -419,3 +419,54 @@ fn hostile_project_file_cannot_steer_audit_export_or_retention() {
         .unwrap();
     assert!(stdout(&list).contains("\"mine\""), "{}", stdout(&list));
 }
+
+/// `filesystem.deny` inside a mounted workspace hides the path (a file and
+/// a folder), in rw and cow alike, and `policy explain` says so; the rest
+/// of the workspace stays as it was.
+#[test]
+fn filesystem_deny_hides_a_path_inside_a_mount() {
+    let ws = Ws::new();
+    std::fs::create_dir_all(ws.proj.join("sec")).unwrap();
+    std::fs::write(ws.proj.join("sec/key"), "TOPSECRET\n").unwrap();
+    std::fs::write(ws.proj.join(".env.local"), "TOKEN=TOPSECRET\n").unwrap();
+    std::fs::write(ws.proj.join("ok.txt"), "visible\n").unwrap();
+    for mode in ["rw", "cow"] {
+        let pol = ws.root.join(format!("deny-{mode}.toml"));
+        std::fs::write(
+            &pol,
+            format!(
+                "version = 1\n[filesystem]\nworkspace = \"{mode}\"\ndeny = [\"{}\", \"{}\"]\n",
+                ws.proj.join("sec").display(),
+                ws.proj.join(".env.local").display()
+            ),
+        )
+        .unwrap();
+        let p = pol.to_str().unwrap();
+        let o = ws.sh(
+            &["--policy", p],
+            "cat sec/key .env.local ok.txt; ls -A sec; echo x > sec/new 2>&1 || echo write-refused",
+        );
+        let out = stdout(&o);
+        assert!(!out.contains("TOPSECRET"), "{mode}: {out}{}", stderr(&o));
+        assert!(
+            out.contains("visible") && out.contains("write-refused"),
+            "{mode}: {out}{}",
+            stderr(&o)
+        );
+        for path in [ws.proj.join("sec/key"), ws.proj.join(".env.local")] {
+            let o = ws
+                .paddock()
+                .args(["policy", "explain", "--json", "--policy", p, "read"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["reason_code"], "FS_DENIED_INSIDE", "{mode}: {v}");
+            assert_eq!(o.status.code(), Some(1));
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(ws.proj.join("sec/key")).unwrap(),
+        "TOPSECRET\n"
+    );
+}
