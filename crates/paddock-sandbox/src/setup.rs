@@ -28,6 +28,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use paddock_sys::{self as sys, attr, mflags, resolve};
@@ -335,20 +336,10 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
             Some("newinstance,ptmxmode=0666,mode=620"),
         ),
     )?;
-    let shm = dev.join("shm");
     step(
         "mkdir-shm",
-        &shm,
+        &dev.join("shm"),
         ensure(rootfd, Path::new("dev/shm"), true, true),
-    )?;
-    step(
-        "mount-shm",
-        &shm,
-        tmpfs(
-            &shm,
-            mflags::NOSUID | mflags::NODEV,
-            &format!("mode=1777,size={}m", p.tmp_size_mib),
-        ),
     )?;
     for (name, target) in [
         ("dev/ptmx", "pts/ptmx"),
@@ -407,22 +398,64 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
         )?;
     }
 
-    // Private, size-capped scratch space: /tmp, /run, and the home folder
-    // (empty: the user's real home is never shown, only what is mounted).
-    let size = format!("size={}m", p.tmp_size_mib);
-    for (dir, opts) in [
-        (PathBuf::from("tmp"), format!("mode=1777,{size}")),
-        (PathBuf::from("run"), "mode=0755,size=1m".to_string()),
-        (rel(&p.home).to_path_buf(), format!("mode=0700,{size}")),
+    // Private scratch space with one size cap for all of it: /tmp, the
+    // home folder (empty: the user's real home is never shown, only what is
+    // mounted) and /dev/shm are three folders of one tmpfs, so together
+    // they hold at most `tmp_size_mib` of host memory. /run is apart, 1 MiB.
+    let run = staging.join("run");
+    step(
+        "mkdir-scratch",
+        &run,
+        ensure(rootfd, Path::new("run"), true, true),
+    )?;
+    step(
+        "mount-scratch",
+        &run,
+        tmpfs(&run, mflags::NOSUID | mflags::NODEV, "mode=0755,size=1m"),
+    )?;
+    let pool = staging.join(".scratch");
+    step(
+        "mkdir-scratch",
+        &pool,
+        ensure(rootfd, Path::new(".scratch"), true, true),
+    )?;
+    step(
+        "mount-scratch",
+        &pool,
+        tmpfs(
+            &pool,
+            mflags::NOSUID | mflags::NODEV,
+            &format!("mode=0755,size={}m", p.tmp_size_mib),
+        ),
+    )?;
+    for (part, target, mode) in [
+        ("tmp", PathBuf::from("tmp"), 0o1777),
+        ("shm", PathBuf::from("dev/shm"), 0o1777),
+        ("home", rel(&p.home).to_path_buf(), 0o700),
     ] {
-        let at = staging.join(&dir);
-        step("mkdir-scratch", &at, ensure(rootfd, &dir, true, true))?;
+        let dir = pool.join(part);
+        step("mkdir-scratch", &dir, std::fs::create_dir(&dir))?;
         step(
-            "mount-scratch",
-            &at,
-            tmpfs(&at, mflags::NOSUID | mflags::NODEV, &opts),
+            "chmod-scratch",
+            &dir,
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)),
+        )?;
+        let src = step("open-scratch", &dir, open_nofollow(&dir))?;
+        let tree = step("clone-scratch", &dir, detached_clone(src.as_fd(), false, 0))?;
+        let t = step(
+            "mkdir-scratch",
+            &target,
+            ensure(rootfd, &target, true, true),
+        )?;
+        step(
+            "attach-scratch",
+            &target,
+            sys::move_mount(tree.as_fd(), t.as_fd()),
         )?;
     }
+    // The pool's own mount goes; its three folders stay, one tmpfs.
+    step("detach-scratch", &pool, sys::umount_detach(&pool))?;
+    let _ = std::fs::remove_dir(&pool);
     step(
         "mkdir-var",
         Path::new("var"),

@@ -171,10 +171,26 @@ pub struct LimitsStatus {
     pub pids: Option<u64>,
     /// Memory limit, MiB.
     pub memory_mib: Option<u64>,
+    /// What the memory limit covers: `sandbox` (a cgroup holds every
+    /// process together) or `per process` (RLIMIT_AS only: N processes may
+    /// hold N times the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_scope: Option<String>,
     /// Size of the private /tmp and home, MiB.
     pub tmp_mib: u64,
     /// How the limits are enforced here.
     pub enforced_by: String,
+}
+
+/// What a memory limit covers, given the mechanisms that hold: a memory
+/// cgroup covers the sandbox; without one only RLIMIT_AS applies, per
+/// process.
+pub(crate) fn memory_scope(enforced_by: &[&str]) -> &'static str {
+    if enforced_by.iter().any(|e| e.starts_with("memory")) {
+        "sandbox"
+    } else {
+        "per process"
+    }
 }
 
 /// One policy value and where it came from.
@@ -294,6 +310,9 @@ pub fn summarize(
         limits: LimitsStatus {
             pids: spec.pids_limit,
             memory_mib: spec.memory_limit_mib,
+            memory_scope: spec
+                .memory_limit_mib
+                .map(|_| memory_scope(enforced_by).to_string()),
             tmp_mib: spec.tmp_size_mib,
             enforced_by: enforced,
         },
@@ -661,7 +680,11 @@ pub fn render(st: &Status) -> String {
         o.push_str(&format!(
             "  limits pids {} memory {} tmp {}M audit {}\n",
             l.pids.map_or("-".into(), |p| p.to_string()),
-            l.memory_mib.map_or("-".into(), |m| format!("{m}M")),
+            l.memory_mib
+                .map_or("-".into(), |m| match l.memory_scope.as_deref() {
+                    Some("per process") => format!("{m}M per process"),
+                    _ => format!("{m}M"),
+                }),
             l.tmp_mib,
             sb.audit_level
         ));

@@ -120,6 +120,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             serde_json::json!({"argv": flags.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(), "cwd": spec.workdir}),
         );
     }
+    let limits_applied = running.limits.clone();
     if let Some(au) = &audit {
         crate::status::save_summary(
             &au.store,
@@ -197,6 +198,15 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
              system calls; no capabilities; no_new_privs",
             paddock_sandbox::denied_syscalls().len()
         );
+        if let Some(m) = spec.memory_limit_mib {
+            eprintln!(
+                "paddock: memory limit {m} MiB, {}",
+                match crate::status::memory_scope(&limits_applied) {
+                    "sandbox" => "for the whole sandbox (cgroup)",
+                    _ => "per process (RLIMIT_AS; no memory cgroup here: see `paddock doctor`)",
+                }
+            );
+        }
     }
     drop(scratch);
     Ok(outcome.status.code())

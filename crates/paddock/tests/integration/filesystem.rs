@@ -226,3 +226,34 @@ fn workspace_under_var_tmp_runs() {
     assert!(ok, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains(&dir.display().to_string()));
 }
+
+/// /tmp, the private home and /dev/shm share one size cap: filling one
+/// leaves no room in the others, so together they hold at most
+/// `--tmp-size` of host memory.
+#[test]
+fn scratch_folders_share_one_cap() {
+    let ws = Ws::new();
+    let o = ws.sh(
+        &["--tmp-size", "64"],
+        "head -c 40000000 /dev/zero > /tmp/a && echo tmp-ok; \
+         head -c 40000000 /dev/zero > $HOME/b 2>/dev/null && echo home-ok || echo home-full; \
+         head -c 40000000 /dev/zero > /dev/shm/c 2>/dev/null && echo shm-ok || echo shm-full; \
+         df -k /tmp | tail -1",
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("tmp-ok") && out.contains("home-full") && out.contains("shm-full"),
+        "{out}{}",
+        stderr(&o)
+    );
+    let size_kib: u64 = out
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size_kib <= 64 * 1024, "{out}");
+}
