@@ -261,6 +261,24 @@ impl Guard {
     }
 }
 
+/// Rename within `dir`; a folder the sandbox made read-only (mode 0555)
+/// is made writable for the rename through the descriptor that pins it,
+/// and its mode put back.
+fn rename_in(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> std::io::Result<()> {
+    match sys::renameat2(dir, from, dir, to, sys::rename::NOREPLACE) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let st = sys::fstatat(dir, Path::new(""))?;
+            let mode = st.mode & 0o7777;
+            let magic = format!("/proc/self/fd/{}", dir.as_raw_fd());
+            std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(mode | 0o300))?;
+            let r = sys::renameat2(dir, from, dir, to, sys::rename::NOREPLACE);
+            let _ = std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(mode));
+            r
+        }
+        r => r,
+    }
+}
+
 /// Rename `name` in `dir` to `NAME.paddock-quarantine-TIME-RANDOM`: the
 /// sandbox cannot guess the name to take it first, and a taken one is
 /// never replaced (a fresh one is drawn).
@@ -272,7 +290,7 @@ fn move_aside(dir: BorrowedFd<'_>, name: &Path, stamp: u64) -> Result<OsString, 
         let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let mut aside = name.as_os_str().to_os_string();
         aside.push(format!(".paddock-quarantine-{stamp}-{hex}"));
-        match sys::renameat2(dir, name, dir, Path::new(&aside), sys::rename::NOREPLACE) {
+        match rename_in(dir, name, Path::new(&aside)) {
             Ok(()) => return Ok(aside),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e.to_string(),
             Err(e) => return Err(e.to_string()),

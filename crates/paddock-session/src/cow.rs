@@ -319,10 +319,13 @@ fn link_passes_a_link(
             Component::Normal(n) => {
                 at.push(n);
                 let p: PathBuf = at.iter().collect();
-                let st = stat_at(upper, &p)
-                    .or_else(|| lower.and_then(|l| stat_at(l, &p)))
-                    .map(|(st, _)| st);
-                if st.is_some_and(|st| st.is_symlink()) {
+                // Both trees: a layer entry that apply refuses (a FIFO in
+                // place of a host link) would leave the host's link there.
+                let link_in = |root: Option<BorrowedFd<'_>>| {
+                    root.and_then(|r| stat_at(r, &p))
+                        .is_some_and(|(st, _)| st.is_symlink())
+                };
+                if link_in(Some(upper)) || link_in(lower) {
                     return true;
                 }
             }
@@ -732,6 +735,10 @@ struct Ident {
     // records) cannot carry 128-bit numbers.
     mtime_ns: i64,
     size: u64,
+    /// Status time at the plan, compared only before the switch (apply's
+    /// own renames change it after).
+    #[serde(default)]
+    ctime_ns: i64,
 }
 
 impl Ident {
@@ -739,6 +746,7 @@ impl Ident {
         Ident {
             ino: st.ino,
             mtime_ns: i64::try_from(st.mtime_ns).unwrap_or(i64::MAX),
+            ctime_ns: i64::try_from(st.ctime_ns).unwrap_or(i64::MAX),
             size: if st.is_dir() { 0 } else { st.size },
         }
     }
@@ -1082,14 +1090,25 @@ enum Committed {
 
 /// Is the host entry `name` in `dir` still what the plan saw? (A folder
 /// also counts as changed when anything in it changed since the plan.)
-fn unchanged(dir: BorrowedFd<'_>, name: &Path, expect: Option<Ident>, planned_ns: i128) -> bool {
+fn unchanged(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    expect: Option<Ident>,
+    planned_ns: i128,
+    with_ctime: bool,
+) -> bool {
     let Some(want) = expect else {
         return true;
     };
     let Ok(st) = paddock_sys::fstatat(dir, name) else {
         return false;
     };
-    if Ident::of(&st) != want {
+    let now = Ident::of(&st);
+    let same = now.ino == want.ino
+        && now.mtime_ns == want.mtime_ns
+        && now.size == want.size
+        && (!with_ctime || now.ctime_ns == want.ctime_ns);
+    if !same {
         return false;
     }
     if st.is_dir() {
@@ -1165,12 +1184,12 @@ fn commit(step: &Step, ino: Option<u64>, planned_ns: i128) -> std::io::Result<Co
             if ino.is_some() && at(name).map(|s| s.ino) == ino {
                 return Ok(Committed::Done);
             }
-            if !unchanged(d, name, step.expect, planned_ns) {
+            if !unchanged(d, name, step.expect, planned_ns, true) {
                 return Ok(Committed::HostChanged);
             }
             paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::EXCHANGE)?;
             // The old content is under the tmp name now: still as planned?
-            if !unchanged(d, tmp, step.expect, planned_ns) {
+            if !unchanged(d, tmp, step.expect, planned_ns, false) {
                 paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::EXCHANGE)?;
                 return Ok(Committed::HostChanged);
             }
@@ -1180,11 +1199,11 @@ fn commit(step: &Step, ino: Option<u64>, planned_ns: i128) -> std::io::Result<Co
             if at(tmp).is_some() && at(name).is_none() {
                 return Ok(Committed::Done);
             }
-            if !unchanged(d, name, step.expect, planned_ns) {
+            if !unchanged(d, name, step.expect, planned_ns, true) {
                 return Ok(Committed::HostChanged);
             }
             paddock_sys::renameat2(d, name, d, tmp, paddock_sys::rename::NOREPLACE)?;
-            if !unchanged(d, tmp, step.expect, planned_ns) {
+            if !unchanged(d, tmp, step.expect, planned_ns, false) {
                 paddock_sys::renameat2(d, tmp, d, name, paddock_sys::rename::NOREPLACE)?;
                 return Ok(Committed::HostChanged);
             }
@@ -1283,7 +1302,7 @@ fn finish(j: &JournalState) -> Vec<Conflict> {
         if paddock_sys::fstatat(dir.as_fd(), tmp).is_err() {
             continue;
         }
-        if unchanged(dir.as_fd(), tmp, step.expect, j.planned_ns) {
+        if unchanged(dir.as_fd(), tmp, step.expect, j.planned_ns, false) {
             let _ = remove_tree(dir.as_fd(), tmp);
             continue;
         }
@@ -1869,6 +1888,7 @@ mod tests {
                 ino: 7,
                 mtime_ns: 1_796_000_000_000_000_000,
                 size: 3,
+                ctime_ns: 1_796_000_000_000_000_001,
             }),
         };
         let mut j = Journal::create(&dir).unwrap();

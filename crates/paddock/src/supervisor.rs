@@ -1107,6 +1107,19 @@ fn send_exec(
     caller: paddock_audit::Caller,
     stdio: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<UnixStream, CliError> {
+    // Validated here too, so the caller gets the field, not a lost session.
+    paddock_protocol::check_argv(&argv, "argv")
+        .and_then(|()| match &cwd {
+            Some(c) => paddock_protocol::check_no_nul(&c.to_string_lossy(), "cwd"),
+            None => Ok(()),
+        })
+        .map_err(|e| {
+            CliError::new(
+                "BAD_REQUEST",
+                e.to_string(),
+                "a command line cannot carry a NUL byte; remove it",
+            )
+        })?;
     let sock = ensure_supervisor(store, meta)?;
     let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
     let payload = serde_json::to_vec(&ControlRequest::Exec {

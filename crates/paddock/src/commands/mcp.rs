@@ -215,6 +215,13 @@ impl Paddock {
     }
 }
 
+/// A tool argument that becomes a path: no NUL byte (invalid params,
+/// naming the field).
+fn no_nul(value: &str, field: &str) -> Result<(), ErrorData> {
+    paddock_protocol::check_no_nul(value, field)
+        .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
+}
+
 #[tool_router]
 impl Paddock {
     fn new(state: State) -> Paddock {
@@ -295,6 +302,7 @@ impl Paddock {
         ctx: RequestContext<RoleServer>,
         Parameters(a): Parameters<ReadFile>,
     ) -> Result<CallToolResult, ErrorData> {
+        no_nul(&a.path, "path")?;
         let path = self.workspace_path(&a.path);
         let argv = vec![
             "head".into(),
@@ -317,6 +325,7 @@ impl Paddock {
         ctx: RequestContext<RoleServer>,
         Parameters(a): Parameters<WriteFile>,
     ) -> Result<CallToolResult, ErrorData> {
+        no_nul(&a.path, "path")?;
         let path = self.workspace_path(&a.path);
         let argv = vec![
             "sh".into(),
@@ -338,6 +347,7 @@ impl Paddock {
         ctx: RequestContext<RoleServer>,
         Parameters(a): Parameters<ListFiles>,
     ) -> Result<CallToolResult, ErrorData> {
+        no_nul(a.path.as_deref().unwrap_or("."), "path")?;
         let path = self.workspace_path(a.path.as_deref().unwrap_or("."));
         let depth = a.depth.unwrap_or(1).clamp(1, 5);
         let argv = vec![

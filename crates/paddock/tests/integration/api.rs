@@ -139,7 +139,10 @@ fn nul_in_argv_is_refused_through_both_protocols() {
         serde_json::json!([
             ["run_command", {"argv": ["sh", "-c", "echo safe\u{0}", format!("touch {}", pwned.display())]}],
             ["run_command", {"command": format!("echo safe\u{0}; touch {}", pwned.display())}],
-            ["run_command", {"command": "echo still serving"}]
+            ["run_command", {"command": "echo still serving"}],
+            ["write_file", {"path": "a\u{0}b", "content": "x"}],
+            ["read_file", {"path": "a\u{0}b"}],
+            ["list_files", {"path": ".\u{0}/x"}]
         ]),
     );
     for i in 0..2 {
@@ -151,5 +154,12 @@ fn nul_in_argv_is_refused_through_both_protocols() {
         seen[2][1].as_str().unwrap().contains("still serving"),
         "{seen}"
     );
+    for i in 3..6 {
+        let e = seen[i].to_string();
+        assert!(
+            e.contains("NUL") && e.contains("path") && !e.contains("SESSION_LOST"),
+            "{seen}"
+        );
+    }
     assert!(!pwned.exists(), "a different command ran");
 }

@@ -626,3 +626,28 @@ fn workspace_inside_a_protected_folder_is_read_only() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["reason_code"], "FS_WRITE_PROTECTED", "{v}");
 }
+
+/// A protected name moved into place inside a folder the sandbox then
+/// makes read-only (`mv x .config; chmod 555 .config` plants
+/// `.config/mise`): the sweep still moves it aside, and puts the mode back.
+#[test]
+fn read_only_parent_does_not_stop_the_sweep() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new();
+    let o = ws.sh(
+        &[],
+        "mkdir -p x/mise && echo '[tasks.x]' > x/mise/config.toml && mv x .config && chmod 555 .config; true",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cfg = ws.proj.join(".config");
+    assert!(
+        std::fs::symlink_metadata(cfg.join("mise")).is_err(),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

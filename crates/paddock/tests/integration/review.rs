@@ -700,3 +700,26 @@ fn cow_mount_inside_a_protected_folder_is_never_applied() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!inner.join("config.toml").exists());
 }
+
+/// The sandbox hides a host link behind a layer entry apply refuses (a
+/// FIFO where the host has `hl -> /outside`), then links through it
+/// (`L -> hl/secret`): the link still counts as outward.
+#[test]
+fn a_refused_entry_cannot_hide_a_host_link_from_the_link_check() {
+    let s = S::new();
+    let p = &s.ws.proj;
+    std::fs::write(s.ws.outside.join("secret"), "SECRET\n").unwrap();
+    std::os::unix::fs::symlink(&s.ws.outside, p.join("hl")).unwrap();
+    let id = cow_session(&s, "rm hl; mkfifo hl; ln -s hl/secret L");
+    let o = s.paddock(&["apply", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("APPLY_SYMLINK_ESCAPE"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::symlink_metadata(p.join("L")).is_err(),
+        "L was applied"
+    );
+}
