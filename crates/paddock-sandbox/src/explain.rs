@@ -113,11 +113,13 @@ pub(crate) fn explain_fs_with(
                 }
                 let shown = prefix.display();
                 let p = m.target.join(&prefix);
-                if no_userns {
+                let host = m.source.join(&prefix);
+                // No mounts at no-userns: an existing name cannot be kept
+                // read-only; a new one is still refused or swept.
+                if no_userns && protected_exists(&host, &p) {
                     return verdict(true, "FS_PROTECTED_UNENFORCED", format!(
                         "{shown} is not kept read-only at isolation level no-userns (no mounts); see docs/isolation-levels.md"));
                 }
-                let host = m.source.join(&prefix);
                 let last = prefix
                     .file_name()
                     .map(Path::new)

@@ -85,8 +85,12 @@ $P run -v --policy inner.toml --mount $PR:ro --env OUTSIDE=$OUTSIDE --env REALHO
   ls / >/dev/null 2>&1 && echo "list-root=ok" || echo "list-root=refused"
   setsid sleep 1000 >/dev/null 2>&1 & echo $! > bg.pid
   echo "http=$(curl -s -o /dev/null -w %{http_code} http://denied.test/)"
+  echo planted > .envrc 2>/dev/null; echo "envrc-direct=$?"
+  ln -s .envrc innocent && echo planted > innocent
 '
 echo "inner-exit=$?"
+test -e .envrc && echo "envrc=present" || echo "envrc=absent"
+ls -a | grep -c "^.envrc.paddock-quarantine-" | sed "s/^/envrc-quarantined=/"
 sleep 0.3
 if kill -0 "$(cat bg.pid)" 2>/dev/null; then echo "leftover=yes"; else echo "leftover=no"; fi
 kill $OUTSIDE
@@ -137,6 +141,12 @@ done
     assert!(line(&out, "ptrace").starts_with("err EPERM"), "{out}");
     assert!(line(&out, "userns").starts_with("err EPERM"), "{out}");
     assert!(line(&out, "bpf").starts_with("err EPERM"), "{out}");
+    // Protected names at this level: no mounts keep existing ones
+    // read-only, but a new one is refused where the name is read, and the
+    // one made through a link is swept aside.
+    assert_ne!(line(&out, "envrc-direct"), "0", "{out}");
+    assert_eq!(line(&out, "envrc"), "absent", "{out}\n{err}");
+    assert_eq!(line(&out, "envrc-quarantined"), "1", "{out}\n{err}");
     // A detached background process does not outlive the run.
     assert_eq!(line(&out, "leftover"), "no", "{out}");
     // The record and every audit event carry the level.
