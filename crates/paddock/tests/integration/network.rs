@@ -63,6 +63,14 @@ fn runtime_folder_made_by_someone_else_is_refused() {
     .unwrap();
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
     let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    let run_with_tmpdir = |tmp: &std::path::Path| {
+        ws.paddock()
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", tmp)
+            .args(["run", "--policy", pol.to_str().unwrap(), "--", "true"])
+            .output()
+            .unwrap()
+    };
     for plant in ["open", "link"] {
         let tmp = ws.root.join(format!("tmp-{plant}"));
         std::fs::create_dir_all(&tmp).unwrap();
@@ -75,13 +83,7 @@ fn runtime_folder_made_by_someone_else_is_refused() {
         } else {
             std::os::unix::fs::symlink(&theirs, &base).unwrap();
         }
-        let o = ws
-            .paddock()
-            .env_remove("XDG_RUNTIME_DIR")
-            .env("TMPDIR", &tmp)
-            .args(["run", "--policy", pol.to_str().unwrap(), "--", "true"])
-            .output()
-            .unwrap();
+        let o = run_with_tmpdir(&tmp);
         assert_eq!(o.status.code(), Some(125), "{plant}: {}", stderr(&o));
         assert!(
             stderr(&o).contains("RUNTIME_DIR_UNSAFE"),
@@ -102,13 +104,7 @@ fn runtime_folder_made_by_someone_else_is_refused() {
     // A safe one of our own is made and used.
     let tmp = ws.root.join("tmp-fresh");
     std::fs::create_dir_all(&tmp).unwrap();
-    let o = ws
-        .paddock()
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("TMPDIR", &tmp)
-        .args(["run", "--policy", pol.to_str().unwrap(), "--", "true"])
-        .output()
-        .unwrap();
+    let o = run_with_tmpdir(&tmp);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let md = std::fs::metadata(tmp.join(format!("paddock-{uid}"))).unwrap();
     assert_eq!(md.permissions().mode() & 0o777, 0o700);

@@ -182,6 +182,20 @@ fn policy_for(ws: &Ws, mode: &str) -> PathBuf {
     p
 }
 
+/// `paddock policy explain --json --policy POL write PATH`: its reason code.
+fn explain_write(ws: &Ws, pol: &Path, path: &Path) -> serde_json::Value {
+    let o = ws
+        .paddock()
+        .args(["policy", "explain", "--json", "--policy"])
+        .arg(pol)
+        .arg("write")
+        .arg(path)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}: {}{}", path.display(), stdout(&o), stderr(&o)))
+}
+
 fn run_in(ws: &Ws, state: &Path, args: &[&str]) -> Output {
     ws.paddock()
         .env("PADDOCK_HOME", state)
@@ -232,22 +246,7 @@ fn every_protected_name_created_in_every_mode_never_reaches_the_host() {
         }
         // explain agrees, name by name.
         for t in targets() {
-            let path = ws.proj.join(&t);
-            let o = ws
-                .paddock()
-                .args([
-                    "policy",
-                    "explain",
-                    "--json",
-                    "--policy",
-                    pol.to_str().unwrap(),
-                    "write",
-                ])
-                .arg(&path)
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .unwrap_or_else(|_| panic!("{t}: {}{}", stdout(&o), stderr(&o)));
+            let v = explain_write(&ws, &pol, &ws.proj.join(&t));
             let want = if mode == "cow" {
                 "FS_PROTECTED_COW"
             } else {
@@ -389,20 +388,7 @@ fn every_existing_protected_name_is_read_only_in_every_mode() {
                 "host\n",
                 "{mode} deep {n}"
             );
-            let o = ws
-                .paddock()
-                .args([
-                    "policy",
-                    "explain",
-                    "--json",
-                    "--policy",
-                    pol.to_str().unwrap(),
-                    "write",
-                ])
-                .arg(ws.proj.join("deep/er").join(n).join("f"))
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let v = explain_write(&ws, &pol, &ws.proj.join("deep/er").join(n).join("f"));
             assert_eq!(v["reason_code"], "FS_WRITE_PROTECTED", "{mode} {n}: {v}");
         }
         assert!(!ws.proj.join("moved-away").exists() && !ws.proj.join("deep/er/moved").exists());
