@@ -44,10 +44,21 @@ pub fn ends_with_protected(rel: &Path, names: &[PathBuf]) -> bool {
 /// What one walk found.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// Host paths of every protected name found, with (device, inode).
-    pub found: Vec<(PathBuf, (u64, u64))>,
+    /// Host paths of every protected name found, with their identity.
+    pub found: Vec<(PathBuf, Identity)>,
     /// False when the walk stopped at [`SCAN_BUDGET`] folders.
     pub complete: bool,
+}
+
+/// Who an entry is: device, inode, and birth time (or, where the file
+/// system keeps none, the status time): inode numbers are reused at once,
+/// so a name removed and made again may get the old one.
+pub type Identity = (u64, u64, i128);
+
+fn identity(dir: BorrowedFd<'_>, name: &Path) -> Option<Identity> {
+    let st = sys::fstatat(dir, name).ok()?;
+    let born = sys::birth_time(dir, name).unwrap_or(st.ctime_ns);
+    Some((st.dev, st.ino, born))
 }
 
 /// Protected names split into components, indexed by their last one, so
@@ -188,8 +199,8 @@ fn walk(root: &Path, names: &Names, mut hit: impl FnMut(BorrowedFd<'_>, &Path, P
 pub fn scan(root: &Path, names: &[PathBuf]) -> Scan {
     let mut found = Vec::new();
     let complete = walk(root, &Names::new(names), |dir, name, p| {
-        if let Ok(st) = sys::fstatat(dir, name) {
-            found.push((p, (st.dev, st.ino)));
+        if let Some(id) = identity(dir, name) {
+            found.push((p, id));
         }
     });
     found.sort();
@@ -210,10 +221,11 @@ pub struct Quarantined {
 pub struct Guard {
     roots: Vec<PathBuf>,
     names: Names,
-    /// (device, inode) of every protected entry there at the start,
+    /// The [`Identity`] of every protected entry there at the start,
     /// wherever it is now (a parent folder may have been renamed); a name
-    /// removed and made again (a link replaced by a file) is new.
-    known: Mutex<HashSet<(u64, u64)>>,
+    /// removed and made again (a link replaced by a file) is new, even on
+    /// the same inode number.
+    known: Mutex<HashSet<Identity>>,
 }
 
 impl Guard {
@@ -221,7 +233,7 @@ impl Guard {
     pub(crate) fn new(
         roots: Vec<PathBuf>,
         names: Vec<PathBuf>,
-        known: impl IntoIterator<Item = (PathBuf, (u64, u64))>,
+        known: impl IntoIterator<Item = (PathBuf, Identity)>,
     ) -> Guard {
         Guard {
             roots,
@@ -247,8 +259,7 @@ impl Guard {
         let mut complete = true;
         for root in &self.roots {
             complete &= walk(root, &self.names, |dir, name, path| {
-                let id = sys::fstatat(dir, name).map(|st| (st.dev, st.ino)).ok();
-                if id.is_some_and(|id| known.contains(&id)) {
+                if identity(dir, name).is_some_and(|id| known.contains(&id)) {
                     return;
                 }
                 out.push(Quarantined {
@@ -333,6 +344,14 @@ mod tests {
         assert!(q
             .iter()
             .all(|x| x.moved_to.as_ref().is_ok_and(|p| p.exists())));
+        // The known one removed and made again (likely on the same inode
+        // number): new, moved aside.
+        std::fs::remove_file(d.join(".envrc")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(d.join(".envrc"), "again").unwrap();
+        let (q, _) = g.sweep();
+        assert_eq!(q.len(), 1, "{q:?}");
+        assert!(!d.join(".envrc").exists());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

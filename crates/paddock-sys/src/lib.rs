@@ -1757,3 +1757,36 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
         }
     }
 }
+
+/// The birth time of `name` in `dirfd` (statx STATX_BTIME, no link
+/// followed), nanoseconds since the epoch, or `None` where the file system
+/// does not record one. Unlike the inode number, which the kernel reuses
+/// at once, it tells a file apart from one made later under the same
+/// inode.
+pub fn birth_time(dirfd: BorrowedFd<'_>, name: &Path) -> Option<i128> {
+    let c = cstr(name).ok()?;
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
+    if name.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is NUL-terminated; `st` is writable storage for one
+    // statx that the kernel fills on success.
+    let r = unsafe {
+        libc::statx(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            flags,
+            libc::STATX_BTIME,
+            st.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: statx returned 0, so the kernel initialised `st` (it was
+    // zeroed before, so unset fields read as 0).
+    let st = unsafe { st.assume_init() };
+    (st.stx_mask & libc::STATX_BTIME != 0)
+        .then(|| i128::from(st.stx_btime.tv_sec) * 1_000_000_000 + i128::from(st.stx_btime.tv_nsec))
+}
