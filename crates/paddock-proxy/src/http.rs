@@ -501,14 +501,10 @@ pub async fn forward(
                 Outcome::refused(code, Some((&method, &path))).because(&why),
                 start,
             );
-            // Read (and drop) a small body before answering: an HTTP/2
-            // client that is still sending would otherwise see its stream
+            // Read (and drop) the body before answering: a client that is
+            // still sending would otherwise see its connection or stream
             // reset instead of the refusal.
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                http_body_util::Limited::new(body, 64 << 10).collect(),
-            )
-            .await;
+            drain(body).await;
             return refuse(code, &why);
         }
     };
@@ -842,6 +838,17 @@ fn authority_with_port(t: &Target) -> String {
     }
 }
 
+/// Read and drop a request body that will not be used (at most 1 MiB, for
+/// at most two seconds), so that refusing it does not reset the
+/// connection under the client's feet.
+async fn drain(body: Incoming) {
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        http_body_util::Limited::new(body, 1 << 20).collect(),
+    )
+    .await;
+}
+
 /// The largest request body paddock reads to screen it.
 const BODY_SCREEN_MAX: usize = 32 << 20;
 
@@ -865,6 +872,10 @@ async fn screen_body(
         .iter()
         .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
     {
+        // Read what the client is still sending before refusing: closing
+        // with unread bytes resets the connection, and the client would
+        // see a broken connection instead of the 403 and its reason.
+        drain(body).await;
         return Err(unreadable(
             "a compressed body on a host whose bodies are screened".into(),
         ));
