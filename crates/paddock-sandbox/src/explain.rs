@@ -95,22 +95,13 @@ pub(crate) fn explain_fs_with(
             let names = &spec.protected;
             let rel = path.strip_prefix(&m.target).unwrap_or(Path::new(""));
             // The mount itself may lie inside a protected name.
-            let mut at = PathBuf::new();
-            let mount_inside = m.source.iter().any(|c| {
-                at.push(c);
-                crate::guard::ends_with_protected(&at, names)
-            });
-            if mount_inside && !no_userns {
+            if let (Some(at), false) = (crate::guard::protected_prefix(&m.source, names), no_userns)
+            {
                 return verdict(false, "FS_WRITE_PROTECTED", format!(
                     "the mount {} lies inside the protected name {}: the whole mount is kept read-only",
                     m.source.display(), at.display()));
             }
-            let mut prefix = PathBuf::new();
-            for c in rel.iter() {
-                prefix.push(c);
-                if !crate::guard::ends_with_protected(&prefix, names) {
-                    continue;
-                }
+            if let Some(prefix) = crate::guard::protected_prefix(rel, names) {
                 let shown = prefix.display();
                 let p = m.target.join(&prefix);
                 let host = m.source.join(&prefix);

@@ -32,13 +32,20 @@ use paddock_sys as sys;
 /// incomplete.
 pub const SCAN_BUDGET: usize = 200_000;
 
-/// Does `rel` end with one of `names` (matched as whole components)?
-pub fn ends_with_protected(rel: &Path, names: &[PathBuf]) -> bool {
-    let parts: Vec<OsString> = rel.iter().map(OsStr::to_os_string).collect();
-    match parts.split_last() {
-        Some((last, parents)) => Names::new(names).hit(parents, last),
-        None => false,
+/// The shortest leading part of `path` that ends with one of `names`: the
+/// protected name `path` is, or lies inside.
+pub fn protected_prefix(path: &Path, names: &[PathBuf]) -> Option<PathBuf> {
+    let names = Names::new(names);
+    let mut parents: Vec<OsString> = Vec::new();
+    for c in path.iter() {
+        if names.hit(&parents, c) {
+            let mut p: PathBuf = parents.iter().collect();
+            p.push(c);
+            return Some(p);
+        }
+        parents.push(c.to_os_string());
     }
+    None
 }
 
 /// What one walk found.
@@ -132,14 +139,13 @@ fn open_listable(dir: BorrowedFd<'_>, name: &Path) -> Option<Opened> {
     let mode = st.mode & 0o7777;
     let magic = format!("/proc/self/fd/{}", pinned.as_raw_fd());
     std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(mode | 0o500)).ok()?;
-    let restore = Some((pinned, mode));
-    match sys::open_dir_beneath(restore.as_ref()?.0.as_fd(), Path::new(".")) {
-        Ok(fd) => Some(Opened { fd, restore }),
+    match sys::open_dir_beneath(pinned.as_fd(), Path::new(".")) {
+        Ok(fd) => Some(Opened {
+            fd,
+            restore: Some((pinned, mode)),
+        }),
         Err(_) => {
-            drop(Opened {
-                fd: sys::open_dir_nofollow(Path::new("/")).ok()?,
-                restore,
-            });
+            let _ = std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(mode));
             None
         }
     }
@@ -315,12 +321,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_as_whole_trailing_components() {
+    fn names_match_as_whole_components() {
         let n = vec![PathBuf::from(".envrc"), PathBuf::from(".vscode/tasks.json")];
-        assert!(ends_with_protected(Path::new("a/.envrc"), &n));
-        assert!(ends_with_protected(Path::new("a/.vscode/tasks.json"), &n));
-        assert!(!ends_with_protected(Path::new("a/.envrc/x"), &n));
-        assert!(!ends_with_protected(Path::new("x.envrc"), &n));
+        let at = |p: &str| protected_prefix(Path::new(p), &n);
+        assert_eq!(at("a/.envrc"), Some(PathBuf::from("a/.envrc")));
+        assert_eq!(
+            at("a/.vscode/tasks.json"),
+            Some(PathBuf::from("a/.vscode/tasks.json"))
+        );
+        assert_eq!(
+            at("a/.envrc/x"),
+            Some(PathBuf::from("a/.envrc")),
+            "inside one"
+        );
+        assert_eq!(at("a/.vscode/settings.json"), None);
+        assert_eq!(at("x.envrc"), None);
     }
 
     #[test]

@@ -325,12 +325,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     for m in mounts.iter().filter(|m| m.mode.writable()) {
         // A mount that lies inside a protected name (the workspace is a
         // project's .vscode, say) is protected as a whole.
-        let mut prefix = PathBuf::new();
-        let inside = m.source.iter().any(|c| {
-            prefix.push(c);
-            crate::guard::ends_with_protected(&prefix, &names)
-        });
-        if inside {
+        if crate::guard::protected_prefix(&m.source, &names).is_some() {
             push(&mut protected, m.source.clone(), m.target.clone());
             continue;
         }

@@ -176,10 +176,6 @@ fn io(ctx: String) -> impl FnOnce(std::io::Error) -> SessionError {
     }
 }
 
-fn libc_o_directory() -> i32 {
-    0o200000 // O_DIRECTORY on every Linux architecture paddock builds for
-}
-
 const O_RDONLY: i32 = 0;
 const O_WRONLY: i32 = 1;
 const O_CREAT: i32 = 0o100;
@@ -1043,8 +1039,7 @@ fn stage(step: &Step) -> std::io::Result<u64> {
     let (parent, name) = split(&step.rel);
     let dir = open_dir(lower.as_fd(), parent)?;
     let tmp = Path::new(&step.tmp);
-    let (up_parent, _) = split(&step.rel);
-    let up_dir = open_dir(upper.as_fd(), up_parent)?;
+    let up_dir = open_dir(upper.as_fd(), parent)?;
     let st = paddock_sys::fstatat(up_dir.as_fd(), name)?;
     if st.is_symlink() {
         let target = paddock_sys::readlinkat(up_dir.as_fd(), name)?;
@@ -1068,10 +1063,9 @@ fn stage(step: &Step) -> std::io::Result<u64> {
             "only files and links are staged",
         ));
     }
+    let ino = paddock_sys::fstatat(dir.as_fd(), tmp)?.ino;
     std::fs::File::from(dir).sync_all()?;
-    let lower = open_root(&step.source)?;
-    let d = open_dir(lower.as_fd(), parent)?;
-    Ok(paddock_sys::fstatat(d.as_fd(), tmp)?.ino)
+    Ok(ino)
 }
 
 fn parent_dir(step: &Step) -> std::io::Result<OwnedFd> {
@@ -1270,13 +1264,7 @@ fn undo(step: &Step, ino: Option<u64>) -> std::io::Result<()> {
 fn remove_tree(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
     let st = paddock_sys::fstatat(dir, name)?;
     if st.is_dir() {
-        let d = paddock_sys::openat2(
-            dir,
-            name,
-            O_RDONLY | libc_o_directory() | O_NOFOLLOW,
-            0,
-            STRICT,
-        )?;
+        let d = open_dir(dir, name)?;
         let _ = paddock_sys::fchmod(d.as_fd(), (st.mode & 0o7777) | 0o700);
         for n in paddock_sys::read_dir_fd(d.as_fd())? {
             remove_tree(d.as_fd(), Path::new(&n))?;
@@ -1769,16 +1757,10 @@ pub fn make_safe(
                 }
             } else if st.is_symlink() {
                 let target = paddock_sys::readlinkat(dir, name)?;
-                // Each entry of `root` is one exported tree: a link must
-                // stay inside its own.
-                let within: PathBuf = r.iter().skip(1).collect();
-                let within = if within.as_os_str().is_empty() {
-                    Path::new(name).to_path_buf()
-                } else {
-                    within
-                };
                 // What was exported is one entry of `root`: a link that is
-                // that entry points at something that was not exported.
+                // that entry points at something that was not exported, and
+                // one below must stay inside its own tree.
+                let within: PathBuf = r.iter().skip(1).collect();
                 if !allow_outward
                     && (rel.as_os_str().is_empty() || !link_stays_inside(&within, &target))
                 {

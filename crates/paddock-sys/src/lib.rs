@@ -1516,14 +1516,21 @@ impl Stat {
     }
 }
 
+/// `AT_SYMLINK_NOFOLLOW`, with `AT_EMPTY_PATH` when `name` is empty (the
+/// directory fd itself is meant).
+fn nofollow_flags(name: &Path) -> libc::c_int {
+    if name.as_os_str().is_empty() {
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    }
+}
+
 /// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; an empty `name` states
 /// `dirfd` itself (AT_EMPTY_PATH).
 pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
     let c = cstr(name)?;
-    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
-    if name.as_os_str().is_empty() {
-        flags |= libc::AT_EMPTY_PATH;
-    }
+    let flags = nofollow_flags(name);
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `c` is NUL-terminated; `st` is writable storage for one stat
     // that the kernel fills completely on success.
@@ -1765,10 +1772,7 @@ pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
 /// inode.
 pub fn birth_time(dirfd: BorrowedFd<'_>, name: &Path) -> Option<i128> {
     let c = cstr(name).ok()?;
-    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
-    if name.as_os_str().is_empty() {
-        flags |= libc::AT_EMPTY_PATH;
-    }
+    let flags = nofollow_flags(name);
     let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: `c` is NUL-terminated; `st` is writable storage for one
     // statx that the kernel fills on success.

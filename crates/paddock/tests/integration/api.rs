@@ -23,6 +23,18 @@ fn next(r: &mut BufReader<UnixStream>) -> J {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// A session started and running (one exec made its supervisor): its id and
+/// control socket.
+fn running_session(
+    pd: &dyn Fn(&[&str]) -> std::process::Output,
+    state: &std::path::Path,
+) -> (String, std::path::PathBuf) {
+    let id = stdout(&pd(&["session", "start"])).trim().to_string();
+    assert_eq!(pd(&["exec", &id, "--", "true"]).status.code(), Some(0));
+    let sock = state.join("sessions").join(&id).join("control.sock");
+    (id, sock)
+}
+
 #[test]
 fn control_socket_speaks_versioned_json() {
     let ws = Ws::new();
@@ -34,9 +46,7 @@ fn control_socket_speaks_versioned_json() {
             .output()
             .unwrap()
     };
-    let id = stdout(&pd(&["session", "start"])).trim().to_string();
-    assert_eq!(pd(&["exec", &id, "--", "true"]).status.code(), Some(0));
-    let sock = state.join("sessions").join(&id).join("control.sock");
+    let (id, sock) = running_session(&pd, &state);
 
     let hello = next(&mut request(&sock, r#"{"op":"hello"}"#));
     assert_eq!(hello["protocol"], 1);
@@ -115,9 +125,7 @@ fn nul_in_argv_is_refused_through_both_protocols() {
             .output()
             .unwrap()
     };
-    let id = stdout(&pd(&["session", "start"])).trim().to_string();
-    assert_eq!(pd(&["exec", &id, "--", "true"]).status.code(), Some(0));
-    let sock = state.join("sessions").join(&id).join("control.sock");
+    let (id, sock) = running_session(&pd, &state);
     let pwned = ws.proj.join("pwned");
     let body = serde_json::json!({"op": "exec", "capture": true,
         "argv": ["sh", "-c", "echo safe\u{0}", format!("touch {}", pwned.display())]});

@@ -4,44 +4,22 @@
 //! protocol errors.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value as J;
 
 use crate::util::*;
 
-fn python() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/.venv/bin/python");
-    assert!(
-        p.exists(),
-        "the MCP test needs the official Python SDK: `python3 -m venv tests/mcp/.venv && \
-         tests/mcp/.venv/bin/pip install -r tests/mcp/requirements.txt` (scripts/test does it)"
-    );
-    p
-}
-
 #[test]
 fn official_python_client_lists_and_calls_the_tools_in_a_real_sandbox() {
-    let py = python();
     let ws = Ws::new();
     let state = ws.root.join("state");
     std::fs::create_dir_all(ws.home.join(".ssh")).unwrap();
     std::fs::write(ws.home.join(".ssh/id_rsa"), "PRIVATE KEY").unwrap();
     // Larger than run_command's output limit, well under read_file's.
     std::fs::write(ws.proj.join("big.txt"), "a".repeat(200_000)).unwrap();
-    let o = Command::new(&py)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/client.py"))
-        .current_dir(&ws.proj)
-        .env("PADDOCK_BIN", paddock_bin())
-        .env("PADDOCK_HOME", &state)
-        .env("HOME", &ws.home)
-        .env("WORKDIR", &ws.proj)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = mcp_script(&ws, &state, "client.py").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let seen: J = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
     assert_eq!(

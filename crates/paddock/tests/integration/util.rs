@@ -180,6 +180,29 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(st.success());
 }
 
+/// A script of tests/mcp run with the official Python MCP SDK's venv,
+/// against `paddock mcp` in `ws` with state in `state` (the script reads
+/// PADDOCK_BIN, PADDOCK_HOME, HOME, WORKDIR and PATH).
+pub fn mcp_script(ws: &Ws, state: &std::path::Path, script: &str) -> Command {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp");
+    let py = root.join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "the MCP tests need the official Python SDK: `python3 -m venv tests/mcp/.venv && \
+         tests/mcp/.venv/bin/pip install -r tests/mcp/requirements.txt` (scripts/test does it)"
+    );
+    let mut c = Command::new(&py);
+    c.arg(root.join(script))
+        .current_dir(&ws.proj)
+        .env("PADDOCK_BIN", paddock_bin())
+        .env("PADDOCK_HOME", state)
+        .env("HOME", &ws.home)
+        .env("WORKDIR", &ws.proj)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null());
+    c
+}
+
 /// Call `paddock mcp [extra...]` tools in order with the official Python
 /// MCP SDK (tests/mcp/calls.py), in `ws` with state in `state`: for each
 /// call `[is_error, text]`.
@@ -189,23 +212,9 @@ pub fn mcp_calls(
     extra: &[&str],
     calls: serde_json::Value,
 ) -> serde_json::Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp");
-    let py = root.join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "the MCP tests need the official Python SDK (scripts/test installs it)"
-    );
-    let o = Command::new(&py)
-        .arg(root.join("calls.py"))
+    let o = mcp_script(ws, state, "calls.py")
         .arg(calls.to_string())
         .args(extra)
-        .current_dir(&ws.proj)
-        .env("PADDOCK_BIN", paddock_bin())
-        .env("PADDOCK_HOME", state)
-        .env("HOME", &ws.home)
-        .env("WORKDIR", &ws.proj)
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
