@@ -96,6 +96,8 @@ pub struct Effective {
     pub unprotect: Vec<Sourced<String>>,
     /// Host paths never shown.
     pub fs_deny: Vec<Sourced<String>>,
+    /// Host unix sockets the sandbox may connect to.
+    pub sockets: Vec<Sourced<String>>,
     /// Network mode.
     pub network_mode: Sourced<NetworkMode>,
     /// Allowed domain patterns.
@@ -163,6 +165,7 @@ impl Default for Effective {
             protect: Vec::new(),
             unprotect: Vec::new(),
             fs_deny: Vec::new(),
+            sockets: Vec::new(),
             network_mode: Sourced::builtin(NetworkMode::None),
             net_allow: Vec::new(),
             net_deny: Vec::new(),
@@ -227,6 +230,7 @@ impl Effective {
                 .map(|s| item("filesystem.unprotect", s)),
         );
         v.extend(self.fs_deny.iter().map(|s| item("filesystem.deny", s)));
+        v.extend(self.sockets.iter().map(|s| item("filesystem.sockets", s)));
         v.push(item("network.mode", &self.network_mode));
         v.extend(self.net_allow.iter().map(|s| item("network.allow", s)));
         v.extend(self.net_deny.iter().map(|s| item("network.deny", s)));
@@ -499,7 +503,11 @@ impl Merger<'_> {
             if mounts_ok {
                 self.list("filesystem.mount", &p, fs.mount.as_ref(), |e| &mut e.mounts);
             }
-            for (key, vals) in [("tools", &fs.tools), ("unprotect", &fs.unprotect)] {
+            for (key, vals) in [
+                ("tools", &fs.tools),
+                ("unprotect", &fs.unprotect),
+                ("sockets", &fs.sockets),
+            ] {
                 let p = [Key("filesystem"), Key(key)];
                 if self.project() && vals.as_ref().is_some_and(|v| !v.is_empty()) {
                     self.loosens(
@@ -511,6 +519,8 @@ impl Merger<'_> {
                 let k = format!("filesystem.{key}");
                 if key == "tools" {
                     self.list(&k, &p, vals.as_ref(), |e| &mut e.tools);
+                } else if key == "sockets" {
+                    self.list(&k, &p, vals.as_ref(), |e| &mut e.sockets);
                 } else {
                     self.list(&k, &p, vals.as_ref(), |e| &mut e.unprotect);
                 }

@@ -127,6 +127,13 @@ pub struct FilesystemSection {
     /// Built-in protected names to lift, explicitly (e.g. `.git`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unprotect: Option<Vec<String>>,
+    /// Pathname unix sockets on the host (absolute or `~/`) that commands
+    /// may connect to though the sandbox did not create them, e.g. an
+    /// ssh-agent you choose to forward. Every other socket file from the
+    /// host is refused. A socket outside every mount is shown at its own
+    /// path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<Vec<String>>,
     /// Host paths that must never be shown, whatever a mount says.
     /// Accumulates across layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]

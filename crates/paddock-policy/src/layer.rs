@@ -91,6 +91,7 @@ pub const KEYS: &[(&str, KeyClass)] = &[
     ("filesystem.protect", KeyClass::Sandbox),
     ("filesystem.unprotect", KeyClass::Sandbox),
     ("filesystem.deny", KeyClass::Sandbox),
+    ("filesystem.sockets", KeyClass::Sandbox),
     ("network.mode", KeyClass::Sandbox),
     ("network.allow", KeyClass::Sandbox),
     ("network.deny", KeyClass::Sandbox),
@@ -357,6 +358,7 @@ impl ParsedLayer {
                 ("deny", &fs.deny),
                 ("protect", &fs.protect),
                 ("unprotect", &fs.unprotect),
+                ("sockets", &fs.sockets),
             ] {
                 for (i, p) in list.iter().flatten().enumerate() {
                     if p.trim().is_empty() {

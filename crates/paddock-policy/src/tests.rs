@@ -135,6 +135,10 @@ fn project_cannot_loosen_filesystem() {
         ),
         ("[filesystem]\ntools = [\"/opt/x\"]\n", ""),
         ("[filesystem]\nunprotect = [\".git\"]\n", ""),
+        (
+            "[filesystem]\nsockets = [\"/run/user/1000/gnupg/S.gpg-agent\"]\n",
+            "",
+        ),
         ("[process]\nenv = [\"AWS_SECRET_ACCESS_KEY\"]\n", ""),
         (
             "[exec]\nmode = \"enabled\"\n",
@@ -557,6 +561,7 @@ const KEY_EXAMPLES: &[(&str, &str)] = &[
     ("network.limits.header_kib", "[network.limits]\nheader_kib = 16"),
     ("network.limits.handshake_timeout", "[network.limits]\nhandshake_timeout = \"5s\""),
     ("network.limits.idle_timeout", "[network.limits]\nidle_timeout = \"60s\""),
+    ("filesystem.sockets", "[filesystem]\nsockets = [\"~/.ssh/agent.sock\"]"),
     ("process.env", "[process]\nenv = [\"CI=1\"]"),
     ("process.limits.memory_mib", "[process.limits]\nmemory_mib = 512"),
     ("process.limits.pids", "[process.limits]\npids = 64"),

@@ -183,6 +183,15 @@ fn run(
     std::env::set_current_dir(&p.workdir)
         .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
     let ruleset = landlock_rules::for_level(p).map_err(|d| ("landlock-ruleset", d))?;
+    // pid 1 connects unix sockets for the commands (observe.rs), so it
+    // takes on their Landlock scope first; the commands' domains nest
+    // inside it.
+    if p.audit_filter.is_some() {
+        landlock_rules::scope_init(p).map_err(|d| ("landlock-scope-init", d))?;
+        // Where a surrounding profile refuses pidfd_getfd, commands get no
+        // unix sockets instead (see confine).
+        crate::observe::probe_socket_taking();
+    }
 
     // pid 1 itself is not dumpable: the command (same uid) cannot open
     // /proc/1/mem or similar to take it over.
@@ -202,7 +211,7 @@ fn run(
         Forked::Parent { pid, .. } => pid,
     };
     // pid 1 needs no privilege from here on.
-    sys::drop_all_capabilities().map_err(e("drop-capabilities-init"))?;
+    drop_init_capabilities(p).map_err(e("drop-capabilities-init"))?;
     let set = waited_signals();
     let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
     // The command's audit listener arrives before its execve (which is
@@ -476,6 +485,11 @@ fn confine(
     // Seccomp is the last thing before execve: the filter denies calls the
     // steps above still needed.
     seccomp::install(&p.seccomp).map_err(|d| ("seccomp", d))?;
+    // pid 1 cannot take sockets here: no unix sockets, rather than unix
+    // connects nobody judges.
+    if p.audit_filter.is_some() && p.level.namespaces() && !crate::observe::unix_sockets_judged(p) {
+        seccomp::install(&[seccomp::unobserved()]).map_err(|d| ("seccomp", d))?;
+    }
     // Last, the observing filter (which also holds the deny list when
     // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
     // here, so the command never holds it.
@@ -485,9 +499,11 @@ fn confine(
                 sys::send_fd(h.as_fd(), listener.as_fd()).map_err(e("seccomp-audit-handoff"))?;
             }
             // No listener here (a kernel before 5.9, or one already in
-            // this filter chain): the deny list alone, unobserved, rather
-            // than no command at all. `paddock doctor` reports it.
-            Err(_) => seccomp::install(&[seccomp::deny_list()]).map_err(|d| ("seccomp", d))?,
+            // this filter chain): the deny list, unobserved, and no unix
+            // sockets (nothing would judge their connects), rather than no
+            // command at all. `paddock doctor` reports it.
+            Err(_) => seccomp::install(&[seccomp::deny_list(), seccomp::unobserved()])
+                .map_err(|d| ("seccomp", d))?,
         }
     }
     Ok(landlock)
@@ -598,6 +614,20 @@ fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
     flush(ctl);
 }
 
+/// pid 1 keeps one capability, in the sandbox's user namespace only:
+/// CAP_SYS_PTRACE, so that it can take the socket of a command that made
+/// itself non-dumpable (ssh-agent, some runtimes) and connect it
+/// (observe.rs). It grants nothing outside the namespace, and the commands
+/// cannot reach pid 1 (non-dumpable, Landlock's ptrace rule). Without
+/// namespaces there is nothing to keep.
+fn drop_init_capabilities(p: &Prepared) -> std::io::Result<()> {
+    if p.level.namespaces() && p.audit_filter.is_some() {
+        sys::drop_capabilities_except(&[sys::CAP_SYS_PTRACE])
+    } else {
+        sys::drop_all_capabilities()
+    }
+}
+
 /// Session mode: serve exec requests until the supervisor goes away or
 /// asks to stop. Background processes started by one exec keep running and
 /// are visible to the next; every zombie is reaped here.
@@ -609,7 +639,7 @@ fn serve(
     use std::collections::HashMap;
     use std::os::fd::AsFd;
     let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
-    sys::drop_all_capabilities().map_err(e("drop-capabilities-init"))?;
+    drop_init_capabilities(p).map_err(e("drop-capabilities-init"))?;
     let set = waited_signals();
     let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
     let mut running: HashMap<i32, u64> = HashMap::new();

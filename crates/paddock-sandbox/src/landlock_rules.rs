@@ -227,3 +227,50 @@ pub(crate) fn restrict(rs: Option<RulesetCreated>) -> Result<LandlockReport, Str
         enforced: enforced.into(),
     })
 }
+
+/// pid 1's own Landlock domain: the ABI 6 scopes (and at `no-userns` the
+/// commands' TCP rule), no file rule. pid 1
+/// connects unix sockets on the commands' behalf (crate::observe), so it
+/// must be bound by the same scope as they are: an abstract socket the host
+/// created stays out of reach, while the commands' own domains, nested
+/// inside this one, stay reachable. Signals to the commands (nested) are
+/// unaffected. Returns whether the scope holds (false where Landlock has no
+/// scopes: then the commands are not scoped either).
+pub(crate) fn scope_init(p: &Prepared) -> Result<bool, String> {
+    if p.level == Level::LandlockUnavailable {
+        return Ok(false);
+    }
+    // Every ruleset denies REFER (moving or linking a file into another
+    // folder) unless it handles and grants it, and this domain is stacked
+    // under every command's: it grants REFER everywhere and leaves file
+    // rights to the commands' own rulesets.
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::Refer)
+        .map_err(|e| e.to_string())?;
+    // No network namespace: the commands may connect to the proxy's port
+    // only, and so may pid 1 when it connects for them.
+    let tcp = p.level == Level::NoUserns;
+    if tcp {
+        rs = rs
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut created = rs
+        .scope(Scope::from_all(TARGET_ABI))
+        .map_err(|e| e.to_string())?
+        .create()
+        .map_err(|e| e.to_string())?;
+    if let Ok(root) = PathFd::new("/") {
+        created = created
+            .add_rule(PathBeneath::new(root, AccessFs::Refer))
+            .map_err(|e| e.to_string())?;
+    }
+    if let (true, Some(port)) = (tcp, p.proxy_port) {
+        created = created
+            .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+            .map_err(|e| e.to_string())?;
+    }
+    let status = created.restrict_self().map_err(|e| e.to_string())?;
+    Ok(status.ruleset != RulesetStatus::NotEnforced)
+}

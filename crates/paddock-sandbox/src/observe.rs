@@ -153,6 +153,10 @@ impl Watch {
                 .unwrap_or_else(|| format!("syscall {nr}"));
             return Some(record("syscall.denied", pid, false, "SYSCALL_DENIED", name));
         };
+        if matches!(what, Watched::Connect) {
+            let r = self.connect(p, &n, pid, name);
+            return r.filter(|_| p.model.audit != AuditLevel::Off);
+        }
         let seen = read_call(pid, what, &n.args);
         // The bytes read are this caller's only if it is still waiting.
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
@@ -182,6 +186,303 @@ impl Watch {
         }
         decide(p, pid, name, seen?)
     }
+}
+
+impl Watch {
+    /// A `connect`, carried out by pid 1 itself on the caller's own socket
+    /// (a duplicate of its descriptor, `pidfd_getfd`), to the address it
+    /// read, and answered with the result. The kernel never looks at the
+    /// caller's memory or descriptor table again, so a thread that
+    /// rewrites the address, or points the descriptor at another socket,
+    /// after the check changes nothing.
+    ///
+    /// On a unix socket a pathname is opened first (`O_PATH`, following
+    /// links as connect does) and the socket file held is the one judged
+    /// and the one connected to (through `/proc/self/fd/N`): no path is
+    /// looked up twice. pid 1 carries the commands' Landlock scope and, at
+    /// `no-userns`, their TCP rule (`landlock_rules::scope_init`), so what
+    /// it connects is bound by the same rules as theirs.
+    fn connect(
+        &mut self,
+        p: &Prepared,
+        n: &sys::SeccompNotif,
+        pid: i32,
+        name: &'static str,
+    ) -> Option<AuditRecord> {
+        let fd = self.fd.as_fd();
+        let len = usize::try_from(n.args[2]).unwrap_or(usize::MAX);
+        let mut raw = vec![0u8; len.min(128)];
+        let read = read_memory(pid, n.args[1], &mut raw);
+        // The caller's socket, pinned. `low32`: the descriptor is an int.
+        // The notification names the calling thread; pidfd_open wants
+        // its process (the threads share one descriptor table).
+        let sock = sys::pidfd_open(thread_group(pid))
+            .and_then(|pidfd| sys::pidfd_getfd(pidfd.as_fd(), low32(n.args[0]) as i32));
+        // Still waiting: the pid was not reused, the bytes and the
+        // descriptor are this caller's.
+        if !sys::seccomp_notif_id_valid(fd, n.id) {
+            return None;
+        }
+        let errno = |e: &std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
+        let answer = |r: Result<(), i32>| {
+            let _ = sys::seccomp_notif_reply(fd, n.id, r);
+        };
+        let sock = match sock {
+            Ok(s) => s,
+            // Where no unix socket can be made (no-userns, or no
+            // pidfd_getfd: commands get the `unobserved` filter), nothing
+            // this call could reach is a unix path: let the kernel do it.
+            Err(_) if !unix_sockets_judged(p) => {
+                let _ = sys::seccomp_notif_respond(fd, n.id, None);
+                raw.truncate(read.ok()?);
+                return decide(p, pid, name, Seen::Connect(parse_sockaddr(&raw)?));
+            }
+            // Not an open descriptor (EBADF): what the kernel would say.
+            Err(e) => {
+                answer(Err(errno(&e)));
+                return None;
+            }
+        };
+        let domain = match sys::socket_domain(sock.as_fd()) {
+            Ok(d) => d,
+            Err(e) => {
+                answer(Err(errno(&e)));
+                return None;
+            }
+        };
+        let raw = match read {
+            Ok(k) if len <= 128 => &raw[..k],
+            Ok(_) => {
+                answer(Err(libc::EINVAL));
+                return None;
+            }
+            Err(_) => {
+                answer(Err(libc::EFAULT));
+                return None;
+            }
+        };
+        if domain == libc::AF_UNIX {
+            let (result, record) = unix_connect(p, pid, sock.as_fd(), raw, name);
+            answer(result);
+            return record;
+        }
+        answer(connect_bounded(sock.as_fd(), raw));
+        decide(p, pid, name, Seen::Connect(parse_sockaddr(raw)?))
+    }
+}
+
+/// The process (thread group) of thread `tid`; `tid` itself if unknown
+/// (the notification's validity check after pidfd_open catches a reuse).
+fn thread_group(tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
+/// Whether pid 1 can take the commands' sockets (`pidfd_getfd`): where it
+/// cannot (a surrounding seccomp profile refuses the call), commands get
+/// no unix sockets (`seccomp::unobserved`). Found once, by pid 1, before
+/// any command starts.
+static CAN_TAKE_SOCKETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Try `pidfd_getfd` on pid 1 itself and remember the answer.
+pub(crate) fn probe_socket_taking() -> bool {
+    use std::os::fd::AsRawFd;
+    // The pidfd itself is the one descriptor surely open here.
+    let ok = sys::pidfd_open(sys::getpid())
+        .and_then(|me| sys::pidfd_getfd(me.as_fd(), me.as_raw_fd()))
+        .is_ok();
+    CAN_TAKE_SOCKETS.store(ok, std::sync::atomic::Ordering::SeqCst);
+    ok
+}
+
+/// Whether commands of `p` may make unix sockets, each connect of which
+/// the observer then judges.
+pub(crate) fn unix_sockets_judged(p: &Prepared) -> bool {
+    p.level.namespaces() && CAN_TAKE_SOCKETS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// How long pid 1 waits for a connect the caller made blocking, before it
+/// answers ETIMEDOUT (a listener whose queue stays full): it serves every
+/// other command meanwhile only after this.
+const CONNECT_WAIT_MS: i32 = 5000;
+
+/// `connect(sock, raw)` as the caller asked it: at once for a non-blocking
+/// socket; for a blocking one, made non-blocking for the attempt and
+/// waited for, at most [`CONNECT_WAIT_MS`], then restored.
+fn connect_bounded(sock: std::os::fd::BorrowedFd<'_>, raw: &[u8]) -> Result<(), i32> {
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
+    let flags = sys::file_status_flags(sock).map_err(errno)?;
+    if flags & libc::O_NONBLOCK != 0 {
+        return sys::connect_raw(sock, raw).map_err(errno);
+    }
+    sys::set_file_status_flags(sock, flags | libc::O_NONBLOCK).map_err(errno)?;
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(CONNECT_WAIT_MS as u64);
+    let r = loop {
+        match sys::connect_raw(sock, raw).map_err(errno) {
+            // A unix listener's queue is full: try again shortly.
+            Err(libc::EAGAIN) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(libc::EAGAIN) => break Err(libc::ETIMEDOUT),
+            Err(libc::EINPROGRESS) => {
+                break match sys::poll_writable(sock, CONNECT_WAIT_MS) {
+                    Ok(true) => match sys::socket_error(sock) {
+                        Ok(0) => Ok(()),
+                        Ok(e) => Err(e),
+                        Err(e) => Err(errno(e)),
+                    },
+                    Ok(false) => Err(libc::ETIMEDOUT),
+                    Err(e) => Err(errno(e)),
+                }
+            }
+            other => break other,
+        }
+    };
+    let _ = sys::set_file_status_flags(sock, flags);
+    r
+}
+
+/// The pathname of a unix socket address: None for an abstract or unnamed
+/// address, or another family.
+fn unix_pathname(raw: &[u8]) -> Option<&[u8]> {
+    let family = u16::from_ne_bytes([*raw.first()?, *raw.get(1)?]);
+    if i32::from(family) != libc::AF_UNIX {
+        return None;
+    }
+    let path = &raw[2..];
+    let path = &path[..path.iter().position(|b| *b == 0).unwrap_or(path.len())];
+    (!path.is_empty()).then_some(path)
+}
+
+/// Each cow overlay's device and the device its upper layer's files show
+/// (set up by pid 1 itself, before any command runs).
+static COW_LAYERS: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Record a cow overlay's devices (setup.rs).
+pub(crate) fn note_cow_layer(overlay: u64, upper: u64) {
+    if let Ok(mut v) = COW_LAYERS.lock() {
+        v.push((overlay, upper));
+    }
+}
+
+/// The (device, inode) keys under which sock_diag would list a socket
+/// bound at a file that stat shows as `dev`, `ino`: its own, and for a
+/// file of a cow overlay's upper layer, the overlay's. A file of a lower
+/// layer (the host's) gets no overlay key. None when the inode does not
+/// fit in the 32 bits sock_diag reports.
+fn diag_keys(dev: u64, ino: u64) -> Option<Vec<(u32, u32)>> {
+    let ino = u32::try_from(ino).ok()?;
+    let mut keys = vec![(kernel_dev(dev), ino)];
+    if let Ok(v) = COW_LAYERS.lock() {
+        keys.extend(
+            v.iter()
+                .filter(|(_, upper)| *upper == dev)
+                .map(|(overlay, _)| (kernel_dev(*overlay), ino)),
+        );
+    }
+    Some(keys)
+}
+
+/// The kernel's own encoding of a device number (what sock_diag reports),
+/// from the user-space one (`st_dev`).
+fn kernel_dev(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    u32::try_from(((major << 20) | (minor & 0xf_ffff)) & 0xffff_ffff).unwrap_or(0)
+}
+
+/// Connect `sock` (a unix socket of `pid`) to `raw`, or refuse: the result
+/// to answer with, and what to record.
+fn unix_connect(
+    p: &Prepared,
+    pid: i32,
+    sock: std::os::fd::BorrowedFd<'_>,
+    raw: &[u8],
+    name: &'static str,
+) -> (Result<(), i32>, Option<AuditRecord>) {
+    use std::os::unix::ffi::OsStrExt;
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
+    let Some(path) = unix_pathname(raw) else {
+        // Abstract, unnamed or AF_UNSPEC (a datagram socket's disconnect):
+        // no file is involved; the scope pid 1 holds decides.
+        let r = connect_bounded(sock, raw);
+        let text = match parse_sockaddr(raw) {
+            Some(Addr::Unix(t)) => t,
+            _ => String::new(),
+        };
+        let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
+        rec.addr = Some(text);
+        return (r, (p.model.audit >= AuditLevel::All).then_some(rec));
+    };
+    let asked = Path::new(std::ffi::OsStr::from_bytes(path));
+    let opened = if asked.is_absolute() {
+        sys::openat2_path(None, asked, 0, 0)
+    } else {
+        sys::openat2_path(None, Path::new(&format!("/proc/{pid}/cwd")), 0, 0)
+            .and_then(|cwd| sys::openat2_path(Some(cwd.as_fd()), asked, 0, 0))
+    };
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => return (Err(errno(e)), None),
+    };
+    let st = match sys::fstatat(file.as_fd(), Path::new("")) {
+        Ok(st) => st,
+        Err(e) => return (Err(errno(e)), None),
+    };
+    if st.mode & libc::S_IFMT != libc::S_IFSOCK {
+        // What the kernel answers for a path that is not a socket.
+        return (Err(libc::ECONNREFUSED), None);
+    }
+    use std::os::fd::AsRawFd;
+    let held = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let shown = std::fs::read_link(&held)
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| asked.to_string_lossy().into_owned());
+    let same = |q: &Path| {
+        std::fs::metadata(q).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.dev() == st.dev && m.ino() == st.ino
+        })
+    };
+    let made_here = if p.level.namespaces() {
+        // Bound by a socket of the sandbox's own network namespace: the
+        // host's daemons live in another one.
+        diag_keys(st.dev, st.ino).is_some_and(|keys| {
+            sys::unix_bound_files().is_ok_and(|v| v.iter().any(|b| keys.contains(b)))
+        })
+    } else {
+        // No network namespace of its own (no-userns): only the private
+        // home and /tmp are the sandbox's.
+        p.scratch
+            .iter()
+            .flat_map(|(h, t)| [h, t])
+            .any(|d| Path::new(&shown).starts_with(d))
+    };
+    if !made_here && !p.model.unix_sockets.iter().any(|q| same(q)) {
+        let mut rec = record(
+            "net.denied",
+            pid,
+            false,
+            "NET_UNIX_HOST_SOCKET",
+            name.into(),
+        );
+        rec.addr = Some(shown);
+        return (Err(libc::EACCES), Some(rec));
+    }
+    let mut addr = u16::try_from(libc::AF_UNIX).unwrap_or(1).to_ne_bytes().to_vec();
+    addr.extend_from_slice(held.as_bytes());
+    addr.push(0);
+    let r = connect_bounded(sock, &addr);
+    let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
+    rec.addr = Some(shown);
+    (r, (p.model.audit >= AuditLevel::All).then_some(rec))
 }
 
 /// The path of a protected name that `seen` would create in an rw mount

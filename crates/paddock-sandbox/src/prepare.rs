@@ -14,7 +14,7 @@ use seccompiler::BpfProgram;
 
 use crate::error::SandboxError;
 use crate::seccomp;
-use crate::spec::{MountMode, MountSpec, SandboxSpec};
+use crate::spec::{AuditLevel, MountMode, MountSpec, SandboxSpec};
 
 /// A path kept read-only inside a writable mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,7 +447,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         serve_execs: spec.serve_execs,
         cow_dir: spec.cow_dir.clone(),
         seccomp: seccomp::programs(spec.audit, spec.level)?,
-        audit_filter: seccomp::audit_program(spec.audit),
+        audit_filter: observer_wanted(spec).then(|| seccomp::audit_program(spec.audit)),
         level: spec.level,
         scratch,
         label: spec.label.as_ref().map(|l| {
@@ -468,6 +468,16 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
 /// The protected names of `spec`, plus the folder each writable mount's
 /// repository names in `core.hooksPath` (it runs on commit like
 /// .git/hooks does), as a path within its mount.
+/// Whether commands get the observing filter: always, except that debug
+/// builds let the isolation tests run an unaudited sandbox without one
+/// (`PADDOCK_TEST_NO_OBSERVER`), so that a paddock inside it can install
+/// its own (the kernel allows one listener per filter chain).
+fn observer_wanted(spec: &SandboxSpec) -> bool {
+    !(cfg!(debug_assertions)
+        && spec.audit == AuditLevel::Off
+        && std::env::var_os("PADDOCK_TEST_NO_OBSERVER").is_some())
+}
+
 pub(crate) fn protected_names(spec: &SandboxSpec, mounts: &[MountSpec]) -> Vec<PathBuf> {
     let mut names = spec.protected.clone();
     if spec.protected.is_empty() {
@@ -565,6 +575,7 @@ mod tests {
             mounts,
             protected: vec![".git".into()],
             hidden: vec![],
+            unix_sockets: vec![],
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: None,

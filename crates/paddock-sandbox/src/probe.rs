@@ -473,6 +473,21 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
             "use Linux 5.9 or newer, or set `[audit] level = \"off\"`"),
     });
 
+    // Pathname unix sockets: Landlock governs them from ABI 9
+    // (LANDLOCK_ACCESS_FS_RESOLVE_UNIX); before that the observer does.
+    let lk = layers.landlock_abi;
+    out.push(match audit_observer() {
+        Some(_) => check("unix_sockets", "host unix sockets", "ok",
+            format!("a socket file in a mount that the sandbox did not bind is refused (NET_UNIX_HOST_SOCKET): \
+                     pid 1 makes every unix connect itself, on the address it checked; Landlock ABI {lk} {}",
+                if lk >= 9 { "could also govern them (ABI 9), not used yet" } else { "has no control of them (ABI 9 has)" }),
+            "", ""),
+        None => check("unix_sockets", "host unix sockets", "degraded",
+            "no observer to judge unix connects".into(),
+            "unix sockets are refused whole inside the sandbox (socketpair still works)",
+            "use Linux 5.9 or newer"),
+    });
+
     // Overlayfs inside a user namespace (for `cow` mounts).
     out.push(match in_namespaces(ns::MOUNT, overlay_works) {
         Ok(true) => check(
@@ -531,6 +546,9 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
         }
     });
 
+    // What `process.limits.memory_mib` limits here (see limits.rs).
+    out.push(memory_limit_check(&out));
+
     // TUN, for a future user-space network stack.
     out.push(if Path::new("/dev/net/tun").exists() {
         check("tun", "TUN device", "ok", "/dev/net/tun present".into(), "", "")
@@ -540,6 +558,34 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
             "`sudo modprobe tun`")
     });
     out
+}
+
+/// The memory limit's reach, from the cgroup check just made: one limit
+/// for the whole sandbox, or one per process.
+fn memory_limit_check(done: &[Check]) -> Check {
+    let cg = done.iter().find(|c| c.id == "cgroup_delegation");
+    let aggregate = cg.is_some_and(|c| {
+        c.status == "ok" || c.detail.contains("v1 pids and memory groups are writable")
+    });
+    let user_manager = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|d| Path::new(&d).join("systemd/private"))
+        .is_some_and(|p| p.exists());
+    if aggregate {
+        return check(
+            "memory_limit",
+            "memory limit",
+            "ok",
+            "process.limits.memory_mib holds for the whole sandbox (a memory cgroup)".into(),
+            "",
+            "",
+        );
+    }
+    check("memory_limit", "memory limit", "degraded",
+        format!("per process: each process may use process.limits.memory_mib of address space (RLIMIT_AS); \
+                 no memory cgroup can be made here{}",
+            if user_manager { " (a systemd user manager runs: see the fix)" } else { " and no systemd user manager runs" }),
+        "several processes together can use more than the limit; the scratch folders (/tmp, home, /dev/shm) share one cap",
+        "run paddock in a delegated systemd user scope: `systemd-run --user --scope -p Delegate=yes paddock ...`")
 }
 
 #[cfg(test)]

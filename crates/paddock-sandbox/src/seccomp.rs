@@ -82,6 +82,12 @@ pub(crate) fn deny_list() -> BpfProgram {
     program(compiled::SANDBOX)
 }
 
+/// What replaces the observer where its listener cannot be installed:
+/// unix sockets refused whole (see the `unobserved` filter's comment).
+pub(crate) fn unobserved() -> BpfProgram {
+    program(compiled::UNOBSERVED)
+}
+
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JSET_K: u16 = 0x45;
 const BPF_JA: u16 = 0x05;
@@ -323,7 +329,7 @@ pub(crate) fn denied_name(nr: u32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// The observing filter for `level`, or None for `Off`.
+/// The observing filter for `level`.
 ///
 /// One program, because the kernel allows one listener per filter chain
 /// and because an `ERRNO` from another filter would outrank a notification
@@ -339,12 +345,16 @@ pub(crate) fn denied_name(nr: u32) -> Option<&'static str> {
 ///    recording them. If the listener is gone, such a call fails with
 ///    `ENOSYS`: denied either way.
 ///
+/// `connect` is watched at every level, `off` included, and is not let
+/// through but carried out by the listener on a unix socket (observe.rs):
+/// that is how sockets the sandbox did not create are refused on kernels
+/// whose Landlock cannot (before ABI 9). At `off` the deny list keeps its
+/// `EPERM` verdicts and nothing else is watched.
+///
 /// No watched call is on the deny list (a unit test checks this), so the
 /// prologue never lets through a call the deny list would refuse.
-pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>> {
-    if level == AuditLevel::Off {
-        return None;
-    }
+pub(crate) fn audit_program(level: AuditLevel) -> Vec<(u16, u8, u8, u32)> {
+    let off = level == AuditLevel::Off;
     let arg_lo = |i: usize| -> u32 {
         let off = 16 + 8 * u32::try_from(i).expect("argument index below 6");
         if cfg!(target_endian = "big") {
@@ -357,6 +367,10 @@ pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>
     let mut flagged = Vec::new();
     for (nr, _, w) in watched() {
         match w {
+            // Unaudited, pid 1 still makes every unix connection itself
+            // (see observe.rs): only connect goes to it.
+            Watched::Connect => plain.push(nr),
+            _ if off => {}
             Watched::Exec { .. } if level < AuditLevel::Writes => {}
             Watched::Open {
                 flags_arg: Some(a), ..
@@ -407,13 +421,13 @@ pub(crate) fn audit_program(level: AuditLevel) -> Option<Vec<(u16, u8, u8, u32)>
     p.push((BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
     debug_assert_eq!(p.len(), main_at);
     p.extend(compiled::SANDBOX.iter().map(|&(code, jt, jf, k)| {
-        if code == BPF_RET_K && k == RET_EPERM {
+        if code == BPF_RET_K && k == RET_EPERM && !off {
             (code, jt, jf, libc::SECCOMP_RET_USER_NOTIF)
         } else {
             (code, jt, jf, k)
         }
     }));
-    Some(p)
+    p
 }
 
 /// Install `programs` on the calling thread (no_new_privs must be set).
@@ -459,7 +473,7 @@ mod tests {
             .expect("filter compiles");
         assert!(progs.iter().all(|p| !p.is_empty()));
         let v: serde_json::Value = serde_json::from_str(super::FILTER_JSON).unwrap();
-        for f in ["sandbox", "clone3", "modes", "no_userns"] {
+        for f in ["sandbox", "clone3", "modes", "no_userns", "unobserved"] {
             for rule in v[f]["filter"].as_array().unwrap() {
                 let c = rule["comment"].as_str().unwrap_or("");
                 assert!(c.len() > 10, "rule without a reason: {rule}");
@@ -512,9 +526,14 @@ mod tests {
     #[test]
     fn audit_program_keeps_every_deny_verdict() {
         use crate::spec::AuditLevel;
-        assert!(super::audit_program(AuditLevel::Off).is_none());
+        // Unaudited: the deny list's verdicts stay EPERM, only connect is
+        // sent to pid 1.
+        let off = super::audit_program(AuditLevel::Off);
+        let main = super::compiled::SANDBOX;
+        assert_eq!(&off[off.len() - main.len()..], main);
+        assert_eq!(off.len() - main.len(), 3 + 1 + 2);
         for level in [AuditLevel::Denied, AuditLevel::Writes, AuditLevel::All] {
-            let p = super::audit_program(level).unwrap();
+            let p = super::audit_program(level);
             let main = super::compiled::SANDBOX;
             let tail = &p[p.len() - main.len()..];
             for (a, b) in tail.iter().zip(main) {

@@ -545,6 +545,33 @@ pub(crate) fn build_root(p: &Prepared) -> Result<(), StepError> {
     Ok(())
 }
 
+/// Tell the observer which device number files of this overlay's upper
+/// layer show (overlayfs gives each layer its own): a socket the sandbox
+/// binds in a cow mount is reported by the kernel under the overlay's
+/// device and is recognised by it (observe.rs). Learnt by creating and
+/// removing one file, which exists only in the upper layer. Best effort:
+/// without it such sockets are refused, never wrongly allowed.
+fn note_upper_dev(root: BorrowedFd<'_>) {
+    let mut r = [0u8; 8];
+    if sys::random_bytes(&mut r).is_err() {
+        return;
+    }
+    let name = PathBuf::from(format!(".paddock-layer-{:016x}", u64::from_ne_bytes(r)));
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+    let Ok(f) = sys::openat(root, &name, flags, 0o600) else {
+        return;
+    };
+    let (Ok(top), Ok(file)) = (
+        sys::fstatat(root, Path::new("")),
+        sys::fstatat(f.as_fd(), Path::new("")),
+    ) else {
+        let _ = sys::unlinkat(root, &name, false);
+        return;
+    };
+    let _ = sys::unlinkat(root, &name, false);
+    crate::observe::note_cow_layer(top.dev, file.dev);
+}
+
 /// A copy-on-write view of `lower`: an overlay whose upper layer lives in a
 /// private, size-capped tmpfs. Returns a detached clone of it.
 fn overlay(
@@ -606,6 +633,7 @@ fn overlay(
         ),
     )?;
     let fd = step("open-overlay", &merged_at, open_nofollow(&merged_at))?;
+    note_upper_dev(fd.as_fd());
     let tree = step(
         "clone-overlay",
         &merged_at,

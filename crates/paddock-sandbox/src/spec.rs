@@ -147,6 +147,12 @@ pub struct SandboxSpec {
     /// path inside). Each is covered by an empty read-only file or folder.
     #[serde(default)]
     pub hidden: Vec<(PathBuf, PathBuf)>,
+    /// Pathname unix sockets, as paths inside the sandbox, that commands
+    /// may connect to though the sandbox did not create them (an
+    /// ssh-agent the user forwards). Every other socket file that lies in
+    /// a mount from the host is refused (`NET_UNIX_HOST_SOCKET`).
+    #[serde(default)]
+    pub unix_sockets: Vec<PathBuf>,
     /// Size cap of the private `/tmp` and of the private home, in MiB.
     pub tmp_size_mib: u64,
     /// Hostname inside the sandbox.
@@ -173,7 +179,8 @@ pub struct SandboxSpec {
     #[serde(default)]
     pub cow_dir: Option<PathBuf>,
     /// What the sandbox's pid 1 observes and reports as [`crate::AuditRecord`]s
-    /// (see `audit.rs`); `Off` installs no observer at all.
+    /// (see `audit.rs`); at `Off` the observer records nothing and watches
+    /// only `connect`, which it carries out itself (unix sockets).
     #[serde(default)]
     pub audit: AuditLevel,
     /// A name for what host tools see of this sandbox (the session id): it

@@ -444,6 +444,19 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 ///
 /// Needs CAP_SETPCAP (held by the creator of a user namespace inside it).
 pub fn drop_all_capabilities() -> io::Result<()> {
+    drop_capabilities_except(&[])
+}
+
+/// `CAP_SYS_PTRACE`: what a process needs to look into another of its user
+/// namespace that made itself non-dumpable.
+pub const CAP_SYS_PTRACE: u32 = 19;
+
+/// [`drop_all_capabilities`], but the capabilities in `keep` stay in the
+/// permitted and effective sets. The bounding set is emptied all the same
+/// and nothing is inheritable or ambient, so no program started later, nor
+/// a child that drops its own (which then needs no CAP_SETPCAP), gets
+/// them.
+pub fn drop_capabilities_except(keep: &[u32]) -> io::Result<()> {
     // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes integer arguments only.
     check_int(unsafe {
         libc::prctl(
@@ -489,7 +502,12 @@ pub fn drop_all_capabilities() -> io::Result<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let data = [CapData::default(); 2];
+    let mut data = [CapData::default(); 2];
+    for k in keep.iter().filter(|k| **k < 64) {
+        let d = &mut data[(*k / 32) as usize];
+        d.effective |= 1 << (k % 32);
+        d.permitted |= 1 << (k % 32);
+    }
     // SAFETY: `hdr` and `data` are valid v3 capability structures (two
     // CapData entries, as version 3 requires) that live across the call.
     let ret = unsafe { libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) };
@@ -1793,4 +1811,208 @@ pub fn birth_time(dirfd: BorrowedFd<'_>, name: &Path) -> Option<i128> {
     let st = unsafe { st.assume_init() };
     (st.stx_mask & libc::STATX_BTIME != 0)
         .then(|| i128::from(st.stx_btime.tv_sec) * 1_000_000_000 + i128::from(st.stx_btime.tv_nsec))
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor naming exactly this process, even if
+/// its pid is reused later.
+pub fn pidfd_open(pid: pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a duplicate, in this process, of the
+/// process's descriptor `fd` (the same open file: for a socket, the same
+/// socket). The kernel allows it only where ptrace access is allowed.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes three integers; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) }).map(owned)
+}
+
+/// The address family of the socket open at `fd` (`SO_DOMAIN`).
+pub fn socket_domain(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live, writable and sized as passed.
+    check_int(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            std::ptr::addr_of_mut!(v).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
+/// `connect(fd, addr)` with `addr` the raw bytes of a socket address
+/// (at most 128: a sockaddr_storage).
+pub fn connect_raw(fd: BorrowedFd<'_>, addr: &[u8]) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::sockaddr_storage>();
+    if addr.len() > size {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `addr.len()` bytes fit in `sa` (checked above) and the two do
+    // not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            addr.as_ptr(),
+            std::ptr::addr_of_mut!(sa).cast::<u8>(),
+            addr.len(),
+        );
+    }
+    let len = libc::socklen_t::try_from(addr.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `sa` is initialised and at least `len` bytes long.
+    check_int(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            std::ptr::addr_of!(sa).cast::<libc::sockaddr>(),
+            len,
+        )
+    })
+    .map(drop)
+}
+
+/// Answer notification `id` with the call's result, without running it:
+/// `Ok(())` returns 0 to the caller, `Err(errno)` fails it with `errno`.
+pub fn seccomp_notif_reply(fd: BorrowedFd<'_>, id: u64, result: Result<(), i32>) -> io::Result<()> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: result.err().map_or(0, |e| -e),
+        flags: 0,
+    };
+    // SAFETY: `resp` is a fully initialised seccomp_notif_resp, matching the
+    // ioctl number.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    check_int(r).map(drop)
+}
+
+/// The files that bound unix sockets of this network namespace are bound
+/// to, as (device, inode) in the kernel's own encoding (major << 20 |
+/// minor; the inode's low 32 bits), read through sock_diag
+/// (`UDIAG_SHOW_VFS`). A socket's file and the socket are both pinned by
+/// the socket while it lives.
+pub fn unix_bound_files() -> io::Result<Vec<(u32, u32)>> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const UDIAG_SHOW_VFS: u32 = 0x2;
+    const UNIX_DIAG_VFS: u16 = 1;
+    // SAFETY: socket takes three integers.
+    let s = check_int(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    })
+    .map(|fd| owned(libc::c_long::from(fd)))?;
+    // nlmsghdr (16) + unix_diag_req (24).
+    let mut req = [0u8; 40];
+    req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[16] = libc::AF_UNIX as u8;
+    // udiag_states: every state.
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    req[28..32].copy_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    // SAFETY: `req` is live and its length is passed.
+    let sent = unsafe { libc::send(s.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: `buf` is live, writable and its length is passed.
+        let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut at = 0;
+        while at + 16 <= n {
+            let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+            let len = word(at) as usize;
+            let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+            if len < 16 || at + len > n {
+                return Err(io::Error::from_raw_os_error(libc::EPROTO));
+            }
+            if kind == libc::NLMSG_DONE as u16 {
+                return Ok(out);
+            }
+            if kind == libc::NLMSG_ERROR as u16 {
+                let code =
+                    i32::from_ne_bytes([buf[at + 16], buf[at + 17], buf[at + 18], buf[at + 19]]);
+                return Err(io::Error::from_raw_os_error(-code));
+            }
+            // unix_diag_msg is 16 bytes; attributes follow, 4-aligned.
+            let mut a = at + 32;
+            while a + 4 <= at + len {
+                let alen = usize::from(u16::from_ne_bytes([buf[a], buf[a + 1]]));
+                let akind = u16::from_ne_bytes([buf[a + 2], buf[a + 3]]);
+                if alen < 4 || a + alen > at + len {
+                    break;
+                }
+                if akind == UNIX_DIAG_VFS && alen >= 12 {
+                    out.push((word(a + 8), word(a + 4)));
+                }
+                a += (alen + 3) & !3;
+            }
+            at += (len + 3) & !3;
+        }
+    }
+}
+
+/// The file status flags of the open file at `fd` (`F_GETFL`).
+pub fn file_status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: F_GETFL takes no argument.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// Set the file status flags of the open file at `fd` (`F_SETFL`).
+pub fn set_file_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    // SAFETY: F_SETFL takes an integer.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
+}
+
+/// Wait up to `timeout_ms` for `fd` to become writable (a connect that
+/// finished, either way).
+pub fn poll_writable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one live pollfd, count 1.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        match check_int(r) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A socket's pending error (`SO_ERROR`, 0 for none): how a non-blocking
+/// connect ended.
+pub fn socket_error(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are live, writable and sized as passed.
+    check_int(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            std::ptr::addr_of_mut!(v).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
 }

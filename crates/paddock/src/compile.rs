@@ -318,6 +318,71 @@ fn denied_inside(
     out
 }
 
+/// A mount list's adder for sockets: a socket outside every mount is shown
+/// at its own path.
+fn push_socket(mounts: &mut Vec<MountSpec>) -> impl FnMut(&Path) -> PathBuf + '_ {
+    move |host_path: &Path| {
+        let inside = mounts
+            .iter()
+            .filter(|m| host_path.starts_with(&m.source))
+            .max_by_key(|m| m.source.components().count());
+        if let Some(m) = inside {
+            let rest = host_path.strip_prefix(&m.source).unwrap_or(Path::new(""));
+            return m.target.join(rest);
+        }
+        mounts.push(MountSpec {
+            source: host_path.to_path_buf(),
+            target: host_path.to_path_buf(),
+            mode: MountMode::Ro,
+            origin: "filesystem.sockets".into(),
+        });
+        host_path.to_path_buf()
+    }
+}
+
+/// `filesystem.sockets`: each must be a socket now (where it really is,
+/// links resolved), outside every denied path; the sandbox paths the
+/// observer lets commands connect to.
+fn socket_grants(
+    eff: &Effective,
+    host: &HostFacts,
+    add: &mut dyn FnMut(&Path) -> PathBuf,
+) -> Result<Vec<PathBuf>, CliError> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for s in &eff.sockets {
+        let written = expand(Path::new(&s.value), host);
+        let real = std::fs::canonicalize(&written).unwrap_or_else(|_| written.clone());
+        let is_socket = std::fs::metadata(&real).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            return Err(CliError::new(
+                "FS_SOCKET_MISSING",
+                format!(
+                    "filesystem.sockets `{}` ({}) is not a unix socket on this host",
+                    s.value,
+                    s.origin.describe()
+                ),
+                "start the program that listens there first (for an ssh-agent, check \
+                 $SSH_AUTH_SOCK), or remove the entry",
+            ));
+        }
+        if let Some(d) = under_deny(eff, &real, host) {
+            return Err(CliError::new(
+                "FS_DENIED_BY_POLICY",
+                format!(
+                    "filesystem.sockets `{}` lies under `{}`, which filesystem.deny ({}) never shows",
+                    s.value,
+                    d.value,
+                    d.origin.describe()
+                ),
+                "remove the socket entry, or ask the owner of the deny rule",
+            ));
+        }
+        out.push(add(&real));
+    }
+    Ok(out)
+}
+
 /// Compile the effective policy and the run's own flags into a spec.
 pub fn compile(
     eff: &Effective,
@@ -444,6 +509,7 @@ pub fn compile(
         }
     }
 
+    let unix_sockets = socket_grants(eff, host, &mut push_socket(&mut mounts))?;
     let protected = protected_names(eff);
 
     let mut env: Vec<(OsString, OsString)> = host
@@ -495,6 +561,7 @@ pub fn compile(
         workdir,
         home: host.home.clone(),
         hidden: denied_inside(eff, &mounts, host),
+        unix_sockets,
         mounts,
         protected,
         tmp_size_mib: eff.tmp_mib.value,

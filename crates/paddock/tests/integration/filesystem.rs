@@ -257,3 +257,27 @@ fn scratch_folders_share_one_cap() {
         .unwrap();
     assert!(size_kib <= 64 * 1024, "{out}");
 }
+
+/// Moving a file into another folder (what git, package managers and
+/// editors do for atomic writes) works in every writable mode: the
+/// Landlock domains stacked over a command (pid 1's included) all grant
+/// the move.
+#[test]
+fn moving_a_file_into_another_folder_works_in_every_writable_mode() {
+    let ws = Ws::new();
+    // (rw-no-delete refuses moves out of a folder by design.)
+    for mode in ["rw", "cow"] {
+        let pol = ws.root.join(format!("mv-{mode}.toml"));
+        std::fs::write(
+            &pol,
+            format!("version = 1\n[filesystem]\nworkspace = \"{mode}\"\n"),
+        )
+        .unwrap();
+        let o = ws.sh(
+            &["--policy", pol.to_str().unwrap()],
+            "mkdir -p a b /tmp/c /tmp/d && echo x > a/f && mv a/f b/f && ln b/f a/g && echo y > /tmp/c/f \
+             && mv /tmp/c/f /tmp/d/f && echo moved",
+        );
+        assert!(stdout(&o).contains("moved"), "{mode}: {}", stderr(&o));
+    }
+}

@@ -11,8 +11,9 @@ use std::process::Output;
 use crate::util::{paddock_bin, probe_bin, stderr, stdout, Ws};
 
 fn outer_policy(ws: &Ws) -> std::path::PathBuf {
-    // The outer sandbox records nothing, so that the inner one may install
-    // its own audit listener (the kernel allows one per filter chain).
+    // The outer sandbox records nothing and, with PADDOCK_TEST_NO_OBSERVER,
+    // watches nothing, so that the inner one may install its own audit
+    // listener (the kernel allows one per filter chain).
     let p = ws.root.join("outer.toml");
     std::fs::write(&p, "version = 1\n[audit]\nlevel = \"off\"\n").unwrap();
     p
@@ -25,6 +26,9 @@ fn nested(ws: &Ws, script: &str) -> Output {
     let bin = paddock_bin();
     let probe = probe_bin();
     ws.paddock()
+        // Debug builds only: the unaudited outer sandbox installs no
+        // listener at all, so that the inner one can install its own.
+        .env("PADDOCK_TEST_NO_OBSERVER", "1")
         .arg("run")
         .arg("--policy")
         .arg(outer_policy(ws))

@@ -21,4 +21,5 @@ mod process;
 mod protected;
 mod review;
 mod session;
+mod sockets;
 mod syscalls;

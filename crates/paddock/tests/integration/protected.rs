@@ -391,7 +391,15 @@ fn every_existing_protected_name_is_read_only_in_every_mode() {
             let v = explain_write(&ws, &pol, &ws.proj.join("deep/er").join(n).join("f"));
             assert_eq!(v["reason_code"], "FS_WRITE_PROTECTED", "{mode} {n}: {v}");
         }
-        assert!(!ws.proj.join("moved-away").exists() && !ws.proj.join("deep/er/moved").exists());
+        assert!(
+            !ws.proj.join("moved-away").exists() && !ws.proj.join("deep/er/moved").exists(),
+            "{mode}: {:?} {}",
+            std::fs::read_dir(&ws.proj)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            stderr(&o)
+        );
     }
 }
 
