@@ -476,7 +476,10 @@ fn unix_connect(
         rec.addr = Some(shown);
         return (Err(libc::EACCES), Some(rec));
     }
-    let mut addr = u16::try_from(libc::AF_UNIX).unwrap_or(1).to_ne_bytes().to_vec();
+    let mut addr = u16::try_from(libc::AF_UNIX)
+        .unwrap_or(1)
+        .to_ne_bytes()
+        .to_vec();
     addr.extend_from_slice(held.as_bytes());
     addr.push(0);
     let r = connect_bounded(sock, &addr);

@@ -1828,8 +1828,8 @@ pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
     check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) }).map(owned)
 }
 
-/// The address family of the socket open at `fd` (`SO_DOMAIN`).
-pub fn socket_domain(fd: BorrowedFd<'_>) -> io::Result<i32> {
+/// An integer `SOL_SOCKET` option of the socket open at `fd`.
+fn socket_option(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Result<i32> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `v` and `len` are live, writable and sized as passed.
@@ -1837,12 +1837,17 @@ pub fn socket_domain(fd: BorrowedFd<'_>) -> io::Result<i32> {
         libc::getsockopt(
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
+            name,
             std::ptr::addr_of_mut!(v).cast(),
             &mut len,
         )
     })?;
     Ok(v)
+}
+
+/// The address family of the socket open at `fd` (`SO_DOMAIN`).
+pub fn socket_domain(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    socket_option(fd, libc::SO_DOMAIN)
 }
 
 /// `connect(fd, addr)` with `addr` the raw bytes of a socket address
@@ -2002,17 +2007,5 @@ pub fn poll_writable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
 /// A socket's pending error (`SO_ERROR`, 0 for none): how a non-blocking
 /// connect ended.
 pub fn socket_error(fd: BorrowedFd<'_>) -> io::Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are live, writable and sized as passed.
-    check_int(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            std::ptr::addr_of_mut!(v).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(v)
+    socket_option(fd, libc::SO_ERROR)
 }

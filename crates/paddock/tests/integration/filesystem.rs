@@ -264,9 +264,9 @@ fn scratch_folders_share_one_cap() {
 /// the move.
 #[test]
 fn moving_a_file_into_another_folder_works_in_every_writable_mode() {
-    let ws = Ws::new();
     // (rw-no-delete refuses moves out of a folder by design.)
     for mode in ["rw", "cow"] {
+        let ws = Ws::new();
         let pol = ws.root.join(format!("mv-{mode}.toml"));
         std::fs::write(
             &pol,
