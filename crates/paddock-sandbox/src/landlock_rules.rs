@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::prepare::Prepared;
 use crate::setup::SYSTEM_DIRS;
-use crate::spec::{Level, MountMode};
+use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS};
 
 /// The ABI whose rights paddock asks for (the newest whose access rights
 /// and scopes it has been reviewed against).
@@ -66,9 +66,15 @@ fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
         ("/proc".into(), r.file_rw),
         ("/sys".into(), r.read),
         ("/dev".into(), AccessFs::ReadDir.into()),
-        ("/dev/pts".into(), r.file_rw | AccessFs::IoctlDev),
+        // A new pty of its own; not /dev/pts, where the user's other
+        // terminals are: only the one the command was given.
         ("/dev/ptmx".into(), r.file_rw | AccessFs::IoctlDev),
     ];
+    rules.extend(
+        own_terminals()
+            .into_iter()
+            .map(|t| (t, r.file_rw | AccessFs::IoctlDev)),
+    );
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
         rules.push((Path::new("/dev").join(d), r.file_rw | AccessFs::IoctlDev));
     }
@@ -76,7 +82,12 @@ fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
         rules.push((home.clone(), r.all));
         rules.push((tmp.clone(), r.all));
     }
-    rules.extend(r.system_and_mounts(p, |m| m.source.clone()));
+    // The system folders, but not the host's secrets in them (with no
+    // mount namespace nothing can cover /etc/shadow; run as root it would
+    // be readable): each folder holding one is granted child by child.
+    for (path, access) in r.system_and_mounts(p, |m| m.source.clone()) {
+        grant_except_hidden(&path, access, &mut rules);
+    }
     let mut rs = create(&r, rules, true)?;
     if let Some(port) = p.proxy_port {
         rs = rs
@@ -84,6 +95,51 @@ fn host_ruleset(p: &Prepared) -> Result<RulesetCreated, String> {
             .map_err(|e| format!("TCP port {port}: {e}"))?;
     }
     Ok(rs)
+}
+
+/// The terminals (`/dev/pts/N`) on pid 1's standard streams: the ones the
+/// command inherits.
+fn own_terminals() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = (0..3)
+        .filter_map(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok())
+        .filter(|t| t.starts_with("/dev/pts/"))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `(dir, access)`, or where `dir` holds one of [`HIDDEN_SYSTEM_PATHS`],
+/// the same for each of its children (recursively) but the hidden ones,
+/// and ReadDir on `dir` itself. Links among the children are left out:
+/// a rule on a link would grant its target, which the rule on the folder
+/// never did.
+fn grant_except_hidden(
+    dir: &Path,
+    access: BitFlags<AccessFs>,
+    out: &mut Vec<(PathBuf, BitFlags<AccessFs>)>,
+) {
+    let hidden = || HIDDEN_SYSTEM_PATHS.iter().map(Path::new);
+    if hidden().any(|h| h == dir) {
+        return;
+    }
+    if !hidden().any(|h| h.starts_with(dir)) {
+        out.push((dir.to_path_buf(), access));
+        return;
+    }
+    out.push((dir.to_path_buf(), AccessFs::ReadDir.into()));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink()))
+        .map(|e| e.path())
+        .collect();
+    children.sort();
+    for c in children {
+        grant_except_hidden(&c, access, out);
+    }
 }
 
 /// The access-right sets the rules are made of.

@@ -67,11 +67,18 @@ fn without_user_namespaces_no_userns_is_chosen_recorded_and_still_blocks_the_att
         r#"
 echo topsecret > "$REALHOME/.secret"
 sleep 30 & OUTSIDE=$!
-$P run -v --policy inner.toml --mount $PR:ro --env OUTSIDE=$OUTSIDE --env REALHOME --env PR -- sh -c '
+# Another terminal of the user's: a pty held open out here.
+python3 -c 'import os,time; m,s=os.openpty(); open("pty.name","w").write(os.ttyname(s)); time.sleep(30)' & PTYHOLDER=$!
+for i in $(seq 50); do test -s pty.name && break; sleep 0.1; done
+OTHERPTY=$(cat pty.name)
+$P run -v --policy inner.toml --mount $PR:ro --env OUTSIDE=$OUTSIDE --env OTHERPTY=$OTHERPTY --env REALHOME --env PR -- sh -c '
   PORT=${HTTP_PROXY##*:}
   echo "home=$HOME"
   echo "proxy=$PORT"
   echo "secret=$($PR read $REALHOME/.secret)"
+  echo "shadow=$($PR read /etc/shadow)"
+  echo "passwd=$($PR read /etc/passwd | head -c 5)"
+  echo "otherpty=$($PR write $OTHERPTY injected)"
   echo "plant=$($PR create $REALHOME/planted)"
   echo "tmp=$($PR create /tmp/x)"
   echo "scratch=$($PR create $TMPDIR/ok)"
@@ -97,7 +104,7 @@ test -e .envrc && echo "envrc=present" || echo "envrc=absent"
 ls -a | grep -c "^.envrc.paddock-quarantine-" | sed "s/^/envrc-quarantined=/"
 sleep 0.3
 if kill -0 "$(cat bg.pid)" 2>/dev/null; then echo "leftover=yes"; else echo "leftover=no"; fi
-kill $OUTSIDE
+kill $OUTSIDE $PTYHOLDER
 for d in $REALHOME/.local/state/paddock/sessions/*/; do
   echo "meta=$(tr -d '\n ' < $d/meta.json)"
   echo "audit-lines=$(wc -l < $d/audit.jsonl)"
@@ -126,6 +133,13 @@ done
     // Files: the real home neither readable nor writable, /tmp closed,
     // the scratch and the workspace writable, `/` not listable.
     assert!(line(&out, "secret").starts_with("err EACCES"), "{out}");
+    // The host's /etc secrets: not readable (the outer sandbox shows an
+    // empty file there; a root host would show the real one), the rest of
+    // /etc is.
+    assert!(line(&out, "shadow").starts_with("err EACCES"), "{out}");
+    assert!(!line(&out, "passwd").starts_with("err"), "{out}");
+    // The user's other terminals are out of reach.
+    assert!(line(&out, "otherpty").starts_with("err EACCES"), "{out}");
     assert!(line(&out, "plant").starts_with("err EACCES"), "{out}");
     assert!(line(&out, "tmp").starts_with("err EACCES"), "{out}");
     assert_eq!(line(&out, "scratch"), "ok", "{out}");
