@@ -107,3 +107,63 @@ mod tests {
         assert!(!is_own("203.0.113.9".parse().unwrap()));
     }
 }
+
+/// The uid owning the TCP socket whose local address is `from` and whose
+/// peer is `to`, from the kernel's table of this network namespace
+/// (/proc/net/tcp, tcp6): who opened a connection to our listener. None
+/// if it is not there (already closed).
+pub(crate) fn tcp_owner(from: std::net::SocketAddr, to: std::net::SocketAddr) -> Option<u32> {
+    let table = match from {
+        std::net::SocketAddr::V4(_) => "/proc/net/tcp",
+        std::net::SocketAddr::V6(_) => "/proc/net/tcp6",
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, uid) = (f.get(1)?, f.get(2)?, f.get(7)?);
+        (proc_addr(local)? == from && proc_addr(remote)? == to).then(|| uid.parse().ok())?
+    })
+}
+
+/// `0100007F:1F90` (the address as the kernel prints it: its bytes in
+/// memory order, as 32-bit words in hex; then the port) as an address.
+fn proc_addr(s: &str) -> Option<std::net::SocketAddr> {
+    let (ip, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..ip.len() / 8)
+        .map(|i| u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into(),
+        16 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&bytes);
+            std::net::Ipv6Addr::from(b).into()
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod owner_tests {
+    #[test]
+    fn a_loopback_connection_is_found_with_its_owner() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_s, peer) = l.accept().unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        let me: u32 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next().map(|x| x.parse().unwrap()))
+            .unwrap();
+        assert_eq!(super::tcp_owner(peer, l.local_addr().unwrap()), Some(me));
+        assert_eq!(
+            super::proc_addr("0100007F:1F90"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+    }
+}

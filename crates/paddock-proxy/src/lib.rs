@@ -173,6 +173,11 @@ pub struct Config {
     pub limits: Limits,
     /// A proxy paddock itself must go through (after its own decision).
     pub upstream_proxy: Option<UpstreamProxy>,
+    /// When the listener is on the host's own loopback (isolation level
+    /// `no-userns`), where any local user could connect to it: only
+    /// connections from sockets of this uid are served, the others closed
+    /// at once (`NET_PROXY_FOREIGN_USER`).
+    pub peer_uid: Option<u32>,
 }
 
 /// A proxy between paddock and the servers (a corporate proxy): each
@@ -248,7 +253,19 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ctx.cfg.limits.connections));
     loop {
         let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+            Ok((s, peer)) => {
+                if let Some(uid) = ctx.cfg.peer_uid {
+                    let own = listener
+                        .local_addr()
+                        .is_ok_and(|local| addr::tcp_owner(peer, local) == Some(uid));
+                    if !own {
+                        ctx.limit_hit("NET_PROXY_FOREIGN_USER");
+                        drop(s);
+                        continue;
+                    }
+                }
+                s
+            }
             Err(e) => {
                 let code = if matches!(e.raw_os_error(), Some(24 | 23)) {
                     "NET_LIMIT_FDS"
@@ -340,5 +357,51 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b), "cached");
         assert_eq!(a.cert.len(), 2);
         assert!(ca.leaf("127.0.0.1").is_ok(), "IP addresses get leaves too");
+    }
+
+    /// What a plain proxy request gets back from a proxy that serves only
+    /// `peer_uid`: the bytes read until the proxy closes.
+    fn answer_with_peer_uid(peer_uid: Option<u32>) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let cfg = Config {
+            policy: Arc::new(paddock_policy::Effective::default()),
+            credentials: Vec::new(),
+            ca: None,
+            upstream_tls: upstream_tls(None).unwrap(),
+            resolve: HashMap::new(),
+            events: None,
+            limits: Limits::default(),
+            upstream_proxy: None,
+            peer_uid,
+        };
+        spawn_thread(l, cfg).unwrap();
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(b"GET http://denied.example/ HTTP/1.1\r\nHost: denied.example\r\n\r\n");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        out
+    }
+
+    /// On the host's loopback the proxy serves this user's connections
+    /// only: another uid's is closed before a byte is read or answered.
+    #[test]
+    fn a_proxy_on_the_host_loopback_serves_only_its_user() {
+        let me: u32 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        let served = answer_with_peer_uid(Some(me));
+        assert!(
+            served.starts_with(b"HTTP/1.1 403"),
+            "{}",
+            String::from_utf8_lossy(&served)
+        );
+        assert!(answer_with_peer_uid(Some(me.wrapping_add(1))).is_empty());
+        assert!(answer_with_peer_uid(None).starts_with(b"HTTP/1.1 403"));
     }
 }

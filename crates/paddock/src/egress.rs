@@ -304,6 +304,7 @@ impl Egress {
         Ok(Config {
             limits: limits.fit_fds(fds),
             upstream_proxy: self.upstream.clone(),
+            peer_uid: None,
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),
             ca: Some(self.ca.clone()),

@@ -254,7 +254,11 @@ fn supervise(id: &str) -> Result<i32, CliError> {
                 serde_json::to_value(e).unwrap_or_default(),
             );
         });
-        let cfg = g.config(&eff, Some(sink))?;
+        let mut cfg = g.config(&eff, Some(sink))?;
+        // On the host's loopback (no network namespace): this user only.
+        if !choice.level.namespaces() {
+            cfg.peer_uid = Some(paddock_sys::getuid());
+        }
         paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
     }
     let ctl = running

@@ -132,7 +132,11 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         .as_ref()
         .and_then(|au| running.control.take().map(|c| au.read_records(c)));
     if let (Some(g), Some(listener)) = (&egress, running.proxy_listener.take()) {
-        let cfg = g.config(&eff, events)?;
+        let mut cfg = g.config(&eff, events)?;
+        // On the host's loopback (no network namespace): this user only.
+        if !choice.level.namespaces() {
+            cfg.peer_uid = Some(paddock_sys::getuid());
+        }
         paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
             CliError::new(
                 "HOST_IO_ERROR",
