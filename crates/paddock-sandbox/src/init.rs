@@ -190,7 +190,7 @@ fn run(
         landlock_rules::scope_init(p).map_err(|d| ("landlock-scope-init", d))?;
         // Where a surrounding profile refuses pidfd_getfd, commands get no
         // unix sockets instead (see confine).
-        crate::observe::probe_socket_taking();
+        crate::observe::prepare_connects(p);
     }
 
     // pid 1 itself is not dumpable: the command (same uid) cannot open

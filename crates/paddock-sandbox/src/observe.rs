@@ -214,9 +214,12 @@ impl Watch {
         let mut raw = vec![0u8; len.min(128)];
         let read = read_memory(pid, n.args[1], &mut raw);
         // The caller's socket, pinned. `low32`: the descriptor is an int.
-        // The notification names the calling thread; pidfd_open wants
-        // its process (the threads share one descriptor table).
-        let sock = sys::pidfd_open(thread_group(pid))
+        // The notification names the calling thread, whose descriptor
+        // table is the one meant (a thread may have its own, after
+        // unshare(CLONE_FILES)): a pidfd for that thread (Linux 6.9), else
+        // for its process.
+        let sock = sys::pidfd_open_thread(pid)
+            .or_else(|_| sys::pidfd_open(thread_group(pid)))
             .and_then(|pidfd| sys::pidfd_getfd(pidfd.as_fd(), low32(n.args[0]) as i32));
         // Still waiting: the pid was not reused, the bytes and the
         // descriptor are this caller's.
@@ -251,7 +254,12 @@ impl Watch {
             }
         };
         let raw = match read {
-            Ok(k) if len <= 128 => &raw[..k],
+            Ok(k) if len <= 128 && k == raw.len() => &raw[..k],
+            Ok(k) if k < raw.len() => {
+                // Part of the address lies outside the caller's memory.
+                answer(Err(libc::EFAULT));
+                return None;
+            }
             Ok(_) => {
                 answer(Err(libc::EINVAL));
                 return None;
@@ -290,8 +298,39 @@ fn thread_group(tid: i32) -> i32 {
 /// any command starts.
 static CAN_TAKE_SOCKETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
+/// The sockets `filesystem.sockets` allows, pinned by pid 1 before any
+/// command runs: (held file, device, inode). Judged by this identity, not
+/// by the name, which a command could point elsewhere later (rename the
+/// folder it is in, put a link there).
+static ALLOWED: std::sync::Mutex<Vec<(OwnedFd, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Before the first command: pin the allowed sockets, and find out whether
+/// pid 1 can take sockets at all.
+pub(crate) fn prepare_connects(p: &Prepared) {
+    if let Ok(mut v) = ALLOWED.lock() {
+        for q in &p.model.unix_sockets {
+            let held = sys::openat2_path(None, q, 0, 0)
+                .and_then(|f| sys::fstatat(f.as_fd(), Path::new("")).map(|st| (f, st)));
+            if let Ok((f, st)) = held {
+                if st.mode & libc::S_IFMT == libc::S_IFSOCK {
+                    v.push((f, st.dev, st.ino));
+                }
+            }
+        }
+    }
+    probe_socket_taking();
+}
+
+/// Whether `st` is one of the pinned allowed sockets.
+fn allowed_socket(st: &sys::Stat) -> bool {
+    ALLOWED.lock().is_ok_and(|v| {
+        v.iter()
+            .any(|(_, dev, ino)| *dev == st.dev && *ino == st.ino)
+    })
+}
+
 /// Try `pidfd_getfd` on pid 1 itself and remember the answer.
-pub(crate) fn probe_socket_taking() -> bool {
+fn probe_socket_taking() -> bool {
     use std::os::fd::AsRawFd;
     // The pidfd itself is the one descriptor surely open here.
     let ok = sys::pidfd_open(sys::getpid())
@@ -310,7 +349,7 @@ pub(crate) fn unix_sockets_judged(p: &Prepared) -> bool {
 /// How long pid 1 waits for a connect the caller made blocking, before it
 /// answers ETIMEDOUT (a listener whose queue stays full): it serves every
 /// other command meanwhile only after this.
-const CONNECT_WAIT_MS: i32 = 5000;
+const CONNECT_WAIT_MS: i32 = 2000;
 
 /// `connect(sock, raw)` as the caller asked it: at once for a non-blocking
 /// socket; for a blocking one, made non-blocking for the attempt and
@@ -445,12 +484,6 @@ fn unix_connect(
     let shown = std::fs::read_link(&held)
         .map(|l| l.to_string_lossy().into_owned())
         .unwrap_or_else(|_| asked.to_string_lossy().into_owned());
-    let same = |q: &Path| {
-        std::fs::metadata(q).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.dev() == st.dev && m.ino() == st.ino
-        })
-    };
     let made_here = if p.level.namespaces() {
         // Bound by a socket of the sandbox's own network namespace: the
         // host's daemons live in another one.
@@ -465,7 +498,7 @@ fn unix_connect(
             .flat_map(|(h, t)| [h, t])
             .any(|d| Path::new(&shown).starts_with(d))
     };
-    if !made_here && !p.model.unix_sockets.iter().any(|q| same(q)) {
+    if !made_here && !allowed_socket(&st) {
         let mut rec = record(
             "net.denied",
             pid,

@@ -1820,6 +1820,14 @@ pub fn pidfd_open(pid: pid_t) -> io::Result<OwnedFd> {
     check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
 }
 
+/// `pidfd_open(tid, PIDFD_THREAD)`: a descriptor naming this one thread
+/// (Linux 6.9 and newer; EINVAL before).
+pub fn pidfd_open_thread(tid: pid_t) -> io::Result<OwnedFd> {
+    // PIDFD_THREAD is O_EXCL.
+    // SAFETY: pidfd_open takes two integers; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) }).map(owned)
+}
+
 /// `pidfd_getfd(pidfd, fd, 0)`: a duplicate, in this process, of the
 /// process's descriptor `fd` (the same open file: for a socket, the same
 /// socket). The kernel allows it only where ptrace access is allowed.

@@ -93,5 +93,40 @@ fn doctor_json_reports_every_feature() {
         .find(|c| c["id"] == "landlock")
         .unwrap();
     assert!(ll["detail"].as_str().unwrap().starts_with("ABI "), "{ll}");
+    // The two capabilities that decide how far a boundary reaches: who
+    // refuses host unix sockets (and the Landlock ABI that could), and
+    // whether the memory limit is one for the sandbox or one per process.
+    let check = |id: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id}: {v}"))
+    };
+    let sockets = check("unix_sockets");
+    let detail = sockets["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("NET_UNIX_HOST_SOCKET") && detail.contains("Landlock ABI"),
+        "{sockets}"
+    );
+    let memory = check("memory_limit");
+    let detail = memory["detail"].as_str().unwrap();
+    // Root here has writable cgroup v1 memory groups; an unprivileged user
+    // has none, and is told the limit is per process.
+    let root = stdout(&std::process::Command::new("id").arg("-u").output().unwrap()).trim() == "0";
+    if root {
+        assert!(detail.contains("whole sandbox"), "{memory}");
+    } else {
+        assert!(detail.starts_with("per process"), "{memory}");
+        assert!(
+            memory["fix"]
+                .as_str()
+                .unwrap()
+                .contains("systemd-run --user --scope"),
+            "{memory}"
+        );
+    }
     assert_eq!(o.status.code(), Some(0));
 }

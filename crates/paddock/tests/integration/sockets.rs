@@ -259,6 +259,38 @@ fn a_socket_the_policy_names_is_reachable_and_only_it() {
     );
     assert_eq!(agent.accepted(), 2);
     assert_eq!(other.accepted(), 0);
+    // The allowed name pointed elsewhere from inside (its folder renamed,
+    // a link put in its place) reaches nothing new: the socket allowed is
+    // the one pinned before the command ran.
+    let victim = HostDaemon::at(&ws.proj.join("victim.sock"));
+    let o = ws
+        .paddock()
+        .args(["run", "--policy", &pol, "--", "python3", "-c"])
+        .arg(format!(
+            r#"
+import os, socket
+os.rename("{d}", "{d}.old"); os.mkdir("{d}")
+os.symlink("{v}", "{a}")
+for p in ["{a}", "victim.sock"]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(p); print(p, "connected")
+    except OSError as e:
+        print(p, "refused", e.errno)
+"#,
+            d = dir.display(),
+            v = victim.path(),
+            a = agent.path()
+        ))
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(out.matches("refused 13").count(), 2, "{out}{}", stderr(&o));
+    assert_eq!(
+        victim.accepted(),
+        0,
+        "the re-pointed name reached another socket"
+    );
     // A name that is no socket is a precise error before anything starts.
     let bad = policy(
         &ws,
