@@ -90,6 +90,8 @@ pub(crate) struct Watch {
     /// The exec request it belongs to (0 for `paddock run`).
     pub exec_id: u64,
     denied: HashMap<u32, u64>,
+    /// Helper processes waiting for slow connects (their pidfds).
+    helpers: Vec<OwnedFd>,
 }
 
 /// What was read from the caller while it waited.
@@ -127,6 +129,7 @@ impl Watch {
             table: TABLE.with(|t| t.clone()),
             exec_id,
             denied: HashMap::new(),
+            helpers: Vec::new(),
         }
     }
 
@@ -270,12 +273,51 @@ impl Watch {
             }
         };
         if domain == libc::AF_UNIX {
-            let (result, record) = unix_connect(p, pid, sock.as_fd(), raw, name);
-            answer(result);
+            let (target, record) = unix_target(p, pid, raw, name);
+            match target {
+                Ok((addr, _held)) => self.perform(n.id, sock.as_fd(), &addr),
+                Err(e) => answer(Err(e)),
+            }
             return record;
         }
-        answer(connect_bounded(sock.as_fd(), raw));
+        self.perform(n.id, sock.as_fd(), raw);
         decide(p, pid, name, Seen::Connect(parse_sockaddr(raw)?))
+    }
+
+    /// Connect `sock` to `addr` and answer notification `id`. A connect
+    /// that cannot finish at once on a socket the caller left blocking (a
+    /// listener whose queue is full, a slow handshake) is waited for by a
+    /// helper process of pid 1's, which answers in its turn: pid 1 goes
+    /// on serving every other command meanwhile.
+    fn perform(&mut self, id: u64, sock: std::os::fd::BorrowedFd<'_>, addr: &[u8]) {
+        let fd = self.fd.as_fd();
+        let (flags, retry) = match connect_start(sock, addr) {
+            Step::Done(r) => {
+                let _ = sys::seccomp_notif_reply(fd, id, r);
+                return;
+            }
+            Step::Waiting { flags, retry } => (flags, retry),
+        };
+        self.helpers.retain(|h| {
+            !sys::poll_readable(&[h.as_fd()], 0).is_ok_and(|r| r.first() == Some(&true))
+        });
+        if self.helpers.len() < MAX_CONNECT_HELPERS {
+            match sys::fork_with_pidfd() {
+                Ok(sys::Forked::Child) => {
+                    let r = connect_finish(sock, addr, flags, retry, HELPER_WAIT_MS);
+                    let _ = sys::seccomp_notif_reply(fd, id, r);
+                    sys::exit_now(0);
+                }
+                Ok(sys::Forked::Parent { pidfd, .. }) => {
+                    self.helpers.extend(pidfd);
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        // No helper to be had: wait here, briefly.
+        let r = connect_finish(sock, addr, flags, retry, CONNECT_WAIT_MS);
+        let _ = sys::seccomp_notif_reply(fd, id, r);
     }
 }
 
@@ -346,42 +388,86 @@ pub(crate) fn unix_sockets_judged(p: &Prepared) -> bool {
     p.level.namespaces() && CAN_TAKE_SOCKETS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// How long pid 1 waits for a connect the caller made blocking, before it
-/// answers ETIMEDOUT (a listener whose queue stays full): it serves every
-/// other command meanwhile only after this.
+/// How long pid 1 itself waits for a blocking caller's connect when no
+/// helper process can be had, before it answers ETIMEDOUT.
 const CONNECT_WAIT_MS: i32 = 2000;
 
-/// `connect(sock, raw)` as the caller asked it: at once for a non-blocking
-/// socket; for a blocking one, made non-blocking for the attempt and
-/// waited for, at most [`CONNECT_WAIT_MS`], then restored.
-fn connect_bounded(sock: std::os::fd::BorrowedFd<'_>, raw: &[u8]) -> Result<(), i32> {
+/// How long a helper waits (about as long as the kernel tries a TCP
+/// handshake before ETIMEDOUT).
+const HELPER_WAIT_MS: i32 = 130_000;
+
+/// Helpers waiting at once, at most (each stands for a blocked thread of
+/// the sandbox).
+const MAX_CONNECT_HELPERS: usize = 64;
+
+/// How a connect attempt stands.
+enum Step {
+    /// Finished: what to answer.
+    Done(Result<(), i32>),
+    /// The caller's socket is blocking and the connect is under way
+    /// (`retry`: a unix listener's queue was full, try again); `flags` are
+    /// the socket's own, to restore.
+    Waiting { flags: i32, retry: bool },
+}
+
+/// Start `connect(sock, addr)` as the caller asked it: at once for a
+/// non-blocking socket; a blocking one is made non-blocking for the
+/// attempt (its flags restored by [`connect_finish`]).
+fn connect_start(sock: std::os::fd::BorrowedFd<'_>, addr: &[u8]) -> Step {
     let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
-    let flags = sys::file_status_flags(sock).map_err(errno)?;
+    let flags = match sys::file_status_flags(sock) {
+        Ok(f) => f,
+        Err(e) => return Step::Done(Err(errno(e))),
+    };
     if flags & libc::O_NONBLOCK != 0 {
-        return sys::connect_raw(sock, raw).map_err(errno);
+        return Step::Done(sys::connect_raw(sock, addr).map_err(errno));
     }
-    sys::set_file_status_flags(sock, flags | libc::O_NONBLOCK).map_err(errno)?;
-    let deadline =
-        std::time::Instant::now() + std::time::Duration::from_millis(CONNECT_WAIT_MS as u64);
-    let r = loop {
-        match sys::connect_raw(sock, raw).map_err(errno) {
-            // A unix listener's queue is full: try again shortly.
-            Err(libc::EAGAIN) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
+    if let Err(e) = sys::set_file_status_flags(sock, flags | libc::O_NONBLOCK) {
+        return Step::Done(Err(errno(e)));
+    }
+    match sys::connect_raw(sock, addr).map_err(errno) {
+        Err(libc::EAGAIN) => Step::Waiting { flags, retry: true },
+        Err(libc::EINPROGRESS) => Step::Waiting {
+            flags,
+            retry: false,
+        },
+        other => {
+            let _ = sys::set_file_status_flags(sock, flags);
+            Step::Done(other)
+        }
+    }
+}
+
+/// Wait, at most `wait_ms`, for a connect [`connect_start`] left under
+/// way, then restore the socket's flags.
+fn connect_finish(
+    sock: std::os::fd::BorrowedFd<'_>,
+    addr: &[u8],
+    flags: i32,
+    retry: bool,
+    wait_ms: i32,
+) -> Result<(), i32> {
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+    let r = if retry {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            match sys::connect_raw(sock, addr).map_err(errno) {
+                Err(libc::EAGAIN) if std::time::Instant::now() < deadline => {}
+                Err(libc::EAGAIN) => break Err(libc::ETIMEDOUT),
+                other => break other,
             }
-            Err(libc::EAGAIN) => break Err(libc::ETIMEDOUT),
-            Err(libc::EINPROGRESS) => {
-                break match sys::poll_writable(sock, CONNECT_WAIT_MS) {
-                    Ok(true) => match sys::socket_error(sock) {
-                        Ok(0) => Ok(()),
-                        Ok(e) => Err(e),
-                        Err(e) => Err(errno(e)),
-                    },
-                    Ok(false) => Err(libc::ETIMEDOUT),
-                    Err(e) => Err(errno(e)),
-                }
-            }
-            other => break other,
+        }
+    } else {
+        match sys::poll_writable(sock, wait_ms) {
+            Ok(true) => match sys::socket_error(sock) {
+                Ok(0) => Ok(()),
+                Ok(e) => Err(e),
+                Err(e) => Err(errno(e)),
+            },
+            Ok(false) => Err(libc::ETIMEDOUT),
+            Err(e) => Err(errno(e)),
         }
     };
     let _ = sys::set_file_status_flags(sock, flags);
@@ -437,28 +523,33 @@ fn kernel_dev(dev: u64) -> u32 {
     u32::try_from(((major << 20) | (minor & 0xf_ffff)) & 0xffff_ffff).unwrap_or(0)
 }
 
-/// Connect `sock` (a unix socket of `pid`) to `raw`, or refuse: the result
-/// to answer with, and what to record.
-fn unix_connect(
+/// Where a unix socket of `pid` asking for `raw` is to be connected, or the
+/// errno refusing it, and what to record. The address for a pathname is
+/// the socket file pid 1 holds (`/proc/self/fd/N`, with the file, to keep
+/// until the connect is made).
+type Target = Result<(Vec<u8>, Option<OwnedFd>), i32>;
+
+fn unix_target(
     p: &Prepared,
     pid: i32,
-    sock: std::os::fd::BorrowedFd<'_>,
     raw: &[u8],
     name: &'static str,
-) -> (Result<(), i32>, Option<AuditRecord>) {
+) -> (Target, Option<AuditRecord>) {
     use std::os::unix::ffi::OsStrExt;
     let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
     let Some(path) = unix_pathname(raw) else {
         // Abstract, unnamed or AF_UNSPEC (a datagram socket's disconnect):
         // no file is involved; the scope pid 1 holds decides.
-        let r = connect_bounded(sock, raw);
         let text = match parse_sockaddr(raw) {
             Some(Addr::Unix(t)) => t,
             _ => String::new(),
         };
         let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
         rec.addr = Some(text);
-        return (r, (p.model.audit >= AuditLevel::All).then_some(rec));
+        return (
+            Ok((raw.to_vec(), None)),
+            (p.model.audit >= AuditLevel::All).then_some(rec),
+        );
     };
     let asked = Path::new(std::ffi::OsStr::from_bytes(path));
     let opened = if asked.is_absolute() {
@@ -515,10 +606,12 @@ fn unix_connect(
         .to_vec();
     addr.extend_from_slice(held.as_bytes());
     addr.push(0);
-    let r = connect_bounded(sock, &addr);
     let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
     rec.addr = Some(shown);
-    (r, (p.model.audit >= AuditLevel::All).then_some(rec))
+    (
+        Ok((addr, Some(file))),
+        (p.model.audit >= AuditLevel::All).then_some(rec),
+    )
 }
 
 /// The path of a protected name that `seen` would create in an rw mount

@@ -379,3 +379,67 @@ print(f"tries={n} connected={ok}")
         "the swapped address reached the host: {out}"
     );
 }
+
+/// Connects that wait (a listener whose queue is full) do not hold up the
+/// rest of the sandbox: while eight threads are blocked in connect, another
+/// process creates a file and connects elsewhere at once; and the blocked
+/// connects complete as soon as the listener accepts, as without paddock.
+#[test]
+fn waiting_connects_do_not_stall_the_sandbox() {
+    let ws = Ws::new();
+    std::fs::write(
+        ws.proj.join("stall.py"),
+        r#"
+import os, socket, subprocess, threading, time
+l = socket.socket(socket.AF_UNIX); l.bind("/tmp/full.sock"); l.listen(0)
+# Fill the queue, then block eight threads behind it.
+fill = []
+for _ in range(4):
+    c = socket.socket(socket.AF_UNIX); c.setblocking(False)
+    try:
+        c.connect("/tmp/full.sock")
+    except BlockingIOError:
+        pass
+    fill.append(c)
+done = []
+def blocked():
+    c = socket.socket(socket.AF_UNIX)
+    c.connect("/tmp/full.sock"); done.append(c)
+ts = [threading.Thread(target=blocked, daemon=True) for _ in range(8)]
+for t in ts: t.start()
+time.sleep(0.5)
+t0 = time.time()
+subprocess.run(["sh", "-c", "touch made && python3 -c 'import socket; a=socket.socket(socket.AF_UNIX); a.bind(\"/tmp/o.sock\"); a.listen(1); b=socket.socket(socket.AF_UNIX); b.connect(\"/tmp/o.sock\")'"], check=True)
+print(f"other={time.time() - t0:.2f}")
+l.setblocking(False)
+end = time.time() + 10
+while len(done) < 8 and time.time() < end:
+    try:
+        l.accept()
+    except BlockingIOError:
+        time.sleep(0.01)
+print(f"completed={len(done)}")
+"#,
+    )
+    .unwrap();
+    let o = ws
+        .paddock()
+        .args(["run", "--", "python3", "stall.py"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let other: f64 = out
+        .split("other=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{out}{}", stderr(&o)));
+    // Eight waits of pid 1's own 2 s would be 16 s; a helper per wait
+    // leaves nothing in the way.
+    assert!(
+        other < 1.5,
+        "the sandbox stalled for {other} s behind waiting connects"
+    );
+    assert!(out.contains("completed=8"), "{out}{}", stderr(&o));
+    assert!(ws.proj.join("made").exists());
+}
