@@ -72,3 +72,76 @@ impl From<paddock_sandbox::SandboxError> for CliError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Literals that look like reason codes but are not: environment
+    /// variables paddock reads or sets, and test data.
+    const NOT_CODES: &[&str] = &["WEB_FETCH"];
+    const ENV_PREFIXES: &[&str] = &[
+        "PADDOCK_",
+        "OTEL_",
+        "XDG_",
+        "CARGO_",
+        "RUSTUP_",
+        "LC_",
+        "NODE_",
+        "NO_",
+        "HTTP_",
+        "SSL_",
+        "CURL_",
+        "GIT_",
+        "PIP_",
+        "REQUESTS_",
+        "ANTHROPIC_",
+        "OUT_DIR",
+    ];
+
+    /// Every reason code written in the source (a string literal of
+    /// capitals and underscores) has its line in docs/reason-codes.md.
+    /// A new code cannot land undocumented.
+    #[test]
+    fn every_reason_code_in_the_source_is_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let doc = std::fs::read_to_string(root.join("docs/reason-codes.md")).unwrap();
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("crates")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() && p.file_name().is_some_and(|n| n != "tests" && n != "target") {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs")
+                    && p.components().any(|c| c.as_os_str() == "src")
+                {
+                    files.push(p);
+                }
+            }
+        }
+        let mut missing = std::collections::BTreeSet::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for lit in text.split('"').skip(1).step_by(2) {
+                let code_like = lit.len() > 3
+                    && lit.contains('_')
+                    && lit.starts_with(|c: char| c.is_ascii_uppercase())
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && !lit.starts_with('_')
+                    && !lit.ends_with('_');
+                if code_like
+                    && !NOT_CODES.contains(&lit)
+                    && !ENV_PREFIXES.iter().any(|p| lit.starts_with(p))
+                    && !doc.contains(&format!("`{lit}`"))
+                {
+                    missing.insert(format!("{lit} ({})", f.display()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "reason codes missing from docs/reason-codes.md (add a line, or to NOT_CODES if it is none): {missing:?}"
+        );
+    }
+}
