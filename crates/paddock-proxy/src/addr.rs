@@ -147,19 +147,24 @@ fn proc_addr(s: &str) -> Option<std::net::SocketAddr> {
 }
 
 #[cfg(test)]
-mod owner_tests {
+pub(crate) mod owner_tests {
+    /// This process's real uid, as the kernel shows it.
+    pub(crate) fn my_uid() -> u32 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+
     #[test]
     fn a_loopback_connection_is_found_with_its_owner() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (_s, peer) = l.accept().unwrap();
         assert_eq!(peer, c.local_addr().unwrap());
-        let me: u32 = std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|v| v.split_whitespace().next().map(|x| x.parse().unwrap()))
-            .unwrap();
+        let me = my_uid();
         assert_eq!(super::tcp_owner(peer, l.local_addr().unwrap()), Some(me));
         assert_eq!(
             super::proc_addr("0100007F:1F90"),

@@ -389,12 +389,7 @@ mod tests {
     /// only: another uid's is closed before a byte is read or answered.
     #[test]
     fn a_proxy_on_the_host_loopback_serves_only_its_user() {
-        let me: u32 = std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap();
+        let me = addr::owner_tests::my_uid();
         let served = answer_with_peer_uid(Some(me));
         assert!(
             served.starts_with(b"HTTP/1.1 403"),

@@ -290,11 +290,11 @@ pub(crate) fn restrict(rs: Option<RulesetCreated>) -> Result<LandlockReport, Str
 /// must be bound by the same scope as they are: an abstract socket the host
 /// created stays out of reach, while the commands' own domains, nested
 /// inside this one, stay reachable. Signals to the commands (nested) are
-/// unaffected. Returns whether the scope holds (false where Landlock has no
-/// scopes: then the commands are not scoped either).
-pub(crate) fn scope_init(p: &Prepared) -> Result<bool, String> {
+/// unaffected. Where Landlock has no scopes the commands are not scoped
+/// either, and nothing is lost.
+pub(crate) fn scope_init(p: &Prepared) -> Result<(), String> {
     if p.level == Level::LandlockUnavailable {
-        return Ok(false);
+        return Ok(());
     }
     // Every ruleset denies REFER (moving or linking a file into another
     // folder) unless it handles and grants it, and this domain is stacked
@@ -327,6 +327,6 @@ pub(crate) fn scope_init(p: &Prepared) -> Result<bool, String> {
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
             .map_err(|e| e.to_string())?;
     }
-    let status = created.restrict_self().map_err(|e| e.to_string())?;
-    Ok(status.ruleset != RulesetStatus::NotEnforced)
+    created.restrict_self().map_err(|e| e.to_string())?;
+    Ok(())
 }

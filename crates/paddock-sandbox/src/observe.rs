@@ -229,7 +229,6 @@ impl Watch {
         if !sys::seccomp_notif_id_valid(fd, n.id) {
             return None;
         }
-        let errno = |e: &std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
         let answer = |r: Result<(), i32>| {
             let _ = sys::seccomp_notif_reply(fd, n.id, r);
         };
@@ -245,14 +244,14 @@ impl Watch {
             }
             // Not an open descriptor (EBADF): what the kernel would say.
             Err(e) => {
-                answer(Err(errno(&e)));
+                answer(Err(errno(e)));
                 return None;
             }
         };
         let domain = match sys::socket_domain(sock.as_fd()) {
             Ok(d) => d,
             Err(e) => {
-                answer(Err(errno(&e)));
+                answer(Err(errno(e)));
                 return None;
             }
         };
@@ -321,6 +320,11 @@ impl Watch {
     }
 }
 
+/// The errno of a failed call, for the answer to the caller.
+fn errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EPERM)
+}
+
 /// The process (thread group) of thread `tid`; `tid` itself if unknown
 /// (the notification's validity check after pidfd_open catches a reuse).
 fn thread_group(tid: i32) -> i32 {
@@ -372,14 +376,13 @@ fn allowed_socket(st: &sys::Stat) -> bool {
 }
 
 /// Try `pidfd_getfd` on pid 1 itself and remember the answer.
-fn probe_socket_taking() -> bool {
+fn probe_socket_taking() {
     use std::os::fd::AsRawFd;
     // The pidfd itself is the one descriptor surely open here.
     let ok = sys::pidfd_open(sys::getpid())
         .and_then(|me| sys::pidfd_getfd(me.as_fd(), me.as_raw_fd()))
         .is_ok();
     CAN_TAKE_SOCKETS.store(ok, std::sync::atomic::Ordering::SeqCst);
-    ok
 }
 
 /// Whether commands of `p` may make unix sockets, each connect of which
@@ -414,7 +417,6 @@ enum Step {
 /// non-blocking socket; a blocking one is made non-blocking for the
 /// attempt (its flags restored by [`connect_finish`]).
 fn connect_start(sock: std::os::fd::BorrowedFd<'_>, addr: &[u8]) -> Step {
-    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
     let flags = match sys::file_status_flags(sock) {
         Ok(f) => f,
         Err(e) => return Step::Done(Err(errno(e))),
@@ -447,7 +449,6 @@ fn connect_finish(
     retry: bool,
     wait_ms: i32,
 ) -> Result<(), i32> {
-    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
     let deadline = std::time::Instant::now()
         + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
     let r = if retry {
@@ -536,7 +537,6 @@ fn unix_target(
     name: &'static str,
 ) -> (Target, Option<AuditRecord>) {
     use std::os::unix::ffi::OsStrExt;
-    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
     let Some(path) = unix_pathname(raw) else {
         // Abstract, unnamed or AF_UNSPEC (a datagram socket's disconnect):
         // no file is involved; the scope pid 1 holds decides.
@@ -789,12 +789,8 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             }
             Seen::Exec(path, argv)
         }
-        Watched::Connect => {
-            let len = usize::try_from(a[2]).unwrap_or(128).min(128);
-            let mut buf = vec![0u8; len];
-            let n = read_memory(pid, a[1], &mut buf).ok()?;
-            Seen::Connect(parse_sockaddr(&buf[..n])?)
-        }
+        // Read and carried out by `Watch::connect`, never here.
+        Watched::Connect => return None,
     })
 }
 

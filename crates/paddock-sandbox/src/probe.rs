@@ -515,22 +515,34 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
         .find_map(|l| l.strip_prefix("0::"))
         .map(str::to_string);
     let controllers = read_trim("/sys/fs/cgroup/cgroup.controllers");
-    out.push(match (v2_path, controllers) {
+    // With it, whether memory is limited for the whole sandbox.
+    let (cgroups, aggregate_memory) = match (v2_path, controllers) {
         (Some(p), Some(c)) if !c.is_empty() => {
-            let own = read_trim(&format!("/sys/fs/cgroup{p}/cgroup.controllers")).unwrap_or_default();
+            let own =
+                read_trim(&format!("/sys/fs/cgroup{p}/cgroup.controllers")).unwrap_or_default();
             if own.contains("memory") && own.contains("pids") {
-                check("cgroup_delegation", "cgroup v2 delegation", "ok",
-                    format!("controllers delegated here: {own}"), "", "")
+                (
+                    check(
+                        "cgroup_delegation",
+                        "cgroup v2 delegation",
+                        "ok",
+                        format!("controllers delegated here: {own}"),
+                        "",
+                        "",
+                    ),
+                    true,
+                )
             } else {
-                check("cgroup_delegation", "cgroup v2 delegation", "degraded",
+                (check("cgroup_delegation", "cgroup v2 delegation", "degraded",
                     format!("cgroup v2 at {p}, delegated controllers: `{own}`"),
                     "memory and process-count limits are not enforced; only the private tmpfs folders are size-capped",
-                    "run paddock from a systemd user session (`systemd-run --user --scope -p Delegate=yes paddock ...`)")
+                    "run paddock from a systemd user session (`systemd-run --user --scope -p Delegate=yes paddock ...`)"), false)
             }
         }
         _ => {
             // The fallbacks paddock uses instead (see limits.rs).
-            let probe = Path::new("/sys/fs/cgroup/pids").join(format!("paddock-doctor-{}", std::process::id()));
+            let probe = Path::new("/sys/fs/cgroup/pids")
+                .join(format!("paddock-doctor-{}", std::process::id()));
             let v1 = std::fs::create_dir(&probe).is_ok();
             let _ = std::fs::remove_dir(&probe);
             let detail = if v1 {
@@ -540,14 +552,15 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
                 "no cgroup v2 controllers (hybrid or v1 layout) and no writable v1 groups: the pids limit is RLIMIT_NPROC \
                  (counted in the sandbox's user namespace) and memory is capped per process (RLIMIT_AS)"
             };
-            check("cgroup_delegation", "cgroup v2 delegation", "missing", detail.into(),
+            (check("cgroup_delegation", "cgroup v2 delegation", "missing", detail.into(),
                 "limits fall back as described; the private tmpfs folders are size-capped in every case",
-                "boot with `systemd.unified_cgroup_hierarchy=1` and run paddock in a delegated systemd user scope")
+                "boot with `systemd.unified_cgroup_hierarchy=1` and run paddock in a delegated systemd user scope"), v1)
         }
-    });
+    };
+    out.push(cgroups);
 
     // What `process.limits.memory_mib` limits here (see limits.rs).
-    out.push(memory_limit_check(&out));
+    out.push(memory_limit_check(aggregate_memory));
 
     // TUN, for a future user-space network stack.
     out.push(if Path::new("/dev/net/tun").exists() {
@@ -560,13 +573,9 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
     out
 }
 
-/// The memory limit's reach, from the cgroup check just made: one limit
-/// for the whole sandbox, or one per process.
-fn memory_limit_check(done: &[Check]) -> Check {
-    let cg = done.iter().find(|c| c.id == "cgroup_delegation");
-    let aggregate = cg.is_some_and(|c| {
-        c.status == "ok" || c.detail.contains("v1 pids and memory groups are writable")
-    });
+/// The memory limit's reach: one limit for the whole sandbox (`aggregate`:
+/// a memory cgroup can be made), or one per process.
+fn memory_limit_check(aggregate: bool) -> Check {
     let user_manager = std::env::var_os("XDG_RUNTIME_DIR")
         .map(|d| Path::new(&d).join("systemd/private"))
         .is_some_and(|p| p.exists());
