@@ -1,5 +1,5 @@
 //! What the sandbox built from a spec would do with one file access,
-//! answered from the same spec and the same rules as `setup.rs` and
+//! answered from the same spec and the same rules as `sequence.rs` and
 //! `landlock_rules.rs`. `paddock policy explain` uses it; the integration
 //! suite checks it against real sandboxes on the same cases.
 
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::setup::SYSTEM_DIRS;
+use crate::sequence::SYSTEM_DIRS;
 use crate::spec::{normalize, Level, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
 
 /// A file operation.

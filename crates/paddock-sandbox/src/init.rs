@@ -29,11 +29,11 @@ use std::path::Path;
 use paddock_sys::{self as sys, Forked, SigSet};
 use serde::{Deserialize, Serialize};
 
-use crate::landlock_rules::{self, LandlockReport};
+use crate::calls::Linux;
+use crate::landlock_rules::LandlockReport;
 use crate::observe::{AuditRecord, Watch};
 use crate::prepare::Prepared;
-use crate::seccomp;
-use crate::setup;
+use crate::sequence::{self, StepError};
 
 /// Messages from the sandbox to paddock.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ pub(crate) fn main(
     }
     match result {
         Ok(code) => sys::exit_now(code),
-        Err((step, detail)) => {
+        Err(StepError { step, detail }) => {
             send(
                 &mut out,
                 &Msg::SetupFailed {
@@ -120,7 +120,12 @@ pub(crate) fn main(
     }
 }
 
-type StepResult<T> = Result<T, (&'static str, String)>;
+type StepResult<T> = Result<T, StepError>;
+
+/// Name a failed call's step.
+fn e(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
+    move |err| StepError::new(step, err.to_string())
+}
 
 fn run(
     p: &Prepared,
@@ -128,47 +133,15 @@ fn run(
     fds: std::os::unix::net::UnixStream,
 ) -> StepResult<i32> {
     use std::os::fd::AsFd;
-    let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
 
-    // Named for `ps` and EDR agents: the sandbox's init, not paddock.
-    let _ = sys::set_process_name("paddock-init");
-    if p.level.namespaces() {
-        // The hostname is the sandbox's own (UTS namespace).
-        sys::sethostname(&p.hostname).map_err(e("sethostname"))?;
-        // A new network namespace has only `lo`, and it is down.
-        sys::loopback_up().map_err(e("loopback-up"))?;
+    // Everything up to the first command, in order (sequence.rs).
+    let pid1 = if p.level.namespaces() {
+        sequence::start_pid1(&Linux, p, &fds)?
     } else {
-        // Orphans of the command come to us, not to the host's init.
-        sys::set_child_subreaper().map_err(e("child-subreaper"))?;
-    }
-    // The way out: a listening socket on the sandbox's own loopback, whose
-    // accepting end is paddock's proxy outside. The socket stays in this
-    // network namespace (it was created here); only its fd travels. With
-    // no network namespace (no-userns) it is the host's loopback, on a
-    // port the kernel picks, and Landlock lets the command reach only it.
-    let mut proxy_port = p.proxy_port;
-    if let Some(port) = p.proxy_port {
-        let want = if p.level.namespaces() { port } else { 0 };
-        let l = std::net::TcpListener::bind(("127.0.0.1", want)).map_err(e("proxy-listen"))?;
-        proxy_port = Some(l.local_addr().map_err(e("proxy-listen"))?.port());
-        sys::send_fd(fds.as_fd(), l.as_fd()).map_err(e("proxy-handoff"))?;
-    }
-    let on_host;
-    let p: &Prepared = if p.level.namespaces() {
-        p
-    } else {
-        on_host = host_view(p, proxy_port);
-        // The private home and /tmp, owner-only, before Landlock names them.
-        for d in on_host.scratch.iter().flat_map(|(h, t)| [h, t]) {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(d)
-                .map_err(|err| ("scratch-dirs", format!("{}: {err}", d.display())))?;
-        }
-        &on_host
+        sequence::start_pid1_on_host(&Linux, p, &fds)?
     };
+    let sequence::Pid1 { ruleset, host_view } = pid1;
+    let p: &Prepared = host_view.as_ref().unwrap_or(p);
     // In session mode the same socket pair carries exec requests afterwards,
     // and in both modes the audit observer's records.
     let fds_ctl = if p.serve_execs || p.audit_filter.is_some() {
@@ -177,32 +150,13 @@ fn run(
         drop(fds);
         None
     };
-    if p.level.namespaces() {
-        setup::build_root(p).map_err(|se| (se.step, se.detail))?;
-    }
-    std::env::set_current_dir(&p.workdir)
-        .map_err(|err| ("chdir-workdir", format!("{}: {err}", p.workdir.display())))?;
-    let ruleset = landlock_rules::for_level(p).map_err(|d| ("landlock-ruleset", d))?;
-    // pid 1 connects unix sockets for the commands (observe.rs), so it
-    // takes on their Landlock scope first; the commands' domains nest
-    // inside it.
-    if p.audit_filter.is_some() {
-        landlock_rules::scope_init(p).map_err(|d| ("landlock-scope-init", d))?;
-        // Where a surrounding profile refuses pidfd_getfd, commands get no
-        // unix sockets instead (see confine).
-        crate::observe::prepare_connects(p);
-    }
-
-    // pid 1 itself is not dumpable: the command (same uid) cannot open
-    // /proc/1/mem or similar to take it over.
-    sys::set_non_dumpable().map_err(e("set-non-dumpable"))?;
 
     if p.serve_execs {
         send(out, &Msg::Ready);
         return serve(
             p,
             ruleset,
-            fds_ctl.ok_or(("control-channel", "missing".to_string()))?,
+            fds_ctl.ok_or_else(|| StepError::new("control-channel", "missing"))?,
         );
     }
     let handoff = handoff_pair(p).map_err(e("audit-handoff"))?;
@@ -257,40 +211,6 @@ fn run(
             }
         }
     }
-}
-
-/// Level no-userns: the request as the host sees it. HOME and TMPDIR point
-/// at the scratch folder (nothing can be mounted over the real ones), and
-/// the proxy variables name the port the kernel picked.
-fn host_view(p: &Prepared, proxy_port: Option<u16>) -> Prepared {
-    let mut v = p.clone();
-    let old = p.proxy_port.map(|port| format!("127.0.0.1:{port}"));
-    let new = proxy_port.map(|port| format!("127.0.0.1:{port}"));
-    let mut env: Vec<CString> = Vec::with_capacity(p.env.len() + 2);
-    for kv in &p.env {
-        let b = kv.to_bytes();
-        if b.starts_with(b"HOME=") || b.starts_with(b"TMPDIR=") {
-            continue;
-        }
-        let text = String::from_utf8_lossy(b);
-        match (&old, &new) {
-            (Some(o), Some(n)) if text.contains(o.as_str()) => {
-                env.extend(CString::new(text.replace(o.as_str(), n)).ok());
-            }
-            _ => env.push(kv.clone()),
-        }
-    }
-    if let Some((home, tmp)) = &p.scratch {
-        for (k, d) in [("HOME", home), ("TMPDIR", tmp)] {
-            let mut kv = format!("{k}=").into_bytes();
-            kv.extend_from_slice(d.as_os_str().as_bytes());
-            env.extend(CString::new(kv).ok());
-        }
-        v.home = home.clone();
-    }
-    v.env = env;
-    v.proxy_port = proxy_port;
-    v
 }
 
 /// End every descendant: kill the children, reap them, and repeat, since
@@ -429,9 +349,9 @@ fn exec_command(
         );
         sys::exit_now(125)
     };
-    let landlock = match confine(p, ruleset, handoff) {
+    let landlock = match sequence::confine(&Linux, p, ruleset, handoff) {
         Ok(l) => l,
-        Err((step, detail)) => fail(out, step, detail),
+        Err(se) => fail(out, se.step, se.detail),
     };
     send(out, &Msg::Enforced { landlock });
 
@@ -445,68 +365,6 @@ fn exec_command(
         },
     );
     sys::exit_now(if errno == libc::ENOENT { 127 } else { 126 })
-}
-
-/// Shed every privilege, in order, in a forked command process: what runs
-/// after this is untrusted.
-fn confine(
-    p: &Prepared,
-    ruleset: Option<landlock::RulesetCreated>,
-    handoff: Option<OwnedFd>,
-) -> StepResult<LandlockReport> {
-    let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
-    // A fresh program expects default signal handling and an empty mask.
-    sys::reset_signals().map_err(e("reset-signals"))?;
-    // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
-    // fd to a host folder would be a way out.
-    sys::cloexec_from(3).map_err(e("close-fds"))?;
-    // With no pid namespace (no-userns), the command dies with pid 1
-    // rather than outliving it.
-    if !p.level.namespaces() {
-        sys::set_parent_death_signal(libc::SIGKILL).map_err(e("parent-death-signal"))?;
-    }
-    // no_new_privs: setuid binaries and file capabilities grant nothing
-    // from here on; required for Landlock and seccomp without privilege.
-    sys::set_no_new_privs().map_err(e("no-new-privs"))?;
-    let landlock = landlock_rules::restrict(ruleset).map_err(|d| ("landlock-restrict", d))?;
-    // All capabilities go, bounding set included, and securebits are locked
-    // so that even uid 0 regains none on execve.
-    sys::drop_all_capabilities().map_err(e("drop-capabilities"))?;
-    // Resource limits: RLIMIT_NPROC counts this user's processes *in the
-    // sandbox's user namespace*, so a fork bomb hits it without touching
-    // the host's own processes; it binds even uid 0, which holds no
-    // capability here.
-    if let Some(n) = p.pids_limit {
-        sys::set_rlimit(sys::rlimit::NPROC, n).map_err(e("rlimit-nproc"))?;
-    }
-    if let Some(m) = p.memory_limit_mib {
-        sys::set_rlimit(sys::rlimit::AS, m.saturating_mul(1 << 20)).map_err(e("rlimit-as"))?;
-    }
-    // Seccomp is the last thing before execve: the filter denies calls the
-    // steps above still needed.
-    seccomp::install(&p.seccomp).map_err(|d| ("seccomp", d))?;
-    // pid 1 cannot take sockets here: no unix sockets, rather than unix
-    // connects nobody judges.
-    if p.audit_filter.is_some() && p.level.namespaces() && !crate::observe::unix_sockets_judged(p) {
-        seccomp::install(&[seccomp::unobserved()]).map_err(|d| ("seccomp", d))?;
-    }
-    // Last, the observing filter (which also holds the deny list when
-    // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
-    // here, so the command never holds it.
-    if let (Some(prog), Some(h)) = (&p.audit_filter, handoff) {
-        match sys::seccomp_install_with_listener(prog) {
-            Ok(listener) => {
-                sys::send_fd(h.as_fd(), listener.as_fd()).map_err(e("seccomp-audit-handoff"))?;
-            }
-            // No listener here (a kernel before 5.9, or one already in
-            // this filter chain): the deny list, unobserved, and no unix
-            // sockets (nothing would judge their connects), rather than no
-            // command at all. `paddock doctor` reports it.
-            Err(_) => seccomp::install(&[seccomp::deny_list(), seccomp::unobserved()])
-                .map_err(|d| ("seccomp", d))?,
-        }
-    }
-    Ok(landlock)
 }
 
 /// execvp semantics on the sandbox's PATH. Returns the errno to report.
@@ -638,7 +496,6 @@ fn serve(
 ) -> StepResult<i32> {
     use std::collections::HashMap;
     use std::os::fd::AsFd;
-    let e = |step: &'static str| move |err: std::io::Error| (step, err.to_string());
     drop_init_capabilities(p).map_err(e("drop-capabilities-init"))?;
     let set = waited_signals();
     let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
@@ -839,8 +696,8 @@ fn exec_in_session(
             fail(125, format!("working directory {}: {e}", cwd.display()));
         }
     }
-    if let Err((step, detail)) = confine(p, rs, handoff) {
-        fail(125, format!("{step}: {detail}"));
+    if let Err(se) = sequence::confine(&Linux, p, rs, handoff) {
+        fail(125, format!("{}: {}", se.step, se.detail));
     }
     // An argument with a NUL byte cannot be passed as it is: refuse the
     // command rather than run a shorter one.

@@ -25,7 +25,7 @@ use landlock::{
 use serde::{Deserialize, Serialize};
 
 use crate::prepare::Prepared;
-use crate::setup::SYSTEM_DIRS;
+use crate::sequence::SYSTEM_DIRS;
 use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS};
 
 /// The ABI whose rights paddock asks for (the newest whose access rights

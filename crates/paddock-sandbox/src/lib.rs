@@ -45,6 +45,7 @@
 
 #![forbid(unsafe_code)]
 
+mod calls;
 mod error;
 pub mod explain;
 pub mod guard;
@@ -55,7 +56,7 @@ mod observe;
 mod prepare;
 pub mod probe;
 mod seccomp;
-mod setup;
+mod sequence;
 pub mod spec;
 
 use std::io::{BufRead, Write};

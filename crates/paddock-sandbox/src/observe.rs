@@ -145,6 +145,12 @@ impl Watch {
         else {
             // Not a watched call: the deny list sent it. Refuse it.
             let _ = sys::seccomp_notif_respond(fd, n.id, Some(libc::EPERM));
+            // The setup sequence's own check that this refusal is in force
+            // (sequence.rs): flags that can create nothing, not an event.
+            if i64::from(n.nr) == libc::SYS_unshare && n.args[0] == crate::calls::USERNS_PROBE_FLAGS
+            {
+                return None;
+            }
             let nr = n.nr as u32;
             let count = self.denied.entry(nr).or_insert(0);
             *count += 1;
@@ -491,7 +497,7 @@ fn unix_pathname(raw: &[u8]) -> Option<&[u8]> {
 /// (set up by pid 1 itself, before any command runs).
 static COW_LAYERS: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 
-/// Record a cow overlay's devices (setup.rs).
+/// Record a cow overlay's devices (sequence.rs).
 pub(crate) fn note_cow_layer(overlay: u64, upper: u64) {
     if let Ok(mut v) = COW_LAYERS.lock() {
         v.push((overlay, upper));

@@ -1,0 +1,1688 @@
+//! The setup sequence, top to bottom: everything between the clone and the
+//! command's `execve`, in the order the security argument depends on.
+//!
+//! Each step is one call on [`Sys`], so that the order is unit-tested
+//! without privilege (the tests at the end run the sequence against a
+//! recording fake, and break steps on purpose). Each restriction is checked
+//! after it is applied, as bubblewrap does: a restriction the kernel
+//! accepted but did not put in force stops the start.
+//!
+//! **pid 1, in the new namespaces** ([`start_pid1`]):
+//!
+//! 1. The hostname and loopback are the sandbox's own (UTS and network
+//!    namespaces); the proxy listener is made here and handed out.
+//! 2. The filesystem ([`build_root`]):
+//!    1. Make every inherited mount a slave, so nothing we mount or unmount
+//!       propagates back to the host.
+//!    2. Open every host object we will show (system folders, devices, the
+//!       user's mounts, protected paths) *now*, with `openat2` refusing
+//!       every symbolic link, and clone each into a detached mount with its
+//!       final attributes (read-only, nosuid, nodev) already set. Doing this
+//!       before anything is covered means even sources under `/tmp` are
+//!       reachable, and the fd pins the checked object: there is no window
+//!       between check and mount (no TOCTOU).
+//!    3. Mount a fresh tmpfs as the future root and build the skeleton in
+//!       it. Only paths inside this tmpfs are ever created; a mount target
+//!       inside a host folder must already exist (checked on the host side
+//!       too).
+//!    4. Attach the detached trees, parents first, each target opened with
+//!       `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH` so a link planted in a
+//!       mounted folder cannot redirect a mount.
+//!    5. Cover protected paths (`.git`, `.paddock`, ...) with read-only
+//!       clones of themselves, and host secrets under `/etc` with empty
+//!       read-only files.
+//!    6. `pivot_root` into the new root and lazily detach the old one: from
+//!       here on, no path leads to the host's tree.
+//!    7. Make the root itself read-only.
+//! 3. pid 1 takes on its own Landlock scope (it connects sockets for the
+//!    commands) and becomes non-dumpable before any command exists.
+//!
+//! **pid 1 at level `no-userns`** ([`start_pid1_on_host`]): no namespace,
+//! so no filesystem to build; pid 1 becomes the commands' subreaper and
+//! makes the private home and /tmp, which Landlock then fences.
+//!
+//! **Each command, after the fork** ([`confine`]): signals reset, inherited
+//! fds closed, no_new_privs, Landlock, all capabilities dropped, resource
+//! limits, seccomp last; then `execve`.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use landlock::RulesetCreated;
+use paddock_sys::{attr, mflags, resolve, rlimit};
+
+use crate::calls::{Kind, Sys};
+use crate::landlock_rules::LandlockReport;
+use crate::prepare::Prepared;
+use crate::seccomp;
+use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS};
+
+/// A failed step: which one, and why. The one error type of the sequence.
+#[derive(Debug)]
+pub(crate) struct StepError {
+    pub step: &'static str,
+    pub detail: String,
+}
+
+impl StepError {
+    pub(crate) fn new(step: &'static str, detail: impl Into<String>) -> StepError {
+        StepError {
+            step,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Name a failed call's step, with the path it concerned.
+fn step<T>(name: &'static str, what: &Path, r: io::Result<T>) -> Result<T, StepError> {
+    r.map_err(|e| StepError::new(name, format!("{}: {e}", what.display())))
+}
+
+/// Name a failed call's step.
+fn at<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, StepError> {
+    r.map_err(|e| StepError::new(name, e.to_string()))
+}
+
+/// A check after a restriction: `ok`, or the start stops at `name`.
+fn check(name: &'static str, ok: bool, what: impl FnOnce() -> String) -> Result<(), StepError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::new(name, what()))
+    }
+}
+
+/// System folders shown read-only at the same path. A folder that is a
+/// symbolic link on the host (`/bin -> usr/bin` on merged-/usr systems) is
+/// recreated as the same link.
+pub(crate) const SYSTEM_DIRS: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
+];
+
+/// Device nodes bound from the host. Everything else in /dev is absent.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Parts of /proc that configure the host kernel rather than describe our
+/// processes; shown read-only.
+const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+
+/// The only part of /sys shown: CPU topology, which runtimes read to size
+/// thread pools.
+const SYS_CPU: &str = "/sys/devices/system/cpu";
+
+/// Where the new root is built before `pivot_root`.
+const STAGING: &str = "/tmp";
+
+const RO: u64 = attr::RDONLY | attr::NOSUID | attr::NODEV;
+const RW: u64 = attr::NOSUID | attr::NODEV;
+
+/// Open a host path as an `O_PATH` fd, refusing every symbolic link.
+fn open_nofollow<S: Sys>(s: &S, path: &Path) -> io::Result<OwnedFd> {
+    s.open_path(None, path, 0, resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS)
+}
+
+/// Open `rel` beneath `root`, refusing symbolic links and `..` escapes.
+fn open_beneath<S: Sys>(s: &S, root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    s.open_path(
+        Some(root),
+        rel,
+        0,
+        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS | resolve::BENEATH,
+    )
+}
+
+/// A detached clone of the mount tree at `fd`, with `attrs` set throughout.
+fn detached_clone<S: Sys>(
+    s: &S,
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attrs: u64,
+) -> io::Result<OwnedFd> {
+    let tree = s.open_tree_clone(fd, recursive)?;
+    if attrs != 0 {
+        s.mount_setattr(tree.as_fd(), recursive, attrs, 0)?;
+    }
+    Ok(tree)
+}
+
+fn rel(p: &Path) -> &Path {
+    p.strip_prefix("/").unwrap_or(p)
+}
+
+/// Make sure `rel` exists beneath `root` as a directory (or an empty file),
+/// creating missing components only when `may_create` (i.e. inside our own
+/// tmpfs), and return an `O_PATH` fd to it.
+fn ensure<S: Sys>(
+    s: &S,
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    dir: bool,
+    may_create: bool,
+) -> io::Result<OwnedFd> {
+    match open_beneath(s, root, rel) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && may_create => {}
+        Err(e) => return Err(e),
+    }
+    let mut cur = PathBuf::new();
+    let n = rel.components().count();
+    for (i, comp) in rel.components().enumerate() {
+        cur.push(comp);
+        match open_beneath(s, root, &cur) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let parent = match cur.parent() {
+            Some(p) if !p.as_os_str().is_empty() => s.open_path(
+                Some(root),
+                p,
+                libc::O_DIRECTORY,
+                resolve::NO_SYMLINKS | resolve::BENEATH,
+            )?,
+            _ => s.open_path(Some(root), Path::new("."), libc::O_DIRECTORY, 0)?,
+        };
+        let name = Path::new(comp.as_os_str());
+        if i + 1 == n && !dir {
+            // An empty regular file to mount a file on.
+            s.openat(
+                parent.as_fd(),
+                name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o644,
+            )?;
+        } else {
+            s.mkdirat(parent.as_fd(), name, 0o755)?;
+        }
+    }
+    open_beneath(s, root, rel)
+}
+
+fn tmpfs<S: Sys>(s: &S, target: &Path, flags: u64, opts: &str) -> io::Result<()> {
+    s.mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(opts))
+}
+
+/// Is `target` strictly inside a host folder that is already attached?
+fn inside_host_mount(attached: &[PathBuf], target: &Path) -> bool {
+    attached
+        .iter()
+        .any(|a| target.starts_with(a) && target != a)
+}
+
+/// What pid 1 holds once its own setup is done. Only [`start_pid1`] and
+/// [`start_pid1_on_host`] make one, and they make it after pid 1 is
+/// non-dumpable, so a command (forked with the ruleset this holds) never
+/// exists while pid 1 can be inspected.
+pub(crate) struct Pid1 {
+    /// The commands' Landlock ruleset (None: level landlock-unavailable).
+    pub ruleset: Option<RulesetCreated>,
+    /// Level no-userns: the request as the host sees it (see [`host_view`]).
+    pub host_view: Option<Prepared>,
+}
+
+/// pid 1 in the new namespaces: everything before the first command.
+pub(crate) fn start_pid1<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    channel: &UnixStream,
+) -> Result<Pid1, StepError> {
+    // Named for `ps` and EDR agents: the sandbox's init, not paddock.
+    s.set_process_name("paddock-init");
+    // The hostname is the sandbox's own (UTS namespace): the host's name
+    // does not leak into logs and prompts.
+    at("sethostname", s.sethostname(&p.hostname))?;
+    // A new network namespace has only `lo`, and it is down.
+    at("loopback-up", s.loopback_up())?;
+    // The way out: a listening socket on the sandbox's own loopback, whose
+    // accepting end is paddock's proxy outside. The socket stays in this
+    // network namespace (it was made here); only its fd travels.
+    if let Some(port) = p.proxy_port {
+        hand_out_proxy(s, port, channel)?;
+    }
+    // The filesystem: from here on no path leads to the host's tree.
+    build_root(s, p)?;
+    finish_pid1(s, p, None)
+}
+
+/// pid 1 at level no-userns: no namespace, so no filesystem to build;
+/// Landlock is the whole fence, on host paths.
+pub(crate) fn start_pid1_on_host<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    channel: &UnixStream,
+) -> Result<Pid1, StepError> {
+    s.set_process_name("paddock-init");
+    // Orphans of the command come to us, not to the host's init, so that
+    // we can end them all when the command ends (no pid namespace does).
+    at("child-subreaper", s.set_child_subreaper())?;
+    // The proxy listener is on the host's loopback, on a port the kernel
+    // picks; Landlock lets the command reach only it.
+    let port = match p.proxy_port {
+        Some(_) => Some(hand_out_proxy(s, 0, channel)?),
+        None => None,
+    };
+    let view = host_view(p, port);
+    // The private home and /tmp, owner-only, before Landlock names them.
+    for d in view.scratch.iter().flat_map(|(h, t)| [h, t]) {
+        step("scratch-dirs", d, s.make_private_dirs(d))?;
+    }
+    finish_pid1(s, &view, None).map(|pid1| Pid1 {
+        host_view: Some(view),
+        ..pid1
+    })
+}
+
+/// Listen on the sandbox's loopback and hand the socket to paddock.
+fn hand_out_proxy<S: Sys>(s: &S, port: u16, channel: &UnixStream) -> Result<u16, StepError> {
+    let (listener, got) = at("proxy-listen", s.listen_loopback(port))?;
+    at(
+        "proxy-handoff",
+        s.send_fd(channel.as_fd(), listener.as_fd()),
+    )?;
+    Ok(got)
+}
+
+/// The end of pid 1's setup, at every level.
+fn finish_pid1<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    host_view: Option<Prepared>,
+) -> Result<Pid1, StepError> {
+    step("chdir-workdir", &p.workdir, s.chdir(&p.workdir))?;
+    // Made now, inside the new root: the rules name the sandbox's paths.
+    let ruleset = at("landlock-ruleset", s.landlock_ruleset(p))?;
+    if p.audit_filter.is_some() {
+        // pid 1 connects unix sockets for the commands (observe.rs), so it
+        // takes on their Landlock scope first: an abstract socket of the
+        // host stays out of its reach too. The commands' domains nest
+        // inside it.
+        at("landlock-scope-init", s.landlock_scope_init(p))?;
+        // Where a surrounding profile refuses pidfd_getfd, commands get no
+        // unix sockets instead (see confine).
+        s.probe_socket_taking(p);
+    }
+    // Non-dumpable: a command (same uid) cannot open /proc/1/mem or
+    // ptrace pid 1 to take over the process that answers its connects.
+    at("set-non-dumpable", s.set_non_dumpable())?;
+    check(
+        "check-non-dumpable",
+        matches!(s.is_dumpable(), Ok(false)),
+        || "pid 1 is still dumpable after PR_SET_DUMPABLE 0".into(),
+    )?;
+    Ok(Pid1 { ruleset, host_view })
+}
+
+/// Level no-userns: the request as the host sees it. HOME and TMPDIR point
+/// at the scratch folder (nothing can be mounted over the real ones), and
+/// the proxy variables name the port the kernel picked.
+fn host_view(p: &Prepared, proxy_port: Option<u16>) -> Prepared {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let mut v = p.clone();
+    let old = p.proxy_port.map(|port| format!("127.0.0.1:{port}"));
+    let new = proxy_port.map(|port| format!("127.0.0.1:{port}"));
+    let mut env: Vec<CString> = Vec::with_capacity(p.env.len() + 2);
+    for kv in &p.env {
+        let b = kv.to_bytes();
+        if b.starts_with(b"HOME=") || b.starts_with(b"TMPDIR=") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(b);
+        match (&old, &new) {
+            (Some(o), Some(n)) if text.contains(o.as_str()) => {
+                env.extend(CString::new(text.replace(o.as_str(), n)).ok());
+            }
+            _ => env.push(kv.clone()),
+        }
+    }
+    if let Some((home, tmp)) = &p.scratch {
+        for (k, d) in [("HOME", home), ("TMPDIR", tmp)] {
+            let mut kv = format!("{k}=").into_bytes();
+            kv.extend_from_slice(d.as_os_str().as_bytes());
+            env.extend(CString::new(kv).ok());
+        }
+        v.home = home.clone();
+    }
+    v.env = env;
+    v.proxy_port = proxy_port;
+    v
+}
+
+/// Shed every privilege, in order, in a forked command process: what runs
+/// after this is untrusted. Each restriction is checked once applied.
+/// `listener_to` is where the observing filter's listener goes (pid 1).
+pub(crate) fn confine<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    ruleset: Option<RulesetCreated>,
+    listener_to: Option<OwnedFd>,
+) -> Result<LandlockReport, StepError> {
+    // A fresh program expects default signal handling and an empty mask.
+    at("reset-signals", s.reset_signals())?;
+    // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
+    // fd to a host folder would be a way out.
+    at("close-fds", s.close_fds_from(3))?;
+    // With no pid namespace (no-userns), the command dies with pid 1
+    // rather than outliving it.
+    if !p.level.namespaces() {
+        at(
+            "parent-death-signal",
+            s.set_parent_death_signal(libc::SIGKILL),
+        )?;
+    }
+    // no_new_privs: setuid binaries and file capabilities grant nothing
+    // from here on; required for Landlock and seccomp without privilege.
+    at("no-new-privs", s.set_no_new_privs())?;
+    check(
+        "check-no-new-privs",
+        matches!(s.no_new_privs(), Ok(true)),
+        || "no_new_privs is not set after PR_SET_NO_NEW_PRIVS".into(),
+    )?;
+    // Landlock: the filesystem (and at no-userns TCP) beyond the mounts.
+    let landlock = at("landlock-restrict", s.landlock_restrict(ruleset))?;
+    check(
+        "check-landlock",
+        p.level == Level::LandlockUnavailable || landlock.enforced != "none",
+        || {
+            format!(
+                "Landlock enforced nothing (ABI {}) at a level that relies on it",
+                landlock.abi
+            )
+        },
+    )?;
+    // All capabilities go, bounding set included, and securebits are locked
+    // so that even uid 0 regains none on execve.
+    at("drop-capabilities", s.drop_all_capabilities())?;
+    check(
+        "check-capabilities",
+        matches!(s.holds_capabilities(), Ok(false)),
+        || "a capability is still held after dropping them all".into(),
+    )?;
+    // Resource limits: RLIMIT_NPROC counts this user's processes *in the
+    // sandbox's user namespace*, so a fork bomb hits it without touching
+    // the host's own processes; it binds even uid 0, which holds no
+    // capability here.
+    if let Some(n) = p.pids_limit {
+        at("rlimit-nproc", s.set_rlimit(rlimit::NPROC, n))?;
+    }
+    if let Some(m) = p.memory_limit_mib {
+        at(
+            "rlimit-as",
+            s.set_rlimit(rlimit::AS, m.saturating_mul(1 << 20)),
+        )?;
+    }
+    // Seccomp is the last thing before execve: the filters deny calls the
+    // steps above still needed.
+    let before = at("seccomp-state", s.seccomp_filters())?;
+    let mut installed = p.seccomp.len() as u64;
+    at("seccomp", s.seccomp_install("sandbox", &p.seccomp))?;
+    // pid 1 cannot take sockets here: no unix sockets, rather than unix
+    // connects nobody judges.
+    if p.audit_filter.is_some() && p.level.namespaces() && !crate::observe::unix_sockets_judged(p) {
+        at(
+            "seccomp",
+            s.seccomp_install("unobserved", &[seccomp::unobserved()]),
+        )?;
+        installed += 1;
+    }
+    // Last, the observing filter (which also holds the deny list when
+    // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
+    // here, so the command never holds it.
+    if let (Some(prog), Some(to)) = (&p.audit_filter, listener_to) {
+        match s.seccomp_install_with_listener(prog) {
+            Ok(listener) => {
+                at(
+                    "seccomp-audit-handoff",
+                    s.send_fd(to.as_fd(), listener.as_fd()),
+                )?;
+                installed += 1;
+            }
+            // No listener here (a kernel before 5.9, or one already in
+            // this filter chain): the deny list, unobserved, and no unix
+            // sockets (nothing would judge their connects), rather than no
+            // command at all. `paddock doctor` reports it.
+            Err(_) => {
+                at(
+                    "seccomp",
+                    s.seccomp_install(
+                        "deny-list-unobserved",
+                        &[seccomp::deny_list(), seccomp::unobserved()],
+                    ),
+                )?;
+                installed += 2;
+            }
+        }
+    }
+    let after = at("seccomp-state", s.seccomp_filters())?;
+    check(
+        "check-seccomp",
+        match (before, after) {
+            (Some(b), Some(a)) => a == b + installed,
+            // A kernel that does not count filters: filter mode at least.
+            (_, a) => a.is_none() && s.seccomp_filter_mode(),
+        },
+        || {
+            format!("{installed} seccomp filters installed, but the kernel reports {before:?} before and {after:?} after")
+        },
+    )?;
+    // The deny list in force: creating a user namespace (the entry point
+    // of most unprivileged kernel exploits) is refused by the filter. The
+    // probe's flags can never create one (calls.rs).
+    let errno = s.userns_probe();
+    check("check-user-namespace", errno == libc::EPERM, || {
+        format!(
+            "unshare(CLONE_NEWUSER) was not refused by the filter (errno {errno}, expected EPERM)"
+        )
+    })?;
+    Ok(landlock)
+}
+
+/// Build the sandbox's filesystem and enter it. On return, `/` is the new
+/// root and the host's tree is unreachable.
+pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
+    let staging = Path::new(STAGING);
+
+    // 1. No propagation back to the host.
+    step(
+        "make-mounts-slave",
+        Path::new("/"),
+        s.mount(
+            None,
+            Path::new("/"),
+            None,
+            mflags::REC | mflags::SLAVE,
+            None,
+        ),
+    )?;
+
+    // 2. Open and clone every host object now, refusing symlinks.
+    let mut system: Vec<(&str, OwnedFd)> = Vec::new();
+    let mut links: Vec<(&str, PathBuf)> = Vec::new();
+    for name in SYSTEM_DIRS {
+        let host = Path::new("/").join(name);
+        match s.kind(&host) {
+            Kind::Link => {
+                let t = step("read-system-link", &host, s.read_link(&host))?;
+                links.push((name, t));
+            }
+            Kind::Dir => {
+                let fd = step("open-system-dir", &host, open_nofollow(s, &host))?;
+                let tree = step(
+                    "clone-system-dir",
+                    &host,
+                    detached_clone(s, fd.as_fd(), true, RO),
+                )?;
+                system.push((name, tree));
+            }
+            _ => {}
+        }
+    }
+    let mut devices: Vec<(&str, OwnedFd)> = Vec::new();
+    for name in DEVICES {
+        let host = Path::new("/dev").join(name);
+        if let Ok(fd) = open_nofollow(s, &host) {
+            let tree = step(
+                "clone-device",
+                &host,
+                detached_clone(s, fd.as_fd(), false, attr::NOSUID | attr::NOEXEC),
+            )?;
+            devices.push((name, tree));
+        }
+    }
+    let sys_cpu = match open_nofollow(s, Path::new(SYS_CPU)) {
+        Ok(fd) => Some(step(
+            "clone-sys-cpu",
+            Path::new(SYS_CPU),
+            detached_clone(s, fd.as_fd(), true, RO | attr::NOEXEC),
+        )?),
+        Err(_) => None,
+    };
+    // User mounts: a detached clone, or for `cow` the lower folder's fd.
+    let mut user: Vec<(OwnedFd, bool)> = Vec::with_capacity(p.mounts.len());
+    for m in &p.mounts {
+        let fd = step("open-mount-source", &m.source, open_nofollow(s, &m.source))?;
+        // Stated through the fd: the object checked is the one mounted.
+        let is_dir = s.is_dir(fd.as_fd()).unwrap_or(true);
+        let item = match m.mode {
+            MountMode::Cow => fd,
+            MountMode::Ro => step(
+                "clone-mount",
+                &m.source,
+                detached_clone(s, fd.as_fd(), true, RO),
+            )?,
+            MountMode::Rw | MountMode::RwNoDelete => step(
+                "clone-mount",
+                &m.source,
+                detached_clone(s, fd.as_fd(), true, RW),
+            )?,
+        };
+        user.push((item, is_dir));
+    }
+    // Persistent cow layers are opened now too: their host folder may lie
+    // under /tmp, which the staging tmpfs is about to cover.
+    let mut layers: Vec<Option<(OwnedFd, OwnedFd)>> = Vec::with_capacity(p.mounts.len());
+    for m in &p.mounts {
+        let l = match (&p.cow_dir, m.mode) {
+            (Some(dir), MountMode::Cow) => {
+                let base = dir.join(crate::spec::cow_key(&m.target));
+                let up = step(
+                    "open-cow-layer",
+                    &base,
+                    open_nofollow(s, &base.join("upper")),
+                )?;
+                let work = step(
+                    "open-cow-layer",
+                    &base,
+                    open_nofollow(s, &base.join("work")),
+                )?;
+                Some((up, work))
+            }
+            _ => None,
+        };
+        layers.push(l);
+    }
+    let mut protected: Vec<OwnedFd> = Vec::with_capacity(p.protected.len());
+    for pr in &p.protected {
+        let fd = step("open-protected", &pr.source, open_nofollow(s, &pr.source))?;
+        protected.push(step(
+            "clone-protected",
+            &pr.source,
+            detached_clone(s, fd.as_fd(), true, RO),
+        )?);
+    }
+
+    // 3. The new root: a tmpfs over the staging folder (our own mount
+    // namespace: the host's /tmp is untouched and reappears after pivot).
+    step(
+        "mount-root-tmpfs",
+        staging,
+        tmpfs(
+            s,
+            staging,
+            mflags::NOSUID | mflags::NODEV,
+            "mode=0755,size=16m",
+        ),
+    )?;
+    let root = step("open-root", staging, open_nofollow(s, staging))?;
+    let rootfd = root.as_fd();
+
+    for (name, tree) in &system {
+        let t = step(
+            "mkdir-system",
+            Path::new(name),
+            ensure(s, rootfd, Path::new(name), true, true),
+        )?;
+        step(
+            "attach-system-dir",
+            Path::new(name),
+            s.move_mount(tree.as_fd(), t.as_fd()),
+        )?;
+    }
+    for (name, target) in &links {
+        step(
+            "link-system-dir",
+            Path::new(name),
+            s.symlinkat(target, rootfd, Path::new(name)),
+        )?;
+    }
+
+    // /dev: a small tmpfs with only harmless nodes, a private devpts (no
+    // access to the host's other terminals) and a private /dev/shm.
+    let dev = staging.join("dev");
+    step(
+        "mkdir-dev",
+        &dev,
+        ensure(s, rootfd, Path::new("dev"), true, true),
+    )?;
+    step(
+        "mount-dev",
+        &dev,
+        tmpfs(
+            s,
+            &dev,
+            mflags::NOSUID | mflags::NOEXEC,
+            "mode=0755,size=64k",
+        ),
+    )?;
+    for (name, tree) in &devices {
+        let r = Path::new("dev").join(name);
+        let t = step("mknod-dev", &r, ensure(s, rootfd, &r, false, true))?;
+        step("attach-device", &r, s.move_mount(tree.as_fd(), t.as_fd()))?;
+    }
+    let pts = dev.join("pts");
+    step(
+        "mkdir-devpts",
+        &pts,
+        ensure(s, rootfd, Path::new("dev/pts"), true, true),
+    )?;
+    step(
+        "mount-devpts",
+        &pts,
+        s.mount(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            mflags::NOSUID | mflags::NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        ),
+    )?;
+    step(
+        "mkdir-shm",
+        &dev.join("shm"),
+        ensure(s, rootfd, Path::new("dev/shm"), true, true),
+    )?;
+    for (name, target) in [
+        ("dev/ptmx", "pts/ptmx"),
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        step(
+            "link-dev",
+            Path::new(name),
+            s.symlinkat(Path::new(target), rootfd, Path::new(name)),
+        )?;
+    }
+
+    // /proc: a fresh instance for the new pid namespace, so only sandbox
+    // processes are listed. It must be mounted while the host's /proc is
+    // still visible (the kernel refuses a proc mount in a user namespace
+    // otherwise). Host-kernel knobs inside it are made read-only.
+    let proc_ = staging.join("proc");
+    step(
+        "mkdir-proc",
+        &proc_,
+        ensure(s, rootfd, Path::new("proc"), true, true),
+    )?;
+    step(
+        "mount-proc",
+        &proc_,
+        s.mount(
+            Some("proc"),
+            &proc_,
+            Some("proc"),
+            mflags::NOSUID | mflags::NODEV | mflags::NOEXEC,
+            None,
+        ),
+    )?;
+    for sub in PROC_READ_ONLY {
+        let r = Path::new("proc").join(sub);
+        if let Ok(fd) = open_beneath(s, rootfd, &r) {
+            let tree = step("clone-proc-ro", &r, detached_clone(s, fd.as_fd(), true, RO))?;
+            step("attach-proc-ro", &r, s.move_mount(tree.as_fd(), fd.as_fd()))?;
+        }
+    }
+
+    if let Some(tree) = &sys_cpu {
+        let r = rel(Path::new(SYS_CPU));
+        let t = step("mkdir-sys", r, ensure(s, rootfd, r, true, true))?;
+        step("attach-sys-cpu", r, s.move_mount(tree.as_fd(), t.as_fd()))?;
+    }
+
+    // Private scratch space with one size cap for all of it: /tmp, the
+    // home folder (empty: the user's real home is never shown, only what is
+    // mounted) and /dev/shm are three folders of one tmpfs, so together
+    // they hold at most `tmp_size_mib` of host memory. /run is apart, 1 MiB.
+    let run = staging.join("run");
+    step(
+        "mkdir-scratch",
+        &run,
+        ensure(s, rootfd, Path::new("run"), true, true),
+    )?;
+    step(
+        "mount-scratch",
+        &run,
+        tmpfs(s, &run, mflags::NOSUID | mflags::NODEV, "mode=0755,size=1m"),
+    )?;
+    let pool = staging.join(".scratch");
+    step(
+        "mkdir-scratch",
+        &pool,
+        ensure(s, rootfd, Path::new(".scratch"), true, true),
+    )?;
+    step(
+        "mount-scratch",
+        &pool,
+        tmpfs(
+            s,
+            &pool,
+            mflags::NOSUID | mflags::NODEV,
+            &format!("mode=0755,size={}m", p.tmp_size_mib),
+        ),
+    )?;
+    for (part, target, mode) in [
+        ("tmp", PathBuf::from("tmp"), 0o1777),
+        ("shm", PathBuf::from("dev/shm"), 0o1777),
+        ("home", rel(&p.home).to_path_buf(), 0o700),
+    ] {
+        let dir = pool.join(part);
+        step("mkdir-scratch", &dir, s.make_dir(&dir, mode))?;
+        let src = step("open-scratch", &dir, open_nofollow(s, &dir))?;
+        let tree = step(
+            "clone-scratch",
+            &dir,
+            detached_clone(s, src.as_fd(), false, 0),
+        )?;
+        let t = step(
+            "mkdir-scratch",
+            &target,
+            ensure(s, rootfd, &target, true, true),
+        )?;
+        step(
+            "attach-scratch",
+            &target,
+            s.move_mount(tree.as_fd(), t.as_fd()),
+        )?;
+    }
+    // The pool's own mount goes; its three folders stay, one tmpfs.
+    step("detach-scratch", &pool, s.umount_detach(&pool))?;
+    s.remove(&pool);
+    step(
+        "mkdir-var",
+        Path::new("var"),
+        ensure(s, rootfd, Path::new("var"), true, true),
+    )?;
+    // /var/tmp is /tmp inside, unless a mount lies under the host's
+    // /var/tmp (a workspace there): then it is a real folder holding it.
+    let under_var_tmp = p.mounts.iter().any(|m| m.target.starts_with("/var/tmp"));
+    if under_var_tmp {
+        step(
+            "mkdir-var-tmp",
+            Path::new("var/tmp"),
+            ensure(s, rootfd, Path::new("var/tmp"), true, true),
+        )?;
+    } else {
+        step(
+            "link-var-tmp",
+            Path::new("var/tmp"),
+            s.symlinkat(Path::new("../tmp"), rootfd, Path::new("var/tmp")),
+        )?;
+    }
+
+    // 4. The user's mounts, parents first.
+    let mut attached: Vec<PathBuf> = Vec::new();
+    for (i, (m, (item, is_dir))) in p.mounts.iter().zip(&user).enumerate() {
+        let r = rel(&m.target);
+        let may_create = !inside_host_mount(&attached, &m.target);
+        let target = step(
+            "mount-target",
+            &m.target,
+            ensure(s, rootfd, r, *is_dir, may_create),
+        )?;
+        if m.mode == MountMode::Cow {
+            let persistent = layers[i].as_ref().map(|(u, w)| (u.as_fd(), w.as_fd()));
+            let tree = overlay(s, i, item.as_fd(), p.tmp_size_mib, rootfd, persistent)?;
+            step(
+                "attach-cow",
+                &m.target,
+                s.move_mount(tree.as_fd(), target.as_fd()),
+            )?;
+        } else {
+            step(
+                "attach-mount",
+                &m.target,
+                s.move_mount(item.as_fd(), target.as_fd()),
+            )?;
+        }
+        attached.push(m.target.clone());
+    }
+
+    // 5. Protected paths: read-only clones of themselves on top.
+    for (pr, tree) in p.protected.iter().zip(&protected) {
+        let t = step(
+            "protect-target",
+            &pr.target,
+            open_beneath(s, rootfd, rel(&pr.target)),
+        )?;
+        step(
+            "attach-protected",
+            &pr.target,
+            s.move_mount(tree.as_fd(), t.as_fd()),
+        )?;
+    }
+    hide_secrets(s, rootfd, &p.model.hidden)?;
+
+    // 6. Enter the new root; detach the old one.
+    step("chdir-root", staging, s.fchdir(rootfd))?;
+    step("pivot-root", staging, s.pivot_root_here())?;
+    step(
+        "detach-old-root",
+        Path::new("/"),
+        s.umount_detach(Path::new(".")),
+    )?;
+    step("chdir", Path::new("/"), s.chdir(Path::new("/")))?;
+
+    // 7. The root tmpfs holds only mount points and links: read-only.
+    let newroot = step(
+        "open-new-root",
+        Path::new("/"),
+        open_nofollow(s, Path::new("/")),
+    )?;
+    step(
+        "root-read-only",
+        Path::new("/"),
+        s.mount_setattr(newroot.as_fd(), false, attr::RDONLY, 0),
+    )?;
+    Ok(())
+}
+
+/// Tell the observer which device number files of this overlay's upper
+/// layer show (overlayfs gives each layer its own): a socket the sandbox
+/// binds in a cow mount is reported by the kernel under the overlay's
+/// device and is recognised by it (observe.rs). Learnt by creating and
+/// removing one file, which exists only in the upper layer. Best effort:
+/// without it such sockets are refused, never wrongly allowed.
+fn note_upper_dev<S: Sys>(s: &S, root: BorrowedFd<'_>) {
+    // A name nobody can guess, without a system call (the hasher's keys
+    // are random per process).
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(u64::from(std::process::id()));
+    let name = PathBuf::from(format!(".paddock-layer-{:016x}", h.finish()));
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+    let Ok(f) = s.openat(root, &name, flags, 0o600) else {
+        return;
+    };
+    let (Ok(top), Ok(file)) = (s.device(root), s.device(f.as_fd())) else {
+        let _ = s.unlinkat(root, &name, false);
+        return;
+    };
+    let _ = s.unlinkat(root, &name, false);
+    crate::observe::note_cow_layer(top, file);
+}
+
+/// A copy-on-write view of `lower`: an overlay whose upper layer lives in a
+/// private, size-capped tmpfs. Returns a detached clone of it.
+fn overlay<S: Sys>(
+    s: &S,
+    i: usize,
+    lower: BorrowedFd<'_>,
+    size_mib: u64,
+    rootfd: BorrowedFd<'_>,
+    persistent: Option<(BorrowedFd<'_>, BorrowedFd<'_>)>,
+) -> Result<OwnedFd, StepError> {
+    use std::os::fd::AsRawFd;
+    let layers = PathBuf::from(format!(".cow-layers-{i}"));
+    let merged = PathBuf::from(format!(".cow-{i}"));
+    let layers_at = Path::new(STAGING).join(&layers);
+    let merged_at = Path::new(STAGING).join(&merged);
+    step(
+        "mkdir-cow",
+        &merged_at,
+        ensure(s, rootfd, &merged, true, true),
+    )?;
+    // The upper layer: the session's folder on the host (kept for review),
+    // or a private size-capped tmpfs (discarded with the sandbox).
+    let (upper, work) = match persistent {
+        Some((u, w)) => (
+            PathBuf::from(format!("/proc/self/fd/{}", u.as_raw_fd())),
+            PathBuf::from(format!("/proc/self/fd/{}", w.as_raw_fd())),
+        ),
+        None => {
+            step(
+                "mkdir-cow",
+                &layers_at,
+                ensure(s, rootfd, &layers, true, true),
+            )?;
+            step(
+                "mount-cow-upper",
+                &layers_at,
+                tmpfs(
+                    s,
+                    &layers_at,
+                    mflags::NOSUID | mflags::NODEV,
+                    &format!("mode=0755,size={size_mib}m"),
+                ),
+            )?;
+            for d in ["upper", "work"] {
+                step(
+                    "mkdir-cow",
+                    &layers_at.join(d),
+                    ensure(s, rootfd, &layers.join(d), true, true),
+                )?;
+            }
+            (layers_at.join("upper"), layers_at.join("work"))
+        }
+    };
+    let opts = format!(
+        "lowerdir=/proc/self/fd/{},upperdir={},workdir={},userxattr",
+        lower.as_raw_fd(),
+        upper.display(),
+        work.display()
+    );
+    step(
+        "mount-overlay",
+        &merged_at,
+        s.mount(
+            Some("overlay"),
+            &merged_at,
+            Some("overlay"),
+            mflags::NOSUID | mflags::NODEV,
+            Some(&opts),
+        ),
+    )?;
+    let fd = step("open-overlay", &merged_at, open_nofollow(s, &merged_at))?;
+    note_upper_dev(s, fd.as_fd());
+    let tree = step(
+        "clone-overlay",
+        &merged_at,
+        detached_clone(s, fd.as_fd(), true, 0),
+    )?;
+    // The staging mounts go away; the overlay keeps its own references.
+    step(
+        "detach-cow-staging",
+        &merged_at,
+        s.umount_detach(&merged_at),
+    )?;
+    if persistent.is_none() {
+        step(
+            "detach-cow-staging",
+            &layers_at,
+            s.umount_detach(&layers_at),
+        )?;
+    }
+    s.remove(&merged_at);
+    s.remove(&layers_at);
+    Ok(tree)
+}
+
+/// Cover host secrets under the read-only system tree with empty read-only
+/// files and folders.
+fn hide_secrets<S: Sys>(
+    s: &S,
+    rootfd: BorrowedFd<'_>,
+    denied: &[(PathBuf, PathBuf)],
+) -> Result<(), StepError> {
+    let empty_file = Path::new(".hidden-file");
+    let empty_dir = Path::new(".hidden-dir");
+    let mut made = false;
+    // Host secrets under the system tree, then what `filesystem.deny` hides
+    // inside the user's mounts (the host path says whether it is a folder).
+    let all = HIDDEN_SYSTEM_PATHS
+        .iter()
+        .map(|h| (PathBuf::from(h), PathBuf::from(h)))
+        .chain(denied.iter().cloned());
+    for (_, inside) in all {
+        let h = inside.as_path();
+        let r = rel(h);
+        let Ok(target) = open_beneath(s, rootfd, r) else {
+            continue;
+        };
+        // Stated through the new root (host paths under /tmp are covered
+        // by the staging folder by now).
+        let Ok(is_dir) = s.is_dir(target.as_fd()) else {
+            continue;
+        };
+        if !made {
+            step(
+                "mk-hidden",
+                empty_file,
+                ensure(s, rootfd, empty_file, false, true),
+            )?;
+            step(
+                "mk-hidden",
+                empty_dir,
+                ensure(s, rootfd, empty_dir, true, true),
+            )?;
+            made = true;
+        }
+        let src = if is_dir { empty_dir } else { empty_file };
+        let sfd = step("open-hidden", src, open_beneath(s, rootfd, src))?;
+        let tree = step(
+            "clone-hidden",
+            src,
+            detached_clone(s, sfd.as_fd(), false, RO | attr::NOEXEC),
+        )?;
+        step(
+            "attach-hidden",
+            Path::new(h),
+            s.move_mount(tree.as_fd(), target.as_fd()),
+        )?;
+    }
+    if made {
+        s.remove(&Path::new(STAGING).join(empty_file));
+        s.remove(&Path::new(STAGING).join(empty_dir));
+    }
+    Ok(())
+}
+
+/// The order of the sequence, run against a recording fake: no root, no
+/// namespaces, nothing changed on the machine.
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::{HashMap, HashSet};
+    use std::os::fd::{AsRawFd, RawFd};
+
+    use seccompiler::BpfProgram;
+
+    use super::*;
+    use crate::prepare::Protected;
+    use crate::spec::{AuditLevel, MountSpec, SandboxSpec};
+
+    /// Writes down every call instead of making it. Each fd it hands out is
+    /// a real one (of /dev/null), named after what it stands for.
+    #[derive(Default)]
+    struct Fake {
+        log: RefCell<Vec<String>>,
+        names: RefCell<HashMap<RawFd, String>>,
+        /// Paths made or mounted beneath the staging root.
+        made: RefCell<HashSet<PathBuf>>,
+        mounted: RefCell<Vec<PathBuf>>,
+        /// A call (log verb) to fail with EPERM.
+        fail: Option<&'static str>,
+        /// A restriction that the kernel accepts but does not put in force.
+        ineffective: Option<&'static str>,
+        filters: RefCell<u64>,
+    }
+
+    impl Fake {
+        fn failing(verb: &'static str) -> Fake {
+            Fake {
+                fail: Some(verb),
+                ..Fake::default()
+            }
+        }
+        fn ineffective(what: &'static str) -> Fake {
+            Fake {
+                ineffective: Some(what),
+                ..Fake::default()
+            }
+        }
+        fn call(&self, verb: &str, what: impl Into<String>) -> io::Result<()> {
+            self.log
+                .borrow_mut()
+                .push(format!("{verb} {}", what.into()));
+            if self.fail == Some(verb) {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
+        }
+        fn fd(&self, name: impl Into<String>) -> io::Result<OwnedFd> {
+            let f = OwnedFd::from(std::fs::File::open("/dev/null")?);
+            self.names.borrow_mut().insert(f.as_raw_fd(), name.into());
+            Ok(f)
+        }
+        fn name(&self, fd: BorrowedFd<'_>) -> String {
+            let n = self.names.borrow().get(&fd.as_raw_fd()).cloned();
+            n.unwrap_or_else(|| format!("fd{}", fd.as_raw_fd()))
+        }
+        fn works(&self, what: &str) -> bool {
+            self.ineffective != Some(what)
+        }
+        fn verbs(&self) -> Vec<String> {
+            let log = self.log.borrow();
+            log.iter()
+                .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                .collect()
+        }
+        fn index(&self, entry: &str) -> usize {
+            let log = self.log.borrow();
+            log.iter()
+                .position(|l| l == entry || l.starts_with(&format!("{entry} ")))
+                .unwrap_or_else(|| panic!("no `{entry}` in {log:#?}"))
+        }
+        fn last_index(&self, verb: &str) -> usize {
+            let log = self.log.borrow();
+            log.iter()
+                .rposition(|l| l.split(' ').next() == Some(verb))
+                .unwrap_or_else(|| panic!("no `{verb}` in {log:#?}"))
+        }
+    }
+
+    /// `root:REL` names a path beneath the staging root.
+    fn beneath(name: &str) -> Option<PathBuf> {
+        name.strip_prefix("root:").map(PathBuf::from)
+    }
+
+    impl Sys for Fake {
+        fn mount(
+            &self,
+            source: Option<&str>,
+            target: &Path,
+            _fstype: Option<&str>,
+            flags: u64,
+            _data: Option<&str>,
+        ) -> io::Result<()> {
+            let what = if flags & mflags::SLAVE != 0 {
+                "slave"
+            } else {
+                source.unwrap_or("?")
+            };
+            self.call("mount", format!("{what} {}", target.display()))
+        }
+        fn open_path(
+            &self,
+            dir: Option<BorrowedFd<'_>>,
+            path: &Path,
+            _flags: i32,
+            _resolve: u64,
+        ) -> io::Result<OwnedFd> {
+            let Some(dir) = dir else {
+                // Once the staging tmpfs is mounted (and after the pivot),
+                // /tmp and / name the new root.
+                let staged = self.log.borrow().iter().any(|l| l == "mount tmpfs /tmp");
+                let pivoted = self.log.borrow().iter().any(|l| l == "pivot-root ");
+                if (staged && path == Path::new(STAGING)) || (pivoted && path == Path::new("/")) {
+                    self.call("open-root", path.display().to_string())?;
+                    return self.fd("root:");
+                }
+                self.call("open-host", path.display().to_string())?;
+                return self.fd(format!("host:{}", path.display()));
+            };
+            let base = beneath(&self.name(dir)).unwrap_or_default();
+            let rel = base.join(path);
+            let rel = rel.strip_prefix(".").unwrap_or(&rel).to_path_buf();
+            let exists = rel.as_os_str().is_empty()
+                || self.made.borrow().contains(&rel)
+                || self.mounted.borrow().iter().any(|m| rel.starts_with(m));
+            if !exists {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+            self.fd(format!("root:{}", rel.display()))
+        }
+        fn openat(
+            &self,
+            dir: BorrowedFd<'_>,
+            name: &Path,
+            _flags: i32,
+            _mode: u32,
+        ) -> io::Result<OwnedFd> {
+            let p = beneath(&self.name(dir)).unwrap_or_default().join(name);
+            self.call("create", p.display().to_string())?;
+            self.made.borrow_mut().insert(p.clone());
+            self.fd(format!("root:{}", p.display()))
+        }
+        fn open_tree_clone(&self, fd: BorrowedFd<'_>, _recursive: bool) -> io::Result<OwnedFd> {
+            let n = self.name(fd);
+            self.call("clone", n.clone())?;
+            self.fd(format!("tree:{n}"))
+        }
+        fn mount_setattr(
+            &self,
+            fd: BorrowedFd<'_>,
+            _recursive: bool,
+            set: u64,
+            _clear: u64,
+        ) -> io::Result<()> {
+            let ro = if set & attr::RDONLY != 0 { "ro" } else { "rw" };
+            self.call("setattr", format!("{} {ro}", self.name(fd)))
+        }
+        fn move_mount(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+            let to_name = self.name(to);
+            self.call("attach", format!("{} {to_name}", self.name(from)))?;
+            self.mounted.borrow_mut().extend(beneath(&to_name));
+            Ok(())
+        }
+        fn mkdirat(&self, dir: BorrowedFd<'_>, name: &Path, _mode: u32) -> io::Result<()> {
+            let p = beneath(&self.name(dir)).unwrap_or_default().join(name);
+            self.call("mkdir", p.display().to_string())?;
+            self.made.borrow_mut().insert(p);
+            Ok(())
+        }
+        fn symlinkat(&self, target: &Path, dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+            let p = beneath(&self.name(dir)).unwrap_or_default().join(name);
+            self.call("symlink", format!("{} {}", p.display(), target.display()))?;
+            self.made.borrow_mut().insert(p);
+            Ok(())
+        }
+        fn unlinkat(&self, dir: BorrowedFd<'_>, name: &Path, _is_dir: bool) -> io::Result<()> {
+            self.call("unlink", format!("{} {}", self.name(dir), name.display()))
+        }
+        fn is_dir(&self, fd: BorrowedFd<'_>) -> io::Result<bool> {
+            Ok(!self.name(fd).contains("file"))
+        }
+        fn device(&self, _fd: BorrowedFd<'_>) -> io::Result<u64> {
+            Ok(1)
+        }
+        fn kind(&self, path: &Path) -> Kind {
+            match path.to_str() {
+                Some("/usr" | "/etc") => Kind::Dir,
+                Some("/bin" | "/lib") => Kind::Link,
+                _ => Kind::Missing,
+            }
+        }
+        fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+            Ok(Path::new("usr").join(path.file_name().unwrap_or_default()))
+        }
+        fn make_dir(&self, path: &Path, _mode: u32) -> io::Result<()> {
+            self.call("mkdir-host", path.display().to_string())
+        }
+        fn make_private_dirs(&self, path: &Path) -> io::Result<()> {
+            self.call("mkdir-private", path.display().to_string())
+        }
+        fn remove(&self, path: &Path) {
+            let _ = self.call("remove", path.display().to_string());
+        }
+        fn umount_detach(&self, path: &Path) -> io::Result<()> {
+            self.call("detach", path.display().to_string())
+        }
+        fn fchdir(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+            self.call("chdir", self.name(fd))
+        }
+        fn chdir(&self, path: &Path) -> io::Result<()> {
+            self.call("chdir", path.display().to_string())
+        }
+        fn pivot_root_here(&self) -> io::Result<()> {
+            self.call("pivot-root", "")
+        }
+        fn set_process_name(&self, name: &str) {
+            let _ = self.call("name", name);
+        }
+        fn sethostname(&self, name: &str) -> io::Result<()> {
+            self.call("hostname", name)
+        }
+        fn loopback_up(&self) -> io::Result<()> {
+            self.call("loopback-up", "")
+        }
+        fn set_child_subreaper(&self) -> io::Result<()> {
+            self.call("subreaper", "")
+        }
+        fn listen_loopback(&self, port: u16) -> io::Result<(OwnedFd, u16)> {
+            self.call("listen", port.to_string())?;
+            Ok((self.fd("listener")?, port.max(40000)))
+        }
+        fn send_fd(&self, _sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+            self.call("send-fd", self.name(fd))
+        }
+        fn landlock_ruleset(&self, _p: &Prepared) -> Result<Option<RulesetCreated>, String> {
+            self.call("landlock-ruleset", "")
+                .map_err(|e| e.to_string())?;
+            Ok(None)
+        }
+        fn landlock_scope_init(&self, _p: &Prepared) -> Result<(), String> {
+            self.call("landlock-scope-init", "")
+                .map_err(|e| e.to_string())
+        }
+        fn probe_socket_taking(&self, _p: &Prepared) {
+            let _ = self.call("probe-socket-taking", "");
+        }
+        fn set_non_dumpable(&self) -> io::Result<()> {
+            self.call("non-dumpable", "")
+        }
+        fn is_dumpable(&self) -> io::Result<bool> {
+            self.call("check", "dumpable")?;
+            Ok(!self.works("non-dumpable"))
+        }
+        fn reset_signals(&self) -> io::Result<()> {
+            self.call("reset-signals", "")
+        }
+        fn close_fds_from(&self, first: u32) -> io::Result<()> {
+            self.call("close-fds", first.to_string())
+        }
+        fn set_parent_death_signal(&self, sig: i32) -> io::Result<()> {
+            self.call("parent-death-signal", sig.to_string())
+        }
+        fn set_no_new_privs(&self) -> io::Result<()> {
+            self.call("no-new-privs", "")
+        }
+        fn no_new_privs(&self) -> io::Result<bool> {
+            self.call("check", "no-new-privs")?;
+            Ok(self.works("no-new-privs"))
+        }
+        fn landlock_restrict(&self, _rs: Option<RulesetCreated>) -> Result<LandlockReport, String> {
+            self.call("landlock-restrict", "")
+                .map_err(|e| e.to_string())?;
+            let enforced = if self.works("landlock") {
+                "full"
+            } else {
+                "none"
+            };
+            Ok(LandlockReport {
+                abi: 7,
+                enforced: enforced.into(),
+            })
+        }
+        fn drop_all_capabilities(&self) -> io::Result<()> {
+            self.call("drop-capabilities", "")
+        }
+        fn holds_capabilities(&self) -> io::Result<bool> {
+            self.call("check", "capabilities")?;
+            Ok(!self.works("capabilities"))
+        }
+        fn set_rlimit(&self, resource: u32, limit: u64) -> io::Result<()> {
+            self.call("rlimit", format!("{resource} {limit}"))
+        }
+        fn seccomp_install(
+            &self,
+            what: &'static str,
+            programs: &[BpfProgram],
+        ) -> Result<(), String> {
+            self.call("seccomp", what).map_err(|e| e.to_string())?;
+            if self.works("seccomp") {
+                *self.filters.borrow_mut() += programs.len() as u64;
+            }
+            Ok(())
+        }
+        fn seccomp_install_with_listener(
+            &self,
+            _prog: &[(u16, u8, u8, u32)],
+        ) -> io::Result<OwnedFd> {
+            self.call("seccomp", "observer")?;
+            *self.filters.borrow_mut() += 1;
+            self.fd("seccomp-listener")
+        }
+        fn seccomp_filters(&self) -> io::Result<Option<u64>> {
+            Ok(Some(*self.filters.borrow()))
+        }
+        fn seccomp_filter_mode(&self) -> bool {
+            true
+        }
+        fn userns_probe(&self) -> i32 {
+            let _ = self.call("check", "user-namespace");
+            if self.works("user-namespace") {
+                libc::EPERM
+            } else {
+                0
+            }
+        }
+    }
+
+    fn spec(level: Level, audit: AuditLevel) -> SandboxSpec {
+        SandboxSpec {
+            argv: vec!["true".into()],
+            env: vec![],
+            workdir: "/work".into(),
+            home: "/home/u".into(),
+            mounts: vec![],
+            protected: vec![".git".into()],
+            hidden: vec![],
+            unix_sockets: vec![],
+            tmp_size_mib: 64,
+            hostname: "paddock".into(),
+            proxy_port: Some(3128),
+            pids_limit: Some(256),
+            memory_limit_mib: None,
+            serve_execs: false,
+            cow_dir: None,
+            audit,
+            label: None,
+            level,
+            scratch_dir: None,
+        }
+    }
+
+    /// A request as `prepare` would make it, without looking at the host:
+    /// a workspace (rw), a reference folder (ro) and a cow mount.
+    fn prepared(level: Level, audit: AuditLevel) -> Prepared {
+        let mount = |src: &str, mode| MountSpec {
+            source: src.into(),
+            target: src.into(),
+            mode,
+            origin: "test".into(),
+        };
+        Prepared {
+            argv: vec![c"true".to_owned()],
+            env: vec![],
+            path_dirs: vec!["/usr/bin".into()],
+            workdir: "/work".into(),
+            home: "/home/u".into(),
+            mounts: vec![
+                mount("/work", MountMode::Rw),
+                mount("/work/ref", MountMode::Ro),
+                mount("/data", MountMode::Cow),
+            ],
+            protected: vec![Protected {
+                source: "/work/.git".into(),
+                target: "/work/.git".into(),
+            }],
+            guard: std::sync::Arc::new(crate::guard::Guard::new(vec![], vec![], [])),
+            tmp_size_mib: 64,
+            hostname: "paddock".into(),
+            proxy_port: Some(3128),
+            pids_limit: Some(256),
+            memory_limit_mib: Some(4096),
+            serve_execs: false,
+            cow_dir: None,
+            seccomp: vec![vec![], vec![], vec![]],
+            audit_filter: (audit != AuditLevel::Off).then(Vec::new),
+            model: spec(level, audit),
+            label: None,
+            level,
+            scratch: (level == Level::NoUserns)
+                .then(|| ("/tmp/s/home".into(), "/tmp/s/tmp".into())),
+        }
+    }
+
+    fn channel() -> UnixStream {
+        UnixStream::pair().expect("socket pair").0
+    }
+
+    fn pid1(fake: &Fake, p: &Prepared) -> Result<Pid1, StepError> {
+        if p.level.namespaces() {
+            start_pid1(fake, p, &channel())
+        } else {
+            start_pid1_on_host(fake, p, &channel())
+        }
+    }
+
+    fn listener_to() -> Option<OwnedFd> {
+        Some(OwnedFd::from(channel()))
+    }
+
+    #[test]
+    fn mounts_are_made_private_before_anything_else() {
+        let fake = Fake::default();
+        build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect("root built");
+        assert_eq!(fake.log.borrow()[0], "mount slave /");
+    }
+
+    #[test]
+    fn every_host_source_is_opened_before_the_staging_root_exists() {
+        let fake = Fake::default();
+        build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect("root built");
+        let root = fake.index("mount tmpfs /tmp");
+        let log = fake.log.borrow();
+        let opened: Vec<&String> = log.iter().filter(|l| l.starts_with("open-host ")).collect();
+        for source in [
+            "/usr",
+            "/etc",
+            "/dev/null",
+            "/work",
+            "/work/ref",
+            "/data",
+            "/work/.git",
+        ] {
+            assert!(
+                opened.iter().any(|l| *l == &format!("open-host {source}")),
+                "{source} was never opened: {log:#?}"
+            );
+        }
+        // Every host open comes first, except the scratch pool's folders,
+        // which lie inside the sandbox's own tmpfs.
+        for (i, l) in log.iter().enumerate() {
+            if l.starts_with("open-host ") && !l.starts_with("open-host /tmp/") {
+                assert!(i < root, "`{l}` after the staging root: {log:#?}");
+            }
+        }
+        // And each source is cloned from its pinned fd, read-only where
+        // asked, before the root exists.
+        let ro_clone = fake.index("setattr tree:host:/work/ref ro");
+        assert!(ro_clone < root);
+        assert!(fake.index("setattr tree:host:/work rw") < root);
+    }
+
+    #[test]
+    fn parents_are_attached_before_children_and_protected_paths_last() {
+        let fake = Fake::default();
+        build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect("root built");
+        let work = fake.index("attach tree:host:/work root:work");
+        let reference = fake.index("attach tree:host:/work/ref root:work/ref");
+        let git = fake.index("attach tree:host:/work/.git root:work/.git");
+        assert!(work < reference && reference < git);
+        // The child target inside a host folder is not created.
+        assert!(!fake.log.borrow().iter().any(|l| l == "mkdir work/ref"));
+    }
+
+    #[test]
+    fn pivot_root_then_the_old_root_is_detached_and_the_root_made_read_only_last() {
+        let fake = Fake::default();
+        build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect("root built");
+        let log = fake.log.borrow().clone();
+        let pivot = fake.index("pivot-root");
+        assert_eq!(log[pivot - 1], "chdir root:");
+        assert_eq!(log[pivot + 1], "detach .");
+        assert_eq!(log.last().map(String::as_str), Some("setattr root: ro"));
+        // Nothing is mounted after the pivot but the read-only flag.
+        assert!(log[pivot + 2..]
+            .iter()
+            .all(|l| !l.starts_with("attach") && !l.starts_with("mount")));
+    }
+
+    #[test]
+    fn the_command_sheds_privilege_in_order_and_seccomp_comes_last() {
+        for audit in [AuditLevel::Off, AuditLevel::Writes] {
+            for level in [Level::Full, Level::LandlockUnavailable, Level::NoUserns] {
+                let fake = Fake::default();
+                let p = prepared(level, audit);
+                confine(&fake, &p, None, listener_to()).expect("confined");
+                let nnp = fake.index("no-new-privs");
+                let landlock = fake.index("landlock-restrict");
+                let caps = fake.index("drop-capabilities");
+                let seccomp = fake.index("seccomp");
+                assert!(nnp < landlock && landlock < caps && caps < seccomp);
+                // After the first filter only filters, the listener's
+                // handoff and read-only checks.
+                let verbs = fake.verbs();
+                for v in &verbs[seccomp..] {
+                    assert!(
+                        matches!(v.as_str(), "seccomp" | "send-fd" | "check"),
+                        "`{v}` after seccomp ({level:?}, {audit:?}): {:#?}",
+                        fake.log.borrow()
+                    );
+                }
+                // Each restriction is checked right after it is applied.
+                assert_eq!(fake.log.borrow()[nnp + 1], "check no-new-privs");
+                assert_eq!(fake.log.borrow()[caps + 1], "check capabilities");
+                assert_eq!(
+                    fake.log.borrow().last().map(String::as_str),
+                    Some("check user-namespace")
+                );
+                if audit != AuditLevel::Off {
+                    let observer = fake.index("seccomp observer");
+                    assert_eq!(observer, fake.last_index("seccomp"));
+                    assert_eq!(fake.log.borrow()[observer + 1], "send-fd seccomp-listener");
+                }
+                let pdeath = fake
+                    .log
+                    .borrow()
+                    .iter()
+                    .any(|l| l.starts_with("parent-death"));
+                assert_eq!(pdeath, level == Level::NoUserns);
+            }
+        }
+    }
+
+    #[test]
+    fn pid1_is_non_dumpable_before_any_command_exists() {
+        for level in [Level::Full, Level::NoUserns] {
+            let fake = Fake::default();
+            let p = prepared(level, AuditLevel::Writes);
+            let _pid1: Pid1 = pid1(&fake, &p).expect("pid 1 set up");
+            let log = fake.log.borrow();
+            // Non-dumpable and checked are its last two acts; the command
+            // is forked with the `Pid1` only these functions return.
+            assert_eq!(log[log.len() - 2], "non-dumpable ");
+            assert_eq!(log[log.len() - 1], "check dumpable");
+            // Its own Landlock scope comes before, as does the proxy's
+            // listener, handed out at once.
+            assert!(fake.index("landlock-scope-init") < log.len() - 2);
+            assert_eq!(log[fake.index("listen") + 1], "send-fd listener");
+        }
+    }
+
+    #[test]
+    fn the_no_userns_variant_builds_no_filesystem() {
+        let fake = Fake::default();
+        let p = prepared(Level::NoUserns, AuditLevel::Writes);
+        let pid1 = pid1(&fake, &p).expect("pid 1 set up");
+        let verbs = fake.verbs();
+        for v in ["mount", "attach", "pivot-root", "hostname", "loopback-up"] {
+            assert!(!verbs.iter().any(|x| x == v), "{v} at no-userns");
+        }
+        assert_eq!(fake.log.borrow()[1], "subreaper ");
+        // The kernel picks the port; the request is rewritten to it.
+        assert_eq!(fake.log.borrow()[2], "listen 0");
+        assert!(fake.index("mkdir-private /tmp/s/home") < fake.index("landlock-ruleset"));
+        let view = pid1.host_view.expect("a host view");
+        assert_eq!(view.proxy_port, Some(40000));
+        assert_eq!(view.home, Path::new("/tmp/s/home"));
+    }
+
+    #[test]
+    fn a_restriction_not_in_force_stops_the_start() {
+        for (what, step) in [
+            ("no-new-privs", "check-no-new-privs"),
+            ("landlock", "check-landlock"),
+            ("capabilities", "check-capabilities"),
+            ("seccomp", "check-seccomp"),
+            ("user-namespace", "check-user-namespace"),
+        ] {
+            let fake = Fake::ineffective(what);
+            let p = prepared(Level::Full, AuditLevel::Off);
+            let err = confine(&fake, &p, None, listener_to()).expect_err(what);
+            assert_eq!(err.step, step, "{what}: {}", err.detail);
+            assert!(!err.detail.is_empty());
+            // Nothing ran after the failed check: it is the last entry.
+            let log = fake.log.borrow();
+            let last = log.last().cloned().unwrap_or_default();
+            let expected = match what {
+                "landlock" => "landlock-restrict ".to_string(),
+                "seccomp" => "check-seccomp".to_string(),
+                other => format!("check {other}"),
+            };
+            if what != "seccomp" {
+                assert_eq!(last, expected, "{what}: {log:#?}");
+            }
+            if matches!(what, "no-new-privs" | "landlock" | "capabilities") {
+                assert!(!log.iter().any(|l| l.starts_with("seccomp")));
+            }
+            // The user-namespace probe runs only once the filters are in.
+            if what == "seccomp" {
+                assert!(!log.iter().any(|l| l == "check user-namespace"));
+            }
+        }
+        let fake = Fake::ineffective("non-dumpable");
+        let p = prepared(Level::Full, AuditLevel::Writes);
+        let err = pid1(&fake, &p).err().expect("refused");
+        assert_eq!(err.step, "check-non-dumpable");
+    }
+
+    #[test]
+    fn a_landlock_level_without_landlock_is_not_a_failed_check() {
+        let fake = Fake::ineffective("landlock");
+        let p = prepared(Level::LandlockUnavailable, AuditLevel::Off);
+        confine(&fake, &p, None, listener_to()).expect("confined without Landlock");
+    }
+
+    #[test]
+    fn a_failed_call_stops_the_sequence_where_it_failed() {
+        for (verb, step) in [
+            ("attach", "attach-system-dir"),
+            ("pivot-root", "pivot-root"),
+            ("mount", "make-mounts-slave"),
+            ("clone", "clone-system-dir"),
+        ] {
+            let fake = Fake::failing(verb);
+            let err =
+                build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect_err(verb);
+            assert_eq!(err.step, step);
+            assert!(
+                err.detail.contains("Operation not permitted"),
+                "{}",
+                err.detail
+            );
+            if verb != "pivot-root" {
+                assert!(!fake.verbs().iter().any(|v| v == "pivot-root"));
+            }
+        }
+        let fake = Fake::failing("drop-capabilities");
+        let p = prepared(Level::Full, AuditLevel::Writes);
+        let err = confine(&fake, &p, None, listener_to()).expect_err("refused");
+        assert_eq!(err.step, "drop-capabilities");
+        assert!(!fake.verbs().iter().any(|v| v == "seccomp"));
+    }
+}

@@ -1,0 +1,435 @@
+//! Directory-relative file operations (the cow layers' review and apply) and descriptors.
+
+use super::*;
+
+/// `openat(dirfd, path, flags)` for real I/O (not O_PATH). Always O_CLOEXEC.
+pub fn openat(dirfd: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call; `dirfd` is borrowed.
+    let ret = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    check_int(ret).map(|fd| owned(libc::c_long::from(fd)))
+}
+
+/// `mkdirat(dirfd, name, mode)`.
+pub fn mkdirat(dirfd: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::mkdirat(dirfd.as_raw_fd(), c.as_ptr(), mode) }).map(drop)
+}
+
+/// `symlinkat(target, dirfd, name)`.
+pub fn symlinkat(target: &Path, dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    let t = cstr(target)?;
+    let n = cstr(name)?;
+    // SAFETY: both strings are NUL-terminated and live across the call.
+    check_int(unsafe { libc::symlinkat(t.as_ptr(), dirfd.as_raw_fd(), n.as_ptr()) }).map(drop)
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: mark every fd from `first`
+/// on close-on-exec, so nothing the caller inherited leaks past execve.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes integers only and never touches memory.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    check(ret).map(drop)
+}
+
+/// `dup2(old, new)` (the result is not close-on-exec).
+pub fn dup2(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table.
+    check_int(unsafe { libc::dup2(old.as_raw_fd(), new) }).map(drop)
+}
+
+/// `lgetxattr(path, name)`: the value of an extended attribute of `path`
+/// itself (no symlink following), or `None` when it has none.
+pub fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = cstr(path).ok()?;
+    let n = cstring(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated; `buf` is writable for its length.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let r = usize::try_from(r).ok()?;
+    buf.truncate(r);
+    Some(buf)
+}
+
+/// `openat2(dirfd, path, flags | O_CLOEXEC, mode, resolve)` for real I/O:
+/// with `resolve::BENEATH | NO_SYMLINKS | NO_MAGICLINKS` the lookup can
+/// neither leave `dirfd` nor follow any link on the way.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve_flags: u64,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve: resolve_flags,
+    };
+    // SAFETY: `c` is NUL-terminated, `how` is a valid open_how whose size we
+    // pass, both live across the call; `dirfd` is borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            &how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(ret).map(owned)
+}
+
+/// What `fstatat` says about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Device number of a device node (`st_rdev`).
+    pub rdev: u64,
+    /// Device of the file system holding it.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Last content change, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Last status change (content, mode, links, rename), nanoseconds.
+    pub ctime_ns: i128,
+}
+
+impl Stat {
+    /// The type bits (`S_IFMT`).
+    pub fn kind(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind() == libc::S_IFREG
+    }
+    /// A folder.
+    pub fn is_dir(&self) -> bool {
+        self.kind() == libc::S_IFDIR
+    }
+    /// A symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.kind() == libc::S_IFLNK
+    }
+    /// An overlayfs whiteout (character device 0:0).
+    pub fn is_whiteout(&self) -> bool {
+        self.kind() == libc::S_IFCHR && self.rdev == 0
+    }
+    /// The name of a type that is none of file, folder or link.
+    pub fn special_kind(&self) -> Option<&'static str> {
+        match self.kind() {
+            libc::S_IFIFO => Some("fifo"),
+            libc::S_IFSOCK => Some("socket"),
+            libc::S_IFCHR => Some("character device"),
+            libc::S_IFBLK => Some("block device"),
+            _ => None,
+        }
+    }
+}
+
+/// `AT_SYMLINK_NOFOLLOW`, with `AT_EMPTY_PATH` when `name` is empty (the
+/// directory fd itself is meant).
+pub(crate) fn nofollow_flags(name: &Path) -> libc::c_int {
+    if name.as_os_str().is_empty() {
+        libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
+    } else {
+        libc::AT_SYMLINK_NOFOLLOW
+    }
+}
+
+/// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; an empty `name` states
+/// `dirfd` itself (AT_EMPTY_PATH).
+pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
+    let c = cstr(name)?;
+    let flags = nofollow_flags(name);
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `c` is NUL-terminated; `st` is writable storage for one stat
+    // that the kernel fills completely on success.
+    check_int(unsafe { libc::fstatat(dirfd.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: fstatat returned 0, so the kernel initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(Stat {
+        mode: st.st_mode,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        rdev: st.st_rdev,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+        ctime_ns: i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec),
+    })
+}
+
+/// The entries of the folder open at `fd` (without `.` and `..`), read
+/// with getdents64 from the descriptor itself, so no path is looked up.
+pub fn read_dir_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
+    Ok(read_dir_typed(fd)?.into_iter().map(|(n, _)| n).collect())
+}
+
+/// `d_type` of a folder entry that is a folder (DT_DIR).
+pub const DT_DIR: u8 = 4;
+
+/// `d_type` when the file system does not say (DT_UNKNOWN): stat it.
+pub const DT_UNKNOWN: u8 = 0;
+
+/// Like [`read_dir_fd`], with each entry's `d_type` ([`DT_DIR`],
+/// [`DT_UNKNOWN`], ...), so that a walk need not stat every entry.
+pub fn read_dir_typed(fd: BorrowedFd<'_>) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+    use std::os::unix::ffi::OsStrExt;
+    // Read from a private duplicate so the caller's offset is not consumed.
+    let own = openat2(fd, Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: `buf` is writable for its whole length, which we pass.
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                own.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })?;
+        let n = usize::try_from(n).unwrap_or(0);
+        if n == 0 {
+            return Ok(out);
+        }
+        // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+        let mut at = 0;
+        while at + 19 <= n {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen < 19 || at + reclen > n {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "bad dirent"));
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                out.push((
+                    std::ffi::OsStr::from_bytes(name).to_os_string(),
+                    buf[at + 18],
+                ));
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// `readlinkat(dirfd, name)`: a symbolic link's target, as bytes.
+pub fn readlinkat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; 4097];
+    // SAFETY: `c` is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlinkat(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(check(n as libc::c_long)?).unwrap_or(0);
+    if n >= buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "link target too long",
+        ));
+    }
+    buf.truncate(n);
+    Ok(std::ffi::OsStr::from_bytes(&buf).into())
+}
+
+/// `fgetxattr(fd, name)`: an extended attribute of the object open at
+/// `fd`, or `None` when it has none.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> Option<Vec<u8>> {
+    let n = cstring(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: `n` is NUL-terminated; `buf` is writable for its length.
+    let r = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let r = usize::try_from(r).ok()?;
+    buf.truncate(r);
+    Some(buf)
+}
+
+/// `unlinkat(dirfd, name, dir ? AT_REMOVEDIR : 0)`.
+pub fn unlinkat(dirfd: BorrowedFd<'_>, name: &Path, dir: bool) -> io::Result<()> {
+    let c = cstr(name)?;
+    let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), flags) }).map(drop)
+}
+
+/// Flags for [`renameat2`].
+pub mod rename {
+    /// Fail with EEXIST instead of replacing the new name.
+    pub const NOREPLACE: u32 = 1;
+    /// Swap the two names atomically (both must exist).
+    pub const EXCHANGE: u32 = 2;
+}
+
+/// `renameat2(olddir, old, newdir, new, flags)`: names are looked up in
+/// the given folders only (single components are expected).
+pub fn renameat2(
+    olddir: BorrowedFd<'_>,
+    old: &Path,
+    newdir: BorrowedFd<'_>,
+    new: &Path,
+    flags: u32,
+) -> io::Result<()> {
+    let o = cstr(old)?;
+    let n = cstr(new)?;
+    // SAFETY: both names are NUL-terminated and live across the call; the
+    // folder fds are borrowed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            olddir.as_raw_fd(),
+            o.as_ptr(),
+            newdir.as_raw_fd(),
+            n.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `fchmod(fd, mode)`.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain integer arguments; the fd is borrowed.
+    check_int(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// `getrandom(buf, 0)`: fill `buf` from the kernel's random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        // SAFETY: the slice from `at` is writable for the length we pass.
+        let n = check(unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                buf[at..].as_mut_ptr(),
+                buf.len() - at,
+                0,
+            )
+        })?;
+        at += usize::try_from(n).unwrap_or(0);
+    }
+    Ok(())
+}
+
+/// The folder `rel` beneath `root` (`""` or `"."` for `root` itself),
+/// opened for reading its entries with no link followed on the way and
+/// no escape from `root` (RESOLVE_BENEATH | NO_SYMLINKS | NO_MAGICLINKS).
+pub fn open_dir_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    openat2(
+        root,
+        rel,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+    )
+}
+
+/// The folder at the absolute `path`, opened for reading its entries,
+/// with no link followed anywhere on the way.
+pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
+    let p = openat2_path(
+        None,
+        path,
+        libc::O_DIRECTORY,
+        resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+    )?;
+    open_dir_beneath(p.as_fd(), Path::new("."))
+}
+
+/// `flock(fd, LOCK_EX [| LOCK_NB])`: an exclusive advisory lock on the
+/// open file, held until every descriptor of that open file is closed.
+/// With `wait == false`, `Ok(false)` when another holder has it.
+pub fn flock_exclusive(fd: BorrowedFd<'_>, wait: bool) -> io::Result<bool> {
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: plain integer arguments; the fd is borrowed.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The birth time of `name` in `dirfd` (statx STATX_BTIME, no link
+/// followed), nanoseconds since the epoch, or `None` where the file system
+/// does not record one. Unlike the inode number, which the kernel reuses
+/// at once, it tells a file apart from one made later under the same
+/// inode.
+pub fn birth_time(dirfd: BorrowedFd<'_>, name: &Path) -> Option<i128> {
+    let c = cstr(name).ok()?;
+    let flags = nofollow_flags(name);
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `c` is NUL-terminated; `st` is writable storage for one
+    // statx that the kernel fills on success.
+    let r = unsafe {
+        libc::statx(
+            dirfd.as_raw_fd(),
+            c.as_ptr(),
+            flags,
+            libc::STATX_BTIME,
+            st.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: statx returned 0, so the kernel initialised `st` (it was
+    // zeroed before, so unset fields read as 0).
+    let st = unsafe { st.assume_init() };
+    (st.stx_mask & libc::STATX_BTIME != 0)
+        .then(|| i128::from(st.stx_btime.tv_sec) * 1_000_000_000 + i128::from(st.stx_btime.tv_nsec))
+}
+
+/// The file status flags of the open file at `fd` (`F_GETFL`).
+pub fn file_status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: F_GETFL takes no argument.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// Set the file status flags of the open file at `fd` (`F_SETFL`).
+pub fn set_file_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    // SAFETY: F_SETFL takes an integer.
+    check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
+}
