@@ -11,17 +11,13 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
 mod cli;
 mod commands;
-mod compile;
-mod egress;
-mod error;
-mod isolation;
-mod places;
-mod policy_files;
 mod status;
 mod supervisor;
+
+// The plan (policy → spec, egress, audit wiring) is a library crate.
+use paddock_plan::{audit, compile, error, isolation, places, policy_files};
 
 use std::process::ExitCode;
 

@@ -21,13 +21,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paddock_policy::NetworkMode;
 use paddock_sandbox::{ExecEvent, ExecRequest};
 use paddock_session::{Liveness, Meta, State, Store, Supervisor};
 use serde::Serialize;
 
-use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
-use crate::egress::Egress;
+use crate::compile::{flags_layer, HostFacts, RunFlags};
 use crate::error::CliError;
 use crate::policy_files;
 
@@ -188,22 +186,16 @@ fn supervise(id: &str) -> Result<i32, CliError> {
         return Err(cow_full(&meta, cow_used, eff.cow_mib.value));
     }
     let choice = crate::isolation::choose(&eff, &host.home)?;
-    let egress = match eff.network_mode.value {
-        NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
-        NetworkMode::None => None,
-    };
-    let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
-    crate::isolation::fit(
-        &mut spec,
-        choice.level,
-        dir.join("scratch"),
-        egress.as_ref().map(|g| g.bundle()),
-    );
-    spec.serve_execs = true;
-    spec.label = Some(meta.id.clone());
-    spec.argv.clear();
-    // cow mounts keep their changes in the session, for diff and apply.
-    spec.cow_dir = Some(dir.join("cow"));
+    let paddock_plan::Plan { spec, egress, .. } = paddock_plan::plan(&paddock_plan::Request {
+        host: &host,
+        eff: &eff,
+        flags: &flags,
+        level: choice.level,
+        purpose: paddock_plan::Purpose::Session {
+            id: &meta.id,
+            dir: &dir,
+        },
+    })?;
 
     // From here on, diagnostics go to the session's log.
     let log = std::fs::OpenOptions::new()

@@ -7,7 +7,7 @@ use paddock_policy::{decide_network, merge, ExecMode, Item, Layer, ParsedLayer, 
 use paddock_sandbox::explain::{explain_fs, FsOp};
 
 use crate::cli::PolicyCommand;
-use crate::compile::{compile, flags_layer, normalize, HostFacts, RunFlags};
+use crate::compile::{flags_layer, normalize, HostFacts, RunFlags};
 use crate::error::CliError;
 use crate::policy_files;
 
@@ -247,7 +247,15 @@ fn explain(
                 } else {
                     normalize(&host.cwd.join(p))
                 };
-                let spec = compile(&eff, &flags, &host, None)?;
+                // The policy's answer, at the strongest level.
+                let spec = paddock_plan::plan(&paddock_plan::Request {
+                    host: &host,
+                    eff: &eff,
+                    flags: &flags,
+                    level: paddock_sandbox::Level::Full,
+                    purpose: paddock_plan::Purpose::Check { session: false },
+                })?
+                .spec;
                 let v = explain_fs(&spec, &path, op);
                 (v.allowed, v.code.to_string(), v.rule, None)
             }

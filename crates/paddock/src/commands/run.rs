@@ -3,10 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
-use paddock_policy::NetworkMode;
 
-use crate::compile::{compile, flags_layer, HostFacts, RunFlags};
-use crate::egress::Egress;
+use crate::compile::{flags_layer, HostFacts, RunFlags};
 use crate::error::CliError;
 use crate::policy_files;
 
@@ -30,36 +28,24 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     // minimum (refused below it, with the missing layer and its fix).
     let choice = crate::isolation::choose(&eff, &host.home)?;
     crate::isolation::warn(&choice);
-    let egress = match eff.network_mode.value {
-        NetworkMode::Proxy => Some(Egress::prepare(&eff, &host)?),
-        NetworkMode::None => None,
-    };
-    let mut spec = compile(&eff, &flags, &host, egress.as_ref())?;
-    // Only level no-userns keeps the private home and /tmp on the host.
-    let scratch_dir = if choice.level.namespaces() {
-        crate::places::run_dir(crate::places::SCRATCH_DIR)
-    } else {
-        crate::places::run_dir_checked(crate::places::SCRATCH_DIR)?
-    };
-    crate::isolation::fit(
-        &mut spec,
-        choice.level,
-        scratch_dir,
-        egress.as_ref().map(|g| g.bundle()),
-    );
-    let scratch = Scratch(spec.scratch_dir.clone());
-    let level = choice.level.as_str();
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
     // other session's. Its id is chosen now; the record is written once
     // the sandbox is cloned, while its pid 1 builds the filesystem on the
     // other core, off the start-up path.
-    let plan = RunAudit::plan(&eff)?;
-    if let Some(id) = &plan {
-        // Host tools attribute the run's processes to its record.
-        spec.label = Some(id.clone());
-        spec.env.push(("PADDOCK_SESSION".into(), id.clone().into()));
-    }
+    let record = RunAudit::plan(&eff)?;
+    let paddock_plan::Plan { spec, egress, .. } = paddock_plan::plan(&paddock_plan::Request {
+        host: &host,
+        eff: &eff,
+        flags: &flags,
+        level: choice.level,
+        purpose: paddock_plan::Purpose::Run {
+            record: record.as_deref(),
+        },
+    })?;
+    let scratch = Scratch(spec.scratch_dir.clone());
+    let level = choice.level.as_str();
+    let plan = record;
     let mut events: Option<paddock_proxy::EventSink> = match &a.net_log {
         Some(p) => Some(paddock_proxy::jsonl_sink(Box::new(
             std::fs::OpenOptions::new()

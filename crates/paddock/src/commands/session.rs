@@ -3,7 +3,7 @@
 use paddock_session::{Inputs, Liveness, Retention, Store};
 
 use crate::cli::{ExecArgs, GcArgs, SessionCommand};
-use crate::compile::{compile, flags_layer, HostFacts};
+use crate::compile::{flags_layer, HostFacts};
 use crate::error::CliError;
 use crate::policy_files;
 use crate::supervisor::{self, session_err as to_cli, session_flags};
@@ -59,12 +59,14 @@ pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
             // host gives against the policy's minimum, and the request at
             // that level.
             let choice = crate::isolation::choose(&eff, &host.home)?;
-            let mut spec = compile(&eff, &flags, &host, None)?;
-            // (The scratch folder is the supervisor's to choose and create;
-            // the check only needs one named.)
-            crate::isolation::fit(&mut spec, choice.level, st.root().join("sessions"), None);
-            spec.serve_execs = true;
-            paddock_sandbox::check(&spec)?;
+            let plan = paddock_plan::plan(&paddock_plan::Request {
+                host: &host,
+                eff: &eff,
+                flags: &flags,
+                level: choice.level,
+                purpose: paddock_plan::Purpose::Check { session: true },
+            })?;
+            paddock_sandbox::check(&plan.spec)?;
             // Automatic collection: within the limits, but a session whose
             // supervisor died keeps its trail and unreviewed changes until
             // it ages out or an explicit `paddock gc`.

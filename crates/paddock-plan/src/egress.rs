@@ -10,8 +10,9 @@ use std::sync::Arc;
 use paddock_policy::Effective;
 use paddock_proxy::{Brokered, Config, SessionCa};
 
-use crate::compile::HostFacts;
 use crate::error::CliError;
+use crate::host::HostFacts;
+use paddock_sandbox::Level;
 
 /// The port the proxy listens on inside the sandbox's own network
 /// namespace (always free: the namespace is new).
@@ -209,8 +210,18 @@ impl Egress {
         &self.bundle
     }
 
-    /// Variables set inside the sandbox.
-    pub fn environment(&self) -> Vec<(String, String)> {
+    /// Where the sandbox finds the CA bundle at `level`: paddock's own
+    /// path, or at `no-userns` (no mounts) the bundle's host path.
+    fn bundle_inside(&self, level: Level) -> String {
+        if level.namespaces() {
+            BUNDLE_IN_SANDBOX.to_string()
+        } else {
+            self.bundle.to_string_lossy().into_owned()
+        }
+    }
+
+    /// Variables set inside the sandbox at `level`.
+    pub fn environment(&self, level: Level) -> Vec<(String, String)> {
         let url = format!("http://127.0.0.1:{}", self.port);
         let mut env = Vec::new();
         for k in ["HTTP_PROXY", "HTTPS_PROXY"] {
@@ -236,7 +247,7 @@ impl Egress {
             "GIT_SSL_CAINFO",
             "PIP_CERT",
         ] {
-            env.push((k.to_string(), BUNDLE_IN_SANDBOX.to_string()));
+            env.push((k.to_string(), self.bundle_inside(level)));
         }
         for (name, b) in &self.credentials {
             env.push((name.clone(), b.placeholder.clone()));
@@ -245,7 +256,11 @@ impl Egress {
     }
 
     /// Read-only mounts: the bundle at its own path and over the system's.
-    pub fn mounts(&self) -> Vec<(PathBuf, PathBuf)> {
+    /// At `no-userns`, the bundle is shown at its own host path only.
+    pub fn mounts(&self, level: Level) -> Vec<(PathBuf, PathBuf)> {
+        if !level.namespaces() {
+            return vec![(self.bundle.clone(), self.bundle.clone())];
+        }
         let mut m = vec![(self.bundle.clone(), PathBuf::from(BUNDLE_IN_SANDBOX))];
         if let Some(sys) = &self.system_bundle {
             m.push((self.bundle.clone(), sys.clone()));

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use paddock_policy::{Layer, ParsedLayer, PolicyFile};
 
-use crate::compile::HostFacts;
 use crate::error::CliError;
+use crate::host::HostFacts;
 
 /// The administrator's folder. Debug builds (the test suite) may point it
 /// elsewhere with `PADDOCK_TEST_ADMIN_DIR`; release builds cannot, so a user

@@ -4,7 +4,7 @@
 //! the sandbox builds": the workspace mount, extra mounts, tool folders on
 //! PATH, protected names and the scrubbed environment.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,7 @@ use paddock_policy::{Effective, ExecMode, MountEntry, PolicyFile, WorkspaceMode}
 use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
 use crate::error::CliError;
+pub use crate::host::HostFacts;
 
 /// The protected names of `eff`: the built-in list, the policy's
 /// additions, minus what it lifts.
@@ -20,46 +21,6 @@ pub fn protected_names(eff: &Effective) -> Vec<PathBuf> {
     protected.extend(eff.protect.iter().map(|p| PathBuf::from(&p.value)));
     protected.retain(|p| !eff.unprotect.iter().any(|u| Path::new(&u.value) == p));
     protected
-}
-
-/// What paddock knows about the invoking user's situation.
-#[derive(Debug, Clone)]
-pub struct HostFacts {
-    /// The current directory (as the kernel reports it: no symlinks).
-    pub cwd: PathBuf,
-    /// The user's home directory.
-    pub home: PathBuf,
-    /// The full host environment.
-    pub env: Vec<(OsString, OsString)>,
-}
-
-impl HostFacts {
-    /// Read the facts of this process.
-    pub fn current() -> Result<Self, CliError> {
-        let cwd = std::env::current_dir().map_err(|e| {
-            CliError::new(
-                "CWD_UNAVAILABLE",
-                format!("cannot read the current directory: {e}"),
-                "cd into an existing folder",
-            )
-        })?;
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .filter(|h| h.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("/nonexistent-home"));
-        Ok(HostFacts {
-            cwd,
-            home: normalize(&home),
-            env: std::env::vars_os().collect(),
-        })
-    }
-
-    fn var(&self, name: &str) -> Option<&OsStr> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
-    }
 }
 
 /// The command-line part of a run request. `mounts`, `env`, `unprotect`
@@ -384,11 +345,17 @@ fn socket_grants(
 }
 
 /// Compile the effective policy and the run's own flags into a spec.
-pub fn compile(
+///
+/// The spec is built for `level` from the start: at `no-userns` the private
+/// home and /tmp live in `scratch` on the host, and the egress CA bundle is
+/// shown at its own path (nothing can be mounted over the system's).
+pub(crate) fn compile(
     eff: &Effective,
     flags: &RunFlags,
     host: &HostFacts,
     egress: Option<&crate::egress::Egress>,
+    level: paddock_sandbox::Level,
+    scratch: Option<PathBuf>,
 ) -> Result<SandboxSpec, CliError> {
     if eff.exec.value == ExecMode::Disabled {
         let (code, who) = if eff.exec_disabled_by_admin {
@@ -480,20 +447,7 @@ pub fn compile(
             origin,
         });
     }
-    if let Some(g) = egress {
-        for (source, target) in g.mounts() {
-            push(MountSpec {
-                source,
-                target,
-                mode: MountMode::Ro,
-                origin: "paddock's session CA bundle".into(),
-            });
-        }
-    }
-    for m in mounts
-        .iter()
-        .filter(|m| m.origin != "paddock's session CA bundle")
-    {
+    for m in &mounts {
         if let Some(d) = under_deny(eff, &m.source, host) {
             return Err(CliError::new(
                 "FS_DENIED_BY_POLICY",
@@ -506,6 +460,20 @@ pub fn compile(
                 ),
                 "remove that mount, or ask the owner of the deny rule",
             ));
+        }
+    }
+
+    // paddock's own files (the CA bundle) are not the user's: no deny rule
+    // applies to them.
+    if let Some(g) = egress {
+        for (source, target) in g.mounts(level) {
+            mounts.retain(|o| o.target != target);
+            mounts.push(MountSpec {
+                source,
+                target,
+                mode: MountMode::Ro,
+                origin: "paddock's session CA bundle".into(),
+            });
         }
     }
 
@@ -539,7 +507,7 @@ pub fn compile(
         }
     }
     if let Some(g) = egress {
-        for (k, v) in g.environment() {
+        for (k, v) in g.environment(level) {
             set(&mut env, k.into(), v.into());
         }
     }
@@ -573,8 +541,8 @@ pub fn compile(
         cow_dir: None,
         audit: audit_level(eff.audit_level.value),
         label: None,
-        level: paddock_sandbox::Level::Full,
-        scratch_dir: None,
+        level,
+        scratch_dir: if level.namespaces() { None } else { scratch },
     })
 }
 
@@ -594,6 +562,7 @@ pub fn audit_level(l: paddock_policy::AuditLevel) -> paddock_sandbox::AuditLevel
 mod tests {
     use super::*;
     use paddock_policy::{merge, Layer, ParsedLayer};
+    use paddock_sandbox::Level;
 
     fn host() -> HostFacts {
         HostFacts {
@@ -612,6 +581,32 @@ mod tests {
         let l = ParsedLayer::from_values(Layer::Flags, "command line", flags_layer(flags).unwrap())
             .unwrap();
         merge(&[l]).unwrap()
+    }
+
+    #[test]
+    fn the_spec_is_built_for_the_level_it_is_given() {
+        let flags = RunFlags {
+            argv: vec!["true".into()],
+            ..RunFlags::default()
+        };
+        let eff = eff_for(&flags);
+        let full = compile(&eff, &flags, &host(), None, Level::Full, Some("/s".into())).unwrap();
+        assert_eq!(full.level, Level::Full);
+        assert_eq!(full.scratch_dir, None);
+        let bare = compile(
+            &eff,
+            &flags,
+            &host(),
+            None,
+            Level::NoUserns,
+            Some("/s".into()),
+        )
+        .unwrap();
+        assert_eq!(bare.level, Level::NoUserns);
+        assert_eq!(bare.scratch_dir.as_deref(), Some(Path::new("/s")));
+        // Everything else is the same request.
+        assert_eq!(full.mounts.len(), bare.mounts.len());
+        assert_eq!(full.argv, bare.argv);
     }
 
     #[test]
@@ -640,7 +635,7 @@ mod tests {
             env: vec!["FOO".into(), "X=1".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&eff_for(&flags), &flags, &host(), None).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host(), None, Level::Full, None).unwrap();
         let names: Vec<_> = spec
             .env
             .iter()
@@ -670,11 +665,11 @@ mod tests {
             argv: vec!["true".into()],
             ..RunFlags::default()
         };
-        let e = compile(&eff_for(&flags), &flags, &h, None).unwrap_err();
+        let e = compile(&eff_for(&flags), &flags, &h, None, Level::Full, None).unwrap_err();
         assert_eq!(e.code, "WORKSPACE_IS_HOME");
         h.cwd = "/".into();
         assert_eq!(
-            compile(&eff_for(&flags), &flags, &h, None)
+            compile(&eff_for(&flags), &flags, &h, None, Level::Full, None)
                 .unwrap_err()
                 .code,
             "WORKSPACE_IS_HOME"
@@ -688,7 +683,7 @@ mod tests {
             unprotect: vec![".git".into()],
             ..RunFlags::default()
         };
-        let spec = compile(&eff_for(&flags), &flags, &host(), None).unwrap();
+        let spec = compile(&eff_for(&flags), &flags, &host(), None, Level::Full, None).unwrap();
         assert!(!spec.protected.contains(&PathBuf::from(".git")));
         assert!(spec.protected.contains(&PathBuf::from(".paddock")));
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use paddock_policy::{Effective, IsolationLevel};
 use paddock_sandbox::probe::Layers;
-use paddock_sandbox::{Level, SandboxSpec};
+use paddock_sandbox::Level;
 
 use crate::error::CliError;
 
@@ -181,30 +181,4 @@ pub fn warn(c: &Choice) {
          docs/isolation-levels.md for what this level does not block\n  fix: {fix}",
         c.level.as_str()
     );
-}
-
-/// Fit a compiled spec to `level`: at `no-userns` the private home and
-/// /tmp live in `scratch`, and the egress CA bundle is shown at its own
-/// path (nothing can be mounted over the system's bundle), with the CA
-/// variables naming it there.
-pub fn fit(spec: &mut SandboxSpec, level: Level, scratch: PathBuf, bundle: Option<&Path>) {
-    spec.level = level;
-    if level.namespaces() {
-        return;
-    }
-    spec.scratch_dir = Some(scratch);
-    if let Some(b) = bundle {
-        spec.mounts.retain(|m| m.source != b);
-        spec.mounts.push(paddock_sandbox::MountSpec {
-            source: b.to_path_buf(),
-            target: b.to_path_buf(),
-            mode: paddock_sandbox::MountMode::Ro,
-            origin: "the egress proxy's CA bundle".into(),
-        });
-        for (_, v) in spec.env.iter_mut() {
-            if v == crate::egress::BUNDLE_IN_SANDBOX {
-                *v = b.as_os_str().to_os_string();
-            }
-        }
-    }
 }
