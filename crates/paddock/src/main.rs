@@ -13,10 +13,10 @@
 
 mod cli;
 mod commands;
-mod status;
-mod supervisor;
 
-// The plan (policy → spec, egress, audit wiring) is a library crate.
+// The plan (policy → spec, egress, audit wiring) and a session's control
+// (supervisor, client, status) are library crates.
+use paddock_control::{self as supervisor, status};
 use paddock_plan::{audit, compile, error, isolation, places, policy_files};
 
 use std::process::ExitCode;

@@ -48,7 +48,7 @@ impl paddock_dashboard::Backend for Local {
         let meta = self.store.load(session).map_err(|e| e.to_string())?;
         let changes = paddock_session::cow::changes(
             &self.store.dir(&meta.id),
-            &crate::commands::session::session_protected(&meta),
+            &crate::supervisor::session_protected(&meta),
         )
         .map_err(|e| e.to_string())?;
         Ok(changes
@@ -70,7 +70,7 @@ impl paddock_dashboard::Backend for Local {
         let eff = crate::policy_files::effective(&self.host, None, None).map_err(|e| e.message)?;
         let r = self
             .store
-            .gc(crate::commands::session::retention(&eff), false)
+            .gc(crate::supervisor::retention(&eff), false)
             .map_err(|e| e.to_string())?;
         serde_json::to_value(r).map_err(|e| e.to_string())
     }

@@ -3,7 +3,6 @@
 mod dashboard;
 mod doctor;
 mod install;
-mod mcp;
 mod policy;
 mod run;
 pub(crate) mod session;
@@ -36,7 +35,7 @@ pub fn dispatch(cmd: Command) -> Result<i32, CliError> {
         Command::Doctor(a) => doctor::doctor(a),
         Command::Status { json } => status::status(json),
         Command::Dashboard { port } => dashboard::dashboard(port),
-        Command::Mcp { policy } => mcp::mcp(policy),
+        Command::Mcp { policy } => paddock_mcp::serve(policy),
         Command::Policy(c) => policy::policy(c),
         Command::Session(c) => session::session(c),
         Command::Exec(a) => session::exec(a),

@@ -388,7 +388,7 @@ impl RunAudit {
             store,
             meta,
             caller,
-            retention: crate::commands::session::retention(eff),
+            retention: crate::supervisor::retention(eff),
         })
     }
 

@@ -12,24 +12,9 @@ fn store(host: &HostFacts) -> Store {
     Store::locate(&host.home)
 }
 
-pub(crate) fn retention(eff: &paddock_policy::Effective) -> Retention {
-    Retention {
-        remove_dead: true,
-        max_age_s: eff.max_age_s.value,
-        max_count: eff.max_count.value,
-        max_disk_mib: eff.max_disk_mib.value,
-    }
-}
-
 /// Seconds as `42s`, `5m`, `3h`, `2d`.
-pub(crate) fn age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
+use crate::status::age;
+use crate::supervisor::{retention, session_protected};
 
 /// Session subcommands.
 pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
@@ -192,32 +177,6 @@ fn stopped(st: &Store, key: &str) -> Result<paddock_session::Meta, CliError> {
         ));
     }
     Ok(meta)
-}
-
-/// The protected names a session's changes are judged by: its policy's,
-/// or, when that no longer loads, the built-in list with nothing lifted.
-pub(crate) fn session_protected(meta: &paddock_session::Meta) -> Vec<std::path::PathBuf> {
-    let fallback = || {
-        paddock_sandbox::DEFAULT_PROTECTED
-            .iter()
-            .map(std::path::PathBuf::from)
-            .collect()
-    };
-    let Ok(host0) = HostFacts::current() else {
-        return fallback();
-    };
-    let host = HostFacts {
-        cwd: meta.inputs.workspace.clone(),
-        ..host0
-    };
-    let flags = crate::supervisor::session_flags(&meta.inputs);
-    let Ok(layer) = flags_layer(&flags) else {
-        return fallback();
-    };
-    match policy_files::effective(&host, meta.inputs.policy.as_deref(), Some(layer)) {
-        Ok(eff) => crate::compile::protected_names(&eff),
-        Err(_) => fallback(),
-    }
 }
 
 fn change_mark(c: &paddock_session::cow::Change) -> &'static str {

@@ -185,7 +185,7 @@ pub struct LimitsStatus {
 /// What a memory limit covers, given the mechanisms that hold: a memory
 /// cgroup covers the sandbox; without one only RLIMIT_AS applies, per
 /// process.
-pub(crate) fn memory_scope(enforced_by: &[&str]) -> &'static str {
+pub fn memory_scope(enforced_by: &[&str]) -> &'static str {
     if enforced_by.iter().any(|e| e.starts_with("memory")) {
         "sandbox"
     } else {
@@ -476,16 +476,16 @@ pub fn describe(e: &paddock_audit::Event) -> String {
 }
 
 /// Collect the status of `store`.
-pub fn collect(store: &Store, host: &crate::compile::HostFacts) -> Status {
+pub fn collect(store: &Store, host: &paddock_plan::HostFacts) -> Status {
     collect_with(store, probe_isolation(host))
 }
 
 /// Probe the host and load the policy's minimum (best effort: a policy
 /// that does not load shows as such).
-pub fn probe_isolation(host: &crate::compile::HostFacts) -> Isolation {
-    let (layers, _) = crate::isolation::layers(&host.home);
+pub fn probe_isolation(host: &paddock_plan::HostFacts) -> Isolation {
+    let (layers, _) = paddock_plan::isolation::layers(&host.home);
     let checks = paddock_sandbox::probe::kernel_checks(&layers);
-    let eff = crate::policy_files::effective(host, None, None).ok();
+    let eff = paddock_plan::policy_files::effective(host, None, None).ok();
     isolation(&checks, &layers, eff.as_ref().map(|e| &e.isolation_minimum))
 }
 
@@ -544,7 +544,8 @@ pub fn collect_with(store: &Store, isolation: Isolation) -> Status {
     }
 }
 
-pub(crate) fn human_bytes(b: u64) -> String {
+/// A byte count, short: `512 B`, `3.4 MiB`.
+pub fn human_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.1}G", b as f64 / f64::from(1u32 << 30)),
         b if b >= 1 << 20 => format!("{:.1}M", b as f64 / f64::from(1u32 << 20)),
@@ -624,8 +625,8 @@ pub fn render(st: &Status) -> String {
                 clip(&s.id, 12),
                 clip(s.name.as_deref().unwrap_or("-"), 10),
                 s.state,
-                crate::commands::session::age(s.age_s),
-                crate::commands::session::age(s.idle_s),
+                age(s.age_s),
+                age(s.idle_s),
                 s.commands,
                 s.rss_kib
                     .map(|k| human_bytes(k * 1024))
@@ -692,7 +693,7 @@ pub fn render(st: &Status) -> String {
     match &st.last_gc {
         Some(g) => o.push_str(&format!(
             "\nlast cleanup: {} ago, removed {} ({})\n",
-            crate::commands::session::age(paddock_session::now().saturating_sub(g.ran_at)),
+            age(paddock_session::now().saturating_sub(g.ran_at)),
             g.removed.len(),
             human_bytes(g.bytes)
         )),
@@ -711,6 +712,16 @@ pub fn render(st: &Status) -> String {
     }
     // Every line within 80 columns, whatever the data.
     o.lines().map(|l| clip_end(l, 80) + "\n").collect()
+}
+
+/// A duration in seconds, short: `42s`, `5m`, `3h`, `2d`.
+pub fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! run *inside* the sandbox (`cat`, `find`), so Landlock, mounts and
 //! protected paths apply to them exactly as to commands.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,8 +26,10 @@ use serde::Deserialize;
 
 use paddock_session::{Meta, Store};
 
-use crate::compile::HostFacts;
-use crate::error::CliError;
+use paddock_control as supervisor;
+use paddock_plan::compile::HostFacts;
+use paddock_plan::error::CliError;
+use paddock_plan::{audit, compile, policy_files};
 
 /// Output kept per stream (head and tail), bytes.
 const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -93,8 +97,8 @@ fn failure(text: impl Into<String>) -> CallToolResult {
 /// A file tool's answer: `ok(output)` when its command succeeded, else the
 /// command's stderr (the sandbox's refusal, in its own words).
 fn answer(
-    r: Result<crate::supervisor::Captured, String>,
-    ok: impl FnOnce(&crate::supervisor::Captured) -> String,
+    r: Result<supervisor::Captured, String>,
+    ok: impl FnOnce(&supervisor::Captured) -> String,
 ) -> CallToolResult {
     match r {
         Ok(c) if c.code == 0 => CallToolResult::success(vec![ContentBlock::text(ok(&c))]),
@@ -109,7 +113,7 @@ fn caller(id: &RequestId, meta: &RequestMetaObject) -> paddock_audit::Caller {
             .iter()
             .find_map(|k| v[*k].as_str().map(str::to_string))
     });
-    let mut c = crate::audit::caller_from_env();
+    let mut c = audit::caller_from_env();
     c.tool_call_id = Some(from_meta.unwrap_or_else(|| {
         let id = serde_json::to_value(id).unwrap_or_default();
         format!(
@@ -130,24 +134,24 @@ impl Paddock {
                 .state
                 .store
                 .load(&m.id)
-                .map_err(crate::supervisor::session_err);
+                .map_err(supervisor::session_err);
         }
         let inputs = paddock_session::Inputs {
             workspace: self.state.host.cwd.clone(),
             policy: self.state.policy.clone(),
             ..Default::default()
         };
-        let flags = crate::supervisor::session_flags(&inputs);
-        let eff = crate::policy_files::effective(
+        let flags = supervisor::session_flags(&inputs);
+        let eff = policy_files::effective(
             &self.state.host,
             self.state.policy.as_deref(),
-            Some(crate::compile::flags_layer(&flags)?),
+            Some(compile::flags_layer(&flags)?),
         )?;
         let meta = self
             .state
             .store
             .create(None, eff.hash(), eff.idle_timeout_s.value, inputs)
-            .map_err(crate::supervisor::session_err)?;
+            .map_err(supervisor::session_err)?;
         *g = Some(meta.clone());
         Ok(meta)
     }
@@ -161,7 +165,7 @@ impl Paddock {
         timeout: Duration,
         who: paddock_audit::Caller,
         limit: usize,
-    ) -> Result<crate::supervisor::Captured, String> {
+    ) -> Result<supervisor::Captured, String> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let meta = this
@@ -175,10 +179,10 @@ impl Paddock {
                     meta.inputs.workspace.join(p)
                 }
             });
-            crate::supervisor::exec_captured(
+            supervisor::exec_captured(
                 &this.state.store,
                 &meta,
-                crate::supervisor::CaptureRequest {
+                supervisor::CaptureRequest {
                     argv,
                     cwd: cwd.or_else(|| Some(meta.inputs.workspace.clone())),
                     caller: who,
@@ -200,7 +204,7 @@ impl Paddock {
         argv: Vec<String>,
         stdin: Vec<u8>,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<crate::supervisor::Captured, String> {
+    ) -> Result<supervisor::Captured, String> {
         let who = caller(&ctx.id, &ctx.meta);
         // Twice the largest file: a whole read never loses its middle.
         let limit = 2 * READ_LIMIT;
@@ -387,7 +391,7 @@ impl Paddock {
             };
             match paddock_session::cow::changes(
                 &this.state.store.dir(&m.id),
-                &crate::commands::session::session_protected(m),
+                &supervisor::session_protected(m),
             ) {
                 Ok(c) if c.is_empty() => {
                     "no changes in cow mounts (a rw workspace is changed in place)".to_string()
@@ -550,11 +554,11 @@ fn guarded_stdio() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
 
 /// Serve MCP on stdin/stdout until the client goes away; then stop the
 /// session this server created.
-pub fn mcp(policy: Option<PathBuf>) -> Result<i32, CliError> {
+pub fn serve(policy: Option<PathBuf>) -> Result<i32, CliError> {
     let host = HostFacts::current()?;
     let policy = policy.map(|p| if p.is_absolute() { p } else { host.cwd.join(p) });
     // A bad policy is an error now, not at the first tool call.
-    crate::policy_files::effective(&host, policy.as_deref(), None)?;
+    policy_files::effective(&host, policy.as_deref(), None)?;
     let store = Store::locate(&host.home);
     let server = Paddock::new(State {
         store: store.clone(),
@@ -583,7 +587,7 @@ pub fn mcp(policy: Option<PathBuf>) -> Result<i32, CliError> {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     if let Some(m) = meta.and_then(|m| store.load(&m.id).ok()) {
-        let _ = crate::supervisor::stop(&store, &m);
+        let _ = supervisor::stop(&store, &m);
     }
     served.map_err(|e| {
         CliError::new(
