@@ -34,6 +34,7 @@ use paddock_plan::error::CliError;
 use paddock_plan::{audit, isolation, policy_files};
 
 pub mod client;
+pub mod run_record;
 pub mod server;
 pub mod status;
 

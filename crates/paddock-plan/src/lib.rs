@@ -13,6 +13,7 @@ pub mod audit;
 pub mod compile;
 pub mod egress;
 pub mod error;
+pub mod footprint;
 pub mod host;
 pub mod isolation;
 pub mod places;
