@@ -20,7 +20,11 @@ use tokio::net::TcpStream;
 
 use crate::broker::{self, Scrubbed};
 use crate::judge::{Ctx, Lease, Outcome, Target, Via};
-use crate::{provider, tunnel};
+use crate::provider;
+
+/// CONNECT: what is inside the tunnel, judged (and served as HTTP again
+/// when it is inspected).
+pub(crate) mod tunnel;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 

@@ -45,7 +45,6 @@ mod judge;
 mod limits;
 mod sni;
 mod socks;
-mod tunnel;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,6 +1,6 @@
 //! Every call the setup sequence makes, behind one trait.
 //!
-//! [`crate::sequence`] is written against [`Sys`], so that the order the
+//! The setup sequence (sequence.rs) is written against [`Sys`], so that the order the
 //! security argument depends on can be unit-tested without privilege: the
 //! [`Linux`] implementation forwards each call to `paddock-sys` (or to the
 //! Landlock and seccomp code of this crate), and the recording fake of the
@@ -29,12 +29,6 @@ pub(crate) enum Kind {
     Other,
     Missing,
 }
-
-/// The `unshare` flags of the user-namespace check: `CLONE_NEWUSER` with a
-/// bit the kernel refuses (`CSIGNAL`'s low bit), so that the call can never
-/// create a namespace. The sandbox's filter matches `CLONE_NEWUSER` and
-/// answers `EPERM`; without the filter the kernel answers `EINVAL`.
-pub(crate) const USERNS_PROBE_FLAGS: u64 = 0x1000_0000 | 0x80;
 
 /// The calls of the setup sequence. Each method is one system call (or one
 /// tightly bound group, such as installing a seccomp program), with the
@@ -133,7 +127,8 @@ pub(crate) trait Sys {
     fn seccomp_filters(&self) -> io::Result<Option<u64>>;
     /// Is the process in seccomp filter mode?
     fn seccomp_filter_mode(&self) -> bool;
-    /// Try to create a user namespace ([`USERNS_PROBE_FLAGS`]); the errno.
+    /// Try to create a user namespace ([`crate::seccomp::USERNS_PROBE_FLAGS`]);
+    /// the errno.
     fn userns_probe(&self) -> i32;
 }
 
@@ -314,7 +309,7 @@ impl Sys for Linux {
         matches!(seccomp_status("Seccomp:"), Ok(Some(2)))
     }
     fn userns_probe(&self) -> i32 {
-        match sys::unshare(USERNS_PROBE_FLAGS) {
+        match sys::unshare(crate::seccomp::USERNS_PROBE_FLAGS) {
             Ok(()) => 0,
             Err(e) => e.raw_os_error().unwrap_or(0),
         }

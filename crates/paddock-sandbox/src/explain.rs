@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::sequence::SYSTEM_DIRS;
-use crate::spec::{normalize, Level, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS};
+use crate::spec::{normalize, Level, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
 
 /// A file operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -25,8 +25,7 @@ use landlock::{
 use serde::{Deserialize, Serialize};
 
 use crate::prepare::Prepared;
-use crate::sequence::SYSTEM_DIRS;
-use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS};
+use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
 
 /// The ABI whose rights paddock asks for (the newest whose access rights
 /// and scopes it has been reviewed against).

@@ -147,8 +147,7 @@ impl Watch {
             let _ = sys::seccomp_notif_respond(fd, n.id, Some(libc::EPERM));
             // The setup sequence's own check that this refusal is in force
             // (sequence.rs): flags that can create nothing, not an event.
-            if i64::from(n.nr) == libc::SYS_unshare && n.args[0] == crate::calls::USERNS_PROBE_FLAGS
-            {
+            if i64::from(n.nr) == libc::SYS_unshare && n.args[0] == seccomp::USERNS_PROBE_FLAGS {
                 return None;
             }
             let nr = n.nr as u32;

@@ -48,7 +48,7 @@ pub(crate) struct Prepared {
     pub seccomp: Vec<BpfProgram>,
     /// The observing filter (with a notification listener), when auditing.
     pub audit_filter: Option<Vec<(u16, u8, u8, u32)>>,
-    /// The spec, for the audit observer's verdicts ([`crate::explain`]).
+    /// The spec, for the audit observer's verdicts (explain.rs).
     pub model: SandboxSpec,
     /// The spec's label, reduced to letters and digits.
     pub label: Option<String>,

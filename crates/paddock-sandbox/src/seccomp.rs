@@ -13,6 +13,12 @@ use seccompiler::{sock_filter, BpfProgram};
 use crate::error::SandboxError;
 use crate::spec::AuditLevel;
 
+/// The `unshare` flags of the user-namespace check: `CLONE_NEWUSER` with a
+/// bit the kernel refuses (`CSIGNAL`'s low bit), so that the call can never
+/// create a namespace. The sandbox's filter matches `CLONE_NEWUSER` and
+/// answers `EPERM`; without the filter the kernel answers `EINVAL`.
+pub(crate) const USERNS_PROBE_FLAGS: u64 = 0x1000_0000 | 0x80;
+
 /// The filter source, compiled into the binary.
 pub const FILTER_JSON: &str = include_str!("../resources/seccomp/sandbox.json");
 

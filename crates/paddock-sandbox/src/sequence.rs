@@ -57,7 +57,7 @@ use crate::calls::{Kind, Sys};
 use crate::landlock_rules::LandlockReport;
 use crate::prepare::Prepared;
 use crate::seccomp;
-use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS};
+use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
 
 /// A failed step: which one, and why. The one error type of the sequence.
 #[derive(Debug)]
@@ -93,13 +93,6 @@ fn check(name: &'static str, ok: bool, what: impl FnOnce() -> String) -> Result<
         Err(StepError::new(name, what()))
     }
 }
-
-/// System folders shown read-only at the same path. A folder that is a
-/// symbolic link on the host (`/bin -> usr/bin` on merged-/usr systems) is
-/// recreated as the same link.
-pub(crate) const SYSTEM_DIRS: &[&str] = &[
-    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
-];
 
 /// Device nodes bound from the host. Everything else in /dev is absent.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];

@@ -327,3 +327,10 @@ pub fn normalize(p: &std::path::Path) -> PathBuf {
     }
     out
 }
+
+/// System folders shown read-only at the same path. A folder that is a
+/// symbolic link on the host (`/bin -> usr/bin` on merged-/usr systems) is
+/// recreated as the same link.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt",
+];

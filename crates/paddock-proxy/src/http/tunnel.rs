@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use paddock_policy::canonical_host;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::http::{connect_upstream, mitm, serve_plain};
+use super::{connect_upstream, mitm, serve_plain};
 use crate::judge::{Ctx, Lease, Outcome, Target};
 use crate::limits::{relay, Prefixed};
 use crate::sni::{offers_ech, parse_client_hello, Hello, MAX_HELLO};
