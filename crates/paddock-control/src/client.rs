@@ -3,6 +3,7 @@
 //! output), stop it.
 
 use super::*;
+use paddock_reasons::Reason;
 
 /// The control socket of `meta`'s supervisor, starting the supervisor
 /// (`paddock __supervise ID`) when the session has none running.
@@ -40,7 +41,7 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
     let out = child
         .stdout
         .take()
-        .ok_or_else(|| CliError::new("SESSION_IO", "no supervisor output", ""))?;
+        .ok_or_else(|| CliError::new(Reason::SESSION_IO.code(), "no supervisor output", ""))?;
     let _ = BufReader::new(out).read_line(&mut line);
     if line.trim() == "ready" {
         // The supervisor outlives us; nobody waits for it but init.
@@ -60,7 +61,7 @@ pub fn ensure_supervisor(store: &Store, meta: &Meta) -> Result<PathBuf, CliError
             )
         });
     Err(CliError {
-        code: "SESSION_START_FAILED",
+        code: Reason::SESSION_START_FAILED.code(),
         message: format!(
             "session {} could not start its sandbox [{}]:\n{message}",
             meta.label(),
@@ -190,7 +191,7 @@ pub(crate) fn exec_with_winch(
         }
     }
     Err(CliError::new(
-        "SESSION_LOST",
+        Reason::SESSION_LOST.code(),
         format!("session {} ended while the command ran", meta.label()),
         "see its supervisor.log",
     ))
@@ -230,7 +231,7 @@ pub fn stop(store: &Store, meta: &Meta) -> Result<bool, CliError> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(CliError::new(
-        "SESSION_STOP_TIMEOUT",
+        Reason::SESSION_STOP_TIMEOUT.code(),
         format!("session {} did not stop within 10 s", meta.label()),
         "kill its supervisor (pid in meta.json); its sandbox dies with it",
     ))
@@ -335,7 +336,7 @@ pub(crate) fn send_exec(
         })
         .map_err(|e| {
             CliError::new(
-                "BAD_REQUEST",
+                Reason::BAD_REQUEST.code(),
                 e.to_string(),
                 "a command line cannot carry a NUL byte; remove it",
             )
@@ -433,7 +434,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
         match reader.read_line(&mut line) {
             Ok(0) => {
                 break Err(CliError::new(
-                    "SESSION_LOST",
+                    Reason::SESSION_LOST.code(),
                     format!("session {} ended while the command ran", meta.label()),
                     "see its supervisor.log",
                 ))

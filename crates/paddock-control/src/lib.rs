@@ -32,6 +32,7 @@ use serde::Serialize;
 use paddock_plan::compile::{flags_layer, HostFacts, RunFlags};
 use paddock_plan::error::CliError;
 use paddock_plan::{audit, isolation, policy_files};
+use paddock_reasons::Reason;
 
 pub mod client;
 pub mod run_record;
@@ -46,7 +47,7 @@ pub use paddock_protocol::{ControlRequest, PROTOCOL_VERSION};
 pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
     move |e| {
         CliError::new(
-            "SESSION_IO",
+            Reason::SESSION_IO.code(),
             format!("{what}: {e}"),
             "check the session's folder and its supervisor.log",
         )
@@ -56,9 +57,9 @@ pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
 /// A session store error as the CLI reports it.
 pub fn session_err(e: paddock_session::SessionError) -> CliError {
     let code = match e {
-        paddock_session::SessionError::NotFound(_) => "SESSION_NOT_FOUND",
-        paddock_session::SessionError::NameTaken(_) => "SESSION_NAME_TAKEN",
-        _ => "SESSION_IO",
+        paddock_session::SessionError::NotFound(_) => Reason::SESSION_NOT_FOUND.code(),
+        paddock_session::SessionError::NameTaken(_) => Reason::SESSION_NAME_TAKEN.code(),
+        _ => Reason::SESSION_IO.code(),
     };
     CliError::new(
         code,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use paddock_plan::compile::RunFlags;
 use paddock_plan::error::CliError;
+use paddock_reasons::Reason;
 
 /// The audit trail of one `paddock run`.
 pub struct RunAudit {
@@ -39,15 +40,19 @@ impl RunAudit {
         {
             if policy_wants {
                 return Err(CliError::new(
-                    "AUDIT_OTLP_CONFIG",
+                    Reason::AUDIT_OTLP_CONFIG.code(),
                     msg,
                     "the policy asks for OTLP export (audit.sinks); fix the endpoint settings",
                 ));
             }
         }
-        paddock_session::Store::new_id()
-            .map(Some)
-            .map_err(|e| CliError::new("HOST_IO_ERROR", e.to_string(), "check /dev/urandom"))
+        paddock_session::Store::new_id().map(Some).map_err(|e| {
+            CliError::new(
+                Reason::HOST_IO_ERROR.code(),
+                e.to_string(),
+                "check /dev/urandom",
+            )
+        })
     }
 
     /// Create the run's record `id` and its log. A store that cannot be

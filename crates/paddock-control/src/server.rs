@@ -2,6 +2,7 @@
 //! socket and owning its sandbox.
 
 use super::*;
+use paddock_reasons::Reason;
 
 pub(crate) struct Shared {
     ctl: Mutex<UnixStream>,
@@ -67,7 +68,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         .map_err(io_err("supervisor.lock"))?;
     if !paddock_sys::flock_exclusive(lock.as_fd(), false).map_err(io_err("supervisor.lock"))? {
         return Err(CliError::new(
-            "SESSION_RUNNING",
+            Reason::SESSION_RUNNING.code(),
             format!("session {} already has a supervisor", meta.label()),
             "",
         ));
@@ -77,7 +78,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     meta = store.load(id).map_err(session_err)?;
     if meta.liveness() == Liveness::Running {
         return Err(CliError::new(
-            "SESSION_RUNNING",
+            Reason::SESSION_RUNNING.code(),
             format!("session {} already has a supervisor", meta.label()),
             "",
         ));
@@ -94,7 +95,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     )?;
     if eff.hash() != meta.policy_hash {
         return Err(CliError::new(
-            "SESSION_POLICY_CHANGED",
+            Reason::SESSION_POLICY_CHANGED.code(),
             format!(
                 "the effective policy changed since session {} started ({} → {})",
                 meta.label(),
@@ -180,7 +181,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     let ctl = running
         .control
         .take()
-        .ok_or_else(|| CliError::new("SESSION_IO", "no control channel", ""))?;
+        .ok_or_else(|| CliError::new(Reason::SESSION_IO.code(), "no control channel", ""))?;
     let sock = dir.join("control.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(io_err("control.sock"))?;
@@ -251,7 +252,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
                     shared.audit.emit(
                         "session.cow_full",
                         Some(false),
-                        Some("COW_LAYER_FULL"),
+                        Some(Reason::COW_LAYER_FULL.code()),
                         &paddock_audit::Caller::default(),
                         serde_json::json!({"bytes": used, "cap_mib": cow_mib}),
                     );
@@ -438,7 +439,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
         Err(e) => {
             send_line(
                 &conn,
-                &serde_json::json!({"error": "BAD_REQUEST", "field": e.field, "message": e.to_string(), "protocol": PROTOCOL_VERSION}),
+                &serde_json::json!({"error": Reason::BAD_REQUEST.code(), "field": e.field, "message": e.to_string(), "protocol": PROTOCOL_VERSION}),
             );
             return;
         }
@@ -500,7 +501,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
             if argv.is_empty() {
                 send_line(
                     &conn,
-                    &serde_json::json!({"error": "BAD_REQUEST", "message": "argv is empty"}),
+                    &serde_json::json!({"error": Reason::BAD_REQUEST.code(), "message": "argv is empty"}),
                 );
                 return;
             }
@@ -516,7 +517,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     Err(e) => {
                         send_line(
                             &conn,
-                            &serde_json::json!({"error": "SESSION_IO", "message": format!("pipes: {e}")}),
+                            &serde_json::json!({"error": Reason::SESSION_IO.code(), "message": format!("pipes: {e}")}),
                         );
                         return;
                     }
@@ -696,7 +697,7 @@ pub(crate) enum Check {
 /// A session whose cow layers passed their cap.
 pub(crate) fn cow_full(meta: &Meta, used: u64, cap_mib: u64) -> CliError {
     CliError::new(
-        "COW_LAYER_FULL",
+        Reason::COW_LAYER_FULL.code(),
         format!(
             "session {}'s copy-on-write changes take {} MiB, over process.limits.cow_mib = {cap_mib}",
             meta.label(),

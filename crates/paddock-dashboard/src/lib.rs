@@ -31,6 +31,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
+use paddock_reasons::Reason;
 
 const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -173,7 +174,7 @@ fn check(ctx: &Ctx, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> 
     if !ours.iter().any(|o| o == host) {
         return Err(Box::new(refuse(
             StatusCode::FORBIDDEN,
-            "DASHBOARD_BAD_HOST",
+            Reason::DASHBOARD_BAD_HOST.code(),
             "this dashboard answers only to 127.0.0.1 or localhost with its port (DNS rebinding guard)",
         )));
     }
@@ -182,7 +183,7 @@ fn check(ctx: &Ctx, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> 
         if !ours.iter().any(|h| o == format!("http://{h}")) {
             return Err(Box::new(refuse(
                 StatusCode::FORBIDDEN,
-                "DASHBOARD_BAD_ORIGIN",
+                Reason::DASHBOARD_BAD_ORIGIN.code(),
                 "requests from other sites are refused (CSRF guard)",
             )));
         }
@@ -196,7 +197,7 @@ fn check(ctx: &Ctx, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> 
     if !given.is_some_and(|t| same(&t, &ctx.token)) {
         return Err(Box::new(refuse(
             StatusCode::UNAUTHORIZED,
-            "DASHBOARD_TOKEN_REQUIRED",
+            Reason::DASHBOARD_TOKEN_REQUIRED.code(),
             "open the URL `paddock dashboard` printed: it carries the token",
         )));
     }
@@ -236,17 +237,17 @@ async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
             Some(v) => json(StatusCode::OK, &v),
             None => refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "DASHBOARD_ERROR",
+                Reason::DASHBOARD_ERROR.code(),
                 "status failed",
             ),
         },
         (Method::GET, "/api/stream") => stream(ctx, query_param(&req, "session")),
         (Method::POST, "/api/gc") => match blocking(move || b.gc()).await {
             Some(Ok(v)) => json(StatusCode::OK, &v),
-            Some(Err(e)) => refuse(StatusCode::CONFLICT, "GC_FAILED", &e),
+            Some(Err(e)) => refuse(StatusCode::CONFLICT, Reason::GC_FAILED.code(), &e),
             None => refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "DASHBOARD_ERROR",
+                Reason::DASHBOARD_ERROR.code(),
                 "gc failed",
             ),
         },
@@ -255,10 +256,12 @@ async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                 let id = id.to_string();
                 match blocking(move || b.policy(&id)).await {
                     Some(Ok(v)) => json(StatusCode::OK, &v),
-                    Some(Err(e)) => refuse(StatusCode::NOT_FOUND, "SESSION_NOT_FOUND", &e),
+                    Some(Err(e)) => {
+                        refuse(StatusCode::NOT_FOUND, Reason::SESSION_NOT_FOUND.code(), &e)
+                    }
                     None => refuse(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "DASHBOARD_ERROR",
+                        Reason::DASHBOARD_ERROR.code(),
                         "failed",
                     ),
                 }
@@ -267,10 +270,12 @@ async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                 let id = id.to_string();
                 match blocking(move || b.diff(&id)).await {
                     Some(Ok(t)) => full(StatusCode::OK, "text/plain; charset=utf-8", t),
-                    Some(Err(e)) => refuse(StatusCode::NOT_FOUND, "SESSION_NOT_FOUND", &e),
+                    Some(Err(e)) => {
+                        refuse(StatusCode::NOT_FOUND, Reason::SESSION_NOT_FOUND.code(), &e)
+                    }
                     None => refuse(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "DASHBOARD_ERROR",
+                        Reason::DASHBOARD_ERROR.code(),
                         "failed",
                     ),
                 }
@@ -284,7 +289,7 @@ async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                     Some(v) => json(StatusCode::OK, &serde_json::Value::Array(v)),
                     None => refuse(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "DASHBOARD_ERROR",
+                        Reason::DASHBOARD_ERROR.code(),
                         "failed",
                     ),
                 }
@@ -296,20 +301,22 @@ async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
                         StatusCode::OK,
                         &serde_json::json!({"ok": true, "message": m}),
                     ),
-                    Some(Err(e)) => refuse(StatusCode::CONFLICT, "STOP_FAILED", &e),
+                    Some(Err(e)) => refuse(StatusCode::CONFLICT, Reason::STOP_FAILED.code(), &e),
                     None => refuse(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        "DASHBOARD_ERROR",
+                        Reason::DASHBOARD_ERROR.code(),
                         "failed",
                     ),
                 }
             }
-            (Method::GET | Method::POST, _) => {
-                refuse(StatusCode::NOT_FOUND, "NOT_FOUND", "no such page")
-            }
+            (Method::GET | Method::POST, _) => refuse(
+                StatusCode::NOT_FOUND,
+                Reason::NOT_FOUND.code(),
+                "no such page",
+            ),
             _ => refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                Reason::METHOD_NOT_ALLOWED.code(),
                 "GET or POST only",
             ),
         },

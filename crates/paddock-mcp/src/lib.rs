@@ -30,6 +30,7 @@ use paddock_control as supervisor;
 use paddock_plan::compile::HostFacts;
 use paddock_plan::error::CliError;
 use paddock_plan::{audit, compile, policy_files};
+use paddock_reasons::Reason;
 
 /// Output kept per stream (head and tail), bytes.
 const OUTPUT_LIMIT: usize = 64 * 1024;
@@ -571,7 +572,7 @@ pub fn serve(policy: Option<PathBuf>) -> Result<i32, CliError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::new("HOST_IO_ERROR", format!("runtime: {e}"), ""))?;
+        .map_err(|e| CliError::new(Reason::HOST_IO_ERROR.code(), format!("runtime: {e}"), ""))?;
     let served = rt.block_on(async move {
         let running = server
             .serve(guarded_stdio())
@@ -591,7 +592,7 @@ pub fn serve(policy: Option<PathBuf>) -> Result<i32, CliError> {
     }
     served.map_err(|e| {
         CliError::new(
-            "MCP_TRANSPORT",
+            Reason::MCP_TRANSPORT.code(),
             format!("MCP over stdio: {e}"),
             "start `paddock mcp` from an MCP host (it speaks JSON-RPC on stdin/stdout)",
         )

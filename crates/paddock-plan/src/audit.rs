@@ -1,6 +1,7 @@
 //! From the sandbox's observer records to audit events.
 
 use paddock_audit::{Caller, Log};
+use paddock_reasons::Reason;
 use paddock_sandbox::AuditRecord;
 
 /// Record what pid 1's observer saw a process of exec request `exec_id` do.
@@ -68,7 +69,7 @@ pub fn open_log(
     let mut log = if jsonl {
         Log::open(&dir.join("audit.jsonl"), session, policy_hash).map_err(|e| {
             CliError::new(
-                "HOST_IO_ERROR",
+                Reason::HOST_IO_ERROR.code(),
                 format!("opening {}: {e}", dir.join("audit.jsonl").display()),
                 "make the session store writable, or set PADDOCK_HOME",
             )
@@ -90,7 +91,7 @@ pub fn open_log(
             Ok(_) => None,
             Err(msg) if policy_wants => {
                 return Err(CliError::new(
-                    "AUDIT_OTLP_CONFIG",
+                    Reason::AUDIT_OTLP_CONFIG.code(),
                     msg,
                     "the policy asks for OTLP export (audit.sinks); fix the endpoint settings",
                 ))
@@ -148,7 +149,7 @@ pub fn quarantined(log: Option<&paddock_audit::Log>, q: &paddock_sandbox::guard:
         log.emit(
             "file.protected",
             Some(false),
-            Some("PROTECTED_PATH_CREATED"),
+            Some(Reason::PROTECTED_PATH_CREATED.code()),
             &paddock_audit::Caller::default(),
             serde_json::json!({
                 "path": q.path,

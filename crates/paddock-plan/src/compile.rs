@@ -13,6 +13,7 @@ use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
 use crate::error::CliError;
 pub use crate::host::HostFacts;
+use paddock_reasons::Reason;
 
 /// The protected names of `eff`: the built-in list, the policy's
 /// additions, minus what it lifts.
@@ -132,7 +133,7 @@ fn to_mode(m: paddock_policy::MountMode) -> MountMode {
 pub fn parse_mount_flag(s: &str) -> Result<MountEntry, CliError> {
     let bad = |why: String| {
         CliError::new(
-            "MOUNT_FLAG_INVALID",
+            Reason::MOUNT_FLAG_INVALID.code(),
             format!("--mount {s}: {why}"),
             "write --mount HOST[:PATH][:MODE], e.g. --mount ~/data:/data:ro (modes: ro, rw, \
              rw-no-delete, cow)",
@@ -174,7 +175,7 @@ pub fn parse_mount_flag(s: &str) -> Result<MountEntry, CliError> {
         let n = normalize(Path::new(t));
         if n == Path::new("/") || ["/proc", "/dev", "/sys"].iter().any(|r| n.starts_with(r)) {
             return Err(CliError::new(
-                "MOUNT_TARGET_INVALID",
+                Reason::MOUNT_TARGET_INVALID.code(),
                 format!("--mount {s}: nothing can be mounted on `/`, /proc, /dev or /sys: the sandbox builds them itself"),
                 "choose another target, e.g. under /mnt",
             ));
@@ -317,7 +318,7 @@ fn socket_grants(
         let is_socket = std::fs::metadata(&real).is_ok_and(|m| m.file_type().is_socket());
         if !is_socket {
             return Err(CliError::new(
-                "FS_SOCKET_MISSING",
+                Reason::FS_SOCKET_MISSING.code(),
                 format!(
                     "filesystem.sockets `{}` ({}) is not a unix socket on this host",
                     s.value,
@@ -329,7 +330,7 @@ fn socket_grants(
         }
         if let Some(d) = under_deny(eff, &real, host) {
             return Err(CliError::new(
-                "FS_DENIED_BY_POLICY",
+                Reason::FS_DENIED_BY_POLICY.code(),
                 format!(
                     "filesystem.sockets `{}` lies under `{}`, which filesystem.deny ({}) never shows",
                     s.value,
@@ -359,9 +360,9 @@ pub(crate) fn compile(
 ) -> Result<SandboxSpec, CliError> {
     if eff.exec.value == ExecMode::Disabled {
         let (code, who) = if eff.exec_disabled_by_admin {
-            ("EXEC_DISABLED_BY_ADMIN", "the administrator")
+            (Reason::EXEC_DISABLED_BY_ADMIN.code(), "the administrator")
         } else {
-            ("EXEC_DISABLED_BY_POLICY", "the policy")
+            (Reason::EXEC_DISABLED_BY_POLICY.code(), "the policy")
         };
         return Err(CliError::new(
             code,
@@ -402,7 +403,7 @@ pub(crate) fn compile(
     if ws != WorkspaceMode::None && !explicit_cwd {
         if host.home.starts_with(&host.cwd) {
             return Err(CliError::new(
-                "WORKSPACE_IS_HOME",
+                Reason::WORKSPACE_IS_HOME.code(),
                 format!(
                     "the current directory {} contains your whole home folder; paddock will not \
                      show it all to a sandbox by default",
@@ -450,7 +451,7 @@ pub(crate) fn compile(
     for m in &mounts {
         if let Some(d) = under_deny(eff, &m.source, host) {
             return Err(CliError::new(
-                "FS_DENIED_BY_POLICY",
+                Reason::FS_DENIED_BY_POLICY.code(),
                 format!(
                     "{} ({}) lies under `{}`, which filesystem.deny ({}) never shows",
                     m.source.display(),

@@ -12,6 +12,7 @@ use paddock_proxy::{Brokered, Config, SessionCa};
 
 use crate::error::CliError;
 use crate::host::HostFacts;
+use paddock_reasons::Reason;
 use paddock_sandbox::Level;
 
 /// The port the proxy listens on inside the sandbox's own network
@@ -64,7 +65,7 @@ fn upstream_proxy(
     };
     let (h, port, auth) = paddock_policy::parse_proxy_url(url.trim()).map_err(|why| {
         CliError::new(
-            "NET_UPSTREAM_PROXY_INVALID",
+            Reason::NET_UPSTREAM_PROXY_INVALID.code(),
             format!("the upstream proxy ({from}) is not usable: {why}"),
             "write http://host:port (or http://user:password@host:port), or unset it",
         )
@@ -100,7 +101,7 @@ fn placeholder() -> Result<String, CliError> {
 
 fn io(e: std::io::Error) -> CliError {
     CliError::new(
-        "HOST_IO_ERROR",
+        Reason::HOST_IO_ERROR.code(),
         format!("preparing the egress proxy: {e}"),
         "check that $XDG_RUNTIME_DIR or /tmp is writable",
     )
@@ -116,7 +117,7 @@ impl Egress {
             .unwrap_or_default();
         let ca = Arc::new(SessionCa::new(&session).map_err(|e| {
             CliError::new(
-                "NET_CA_FAILED",
+                Reason::NET_CA_FAILED.code(),
                 e.to_string(),
                 "this is a bug; please report it",
             )
@@ -147,7 +148,7 @@ impl Egress {
                     .map(|(_, val)| val.to_string_lossy().into_owned())
                     .ok_or_else(|| {
                         CliError::new(
-                            "NET_CREDENTIAL_SOURCE_MISSING",
+                            Reason::NET_CREDENTIAL_SOURCE_MISSING.code(),
                             format!(
                                 "credential for {} ({origin}) reads ${name}, which is not set",
                                 v.host
@@ -164,7 +165,7 @@ impl Egress {
                     .map(|s| s.trim().to_string())
                     .map_err(|e| {
                         CliError::new(
-                            "NET_CREDENTIAL_SOURCE_MISSING",
+                            Reason::NET_CREDENTIAL_SOURCE_MISSING.code(),
                             format!(
                                 "credential for {} ({origin}) reads {}: {e}",
                                 v.host,
@@ -175,7 +176,7 @@ impl Egress {
                     })?
             } else {
                 return Err(CliError::new(
-                    "NET_CREDENTIAL_SOURCE_UNSUPPORTED",
+                    Reason::NET_CREDENTIAL_SOURCE_UNSUPPORTED.code(),
                     format!(
                         "credential for {} ({origin}): `{}` sources are not supported yet",
                         v.host, v.source
@@ -297,7 +298,11 @@ impl Egress {
             }
         }
         let upstream_tls = paddock_proxy::upstream_tls(extra_ca.as_deref()).map_err(|e| {
-            CliError::new("NET_TLS_SETUP", e.to_string(), "check the system CA bundle")
+            CliError::new(
+                Reason::NET_TLS_SETUP.code(),
+                e.to_string(),
+                "check the system CA bundle",
+            )
         })?;
         // Each connection holds two descriptors; the soft limit is raised
         // to the hard one (after the sandbox was created, so its commands

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use paddock_sandbox::spec::normalize;
 
 use crate::error::CliError;
+use paddock_reasons::Reason;
 
 /// What paddock knows about the invoking user's situation.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ impl HostFacts {
     pub fn current() -> Result<Self, CliError> {
         let cwd = std::env::current_dir().map_err(|e| {
             CliError::new(
-                "CWD_UNAVAILABLE",
+                Reason::CWD_UNAVAILABLE.code(),
                 format!("cannot read the current directory: {e}"),
                 "cd into an existing folder",
             )

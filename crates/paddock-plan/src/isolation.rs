@@ -12,6 +12,7 @@ use paddock_sandbox::probe::Layers;
 use paddock_sandbox::Level;
 
 use crate::error::CliError;
+use paddock_reasons::Reason;
 
 /// The level chosen for one sandbox.
 #[derive(Debug, Clone)]
@@ -137,7 +138,7 @@ pub fn choose(eff: &Effective, home: &Path) -> Result<Choice, CliError> {
         // TCP rules, or it would have been chosen.)
         let (what, fix) = missing_text(&layers, Some(Level::NoUserns));
         return Err(CliError::new(
-            "ISOLATION_UNAVAILABLE",
+            Reason::ISOLATION_UNAVAILABLE.code(),
             format!("no sandbox can be built on this host: missing {what}"),
             format!(
                 "{fix}; `paddock doctor` shows every layer (paddock never runs a command \
@@ -149,7 +150,7 @@ pub fn choose(eff: &Effective, home: &Path) -> Result<Choice, CliError> {
         let target = LEVELS.into_iter().find(|l| policy_level(*l) == min);
         let (what, fix) = missing_text(&layers, target);
         return Err(CliError::new(
-            "ISOLATION_BELOW_MINIMUM",
+            Reason::ISOLATION_BELOW_MINIMUM.code(),
             format!(
                 "this host gives isolation level {} but the policy requires at least {min} ({}); \
                  missing: {what}",

@@ -14,6 +14,7 @@
 //! | runtime | `.../paddock-scratch-PID` | one run's private home and /tmp at isolation level `no-userns` |
 //! | AppArmor | `/etc/apparmor.d/paddock` | the .deb, or install.sh when asked |
 
+use paddock_reasons::Reason;
 use std::path::{Path, PathBuf};
 
 /// The user's configuration folder for paddock.
@@ -90,7 +91,7 @@ pub fn run_dir_checked(prefix: &str) -> Result<PathBuf, crate::error::CliError> 
         };
         if let Some(why) = unsafe_because {
             return Err(crate::error::CliError::new(
-                "RUNTIME_DIR_UNSAFE",
+                Reason::RUNTIME_DIR_UNSAFE.code(),
                 format!(
                     "paddock's runtime folder {} is not safe for the run's secrets: {why}",
                     base.display()
@@ -106,7 +107,7 @@ pub fn run_dir_checked(prefix: &str) -> Result<PathBuf, crate::error::CliError> 
         .create(&dir)
         .map_err(|e| {
             crate::error::CliError::new(
-                "HOST_IO_ERROR",
+                Reason::HOST_IO_ERROR.code(),
                 format!("creating {}: {e}", dir.display()),
                 "check that the folder is writable",
             )

@@ -13,6 +13,7 @@ use paddock_policy::{Layer, ParsedLayer, PolicyFile};
 
 use crate::error::CliError;
 use crate::host::HostFacts;
+use paddock_reasons::Reason;
 
 /// The administrator's folder. Debug builds (the test suite) may point it
 /// elsewhere with `PADDOCK_TEST_ADMIN_DIR`; release builds cannot, so a user
@@ -56,7 +57,7 @@ pub fn load_file(layer: Layer, path: &Path) -> Result<Option<ParsedLayer>, CliEr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(CliError::new(
-                "POLICY_UNREADABLE",
+                Reason::POLICY_UNREADABLE.code(),
                 format!("cannot read the {layer} policy {}: {e}", path.display()),
                 "fix the file's permissions, or remove it",
             ))
@@ -87,7 +88,7 @@ pub fn load_all(
     if let Some(p) = explicit {
         match load_file(Layer::Flags, p) {
             Ok(None) => push(Err(CliError::new(
-                "POLICY_UNREADABLE",
+                Reason::POLICY_UNREADABLE.code(),
                 format!("--policy {}: no such file", p.display()),
                 "check the path; `paddock policy init` prints a starter file",
             ))),

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::diag::PolicyError;
 use crate::file::*;
 use crate::layer::{parse_duration, KeyClass, Layer, ParsedLayer, Seg, KEYS};
+use paddock_reasons::Reason;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -359,7 +360,7 @@ impl Merger<'_> {
                 lock.origin.describe()
             );
             self.errors.push(self.layer.error(
-                "POLICY_LOCKED_BY_ADMIN",
+                Reason::POLICY_LOCKED_BY_ADMIN.code(),
                 path,
                 msg,
                 "remove this setting; ask the administrator if you need it changed",
@@ -371,7 +372,7 @@ impl Merger<'_> {
 
     fn loosens(&mut self, path: &[Seg<'_>], what: String) {
         self.errors.push(self.layer.error(
-            "POLICY_PROJECT_LOOSENS",
+            Reason::POLICY_PROJECT_LOOSENS.code(),
             path,
             format!("a project policy may only tighten the sandbox: {what}"),
             "remove this from .paddock/policy.toml; to loosen the sandbox for yourself, use your \
@@ -443,7 +444,7 @@ impl Merger<'_> {
             if set {
                 let path: Vec<Seg<'_>> = key.split('.').map(Seg::Key).collect();
                 self.errors.push(self.layer.error(
-                    "POLICY_PROJECT_HOST_KEY",
+                    Reason::POLICY_PROJECT_HOST_KEY.code(),
                     &path,
                     format!(
                         "a project policy may not set `{key}`: it steers what paddock does outside the sandbox"

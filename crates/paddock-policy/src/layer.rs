@@ -10,6 +10,7 @@ use toml_edit::{ImDocument, Item};
 use crate::diag::PolicyError;
 use crate::file::PolicyFile;
 use crate::VERSION;
+use paddock_reasons::Reason;
 
 /// The layers, lowest precedence first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -229,7 +230,7 @@ impl ParsedLayer {
         let file: PolicyFile = toml::from_str(text).map_err(|e| {
             let msg = e.message().trim().to_string();
             vec![PolicyError::at(
-                "POLICY_INVALID",
+                Reason::POLICY_INVALID.code(),
                 source,
                 text,
                 e.span(),
@@ -311,7 +312,7 @@ impl ParsedLayer {
         let mut errs = Vec::new();
         let f = &self.file;
         let mut bad = |path: &[Seg<'_>], msg: String, help: &str| {
-            errs.push(self.error("POLICY_INVALID", path, msg, help));
+            errs.push(self.error(Reason::POLICY_INVALID.code(), path, msg, help));
         };
         if f.version != VERSION {
             bad(

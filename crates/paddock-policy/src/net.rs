@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::effective::{Effective, Origin};
 use crate::file::{HostRule, NetworkMode};
+use paddock_reasons::Reason;
 
 /// The verdict on one network action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -503,14 +504,14 @@ pub fn decide(
     };
     if eff.network_mode.value == NetworkMode::None {
         return deny(
-            "NET_DOMAIN_NOT_ALLOWED",
+            Reason::NET_DOMAIN_NOT_ALLOWED.code(),
             "network.mode = none: the sandbox has no network but its own loopback".into(),
             Some(eff.network_mode.origin.clone()),
         );
     }
     let host = match canonical_host(host) {
         Ok(h) => h.to_string(),
-        Err(why) => return deny("NET_BAD_HOST", why, None),
+        Err(why) => return deny(Reason::NET_BAD_HOST.code(), why, None),
     };
     let host = host.as_str();
     if let Some(d) = eff
@@ -519,7 +520,7 @@ pub fn decide(
         .find(|d| pattern_matches(&d.value, host, port))
     {
         return deny(
-            "NET_DOMAIN_DENIED",
+            Reason::NET_DOMAIN_DENIED.code(),
             format!("network.deny contains `{}`", d.value),
             Some(d.origin.clone()),
         );
@@ -530,14 +531,14 @@ pub fn decide(
         .find(|a| pattern_matches(&a.value, host, port));
     if is_ip_literal(host) && allow.is_none_or(|a| split_pattern(&a.value).0 != host) {
         return deny(
-            "NET_IP_LITERAL",
+            Reason::NET_IP_LITERAL.code(),
             "IP addresses are refused unless the policy names them".into(),
             None,
         );
     }
     let Some(allow) = allow else {
         return deny(
-            "NET_DOMAIN_NOT_ALLOWED",
+            Reason::NET_DOMAIN_NOT_ALLOWED.code(),
             format!("no network.allow pattern matches {host}:{port} (default deny)"),
             None,
         );
@@ -548,7 +549,7 @@ pub fn decide(
     let sensitive = has_credential(eff, host) || has_path_rules(eff, host, port);
     if port != 443 && split_pattern(&allow.value).1.is_none() && sensitive {
         return deny(
-            "NET_DOMAIN_NOT_ALLOWED",
+            Reason::NET_DOMAIN_NOT_ALLOWED.code(),
             format!(
                 "`{}` has no port, which means 443 only for a host with credentials or rules",
                 allow.value
@@ -561,7 +562,7 @@ pub fn decide(
             Ok(p) => p,
             Err(why) => {
                 return deny(
-                    "NET_PATH_AMBIGUOUS",
+                    Reason::NET_PATH_AMBIGUOUS.code(),
                     format!("the path has {why}; servers read such paths differently"),
                     None,
                 )
@@ -571,7 +572,7 @@ pub fn decide(
             Ok(r) => r,
             Err(why) => {
                 return deny(
-                    "NET_PATH_AMBIGUOUS",
+                    Reason::NET_PATH_AMBIGUOUS.code(),
                     format!("the path has {why}; servers read such paths differently"),
                     None,
                 )
@@ -597,14 +598,14 @@ pub fn decide(
             let hit = |e: &String, _fold: bool| readings.iter().all(|p| on(e, p, false));
             if let Some(d) = rule.value.deny.iter().find(|e| denied(e)) {
                 return deny(
-                    "NET_PATH_DENIED",
+                    Reason::NET_PATH_DENIED.code(),
                     format!("network.rules for {} denies `{d}`", rule.value.host),
                     Some(rule.origin.clone()),
                 );
             }
             if !rule.value.allow.is_empty() && !rule.value.allow.iter().any(|e| hit(e, false)) {
                 return deny(
-                    "NET_PATH_NOT_ALLOWED",
+                    Reason::NET_PATH_NOT_ALLOWED.code(),
                     format!(
                         "network.rules for {} allows only {:?}",
                         rule.value.host, rule.value.allow
@@ -616,7 +617,7 @@ pub fn decide(
     }
     NetDecision {
         allowed: true,
-        code: "NET_ALLOWED",
+        code: Reason::NET_ALLOWED.code(),
         rule: format!("network.allow contains `{}`", allow.value),
         origin: Some(allow.origin.clone()),
     }

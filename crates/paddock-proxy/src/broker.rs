@@ -23,6 +23,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body as HttpBody, Frame};
 
 use crate::Brokered;
+use paddock_reasons::Reason;
 
 /// Headers that carry credentials whatever their value looks like.
 pub const CREDENTIAL_HEADERS: &[&str] = &[
@@ -299,7 +300,7 @@ pub type Refusal = (&'static str, String);
 
 fn foreign(host: &str, where_: &str) -> Refusal {
     (
-        "NET_FOREIGN_CREDENTIAL",
+        Reason::NET_FOREIGN_CREDENTIAL.code(),
         format!(
             "{host} only receives credentials paddock issued; this request carries another one in {where_} (a rule's accept_credentials can allow it)"
         ),
@@ -330,7 +331,7 @@ pub fn broker(
     let accepts = |name: &str| accepted.iter().any(|a| a.eq_ignore_ascii_case(name));
     let misrouted = |owner: String| {
         (
-            "NET_PLACEHOLDER_MISROUTED",
+            Reason::NET_PLACEHOLDER_MISROUTED.code(),
             format!("a credential placeholder for {owner} was sent to {host}; it may only go to {owner}"),
         )
     };
@@ -349,7 +350,7 @@ pub fn broker(
     // 2. Never a secret in clear text.
     if plaintext && !mine.is_empty() {
         return Err((
-            "NET_CREDENTIAL_PLAINTEXT",
+            Reason::NET_CREDENTIAL_PLAINTEXT.code(),
             format!("{host} has a brokered credential, which paddock sends only over verified TLS; use https://"),
         ));
     }
@@ -361,7 +362,7 @@ pub fn broker(
     //    authenticate is foreign.
     let misplaced = |where_: &str| {
         (
-            "NET_PLACEHOLDER_MISPLACED",
+            Reason::NET_PLACEHOLDER_MISPLACED.code(),
             format!("the credential placeholder may only be sent as a credential (an auth or API-key header, a Basic password, a key query parameter), not in {where_}"),
         )
     };
@@ -450,7 +451,7 @@ pub fn broker(
         }
         let v = HeaderValue::from_str(&new).map_err(|_| {
             (
-                "NET_CREDENTIAL_INVALID",
+                Reason::NET_CREDENTIAL_INVALID.code(),
                 "the brokered secret is not a valid header value".to_string(),
             )
         })?;

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use crate::broker::{self, Scrubbed};
 use crate::judge::{Ctx, Lease, Outcome, Target, Via};
 use crate::provider;
+use paddock_reasons::Reason;
 
 /// CONNECT: what is inside the tunnel, judged (and served as HTTP again
 /// when it is inspected).
@@ -45,7 +46,7 @@ pub fn refuse(code: &str, why: &str) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         "x-paddock-reason",
-        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("NET_REFUSED")),
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static(Reason::NET_REFUSED.code())),
     );
     h.insert(
         "content-type",
@@ -117,7 +118,7 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>, lease: Arc<Lease>) -> 
             .authority()
             .and_then(|a| split_authority(a.as_str(), 443))
         else {
-            return refuse("NET_BAD_REQUEST", "CONNECT needs host:port");
+            return refuse(Reason::NET_BAD_REQUEST.code(), "CONNECT needs host:port");
         };
         let target = match ctx.admit(&host, port, Via::Connect, start).await {
             Ok(t) => t,
@@ -144,24 +145,24 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>, lease: Arc<Lease>) -> 
     // Absolute-form plain HTTP.
     let Some(auth) = req.uri().authority().map(|a| a.as_str().to_string()) else {
         return refuse(
-            "NET_BAD_REQUEST",
+            Reason::NET_BAD_REQUEST.code(),
             "this is a proxy: send absolute URLs or CONNECT",
         );
     };
     if req.uri().scheme_str() != Some("http") {
         return refuse(
-            "NET_BAD_REQUEST",
+            Reason::NET_BAD_REQUEST.code(),
             "only http:// URLs are proxied in plain form; use CONNECT for https",
         );
     }
     if auth.contains('@') {
         return refuse(
-            "NET_FOREIGN_CREDENTIAL",
+            Reason::NET_FOREIGN_CREDENTIAL.code(),
             "credentials in the URL are refused; paddock brokers credentials itself",
         );
     }
     let Some((host, port)) = split_authority(&auth, 80) else {
-        return refuse("NET_BAD_REQUEST", "bad host");
+        return refuse(Reason::NET_BAD_REQUEST.code(), "bad host");
     };
     let target = match ctx.admit(&host, port, Via::Http, start).await {
         Ok(t) => t,
@@ -199,7 +200,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some(ca) = ctx.cfg.ca.clone() else {
-        ctx.emit_at(&t, Outcome::refused("NET_INSPECT_UNAVAILABLE", None), start);
+        ctx.emit_at(
+            &t,
+            Outcome::refused(Reason::NET_INSPECT_UNAVAILABLE.code(), None),
+            start,
+        );
         return;
     };
     let Ok(leaf) = ca.leaf(&t.host) else { return };
@@ -217,7 +222,7 @@ where
         Ok(Ok(tls)) => tls,
         Ok(Err(_)) => return,
         Err(_) => {
-            ctx.limit_hit("NET_LIMIT_HANDSHAKE");
+            ctx.limit_hit(Reason::NET_LIMIT_HANDSHAKE.code());
             return;
         }
     };
@@ -274,7 +279,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
     }
     let [h] = hosts.as_slice() else {
         return Err((
-            "NET_HOST_MISMATCH",
+            Reason::NET_HOST_MISMATCH.code(),
             format!(
                 "the request has {} Host headers; it needs exactly one",
                 hosts.len()
@@ -288,7 +293,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
         .and_then(|(h, p)| canonical_host(&h).ok().map(|h| (h.to_string(), p)));
     if named != Some((t.host.clone(), t.port)) {
         return Err((
-            "NET_HOST_MISMATCH",
+            Reason::NET_HOST_MISMATCH.code(),
             format!(
                 "the Host header names another host than {}:{}",
                 t.host, t.port
@@ -298,7 +303,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
     if let Some(auth) = req.uri.authority() {
         if auth.as_str().contains('@') {
             return Err((
-                "NET_FOREIGN_CREDENTIAL",
+                Reason::NET_FOREIGN_CREDENTIAL.code(),
                 "credentials in the URL are refused; paddock brokers credentials itself".into(),
             ));
         }
@@ -306,7 +311,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             .and_then(|(h, p)| canonical_host(&h).ok().map(|h| (h.to_string(), p)));
         if same != Some((t.host.clone(), t.port)) {
             return Err((
-                "NET_HOST_MISMATCH",
+                Reason::NET_HOST_MISMATCH.code(),
                 "the request's URL names another host than its connection".into(),
             ));
         }
@@ -319,7 +324,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }) {
         return Err((
-            "NET_REQUEST_AMBIGUOUS",
+            Reason::NET_REQUEST_AMBIGUOUS.code(),
             format!("the header name `{odd}` (only letters, digits and `-`)"),
         ));
     }
@@ -334,7 +339,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
     ] {
         if req.headers.contains_key(h) {
             return Err((
-                "NET_REQUEST_AMBIGUOUS",
+                Reason::NET_REQUEST_AMBIGUOUS.code(),
                 format!("`{h}` would make the server see another request than the one judged"),
             ));
         }
@@ -346,7 +351,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
         })
     }) {
         return Err((
-            "NET_REQUEST_AMBIGUOUS",
+            Reason::NET_REQUEST_AMBIGUOUS.code(),
             "`_method=` would make the server see another method than the one judged".into(),
         ));
     }
@@ -354,7 +359,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
     let cl = req.headers.get_all("content-length").iter().count();
     if !te.is_empty() && cl > 0 {
         return Err((
-            "NET_REQUEST_AMBIGUOUS",
+            Reason::NET_REQUEST_AMBIGUOUS.code(),
             "Content-Length and Transfer-Encoding together".into(),
         ));
     }
@@ -367,7 +372,10 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
     {
         // A server that ignores such a body reads it as a second request,
         // which nobody judged.
-        return Err(("NET_REQUEST_AMBIGUOUS", format!("a body on {}", req.method)));
+        return Err((
+            Reason::NET_REQUEST_AMBIGUOUS.code(),
+            format!("a body on {}", req.method),
+        ));
     }
     if te.len() > 1
         || te
@@ -375,7 +383,7 @@ fn check_head(req: &hyper::http::request::Parts, t: &Target) -> Result<(), (&'st
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"))
     {
         return Err((
-            "NET_REQUEST_AMBIGUOUS",
+            Reason::NET_REQUEST_AMBIGUOUS.code(),
             "a transfer coding other than a single `chunked`".into(),
         ));
     }
@@ -400,7 +408,7 @@ fn judge_request(
     if parts.method == Method::CONNECT {
         // A tunnel inside a judged connection would be a way around it.
         return Err((
-            "NET_BAD_REQUEST",
+            Reason::NET_BAD_REQUEST.code(),
             "CONNECT inside a connection paddock already admitted is refused".into(),
             raw_path,
         ));
@@ -408,7 +416,7 @@ fn judge_request(
     check_head(parts, t).map_err(|(code, why)| (code, why, raw_path.clone()))?;
     let path = canonical_path(&raw_path).map_err(|why| {
         (
-            "NET_PATH_AMBIGUOUS",
+            Reason::NET_PATH_AMBIGUOUS.code(),
             format!("the path has {why}; servers read such paths differently"),
             raw_path.clone(),
         )
@@ -428,7 +436,7 @@ fn judge_request(
             && paddock_policy::websocket_allowed(&ctx.cfg.policy, &t.host, t.port, &path);
         if !ws {
             return Err((
-                "NET_UPGRADE_REFUSED",
+                Reason::NET_UPGRADE_REFUSED.code(),
                 format!(
                     "an upgrade to `{}` on {path}: only WebSocket, where a rule's `websocket` lists the path",
                     String::from_utf8_lossy(up.as_bytes())
@@ -480,9 +488,13 @@ fn judge_request(
     )
     .map_err(|(code, why)| (code, why, path.clone()))?;
     // Origin-form towards the server: exactly what was judged.
-    parts.uri = pq
-        .parse()
-        .map_err(|_| ("NET_BAD_REQUEST", "bad path".to_string(), path.clone()))?;
+    parts.uri = pq.parse().map_err(|_| {
+        (
+            Reason::NET_BAD_REQUEST.code(),
+            "bad path".to_string(),
+            path.clone(),
+        )
+    })?;
     Ok((path, brokered.injected))
 }
 
@@ -545,11 +557,19 @@ pub async fn forward(
     let (tcp, slot) = match tokio::time::timeout(limit, connect_upstream(ctx, t)).await {
         Ok(Ok(u)) => (u.stream, u.slot),
         Ok(Err(e)) => {
-            ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
+            ctx.emit_at(
+                t,
+                Outcome::refused(Reason::NET_UPSTREAM_UNREACHABLE.code(), rq),
+                start,
+            );
             return bad_gateway(&format!("cannot reach {}:{}: {e}", t.host, t.port));
         }
         Err(_) => {
-            ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", rq), start);
+            ctx.emit_at(
+                t,
+                Outcome::refused(Reason::NET_UPSTREAM_UNREACHABLE.code(), rq),
+                start,
+            );
             return bad_gateway(&format!("{}:{} did not answer in time", t.host, t.port));
         }
     };
@@ -560,8 +580,8 @@ pub async fn forward(
                 _ => match rustls::pki_types::ServerName::try_from(t.host.clone()) {
                     Ok(n) => n,
                     Err(_) => {
-                        ctx.emit_at(t, Outcome::refused("NET_BAD_HOST", rq), start);
-                        return refuse("NET_BAD_HOST", "bad host name");
+                        ctx.emit_at(t, Outcome::refused(Reason::NET_BAD_HOST.code(), rq), start);
+                        return refuse(Reason::NET_BAD_HOST.code(), "bad host name");
                     }
                 },
             };
@@ -575,11 +595,19 @@ pub async fn forward(
             let stream = match tokio::time::timeout(limit, connecting).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_TLS", rq), start);
+                    ctx.emit_at(
+                        t,
+                        Outcome::refused(Reason::NET_UPSTREAM_TLS.code(), rq),
+                        start,
+                    );
                     return bad_gateway(&format!("TLS to {} failed: {e}", t.host));
                 }
                 Err(_) => {
-                    ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_TLS", rq), start);
+                    ctx.emit_at(
+                        t,
+                        Outcome::refused(Reason::NET_UPSTREAM_TLS.code(), rq),
+                        start,
+                    );
                     return bad_gateway(&format!("TLS to {} timed out", t.host));
                 }
             };
@@ -594,7 +622,11 @@ pub async fn forward(
     match resp {
         Ok(mut r) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let Some(client_side) = client_side else {
-                ctx.emit_at(t, Outcome::refused("NET_UPGRADE_REFUSED", rq), start);
+                ctx.emit_at(
+                    t,
+                    Outcome::refused(Reason::NET_UPGRADE_REFUSED.code(), rq),
+                    start,
+                );
                 return bad_gateway("the server switched protocols unasked");
             };
             let server_side = hyper::upgrade::on(&mut r);
@@ -634,7 +666,7 @@ pub async fn forward(
                 // Compressed bytes cannot be scanned for the secret.
                 ctx.emit_at(
                     t,
-                    Outcome::refused("NET_UPSTREAM_ERROR", rq)
+                    Outcome::refused(Reason::NET_UPSTREAM_ERROR.code(), rq)
                         .because("the server compressed an answer paddock must scrub"),
                     start,
                 );
@@ -656,7 +688,7 @@ pub async fn forward(
                     request: rq,
                     why: None,
                     allowed: false,
-                    code: "NET_UPSTREAM_ERROR",
+                    code: Reason::NET_UPSTREAM_ERROR.code(),
                     up,
                     down: 0,
                 },
@@ -869,7 +901,7 @@ async fn screen_body(
     if rules.is_empty() {
         return Ok(NoTrailers(body).boxed());
     }
-    let unreadable = |why: String| ("NET_BODY_UNREADABLE", why);
+    let unreadable = |why: String| (Reason::NET_BODY_UNREADABLE.code(), why);
     if parts
         .headers
         .get_all("content-encoding")
@@ -954,7 +986,7 @@ async fn screen_body(
             Ok(()) => {}
             Err((true, r)) => {
                 return Err((
-                    "NET_BODY_DENIED",
+                    Reason::NET_BODY_DENIED.code(),
                     format!(
                         "the body contains what network.rules for {} denies: `{r}`",
                         t.host

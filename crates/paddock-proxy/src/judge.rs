@@ -17,6 +17,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use crate::broker::Refusal;
 use crate::limits::Activity;
 use crate::{Config, Event};
+use paddock_reasons::Reason;
 
 /// The way a connection came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +107,7 @@ impl Lease {
         let mut kill = self.conn.kill.clone();
         tokio::select! {
             _ = work => {}
-            _ = self.conn.activity.until_idle(self.ctx.cfg.limits.idle) => self.ctx.limit_hit("NET_LIMIT_IDLE"),
+            _ = self.conn.activity.until_idle(self.ctx.cfg.limits.idle) => self.ctx.limit_hit(Reason::NET_LIMIT_IDLE.code()),
             _ = kill.wait_for(|k| *k) => {}
         }
     }
@@ -188,7 +189,7 @@ impl<'a> Outcome<'a> {
             request,
             why: None,
             allowed: true,
-            code: "NET_ALLOWED",
+            code: Reason::NET_ALLOWED.code(),
             up,
             down,
         }
@@ -267,7 +268,7 @@ impl Ctx {
                         "{n} refusals in the last second were not recorded one by one"
                     )),
                     allowed: false,
-                    code: "NET_EVENTS_SUPPRESSED".into(),
+                    code: Reason::NET_EVENTS_SUPPRESSED.code().into(),
                     bytes_up: 0,
                     bytes_down: 0,
                     duration_ms: 0,
@@ -338,7 +339,7 @@ impl Ctx {
     }
 
     async fn judge(&self, raw_host: &str, port: u16, via: Via) -> Result<Target, Refusal> {
-        let canon = canonical_host(raw_host).map_err(|why| ("NET_BAD_HOST", why))?;
+        let canon = canonical_host(raw_host).map_err(|why| (Reason::NET_BAD_HOST.code(), why))?;
         let host = canon.to_string();
         let d = decide_network(&self.cfg.policy, &host, port, None);
         if !d.allowed {
@@ -370,13 +371,17 @@ impl Ctx {
                     return Ok(None)
                 }
                 Err(e) => {
-                    return Err(("NET_RESOLVE_FAILED", format!("cannot resolve {host}: {e}")))
+                    return Err((
+                        Reason::NET_RESOLVE_FAILED.code(),
+                        format!("cannot resolve {host}: {e}"),
+                    ))
                 }
             }
         };
-        let first = *addrs
-            .first()
-            .ok_or(("NET_RESOLVE_FAILED", format!("{host} has no address")))?;
+        let first = *addrs.first().ok_or((
+            Reason::NET_RESOLVE_FAILED.code(),
+            format!("{host} has no address"),
+        ))?;
         for addr in &addrs {
             // "Names it": an allow entry that is this very address (and
             // port, when the entry has one).
@@ -398,7 +403,7 @@ impl Ctx {
                 .find(|d| paddock_policy::pattern_matches(&d.value, &ip, addr.port()))
             {
                 return Err((
-                    "NET_DOMAIN_DENIED",
+                    Reason::NET_DOMAIN_DENIED.code(),
                     format!(
                         "{host} resolves to {ip}, which network.deny contains (`{}`)",
                         d.value
@@ -410,7 +415,7 @@ impl Ctx {
             }
             if is_private(addr.ip()) {
                 return Err((
-                    "NET_PRIVATE_ADDRESS",
+                    Reason::NET_PRIVATE_ADDRESS.code(),
                     format!(
                         "{host} resolves to {}, a private or loopback address the policy does not name",
                         addr.ip()
@@ -419,7 +424,7 @@ impl Ctx {
             }
             if is_own(addr.ip()) {
                 return Err((
-                    "NET_OWN_ADDRESS",
+                    Reason::NET_OWN_ADDRESS.code(),
                     format!(
                         "{host} resolves to {}, an address of this host itself, which the policy does not name",
                         addr.ip()

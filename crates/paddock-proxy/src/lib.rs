@@ -60,6 +60,7 @@ pub use limits::Limits;
 pub use sni::{parse_client_hello, Hello};
 
 use judge::Ctx;
+use paddock_reasons::Reason;
 
 /// Errors setting the proxy up.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +227,8 @@ pub fn upstream_tls(extra_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>
         let _ = roots.add(c);
     }
     if let Some(pem) = extra_pem {
-        for c in rustls_pemfile::certs(&mut pem.as_bytes()).flatten() {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).flatten() {
             roots.add(c).map_err(|e| ProxyError::Tls(e.to_string()))?;
         }
     }
@@ -258,7 +260,7 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
                         .local_addr()
                         .is_ok_and(|local| addr::tcp_owner(peer, local) == Some(uid));
                     if !own {
-                        ctx.limit_hit("NET_PROXY_FOREIGN_USER");
+                        ctx.limit_hit(Reason::NET_PROXY_FOREIGN_USER.code());
                         drop(s);
                         continue;
                     }
@@ -267,9 +269,9 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
             }
             Err(e) => {
                 let code = if matches!(e.raw_os_error(), Some(24 | 23)) {
-                    "NET_LIMIT_FDS"
+                    Reason::NET_LIMIT_FDS.code()
                 } else {
-                    "NET_ACCEPT_FAILED"
+                    Reason::NET_ACCEPT_FAILED.code()
                 };
                 ctx.limit_hit(code);
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -279,7 +281,7 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
         let slot = match slots.clone().try_acquire_owned() {
             Ok(s) => s,
             Err(_) => {
-                ctx.limit_hit("NET_LIMIT_CONNECTIONS");
+                ctx.limit_hit(Reason::NET_LIMIT_CONNECTIONS.code());
                 ctx.evict_quietest();
                 match tokio::time::timeout(
                     Duration::from_millis(500),
@@ -312,7 +314,7 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
                         socks::serve(ctx.clone(), watched, start, lease.clone()).await
                     }
                     Ok(Ok(1)) => http::serve_front(ctx.clone(), watched, lease.clone()).await,
-                    Err(_) => ctx.limit_hit("NET_LIMIT_HANDSHAKE"),
+                    Err(_) => ctx.limit_hit(Reason::NET_LIMIT_HANDSHAKE.code()),
                     _ => {}
                 }
             };

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::http::tunnel;
 use crate::judge::{Ctx, Lease, Via};
+use paddock_reasons::Reason;
 
 fn reply(code: u8) -> [u8; 10] {
     [5, code, 0, 1, 0, 0, 0, 0, 0, 0]
@@ -74,7 +75,7 @@ where
         }
         Ok(Err(None)) => return,
         Err(_) => {
-            ctx.limit_hit("NET_LIMIT_HANDSHAKE");
+            ctx.limit_hit(Reason::NET_LIMIT_HANDSHAKE.code());
             return;
         }
     };

@@ -1,5 +1,6 @@
 //! Errors of the sandbox, each with a stable reason code and a fix.
 
+use paddock_reasons::Reason;
 use std::io;
 use std::path::PathBuf;
 
@@ -95,18 +96,18 @@ impl SandboxError {
     /// The stable reason code.
     pub fn reason_code(&self) -> &'static str {
         match self {
-            SandboxError::MountSourceMissing { .. } => "MOUNT_SOURCE_MISSING",
-            SandboxError::MountSymlinkEscape { .. } => "MOUNT_SYMLINK_ESCAPE",
-            SandboxError::MountTargetInvalid { .. } => "MOUNT_TARGET_INVALID",
-            SandboxError::WorkdirNotMounted(_) => "WORKDIR_NOT_MOUNTED",
-            SandboxError::InvalidSpec(_) => "INVALID_REQUEST",
-            SandboxError::NotAtLevel { .. } => "ISOLATION_LEVEL_LACKS",
-            SandboxError::UserNamespaceUnavailable(_) => "USERNS_UNAVAILABLE",
-            SandboxError::Setup { .. } => "SANDBOX_SETUP_FAILED",
-            SandboxError::CommandNotFound(_) => "EXEC_NOT_FOUND",
-            SandboxError::CommandNotExecutable { .. } => "EXEC_NOT_EXECUTABLE",
-            SandboxError::InitDied(_) => "SANDBOX_INIT_DIED",
-            SandboxError::Io { .. } => "HOST_IO_ERROR",
+            SandboxError::MountSourceMissing { .. } => Reason::MOUNT_SOURCE_MISSING.code(),
+            SandboxError::MountSymlinkEscape { .. } => Reason::MOUNT_SYMLINK_ESCAPE.code(),
+            SandboxError::MountTargetInvalid { .. } => Reason::MOUNT_TARGET_INVALID.code(),
+            SandboxError::WorkdirNotMounted(_) => Reason::WORKDIR_NOT_MOUNTED.code(),
+            SandboxError::InvalidSpec(_) => Reason::INVALID_REQUEST.code(),
+            SandboxError::NotAtLevel { .. } => Reason::ISOLATION_LEVEL_LACKS.code(),
+            SandboxError::UserNamespaceUnavailable(_) => Reason::USERNS_UNAVAILABLE.code(),
+            SandboxError::Setup { .. } => Reason::SANDBOX_SETUP_FAILED.code(),
+            SandboxError::CommandNotFound(_) => Reason::EXEC_NOT_FOUND.code(),
+            SandboxError::CommandNotExecutable { .. } => Reason::EXEC_NOT_EXECUTABLE.code(),
+            SandboxError::InitDied(_) => Reason::SANDBOX_INIT_DIED.code(),
+            SandboxError::Io { .. } => Reason::HOST_IO_ERROR.code(),
         }
     }
 

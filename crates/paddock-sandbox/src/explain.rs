@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::spec::{normalize, Level, MountMode, SandboxSpec, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
+use paddock_reasons::Reason;
 
 /// A file operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,14 +67,14 @@ pub(crate) fn explain_fs_with(
     if let Some(h) = HIDDEN_SYSTEM_PATHS.iter().find(|h| path.starts_with(h)) {
         return verdict(
             false,
-            "FS_READ_HIDDEN",
+            Reason::FS_READ_HIDDEN.code(),
             format!("{h} holds host secrets and is replaced by an empty read-only file or folder"),
         );
     }
     if let Some((host, _)) = spec.hidden.iter().find(|(_, t)| path.starts_with(t)) {
         return verdict(
             false,
-            "FS_DENIED_INSIDE",
+            Reason::FS_DENIED_INSIDE.code(),
             format!(
                 "{} is in filesystem.deny: inside the mount it is an empty read-only {}",
                 host.display(),
@@ -96,7 +97,7 @@ pub(crate) fn explain_fs_with(
             // The mount itself may lie inside a protected name.
             if let (Some(at), false) = (crate::guard::protected_prefix(&m.source, names), no_userns)
             {
-                return verdict(false, "FS_WRITE_PROTECTED", format!(
+                return verdict(false, Reason::FS_WRITE_PROTECTED.code(), format!(
                     "the mount {} lies inside the protected name {}: the whole mount is kept read-only",
                     m.source.display(), at.display()));
             }
@@ -107,7 +108,7 @@ pub(crate) fn explain_fs_with(
                 // No mounts at no-userns: an existing name cannot be kept
                 // read-only; a new one is still refused or swept.
                 if no_userns && protected_exists(&host, &p) {
-                    return verdict(true, "FS_PROTECTED_UNENFORCED", format!(
+                    return verdict(true, Reason::FS_PROTECTED_UNENFORCED.code(), format!(
                         "{shown} is not kept read-only at isolation level no-userns (no mounts); see docs/isolation-levels.md"));
                 }
                 let last = prefix
@@ -116,13 +117,13 @@ pub(crate) fn explain_fs_with(
                     .unwrap_or(Path::new(""))
                     .display();
                 return if protected_exists(&host, &p) {
-                    verdict(false, "FS_WRITE_PROTECTED", format!(
+                    verdict(false, Reason::FS_WRITE_PROTECTED.code(), format!(
                         "{shown} is protected inside writable mounts: the host acts on it by itself (lift with --unprotect {last})"))
                 } else if m.mode == MountMode::Cow {
-                    verdict(true, "FS_PROTECTED_COW", format!(
+                    verdict(true, Reason::FS_PROTECTED_COW.code(), format!(
                         "{shown} does not exist on the host: the sandbox may create it in its own layer, and `paddock apply` never writes it (APPLY_PROTECTED)"))
                 } else {
-                    verdict(true, "FS_PROTECTED_QUARANTINED", format!(
+                    verdict(true, Reason::FS_PROTECTED_QUARANTINED.code(), format!(
                         "{shown} does not exist yet; if the sandbox creates it, paddock moves it aside after each command (every second while commands run) and records PROTECTED_PATH_CREATED"))
                 };
             }
@@ -135,15 +136,17 @@ pub(crate) fn explain_fs_with(
             m.origin
         );
         return match (m.mode, op) {
-            (_, FsOp::Read) => verdict(true, "FS_ALLOWED", from),
-            (MountMode::Ro, _) => verdict(false, "FS_WRITE_READ_ONLY", from),
-            (MountMode::RwNoDelete, FsOp::Delete) => verdict(false, "FS_DELETE_NO_DELETE", from),
+            (_, FsOp::Read) => verdict(true, Reason::FS_ALLOWED.code(), from),
+            (MountMode::Ro, _) => verdict(false, Reason::FS_WRITE_READ_ONLY.code(), from),
+            (MountMode::RwNoDelete, FsOp::Delete) => {
+                verdict(false, Reason::FS_DELETE_NO_DELETE.code(), from)
+            }
             (MountMode::Cow, _) => verdict(
                 true,
-                "FS_WRITE_COW",
+                Reason::FS_WRITE_COW.code(),
                 format!("{from}; changes stay in the sandbox's own layer"),
             ),
-            _ => verdict(true, "FS_ALLOWED", from),
+            _ => verdict(true, Reason::FS_ALLOWED.code(), from),
         };
     }
     if SYSTEM_DIRS
@@ -151,10 +154,14 @@ pub(crate) fn explain_fs_with(
         .any(|d| path.starts_with(Path::new("/").join(d)))
     {
         return match op {
-            FsOp::Read => verdict(true, "FS_READ_SYSTEM", "system folders are shown read-only"),
+            FsOp::Read => verdict(
+                true,
+                Reason::FS_READ_SYSTEM.code(),
+                "system folders are shown read-only",
+            ),
             _ => verdict(
                 false,
-                "FS_WRITE_READ_ONLY",
+                Reason::FS_WRITE_READ_ONLY.code(),
                 "system folders are shown read-only",
             ),
         };
@@ -169,13 +176,13 @@ pub(crate) fn explain_fs_with(
         return if own {
             verdict(
                 true,
-                "FS_WRITE_SCRATCH",
+                Reason::FS_WRITE_SCRATCH.code(),
                 "the run's private home and /tmp (isolation level no-userns)",
             )
         } else {
             verdict(
                 false,
-                "FS_OUTSIDE_SANDBOX",
+                Reason::FS_OUTSIDE_SANDBOX.code(),
                 format!(
                     "{} is outside every mount; at isolation level no-userns Landlock grants no access to it",
                     path.display()
@@ -196,20 +203,20 @@ pub(crate) fn explain_fs_with(
         return match op {
             FsOp::Read => verdict(
                 false,
-                "FS_READ_OUTSIDE_MOUNTS",
+                Reason::FS_READ_OUTSIDE_MOUNTS.code(),
                 format!("{} is a private, empty scratch folder inside the sandbox; the host's files there are not shown", s.display()),
             ),
             FsOp::Delete if holds_no_delete => verdict(
                 false,
-                "FS_DELETE_NO_DELETE",
+                Reason::FS_DELETE_NO_DELETE.code(),
                 format!("{} holds a rw-no-delete mount, whose rule it must share", s.display()),
             ),
-            _ => verdict(true, "FS_WRITE_SCRATCH", format!("{} is private scratch space; nothing reaches the host", s.display())),
+            _ => verdict(true, Reason::FS_WRITE_SCRATCH.code(), format!("{} is private scratch space; nothing reaches the host", s.display())),
         };
     }
     verdict(
         false,
-        "FS_READ_OUTSIDE_MOUNTS",
+        Reason::FS_READ_OUTSIDE_MOUNTS.code(),
         format!(
             "{} is outside every mount: it does not exist inside the sandbox",
             path.display()

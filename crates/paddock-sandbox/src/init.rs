@@ -34,6 +34,7 @@ use crate::landlock_rules::LandlockReport;
 use crate::observe::{AuditRecord, Watch};
 use crate::prepare::Prepared;
 use crate::sequence::{self, StepError};
+use paddock_reasons::Reason;
 
 /// Messages from the sandbox to paddock.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -459,9 +460,9 @@ impl ExecEvent {
     /// The reason code of a [`ExecEvent::Failed`] exit code.
     pub fn failure_reason(code: i32) -> &'static str {
         match code {
-            127 => "EXEC_NOT_FOUND",
-            126 => "EXEC_NOT_EXECUTABLE",
-            _ => "SANDBOX_SETUP_FAILED",
+            127 => Reason::EXEC_NOT_FOUND.code(),
+            126 => Reason::EXEC_NOT_EXECUTABLE.code(),
+            _ => Reason::SANDBOX_SETUP_FAILED.code(),
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::explain::{explain_fs_with, FsOp};
 use crate::prepare::Prepared;
 use crate::seccomp::{self, Watched, WRITE_FLAGS};
 use crate::spec::{normalize, AuditLevel};
+use paddock_reasons::Reason;
 
 /// One observed action, as pid 1 reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +160,13 @@ impl Watch {
             let name = seccomp::denied_name(nr)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("syscall {nr}"));
-            return Some(record("syscall.denied", pid, false, "SYSCALL_DENIED", name));
+            return Some(record(
+                "syscall.denied",
+                pid,
+                false,
+                Reason::SYSCALL_DENIED.code(),
+                name,
+            ));
         };
         if matches!(what, Watched::Connect) {
             let r = self.connect(p, &n, pid, name);
@@ -185,7 +192,7 @@ impl Watch {
                 "file.denied",
                 pid,
                 false,
-                "FS_PROTECTED_CREATE",
+                Reason::FS_PROTECTED_CREATE.code(),
                 name.into(),
             );
             r.path = Some(path.to_string_lossy().into_owned());
@@ -549,7 +556,13 @@ fn unix_target(
             Some(Addr::Unix(t)) => t,
             _ => String::new(),
         };
-        let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
+        let mut rec = record(
+            "net.connect",
+            pid,
+            true,
+            Reason::NET_UNIX_SOCKET.code(),
+            name.into(),
+        );
         rec.addr = Some(text);
         return (
             Ok((raw.to_vec(), None)),
@@ -599,7 +612,7 @@ fn unix_target(
             "net.denied",
             pid,
             false,
-            "NET_UNIX_HOST_SOCKET",
+            Reason::NET_UNIX_HOST_SOCKET.code(),
             name.into(),
         );
         rec.addr = Some(shown);
@@ -611,7 +624,13 @@ fn unix_target(
         .to_vec();
     addr.extend_from_slice(held.as_bytes());
     addr.push(0);
-    let mut rec = record("net.connect", pid, true, "NET_UNIX_SOCKET", name.into());
+    let mut rec = record(
+        "net.connect",
+        pid,
+        true,
+        Reason::NET_UNIX_SOCKET.code(),
+        name.into(),
+    );
     rec.addr = Some(shown);
     (
         Ok((addr, Some(file))),
@@ -634,7 +653,7 @@ fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
     };
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
     let v = explain_fs_with(&p.model, target, FsOp::Write, &inside);
-    (v.code == "FS_PROTECTED_QUARANTINED").then(|| target.clone())
+    (v.code == Reason::FS_PROTECTED_QUARANTINED.code()).then(|| target.clone())
 }
 
 fn record(kind: &str, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {
@@ -926,7 +945,13 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         // program started.
         Seen::Exec(path, _) if std::fs::metadata(&path).is_err() => None,
         Seen::Exec(path, argv) => (level >= AuditLevel::Writes).then(|| {
-            let mut r = record("process.exec", pid, true, "EXEC_ALLOWED", syscall.into());
+            let mut r = record(
+                "process.exec",
+                pid,
+                true,
+                Reason::EXEC_ALLOWED.code(),
+                syscall.into(),
+            );
             r.path = show(&path);
             r.argv = Some(argv);
             r
@@ -938,16 +963,16 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                     (
                         true,
                         if proxy {
-                            "NET_VIA_PROXY"
+                            Reason::NET_VIA_PROXY.code()
                         } else {
-                            "NET_LOOPBACK"
+                            Reason::NET_LOOPBACK.code()
                         },
                         sa.to_string(),
                     )
                 }
-                Addr::Inet(sa) => (false, "NET_DIRECT_BLOCKED", sa.to_string()),
-                Addr::Unix(path) => (true, "NET_UNIX_SOCKET", path),
-                Addr::Other(f) => (true, "NET_OTHER_FAMILY", format!("family {f}")),
+                Addr::Inet(sa) => (false, Reason::NET_DIRECT_BLOCKED.code(), sa.to_string()),
+                Addr::Unix(path) => (true, Reason::NET_UNIX_SOCKET.code(), path),
+                Addr::Other(f) => (true, Reason::NET_OTHER_FAMILY.code(), format!("family {f}")),
             };
             if allowed && level < AuditLevel::All {
                 return None;

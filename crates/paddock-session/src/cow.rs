@@ -183,6 +183,7 @@ const O_EXCL: i32 = 0o200;
 const O_NOFOLLOW: i32 = 0o400000;
 const O_NONBLOCK: i32 = 0o4000;
 
+use paddock_reasons::Reason;
 use paddock_sys::{open_dir_beneath as open_dir, open_dir_nofollow as open_root};
 
 /// Open the regular file `rel` beneath `root`, or explain why not.
@@ -361,7 +362,7 @@ impl Walk<'_> {
         // folder is inside it too.
         if let Some(p) = protected_match(&self.roots.source.join(rel), self.protected) {
             return Some(Refusal {
-                code: "APPLY_PROTECTED".into(),
+                code: Reason::APPLY_PROTECTED.code().into(),
                 reason: format!(
                     "{} is a protected name (the host acts on it by itself); apply never writes it",
                     p.display()
@@ -370,7 +371,7 @@ impl Walk<'_> {
         }
         match new {
             Some(Entry::Special { what }) => Some(Refusal {
-                code: "APPLY_SPECIAL_FILE".into(),
+                code: Reason::APPLY_SPECIAL_FILE.code().into(),
                 reason: format!("a {what} is never applied"),
             }),
             Some(Entry::Symlink { target })
@@ -383,7 +384,7 @@ impl Walk<'_> {
                     ) =>
             {
                 Some(Refusal {
-                code: "APPLY_SYMLINK_ESCAPE".into(),
+                code: Reason::APPLY_SYMLINK_ESCAPE.code().into(),
                 reason: format!(
                     "the link points outside the folder ({}); apply it with --allow-outward-symlinks",
                     safe_path(target)
@@ -1420,14 +1421,18 @@ pub fn apply(
             out.refused.push((
                 c.path.clone(),
                 Refusal {
-                    code: "APPLY_PARENT_REFUSED".into(),
+                    code: Reason::APPLY_PARENT_REFUSED.code().into(),
                     reason: "a folder above it was not applied".into(),
                 },
             ));
             continue;
         }
         let refusal = match &c.refused {
-            Some(r) if r.code == "APPLY_SYMLINK_ESCAPE" && opts.allow_outward_symlinks => None,
+            Some(r)
+                if r.code == Reason::APPLY_SYMLINK_ESCAPE.code() && opts.allow_outward_symlinks =>
+            {
+                None
+            }
             r => r.clone(),
         };
         if let Some(r) = refusal {
@@ -1766,7 +1771,7 @@ pub fn make_safe(
                 {
                     paddock_sys::unlinkat(dir, name, false)?;
                     out.push(refuse(
-                        "EXPORT_SYMLINK_ESCAPE",
+                        Reason::EXPORT_SYMLINK_ESCAPE.code(),
                         format!(
                             "the link points outside what was exported ({}); export again with --allow-outward-symlinks to keep it",
                             safe_path(&target)
@@ -1787,7 +1792,7 @@ pub fn make_safe(
             } else {
                 paddock_sys::unlinkat(dir, name, false)?;
                 out.push(refuse(
-                    "EXPORT_SPECIAL_FILE",
+                    Reason::EXPORT_SPECIAL_FILE.code(),
                     format!(
                         "a {} is never exported",
                         st.special_kind().unwrap_or("special file")

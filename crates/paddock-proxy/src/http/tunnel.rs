@@ -11,6 +11,7 @@ use super::{connect_upstream, mitm, serve_plain};
 use crate::judge::{Ctx, Lease, Outcome, Target};
 use crate::limits::{relay, Prefixed};
 use crate::sni::{offers_ech, parse_client_hello, Hello, MAX_HELLO};
+use paddock_reasons::Reason;
 
 /// What the first bytes say.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,7 +67,11 @@ where
         match tokio::time::timeout(wait, client.read(&mut chunk)).await {
             Err(_) if buf.is_empty() && !inspected => break None,
             Err(_) => {
-                ctx.emit_at(&t, Outcome::refused("NET_LIMIT_HANDSHAKE", None), start);
+                ctx.emit_at(
+                    &t,
+                    Outcome::refused(Reason::NET_LIMIT_HANDSHAKE.code(), None),
+                    start,
+                );
                 return;
             }
             Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -79,7 +84,7 @@ where
             let named = sni.as_deref().map(canonical_host);
             let ok = match (&named, t.is_name) {
                 (None, true) => {
-                    refuse("NET_SNI_MISSING");
+                    refuse(Reason::NET_SNI_MISSING.code());
                     return;
                 }
                 (None, false) => true,
@@ -87,7 +92,7 @@ where
                 (Some(Err(_)), _) => false,
             };
             if !ok {
-                refuse("NET_SNI_MISMATCH");
+                refuse(Reason::NET_SNI_MISMATCH.code());
                 return;
             }
             if inspected {
@@ -95,25 +100,25 @@ where
             } else if offers_ech(&buf) {
                 // Not decrypted, so the outer name is all paddock checks;
                 // with ECH the real one is hidden.
-                refuse("NET_SNI_HIDDEN");
+                refuse(Reason::NET_SNI_HIDDEN.code());
             } else {
                 lease.conn.activity.served();
                 opaque(&ctx, &t, client, buf, start).await;
             }
         }
         Some(Kind::Http) => serve_plain(ctx, t, Prefixed::new(buf, client), lease).await,
-        Some(Kind::Unreadable) => refuse("NET_TLS_UNREADABLE"),
+        Some(Kind::Unreadable) => refuse(Reason::NET_TLS_UNREADABLE.code()),
         Some(Kind::Opaque) => {
             let web = t.port == 443 || t.port == 80;
             if t.port == 443 || (inspected && (web || ctx.sensitive(&t))) {
                 // Port 443 carries TLS, whose name paddock checks.
-                refuse("NET_PROTOCOL_UNINSPECTABLE");
+                refuse(Reason::NET_PROTOCOL_UNINSPECTABLE.code());
                 return;
             }
             lease.conn.activity.served();
             opaque(&ctx, &t, client, buf, start).await;
         }
-        None if t.port == 443 => refuse("NET_PROTOCOL_UNINSPECTABLE"),
+        None if t.port == 443 => refuse(Reason::NET_PROTOCOL_UNINSPECTABLE.code()),
         None => {
             lease.conn.activity.served();
             opaque(&ctx, &t, client, buf, start).await
@@ -128,7 +133,11 @@ where
 {
     let limit = ctx.cfg.limits.handshake;
     let Ok(Ok(up)) = tokio::time::timeout(limit, connect_upstream(ctx, t)).await else {
-        ctx.emit_at(t, Outcome::refused("NET_UPSTREAM_UNREACHABLE", None), start);
+        ctx.emit_at(
+            t,
+            Outcome::refused(Reason::NET_UPSTREAM_UNREACHABLE.code(), None),
+            start,
+        );
         let _ = client.shutdown().await;
         return;
     };
@@ -144,9 +153,9 @@ where
             why: None,
             allowed: !idle,
             code: if idle {
-                "NET_LIMIT_IDLE"
+                Reason::NET_LIMIT_IDLE.code()
             } else {
-                "NET_ALLOWED"
+                Reason::NET_ALLOWED.code()
             },
             up: up + first.len() as u64,
             down,

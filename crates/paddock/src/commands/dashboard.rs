@@ -8,6 +8,7 @@ use paddock_session::Store;
 use crate::compile::HostFacts;
 use crate::error::CliError;
 use crate::status::{self, Isolation};
+use paddock_reasons::Reason;
 
 struct Local {
     store: Store,
@@ -82,14 +83,19 @@ pub fn dashboard(port: u16) -> Result<i32, CliError> {
     let store = Store::locate(&host.home);
     let listener = std::net::TcpListener::bind(paddock_dashboard::loopback(port)).map_err(|e| {
         CliError::new(
-            "DASHBOARD_BIND",
+            Reason::DASHBOARD_BIND.code(),
             format!("cannot listen on 127.0.0.1:{port}: {e}"),
             "choose another port with --port, or 0 for any free one",
         )
     })?;
     let bound = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-    let token = paddock_dashboard::new_token()
-        .map_err(|e| CliError::new("HOST_IO_ERROR", format!("reading /dev/urandom: {e}"), ""))?;
+    let token = paddock_dashboard::new_token().map_err(|e| {
+        CliError::new(
+            Reason::HOST_IO_ERROR.code(),
+            format!("reading /dev/urandom: {e}"),
+            "",
+        )
+    })?;
     let backend = Local {
         isolation: status::probe_isolation(&host),
         store,
@@ -104,6 +110,6 @@ pub fn dashboard(port: u16) -> Result<i32, CliError> {
     );
     let _ = out.flush();
     paddock_dashboard::serve(listener, token, Arc::new(backend))
-        .map_err(|e| CliError::new("HOST_IO_ERROR", format!("dashboard: {e}"), ""))?;
+        .map_err(|e| CliError::new(Reason::HOST_IO_ERROR.code(), format!("dashboard: {e}"), ""))?;
     Ok(0)
 }

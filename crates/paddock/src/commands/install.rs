@@ -15,6 +15,7 @@ use crate::places;
 use crate::status::human_bytes;
 pub use paddock_plan::footprint::Scope;
 use paddock_plan::footprint::*;
+use paddock_reasons::Reason;
 
 /// `paddock info`.
 pub fn info(json: bool) -> Result<i32, CliError> {
@@ -105,7 +106,7 @@ fn confirm(a: &RemoveArgs) -> Result<(), CliError> {
     }
     if !paddock_sys::isatty(0) {
         return Err(CliError::new(
-            "CONFIRMATION_REQUIRED",
+            Reason::CONFIRMATION_REQUIRED.code(),
             "not on a terminal, so nothing was removed",
             "read the list above and pass --yes to proceed (or --dry-run to only list)",
         ));
@@ -118,7 +119,7 @@ fn confirm(a: &RemoveArgs) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::new(
-            "CANCELLED",
+            Reason::CANCELLED.code(),
             "nothing was removed",
             "answer y to proceed",
         ))
@@ -131,7 +132,7 @@ pub fn remove(a: RemoveArgs, scope: Scope) -> Result<i32, CliError> {
     let (p, store, manifest) = plan(&host, scope)?;
     if !p.unapplied.is_empty() && !a.discard_changes {
         return Err(CliError::new(
-            "UNAPPLIED_CHANGES",
+            Reason::UNAPPLIED_CHANGES.code(),
             format!(
                 "these sessions hold cow changes no one has applied: {}; nothing was removed",
                 p.unapplied.join(", ")
@@ -219,7 +220,7 @@ pub fn remove(a: RemoveArgs, scope: Scope) -> Result<i32, CliError> {
         Ok(0)
     } else {
         Err(CliError::new(
-            "HOST_IO_ERROR",
+            Reason::HOST_IO_ERROR.code(),
             format!("{} paths could not be removed (listed above)", failed.len()),
             "check their owner and permissions, then run this again",
         ))
@@ -236,7 +237,7 @@ pub fn generate(g: GenerateCommand) -> Result<i32, CliError> {
         GenerateCommand::Man { dir } => {
             let io = |e: std::io::Error| {
                 CliError::new(
-                    "HOST_IO_ERROR",
+                    Reason::HOST_IO_ERROR.code(),
                     format!("writing man pages into {}: {e}", dir.display()),
                     "choose a folder you can write to",
                 )
@@ -253,7 +254,7 @@ pub fn generate(g: GenerateCommand) -> Result<i32, CliError> {
                 Some(b) => b,
                 None => std::env::current_exe().map_err(|e| {
                     CliError::new(
-                        "HOST_IO_ERROR",
+                        Reason::HOST_IO_ERROR.code(),
                         format!("cannot tell where this binary is: {e}"),
                         "pass --binary PATH",
                     )
@@ -272,7 +273,7 @@ fn apparmor_profile(binary: &Path) -> Result<String, CliError> {
         .filter(|s| binary.is_absolute() && !s.contains(['"', '\n', '\\']) && !s.is_empty());
     let Some(s) = s else {
         return Err(CliError::new(
-            "BAD_PATH",
+            Reason::BAD_PATH.code(),
             format!(
                 "{} cannot be named in an AppArmor profile",
                 binary.display()

@@ -10,6 +10,7 @@ use crate::cli::PolicyCommand;
 use crate::compile::{flags_layer, normalize, HostFacts, RunFlags};
 use crate::error::CliError;
 use crate::policy_files;
+use paddock_reasons::Reason;
 
 /// Run a policy subcommand; returns the exit code.
 pub fn policy(cmd: PolicyCommand) -> Result<i32, CliError> {
@@ -72,7 +73,7 @@ fn check(file: Option<&Path>, json: bool) -> Result<i32, CliError> {
         Some(f) => {
             if !f.exists() {
                 return Err(CliError::new(
-                    "POLICY_UNREADABLE",
+                    Reason::POLICY_UNREADABLE.code(),
                     format!("{}: no such file", f.display()),
                     "check the path",
                 ));
@@ -92,7 +93,7 @@ fn check(file: Option<&Path>, json: bool) -> Result<i32, CliError> {
                 Err(e) => errs.extend(e),
             },
             Err(e) => errs.push(PolicyError::plain(
-                "POLICY_UNREADABLE",
+                Reason::POLICY_UNREADABLE.code(),
                 &path.display().to_string(),
                 format!("cannot read: {e}"),
                 "fix its permissions",
@@ -228,7 +229,7 @@ fn explain(
     let eff = policy_files::effective(&host, explicit, Some(flags_layer(&flags)?))?;
     let usage = || {
         CliError::new(
-            "EXPLAIN_ACTION_INVALID",
+            Reason::EXPLAIN_ACTION_INVALID.code(),
             format!("cannot explain `{}`", words.join(" ")),
             "write one of: read PATH, write PATH, delete PATH, connect HOST:PORT, METHOD URL, exec",
         )
@@ -273,9 +274,9 @@ fn explain(
             ("exec", None) => {
                 if eff.exec.value == ExecMode::Disabled {
                     let code = if eff.exec_disabled_by_admin {
-                        "EXEC_DISABLED_BY_ADMIN"
+                        Reason::EXEC_DISABLED_BY_ADMIN.code()
                     } else {
-                        "EXEC_DISABLED_BY_POLICY"
+                        Reason::EXEC_DISABLED_BY_POLICY.code()
                     };
                     (
                         false,
@@ -286,7 +287,7 @@ fn explain(
                 } else {
                     (
                         true,
-                        "EXEC_ALLOWED".into(),
+                        Reason::EXEC_ALLOWED.code().into(),
                         "exec.mode = enabled".into(),
                         Some(eff.exec.origin.describe()),
                     )
@@ -312,7 +313,7 @@ fn explain(
                 if d.allowed && scheme == "http" && paddock_policy::has_credential(&eff, &host) {
                     (
                         false,
-                        "NET_CREDENTIAL_PLAINTEXT".to_string(),
+                        Reason::NET_CREDENTIAL_PLAINTEXT.code().to_string(),
                         format!("{host} has a brokered credential, which is only sent over https"),
                         None,
                     )
@@ -369,7 +370,7 @@ fn with_risk(
 fn load_alone(path: &Path) -> Result<paddock_policy::Effective, CliError> {
     let layer = policy_files::load_file(infer_layer(path), path)?.ok_or_else(|| {
         CliError::new(
-            "POLICY_UNREADABLE",
+            Reason::POLICY_UNREADABLE.code(),
             format!("{}: no such file", path.display()),
             "check the path",
         )
@@ -455,12 +456,18 @@ fn init(write: bool) -> Result<i32, CliError> {
         return Ok(0);
     }
     let dir = std::env::current_dir()
-        .map_err(|e| CliError::new("CWD_UNAVAILABLE", e.to_string(), "cd into a folder"))?
+        .map_err(|e| {
+            CliError::new(
+                Reason::CWD_UNAVAILABLE.code(),
+                e.to_string(),
+                "cd into a folder",
+            )
+        })?
         .join(".paddock");
     let path = dir.join("policy.toml");
     if path.exists() {
         return Err(CliError::new(
-            "POLICY_EXISTS",
+            Reason::POLICY_EXISTS.code(),
             format!(
                 "{} already exists; paddock does not overwrite it",
                 path.display()
@@ -472,7 +479,7 @@ fn init(write: bool) -> Result<i32, CliError> {
         .and_then(|_| std::fs::write(&path, paddock_policy::STARTER))
         .map_err(|e| {
             CliError::new(
-                "HOST_IO_ERROR",
+                Reason::HOST_IO_ERROR.code(),
                 format!("writing {}: {e}", path.display()),
                 "check the folder's permissions",
             )

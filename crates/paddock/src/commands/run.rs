@@ -8,6 +8,7 @@ use crate::compile::{flags_layer, HostFacts, RunFlags};
 use crate::error::CliError;
 use crate::policy_files;
 use paddock_control::run_record::RunAudit;
+use paddock_reasons::Reason;
 
 /// Run the command; returns its exit code.
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
@@ -55,7 +56,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
                 .open(p)
                 .map_err(|e| {
                     CliError::new(
-                        "HOST_IO_ERROR",
+                        Reason::HOST_IO_ERROR.code(),
                         format!("--net-log {}: {e}", p.display()),
                         "choose a writable file",
                     )
@@ -126,7 +127,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         }
         paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
             CliError::new(
-                "HOST_IO_ERROR",
+                Reason::HOST_IO_ERROR.code(),
                 format!("starting the egress proxy: {e}"),
                 "this is a bug; please report it",
             )
@@ -226,7 +227,7 @@ fn unsandboxed(
 ) -> Result<i32, CliError> {
     if !eff.allow_unsafe_no_sandbox.value {
         return Err(CliError::new(
-            "UNSAFE_NO_SANDBOX_REFUSED",
+            Reason::UNSAFE_NO_SANDBOX_REFUSED.code(),
             format!(
                 "running without a sandbox is refused by the policy ({})",
                 eff.allow_unsafe_no_sandbox.origin.describe()
@@ -252,7 +253,7 @@ fn unsandboxed(
         au.log.emit(
             "exec.start",
             Some(true),
-            Some("UNSAFE_NO_SANDBOX"),
+            Some(Reason::UNSAFE_NO_SANDBOX.code()),
             &au.caller,
             serde_json::json!({"argv": flags.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(), "cwd": host.cwd, "sandbox": false}),
         );
@@ -271,17 +272,17 @@ fn unsandboxed(
     if let Some(au) = audit {
         let r = match &status {
             Ok(_) => Ok(code),
-            Err(_) if code == 127 => Err("EXEC_NOT_FOUND"),
-            Err(_) => Err("EXEC_NOT_EXECUTABLE"),
+            Err(_) if code == 127 => Err(Reason::EXEC_NOT_FOUND.code()),
+            Err(_) => Err(Reason::EXEC_NOT_EXECUTABLE.code()),
         };
         au.finish(&flags.argv, r, started);
     }
     if let Err(e) = status {
         return Err(CliError::new(
             if code == 127 {
-                "EXEC_NOT_FOUND"
+                Reason::EXEC_NOT_FOUND.code()
             } else {
-                "EXEC_NOT_EXECUTABLE"
+                Reason::EXEC_NOT_EXECUTABLE.code()
             },
             format!("{}: {e}", flags.argv[0].to_string_lossy()),
             "check the command's name and permissions",

@@ -15,6 +15,7 @@ fn store(host: &HostFacts) -> Store {
 /// Seconds as `42s`, `5m`, `3h`, `2d`.
 use crate::status::age;
 use crate::supervisor::{retention, session_protected};
+use paddock_reasons::Reason;
 
 /// Session subcommands.
 pub fn session(cmd: SessionCommand) -> Result<i32, CliError> {
@@ -168,7 +169,7 @@ fn stopped(st: &Store, key: &str) -> Result<paddock_session::Meta, CliError> {
     let meta = st.load(key).map_err(to_cli)?;
     if meta.liveness() == Liveness::Running {
         return Err(CliError::new(
-            "SESSION_RUNNING",
+            Reason::SESSION_RUNNING.code(),
             format!(
                 "session {} is running: its changes are still in use",
                 meta.label()
@@ -249,7 +250,7 @@ pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result
     let label = meta.label();
     let failed = |e: paddock_session::SessionError| {
         CliError::new(
-            "APPLY_FAILED",
+            Reason::APPLY_FAILED.code(),
             format!("apply of {label}: {e}"),
             format!(
                 "nothing is lost: each path holds its old or its new content; run `paddock apply {label} --resume` to finish or `--abort` to undo"
@@ -259,7 +260,7 @@ pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result
     if how.resume || how.abort {
         if !paddock_session::cow::interrupted(&dir) {
             return Err(CliError::new(
-                "APPLY_NOTHING_INTERRUPTED",
+                Reason::APPLY_NOTHING_INTERRUPTED.code(),
                 format!("no apply of {label} was interrupted"),
                 format!("see what is pending with `paddock diff {label}`"),
             ));
@@ -298,7 +299,7 @@ pub fn apply(key: &str, paths: Vec<std::path::PathBuf>, how: ApplyHow) -> Result
     }
     if paddock_session::cow::interrupted(&dir) {
         return Err(CliError::new(
-            "APPLY_INTERRUPTED",
+            Reason::APPLY_INTERRUPTED.code(),
             format!("an earlier apply of {label} was interrupted"),
             format!(
                 "finish it with `paddock apply {label} --resume` or undo it with `paddock apply {label} --abort`"
@@ -396,7 +397,7 @@ pub fn export(
     let meta = st.load(key).map_err(to_cli)?;
     if meta.liveness() != Liveness::Running {
         return Err(CliError::new(
-            "SESSION_NOT_RUNNING",
+            Reason::SESSION_NOT_RUNNING.code(),
             format!(
                 "session {} has no live sandbox to export from",
                 meta.label()
@@ -406,7 +407,7 @@ pub fn export(
     }
     let io = |e: std::io::Error| {
         CliError::new(
-            "EXPORT_FAILED",
+            Reason::EXPORT_FAILED.code(),
             format!("export: {e}"),
             "check the destination",
         )
@@ -414,7 +415,7 @@ pub fn export(
     let dest = crate::compile::normalize(&host.cwd.join(dest));
     let name = path.file_name().ok_or_else(|| {
         CliError::new(
-            "EXPORT_FAILED",
+            Reason::EXPORT_FAILED.code(),
             "the path has no file name",
             "name a file or folder",
         )
@@ -426,7 +427,7 @@ pub fn export(
     };
     if std::fs::symlink_metadata(&final_dest).is_ok() {
         return Err(CliError::new(
-            "EXPORT_EXISTS",
+            Reason::EXPORT_EXISTS.code(),
             format!(
                 "{} already exists; paddock does not overwrite it",
                 final_dest.display()
@@ -492,7 +493,7 @@ pub fn export(
                 std::fs::rename(staging.join(name), &final_dest).map_err(io)
             }),
         Ok(c) => Err(CliError::new(
-            "EXPORT_FAILED",
+            Reason::EXPORT_FAILED.code(),
             format!(
                 "reading {} in the sandbox failed (exit {c})",
                 path.display()
@@ -584,7 +585,7 @@ pub fn audit(cmd: crate::cli::AuditCommand) -> Result<i32, CliError> {
             .max_by_key(|m| m.last_used)
             .ok_or_else(|| {
                 CliError::new(
-                    "SESSION_NOT_FOUND",
+                    Reason::SESSION_NOT_FOUND.code(),
                     "there is no session yet",
                     "start one with `paddock session start`",
                 )
