@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// How much is recorded (the policy's `audit.level`).
+pub use paddock_types::AuditLevel as Level;
+pub use paddock_types::EventKind;
+
 use serde::{Deserialize, Serialize};
 
 /// Who asked for an action (from `--tool-call-id`, `PADDOCK_TOOL_CALL_ID`,
@@ -64,21 +68,6 @@ pub struct Event {
     /// Event-specific fields.
     #[serde(default)]
     pub data: serde_json::Value,
-}
-
-/// How much is recorded (the policy's `audit.level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Nothing.
-    Off,
-    /// Denials, and the session's start and stop.
-    Denied,
-    /// Everything but file reads and allowed local connections (which the
-    /// sandbox only reports at `all`).
-    Writes,
-    /// Everything.
-    All,
 }
 
 /// Where else an event goes (an OpenTelemetry exporter, a live view).
@@ -152,11 +141,11 @@ impl Log {
     }
 
     /// Whether an event of `kind` is recorded at this log's level.
-    pub fn wants(&self, kind: &str, allowed: Option<bool>) -> bool {
+    pub fn wants(&self, kind: EventKind, allowed: Option<bool>) -> bool {
         match self.level {
             Level::Off => false,
-            Level::Denied => allowed == Some(false) || kind.starts_with("session."),
-            Level::Writes => kind != "file.read" && kind != "net.connect",
+            Level::Denied => allowed == Some(false) || kind.is_session(),
+            Level::Writes => !matches!(kind, EventKind::FileRead | EventKind::NetConnect),
             Level::All => true,
         }
     }
@@ -164,7 +153,7 @@ impl Log {
     /// Record one event.
     pub fn emit(
         &self,
-        kind: &str,
+        kind: EventKind,
         allowed: Option<bool>,
         reason_code: Option<&str>,
         caller: &Caller,
@@ -231,14 +220,14 @@ mod tests {
             ..Caller::default()
         };
         log.emit(
-            "exec.start",
+            EventKind::ExecStart,
             None,
             None,
             &c,
             serde_json::json!({"argv": ["true"]}),
         );
         log.emit(
-            "net.decision",
+            EventKind::NetDecision,
             Some(false),
             Some("NET_DOMAIN_NOT_ALLOWED"),
             &Caller::default(),
@@ -262,7 +251,7 @@ mod tests {
         // Reopening continues the numbering.
         let log = Log::open(&p, "s1", "sha256:x").unwrap();
         log.emit(
-            "session.stop",
+            EventKind::SessionStop,
             None,
             None,
             &Caller::default(),

@@ -2,6 +2,7 @@
 //! session store, so that `paddock audit tail --session ID` and gc treat it
 //! like any other session's.
 
+use paddock_audit::EventKind;
 use std::path::Path;
 
 use paddock_plan::compile::RunFlags;
@@ -104,7 +105,7 @@ impl RunAudit {
         let log = out.log.clone();
         let caller = paddock_plan::audit::caller_from_env();
         log.emit(
-            "session.start",
+            EventKind::SessionStart,
             None,
             None,
             &paddock_audit::Caller::default(),
@@ -126,7 +127,7 @@ impl RunAudit {
         let caller = self.caller.clone();
         std::sync::Arc::new(move |e: &paddock_proxy::Event| {
             log.emit(
-                "net.decision",
+                EventKind::NetDecision,
                 Some(e.allowed),
                 Some(&e.code),
                 &caller,
@@ -170,14 +171,14 @@ impl RunAudit {
         let ms = started.elapsed().as_millis();
         match result {
             Ok(code) => self.log.emit(
-                "exec.exit",
+                EventKind::ExecExit,
                 None,
                 None,
                 &self.caller,
                 serde_json::json!({"argv": argv, "exit_code": code, "duration_ms": ms}),
             ),
             Err(reason) => self.log.emit(
-                "exec.exit",
+                EventKind::ExecExit,
                 Some(false),
                 Some(reason),
                 &self.caller,
@@ -185,7 +186,7 @@ impl RunAudit {
             ),
         }
         self.log.emit(
-            "session.stop",
+            EventKind::SessionStop,
             None,
             None,
             &paddock_audit::Caller::default(),

@@ -2,6 +2,7 @@
 //! socket and owning its sandbox.
 
 use super::*;
+use paddock_audit::EventKind;
 use paddock_reasons::Reason;
 
 pub(crate) struct Shared {
@@ -164,7 +165,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         let log = audit.clone();
         let sink: paddock_proxy::EventSink = Arc::new(move |e: &paddock_proxy::Event| {
             log.emit(
-                "net.decision",
+                EventKind::NetDecision,
                 Some(e.allowed),
                 Some(&e.code),
                 &paddock_audit::Caller::default(),
@@ -212,7 +213,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         subscribers,
     });
     shared.audit.emit(
-        "session.start",
+        EventKind::SessionStart,
         None,
         None,
         &paddock_audit::Caller::default(),
@@ -250,7 +251,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
                     let e = cow_full(&shared.meta(), used, cow_mib);
                     eprintln!("{e}");
                     shared.audit.emit(
-                        "session.cow_full",
+                        EventKind::SessionCowFull,
                         Some(false),
                         Some(Reason::COW_LAYER_FULL.code()),
                         &paddock_audit::Caller::default(),
@@ -319,7 +320,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
                         data["exec_id"] = (*id).into();
                         shared
                             .audit
-                            .emit("exec.start", Some(true), None, &caller, data);
+                            .emit(EventKind::ExecStart, Some(true), None, &caller, data);
                         *id
                     }
                     ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
@@ -407,7 +408,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     }
     let _ = std::fs::remove_file(&sock);
     shared.audit.emit(
-        "session.stop",
+        EventKind::SessionStop,
         None,
         None,
         &paddock_audit::Caller::default(),
@@ -640,7 +641,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                             .insert(id, *pid);
                     }
                     ExecEvent::Exited { code, signal, .. } => shared.audit.emit(
-                        "exec.exit",
+                        EventKind::ExecExit,
                         None,
                         None,
                         &caller,
@@ -650,7 +651,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     ExecEvent::Failed { code, message, .. } => {
                         let reason = ExecEvent::failure_reason(*code);
                         shared.audit.emit(
-                            "exec.exit",
+                            EventKind::ExecExit,
                             Some(false),
                             Some(reason),
                             &caller,

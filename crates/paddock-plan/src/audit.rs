@@ -1,5 +1,6 @@
 //! From the sandbox's observer records to audit events.
 
+use paddock_audit::EventKind;
 use paddock_audit::{Caller, Log};
 use paddock_reasons::Reason;
 use paddock_sandbox::AuditRecord;
@@ -15,19 +16,7 @@ pub fn emit_record(log: &Log, caller: &Caller, exec_id: u64, r: &AuditRecord) {
             o.insert("exec_id".into(), exec_id.into());
         }
     }
-    log.emit(&r.kind, Some(r.allowed), Some(&r.reason_code), caller, data);
-}
-
-/// The audit log's level for the policy's.
-pub fn level(l: paddock_policy::AuditLevel) -> paddock_audit::Level {
-    use paddock_audit::Level as A;
-    use paddock_policy::AuditLevel as P;
-    match l {
-        P::Off => A::Off,
-        P::Denied => A::Denied,
-        P::Writes => A::Writes,
-        P::All => A::All,
-    }
+    log.emit(r.kind, Some(r.allowed), Some(&r.reason_code), caller, data);
 }
 
 /// A session's audit log and, when exporting, its OpenTelemetry exporter.
@@ -78,7 +67,7 @@ pub fn open_log(
         Log::without_file(session, policy_hash)
     };
     log = log
-        .with_level(level(eff.audit_level.value))
+        .with_level(eff.audit_level.value)
         .with_isolation(isolation);
     let policy_wants = eff.audit_sinks.iter().any(|s| s.value == "otlp");
     let exporter =
@@ -147,7 +136,7 @@ pub fn swept(
 pub fn quarantined(log: Option<&paddock_audit::Log>, q: &paddock_sandbox::guard::Quarantined) {
     if let Some(log) = log {
         log.emit(
-            "file.protected",
+            EventKind::FileProtected,
             Some(false),
             Some(Reason::PROTECTED_PATH_CREATED.code()),
             &paddock_audit::Caller::default(),

@@ -119,16 +119,6 @@ fn expand(p: &Path, host: &HostFacts) -> PathBuf {
     normalize(&p)
 }
 
-fn to_mode(m: paddock_policy::MountMode) -> MountMode {
-    use paddock_policy::MountMode as P;
-    match m {
-        P::Ro => MountMode::Ro,
-        P::Rw => MountMode::Rw,
-        P::RwNoDelete => MountMode::RwNoDelete,
-        P::Cow => MountMode::Cow,
-    }
-}
-
 /// Parse `HOST[:PATH][:MODE]` into a policy mount entry.
 pub fn parse_mount_flag(s: &str) -> Result<MountEntry, CliError> {
     let bad = |why: String| {
@@ -247,9 +237,13 @@ fn under_deny<'a>(
     p: &Path,
     host: &HostFacts,
 ) -> Option<&'a paddock_policy::Sourced<String>> {
-    eff.fs_deny
-        .iter()
-        .find(|d| p.starts_with(expand(Path::new(&d.value), host)))
+    // As written and where it really is: a deny path reached through a
+    // link (a `~/.ssh` that links elsewhere) denies its target too.
+    eff.fs_deny.iter().find(|d| {
+        let lexical = normalize(&expand(Path::new(&d.value), host));
+        let real = std::fs::canonicalize(&lexical).ok();
+        p.starts_with(&lexical) || real.is_some_and(|r| p.starts_with(r))
+    })
 }
 
 /// `filesystem.deny` entries that lie inside a mount: (host path, path
@@ -266,6 +260,14 @@ fn denied_inside(
         // Where it really is (a link on the way would make the read-only
         // cover miss it); as written when it does not exist.
         let hp = std::fs::canonicalize(&lexical).unwrap_or(lexical);
+        // Inside a system folder (shown read-only at its own path): hidden
+        // there, as host secrets under /etc are.
+        let in_system = paddock_sandbox::spec::SYSTEM_DIRS
+            .iter()
+            .any(|d| hp.starts_with(Path::new("/").join(d)) && hp != Path::new("/").join(d));
+        if in_system && !out.iter().any(|(_, x)| *x == hp) {
+            out.push((hp.clone(), hp.clone()));
+        }
         for m in mounts {
             if let Ok(rest) = hp.strip_prefix(&m.source) {
                 if !rest.as_os_str().is_empty() {
@@ -444,7 +446,7 @@ pub(crate) fn compile(
                 .map(|t| normalize(Path::new(t)))
                 .unwrap_or_else(|| source.clone()),
             source,
-            mode: to_mode(m.value.mode),
+            mode: m.value.mode,
             origin,
         });
     }
@@ -540,23 +542,11 @@ pub(crate) fn compile(
         memory_limit_mib: eff.memory_mib.value,
         serve_execs: false,
         cow_dir: None,
-        audit: audit_level(eff.audit_level.value),
+        audit: eff.audit_level.value,
         label: None,
         level,
         scratch_dir: if level.namespaces() { None } else { scratch },
     })
-}
-
-/// The sandbox's observer level for the policy's audit level.
-pub fn audit_level(l: paddock_policy::AuditLevel) -> paddock_sandbox::AuditLevel {
-    use paddock_policy::AuditLevel as P;
-    use paddock_sandbox::AuditLevel as S;
-    match l {
-        P::Off => S::Off,
-        P::Denied => S::Denied,
-        P::Writes => S::Writes,
-        P::All => S::All,
-    }
 }
 
 #[cfg(test)]

@@ -30,16 +30,7 @@ const LEVELS: [Level; 3] = [Level::Full, Level::LandlockUnavailable, Level::NoUs
 
 /// Does a sandbox at `level` satisfy the policy's `minimum`?
 pub fn meets(level: Level, minimum: IsolationLevel) -> bool {
-    policy_level(level).strength() >= minimum.strength()
-}
-
-/// The policy's name for a sandbox level.
-pub fn policy_level(l: Level) -> IsolationLevel {
-    match l {
-        Level::Full => IsolationLevel::Full,
-        Level::LandlockUnavailable => IsolationLevel::LandlockUnavailable,
-        Level::NoUserns => IsolationLevel::NoUserns,
-    }
+    level.strength() >= minimum.strength()
 }
 
 /// What makes a cached probe stale: another boot, user, user namespace or
@@ -147,7 +138,7 @@ pub fn choose(eff: &Effective, home: &Path) -> Result<Choice, CliError> {
         ));
     };
     if !meets(level, min) {
-        let target = LEVELS.into_iter().find(|l| policy_level(*l) == min);
+        let target = LEVELS.into_iter().find(|l| *l == min);
         let (what, fix) = missing_text(&layers, target);
         return Err(CliError::new(
             Reason::ISOLATION_BELOW_MINIMUM.code(),

@@ -123,6 +123,6 @@ pub fn plan(r: &Request<'_>) -> Result<Plan, Error> {
     Ok(Plan {
         spec,
         egress,
-        audit: audit::level(r.eff.audit_level.value),
+        audit: r.eff.audit_level.value,
     })
 }

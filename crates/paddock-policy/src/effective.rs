@@ -491,7 +491,8 @@ impl Merger<'_> {
                                 m.path
                             ),
                         );
-                    } else if m.mode.as_workspace().openness() > self.eff.workspace.value.openness()
+                    } else if WorkspaceMode::from(m.mode).openness()
+                        > self.eff.workspace.value.openness()
                     {
                         mounts_ok = false;
                         self.loosens(

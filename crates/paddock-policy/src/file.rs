@@ -5,6 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use paddock_types::{AuditLevel, IsolationLevel, MountMode};
+
 /// One policy file (`version = 1`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -78,24 +80,10 @@ impl WorkspaceMode {
     }
 }
 
-/// A mount mode (no `none`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum MountMode {
-    /// Read-only.
-    Ro,
-    /// Copy-on-write.
-    Cow,
-    /// Create and modify, never delete or rename away.
-    RwNoDelete,
-    /// Read-write.
-    Rw,
-}
-
-impl MountMode {
-    /// As a workspace mode, for comparisons.
-    pub fn as_workspace(self) -> WorkspaceMode {
-        match self {
+impl From<MountMode> for WorkspaceMode {
+    /// A mount's mode as a workspace mode, for comparisons.
+    fn from(m: MountMode) -> WorkspaceMode {
+        match m {
             MountMode::Ro => WorkspaceMode::Ro,
             MountMode::Cow => WorkspaceMode::Cow,
             MountMode::RwNoDelete => WorkspaceMode::RwNoDelete,
@@ -349,22 +337,6 @@ pub struct Retention {
     pub max_disk_mib: Option<u64>,
 }
 
-/// Audit levels, from least to most recorded.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AuditLevel {
-    /// Nothing recorded.
-    Off,
-    /// Denials only.
-    Denied,
-    /// Denials, commands and file changes (default).
-    Writes,
-    /// Everything, file reads included.
-    All,
-}
-
 /// `[audit]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -378,46 +350,6 @@ pub struct AuditSection {
     /// OTLP/HTTP endpoint for the `otlp` sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
-}
-
-/// Isolation levels, from strongest to weakest (docs/isolation-levels.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum IsolationLevel {
-    /// Namespaces + Landlock + seccomp + proxy-only network.
-    Full,
-    /// Namespaces + seccomp; no Landlock, so no rw-no-delete and no
-    /// per-path rules beyond read-only binds.
-    LandlockUnavailable,
-    /// No namespaces: Landlock file and TCP rules + seccomp; no pid, mount,
-    /// IPC or network namespace.
-    NoUserns,
-}
-
-impl IsolationLevel {
-    /// Rank: higher is stronger.
-    pub fn strength(self) -> u8 {
-        match self {
-            IsolationLevel::Full => 2,
-            IsolationLevel::LandlockUnavailable => 1,
-            IsolationLevel::NoUserns => 0,
-        }
-    }
-
-    /// The name used in policy files, status and audit events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IsolationLevel::Full => "full",
-            IsolationLevel::LandlockUnavailable => "landlock-unavailable",
-            IsolationLevel::NoUserns => "no-userns",
-        }
-    }
-}
-
-impl std::fmt::Display for IsolationLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// `[isolation]`.

@@ -38,14 +38,13 @@ use crate::prepare::Prepared;
 use crate::seccomp::{self, Watched, WRITE_FLAGS};
 use crate::spec::{normalize, AuditLevel};
 use paddock_reasons::Reason;
+use paddock_types::EventKind;
 
 /// One observed action, as pid 1 reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
-    /// `file.create`, `file.modify`, `file.delete`, `file.rename`,
-    /// `file.read`, `file.denied`, `process.exec`, `net.connect`,
-    /// `net.denied`, `syscall.denied`.
-    pub kind: String,
+    /// What it is (`file.create`, `process.exec`, `net.denied`, ...).
+    pub kind: EventKind,
     /// The process, in the sandbox's pid namespace.
     pub pid: i32,
     /// What the policy says of it.
@@ -161,7 +160,7 @@ impl Watch {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("syscall {nr}"));
             return Some(record(
-                "syscall.denied",
+                EventKind::SyscallDenied,
                 pid,
                 false,
                 Reason::SYSCALL_DENIED.code(),
@@ -189,7 +188,7 @@ impl Watch {
         }
         if let Some(path) = refuse {
             let mut r = record(
-                "file.denied",
+                EventKind::FileDenied,
                 pid,
                 false,
                 Reason::FS_PROTECTED_CREATE.code(),
@@ -557,7 +556,7 @@ fn unix_target(
             _ => String::new(),
         };
         let mut rec = record(
-            "net.connect",
+            EventKind::NetConnect,
             pid,
             true,
             Reason::NET_UNIX_SOCKET.code(),
@@ -609,7 +608,7 @@ fn unix_target(
     };
     if !made_here && !allowed_socket(&st) {
         let mut rec = record(
-            "net.denied",
+            EventKind::NetDenied,
             pid,
             false,
             Reason::NET_UNIX_HOST_SOCKET.code(),
@@ -625,7 +624,7 @@ fn unix_target(
     addr.extend_from_slice(held.as_bytes());
     addr.push(0);
     let mut rec = record(
-        "net.connect",
+        EventKind::NetConnect,
         pid,
         true,
         Reason::NET_UNIX_SOCKET.code(),
@@ -656,9 +655,9 @@ fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
     (v.code == Reason::FS_PROTECTED_QUARANTINED.code()).then(|| target.clone())
 }
 
-fn record(kind: &str, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {
+fn record(kind: EventKind, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {
     AuditRecord {
-        kind: kind.into(),
+        kind,
         pid,
         allowed,
         reason_code: code.into(),
@@ -863,7 +862,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
     let verdict = |path: &Path, op: FsOp| explain_fs_with(spec, path, op, &inside);
     let show = |path: &Path| Some(path.to_string_lossy().into_owned());
     let denied = |path: &Path, op: &str, code: &str| {
-        let mut r = record("file.denied", pid, false, code, syscall.into());
+        let mut r = record(EventKind::FileDenied, pid, false, code, syscall.into());
         r.path = show(path);
         r.op = Some(op.into());
         Some(r)
@@ -884,17 +883,17 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                 return denied(&path, if write { "write" } else { "read" }, v.code);
             }
             let kind = match (write, flags & libc::O_CREAT as u32 != 0) {
-                (false, _) if level >= AuditLevel::All => "file.read",
+                (false, _) if level >= AuditLevel::All => EventKind::FileRead,
                 (false, _) => return None,
-                (true, true) if !existed => "file.create",
-                (true, _) => "file.modify",
+                (true, true) if !existed => EventKind::FileCreate,
+                (true, _) => EventKind::FileModify,
             };
             if level < AuditLevel::Writes {
                 return None;
             }
             let mut r = record(kind, pid, true, v.code, syscall.into());
             r.path = show(&path);
-            if kind == "file.create" {
+            if kind == EventKind::FileCreate {
                 r.file_type = Some("file".into());
             }
             Some(r)
@@ -905,7 +904,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                 return denied(&path, "delete", v.code);
             }
             (level >= AuditLevel::Writes).then(|| {
-                let mut r = record("file.delete", pid, true, v.code, syscall.into());
+                let mut r = record(EventKind::FileDelete, pid, true, v.code, syscall.into());
                 r.path = show(&path);
                 r
             })
@@ -920,7 +919,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                 return denied(&to, "write", w.code);
             }
             (level >= AuditLevel::Writes).then(|| {
-                let mut r = record("file.rename", pid, true, w.code, syscall.into());
+                let mut r = record(EventKind::FileRename, pid, true, w.code, syscall.into());
                 r.path = show(&from);
                 r.to = show(&to);
                 r
@@ -935,7 +934,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                 return denied(&path, "write", v.code);
             }
             (level >= AuditLevel::Writes).then(|| {
-                let mut r = record("file.create", pid, true, v.code, syscall.into());
+                let mut r = record(EventKind::FileCreate, pid, true, v.code, syscall.into());
                 r.path = show(&path);
                 r.file_type = Some(what.into());
                 r
@@ -946,7 +945,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         Seen::Exec(path, _) if std::fs::metadata(&path).is_err() => None,
         Seen::Exec(path, argv) => (level >= AuditLevel::Writes).then(|| {
             let mut r = record(
-                "process.exec",
+                EventKind::ProcessExec,
                 pid,
                 true,
                 Reason::EXEC_ALLOWED.code(),
@@ -977,7 +976,11 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             if allowed && level < AuditLevel::All {
                 return None;
             }
-            let kind = if allowed { "net.connect" } else { "net.denied" };
+            let kind = if allowed {
+                EventKind::NetConnect
+            } else {
+                EventKind::NetDenied
+            };
             let mut r = record(kind, pid, allowed, code, syscall.into());
             r.addr = Some(text);
             Some(r)

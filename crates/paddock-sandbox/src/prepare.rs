@@ -149,7 +149,7 @@ fn level_checks(
     if let Some((host, _)) = spec.hidden.first() {
         return Err(lacks(
             format!(
-                "filesystem.deny hides {} inside a mount, which needs a mount over it",
+                "filesystem.deny hides {} inside a mount or a system folder, which needs a mount over it",
                 host.display()
             ),
             fix,

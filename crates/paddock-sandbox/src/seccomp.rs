@@ -13,11 +13,13 @@ use seccompiler::{sock_filter, BpfProgram};
 use crate::error::SandboxError;
 use crate::spec::AuditLevel;
 
-/// The `unshare` flags of the user-namespace check: `CLONE_NEWUSER` with a
-/// bit the kernel refuses (`CSIGNAL`'s low bit), so that the call can never
+/// The `unshare` flags of the user-namespace check: `CLONE_NEWUSER` with
+/// `CLONE_VFORK`, which `unshare` never accepts (the kernel answers
+/// `EINVAL` before looking at the other flags), so the call can never
 /// create a namespace. The sandbox's filter matches `CLONE_NEWUSER` and
-/// answers `EPERM`; without the filter the kernel answers `EINVAL`.
-pub(crate) const USERNS_PROBE_FLAGS: u64 = 0x1000_0000 | 0x80;
+/// answers `EPERM` first. (Not a `CSIGNAL` bit: 0x80 is `CLONE_NEWTIME`,
+/// which `unshare` accepts.)
+pub(crate) const USERNS_PROBE_FLAGS: u64 = 0x1000_0000 | 0x4000;
 
 /// The filter source, compiled into the binary.
 pub const FILTER_JSON: &str = include_str!("../resources/seccomp/sandbox.json");
@@ -462,6 +464,24 @@ pub fn denied_syscalls() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::USERNS_PROBE_FLAGS;
+
+    /// The setup sequence's user-namespace check must never create one,
+    /// filter or no filter: run here, unfiltered, it fails with EINVAL and
+    /// this process keeps its namespaces.
+    #[test]
+    fn the_user_namespace_probe_can_never_create_a_namespace() {
+        let before = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let err = paddock_sys::unshare(USERNS_PROBE_FLAGS).expect_err("the kernel must refuse");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(std::fs::read_link("/proc/self/ns/user").unwrap(), before);
+        assert_ne!(
+            USERNS_PROBE_FLAGS & 0x1000_0000,
+            0,
+            "the filter must see CLONE_NEWUSER"
+        );
+    }
+
     #[test]
     fn build_time_filters_match_the_json_source() {
         let arch = seccompiler::TargetArch::try_from(std::env::consts::ARCH).unwrap();

@@ -6,71 +6,11 @@
 //! symlink escapes) and builds exactly what it says.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 
+pub use paddock_types::{AuditLevel, IsolationLevel as Level, MountMode};
+
 use serde::{Deserialize, Serialize};
-
-/// How a host folder or file appears inside the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MountMode {
-    /// Read-only: the mount is read-only (EROFS) and Landlock grants only
-    /// read and execute.
-    Ro,
-    /// Read-write.
-    Rw,
-    /// May create and modify, may not unlink, rmdir or rename away: Landlock
-    /// withholds its REMOVE_FILE and REMOVE_DIR rights, which every unlink,
-    /// rmdir and rename out of a directory needs.
-    RwNoDelete,
-    /// Copy-on-write: an overlay whose writes land in a private upper layer;
-    /// the real folder is never written.
-    Cow,
-}
-
-impl MountMode {
-    /// All modes, for help texts and error messages.
-    pub const ALL: [MountMode; 4] = [
-        MountMode::Ro,
-        MountMode::Rw,
-        MountMode::RwNoDelete,
-        MountMode::Cow,
-    ];
-
-    /// The spelling used on the command line and in policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MountMode::Ro => "ro",
-            MountMode::Rw => "rw",
-            MountMode::RwNoDelete => "rw-no-delete",
-            MountMode::Cow => "cow",
-        }
-    }
-
-    /// Whether the sandbox may change anything it sees through this mount.
-    pub fn writable(self) -> bool {
-        !matches!(self, MountMode::Ro)
-    }
-}
-
-impl fmt::Display for MountMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for MountMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MountMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown mount mode `{s}`: use one of ro, rw, rw-no-delete, cow")
-            })
-    }
-}
 
 /// One host path made visible inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,44 +24,6 @@ pub struct MountSpec {
     /// Where this mount came from, for error messages ("--mount", "the
     /// current directory", "policy.toml:12").
     pub origin: String,
-}
-
-/// How the sandbox is built, strongest first (docs/isolation-levels.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Level {
-    /// User, mount, pid, IPC, UTS, network and cgroup namespaces, Landlock,
-    /// seccomp; the proxy is the only way out.
-    #[default]
-    Full,
-    /// The same namespaces and seccomp, without Landlock: mounts alone say
-    /// what is read-only, and `rw-no-delete` cannot be enforced (refused).
-    LandlockUnavailable,
-    /// No namespaces (the host refuses them): Landlock file rules on host
-    /// paths, Landlock TCP rules that allow only the proxy's port, and
-    /// seccomp; no private /proc, hostname, IPC or loopback.
-    NoUserns,
-}
-
-impl Level {
-    /// The name used in policies, status and audit events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Full => "full",
-            Level::LandlockUnavailable => "landlock-unavailable",
-            Level::NoUserns => "no-userns",
-        }
-    }
-
-    /// Does this level build namespaces?
-    pub fn namespaces(self) -> bool {
-        self != Level::NoUserns
-    }
-
-    /// Does this level apply Landlock?
-    pub fn landlock(self) -> bool {
-        self != Level::LandlockUnavailable
-    }
 }
 
 /// Everything the sandbox needs to run one command.
@@ -195,25 +97,6 @@ pub struct SandboxSpec {
     /// command's HOME and TMPDIR point there.
     #[serde(default)]
     pub scratch_dir: Option<PathBuf>,
-}
-
-/// How much of the commands' activity is observed.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AuditLevel {
-    /// Nothing is observed.
-    #[default]
-    Off,
-    /// Denied file writes and deletes, denied system calls, direct network
-    /// connections.
-    Denied,
-    /// Denials, file changes (create, modify, delete, rename) and every
-    /// program started.
-    Writes,
-    /// Everything above, file reads and allowed connections included.
-    All,
 }
 
 /// The folder name of a `cow` mount's layers under `cow_dir`: the target

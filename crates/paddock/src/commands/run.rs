@@ -1,5 +1,6 @@
 //! `paddock run`: policy and flags → spec → sandbox → exit code.
 
+use paddock_audit::EventKind;
 use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
@@ -101,7 +102,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         // The exporter's thread may start now that the sandbox is cloned.
         au.out.start_export();
         au.log.emit(
-            "exec.start",
+            EventKind::ExecStart,
             Some(true),
             None,
             &au.caller,
@@ -251,7 +252,7 @@ fn unsandboxed(
         RunAudit::plan(eff)?.and_then(|id| RunAudit::open(&id, host, eff, flags, policy, "none"));
     if let Some(au) = &audit {
         au.log.emit(
-            "exec.start",
+            EventKind::ExecStart,
             Some(true),
             Some(Reason::UNSAFE_NO_SANDBOX.code()),
             &au.caller,

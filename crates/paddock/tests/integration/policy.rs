@@ -420,6 +420,58 @@ fn hostile_project_file_cannot_steer_audit_export_or_retention() {
     assert!(stdout(&list).contains("\"mine\""), "{}", stdout(&list));
 }
 
+/// A deny path reached through a symbolic link denies what the link leads
+/// to: the real folder, mounted under its own name, is refused. A deny path
+/// inside a system folder (shown read-only at its own path) is hidden
+/// there: nothing of it is listed or readable inside, and the host's
+/// folder is untouched.
+#[test]
+fn filesystem_deny_holds_through_links_and_inside_system_folders() {
+    let ws = Ws::new();
+    let real = ws.root.join("real/secretdir");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(real.join("key"), "TOPSECRET\n").unwrap();
+    let link = ws.root.join("denylink");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let pol = ws.root.join("deny-link.toml");
+    std::fs::write(
+        &pol,
+        format!(
+            "version = 1\n[filesystem]\ndeny = [\"{}\"]\n",
+            link.display()
+        ),
+    )
+    .unwrap();
+    let o = ws
+        .paddock()
+        .args(["run", "--policy", pol.to_str().unwrap(), "--mount"])
+        .arg(format!("{}:/data:ro", real.display()))
+        .args(["--", "cat", "/data/key"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains("TOPSECRET"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("FS_DENIED_BY_POLICY"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(125));
+
+    // A system folder: /usr/share/doc is there on every Debian.
+    let doc = std::path::Path::new("/usr/share/doc");
+    let host_entries = std::fs::read_dir(doc).unwrap().count();
+    assert!(host_entries > 0);
+    let pol = ws.root.join("deny-system.toml");
+    std::fs::write(
+        &pol,
+        "version = 1\n[filesystem]\ndeny = [\"/usr/share/doc\"]\n",
+    )
+    .unwrap();
+    let o = ws.sh(
+        &["--policy", pol.to_str().unwrap()],
+        "echo entries=$(ls -A /usr/share/doc | wc -l); cat /usr/share/doc/*/copyright 2>/dev/null | wc -c; ls /usr/share | grep -c '^doc$'",
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("entries=0\n0\n1"), "{out}{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(doc).unwrap().count(), host_entries);
+}
+
 /// `filesystem.deny` inside a mounted workspace hides the path (a file and
 /// a folder), in rw and cow alike, and `policy explain` says so; the rest
 /// of the workspace stays as it was.
