@@ -197,6 +197,11 @@ fn run(
                                 sys::ExitStatus::Signaled(s) => (None, Some(s)),
                             };
                             if let Some(ctl) = &fds_ctl {
+                                for w in &mut watches {
+                                    for record in w.leftovers() {
+                                        report(ctl, w.exec_id, record);
+                                    }
+                                }
                                 flush(ctl);
                             }
                             send(out, &Msg::Exited { code, signal });
@@ -288,7 +293,12 @@ fn serve_watches(
         }
     }
     for i in gone.into_iter().rev() {
-        watches.swap_remove(i);
+        let mut w = watches.swap_remove(i);
+        if let Some(ctl) = ctl {
+            for record in w.leftovers() {
+                report(ctl, w.exec_id, record);
+            }
+        }
     }
 }
 

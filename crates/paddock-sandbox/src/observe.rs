@@ -71,15 +71,31 @@ pub struct AuditRecord {
     /// A connection's destination (`1.2.3.4:443`, `[::1]:80`, a unix path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr: Option<String>,
-    /// How many identical denials before this one were not recorded.
+    /// How many identical denials before this one were not recorded: the
+    /// record stands for itself and them (`syscall.denied` past its
+    /// budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
 }
 
 /// How many `syscall.denied` records one command tree gets per system
 /// call before further ones are only counted (a loop on a denied call
-/// must not flood the log).
+/// must not flood the log). Counted ones are not lost: every
+/// [`DENIED_SYSCALL_BATCH`]th is recorded with how many it stands for
+/// (`suppressed`), and what is left when the commands end is recorded
+/// then ([`Watch::leftovers`]).
 const DENIED_SYSCALL_RECORDS: u64 = 20;
+const DENIED_SYSCALL_BATCH: u64 = 100;
+
+/// Denials of one system call by one command tree.
+#[derive(Default)]
+struct Denials {
+    total: u64,
+    /// Counted since the last record.
+    unreported: u64,
+    /// The last caller.
+    pid: i32,
+}
 
 /// One command's listener, with what pid 1 knows about it.
 pub(crate) struct Watch {
@@ -89,7 +105,7 @@ pub(crate) struct Watch {
     table: std::sync::Arc<HashMap<u32, (&'static str, Watched)>>,
     /// The exec request it belongs to (0 for `paddock run`).
     pub exec_id: u64,
-    denied: HashMap<u32, u64>,
+    denied: HashMap<u32, Denials>,
     /// Helper processes waiting for slow connects (their pidfds).
     helpers: Vec<OwnedFd>,
 }
@@ -133,6 +149,24 @@ impl Watch {
         }
     }
 
+    /// The denials counted but not yet recorded, one record per system
+    /// call (`suppressed`: how many it stands for). Called when the
+    /// commands of this listener are gone.
+    pub fn leftovers(&mut self) -> Vec<AuditRecord> {
+        let mut out = Vec::new();
+        for (nr, d) in self.denied.iter_mut() {
+            if d.unreported > 0 {
+                // The last of them, standing for the ones before it.
+                let mut r = denied_syscall(*nr, d.pid);
+                r.suppressed = Some(d.unreported - 1).filter(|n| *n > 0);
+                d.unreported = 0;
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.syscall.cmp(&b.syscall));
+        out
+    }
+
     /// Take one notification, answer it, and return what to record.
     pub fn handle(&mut self, p: &Prepared) -> Option<AuditRecord> {
         let fd = self.fd.as_fd();
@@ -151,21 +185,21 @@ impl Watch {
                 return None;
             }
             let nr = n.nr as u32;
-            let count = self.denied.entry(nr).or_insert(0);
-            *count += 1;
-            if *count > DENIED_SYSCALL_RECORDS {
-                return None;
+            let d = self.denied.entry(nr).or_default();
+            d.total += 1;
+            d.pid = pid;
+            let mut suppressed = None;
+            if d.total > DENIED_SYSCALL_RECORDS {
+                d.unreported += 1;
+                if d.unreported < DENIED_SYSCALL_BATCH {
+                    return None;
+                }
+                suppressed = Some(d.unreported - 1);
+                d.unreported = 0;
             }
-            let name = seccomp::denied_name(nr)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("syscall {nr}"));
-            return Some(record(
-                EventKind::SyscallDenied,
-                pid,
-                false,
-                Reason::SYSCALL_DENIED.code(),
-                name,
-            ));
+            let mut r = denied_syscall(nr, pid);
+            r.suppressed = suppressed;
+            return Some(r);
         };
         if matches!(what, Watched::Connect) {
             let r = self.connect(p, &n, pid, name);
@@ -653,6 +687,20 @@ fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
     let v = explain_fs_with(&p.model, target, FsOp::Write, &inside);
     (v.code == Reason::FS_PROTECTED_QUARANTINED.code()).then(|| target.clone())
+}
+
+/// A `syscall.denied` record for system call `nr`.
+fn denied_syscall(nr: u32, pid: i32) -> AuditRecord {
+    let name = seccomp::denied_name(nr)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("syscall {nr}"));
+    record(
+        EventKind::SyscallDenied,
+        pid,
+        false,
+        Reason::SYSCALL_DENIED.code(),
+        name,
+    )
 }
 
 fn record(kind: EventKind, pid: i32, allowed: bool, code: &str, syscall: String) -> AuditRecord {

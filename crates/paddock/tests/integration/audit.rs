@@ -487,6 +487,72 @@ fn audit_levels_choose_what_is_recorded() {
     });
 }
 
+/// A flood of one denied call is not recorded call by call, but every
+/// refusal is counted in the trail: the records of `unshare`, each
+/// standing for itself plus its `suppressed` count, add up to exactly the
+/// calls made, in `paddock run` (the rest recorded when the command ends)
+/// and in a session's exec (when its command tree is gone). Spending the
+/// budget on harmless calls first hides nothing.
+#[test]
+fn a_flood_of_denied_calls_is_counted_to_the_last_call() {
+    let a = Audited::new();
+    let policy = a.ws.root.join("all.toml");
+    std::fs::write(&policy, "version = 1\n[audit]\nlevel = \"all\"\n").unwrap();
+    let policy = policy.to_str().unwrap();
+    // 257 refused unshare(CLONE_NEWUSER) calls from one process.
+    let flood = "import ctypes; c = ctypes.CDLL(None); \
+                 r = [c.unshare(0x10000000) for _ in range(257)]; \
+                 print('refused', r.count(-1))";
+    let counted = |evs: &[J]| -> u64 {
+        evs.iter()
+            .filter(|e| e["kind"] == "syscall.denied" && e["data"]["syscall"] == "unshare")
+            .map(|e| 1 + e["data"]["suppressed"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let before = list_ids(&a);
+    let o = a
+        .cmd()
+        .args(["run", "--policy", policy, "--", "python3", "-c", flood])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("refused 257"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let id = list_ids(&a)
+        .into_iter()
+        .find(|i| !before.contains(i))
+        .expect("the run's record");
+    let evs = lines_json(&std::fs::read_to_string(a.jsonl(&id)).unwrap());
+    assert_eq!(counted(&evs), 257, "run: {evs:?}");
+    let records = evs.iter().filter(|e| e["kind"] == "syscall.denied").count();
+    assert!(
+        records < 30,
+        "a flood must not be recorded call by call: {records}"
+    );
+
+    let o = a.pd(&["session", "start", "--policy", policy]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sid = stdout(&o).trim().to_string();
+    let o = a.pd(&["exec", &sid, "--", "python3", "-c", flood]);
+    assert!(
+        stdout(&o).contains("refused 257"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let evs = lines_json(&std::fs::read_to_string(a.jsonl(&sid)).unwrap_or_default());
+            counted(&evs) == 257
+        }),
+        "session: {}",
+        std::fs::read_to_string(a.jsonl(&sid)).unwrap_or_default()
+    );
+}
+
 fn list_ids(a: &Audited) -> Vec<String> {
     let v: J =
         serde_json::from_slice(&a.pd(&["session", "list", "--json"]).stdout).unwrap_or(J::Null);
