@@ -94,10 +94,7 @@ pub fn drop_capabilities_except(keep: &[u32]) -> io::Result<()> {
             0,
         )
     })?;
-    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(63);
+    let last_cap = last_cap();
     for cap in 0..=last_cap {
         // SAFETY: PR_CAPBSET_READ takes a capability number only.
         if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 0 {
@@ -141,10 +138,8 @@ pub fn drop_capabilities_except(keep: &[u32]) -> io::Result<()> {
     check(ret).map(drop)
 }
 
-/// Whether the calling thread holds any capability in any set: effective,
-/// permitted, inheritable (capget), ambient or bounding (prctl). Used to
-/// check a drop after the fact.
-pub fn holds_capabilities() -> io::Result<bool> {
+/// The calling thread's capability sets (capget, version 3).
+fn capget() -> io::Result<[CapData; 2]> {
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -154,16 +149,29 @@ pub fn holds_capabilities() -> io::Result<bool> {
     // entries version 3 writes.
     let ret = unsafe { libc::syscall(libc::SYS_capget, &hdr, data.as_mut_ptr()) };
     check(ret)?;
+    Ok(data)
+}
+
+/// The highest capability number this kernel knows.
+fn last_cap() -> libc::c_ulong {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+        .unwrap_or(63)
+}
+
+/// Whether the calling thread holds any capability in any set: effective,
+/// permitted, inheritable (capget), ambient or bounding (prctl). Used to
+/// check a drop after the fact.
+pub fn holds_capabilities() -> io::Result<bool> {
+    let data = capget()?;
     if data
         .iter()
         .any(|d| d.effective | d.permitted | d.inheritable != 0)
     {
         return Ok(true);
     }
-    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(63);
+    let last_cap = last_cap();
     for cap in 0..=last_cap {
         // SAFETY: PR_CAPBSET_READ takes a capability number only.
         if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
@@ -188,15 +196,7 @@ pub fn holds_capabilities() -> io::Result<bool> {
 
 /// The effective capability mask of the calling thread (bit N = capability N).
 pub fn effective_capabilities() -> io::Result<u64> {
-    let hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: `hdr` is a valid header and `data` has room for the two
-    // entries version 3 writes.
-    let ret = unsafe { libc::syscall(libc::SYS_capget, &hdr, data.as_mut_ptr()) };
-    check(ret)?;
+    let data = capget()?;
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
