@@ -232,54 +232,72 @@ pub fn tool_mounts(host: &HostFacts, extra: &[String]) -> Vec<PathBuf> {
     out
 }
 
-fn under_deny<'a>(
-    eff: &'a Effective,
-    p: &Path,
-    host: &HostFacts,
-) -> Option<&'a paddock_policy::Sourced<String>> {
-    // As written and where it really is: a deny path reached through a
-    // link (a `~/.ssh` that links elsewhere) denies its target too.
-    eff.fs_deny.iter().find(|d| {
-        let lexical = normalize(&expand(Path::new(&d.value), host));
-        let real = std::fs::canonicalize(&lexical).ok();
-        p.starts_with(&lexical) || real.is_some_and(|r| p.starts_with(r))
-    })
+/// `filesystem.deny`, each entry as written (normalised) and where it
+/// really is (links resolved; None when it does not exist). Resolved once
+/// per spec: every mount, tool folder and socket is held against it.
+struct DenyList<'a> {
+    entries: Vec<(
+        &'a paddock_policy::Sourced<String>,
+        PathBuf,
+        Option<PathBuf>,
+    )>,
 }
 
-/// `filesystem.deny` entries that lie inside a mount: (host path, path
-/// inside the sandbox). A mount *under* a denied path is refused before
-/// this; these are hidden inside the mount instead.
-fn denied_inside(
-    eff: &Effective,
-    mounts: &[MountSpec],
-    host: &HostFacts,
-) -> Vec<(PathBuf, PathBuf)> {
-    let mut out = Vec::new();
-    for d in &eff.fs_deny {
-        let lexical = normalize(&expand(Path::new(&d.value), host));
-        // Where it really is (a link on the way would make the read-only
-        // cover miss it); as written when it does not exist.
-        let hp = std::fs::canonicalize(&lexical).unwrap_or(lexical);
-        // Inside a system folder (shown read-only at its own path): hidden
-        // there, as host secrets under /etc are.
-        let in_system = paddock_sandbox::spec::SYSTEM_DIRS
+impl<'a> DenyList<'a> {
+    fn new(eff: &'a Effective, host: &HostFacts) -> DenyList<'a> {
+        let entries = eff
+            .fs_deny
             .iter()
-            .any(|d| hp.starts_with(Path::new("/").join(d)) && hp != Path::new("/").join(d));
-        if in_system && !out.iter().any(|(_, x)| *x == hp) {
-            out.push((hp.clone(), hp.clone()));
-        }
-        for m in mounts {
-            if let Ok(rest) = hp.strip_prefix(&m.source) {
-                if !rest.as_os_str().is_empty() {
-                    let t = m.target.join(rest);
-                    if !out.iter().any(|(_, x)| *x == t) {
-                        out.push((hp.clone(), t));
+            .map(|d| {
+                let lexical = normalize(&expand(Path::new(&d.value), host));
+                let real = std::fs::canonicalize(&lexical).ok();
+                (d, lexical, real)
+            })
+            .collect();
+        DenyList { entries }
+    }
+
+    /// The entry `p` lies under, as written or where its link leads (a
+    /// `~/.ssh` that links elsewhere denies its target too).
+    fn covering(&self, p: &Path) -> Option<&'a paddock_policy::Sourced<String>> {
+        self.entries
+            .iter()
+            .find(|(_, lexical, real)| {
+                p.starts_with(lexical) || real.as_ref().is_some_and(|r| p.starts_with(r))
+            })
+            .map(|(d, ..)| *d)
+    }
+
+    /// The entries that lie inside a mount or a system folder: (host path,
+    /// path inside the sandbox). A mount *under* a denied path is refused
+    /// before this; these are hidden instead.
+    fn inside(&self, mounts: &[MountSpec]) -> Vec<(PathBuf, PathBuf)> {
+        let mut out = Vec::new();
+        for (_, lexical, real) in &self.entries {
+            // Where it really is (a link on the way would make the
+            // read-only cover miss it); as written when it does not exist.
+            let hp = real.clone().unwrap_or_else(|| lexical.clone());
+            // Inside a system folder (shown read-only at its own path):
+            // hidden there, as host secrets under /etc are.
+            let in_system = paddock_sandbox::spec::SYSTEM_DIRS
+                .iter()
+                .any(|d| hp.starts_with(Path::new("/").join(d)) && hp != Path::new("/").join(d));
+            if in_system && !out.iter().any(|(_, x)| *x == hp) {
+                out.push((hp.clone(), hp.clone()));
+            }
+            for m in mounts {
+                if let Ok(rest) = hp.strip_prefix(&m.source) {
+                    if !rest.as_os_str().is_empty() {
+                        let t = m.target.join(rest);
+                        if !out.iter().any(|(_, x)| *x == t) {
+                            out.push((hp.clone(), t));
+                        }
                     }
                 }
             }
         }
+        out
     }
-    out
 }
 
 /// A mount list's adder for sockets: a socket outside every mount is shown
@@ -310,6 +328,7 @@ fn push_socket(mounts: &mut Vec<MountSpec>) -> impl FnMut(&Path) -> PathBuf + '_
 fn socket_grants(
     eff: &Effective,
     host: &HostFacts,
+    deny: &DenyList<'_>,
     add: &mut dyn FnMut(&Path) -> PathBuf,
 ) -> Result<Vec<PathBuf>, CliError> {
     use std::os::unix::fs::FileTypeExt;
@@ -330,7 +349,7 @@ fn socket_grants(
                  $SSH_AUTH_SOCK), or remove the entry",
             ));
         }
-        if let Some(d) = under_deny(eff, &real, host) {
+        if let Some(d) = deny.covering(&real) {
             return Err(CliError::new(
                 Reason::FS_DENIED_BY_POLICY.code(),
                 format!(
@@ -375,6 +394,7 @@ pub(crate) fn compile(
             "every other paddock command keeps working; ask the policy's owner to enable exec",
         ));
     }
+    let deny = DenyList::new(eff, host);
     let mut mounts: Vec<MountSpec> = Vec::new();
     let mut push = |m: MountSpec| {
         mounts.retain(|o| o.target != m.target);
@@ -382,7 +402,7 @@ pub(crate) fn compile(
     };
     let tools: Vec<String> = eff.tools.iter().map(|t| t.value.clone()).collect();
     for t in tool_mounts(host, &tools) {
-        if under_deny(eff, &t, host).is_some() {
+        if deny.covering(&t).is_some() {
             continue; // a denied tool folder is simply not shown
         }
         push(MountSpec {
@@ -451,7 +471,7 @@ pub(crate) fn compile(
         });
     }
     for m in &mounts {
-        if let Some(d) = under_deny(eff, &m.source, host) {
+        if let Some(d) = deny.covering(&m.source) {
             return Err(CliError::new(
                 Reason::FS_DENIED_BY_POLICY.code(),
                 format!(
@@ -480,7 +500,7 @@ pub(crate) fn compile(
         }
     }
 
-    let unix_sockets = socket_grants(eff, host, &mut push_socket(&mut mounts))?;
+    let unix_sockets = socket_grants(eff, host, &deny, &mut push_socket(&mut mounts))?;
     let protected = protected_names(eff);
 
     let mut env: Vec<(OsString, OsString)> = host
@@ -531,7 +551,7 @@ pub(crate) fn compile(
         env,
         workdir,
         home: host.home.clone(),
-        hidden: denied_inside(eff, &mounts, host),
+        hidden: deny.inside(&mounts),
         unix_sockets,
         mounts,
         protected,

@@ -1,7 +1,8 @@
 //! From what the user asked for to what the sandbox builds: host facts,
 //! the policy's layers and the chosen isolation level become one [`Plan`]
-//! (the sandbox spec, the egress proxy's setup, the audit wiring) through
-//! one function, [`plan`], with one error type, [`Error`].
+//! (the sandbox spec and the egress proxy's setup; the audit wiring is
+//! [`audit`]) through one function, [`plan`], with one error type,
+//! [`Error`].
 //!
 //! `paddock run`, the session supervisor and MCP all start sandboxes
 //! through [`plan`]; the isolation level is one of its inputs, so nothing
@@ -79,8 +80,6 @@ pub struct Plan {
     /// The egress proxy's setup (session CA, brokered credentials), in
     /// proxy mode. Dropping it removes its files.
     pub egress: Option<Egress>,
-    /// The sandbox's audit level (the observer's), from the policy.
-    pub audit: paddock_audit::Level,
 }
 
 /// Make the plan of `r`: the only way a sandbox spec is made.
@@ -120,9 +119,5 @@ pub fn plan(r: &Request<'_>) -> Result<Plan, Error> {
         }
         Purpose::Check { session } => spec.serve_execs = session,
     }
-    Ok(Plan {
-        spec,
-        egress,
-        audit: r.eff.audit_level.value,
-    })
+    Ok(Plan { spec, egress })
 }

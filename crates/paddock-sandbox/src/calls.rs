@@ -115,7 +115,8 @@ pub(crate) trait Sys {
     fn landlock_restrict(&self, rs: Option<RulesetCreated>) -> Result<LandlockReport, String>;
     fn drop_all_capabilities(&self) -> io::Result<()>;
     /// Does the process hold any capability, in any set (effective,
-    /// permitted, inheritable, ambient, bounding)?
+    /// permitted, inheritable, ambient, bounding), as the kernel reports
+    /// them?
     fn holds_capabilities(&self) -> io::Result<bool>;
     fn set_rlimit(&self, resource: u32, limit: u64) -> io::Result<()>;
     /// Install seccomp programs, in order; `what` names them for errors.
@@ -291,7 +292,24 @@ impl Sys for Linux {
         sys::drop_all_capabilities()
     }
     fn holds_capabilities(&self) -> io::Result<bool> {
-        sys::holds_capabilities()
+        // The kernel's own account of all five sets, in one read (a
+        // missing field is an error: the check then fails closed).
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        let mut held = false;
+        for field in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+            let mask = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("no {field} in /proc/self/status"),
+                    )
+                })?;
+            held |= mask != 0;
+        }
+        Ok(held)
     }
     fn set_rlimit(&self, resource: u32, limit: u64) -> io::Result<()> {
         sys::set_rlimit(resource, limit)
@@ -324,4 +342,17 @@ fn seccomp_status(field: &str) -> io::Result<Option<u64>> {
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().parse::<u64>().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The capability check reads the kernel's report: an ordinary process
+    /// (root or not) still has its bounding set, so it holds capabilities.
+    #[test]
+    fn an_unconfined_process_is_seen_holding_capabilities() {
+        assert!(Linux.holds_capabilities().unwrap());
+        assert!(Linux.no_new_privs().is_ok());
+    }
 }

@@ -33,7 +33,7 @@ use crate::calls::Linux;
 use crate::landlock_rules::LandlockReport;
 use crate::observe::{AuditRecord, Watch};
 use crate::prepare::Prepared;
-use crate::sequence::{self, StepError};
+use crate::sequence::{self, at, StepError};
 use paddock_reasons::Reason;
 
 /// Messages from the sandbox to paddock.
@@ -123,11 +123,6 @@ pub(crate) fn main(
 
 type StepResult<T> = Result<T, StepError>;
 
-/// Name a failed call's step.
-fn e(step: &'static str) -> impl Fn(std::io::Error) -> StepError {
-    move |err| StepError::new(step, err.to_string())
-}
-
 fn run(
     p: &Prepared,
     out: &mut std::io::PipeWriter,
@@ -160,15 +155,15 @@ fn run(
             fds_ctl.ok_or_else(|| StepError::new("control-channel", "missing"))?,
         );
     }
-    let handoff = handoff_pair(p).map_err(e("audit-handoff"))?;
-    let cmd = match sys::fork().map_err(e("fork-command"))? {
+    let handoff = at("audit-handoff", handoff_pair(p))?;
+    let cmd = match at("fork-command", sys::fork())? {
         Forked::Child => exec_command(p, ruleset, out, handoff.map(|(_, c)| c)),
         Forked::Parent { pid, .. } => pid,
     };
     // pid 1 needs no privilege from here on.
-    drop_init_capabilities(p).map_err(e("drop-capabilities-init"))?;
+    at("drop-capabilities-init", drop_init_capabilities(p))?;
     let set = waited_signals();
-    let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
+    let sfd = at("signalfd", sys::signalfd(&set))?;
     // The command's audit listener arrives before its execve (which is
     // itself a notification, answered in the loop below).
     let mut watches: Vec<Watch> = handoff
@@ -181,13 +176,15 @@ fn run(
         .collect();
 
     loop {
-        let ready =
-            poll_with_watches(&[sfd.as_fd()], &watches, fds_ctl.as_ref()).map_err(e("poll"))?;
+        let ready = at(
+            "poll",
+            poll_with_watches(&[sfd.as_fd()], &watches, fds_ctl.as_ref()),
+        )?;
         serve_watches(p, &mut watches, &ready[1..], fds_ctl.as_ref());
         if ready[0] == 0 {
             continue;
         }
-        while let Some(sig) = sys::read_signalfd(sfd.as_fd()).map_err(e("signalfd-read"))? {
+        while let Some(sig) = at("signalfd-read", sys::read_signalfd(sfd.as_fd()))? {
             if sig.signo == libc::SIGCHLD {
                 loop {
                     match sys::waitpid(-1, true) {
@@ -198,9 +195,7 @@ fn run(
                             };
                             if let Some(ctl) = &fds_ctl {
                                 for w in &mut watches {
-                                    for record in w.leftovers() {
-                                        report(ctl, w.exec_id, record);
-                                    }
+                                    report_leftovers(ctl, w);
                                 }
                                 flush(ctl);
                             }
@@ -295,9 +290,7 @@ fn serve_watches(
     for i in gone.into_iter().rev() {
         let mut w = watches.swap_remove(i);
         if let Some(ctl) = ctl {
-            for record in w.leftovers() {
-                report(ctl, w.exec_id, record);
-            }
+            report_leftovers(ctl, &mut w);
         }
     }
 }
@@ -311,6 +304,14 @@ fn report(ctl: &UnixStream, id: u64, record: AuditRecord) {
             record: Box::new(record),
         },
     );
+}
+
+/// Queue the denials `w` counted but has not recorded yet (its commands
+/// are gone, or the sandbox ends).
+fn report_leftovers(ctl: &UnixStream, w: &mut Watch) {
+    for record in w.leftovers() {
+        report(ctl, w.exec_id, record);
+    }
 }
 
 /// The most one message to the supervisor carries (it reads 64 KiB).
@@ -507,18 +508,20 @@ fn serve(
 ) -> StepResult<i32> {
     use std::collections::HashMap;
     use std::os::fd::AsFd;
-    drop_init_capabilities(p).map_err(e("drop-capabilities-init"))?;
+    at("drop-capabilities-init", drop_init_capabilities(p))?;
     let set = waited_signals();
-    let sfd = sys::signalfd(&set).map_err(e("signalfd"))?;
+    let sfd = at("signalfd", sys::signalfd(&set))?;
     let mut running: HashMap<i32, u64> = HashMap::new();
     let mut watches: Vec<Watch> = Vec::new();
     loop {
-        let rev = poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches, Some(&ctl))
-            .map_err(e("poll"))?;
+        let rev = at(
+            "poll",
+            poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches, Some(&ctl)),
+        )?;
         serve_watches(p, &mut watches, &rev[2..], Some(&ctl));
         let ready = [rev[0] != 0, rev[1] != 0];
         if ready[0] {
-            while let Some(sig) = sys::read_signalfd(sfd.as_fd()).map_err(e("signalfd-read"))? {
+            while let Some(sig) = at("signalfd-read", sys::read_signalfd(sfd.as_fd()))? {
                 if sig.signo == libc::SIGCHLD {
                     while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
                         if let Some(id) = running.remove(&pid) {
@@ -544,7 +547,7 @@ fn serve(
         if !ready[1] {
             continue;
         }
-        let (payload, fds) = sys::recv_fds(ctl.as_fd(), 256 * 1024).map_err(e("control-read"))?;
+        let (payload, fds) = at("control-read", sys::recv_fds(ctl.as_fd(), 256 * 1024))?;
         if payload.is_empty() {
             return Ok(0); // the supervisor is gone
         }
@@ -593,9 +596,9 @@ fn serve(
                 continue;
             }
         };
-        let (err_r, err_w) = std::io::pipe().map_err(e("pipe"))?;
-        let handoff = handoff_pair(p).map_err(e("audit-handoff"))?;
-        match sys::fork().map_err(e("fork-exec"))? {
+        let (err_r, err_w) = at("pipe", std::io::pipe())?;
+        let handoff = at("audit-handoff", handoff_pair(p))?;
+        match at("fork-exec", sys::fork())? {
             Forked::Child => {
                 drop(err_r);
                 exec_in_session(p, rs, &req, &fds, err_w, handoff.map(|(_, c)| c))

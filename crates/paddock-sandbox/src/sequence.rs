@@ -81,7 +81,10 @@ fn step<T>(name: &'static str, what: &Path, r: io::Result<T>) -> Result<T, StepE
 }
 
 /// Name a failed call's step.
-fn at<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, StepError> {
+pub(crate) fn at<T, E: std::fmt::Display>(
+    name: &'static str,
+    r: Result<T, E>,
+) -> Result<T, StepError> {
     r.map_err(|e| StepError::new(name, e.to_string()))
 }
 
@@ -236,7 +239,10 @@ pub(crate) fn start_pid1<S: Sys>(
     }
     // The filesystem: from here on no path leads to the host's tree.
     build_root(s, p)?;
-    finish_pid1(s, p, None)
+    Ok(Pid1 {
+        ruleset: finish_pid1(s, p)?,
+        host_view: None,
+    })
 }
 
 /// pid 1 at level no-userns: no namespace, so no filesystem to build;
@@ -261,9 +267,9 @@ pub(crate) fn start_pid1_on_host<S: Sys>(
     for d in view.scratch.iter().flat_map(|(h, t)| [h, t]) {
         step("scratch-dirs", d, s.make_private_dirs(d))?;
     }
-    finish_pid1(s, &view, None).map(|pid1| Pid1 {
+    Ok(Pid1 {
+        ruleset: finish_pid1(s, &view)?,
         host_view: Some(view),
-        ..pid1
     })
 }
 
@@ -277,12 +283,8 @@ fn hand_out_proxy<S: Sys>(s: &S, port: u16, channel: &UnixStream) -> Result<u16,
     Ok(got)
 }
 
-/// The end of pid 1's setup, at every level.
-fn finish_pid1<S: Sys>(
-    s: &S,
-    p: &Prepared,
-    host_view: Option<Prepared>,
-) -> Result<Pid1, StepError> {
+/// The end of pid 1's setup, at every level; the commands' ruleset.
+fn finish_pid1<S: Sys>(s: &S, p: &Prepared) -> Result<Option<RulesetCreated>, StepError> {
     step("chdir-workdir", &p.workdir, s.chdir(&p.workdir))?;
     // Made now, inside the new root: the rules name the sandbox's paths.
     let ruleset = at("landlock-ruleset", s.landlock_ruleset(p))?;
@@ -304,7 +306,7 @@ fn finish_pid1<S: Sys>(
         matches!(s.is_dumpable(), Ok(false)),
         || "pid 1 is still dumpable after PR_SET_DUMPABLE 0".into(),
     )?;
-    Ok(Pid1 { ruleset, host_view })
+    Ok(ruleset)
 }
 
 /// Level no-userns: the request as the host sees it. HOME and TMPDIR point
@@ -462,7 +464,7 @@ pub(crate) fn confine<S: Sys>(
     )?;
     // The deny list in force: creating a user namespace (the entry point
     // of most unprivileged kernel exploits) is refused by the filter. The
-    // probe's flags can never create one (calls.rs).
+    // probe's flags can never create one (seccomp.rs).
     let errno = s.userns_probe();
     check("check-user-namespace", errno == libc::EPERM, || {
         format!(

@@ -160,40 +160,6 @@ fn last_cap() -> libc::c_ulong {
         .unwrap_or(63)
 }
 
-/// Whether the calling thread holds any capability in any set: effective,
-/// permitted, inheritable (capget), ambient or bounding (prctl). Used to
-/// check a drop after the fact.
-pub fn holds_capabilities() -> io::Result<bool> {
-    let data = capget()?;
-    if data
-        .iter()
-        .any(|d| d.effective | d.permitted | d.inheritable != 0)
-    {
-        return Ok(true);
-    }
-    let last_cap = last_cap();
-    for cap in 0..=last_cap {
-        // SAFETY: PR_CAPBSET_READ takes a capability number only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
-            return Ok(true);
-        }
-        // SAFETY: PR_CAP_AMBIENT_IS_SET takes a capability number only.
-        let ambient = unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
-                cap,
-                0,
-                0,
-            )
-        };
-        if ambient == 1 {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// The effective capability mask of the calling thread (bit N = capability N).
 pub fn effective_capabilities() -> io::Result<u64> {
     let data = capget()?;
