@@ -185,7 +185,10 @@ pub(crate) fn exec_with_winch(
         let Ok(line) = line else { break };
         match serde_json::from_str::<ExecEvent>(&line) {
             Ok(ExecEvent::Started { .. } | ExecEvent::Audit { .. }) => {}
-            Ok(ExecEvent::Exited { code, .. }) => return Ok(code),
+            Ok(ExecEvent::Exited { code, .. }) => {
+                paddock_sys::mark("client: exit received");
+                return Ok(code);
+            }
             Ok(ExecEvent::Failed { code, message, .. }) => return Err(exec_failed(code, message)),
             Err(_) => {}
         }
@@ -352,6 +355,7 @@ pub(crate) fn send_exec(
     })
     .unwrap_or_default();
     paddock_sys::send_fds(conn.as_fd(), stdio, &payload).map_err(io_err("sending the command"))?;
+    paddock_sys::mark("client: request sent");
     Ok(conn)
 }
 

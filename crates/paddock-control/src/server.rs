@@ -29,14 +29,18 @@ impl Shared {
         self.meta.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// A command starts (`started`) or ends. The record on disk is
+    /// rewritten when one ends, after its client has its answer: a start
+    /// only counts in memory, so no file is written before a command runs.
     fn touch(&self, started: bool) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let mut m = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         m.last_used = paddock_session::now();
         if started {
             m.commands += 1;
+        } else {
+            let _ = self.store.save_quick(&m);
         }
-        let _ = self.store.save_quick(&m);
     }
 }
 
@@ -326,8 +330,14 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
                     ExecEvent::Failed { id, .. } | ExecEvent::Exited { id, .. } => *id,
                 };
                 let done = !matches!(ev, ExecEvent::Started { .. });
+                paddock_sys::mark(if done {
+                    "supervisor: exit from pid 1"
+                } else {
+                    "supervisor: start from pid 1"
+                });
                 if done {
                     sweep(Check::Protected);
+                    paddock_sys::mark("supervisor: protected names swept");
                 }
                 let tx = {
                     let mut w = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
@@ -435,6 +445,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
     else {
         return;
     };
+    paddock_sys::mark("supervisor: request read");
     let req = match paddock_protocol::parse_request(&payload) {
         Ok(r) => r,
         Err(e) => {
@@ -572,6 +583,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                 let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
                 paddock_sys::send_fds(ctl.as_fd(), &borrowed, &payload)
             };
+            paddock_sys::mark("supervisor: request sent to pid 1");
             drop(fds);
             if sent.is_err() {
                 shared
@@ -670,6 +682,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     }
                 }
                 if !send_line(&conn, &ev) || done {
+                    paddock_sys::mark("supervisor: exit sent to the client");
                     break;
                 }
             }

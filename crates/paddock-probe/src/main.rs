@@ -188,6 +188,7 @@ fn main() {
                     "CapAmb",
                     "NoNewPrivs",
                     "Seccomp:",
+                    "Seccomp_filters",
                     "Uid",
                     "Gid",
                 ]
@@ -196,6 +197,12 @@ fn main() {
                 {
                     println!("{l}");
                 }
+            }
+        }),
+        // The resource limits in force (soft and hard).
+        "limits" => std::fs::read_to_string("/proc/self/limits").map(|s| {
+            for l in s.lines().skip(1) {
+                println!("{}", l.split_whitespace().collect::<Vec<_>>().join(" "));
             }
         }),
         "sleep" => {

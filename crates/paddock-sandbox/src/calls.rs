@@ -294,7 +294,7 @@ impl Sys for Linux {
     fn holds_capabilities(&self) -> io::Result<bool> {
         // The kernel's own account of all five sets, in one read (a
         // missing field is an error: the check then fails closed).
-        let status = std::fs::read_to_string("/proc/self/status")?;
+        let status = proc_status()?;
         let mut held = false;
         for field in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
             let mask = status
@@ -334,10 +334,19 @@ impl Sys for Linux {
     }
 }
 
+/// /proc/self/status in one read (the file reports size 0, so
+/// `read_to_string` would read it 32 bytes at a time).
+fn proc_status() -> io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(4096);
+    std::fs::File::open("/proc/self/status")?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// A number field of /proc/self/status (`Seccomp_filters:` exists from
 /// Linux 5.9).
 fn seccomp_status(field: &str) -> io::Result<Option<u64>> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    let status = proc_status()?;
     Ok(status
         .lines()
         .find_map(|l| l.strip_prefix(field))

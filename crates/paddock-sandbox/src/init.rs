@@ -98,9 +98,9 @@ pub(crate) fn main(
     if go.read(&mut byte).map(|n| n != 1).unwrap_or(true) {
         sys::exit_now(125);
     }
-    drop(go);
+    sys::mark("pid 1: go");
 
-    let result = run(p, &mut out, fds);
+    let result = run(p, go, &mut out, fds);
     // Level no-userns: no pid namespace ends the command's descendants when
     // this process exits, so it ends them itself (it is their subreaper).
     if !p.level.namespaces() {
@@ -125,6 +125,7 @@ type StepResult<T> = Result<T, StepError>;
 
 fn run(
     p: &Prepared,
+    mut go: std::io::PipeReader,
     out: &mut std::io::PipeWriter,
     fds: std::os::unix::net::UnixStream,
 ) -> StepResult<i32> {
@@ -136,6 +137,18 @@ fn run(
     } else {
         sequence::start_pid1_on_host(&Linux, p, &fds)?
     };
+    // paddock has put pid 1 in the sandbox's cgroups (set up while the
+    // steps above ran): only now may it fork, so that every process is
+    // inside the limits. End-of-file: paddock died.
+    let mut byte = [0u8; 1];
+    if go.read(&mut byte).map(|n| n != 1).unwrap_or(true) {
+        return Err(StepError::new(
+            "wait-for-limits",
+            "paddock ended before the limits were set",
+        ));
+    }
+    sys::mark("pid 1: limits in place");
+    drop(go);
     let sequence::Pid1 { ruleset, host_view } = pid1;
     let p: &Prepared = host_view.as_ref().unwrap_or(p);
     // In session mode the same socket pair carries exec requests afterwards,
@@ -366,6 +379,7 @@ fn exec_command(
         Err(se) => fail(out, se.step, se.detail),
     };
     send(out, &Msg::Enforced { landlock });
+    sys::mark("command: confined, execve next");
 
     let program = p.argv[0].clone();
     let errno = exec_search(&program, &p.argv, &p.env, &p.path_dirs);
@@ -397,6 +411,17 @@ fn exec_search(
         let Ok(c) = CString::new(full.as_os_str().as_bytes()) else {
             continue;
         };
+        // A folder without the program is skipped without an execve
+        // (each is a round trip to the observer); what exists is tried,
+        // so the errno reported is execve's own.
+        if let Err(e) = sys::path_exists(&c) {
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)
+            ) {
+                continue;
+            }
+        }
         let err = sys::execve(&c, argv, env)
             .raw_os_error()
             .unwrap_or(libc::ENOENT);
@@ -513,7 +538,17 @@ fn serve(
     let sfd = at("signalfd", sys::signalfd(&set))?;
     let mut running: HashMap<i32, u64> = HashMap::new();
     let mut watches: Vec<Watch> = Vec::new();
+    // Forked after the signalfd exists, so that its end is never missed.
+    let mut template = Template::start(p, ruleset.as_ref());
+    let mut template_refused = template.is_none();
     loop {
+        // A template that died is replaced between requests, when pid 1
+        // holds no exec's descriptors (a copy in the template would keep a
+        // client's output open, or a verdict pipe from ever ending).
+        if template.is_none() && !template_refused {
+            template = Template::start(p, ruleset.as_ref());
+            template_refused = template.is_none();
+        }
         let rev = at(
             "poll",
             poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches, Some(&ctl)),
@@ -524,7 +559,11 @@ fn serve(
             while let Some(sig) = at("signalfd-read", sys::read_signalfd(sfd.as_fd()))? {
                 if sig.signo == libc::SIGCHLD {
                     while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
+                        if template.as_ref().is_some_and(|t| t.pid == pid) {
+                            template = None; // started again at the next exec
+                        }
                         if let Some(id) = running.remove(&pid) {
+                            sys::mark("pid 1: command reaped");
                             let signal = match st {
                                 sys::ExitStatus::Signaled(s) => Some(s),
                                 sys::ExitStatus::Exited(_) => None,
@@ -548,6 +587,7 @@ fn serve(
             continue;
         }
         let (payload, fds) = at("control-read", sys::recv_fds(ctl.as_fd(), 256 * 1024))?;
+        sys::mark("pid 1: request read");
         if payload.is_empty() {
             return Ok(0); // the supervisor is gone
         }
@@ -582,60 +622,106 @@ fn serve(
             );
             continue;
         }
-        let rs = match ruleset.as_ref().map(|r| r.try_clone()).transpose() {
-            Ok(r) => r,
-            Err(err) => {
-                reply(
-                    &ctl,
-                    &ExecEvent::Failed {
-                        id: req.id,
-                        code: 125,
-                        message: format!("landlock: {err}"),
-                    },
-                );
-                continue;
-            }
-        };
+        // The template forks the command (as pid 1's child); when there is
+        // none (it died, or could not confine itself), pid 1 forks it and
+        // the command takes every step itself.
         let (err_r, err_w) = at("pipe", std::io::pipe())?;
-        let handoff = at("audit-handoff", handoff_pair(p))?;
-        match at("fork-exec", sys::fork())? {
-            Forked::Child => {
-                drop(err_r);
-                exec_in_session(p, rs, &req, &fds, err_w, handoff.map(|(_, c)| c))
-            }
-            Forked::Parent { pid, .. } => {
-                drop(err_w);
-                drop(fds);
-                let mut watch = handoff
-                    .and_then(|(parent, child)| {
-                        drop(child);
-                        sys::recv_fd(parent.as_fd()).ok().flatten()
-                    })
-                    .map(|fd| Watch::new(fd, req.id));
-                let (msg, early) = exec_verdict(p, err_r, watch.as_mut());
-                watches.extend(watch);
-                if msg.is_empty() {
-                    running.insert(pid, req.id);
-                    reply(&ctl, &ExecEvent::Started { id: req.id, pid });
-                    for record in early {
-                        report(&ctl, req.id, record);
-                    }
-                } else {
-                    // Reaped by the SIGCHLD loop; report the failure now.
-                    let (code, message) = msg
-                        .split_once(' ')
-                        .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
-                        .unwrap_or((125, msg.clone()));
-                    reply(
-                        &ctl,
-                        &ExecEvent::Failed {
-                            id: req.id,
-                            code,
-                            message,
-                        },
+        let (handoff_parent, handoff_child) = match at("audit-handoff", handoff_pair(p))? {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (None, None),
+        };
+        let mut forked = None;
+        if let Some(t) = &template {
+            match t.fork_command(&payload, &fds, &err_w, handoff_child.as_ref()) {
+                Ok(pid) => forked = Some(pid),
+                Err(sent) => {
+                    eprintln!(
+                        "paddock: the exec template (pid {}) did not fork exec {} ({}); {}",
+                        t.pid,
+                        req.id,
+                        if sent { "no answer" } else { "not delivered" },
+                        if sent {
+                            "the exec fails"
+                        } else {
+                            "pid 1 forks it"
+                        }
                     );
+                    let _ = sys::kill(t.pid, libc::SIGKILL);
+                    template = None;
+                    if sent {
+                        // It had the request: the command may run, so it
+                        // is not started a second time.
+                        reply(
+                            &ctl,
+                            &ExecEvent::Failed {
+                                id: req.id,
+                                code: 125,
+                                message: "the session's exec template ended while starting the command; run it again".into(),
+                            },
+                        );
+                        continue;
+                    }
                 }
             }
+        }
+        let pid = match forked {
+            Some(pid) => pid,
+            None => {
+                let rs = match ruleset.as_ref().map(|r| r.try_clone()).transpose() {
+                    Ok(r) => r,
+                    Err(err) => {
+                        reply(
+                            &ctl,
+                            &ExecEvent::Failed {
+                                id: req.id,
+                                code: 125,
+                                message: format!("landlock: {err}"),
+                            },
+                        );
+                        continue;
+                    }
+                };
+                match at("fork-exec", sys::fork())? {
+                    Forked::Child => {
+                        drop(err_r);
+                        let confine = Confine::Whole(rs);
+                        exec_in_session(p, confine, &req, &fds, err_w, handoff_child)
+                    }
+                    Forked::Parent { pid, .. } => pid,
+                }
+            }
+        };
+        drop(err_w);
+        drop(fds);
+        drop(handoff_child);
+        sys::mark("pid 1: command forked");
+        let mut watch = handoff_parent
+            .and_then(|parent| sys::recv_fd(parent.as_fd()).ok().flatten())
+            .map(|fd| Watch::new(fd, req.id));
+        sys::mark("pid 1: listener received");
+        let (msg, early) = exec_verdict(p, err_r, watch.as_mut());
+        sys::mark("pid 1: execve done");
+        watches.extend(watch);
+        if msg.is_empty() {
+            running.insert(pid, req.id);
+            reply(&ctl, &ExecEvent::Started { id: req.id, pid });
+            for record in early {
+                report(&ctl, req.id, record);
+            }
+        } else {
+            // Reaped by the SIGCHLD loop; report the failure now.
+            let (code, message) = msg
+                .split_once(' ')
+                .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+                .unwrap_or((125, msg.clone()));
+            reply(
+                &ctl,
+                &ExecEvent::Failed {
+                    id: req.id,
+                    code,
+                    message,
+                },
+            );
         }
     }
 }
@@ -679,10 +765,147 @@ fn exec_verdict(
     (String::from_utf8_lossy(&msg).into_owned(), records)
 }
 
+/// How a session exec's command is confined: every step in the command
+/// (forked by pid 1), or the steps the template did not take.
+enum Confine {
+    Whole(Option<landlock::RulesetCreated>),
+    FromTemplate {
+        ruleset: Option<landlock::RulesetCreated>,
+        filters: Option<u64>,
+    },
+}
+
+/// A session's exec template: forked once from pid 1, it has taken the
+/// steps every command takes whatever the command
+/// ([`sequence::confine_template`]), and forks each command as pid 1's
+/// child, which then takes the rest. An exec no longer pays for those
+/// steps. It stays in pid 1's Landlock domain, so the commands (each in a
+/// domain nested inside) can neither signal it nor trace it, and it is
+/// non-dumpable like pid 1. If it dies, the next exec starts another; if
+/// it cannot confine itself, pid 1 forks the commands itself.
+struct Template {
+    pid: i32,
+    chan: OwnedFd,
+}
+
+/// How long pid 1 waits for the template's answer before ending it.
+const TEMPLATE_ANSWER_MS: i32 = 5000;
+
+impl Template {
+    fn start(p: &Prepared, ruleset: Option<&landlock::RulesetCreated>) -> Option<Template> {
+        let rs = ruleset.map(|r| r.try_clone()).transpose().ok()?;
+        let (mine, theirs) = sys::seqpacket_pair().ok()?;
+        match sys::fork().ok()? {
+            Forked::Child => {
+                drop(mine);
+                template_main(p, rs, theirs)
+            }
+            Forked::Parent { pid, .. } => {
+                drop(theirs);
+                drop(rs);
+                let t = Template { pid, chan: mine };
+                match t.answer() {
+                    Some(a) if a == "ready" => Some(t),
+                    other => {
+                        eprintln!(
+                            "paddock: the exec template could not start ({}); pid 1 forks each command",
+                            other.unwrap_or_else(|| "no answer".into())
+                        );
+                        // Reaped with the other children.
+                        let _ = sys::kill(pid, libc::SIGKILL);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&self) -> Option<String> {
+        let ready = sys::poll_revents(&[self.chan.as_fd()], TEMPLATE_ANSWER_MS).ok()?;
+        if ready.first().copied().unwrap_or(0) == 0 {
+            return None;
+        }
+        let (payload, _) = sys::recv_fds(self.chan.as_fd(), 4096).ok()?;
+        (!payload.is_empty()).then(|| String::from_utf8_lossy(&payload).into_owned())
+    }
+
+    /// Have the template fork the command; its pid. `Err(true)`: the
+    /// request was delivered but no pid came back; `Err(false)`: it was
+    /// not delivered.
+    fn fork_command(
+        &self,
+        request: &[u8],
+        stdio: &[OwnedFd],
+        err: &std::io::PipeWriter,
+        handoff: Option<&OwnedFd>,
+    ) -> Result<i32, bool> {
+        let mut fds: Vec<BorrowedFd<'_>> = stdio.iter().map(|f| f.as_fd()).collect();
+        fds.push(err.as_fd());
+        fds.extend(handoff.map(|h| h.as_fd()));
+        sys::send_fds(self.chan.as_fd(), &fds, request).map_err(|_| false)?;
+        self.answer()
+            .and_then(|a| a.strip_prefix("pid ").and_then(|n| n.parse().ok()))
+            .ok_or(true)
+    }
+}
+
+/// The template's life: confine itself, say "ready", then fork one command
+/// per request (stdin, stdout, stderr, the verdict pipe and, when auditing,
+/// the listener's handoff socket come with it) and answer with its pid.
+/// Never returns; ends when pid 1 closes the channel.
+fn template_main(p: &Prepared, ruleset: Option<landlock::RulesetCreated>, chan: OwnedFd) -> ! {
+    let _ = sys::set_process_name("paddock-exec");
+    let say = |what: &str| {
+        let _ = sys::send_fds(chan.as_fd(), &[], what.as_bytes());
+    };
+    let filters = match sequence::confine_template(&Linux, p) {
+        Ok(f) => f,
+        Err(se) => {
+            say(&format!("failed {}: {}", se.step, se.detail));
+            sys::exit_now(125)
+        }
+    };
+    say("ready");
+    loop {
+        let Ok((payload, mut fds)) = sys::recv_fds(chan.as_fd(), 256 * 1024) else {
+            sys::exit_now(0)
+        };
+        if payload.is_empty() {
+            sys::exit_now(0); // pid 1 is gone
+        }
+        let req = serde_json::from_slice::<ExecRequest>(&payload);
+        let want = if p.audit_filter.is_some() { 5 } else { 4 };
+        let (Ok(req), true) = (req, fds.len() == want) else {
+            say("failed: a malformed request");
+            continue;
+        };
+        let rs = match ruleset.as_ref().map(|r| r.try_clone()).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                say(&format!("failed landlock: {e}"));
+                continue;
+            }
+        };
+        match sys::fork_sibling() {
+            Ok(0) => {
+                let handoff = if want == 5 { fds.pop() } else { None };
+                let err = std::io::PipeWriter::from(fds.pop().expect("counted above"));
+                let confine = Confine::FromTemplate {
+                    ruleset: rs,
+                    filters,
+                };
+                exec_in_session(p, confine, &req, &fds, err, handoff)
+            }
+            Ok(pid) => say(&format!("pid {pid}")),
+            Err(e) => say(&format!("failed fork: {e}")),
+        }
+    }
+}
+
 /// The forked child of a session exec. Never returns.
 fn exec_in_session(
     p: &Prepared,
-    rs: Option<landlock::RulesetCreated>,
+    confine: Confine,
     req: &ExecRequest,
     fds: &[std::os::fd::OwnedFd],
     mut err: std::io::PipeWriter,
@@ -710,7 +933,13 @@ fn exec_in_session(
             fail(125, format!("working directory {}: {e}", cwd.display()));
         }
     }
-    if let Err(se) = sequence::confine(&Linux, p, rs, handoff) {
+    let confined = match confine {
+        Confine::Whole(rs) => sequence::confine(&Linux, p, rs, handoff),
+        Confine::FromTemplate { ruleset, filters } => {
+            sequence::confine_from_template(&Linux, p, ruleset, handoff, filters)
+        }
+    };
+    if let Err(se) = confined {
         fail(125, format!("{}: {}", se.step, se.detail));
     }
     // An argument with a NUL byte cannot be passed as it is: refuse the
@@ -735,6 +964,7 @@ fn exec_in_session(
             path_dirs = std::env::split_paths(v).collect();
         }
     }
+    sys::mark("command: confined, execve next");
     let errno = exec_search(&argv[0], &argv, &env, &path_dirs);
     let code = if errno == libc::ENOENT { 127 } else { 126 };
     fail(

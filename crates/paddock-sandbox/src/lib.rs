@@ -161,6 +161,7 @@ pub fn check(spec: &SandboxSpec) -> Result<(), SandboxError> {
 /// until [`Running::wait`] returns.
 pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     let prepared = prepare::prepare(spec)?;
+    sys::mark("host: prepared (sources checked, filters, Landlock rules)");
     let (go_r, mut go_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     let (st_r, st_w) = std::io::pipe().map_err(|e| SandboxError::io("creating a pipe", e))?;
     // Message-preserving, so that requests sent back to back stay apart.
@@ -198,6 +199,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
             return Err(SandboxError::UserNamespaceUnavailable(e));
         }
     };
+    sys::mark("host: cloned");
     drop(go_r);
     drop(st_w);
     drop(fd_init);
@@ -217,15 +219,21 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
             detail: e.to_string(),
         });
     }
-    // Limits that cover every process of the sandbox, set before pid 1 is
-    // let go (see limits.rs for the ladder).
+    // pid 1 may build the sandbox now. Meanwhile, on the other core, the
+    // limits that cover every process of the sandbox (cgroup v1 groups, see
+    // limits.rs): moving a process into one waits for an RCU grace period,
+    // milliseconds on an idle machine. The second byte says they are in
+    // place; pid 1 forks nothing before it.
+    sys::mark("host: id maps");
+    let _ = go_w.write_all(b"1");
     let (cgroups, applied) = limits::cgroup_v1(
         pid,
         prepared.label.as_deref(),
         prepared.pids_limit,
         prepared.memory_limit_mib,
     );
-    let _ = go_w.write_all(b"1");
+    sys::mark("host: cgroups");
+    let _ = go_w.write_all(b"2");
     drop(go_w);
     // pid 1 hands over the proxy listener first thing; if it fails before
     // that, the socket closes and the failure arrives on the status pipe.

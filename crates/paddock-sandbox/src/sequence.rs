@@ -44,6 +44,13 @@
 //! **Each command, after the fork** ([`confine`]): signals reset, inherited
 //! fds closed, no_new_privs, Landlock, all capabilities dropped, resource
 //! limits, seccomp last; then `execve`.
+//!
+//! **A session's exec template** ([`confine_template`]) takes the steps
+//! that do not depend on the command once (signals, no_new_privs,
+//! capabilities, limits, the filters without a listener); each command it
+//! forks takes the rest ([`confine_from_template`]: fds, its own Landlock
+//! domain, its own observing filter, the checks). The same step functions
+//! run in both; a command ends up with the same restrictions either way.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -77,6 +84,7 @@ impl StepError {
 
 /// Name a failed call's step, with the path it concerned.
 fn step<T>(name: &'static str, what: &Path, r: io::Result<T>) -> Result<T, StepError> {
+    paddock_sys::mark(name);
     r.map_err(|e| StepError::new(name, format!("{}: {e}", what.display())))
 }
 
@@ -85,6 +93,7 @@ pub(crate) fn at<T, E: std::fmt::Display>(
     name: &'static str,
     r: Result<T, E>,
 ) -> Result<T, StepError> {
+    paddock_sys::mark(name);
     r.map_err(|e| StepError::new(name, e.to_string()))
 }
 
@@ -359,23 +368,87 @@ pub(crate) fn confine<S: Sys>(
     // Nothing paddock inherited (beyond stdin/out/err) crosses execve: an
     // fd to a host folder would be a way out.
     at("close-fds", s.close_fds_from(3))?;
-    // With no pid namespace (no-userns), the command dies with pid 1
-    // rather than outliving it.
+    die_with_pid1(s, p)?;
+    no_new_privs(s)?;
+    let landlock = landlock(s, p, ruleset)?;
+    capabilities_and_limits(s, p)?;
+    // Seccomp is the last thing before execve: the filters deny calls the
+    // steps above still needed.
+    let before = at("seccomp-state", s.seccomp_filters())?;
+    let installed = base_filters(s, p)? + observing_filter(s, p, listener_to)?;
+    filters_in_force(s, before, installed)?;
+    user_namespaces_refused(s)?;
+    Ok(landlock)
+}
+
+/// A session's exec template (init.rs): forked once from pid 1, it sheds
+/// what every command sheds and does not depend on the command (signals,
+/// no_new_privs, capabilities, resource limits, the filters without a
+/// listener), then forks each command, which finishes with
+/// [`confine_from_template`]. Returns the filter count the commands start
+/// from.
+pub(crate) fn confine_template<S: Sys>(s: &S, p: &Prepared) -> Result<Option<u64>, StepError> {
+    at("reset-signals", s.reset_signals())?;
+    die_with_pid1(s, p)?;
+    no_new_privs(s)?;
+    capabilities_and_limits(s, p)?;
+    let before = at("seccomp-state", s.seccomp_filters())?;
+    let installed = base_filters(s, p)?;
+    filters_in_force(s, before, installed)
+}
+
+/// The rest of [`confine`] in a command forked from the template: its own
+/// Landlock domain (each command's is separate, as when pid 1 forks it, so
+/// commands of different execs cannot signal each other or the template),
+/// its own observing filter and listener (its records are its exec's), and
+/// the checks. `filters` is what [`confine_template`] returned.
+pub(crate) fn confine_from_template<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    ruleset: Option<RulesetCreated>,
+    listener_to: Option<OwnedFd>,
+    filters: Option<u64>,
+) -> Result<LandlockReport, StepError> {
+    at("close-fds", s.close_fds_from(3))?;
+    // The parent-death signal is not inherited across fork; the command's
+    // parent is pid 1 (the template forks it as pid 1's child).
+    die_with_pid1(s, p)?;
+    let landlock = landlock(s, p, ruleset)?;
+    let installed = observing_filter(s, p, listener_to)?;
+    filters_in_force(s, filters, installed)?;
+    user_namespaces_refused(s)?;
+    Ok(landlock)
+}
+
+/// With no pid namespace (no-userns), the command dies with pid 1 rather
+/// than outliving it.
+fn die_with_pid1<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
     if !p.level.namespaces() {
         at(
             "parent-death-signal",
             s.set_parent_death_signal(libc::SIGKILL),
         )?;
     }
-    // no_new_privs: setuid binaries and file capabilities grant nothing
-    // from here on; required for Landlock and seccomp without privilege.
+    Ok(())
+}
+
+/// no_new_privs: setuid binaries and file capabilities grant nothing from
+/// here on; required for Landlock and seccomp without privilege.
+fn no_new_privs<S: Sys>(s: &S) -> Result<(), StepError> {
     at("no-new-privs", s.set_no_new_privs())?;
     check(
         "check-no-new-privs",
         matches!(s.no_new_privs(), Ok(true)),
         || "no_new_privs is not set after PR_SET_NO_NEW_PRIVS".into(),
-    )?;
-    // Landlock: the filesystem (and at no-userns TCP) beyond the mounts.
+    )
+}
+
+/// Landlock: the filesystem (and at no-userns TCP) beyond the mounts.
+fn landlock<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    ruleset: Option<RulesetCreated>,
+) -> Result<LandlockReport, StepError> {
     let landlock = at("landlock-restrict", s.landlock_restrict(ruleset))?;
     check(
         "check-landlock",
@@ -387,18 +460,21 @@ pub(crate) fn confine<S: Sys>(
             )
         },
     )?;
-    // All capabilities go, bounding set included, and securebits are locked
-    // so that even uid 0 regains none on execve.
+    Ok(landlock)
+}
+
+/// All capabilities go, bounding set included, and securebits are locked
+/// so that even uid 0 regains none on execve. Then the resource limits.
+fn capabilities_and_limits<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
     at("drop-capabilities", s.drop_all_capabilities())?;
     check(
         "check-capabilities",
         matches!(s.holds_capabilities(), Ok(false)),
         || "a capability is still held after dropping them all".into(),
     )?;
-    // Resource limits: RLIMIT_NPROC counts this user's processes *in the
-    // sandbox's user namespace*, so a fork bomb hits it without touching
-    // the host's own processes; it binds even uid 0, which holds no
-    // capability here.
+    // RLIMIT_NPROC counts this user's processes *in the sandbox's user
+    // namespace*, so a fork bomb hits it without touching the host's own
+    // processes; it binds even uid 0, which holds no capability here.
     if let Some(n) = p.pids_limit {
         at("rlimit-nproc", s.set_rlimit(rlimit::NPROC, n))?;
     }
@@ -408,9 +484,11 @@ pub(crate) fn confine<S: Sys>(
             s.set_rlimit(rlimit::AS, m.saturating_mul(1 << 20)),
         )?;
     }
-    // Seccomp is the last thing before execve: the filters deny calls the
-    // steps above still needed.
-    let before = at("seccomp-state", s.seccomp_filters())?;
+    Ok(())
+}
+
+/// The filters without a listener; how many.
+fn base_filters<S: Sys>(s: &S, p: &Prepared) -> Result<u64, StepError> {
     let mut installed = p.seccomp.len() as u64;
     at("seccomp", s.seccomp_install("sandbox", &p.seccomp))?;
     // pid 1 cannot take sockets here: no unix sockets, rather than unix
@@ -422,34 +500,51 @@ pub(crate) fn confine<S: Sys>(
         )?;
         installed += 1;
     }
-    // Last, the observing filter (which also holds the deny list when
-    // auditing, see seccomp.rs); its listener goes to pid 1 and is closed
-    // here, so the command never holds it.
-    if let (Some(prog), Some(to)) = (&p.audit_filter, listener_to) {
-        match s.seccomp_install_with_listener(prog) {
-            Ok(listener) => {
-                at(
-                    "seccomp-audit-handoff",
-                    s.send_fd(to.as_fd(), listener.as_fd()),
-                )?;
-                installed += 1;
-            }
-            // No listener here (a kernel before 5.9, or one already in
-            // this filter chain): the deny list, unobserved, and no unix
-            // sockets (nothing would judge their connects), rather than no
-            // command at all. `paddock doctor` reports it.
-            Err(_) => {
-                at(
-                    "seccomp",
-                    s.seccomp_install(
-                        "deny-list-unobserved",
-                        &[seccomp::deny_list(), seccomp::unobserved()],
-                    ),
-                )?;
-                installed += 2;
-            }
+    Ok(installed)
+}
+
+/// Last, the observing filter (which also holds the deny list when
+/// auditing, see seccomp.rs); its listener goes to pid 1 and is closed
+/// here, so the command never holds it. How many filters it took.
+fn observing_filter<S: Sys>(
+    s: &S,
+    p: &Prepared,
+    listener_to: Option<OwnedFd>,
+) -> Result<u64, StepError> {
+    let (Some(prog), Some(to)) = (&p.audit_filter, listener_to) else {
+        return Ok(0);
+    };
+    match s.seccomp_install_with_listener(prog) {
+        Ok(listener) => {
+            at(
+                "seccomp-audit-handoff",
+                s.send_fd(to.as_fd(), listener.as_fd()),
+            )?;
+            Ok(1)
+        }
+        // No listener here (a kernel before 5.9, or one already in this
+        // filter chain): the deny list, unobserved, and no unix sockets
+        // (nothing would judge their connects), rather than no command at
+        // all. `paddock doctor` reports it.
+        Err(_) => {
+            at(
+                "seccomp",
+                s.seccomp_install(
+                    "deny-list-unobserved",
+                    &[seccomp::deny_list(), seccomp::unobserved()],
+                ),
+            )?;
+            Ok(2)
         }
     }
+}
+
+/// The kernel counts `installed` more filters than `before`; the count.
+fn filters_in_force<S: Sys>(
+    s: &S,
+    before: Option<u64>,
+    installed: u64,
+) -> Result<Option<u64>, StepError> {
     let after = at("seccomp-state", s.seccomp_filters())?;
     check(
         "check-seccomp",
@@ -462,16 +557,19 @@ pub(crate) fn confine<S: Sys>(
             format!("{installed} seccomp filters installed, but the kernel reports {before:?} before and {after:?} after")
         },
     )?;
-    // The deny list in force: creating a user namespace (the entry point
-    // of most unprivileged kernel exploits) is refused by the filter. The
-    // probe's flags can never create one (seccomp.rs).
+    Ok(after)
+}
+
+/// The deny list in force: creating a user namespace (the entry point of
+/// most unprivileged kernel exploits) is refused by the filter. The
+/// probe's flags can never create one (seccomp.rs).
+fn user_namespaces_refused<S: Sys>(s: &S) -> Result<(), StepError> {
     let errno = s.userns_probe();
     check("check-user-namespace", errno == libc::EPERM, || {
         format!(
             "unshare(CLONE_NEWUSER) was not refused by the filter (errno {errno}, expected EPERM)"
         )
-    })?;
-    Ok(landlock)
+    })
 }
 
 /// Build the sandbox's filesystem and enter it. On return, `/` is the new
@@ -1567,6 +1665,66 @@ mod tests {
                     .iter()
                     .any(|l| l.starts_with("parent-death"));
                 assert_eq!(pdeath, level == Level::NoUserns);
+            }
+        }
+    }
+
+    #[test]
+    fn a_command_from_the_template_takes_the_same_steps_as_one_forked_by_pid1() {
+        for audit in [AuditLevel::Off, AuditLevel::Writes] {
+            for level in [Level::Full, Level::LandlockUnavailable, Level::NoUserns] {
+                let p = prepared(level, audit);
+                let whole = Fake::default();
+                confine(&whole, &p, None, listener_to()).expect("confined");
+                let split = Fake::default();
+                let filters = confine_template(&split, &p).expect("template confined");
+                let template_steps = split.log.borrow().len();
+                confine_from_template(&split, &p, None, listener_to(), filters)
+                    .expect("command confined");
+                // The same restrictions, each applied once (the parent-death
+                // signal again after the fork, which clears it).
+                let applied = |f: &Fake| {
+                    let mut v: Vec<String> = f
+                        .log
+                        .borrow()
+                        .iter()
+                        .filter(|l| !l.starts_with("check") && !l.starts_with("seccomp-state"))
+                        .cloned()
+                        .collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                };
+                assert_eq!(applied(&whole), applied(&split), "{level:?} {audit:?}");
+                // Every check of the whole sequence runs on the split one.
+                for c in whole.log.borrow().iter().filter(|l| l.starts_with("check")) {
+                    assert!(
+                        split.log.borrow().contains(c),
+                        "{c} missing ({level:?} {audit:?})"
+                    );
+                }
+                // What depends on the command comes after the fork: its
+                // Landlock domain, its listener, the user-namespace probe.
+                let log = split.log.borrow();
+                let after_fork = &log[template_steps..];
+                assert!(after_fork
+                    .iter()
+                    .any(|l| l.starts_with("landlock-restrict")));
+                assert!(!log[..template_steps]
+                    .iter()
+                    .any(|l| l.starts_with("landlock-restrict")));
+                assert_eq!(log.last().map(String::as_str), Some("check user-namespace"));
+                if audit != AuditLevel::Off {
+                    assert!(after_fork.iter().any(|l| l == "seccomp observer"));
+                    assert_eq!(
+                        log.iter()
+                            .filter(|l| l.as_str() == "seccomp observer")
+                            .count(),
+                        1
+                    );
+                }
+                // no_new_privs before the first filter in the template.
+                assert!(split.index("no-new-privs") < split.index("seccomp"));
             }
         }
     }

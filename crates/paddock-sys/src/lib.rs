@@ -77,6 +77,8 @@ mod seccomp;
 pub use seccomp::*;
 mod pty;
 pub use pty::*;
+mod timing;
+pub use timing::*;
 #[cfg(feature = "attack")]
 mod attack;
 #[cfg(feature = "attack")]

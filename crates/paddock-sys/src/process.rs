@@ -123,6 +123,30 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
+/// `fork(2)`, but the child's parent is our parent (`clone(CLONE_PARENT)`):
+/// it is reaped by, and reports its exit to, the process that started us.
+/// The legacy `clone` call, since a sandbox's filter refuses `clone3`.
+/// The caller must be single-threaded.
+pub fn fork_sibling() -> io::Result<pid_t> {
+    let flags = libc::CLONE_PARENT as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone with a null stack and no CLONE_VM duplicates the
+    // calling thread like fork(2); the other arguments (parent/child tid
+    // pointers, tls) are unused without the flags that name them. The
+    // caller guarantees it is single-threaded, so no lock is held.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    let ret = check(ret)?;
+    Ok(pid_t::try_from(ret).expect("pid fits in pid_t"))
+}
+
 /// End the process at once, without running destructors or atexit handlers
 /// (the right way to leave a forked child).
 pub fn exit_now(code: i32) -> ! {
@@ -225,6 +249,15 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     // strings that outlive the call; both arrays are NULL-terminated.
     unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
     io::Error::last_os_error()
+}
+
+/// Does `path` name something (`faccessat(F_OK)`)? The error when not:
+/// what a later `execve` of it would have said (ENOENT, ENOTDIR, ...).
+/// Not one of the calls the audit observer watches, so a PATH search
+/// costs the sandbox one observed `execve`, not one per folder.
+pub fn path_exists(path: &CStr) -> io::Result<()> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    check_int(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::F_OK, 0) }).map(drop)
 }
 
 /// `sethostname(2)` (in a new UTS namespace it only changes ours).

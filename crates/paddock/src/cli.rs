@@ -397,12 +397,75 @@ pub struct DoctorArgs {
 /// Parse the process arguments. On `--help`/`--version` or a usage error,
 /// print and return the exit code (0, or 125: a paddock error).
 pub fn parse() -> Result<Command, i32> {
+    if let Some(exec) = plain_exec(std::env::args_os().skip(1).collect()) {
+        return Ok(Command::Exec(exec));
+    }
     match Cli::try_parse() {
         Ok(c) => Ok(c.command),
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
             let _ = e.print();
             Err(code)
+        }
+    }
+}
+
+/// `paddock exec ID -- COMMAND...` exactly, read without building the
+/// whole command-line definition: the form programs repeat for every
+/// command they run in a session, where clap's set-up is a large share of
+/// the client's start. Anything else (options, help) goes through clap,
+/// which gives this form the same meaning.
+fn plain_exec(args: Vec<OsString>) -> Option<ExecArgs> {
+    let [verb, session, dashes, _, ..] = &args[..] else {
+        return None;
+    };
+    let session = session.to_str()?;
+    if verb != "exec" || dashes != "--" || session.is_empty() || session.starts_with('-') {
+        return None;
+    }
+    Some(ExecArgs {
+        session: session.to_string(),
+        tool_call_id: None,
+        agent: None,
+        argv: args[3..].to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via_clap(args: &[&str]) -> Option<ExecArgs> {
+        let mut full = vec!["paddock"];
+        full.extend(args);
+        match Cli::try_parse_from(full).ok()?.command {
+            Command::Exec(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_plain_exec_form_reads_as_clap_reads_it() {
+        for args in [
+            &["exec", "s1", "--", "true"][..],
+            &["exec", "s1", "--", "sh", "-c", "echo -- x"],
+            &["exec", "s1", "--", "--", "x"],
+        ] {
+            let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+            let fast = plain_exec(os).expect("the plain form");
+            let slow = via_clap(args).expect("clap parses it");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{args:?}");
+        }
+        // Everything else is clap's.
+        for args in [
+            &["exec", "--tool-call-id", "t", "s1", "--", "true"][..],
+            &["exec", "s1", "--"],
+            &["exec", "--help", "--", "x"],
+            &["exec", "s1", "true"],
+            &["run", "s1", "--", "true"],
+        ] {
+            let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+            assert!(plain_exec(os).is_none(), "{args:?}");
         }
     }
 }

@@ -22,6 +22,8 @@ use paddock_plan::{audit, compile, error, isolation, places, policy_files};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    paddock_sys::trace_timing_init();
+    paddock_sys::mark("main");
     let code = match cli::parse() {
         Ok(cmd) => match commands::dispatch(cmd) {
             Ok(code) => code,

@@ -23,7 +23,9 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         tmp_size_mib: a.tmp_size_mib,
         argv: a.argv,
     };
+    paddock_sys::mark("host: facts");
     let eff = policy_files::effective(&host, a.policy.as_deref(), Some(flags_layer(&flags)?))?;
+    paddock_sys::mark("host: policy");
     if a.unsafe_no_sandbox {
         return unsandboxed(&host, &eff, &flags, a.policy.as_deref());
     }
@@ -31,6 +33,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     // minimum (refused below it, with the missing layer and its fix).
     let choice = crate::isolation::choose(&eff, &host.home)?;
     crate::isolation::warn(&choice);
+    paddock_sys::mark("host: isolation level");
     // The run's audit trail: a `oneshot` record in the session store, so
     // that `paddock audit tail --session ID` and gc treat it like any
     // other session's. Its id is chosen now; the record is written once
@@ -46,6 +49,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             record: record.as_deref(),
         },
     })?;
+    paddock_sys::mark("host: plan");
     let scratch = Scratch(spec.scratch_dir.clone());
     let level = choice.level.as_str();
     let plan = record;
@@ -94,6 +98,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             return Err(e.into());
         }
     };
+    paddock_sys::mark("host: spawned");
     let mut audit = plan.and_then(|id| RunAudit::open(&id, &host, &eff, &flags, policy, level));
     if let Some(au) = &audit {
         events = Some(au.net_sink(events));
@@ -152,7 +157,9 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             });
         }
     }
+    paddock_sys::mark("host: record written, proxy started");
     let outcome = running.wait();
+    paddock_sys::mark("host: sandbox ended");
     sweeping.store(false, std::sync::atomic::Ordering::SeqCst);
     if let Some(t) = records {
         let _ = t.join();
@@ -172,6 +179,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             started,
         );
     }
+    paddock_sys::mark("host: record finished");
     let outcome = outcome?;
     drop(egress);
     if verbose {

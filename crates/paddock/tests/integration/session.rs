@@ -547,3 +547,145 @@ fn parallel_first_execs_start_one_supervisor_and_stop_leaves_nothing() {
     );
     assert_eq!(s.state(&id), "stopped");
 }
+
+/// What a command's confinement is judged by: each probe's exit code and
+/// output. `outside` is a host folder no mount shows.
+fn confinement_battery(outside: &std::path::Path) -> Vec<Vec<String>> {
+    let planted = outside.join("planted").display().to_string();
+    [
+        vec!["status"],
+        vec!["limits"],
+        vec!["unshare-user"],
+        vec!["unshare-mount"],
+        vec!["mount-tmpfs", "/tmp"],
+        vec!["umount", "/usr"],
+        vec!["kill", "1", "15"],
+        vec!["ptrace", "1"],
+        vec!["bpf"],
+        vec!["keyctl"],
+        vec!["userfaultfd"],
+        vec!["shmget"],
+        vec!["tiocsti"],
+        vec!["udp"],
+        vec!["connect", "10.0.0.1:80"],
+        vec!["read", "/etc/shadow"],
+        vec!["write", "/usr/bin/paddock-planted"],
+        vec!["write", planted.as_str()],
+        vec!["interfaces"],
+    ]
+    .into_iter()
+    .map(|a| a.into_iter().map(str::to_string).collect())
+    .collect()
+}
+
+/// A session's commands are forked by its exec template, which took part
+/// of the confinement steps once: each command must end up exactly as
+/// confined as one `paddock run` starts from scratch. Every probe of the
+/// battery gives the same answer both ways, at audit levels off and
+/// writes, with and without Landlock; the template is really what started
+/// them; a command can neither signal nor trace it; and killed, it is
+/// replaced at the next exec.
+#[test]
+fn a_command_from_the_exec_template_is_confined_like_a_cold_one() {
+    let probe = probe_bin();
+    let mount = format!("{}:ro", probe.display());
+    let probe_s = probe.display().to_string();
+    for (no_landlock, audit) in [(false, "writes"), (false, "off"), (true, "writes")] {
+        let s = S::new();
+        let pol = s.policy(&format!("version = 1\n[audit]\nlevel = \"{audit}\"\n"));
+        let pd = |args: &[&str]| {
+            let mut c = s.ws.paddock();
+            c.env("PADDOCK_HOME", s.ws.root.join("state"));
+            if no_landlock {
+                c.env("PADDOCK_TEST_NO_LANDLOCK", "1");
+            }
+            c.args(args).output().unwrap()
+        };
+        let o = pd(&["session", "start", "--policy", &pol, "--mount", &mount]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        for action in confinement_battery(&s.ws.outside) {
+            // Without Landlock's signal scope a command can signal pid 1:
+            // `run` forwards a SIGTERM to the command, a session ends. Not
+            // a property of how the command was forked.
+            if no_landlock && action[0] == "kill" {
+                continue;
+            }
+            let mut cold = vec!["run", "--policy", &pol, "--mount", &mount, "--", &probe_s];
+            cold.extend(action.iter().map(String::as_str));
+            let mut warm = vec!["exec", &id, "--", &probe_s];
+            warm.extend(action.iter().map(String::as_str));
+            let (c, w) = (pd(&cold), pd(&warm));
+            assert_eq!(
+                (c.status.code(), stdout(&c)),
+                (w.status.code(), stdout(&w)),
+                "{action:?} (audit {audit}, landlock {}): cold stderr {} / warm stderr {}",
+                !no_landlock,
+                stderr(&c),
+                stderr(&w)
+            );
+        }
+        assert!(!s.ws.outside.join("planted").exists());
+
+        // The template exists, in the sandbox and on the host.
+        let find = "for f in /proc/[0-9]*; do [ \"$(cat $f/comm 2>/dev/null)\" = paddock-exec ] && echo ${f#/proc/}; done";
+        let o = pd(&["exec", &id, "--", "sh", "-c", find]);
+        let inside = stdout(&o).trim().to_string();
+        assert!(!inside.is_empty() && !inside.contains('\n'), "{inside:?}");
+        // A command cannot end it (Landlock's signal scope), at full level.
+        let o = pd(&["exec", &id, "--", &probe_s, "kill", &inside, "9"]);
+        if !no_landlock {
+            assert!(stdout(&o).starts_with("err EPERM"), "{}", stdout(&o));
+            let o = pd(&["exec", &id, "--", &probe_s, "ptrace", &inside]);
+            assert!(stdout(&o).starts_with("err E"), "{}", stdout(&o));
+        }
+        // Killed from outside, it is replaced and execs go on.
+        // On the host: below the session's supervisor (as any user may
+        // see it: it is non-dumpable, so its environment is not readable).
+        let sup = s.supervisor(&id).expect("a running supervisor");
+        let host: Vec<u32> = descendants(sup)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "paddock-exec")
+            })
+            .collect();
+        if let [pid] = host[..] {
+            signal(pid, "KILL");
+            let o = pd(&["exec", &id, "--", "sh", "-c", "echo again"]);
+            assert_eq!(stdout(&o).trim(), "again", "{}", stderr(&o));
+            let o = pd(&["exec", &id, "--", "sh", "-c", find]);
+            let again = stdout(&o).trim().to_string();
+            assert!(
+                !again.is_empty() && again != inside,
+                "{again:?} after {inside:?}"
+            );
+        } else {
+            panic!("one template on the host expected: {host:?}");
+        }
+        let _ = pd(&["session", "rm", &id]);
+    }
+}
+
+/// Every process below `pid` (through /proc/PID/task/TID/children).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        for t in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for k in kids
+                .split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok())
+            {
+                out.push(k);
+                stack.push(k);
+            }
+        }
+    }
+    out
+}
