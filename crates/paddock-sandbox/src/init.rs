@@ -539,15 +539,23 @@ fn serve(
     let mut running: HashMap<i32, u64> = HashMap::new();
     let mut watches: Vec<Watch> = Vec::new();
     // Forked after the signalfd exists, so that its end is never missed.
-    let mut template = Template::start(p, ruleset.as_ref());
-    let mut template_refused = template.is_none();
+    let mut template_refused = false;
+    let mut template = match Template::start(p, ruleset.as_ref()) {
+        Ok(t) => Some(t),
+        Err(refused) => {
+            template_refused = refused;
+            None
+        }
+    };
     loop {
         // A template that died is replaced between requests, when pid 1
         // holds no exec's descriptors (a copy in the template would keep a
         // client's output open, or a verdict pipe from ever ending).
         if template.is_none() && !template_refused {
-            template = Template::start(p, ruleset.as_ref());
-            template_refused = template.is_none();
+            match Template::start(p, ruleset.as_ref()) {
+                Ok(t) => template = Some(t),
+                Err(refused) => template_refused = refused,
+            }
         }
         let rev = at(
             "poll",
@@ -634,7 +642,20 @@ fn serve(
         if let Some(t) = &template {
             match t.fork_command(&payload, &fds, &err_w, handoff_child.as_ref()) {
                 Ok(pid) => forked = Some(pid),
-                Err(sent) => {
+                Err(Refused::Said(why)) => {
+                    let why = why.strip_prefix("failed ").unwrap_or(&why).to_string();
+                    reply(
+                        &ctl,
+                        &ExecEvent::Failed {
+                            id: req.id,
+                            code: 125,
+                            message: format!("the command could not be started: {why}"),
+                        },
+                    );
+                    continue;
+                }
+                Err(refused) => {
+                    let sent = matches!(refused, Refused::NoAnswer);
                     eprintln!(
                         "paddock: the exec template (pid {}) did not fork exec {} ({}); {}",
                         t.pid,
@@ -681,13 +702,25 @@ fn serve(
                         continue;
                     }
                 };
-                match at("fork-exec", sys::fork())? {
-                    Forked::Child => {
+                match sys::fork() {
+                    Ok(Forked::Child) => {
                         drop(err_r);
                         let confine = Confine::Whole(rs);
                         exec_in_session(p, confine, &req, &fds, err_w, handoff_child)
                     }
-                    Forked::Parent { pid, .. } => pid,
+                    Ok(Forked::Parent { pid, .. }) => pid,
+                    // A full process limit ends this exec, not the session.
+                    Err(e) => {
+                        reply(
+                            &ctl,
+                            &ExecEvent::Failed {
+                                id: req.id,
+                                code: 125,
+                                message: format!("the command could not be started: fork: {e}"),
+                            },
+                        );
+                        continue;
+                    }
                 }
             }
         };
@@ -788,14 +821,31 @@ struct Template {
     chan: OwnedFd,
 }
 
+/// Why the template did not fork a command.
+enum Refused {
+    /// The request never reached it (it is gone): pid 1 forks the command.
+    NotDelivered,
+    /// It had the request and said nothing in time: it is ended, and the
+    /// exec fails rather than perhaps run twice.
+    NoAnswer,
+    /// It answered that it forked nothing, and why; it stays.
+    Said(String),
+}
+
 /// How long pid 1 waits for the template's answer before ending it.
 const TEMPLATE_ANSWER_MS: i32 = 5000;
 
 impl Template {
-    fn start(p: &Prepared, ruleset: Option<&landlock::RulesetCreated>) -> Option<Template> {
-        let rs = ruleset.map(|r| r.try_clone()).transpose().ok()?;
-        let (mine, theirs) = sys::seqpacket_pair().ok()?;
-        match sys::fork().ok()? {
+    /// `Err(true)`: it could not confine itself (pid 1 forks every command
+    /// from then on); `Err(false)`: not now (no process or descriptor
+    /// left), tried again before the next request.
+    fn start(p: &Prepared, ruleset: Option<&landlock::RulesetCreated>) -> Result<Template, bool> {
+        let rs = ruleset
+            .map(|r| r.try_clone())
+            .transpose()
+            .map_err(|_| false)?;
+        let (mine, theirs) = sys::seqpacket_pair().map_err(|_| false)?;
+        match sys::fork().map_err(|_| false)? {
             Forked::Child => {
                 drop(mine);
                 template_main(p, rs, theirs)
@@ -805,7 +855,7 @@ impl Template {
                 drop(rs);
                 let t = Template { pid, chan: mine };
                 match t.answer() {
-                    Some(a) if a == "ready" => Some(t),
+                    Some(a) if a == "ready" => Ok(t),
                     other => {
                         eprintln!(
                             "paddock: the exec template could not start ({}); pid 1 forks each command",
@@ -813,7 +863,7 @@ impl Template {
                         );
                         // Reaped with the other children.
                         let _ = sys::kill(pid, libc::SIGKILL);
-                        None
+                        Err(true)
                     }
                 }
             }
@@ -838,14 +888,20 @@ impl Template {
         stdio: &[OwnedFd],
         err: &std::io::PipeWriter,
         handoff: Option<&OwnedFd>,
-    ) -> Result<i32, bool> {
+    ) -> Result<i32, Refused> {
         let mut fds: Vec<BorrowedFd<'_>> = stdio.iter().map(|f| f.as_fd()).collect();
         fds.push(err.as_fd());
         fds.extend(handoff.map(|h| h.as_fd()));
-        sys::send_fds(self.chan.as_fd(), &fds, request).map_err(|_| false)?;
-        self.answer()
-            .and_then(|a| a.strip_prefix("pid ").and_then(|n| n.parse().ok()))
-            .ok_or(true)
+        sys::send_fds(self.chan.as_fd(), &fds, request).map_err(|_| Refused::NotDelivered)?;
+        match self.answer() {
+            Some(a) => match a.strip_prefix("pid ").and_then(|n| n.parse().ok()) {
+                Some(pid) => Ok(pid),
+                // It answered: alive, and it forked nothing (a full
+                // process limit, a malformed request).
+                None => Err(Refused::Said(a)),
+            },
+            None => Err(Refused::NoAnswer),
+        }
     }
 }
 
