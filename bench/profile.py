@@ -64,20 +64,17 @@ for t, what in events:
 per_run = per_run[3:]
 starts = before_main[3:]
 walls = walls[3:]
-offsets, order = {}, []
+offsets, before = {}, []
 for run, t_start in zip(per_run, starts):
     t_main = run[0][0]
+    before.append(t_main - t_start)
     seen = {}
     for t, what in run:
         # A step that repeats (a poll, a clone per mount) keeps its last time.
         seen[what] = t - t_main
     for what, off in seen.items():
-        if what not in offsets:
-            offsets[what] = []
-            order.append(what)
-        offsets[what].append(off)
-    offsets.setdefault("(before main: exec, loader, Rust start-up)", []).append(t_main - t_start)
-steps = sorted(((statistics.median(v), k) for k, v in offsets.items() if len(v) >= len(per_run) // 2 and not k.startswith("(")))
+        offsets.setdefault(what, []).append(off)
+steps = sorted((statistics.median(v), k) for k, v in offsets.items() if len(v) >= len(per_run) // 2)
 rows, prev = [], 0.0
 for off, what in steps:
     rows.append({"step": what, "at_ms": round(off, 3), "delta_ms": round(off - prev, 3)})
@@ -85,6 +82,6 @@ for off, what in steps:
 json.dump({
     "runs": len(per_run),
     "wall_ms": round(statistics.median(walls), 3),
-    "before_main_ms": round(statistics.median(offsets["(before main: exec, loader, Rust start-up)"]), 3),
+    "before_main_ms": round(statistics.median(before), 3),
     "steps": rows,
 }, open(out, "w"), indent=1)

@@ -509,6 +509,12 @@ fn reply(ctl: &std::os::unix::net::UnixStream, ev: &ExecEvent) {
     flush(ctl);
 }
 
+/// Exec `id` could not start: say why (`code` 125 for paddock's own
+/// failures, 126/127 for execve's).
+fn reply_failed(ctl: &std::os::unix::net::UnixStream, id: u64, code: i32, message: String) {
+    reply(ctl, &ExecEvent::Failed { id, code, message });
+}
+
 /// pid 1 keeps one capability, in the sandbox's user namespace only:
 /// CAP_SYS_PTRACE, so that it can take the socket of a command that made
 /// itself non-dumpable (ssh-agent, some runtimes) and connect it
@@ -538,19 +544,14 @@ fn serve(
     let sfd = at("signalfd", sys::signalfd(&set))?;
     let mut running: HashMap<i32, u64> = HashMap::new();
     let mut watches: Vec<Watch> = Vec::new();
-    // Forked after the signalfd exists, so that its end is never missed.
+    let mut template: Option<Template> = None;
     let mut template_refused = false;
-    let mut template = match Template::start(p, ruleset.as_ref()) {
-        Ok(t) => Some(t),
-        Err(refused) => {
-            template_refused = refused;
-            None
-        }
-    };
     loop {
-        // A template that died is replaced between requests, when pid 1
-        // holds no exec's descriptors (a copy in the template would keep a
-        // client's output open, or a verdict pipe from ever ending).
+        // The template is forked (first, or again after it died) between
+        // requests, when pid 1 holds no exec's descriptors (a copy in the
+        // template would keep a client's output open, or a verdict pipe
+        // from ever ending), and after the signalfd exists, so that its end
+        // is never missed.
         if template.is_none() && !template_refused {
             match Template::start(p, ruleset.as_ref()) {
                 Ok(t) => template = Some(t),
@@ -568,7 +569,7 @@ fn serve(
                 if sig.signo == libc::SIGCHLD {
                     while let Ok(Some((pid, st))) = sys::waitpid(-1, true) {
                         if template.as_ref().is_some_and(|t| t.pid == pid) {
-                            template = None; // started again at the next exec
+                            template = None; // forked again before the next request
                         }
                         if let Some(id) = running.remove(&pid) {
                             sys::mark("pid 1: command reaped");
@@ -620,13 +621,11 @@ fn serve(
             continue;
         };
         if fds.len() != 3 || req.argv.is_empty() {
-            reply(
+            reply_failed(
                 &ctl,
-                &ExecEvent::Failed {
-                    id: req.id,
-                    code: 125,
-                    message: "an exec needs a command and three file descriptors".into(),
-                },
+                req.id,
+                125,
+                "an exec needs a command and three file descriptors".into(),
             );
             continue;
         }
@@ -644,42 +643,32 @@ fn serve(
                 Ok(pid) => forked = Some(pid),
                 Err(Refused::Said(why)) => {
                     let why = why.strip_prefix("failed ").unwrap_or(&why).to_string();
-                    reply(
+                    reply_failed(
                         &ctl,
-                        &ExecEvent::Failed {
-                            id: req.id,
-                            code: 125,
-                            message: format!("the command could not be started: {why}"),
-                        },
+                        req.id,
+                        125,
+                        format!("the command could not be started: {why}"),
                     );
                     continue;
                 }
                 Err(refused) => {
                     let sent = matches!(refused, Refused::NoAnswer);
+                    let what = if sent {
+                        "no answer; the exec fails"
+                    } else {
+                        "not delivered; pid 1 forks it"
+                    };
                     eprintln!(
-                        "paddock: the exec template (pid {}) did not fork exec {} ({}); {}",
-                        t.pid,
-                        req.id,
-                        if sent { "no answer" } else { "not delivered" },
-                        if sent {
-                            "the exec fails"
-                        } else {
-                            "pid 1 forks it"
-                        }
+                        "paddock: the exec template (pid {}) did not fork exec {} ({what})",
+                        t.pid, req.id
                     );
                     let _ = sys::kill(t.pid, libc::SIGKILL);
                     template = None;
                     if sent {
                         // It had the request: the command may run, so it
                         // is not started a second time.
-                        reply(
-                            &ctl,
-                            &ExecEvent::Failed {
-                                id: req.id,
-                                code: 125,
-                                message: "the session's exec template ended while starting the command; run it again".into(),
-                            },
-                        );
+                        let why = "the session's exec template ended while starting the command; run it again";
+                        reply_failed(&ctl, req.id, 125, why.into());
                         continue;
                     }
                 }
@@ -691,14 +680,7 @@ fn serve(
                 let rs = match ruleset.as_ref().map(|r| r.try_clone()).transpose() {
                     Ok(r) => r,
                     Err(err) => {
-                        reply(
-                            &ctl,
-                            &ExecEvent::Failed {
-                                id: req.id,
-                                code: 125,
-                                message: format!("landlock: {err}"),
-                            },
-                        );
+                        reply_failed(&ctl, req.id, 125, format!("landlock: {err}"));
                         continue;
                     }
                 };
@@ -711,13 +693,11 @@ fn serve(
                     Ok(Forked::Parent { pid, .. }) => pid,
                     // A full process limit ends this exec, not the session.
                     Err(e) => {
-                        reply(
+                        reply_failed(
                             &ctl,
-                            &ExecEvent::Failed {
-                                id: req.id,
-                                code: 125,
-                                message: format!("the command could not be started: fork: {e}"),
-                            },
+                            req.id,
+                            125,
+                            format!("the command could not be started: fork: {e}"),
                         );
                         continue;
                     }
@@ -747,14 +727,7 @@ fn serve(
                 .split_once(' ')
                 .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
                 .unwrap_or((125, msg.clone()));
-            reply(
-                &ctl,
-                &ExecEvent::Failed {
-                    id: req.id,
-                    code,
-                    message,
-                },
-            );
+            reply_failed(&ctl, req.id, code, message);
         }
     }
 }
@@ -879,9 +852,7 @@ impl Template {
         (!payload.is_empty()).then(|| String::from_utf8_lossy(&payload).into_owned())
     }
 
-    /// Have the template fork the command; its pid. `Err(true)`: the
-    /// request was delivered but no pid came back; `Err(false)`: it was
-    /// not delivered.
+    /// Have the template fork the command; its pid, or why not.
     fn fork_command(
         &self,
         request: &[u8],
