@@ -361,10 +361,24 @@ pub(crate) fn send_exec(
 
 /// The error of an exec that could not start.
 pub(crate) fn exec_failed(code: i32, message: String) -> CliError {
+    let reason = ExecEvent::failure_reason(code, &message);
+    // A message that names its reason (`CODE: ...`) gets that reason's fix.
+    let (message, fix) = match message
+        .strip_prefix(reason)
+        .and_then(|m| m.strip_prefix(": "))
+    {
+        Some(rest) => (
+            rest.to_string(),
+            paddock_reasons::Reason::from_code(reason)
+                .map(|r| r.fix().to_string())
+                .unwrap_or_default(),
+        ),
+        None => (message, String::new()),
+    };
     CliError {
-        code: ExecEvent::failure_reason(code),
+        code: reason,
         message,
-        fix: String::new(),
+        fix,
         exit: code,
         raw: false,
     }

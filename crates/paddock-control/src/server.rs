@@ -21,6 +21,28 @@ pub(crate) struct Shared {
     callers: Mutex<HashMap<u64, (paddock_audit::Caller, serde_json::Value)>>,
     /// Clients subscribed to the audit events.
     subscribers: Arc<Mutex<Vec<mpsc::Sender<paddock_audit::Event>>>>,
+    /// The host paths `filesystem.deny` covers (pid 1 checks each cover
+    /// before an exec; a second name of a file is seen only from here).
+    denied: Vec<std::path::PathBuf>,
+}
+
+impl Shared {
+    /// A denied file that has gained a second name (a hard link) since
+    /// the session started: that name would show it.
+    fn denied_file_linked(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        self.denied.iter().find_map(|p| {
+            let md = std::fs::symlink_metadata(p).ok()?;
+            (md.is_file() && md.nlink() > 1).then(|| {
+                format!(
+                    "{}: {} (filesystem.deny) has gained a second name (a hard link) on the host \
+                     since the session started, which would show it",
+                    Reason::FS_DENY_CHANGED.code(),
+                    p.display()
+                )
+            })
+        })
+    }
 }
 
 impl Shared {
@@ -215,6 +237,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         audit: audit.clone(),
         callers: Mutex::new(HashMap::new()),
         subscribers,
+        denied: spec.hidden.iter().map(|(host, _)| host.clone()).collect(),
     });
     shared.audit.emit(
         EventKind::SessionStart,
@@ -548,6 +571,17 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                 return;
             }
             let id = shared.next.fetch_add(1, Ordering::SeqCst);
+            if let Some(message) = shared.denied_file_linked() {
+                send_line(
+                    &conn,
+                    &ExecEvent::Failed {
+                        id,
+                        code: 125,
+                        message,
+                    },
+                );
+                return;
+            }
             shared
                 .callers
                 .lock()
@@ -661,7 +695,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     ),
                     ExecEvent::Audit { .. } => {}
                     ExecEvent::Failed { code, message, .. } => {
-                        let reason = ExecEvent::failure_reason(*code);
+                        let reason = ExecEvent::failure_reason(*code, message);
                         shared.audit.emit(
                             EventKind::ExecExit,
                             Some(false),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use paddock_policy::{Effective, ExecMode, MountEntry, PolicyFile, WorkspaceMode};
 use paddock_sandbox::{MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED};
 
+use crate::deny::DenyList;
 use crate::error::CliError;
 pub use crate::host::HostFacts;
 use paddock_reasons::Reason;
@@ -232,74 +233,6 @@ pub fn tool_mounts(host: &HostFacts, extra: &[String]) -> Vec<PathBuf> {
     out
 }
 
-/// `filesystem.deny`, each entry as written (normalised) and where it
-/// really is (links resolved; None when it does not exist). Resolved once
-/// per spec: every mount, tool folder and socket is held against it.
-struct DenyList<'a> {
-    entries: Vec<(
-        &'a paddock_policy::Sourced<String>,
-        PathBuf,
-        Option<PathBuf>,
-    )>,
-}
-
-impl<'a> DenyList<'a> {
-    fn new(eff: &'a Effective, host: &HostFacts) -> DenyList<'a> {
-        let entries = eff
-            .fs_deny
-            .iter()
-            .map(|d| {
-                let lexical = normalize(&expand(Path::new(&d.value), host));
-                let real = std::fs::canonicalize(&lexical).ok();
-                (d, lexical, real)
-            })
-            .collect();
-        DenyList { entries }
-    }
-
-    /// The entry `p` lies under, as written or where its link leads (a
-    /// `~/.ssh` that links elsewhere denies its target too).
-    fn covering(&self, p: &Path) -> Option<&'a paddock_policy::Sourced<String>> {
-        self.entries
-            .iter()
-            .find(|(_, lexical, real)| {
-                p.starts_with(lexical) || real.as_ref().is_some_and(|r| p.starts_with(r))
-            })
-            .map(|(d, ..)| *d)
-    }
-
-    /// The entries that lie inside a mount or a system folder: (host path,
-    /// path inside the sandbox). A mount *under* a denied path is refused
-    /// before this; these are hidden instead.
-    fn inside(&self, mounts: &[MountSpec]) -> Vec<(PathBuf, PathBuf)> {
-        let mut out = Vec::new();
-        for (_, lexical, real) in &self.entries {
-            // Where it really is (a link on the way would make the
-            // read-only cover miss it); as written when it does not exist.
-            let hp = real.clone().unwrap_or_else(|| lexical.clone());
-            // Inside a system folder (shown read-only at its own path):
-            // hidden there, as host secrets under /etc are.
-            let in_system = paddock_sandbox::spec::SYSTEM_DIRS
-                .iter()
-                .any(|d| hp.starts_with(Path::new("/").join(d)) && hp != Path::new("/").join(d));
-            if in_system && !out.iter().any(|(_, x)| *x == hp) {
-                out.push((hp.clone(), hp.clone()));
-            }
-            for m in mounts {
-                if let Ok(rest) = hp.strip_prefix(&m.source) {
-                    if !rest.as_os_str().is_empty() {
-                        let t = m.target.join(rest);
-                        if !out.iter().any(|(_, x)| *x == t) {
-                            out.push((hp.clone(), t));
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
 /// A mount list's adder for sockets: a socket outside every mount is shown
 /// at its own path.
 fn push_socket(mounts: &mut Vec<MountSpec>) -> impl FnMut(&Path) -> PathBuf + '_ {
@@ -394,7 +327,12 @@ pub(crate) fn compile(
             "every other paddock command keeps working; ask the policy's owner to enable exec",
         ));
     }
-    let deny = DenyList::new(eff, host);
+    let deny = DenyList::new(
+        eff.fs_deny
+            .iter()
+            .map(|d| (d, normalize(&expand(Path::new(&d.value), host))))
+            .collect(),
+    );
     let mut mounts: Vec<MountSpec> = Vec::new();
     let mut push = |m: MountSpec| {
         mounts.retain(|o| o.target != m.target);
@@ -501,6 +439,18 @@ pub(crate) fn compile(
     }
 
     let unix_sockets = socket_grants(eff, host, &deny, &mut push_socket(&mut mounts))?;
+    // A second name of a denied file would show it: refused (hard links
+    // stay on one filesystem, so only those the sandbox shows count).
+    let shown: Vec<PathBuf> = mounts
+        .iter()
+        .map(|m| m.source.clone())
+        .chain(
+            paddock_sandbox::spec::SYSTEM_DIRS
+                .iter()
+                .map(|d| Path::new("/").join(d)),
+        )
+        .collect();
+    deny.refuse_hard_links(&shown)?;
     let protected = protected_names(eff);
 
     let mut env: Vec<(OsString, OsString)> = host

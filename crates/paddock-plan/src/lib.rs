@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod compile;
+mod deny;
 pub mod egress;
 pub mod error;
 pub mod footprint;

@@ -369,6 +369,13 @@ impl ParsedLayer {
                             "remove the entry or write a path",
                         );
                     }
+                    if key == "deny" && p.split('/').any(|c| c == "..") {
+                        bad(
+                            &[Key("filesystem"), Key(key), Idx(i)],
+                            format!("`{p}`: `..` is refused in filesystem.deny (after a symbolic link it leads elsewhere than it reads)"),
+                            "write the path without `..`, e.g. `~/.ssh` rather than `~/work/../.ssh`",
+                        );
+                    }
                     if (key == "protect" || key == "unprotect")
                         && (p.starts_with('/') || p.split('/').any(|c| c == ".."))
                     {

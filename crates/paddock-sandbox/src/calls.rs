@@ -74,6 +74,8 @@ pub(crate) trait Sys {
     fn is_dir(&self, fd: BorrowedFd<'_>) -> io::Result<bool>;
     /// The device number of the object at `fd`.
     fn device(&self, fd: BorrowedFd<'_>) -> io::Result<u64>;
+    /// The identity (device, inode) of the object at `fd`.
+    fn identity(&self, fd: BorrowedFd<'_>) -> io::Result<(u64, u64)>;
     /// `lstat`: what a host path is, links not followed.
     fn kind(&self, path: &Path) -> Kind;
     fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
@@ -194,6 +196,9 @@ impl Sys for Linux {
     }
     fn device(&self, fd: BorrowedFd<'_>) -> io::Result<u64> {
         sys::fstatat(fd, Path::new("")).map(|st| st.dev)
+    }
+    fn identity(&self, fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+        sys::fstatat(fd, Path::new("")).map(|st| (st.dev, st.ino))
     }
     fn kind(&self, path: &Path) -> Kind {
         match std::fs::symlink_metadata(path) {

@@ -149,7 +149,11 @@ fn run(
     }
     sys::mark("pid 1: limits in place");
     drop(go);
-    let sequence::Pid1 { ruleset, host_view } = pid1;
+    let sequence::Pid1 {
+        ruleset,
+        host_view,
+        covers,
+    } = pid1;
     let p: &Prepared = host_view.as_ref().unwrap_or(p);
     // In session mode the same socket pair carries exec requests afterwards,
     // and in both modes the audit observer's records.
@@ -165,6 +169,7 @@ fn run(
         return serve(
             p,
             ruleset,
+            &covers,
             fds_ctl.ok_or_else(|| StepError::new("control-channel", "missing"))?,
         );
     }
@@ -493,8 +498,15 @@ pub enum ExecEvent {
 }
 
 impl ExecEvent {
-    /// The reason code of a [`ExecEvent::Failed`] exit code.
-    pub fn failure_reason(code: i32) -> &'static str {
+    /// The reason code of a [`ExecEvent::Failed`]: the one its message
+    /// starts with (`CODE: ...`), else the one its exit code means.
+    pub fn failure_reason(code: i32, message: &str) -> &'static str {
+        if let Some(r) = message
+            .split_once(": ")
+            .and_then(|(c, _)| Reason::from_code(c))
+        {
+            return r.code();
+        }
         match code {
             127 => Reason::EXEC_NOT_FOUND.code(),
             126 => Reason::EXEC_NOT_EXECUTABLE.code(),
@@ -535,6 +547,7 @@ fn drop_init_capabilities(p: &Prepared) -> std::io::Result<()> {
 fn serve(
     p: &Prepared,
     ruleset: Option<landlock::RulesetCreated>,
+    covers: &[sequence::Covered],
     ctl: std::os::unix::net::UnixStream,
 ) -> StepResult<i32> {
     use std::collections::HashMap;
@@ -626,6 +639,17 @@ fn serve(
                 req.id,
                 125,
                 "an exec needs a command and three file descriptors".into(),
+            );
+            continue;
+        }
+        // What filesystem.deny hides must still be hidden: the host may
+        // have replaced or created a denied path since the session started.
+        if let Err(why) = sequence::covers_hold(&Linux, covers) {
+            reply_failed(
+                &ctl,
+                req.id,
+                125,
+                format!("{}: {why}", Reason::FS_DENY_CHANGED.code()),
             );
             continue;
         }

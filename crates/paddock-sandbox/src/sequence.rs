@@ -64,7 +64,7 @@ use crate::calls::{Kind, Sys};
 use crate::landlock_rules::LandlockReport;
 use crate::prepare::Prepared;
 use crate::seccomp;
-use crate::spec::{Level, MountMode, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
+use crate::spec::{Level, MountMode, MountSpec, HIDDEN_SYSTEM_PATHS, SYSTEM_DIRS};
 
 /// A failed step: which one, and why. The one error type of the sequence.
 #[derive(Debug)]
@@ -225,6 +225,8 @@ pub(crate) struct Pid1 {
     pub ruleset: Option<RulesetCreated>,
     /// Level no-userns: the request as the host sees it (see [`host_view`]).
     pub host_view: Option<Prepared>,
+    /// What `filesystem.deny` covered, to be checked before each exec.
+    pub covers: Vec<Covered>,
 }
 
 /// pid 1 in the new namespaces: everything before the first command.
@@ -247,10 +249,11 @@ pub(crate) fn start_pid1<S: Sys>(
         hand_out_proxy(s, port, channel)?;
     }
     // The filesystem: from here on no path leads to the host's tree.
-    build_root(s, p)?;
+    let covers = build_root(s, p)?;
     Ok(Pid1 {
         ruleset: finish_pid1(s, p)?,
         host_view: None,
+        covers,
     })
 }
 
@@ -279,6 +282,7 @@ pub(crate) fn start_pid1_on_host<S: Sys>(
     Ok(Pid1 {
         ruleset: finish_pid1(s, &view)?,
         host_view: Some(view),
+        covers: Vec::new(),
     })
 }
 
@@ -574,7 +578,7 @@ fn user_namespaces_refused<S: Sys>(s: &S) -> Result<(), StepError> {
 
 /// Build the sandbox's filesystem and enter it. On return, `/` is the new
 /// root and the host's tree is unreachable.
-pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
+pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, StepError> {
     let staging = Path::new(STAGING);
 
     // 1. No propagation back to the host.
@@ -936,7 +940,7 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
             s.move_mount(tree.as_fd(), t.as_fd()),
         )?;
     }
-    hide_secrets(s, rootfd, &p.model.hidden)?;
+    let covers = hide_secrets(s, rootfd, p)?;
 
     // 6. Enter the new root; detach the old one.
     step("chdir-root", staging, s.fchdir(rootfd))?;
@@ -959,7 +963,7 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<(), StepError> {
         Path::new("/"),
         s.mount_setattr(newroot.as_fd(), false, attr::RDONLY, 0),
     )?;
-    Ok(())
+    Ok(covers)
 }
 
 /// Tell the observer which device number files of this overlay's upper
@@ -1082,32 +1086,82 @@ fn overlay<S: Sys>(
     Ok(tree)
 }
 
-/// Cover host secrets under the read-only system tree with empty read-only
-/// files and folders.
+/// A path `filesystem.deny` names, as pid 1 left it: the identity (device,
+/// inode) of the empty cover on it, or None where nothing was there.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Covered {
+    pub inside: PathBuf,
+    pub was: Option<(u64, u64)>,
+}
+
+/// Cover host secrets under the read-only system tree, and what
+/// `filesystem.deny` names, with empty read-only files and folders.
+///
+/// A cover is a mount on the path's dentry, so it moves with the dentry:
+/// a command that renamed a folder above a denied file would carry the
+/// file, covered, to a new name, where the next sandbox would not know to
+/// cover it. So each folder between a writable mount's root and a denied
+/// path is first mounted on itself (recursively, keeping what is mounted
+/// below it): a mount point cannot be renamed or removed in its own mount
+/// namespace (EBUSY), nor can the covered path itself.
 fn hide_secrets<S: Sys>(
     s: &S,
     rootfd: BorrowedFd<'_>,
-    denied: &[(PathBuf, PathBuf)],
-) -> Result<(), StepError> {
+    p: &Prepared,
+) -> Result<Vec<Covered>, StepError> {
+    let denied = &p.model.hidden;
     let empty_file = Path::new(".hidden-file");
     let empty_dir = Path::new(".hidden-dir");
     let mut made = false;
-    // Host secrets under the system tree, then what `filesystem.deny` hides
-    // inside the user's mounts (the host path says whether it is a folder).
+    for anc in pinned_folders(denied.iter().map(|(_, i)| i.as_path()), &p.mounts) {
+        let Ok(fd) = open_beneath(s, rootfd, rel(&anc)) else {
+            continue; // not there: nor is what lies below it
+        };
+        let tree = step("clone-pinned", &anc, detached_clone(s, fd.as_fd(), true, 0))?;
+        step("pin-folder", &anc, s.move_mount(tree.as_fd(), fd.as_fd()))?;
+    }
+    // Host secrets under the system tree (best effort: each may be absent),
+    // then what `filesystem.deny` names (fail closed).
     let all = HIDDEN_SYSTEM_PATHS
         .iter()
-        .map(|h| (PathBuf::from(h), PathBuf::from(h)))
-        .chain(denied.iter().cloned());
-    for (_, inside) in all {
+        .map(|h| (PathBuf::from(h), false))
+        .chain(denied.iter().map(|(_, i)| (i.clone(), true)));
+    let mut covers = Vec::new();
+    for (inside, by_policy) in all {
         let h = inside.as_path();
         let r = rel(h);
-        let Ok(target) = open_beneath(s, rootfd, r) else {
-            continue;
+        let target = match open_beneath(s, rootfd, r) {
+            Ok(t) => t,
+            Err(e) if by_policy && !absent(&e) => {
+                return Err(StepError::new(
+                    "open-denied",
+                    format!(
+                        "{}: {e} (a filesystem.deny path changed while the sandbox started; run again)",
+                        h.display()
+                    ),
+                ));
+            }
+            Err(_) => {
+                if by_policy {
+                    covers.push(Covered {
+                        inside: inside.clone(),
+                        was: None,
+                    });
+                }
+                continue;
+            }
         };
         // Stated through the new root (host paths under /tmp are covered
         // by the staging folder by now).
-        let Ok(is_dir) = s.is_dir(target.as_fd()) else {
-            continue;
+        let is_dir = match s.is_dir(target.as_fd()) {
+            Ok(d) => d,
+            Err(e) if by_policy => {
+                return Err(StepError::new(
+                    "stat-denied",
+                    format!("{}: {e}", h.display()),
+                ))
+            }
+            Err(_) => continue,
         };
         if !made {
             step(
@@ -1134,10 +1188,85 @@ fn hide_secrets<S: Sys>(
             Path::new(h),
             s.move_mount(tree.as_fd(), target.as_fd()),
         )?;
+        if by_policy {
+            let now = step("open-covered", h, open_beneath(s, rootfd, r))?;
+            let id = step("stat-covered", h, s.identity(now.as_fd()))?;
+            covers.push(Covered {
+                inside: inside.clone(),
+                was: Some(id),
+            });
+        }
     }
     if made {
         s.remove(&Path::new(STAGING).join(empty_file));
         s.remove(&Path::new(STAGING).join(empty_dir));
+    }
+    Ok(covers)
+}
+
+/// Nothing at the path: it, or a folder above it, does not exist (or is
+/// not a folder).
+fn absent(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+}
+
+/// The folders to mount on themselves so that no denied path can be moved
+/// by renaming a folder above it: those strictly between the root of the
+/// writable mount a path lies in and the path. Shallowest first.
+fn pinned_folders<'a>(
+    denied: impl Iterator<Item = &'a Path>,
+    mounts: &[MountSpec],
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for inside in denied {
+        let Some(m) = mounts
+            .iter()
+            .filter(|m| inside.starts_with(&m.target) && inside != m.target)
+            .max_by_key(|m| m.target.components().count())
+        else {
+            continue;
+        };
+        if m.mode == MountMode::Ro {
+            continue; // nothing in it can be renamed
+        }
+        let mut cur = inside.parent();
+        while let Some(c) = cur {
+            if c == m.target || !c.starts_with(&m.target) {
+                break;
+            }
+            out.push(c.to_path_buf());
+            cur = c.parent();
+        }
+    }
+    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    out.dedup();
+    out
+}
+
+/// Before each exec of a session: is every denied path as pid 1 left it?
+/// The host may replace a file (a cover on the old one goes with it),
+/// create one that was not there, or rename a folder above it; a command
+/// would then see it. Read once per path, through the sandbox's own view.
+pub(crate) fn covers_hold<S: Sys>(s: &S, covers: &[Covered]) -> Result<(), String> {
+    for c in covers {
+        let now = s.open_path(
+            None,
+            &c.inside,
+            0,
+            resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS,
+        );
+        let same = match (&now, c.was) {
+            (Err(e), _) if absent(e) => true, // nothing there to see
+            (Ok(fd), Some(was)) => s.identity(fd.as_fd()).is_ok_and(|id| id == was),
+            _ => false,
+        };
+        if !same {
+            return Err(format!(
+                "{} (filesystem.deny) was created, replaced or moved on the host after the \
+                 session started, so this session no longer hides it",
+                c.inside.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -1330,6 +1459,10 @@ mod tests {
         }
         fn device(&self, _fd: BorrowedFd<'_>) -> io::Result<u64> {
             Ok(1)
+        }
+        fn identity(&self, fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+            let name = self.name(fd);
+            Ok((1, name.len() as u64))
         }
         fn kind(&self, path: &Path) -> Kind {
             match path.to_str() {

@@ -413,3 +413,29 @@ fn unsafe_no_sandbox_is_loud_recorded_and_refusable_by_the_administrator() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(!marker.exists());
 }
+
+/// Without user namespaces nothing can be mounted over a path, so a
+/// `filesystem.deny` that names a system folder itself (or a path inside
+/// one) cannot be hidden: the run is refused up front and nothing of it is
+/// read.
+#[test]
+fn without_user_namespaces_a_denied_system_folder_is_refused_up_front() {
+    let ws = Ws::new();
+    std::fs::write(
+        ws.proj.join("inner.toml"),
+        "version = 1\n[filesystem]\ndeny = [\"/etc\"]\n",
+    )
+    .unwrap();
+    let o = nested(
+        &ws,
+        r#"$P run --policy inner.toml -- sh -c 'cat /etc/passwd; echo ran'; echo "inner-exit=$?""#,
+    );
+    let out = stdout(&o);
+    let err = stderr(&o);
+    assert_eq!(line(&out, "inner-exit"), "125", "{out}\n{err}");
+    assert!(!out.contains("root:") && !out.contains("ran"), "{out}");
+    assert!(
+        err.contains("ISOLATION_LEVEL_LACKS") && err.contains("filesystem.deny hides /etc"),
+        "{err}"
+    );
+}

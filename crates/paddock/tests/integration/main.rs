@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod cli;
 mod dashboard;
+mod deny;
 mod egress;
 mod filesystem;
 mod install;
