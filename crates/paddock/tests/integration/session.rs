@@ -689,3 +689,44 @@ fn descendants(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Without Landlock's signal scope a command may send pid 1 a SIGTERM;
+/// the kernel drops it (pid 1 of a pid namespace gets no signal from
+/// inside that it has no handler for; it reads its signals from a
+/// signalfd), so one command cannot end the session under the next: the
+/// next exec runs in the same session.
+#[test]
+fn a_command_cannot_end_its_session_by_signalling_pid_1() {
+    let s = S::new();
+    let pd = |args: &[&str]| {
+        s.ws.paddock()
+            .env("PADDOCK_HOME", s.ws.root.join("state"))
+            .env("PADDOCK_TEST_NO_LANDLOCK", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = pd(&["session", "start"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = pd(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo $$ > /tmp/first; kill -TERM 1; echo sent=$?",
+    ]);
+    assert!(stdout(&o).contains("sent="), "{}{}", stdout(&o), stderr(&o));
+    let o = pd(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/first >/dev/null && echo same-session",
+    ]);
+    assert_eq!(stdout(&o), "same-session\n", "{}", stderr(&o));
+    let o = pd(&["session", "stop", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
