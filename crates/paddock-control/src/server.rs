@@ -572,6 +572,13 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
             }
             let id = shared.next.fetch_add(1, Ordering::SeqCst);
             if let Some(message) = shared.denied_file_linked() {
+                shared.audit.emit(
+                    EventKind::ExecExit,
+                    Some(false),
+                    Some(Reason::FS_DENY_CHANGED.code()),
+                    &caller,
+                    serde_json::json!({"argv": argv, "exit_code": 125, "message": message, "exec_id": id}),
+                );
                 send_line(
                     &conn,
                     &ExecEvent::Failed {

@@ -357,6 +357,14 @@ fn a_hard_link_to_a_denied_file_is_refused() {
     assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("FS_DENY_CHANGED"), "{}", stderr(&o));
+    // The refusal is in the session's audit trail.
+    let trail = stdout(&s.paddock(&["audit", "tail", "--session", &id, "--json"]));
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains("exec.exit") && l.contains("FS_DENY_CHANGED")),
+        "{trail}"
+    );
     s.paddock(&["session", "stop", &id]);
     assert_eq!(
         std::fs::read_to_string(&key).unwrap(),
