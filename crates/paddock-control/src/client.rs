@@ -345,7 +345,30 @@ pub(crate) fn send_exec(
             )
         })?;
     let sock = ensure_supervisor(store, meta)?;
-    let conn = UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?;
+    let conn = match UnixStream::connect(&sock) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            // The supervisor is ending (its socket goes before its lock):
+            // wait for it to be gone, then start the session again.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < until
+                && store
+                    .load(&meta.id)
+                    .is_ok_and(|m| m.liveness() == Liveness::Running)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let meta = store.load(&meta.id).map_err(session_err)?;
+            let sock = ensure_supervisor(store, &meta)?;
+            UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?
+        }
+        Err(e) => return Err(io_err("connecting to the session")(e)),
+    };
     let payload = serde_json::to_vec(&ControlRequest::Exec {
         argv,
         cwd,

@@ -24,6 +24,10 @@ pub(crate) struct Shared {
     /// The host paths `filesystem.deny` covers (pid 1 checks each cover
     /// before an exec; a second name of a file is seen only from here).
     denied: Vec<std::path::PathBuf>,
+    /// Exec connections that have not had their last line yet: the
+    /// supervisor waits for them (briefly) before it exits, so a client
+    /// hears why the sandbox ended its command.
+    answering: AtomicUsize,
 }
 
 impl Shared {
@@ -238,6 +242,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         callers: Mutex::new(HashMap::new()),
         subscribers,
         denied: spec.hidden.iter().map(|(host, _)| host.clone()).collect(),
+        answering: AtomicUsize::new(0),
     });
     shared.audit.emit(
         EventKind::SessionStart,
@@ -438,6 +443,10 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         for q in &o.created_protected {
             audit::quarantined(Some(&shared.audit), q);
         }
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while shared.answering.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
     }
     let _ = std::fs::remove_file(&sock);
     shared.audit.emit(
@@ -684,6 +693,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     }
                 });
             }
+            shared.answering.fetch_add(1, Ordering::SeqCst);
             while let Ok(ev) = rx.recv() {
                 match &ev {
                     ExecEvent::Started { pid, .. } => {
@@ -727,6 +737,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     break;
                 }
             }
+            shared.answering.fetch_sub(1, Ordering::SeqCst);
             shared
                 .pids
                 .lock()

@@ -132,7 +132,23 @@ impl<'a> DenyList<'a> {
         for e in &self.entries {
             let Some(real) = &e.real else { continue };
             let mut budget = LINK_SCAN_BUDGET;
-            if let Some(file) = linked_file(real, &devices, &mut budget) {
+            let found = linked_file(real, &devices, &mut budget);
+            if let Some(Linked::Unreadable(dir, err)) = &found {
+                return Err(CliError::new(
+                    Reason::FS_DENY_HARD_LINKED.code(),
+                    format!(
+                        "{} (inside `{}`, {}) cannot be searched for hard links: {err}",
+                        dir.display(),
+                        e.rule.value,
+                        e.rule.origin.describe()
+                    ),
+                    format!(
+                        "make it readable (`chmod u+rx {}`), or deny a narrower path",
+                        dir.display()
+                    ),
+                ));
+            }
+            if let Some(Linked::File(file)) = found {
                 return Err(CliError::new(
                     Reason::FS_DENY_HARD_LINKED.code(),
                     format!(
@@ -161,20 +177,34 @@ impl<'a> DenyList<'a> {
     }
 }
 
+/// What the hard-link search found.
+enum Linked {
+    /// A regular file with more than one name on a shown filesystem.
+    File(PathBuf),
+    /// A folder that cannot be read: what it holds is not known.
+    Unreadable(PathBuf, std::io::Error),
+}
+
 /// The first regular file at or under `p` (links not followed) with more
-/// than one name on one of `devices`.
-fn linked_file(p: &Path, devices: &[u64], budget: &mut usize) -> Option<PathBuf> {
+/// than one name on one of `devices`, or a folder that cannot be searched.
+fn linked_file(p: &Path, devices: &[u64], budget: &mut usize) -> Option<Linked> {
     let md = std::fs::symlink_metadata(p).ok()?;
     if md.is_file() {
-        return (md.nlink() > 1 && devices.contains(&md.dev())).then(|| p.to_path_buf());
+        return (md.nlink() > 1 && devices.contains(&md.dev()))
+            .then(|| Linked::File(p.to_path_buf()));
     }
     if !md.is_dir() {
         return None;
     }
     let mut stack = vec![p.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            // A folder of the user's own that cannot be read may have been
+            // made so to hide a link (the agent runs as the user); one of
+            // another owner the user could not have planted in.
+            Err(e) if owned_by_me(&dir) => return Some(Linked::Unreadable(dir, e)),
+            Err(_) => continue,
         };
         for ent in rd.flatten() {
             if *budget == 0 {
@@ -187,13 +217,19 @@ fn linked_file(p: &Path, devices: &[u64], budget: &mut usize) -> Option<PathBuf>
             } else if ty.is_file() {
                 if let Ok(md) = ent.metadata() {
                     if md.nlink() > 1 && devices.contains(&md.dev()) {
-                        return Some(ent.path());
+                        return Some(Linked::File(ent.path()));
                     }
                 }
             }
         }
     }
     None
+}
+
+/// Is `p` owned by the user paddock runs as?
+fn owned_by_me(p: &Path) -> bool {
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    std::fs::symlink_metadata(p).is_ok_and(|m| Some(m.uid()) == me)
 }
 
 /// The device numbers of every filesystem the sandbox shows: those the
@@ -221,25 +257,39 @@ fn shown_devices(shown: &[PathBuf], table: &[MountLine]) -> Vec<u64> {
 fn aliases(real: &Path, table: &[MountLine]) -> Vec<PathBuf> {
     // The mount `real` is seen through: the deepest mount point above it
     // (of equals, the later one, mounted on top).
-    let Some(holder) = table
+    let holder = table
         .iter()
         .enumerate()
         .filter(|(_, m)| real.starts_with(&m.point))
         .max_by_key(|(i, m)| (m.point.components().count(), *i))
-        .map(|(_, m)| m)
-    else {
-        return Vec::new();
-    };
-    let Ok(rest) = real.strip_prefix(&holder.point) else {
-        return Vec::new();
-    };
-    let in_fs = holder.root.join(rest);
-    let mut out: Vec<PathBuf> = table
-        .iter()
-        .filter(|m| m.dev == holder.dev)
-        .filter_map(|m| in_fs.strip_prefix(&m.root).ok().map(|r| m.point.join(r)))
-        .filter(|a| a != real)
-        .collect();
+        .map(|(_, m)| m);
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Some((holder, rest)) =
+        holder.and_then(|h| real.strip_prefix(&h.point).ok().map(|r| (h, r)))
+    {
+        let in_fs = holder.root.join(rest);
+        for m in table.iter().filter(|m| m.dev == holder.dev) {
+            if let Ok(r) = in_fs.strip_prefix(&m.root) {
+                // A mount of the object or of a folder above it.
+                out.push(m.point.join(r));
+            } else if m.root.starts_with(&in_fs) {
+                // A mount of something inside a denied folder: all of it.
+                out.push(m.point.clone());
+            }
+        }
+    }
+    // An overlay with a layer at, above or inside the denied path shows
+    // it too (a filesystem of its own, so no device to match).
+    for m in table {
+        for layer in &m.layers {
+            if let Ok(r) = real.strip_prefix(layer) {
+                out.push(m.point.join(r));
+            } else if layer.starts_with(real) {
+                out.push(m.point.clone());
+            }
+        }
+    }
+    out.retain(|a| a != real);
     out.sort();
     out.dedup();
     out
@@ -251,6 +301,8 @@ struct MountLine {
     dev: u64,
     root: PathBuf,
     point: PathBuf,
+    /// An overlay's layer folders (lowerdir, upperdir).
+    layers: Vec<PathBuf>,
 }
 
 impl MountLine {
@@ -271,13 +323,73 @@ impl MountLine {
         let (major, minor): (u64, u64) = (major.parse().ok()?, minor.parse().ok()?);
         let root = unescape(f.next()?);
         let point = unescape(f.next()?);
+        // After the optional fields and "-": type, source, options.
+        let mut rest = f.skip_while(|x| *x != "-").skip(1);
+        let fstype = rest.next().unwrap_or("");
+        let options = rest.nth(1).unwrap_or("");
+        let layers = if fstype == "overlay" {
+            overlay_layers(options)
+        } else {
+            Vec::new()
+        };
         // glibc's makedev: the device number stat reports.
         let dev = ((major & 0xffff_f000) << 32)
             | ((major & 0x0fff) << 8)
             | ((minor & 0xffff_ff00) << 12)
             | (minor & 0xff);
-        Some(MountLine { dev, root, point })
+        Some(MountLine {
+            dev,
+            root,
+            point,
+            layers,
+        })
     }
+}
+
+/// The folders of an overlay's `lowerdir=a:b,upperdir=c` options (`\,`
+/// and `\:` escape a comma or colon in a path).
+fn overlay_layers(options: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut opts = Vec::new();
+    let mut cur = String::new();
+    let mut esc = false;
+    for c in options.chars() {
+        match (esc, c) {
+            (false, '\\') => {
+                esc = true;
+                cur.push(c);
+            }
+            (false, ',') => opts.push(std::mem::take(&mut cur)),
+            _ => {
+                esc = false;
+                cur.push(c);
+            }
+        }
+    }
+    opts.push(cur);
+    for o in opts {
+        let Some((key, value)) = o.split_once('=') else {
+            continue;
+        };
+        if !matches!(key, "lowerdir" | "upperdir" | "lowerdir+" | "datadir+") {
+            continue;
+        }
+        let mut part = String::new();
+        let mut esc = false;
+        for c in value.chars() {
+            match (esc, c) {
+                (false, '\\') => esc = true,
+                (false, ':') => out.push(unescape(&std::mem::take(&mut part))),
+                _ => {
+                    esc = false;
+                    part.push(c);
+                }
+            }
+        }
+        out.push(unescape(&part));
+    }
+    out.retain(|p| p.is_absolute());
+    out
 }
 
 /// The kernel writes space, tab, newline and backslash in mountinfo as
@@ -339,6 +451,8 @@ mod tests {
             line("8:3", "/alice", "/other"),
         ];
         let got = aliases(Path::new("/home/alice/.ssh/id"), &table);
+        let sub = aliases(Path::new("/home/alice"), &table);
+        assert!(sub.contains(&PathBuf::from("/srv/keys")), "{sub:?}");
         assert_eq!(
             got,
             vec![
@@ -350,6 +464,27 @@ mod tests {
         let got = aliases(Path::new("/srv/keys"), &table);
         assert!(got.contains(&PathBuf::from("/home/alice/.ssh")), "{got:?}");
         assert!(aliases(Path::new("/usr/bin"), &table).is_empty());
+    }
+
+    #[test]
+    fn an_overlay_on_a_denied_folder_is_denied_too() {
+        let m = MountLine::parse(
+            "9 1 0:50 / /mnt/ov rw - overlay overlay rw,lowerdir=/data/a\\:b:/home/alice/.ssh,upperdir=/u,workdir=/w",
+        )
+        .unwrap();
+        assert_eq!(
+            m.layers,
+            vec![
+                PathBuf::from("/data/a:b"),
+                PathBuf::from("/home/alice/.ssh"),
+                PathBuf::from("/u")
+            ]
+        );
+        let table = vec![line("8:2", "/", "/home"), m];
+        let got = aliases(Path::new("/home/alice/.ssh"), &table);
+        assert!(got.contains(&PathBuf::from("/mnt/ov")), "{got:?}");
+        let got = aliases(Path::new("/data/a:b/x"), &table);
+        assert!(got.contains(&PathBuf::from("/mnt/ov/x")), "{got:?}");
     }
 
     #[test]

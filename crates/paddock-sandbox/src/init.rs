@@ -193,12 +193,32 @@ fn run(
         .into_iter()
         .collect();
 
+    let cover_fd = cover_watch(&covers);
     loop {
+        let mut fixed = vec![sfd.as_fd()];
+        fixed.extend(cover_fd.as_ref().map(|f| f.as_fd()));
+        let n = fixed.len();
         let ready = at(
             "poll",
-            poll_with_watches(&[sfd.as_fd()], &watches, fds_ctl.as_ref()),
+            poll_with_watches(&fixed, &watches, fds_ctl.as_ref()),
         )?;
-        serve_watches(p, &mut watches, &ready[1..], fds_ctl.as_ref());
+        serve_watches(p, &mut watches, &ready[n..], fds_ctl.as_ref());
+        if let Some(f) = &cover_fd {
+            if ready[1] != 0 && sys::inotify_drain(f.as_fd()) {
+                watch_cover_folders(f.as_fd(), &covers);
+                if let Err(why) = sequence::covers_hold(&Linux, &covers) {
+                    end_for_changed_cover(&why);
+                    send(
+                        out,
+                        &Msg::Exited {
+                            code: Some(125),
+                            signal: None,
+                        },
+                    );
+                    return Ok(125);
+                }
+            }
+        }
         if ready[0] == 0 {
             continue;
         }
@@ -230,6 +250,56 @@ fn run(
             }
         }
     }
+}
+
+/// An inotify watch on every folder above each path `filesystem.deny`
+/// covers: a creation, rename or removal there (by the host; the command
+/// cannot rename them) wakes pid 1, which checks the covers again at once
+/// rather than only before the next exec. None when nothing is covered or
+/// inotify is not available (the per-exec check still holds).
+fn cover_watch(covers: &[sequence::Covered]) -> Option<OwnedFd> {
+    if covers.is_empty() {
+        return None;
+    }
+    let fd = sys::inotify_init().ok()?;
+    watch_cover_folders(fd.as_fd(), covers);
+    Some(fd)
+}
+
+/// Watch the folders now at each path above a covered one. Called again
+/// after every event, before the covers are checked: a folder the host
+/// made anew (after renaming the old one away) is watched from then on,
+/// and what was made in it before the watch is seen by that check.
+fn watch_cover_folders(fd: std::os::fd::BorrowedFd<'_>, covers: &[sequence::Covered]) {
+    let mask = libc::IN_CREATE
+        | libc::IN_MOVED_TO
+        | libc::IN_MOVED_FROM
+        | libc::IN_DELETE
+        | libc::IN_MOVE_SELF
+        | libc::IN_DELETE_SELF;
+    let mut seen: Vec<&std::path::Path> = Vec::new();
+    for c in covers {
+        let mut cur = c.inside.parent();
+        while let Some(d) = cur {
+            if d.parent().is_none() || seen.contains(&d) {
+                break;
+            }
+            seen.push(d);
+            let _ = sys::inotify_watch_dir(fd, d, mask);
+            cur = d.parent();
+        }
+    }
+}
+
+/// The covers no longer hold: what a command could now read is not
+/// hidden, so every process of the sandbox ends (a background process of
+/// an earlier exec included) and pid 1 with them.
+fn end_for_changed_cover(why: &str) {
+    eprintln!(
+        "paddock: error[{}]: {why}; every process of the sandbox was ended",
+        Reason::FS_DENY_CHANGED.code()
+    );
+    kill_descendants();
 }
 
 /// End every descendant: kill the children, reap them, and repeat, since
@@ -559,6 +629,7 @@ fn serve(
     let mut watches: Vec<Watch> = Vec::new();
     let mut template: Option<Template> = None;
     let mut template_refused = false;
+    let cover_fd = cover_watch(covers);
     loop {
         // The template is forked (first, or again after it died) between
         // requests, when pid 1 holds no exec's descriptors (a copy in the
@@ -571,11 +642,24 @@ fn serve(
                 Err(refused) => template_refused = refused,
             }
         }
-        let rev = at(
-            "poll",
-            poll_with_watches(&[sfd.as_fd(), ctl.as_fd()], &watches, Some(&ctl)),
-        )?;
-        serve_watches(p, &mut watches, &rev[2..], Some(&ctl));
+        let mut fixed = vec![sfd.as_fd(), ctl.as_fd()];
+        fixed.extend(cover_fd.as_ref().map(|f| f.as_fd()));
+        let n = fixed.len();
+        let rev = at("poll", poll_with_watches(&fixed, &watches, Some(&ctl)))?;
+        serve_watches(p, &mut watches, &rev[n..], Some(&ctl));
+        if let Some(f) = &cover_fd {
+            if rev[2] != 0 && sys::inotify_drain(f.as_fd()) {
+                watch_cover_folders(f.as_fd(), covers);
+                if let Err(why) = sequence::covers_hold(&Linux, covers) {
+                    let message = format!("{}: {why}", Reason::FS_DENY_CHANGED.code());
+                    for id in running.values() {
+                        reply_failed(&ctl, *id, 125, message.clone());
+                    }
+                    end_for_changed_cover(&why);
+                    return Ok(125);
+                }
+            }
+        }
         let ready = [rev[0] != 0, rev[1] != 0];
         if ready[0] {
             while let Some(sig) = at("signalfd-read", sys::read_signalfd(sfd.as_fd()))? {
@@ -600,7 +684,14 @@ fn serve(
                             );
                         }
                     }
-                } else if sig.signo == libc::SIGTERM && sig.from_process {
+                } else if sig.signo == libc::SIGTERM
+                    && sig.from_process
+                    && (sig.sender == 0 || !p.level.namespaces())
+                {
+                    // Only from outside the sandbox's pid namespace (the
+                    // supervisor; its pid reads 0 here): without Landlock's
+                    // signal scope a command can signal pid 1 too, and one
+                    // command must not end the session under the next.
                     return Ok(0);
                 }
             }
@@ -645,13 +736,12 @@ fn serve(
         // What filesystem.deny hides must still be hidden: the host may
         // have replaced or created a denied path since the session started.
         if let Err(why) = sequence::covers_hold(&Linux, covers) {
-            reply_failed(
-                &ctl,
-                req.id,
-                125,
-                format!("{}: {why}", Reason::FS_DENY_CHANGED.code()),
-            );
-            continue;
+            let message = format!("{}: {why}", Reason::FS_DENY_CHANGED.code());
+            for id in running.values().chain([&req.id]) {
+                reply_failed(&ctl, *id, 125, message.clone());
+            }
+            end_for_changed_cover(&why);
+            return Ok(125);
         }
         // The template forks the command (as pid 1's child); when there is
         // none (it died, or could not confine itself), pid 1 forks it and

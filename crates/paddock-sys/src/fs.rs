@@ -433,3 +433,32 @@ pub fn set_file_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
     // SAFETY: F_SETFL takes an integer.
     check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }
+
+/// A non-blocking, close-on-exec inotify instance.
+pub fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: plain flags; the kernel returns a new fd or -1.
+    let fd = check_int(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
+    Ok(owned(libc::c_long::from(fd)))
+}
+
+/// Watch `path` (links not followed, folders only) for `mask`.
+pub fn inotify_watch_dir(fd: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Result<()> {
+    let c = cstr(path)?;
+    let mask = mask | libc::IN_DONT_FOLLOW | libc::IN_ONLYDIR;
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) }).map(drop)
+}
+
+/// Read and drop every pending inotify event; true when there was one.
+pub fn inotify_drain(fd: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut any = false;
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return any;
+        }
+        any = true;
+    }
+}

@@ -163,11 +163,15 @@ fn a_denied_file_cannot_be_moved_out_from_under_its_cover() {
 /// was not there, replaces one (rename over it, as editors and package
 /// tools do), or renames a folder above one and puts a new one in its
 /// place. The cover placed at the start no longer lies on what the path
-/// shows, so the next exec is refused (FS_DENY_CHANGED, exit 125) and
-/// prints nothing of it; a new session covers it again. With Landlock and
-/// without.
+/// shows, so pid 1 (woken by the change) ends every process of the
+/// sandbox at once: a background loop of an earlier exec that copies the
+/// path into the workspace stops (read on the host), a command running
+/// through the JSON API ends with `failed`
+/// (FS_DENY_CHANGED), and the next exec runs in a new sandbox that covers
+/// the path as it is now. With Landlock and without.
 #[test]
 fn a_denied_path_changed_on_the_host_during_a_session_is_not_shown() {
+    use std::io::{BufRead, Write};
     for no_landlock in [false, true] {
         for change in ["create", "replace", "rename-parent"] {
             let s = S::new();
@@ -193,17 +197,28 @@ fn a_denied_path_changed_on_the_host_during_a_session_is_not_shown() {
             let o = pd(&["session", "start", "--policy", &pol]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             let id = stdout(&o).trim().to_string();
-            let look = [
-                "exec",
-                &id,
-                "--",
-                "sh",
-                "-c",
-                "cat .env sec/key 2>&1; echo ran",
-            ];
-            let o = pd(&look);
-            assert!(stdout(&o).contains("ran"), "{}", stderr(&o));
-            assert!(!stdout(&o).contains("old-covered"), "{}", stdout(&o));
+            let bg = "nohup sh -c 'while :; do cat .env sec/key >> leak.txt 2>/dev/null; \
+                      touch /tmp/alive; sleep 0.05; done' >/dev/null 2>&1 & echo started";
+            let o = pd(&["exec", &id, "--", "sh", "-c", bg]);
+            assert!(stdout(&o).contains("started"), "{}", stderr(&o));
+            // A command that is running when the change comes, through the
+            // JSON API (the control socket exists once a command ran).
+            let sock =
+                s.ws.root
+                    .join("state/sessions")
+                    .join(&id)
+                    .join("control.sock");
+            let mut api = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            api.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            api.write_all(
+                br#"{"op":"exec","argv":["sh","-c","sleep 3; cat .env sec/key; echo api-ran"],"capture":true}"#,
+            )
+            .unwrap();
+            let mut api = std::io::BufReader::new(api);
+            let mut seen = String::new();
+            api.read_line(&mut seen).unwrap();
+            assert!(seen.contains("started"), "{seen}");
             match change {
                 "create" => std::fs::write(p.join(".env"), format!("{SECRET}\n")).unwrap(),
                 "replace" => {
@@ -217,69 +232,61 @@ fn a_denied_path_changed_on_the_host_during_a_session_is_not_shown() {
                 }
             }
             let what = format!("{change}, no_landlock={no_landlock}");
-            let o = pd(&look);
-            assert!(!stdout(&o).contains(SECRET), "{what}: {}", stdout(&o));
-            assert!(!stdout(&o).contains("ran"), "{what}: {}", stdout(&o));
-            assert_eq!(o.status.code(), Some(125), "{what}: {}", stderr(&o));
-            assert!(
-                stderr(&o).contains("error[FS_DENY_CHANGED]")
-                    && stderr(&o).contains("start a new one"),
-                "{what}: {}",
-                stderr(&o)
-            );
-            if change == "create" && !no_landlock {
-                // The JSON API: the same refusal, as a `failed` event.
-                use std::io::{BufRead, Write};
-                let sock =
-                    s.ws.root
-                        .join("state/sessions")
-                        .join(&id)
-                        .join("control.sock");
-                let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-                c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                    .unwrap();
-                c.write_all(br#"{"op":"exec","argv":["cat",".env"],"capture":true}"#)
-                    .unwrap();
-                let mut r = std::io::BufReader::new(c);
-                let mut seen = String::new();
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    seen.push_str(&line);
-                    if line.contains("\"failed\"") || line.contains("\"exited\"") {
-                        break;
-                    }
+            loop {
+                let mut line = String::new();
+                if api.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
                 }
-                assert!(!seen.contains(SECRET), "{seen}");
-                assert!(
-                    seen.contains("\"failed\"") && seen.contains("FS_DENY_CHANGED"),
-                    "{seen}"
-                );
+                seen.push_str(&line);
+                if line.contains("\"failed\"") || line.contains("\"exited\"") {
+                    break;
+                }
             }
-            pd(&["session", "stop", &id]);
-            // A new session covers the path as it is now.
-            let o = pd(&["session", "start", "--policy", &pol]);
-            let id = stdout(&o).trim().to_string();
+            assert!(
+                !seen.contains(SECRET) && !seen.contains("api-ran"),
+                "{what}: {seen}"
+            );
+            assert!(
+                seen.contains("\"failed\"") && seen.contains("FS_DENY_CHANGED"),
+                "{what}: {seen}"
+            );
+            // Ground truth: the loop has ended (its file stops growing). In
+            // the milliseconds between the change and pid 1's reaction it
+            // may have read the path (docs/sandbox.md, "Denied paths").
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            let before = size(&p.join("leak.txt"));
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            assert_eq!(
+                size(&p.join("leak.txt")),
+                before,
+                "{what}: the loop still runs"
+            );
+            // The next exec: a new sandbox (the loop's marker in the old
+            // one's private /tmp is gone), the path covered as it is now.
             let o = pd(&[
                 "exec",
                 &id,
                 "--",
                 "sh",
                 "-c",
-                "cat .env sec/key 2>&1; echo ran",
+                "test -e /tmp/alive && echo old-sandbox; cat .env sec/key 2>&1; echo ran",
             ]);
-            assert!(stdout(&o).contains("ran"), "{what}: {}", stderr(&o));
-            assert!(!stdout(&o).contains(SECRET), "{what}: {}", stdout(&o));
+            let out = stdout(&o);
+            assert!(out.contains("ran"), "{what}: {out}{}", stderr(&o));
+            assert!(
+                !out.contains(SECRET) && !out.contains("old-sandbox"),
+                "{what}: {out}"
+            );
             pd(&["session", "stop", &id]);
         }
     }
 }
 
-/// Through MCP: a denied path that appears during the server's session
-/// (here the agent makes it itself) refuses the next tool call with the
-/// reason, and the call that follows a new start is covered again.
+/// Through MCP: the agent itself makes a denied path that was absent; its
+/// sandbox ends at once (the tool call is an error naming
+/// FS_DENY_CHANGED), and the next call runs in a new sandbox in which the
+/// path is covered.
 #[test]
 fn an_mcp_session_refuses_a_call_once_a_denied_path_changed() {
     let ws = Ws::new();
@@ -293,17 +300,18 @@ fn an_mcp_session_refuses_a_call_once_a_denied_path_changed() {
         &ws.root.join("state"),
         &["--policy", &pol],
         serde_json::json!([
-            ["run_command", {"command": "echo made > .env; echo first"}],
+            ["run_command", {"command": "echo made > .env; sleep 2; cat .env; echo first"}],
             ["run_command", {"command": "cat .env; echo ran"}]
         ]),
     );
-    assert!(seen[0][1].as_str().unwrap().contains("first"), "{seen}");
-    let second = seen[1][1].as_str().unwrap();
-    assert_eq!(seen[1][0], true, "{seen}");
+    let first = seen[0][1].as_str().unwrap();
+    assert_eq!(seen[0][0], true, "{seen}");
     assert!(
-        second.contains("FS_DENY_CHANGED") && !second.contains("ran"),
+        first.contains("FS_DENY_CHANGED") && !first.contains("first"),
         "{seen}"
     );
+    let second = seen[1][1].as_str().unwrap();
+    assert!(second.contains("ran") && !second.contains("made"), "{seen}");
 }
 
 /// A second name of a denied file (a hard link) on a filesystem the
@@ -338,6 +346,27 @@ fn a_hard_link_to_a_denied_file_is_refused() {
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
         assert!(stderr(&o).contains("FS_DENY_HARD_LINKED"), "{}", stderr(&o));
     }
+    // A hard link below a folder the search cannot read (as an earlier
+    // sandbox could leave it): refused as well, since what the folder
+    // holds is not known.
+    let dir2 = s.ws.outside.join("keys2");
+    std::fs::create_dir_all(dir2.join("sub")).unwrap();
+    std::fs::write(dir2.join("sub/key"), format!("{SECRET}\n")).unwrap();
+    std::fs::hard_link(dir2.join("sub/key"), s.ws.proj.join("notes")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir2.join("sub"), std::fs::Permissions::from_mode(0o311)).unwrap();
+    let pol = policy(
+        &s.ws,
+        "deny3.toml",
+        &format!("[filesystem]\n{}", deny_list(&[&dir2])),
+    );
+    let o = s.ws.sh(&["--policy", &pol], "cat notes; echo ran");
+    std::fs::set_permissions(dir2.join("sub"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("FS_DENY_HARD_LINKED"), "{}", stderr(&o));
+    std::fs::remove_file(s.ws.proj.join("notes")).unwrap();
+
     // Made during a session: the next exec is refused.
     std::fs::remove_file(s.ws.proj.join("innocent.txt")).unwrap();
     let inside = s.ws.proj.join("sec");
@@ -384,6 +413,10 @@ fn a_bind_mount_of_a_denied_folder_is_denied_too() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("key"), format!("{SECRET}\n")).unwrap();
     std::fs::create_dir_all(ws.proj.join("alias")).unwrap();
+    // A folder inside the denied one, bound elsewhere on its own.
+    std::fs::create_dir_all(secret.join("sub")).unwrap();
+    std::fs::write(secret.join("sub/key2"), format!("{SECRET}\n")).unwrap();
+    std::fs::create_dir_all(ws.proj.join("alias2")).unwrap();
     let pol = policy(
         &ws,
         "deny.toml",
@@ -392,7 +425,8 @@ fn a_bind_mount_of_a_denied_folder_is_denied_too() {
     let root = nix_is_root();
     let script = format!(
         "mount --bind {secret} {alias} || exit 99; \
-         {pd} run --policy {pol} -- sh -c 'cat alias/key 2>&1; ls -A alias | wc -l; echo ran'; \
+         mount --bind {secret}/sub {alias}2 || exit 99; \
+         {pd} run --policy {pol} -- sh -c 'cat alias/key alias2/key2 2>&1; ls -A alias | wc -l; echo ran'; \
          cd {alias} && {pd} run --policy {pol} -- true; echo alias-run=$?",
         secret = secret.display(),
         alias = ws.proj.join("alias").display(),

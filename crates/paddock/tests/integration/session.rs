@@ -690,11 +690,10 @@ fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Without Landlock's signal scope a command may send pid 1 a SIGTERM;
-/// the kernel drops it (pid 1 of a pid namespace gets no signal from
-/// inside that it has no handler for; it reads its signals from a
-/// signalfd), so one command cannot end the session under the next: the
-/// next exec runs in the same session.
+/// Without Landlock's signal scope a command can send pid 1 a SIGTERM;
+/// pid 1 ends the session only for one from outside the sandbox's pid
+/// namespace (the supervisor), so one command cannot end the session
+/// under the next: the next exec runs in the same sandbox.
 #[test]
 fn a_command_cannot_end_its_session_by_signalling_pid_1() {
     let s = S::new();
