@@ -159,7 +159,7 @@ pub(crate) fn exec_with_winch(
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
     let caller = CALLER.with(|c| c.borrow().clone());
-    let conn = send_exec(store, meta, argv, cwd, caller, &stdio)?;
+    let (conn, first) = send_exec(store, meta, argv, cwd, caller, &stdio)?;
     // Relay signals: the command runs in a session of its own, so even a
     // terminal's Ctrl-C reaches it only through us.
     let set = paddock_sys::SigSet::of(paddock_sandbox::FORWARDED_SIGNALS);
@@ -181,8 +181,12 @@ pub(crate) fn exec_with_winch(
             }
         });
     }
-    for line in BufReader::new(conn).lines() {
+    let lines = std::iter::once(Ok(first)).chain(BufReader::new(conn).lines());
+    for line in lines {
         let Ok(line) = line else { break };
+        if line.is_empty() {
+            break;
+        }
         match serde_json::from_str::<ExecEvent>(&line) {
             Ok(ExecEvent::Started { .. } | ExecEvent::Audit { .. }) => {}
             Ok(ExecEvent::Exited { code, .. }) => {
@@ -330,7 +334,7 @@ pub(crate) fn send_exec(
     cwd: Option<PathBuf>,
     caller: paddock_audit::Caller,
     stdio: &[std::os::fd::BorrowedFd<'_>],
-) -> Result<UnixStream, CliError> {
+) -> Result<(UnixStream, String), CliError> {
     // Validated here too, so the caller gets the field, not a lost session.
     paddock_protocol::check_argv(&argv, "argv")
         .and_then(|()| match &cwd {
@@ -344,31 +348,6 @@ pub(crate) fn send_exec(
                 "a command line cannot carry a NUL byte; remove it",
             )
         })?;
-    let sock = ensure_supervisor(store, meta)?;
-    let conn = match UnixStream::connect(&sock) {
-        Ok(c) => c,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            // The supervisor is ending (its socket goes before its lock):
-            // wait for it to be gone, then start the session again.
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::time::Instant::now() < until
-                && store
-                    .load(&meta.id)
-                    .is_ok_and(|m| m.liveness() == Liveness::Running)
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let meta = store.load(&meta.id).map_err(session_err)?;
-            let sock = ensure_supervisor(store, &meta)?;
-            UnixStream::connect(&sock).map_err(io_err("connecting to the session"))?
-        }
-        Err(e) => return Err(io_err("connecting to the session")(e)),
-    };
     let payload = serde_json::to_vec(&ControlRequest::Exec {
         argv,
         cwd,
@@ -377,9 +356,75 @@ pub(crate) fn send_exec(
         stdin: None,
     })
     .unwrap_or_default();
-    paddock_sys::send_fds(conn.as_fd(), stdio, &payload).map_err(io_err("sending the command"))?;
-    paddock_sys::mark("client: request sent");
-    Ok(conn)
+    let mut meta = meta.clone();
+    for attempt in 0..2 {
+        let sock = ensure_supervisor(store, &meta)?;
+        let conn = match UnixStream::connect(&sock) {
+            Ok(c) => c,
+            Err(e)
+                if attempt == 0
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                meta = wait_supervisor_gone(store, &meta)?;
+                continue;
+            }
+            Err(e) => return Err(io_err("connecting to the session")(e)),
+        };
+        paddock_sys::send_fds(conn.as_fd(), stdio, &payload)
+            .map_err(io_err("sending the command"))?;
+        paddock_sys::mark("client: request sent");
+        // The first answer: a supervisor whose sandbox has just ended
+        // (it is on its way out) runs nothing; start the session again.
+        let first = read_one_line(&conn);
+        let gone = matches!(
+            serde_json::from_str::<ExecEvent>(&first),
+            Ok(ExecEvent::Failed { ref message, .. }) if message == SANDBOX_GONE
+        );
+        if gone && attempt == 0 {
+            meta = wait_supervisor_gone(store, &meta)?;
+            continue;
+        }
+        return Ok((conn, first));
+    }
+    Err(CliError::new(
+        Reason::SESSION_LOST.code(),
+        format!("session {} could not be started again", meta.label()),
+        "see its supervisor.log",
+    ))
+}
+
+/// What a supervisor answers an exec when its sandbox has ended.
+pub(crate) const SANDBOX_GONE: &str = "the sandbox is gone";
+
+/// Wait (up to 5 s) for an ending supervisor to exit; the session's
+/// record as it is then.
+fn wait_supervisor_gone(store: &Store, meta: &Meta) -> Result<Meta, CliError> {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until
+        && store
+            .load(&meta.id)
+            .is_ok_and(|m| m.liveness() == Liveness::Running)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store.load(&meta.id).map_err(session_err)
+}
+
+/// One line from `conn`, read byte by byte so nothing after it is taken
+/// from the stream; empty at end of stream.
+fn read_one_line(conn: &UnixStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = std::io::Read::read(&mut &*conn, &mut b) {
+        out.push(b[0]);
+        if b[0] == b'\n' {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The error of an exec that could not start.
@@ -451,7 +496,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
         limit,
     } = r;
     let (ends, output) = piped(stdin, limit).map_err(io_err("pipe"))?;
-    let conn = send_exec(
+    let (conn, first) = send_exec(
         store,
         meta,
         argv,
@@ -465,6 +510,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
     let mut reader = BufReader::new(conn.try_clone().map_err(io_err("session"))?);
     let mut timed_out = false;
     let mut line = String::new();
+    let mut pending = Some(first);
     let result = loop {
         if !timed_out && Instant::now() >= deadline {
             timed_out = true;
@@ -472,7 +518,14 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
             let _ = (&conn).write_all(format!("signal-group {}\n", libc::SIGKILL).as_bytes());
         }
         line.clear();
-        match reader.read_line(&mut line) {
+        let got = match pending.take() {
+            Some(p) => {
+                line.push_str(&p);
+                Ok(p.len())
+            }
+            None => reader.read_line(&mut line),
+        };
+        match got {
             Ok(0) => {
                 break Err(CliError::new(
                     Reason::SESSION_LOST.code(),

@@ -647,7 +647,7 @@ pub(crate) fn client(shared: Arc<Shared>, conn: UnixStream) {
                     &ExecEvent::Failed {
                         id,
                         code: 125,
-                        message: "the sandbox is gone".into(),
+                        message: crate::client::SANDBOX_GONE.into(),
                     },
                 );
                 return;
