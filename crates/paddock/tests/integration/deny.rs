@@ -55,30 +55,17 @@ fn a_denied_system_folder_is_hidden_whole() {
         );
         let script = "echo etc=$(ls -A /etc | wc -l) opt=$(ls -A /opt 2>/dev/null | wc -l); \
                       cat /etc/passwd /etc/hostname /etc/os-release 2>/dev/null | wc -c";
-        let mut run = s.ws.paddock();
-        run.env("PADDOCK_HOME", s.ws.root.join("state"));
-        if no_landlock {
-            run.env("PADDOCK_TEST_NO_LANDLOCK", "1");
-        }
-        let o = run
-            .args(["run", "--policy", &pol, "--", "sh", "-c", script])
-            .output()
-            .unwrap();
+        let o = s.paddock_at(
+            no_landlock,
+            &["run", "--policy", &pol, "--", "sh", "-c", script],
+        );
         assert_eq!(
             stdout(&o),
             "etc=0 opt=0\n0\n",
             "run, no_landlock={no_landlock}: {}",
             stderr(&o)
         );
-        let mut start = s.ws.paddock();
-        start.env("PADDOCK_HOME", s.ws.root.join("state"));
-        if no_landlock {
-            start.env("PADDOCK_TEST_NO_LANDLOCK", "1");
-        }
-        let o = start
-            .args(["session", "start", "--policy", &pol])
-            .output()
-            .unwrap();
+        let o = s.paddock_at(no_landlock, &["session", "start", "--policy", &pol]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let id = stdout(&o).trim().to_string();
         let o = s.exec(&id, script);
@@ -186,14 +173,7 @@ fn a_denied_path_changed_on_the_host_during_a_session_is_not_shown() {
                     deny_list(&[&p.join(".env"), &p.join("sec/key")])
                 ),
             );
-            let pd = |args: &[&str]| {
-                let mut c = s.ws.paddock();
-                c.env("PADDOCK_HOME", s.ws.root.join("state"));
-                if no_landlock {
-                    c.env("PADDOCK_TEST_NO_LANDLOCK", "1");
-                }
-                c.args(args).output().unwrap()
-            };
+            let pd = |args: &[&str]| s.paddock_at(no_landlock, args);
             let o = pd(&["session", "start", "--policy", &pol]);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             let id = stdout(&o).trim().to_string();

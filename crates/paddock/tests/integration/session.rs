@@ -22,6 +22,16 @@ impl S {
             .output()
             .unwrap()
     }
+    /// `paddock ARGS` as [`S::paddock`], and with `no_landlock` as on a
+    /// host without Landlock (level landlock-unavailable).
+    pub(crate) fn paddock_at(&self, no_landlock: bool, args: &[&str]) -> Output {
+        let mut c = self.ws.paddock();
+        c.env("PADDOCK_HOME", self.ws.root.join("state"));
+        if no_landlock {
+            c.env("PADDOCK_TEST_NO_LANDLOCK", "1");
+        }
+        c.args(args).output().unwrap()
+    }
     pub(crate) fn start(&self, extra: &[&str]) -> String {
         let mut args = vec!["session", "start"];
         args.extend(extra);
@@ -593,14 +603,7 @@ fn a_command_from_the_exec_template_is_confined_like_a_cold_one() {
     for (no_landlock, audit) in [(false, "writes"), (false, "off"), (true, "writes")] {
         let s = S::new();
         let pol = s.policy(&format!("version = 1\n[audit]\nlevel = \"{audit}\"\n"));
-        let pd = |args: &[&str]| {
-            let mut c = s.ws.paddock();
-            c.env("PADDOCK_HOME", s.ws.root.join("state"));
-            if no_landlock {
-                c.env("PADDOCK_TEST_NO_LANDLOCK", "1");
-            }
-            c.args(args).output().unwrap()
-        };
+        let pd = |args: &[&str]| s.paddock_at(no_landlock, args);
         let o = pd(&["session", "start", "--policy", &pol, "--mount", &mount]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let id = stdout(&o).trim().to_string();
@@ -697,14 +700,7 @@ fn descendants(pid: u32) -> Vec<u32> {
 #[test]
 fn a_command_cannot_end_its_session_by_signalling_pid_1() {
     let s = S::new();
-    let pd = |args: &[&str]| {
-        s.ws.paddock()
-            .env("PADDOCK_HOME", s.ws.root.join("state"))
-            .env("PADDOCK_TEST_NO_LANDLOCK", "1")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let pd = |args: &[&str]| s.paddock_at(true, args);
     let o = pd(&["session", "start"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
