@@ -91,6 +91,10 @@ pub fn exec(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliErr
 /// terminal itself never enters the sandbox.
 pub(crate) fn exec_tty(store: &Store, meta: &Meta, argv: Vec<String>) -> Result<i32, CliError> {
     use std::io::Read;
+    // Before any thread exists: a signal meant for the command must not
+    // land on a relay thread and take its default action on this process.
+    let _ =
+        paddock_sys::block_signals(&paddock_sys::SigSet::of(paddock_sandbox::FORWARDED_SIGNALS));
     let (master, slave) = paddock_sys::openpty().map_err(io_err("allocating a terminal"))?;
     paddock_sys::copy_winsize(0, std::os::fd::AsRawFd::as_raw_fd(&master));
     let saved = paddock_sys::make_raw(0).map_err(io_err("raw mode"))?;
@@ -159,11 +163,20 @@ pub(crate) fn exec_with_winch(
         .ok()
         .filter(|c| c.starts_with(&meta.inputs.workspace));
     let caller = CALLER.with(|c| c.borrow().clone());
-    let (conn, first) = send_exec(store, meta, argv, cwd, caller, &stdio)?;
     // Relay signals: the command runs in a session of its own, so even a
-    // terminal's Ctrl-C reaches it only through us.
+    // terminal's Ctrl-C reaches it only through us. They are held from
+    // before the request is sent: the command may run (and print) before
+    // its first answer reaches us, and a signal sent then is the
+    // command's too. If no command starts, they take effect here.
     let set = paddock_sys::SigSet::of(paddock_sandbox::FORWARDED_SIGNALS);
     let _ = paddock_sys::block_signals(&set);
+    let (conn, first) = match send_exec(store, meta, argv, cwd, caller, &stdio, None) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = paddock_sys::unblock_signals(&set);
+            return Err(e);
+        }
+    };
     if let Ok(w) = conn.try_clone() {
         std::thread::spawn(move || {
             while let Ok(sig) = paddock_sys::wait_signal(&set) {
@@ -326,7 +339,9 @@ pub(crate) fn piped(
 }
 
 /// Connect to `meta`'s supervisor (starting it) and send an exec request
-/// with the command's stdin, stdout and stderr.
+/// with the command's stdin, stdout and stderr. Returns the connection and
+/// its first answer line, of which only a part (or nothing) when
+/// `deadline` came first.
 pub(crate) fn send_exec(
     store: &Store,
     meta: &Meta,
@@ -334,6 +349,7 @@ pub(crate) fn send_exec(
     cwd: Option<PathBuf>,
     caller: paddock_audit::Caller,
     stdio: &[std::os::fd::BorrowedFd<'_>],
+    deadline: Option<Instant>,
 ) -> Result<(UnixStream, String), CliError> {
     // Validated here too, so the caller gets the field, not a lost session.
     paddock_protocol::check_argv(&argv, "argv")
@@ -378,7 +394,7 @@ pub(crate) fn send_exec(
         paddock_sys::mark("client: request sent");
         // The first answer: a supervisor whose sandbox has just ended
         // (it is on its way out) runs nothing; start the session again.
-        let first = read_one_line(&conn);
+        let first = read_one_line(&conn, deadline);
         let gone = matches!(
             serde_json::from_str::<ExecEvent>(&first),
             Ok(ExecEvent::Failed { ref message, .. }) if message == SANDBOX_GONE
@@ -414,16 +430,32 @@ fn wait_supervisor_gone(store: &Store, meta: &Meta) -> Result<Meta, CliError> {
 }
 
 /// One line from `conn`, read byte by byte so nothing after it is taken
-/// from the stream; empty at end of stream.
-fn read_one_line(conn: &UnixStream) -> String {
+/// from the stream; empty at end of stream, and only what came before
+/// `deadline` if it passes first.
+fn read_one_line(conn: &UnixStream, deadline: Option<Instant>) -> String {
     let mut out = Vec::new();
     let mut b = [0u8; 1];
-    while let Ok(1) = std::io::Read::read(&mut &*conn, &mut b) {
-        out.push(b[0]);
-        if b[0] == b'\n' {
-            break;
+    if deadline.is_some() {
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+    }
+    loop {
+        match std::io::Read::read(&mut &*conn, &mut b) {
+            Ok(1) => {
+                out.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) && deadline.is_some_and(|d| Instant::now() < d) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
         }
     }
+    let _ = conn.set_read_timeout(None);
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -496,6 +528,7 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
         limit,
     } = r;
     let (ends, output) = piped(stdin, limit).map_err(io_err("pipe"))?;
+    let deadline = Instant::now() + timeout;
     let (conn, first) = send_exec(
         store,
         meta,
@@ -503,49 +536,61 @@ pub fn exec_captured(store: &Store, meta: &Meta, r: CaptureRequest) -> Result<Ca
         cwd,
         caller,
         &[ends[0].as_fd(), ends[1].as_fd(), ends[2].as_fd()],
+        Some(deadline),
     )?;
     drop(ends);
-    let deadline = Instant::now() + timeout;
     let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
     let mut reader = BufReader::new(conn.try_clone().map_err(io_err("session"))?);
     let mut timed_out = false;
-    let mut line = String::new();
-    let mut pending = Some(first);
+    // What has been read of the next line; a read that times out keeps
+    // its part here, so no answer is lost to the timeout.
+    let mut line = first;
+    let lost = || {
+        CliError::new(
+            Reason::SESSION_LOST.code(),
+            format!("session {} ended while the command ran", meta.label()),
+            "see its supervisor.log",
+        )
+    };
     let result = loop {
+        if timed_out && Instant::now() >= deadline + Duration::from_secs(10) {
+            // Killed, yet no answer: do not wait for ever on a stuck session.
+            break Err(lost());
+        }
         if !timed_out && Instant::now() >= deadline {
             timed_out = true;
             // The command and everything it started in its group.
             let _ = (&conn).write_all(format!("signal-group {}\n", libc::SIGKILL).as_bytes());
         }
-        line.clear();
-        let got = match pending.take() {
-            Some(p) => {
-                line.push_str(&p);
-                Ok(p.len())
+        let (complete, at_end) = if line.ends_with('\n') {
+            (true, false)
+        } else {
+            match reader.read_line(&mut line) {
+                Ok(0) => (!line.is_empty(), true),
+                Ok(_) => (line.ends_with('\n'), false),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    (false, false)
+                }
+                Err(e) => break Err(io_err("session")(e)),
             }
-            None => reader.read_line(&mut line),
         };
-        match got {
-            Ok(0) => {
-                break Err(CliError::new(
-                    Reason::SESSION_LOST.code(),
-                    format!("session {} ended while the command ran", meta.label()),
-                    "see its supervisor.log",
-                ))
-            }
-            Ok(_) => match serde_json::from_str::<ExecEvent>(&line) {
+        if complete {
+            match serde_json::from_str::<ExecEvent>(&line) {
                 Ok(ExecEvent::Exited { code, .. }) => break Ok(code),
                 Ok(ExecEvent::Failed { code, message, .. }) => {
                     break Err(exec_failed(code, message))
                 }
                 _ => {}
-            },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => break Err(io_err("session")(e)),
+            }
+            line.clear();
+        }
+        if at_end {
+            break Err(lost());
         }
     };
     let ((stdout, t1), (stderr, t2)) = output.collect();

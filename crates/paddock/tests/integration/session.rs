@@ -160,6 +160,82 @@ fn exec_exit_codes_and_signals() {
     assert_eq!(child.wait().unwrap().code(), Some(9));
 }
 
+/// The command's output reaches the caller straight from the sandbox, so
+/// a caller may signal as soon as it sees the first byte, before the
+/// client has read the supervisor's first answer. The signal is the
+/// command's all the same, never a kill of the client.
+#[test]
+fn a_signal_sent_on_the_first_output_byte_reaches_the_command() {
+    let s = S::new();
+    let id = s.start(&[]);
+    for round in 0..8 {
+        let mut child =
+            s.ws.paddock()
+                .env("PADDOCK_HOME", s.ws.root.join("state"))
+                .args([
+                    "exec",
+                    &id,
+                    "--",
+                    "sh",
+                    "-c",
+                    "trap 'exit 9' TERM; echo r; while :; do sleep 0.05; done",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        let mut buf = [0u8; 1];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+        signal(child.id(), "TERM");
+        assert_eq!(child.wait().unwrap().code(), Some(9), "round {round}");
+    }
+}
+
+/// The same through a terminal: the client relays it with threads of its
+/// own, none of which may take the signal's default action.
+#[test]
+fn a_signal_reaches_the_command_of_an_exec_on_a_terminal() {
+    let s = S::new();
+    let id = s.start(&[]);
+    let driver = r#"
+import os, pty, signal, sys
+for round in range(5):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.argv[1], sys.argv[1:])
+    seen = b""
+    while b"r" not in seen:
+        seen += os.read(fd, 100)
+    os.kill(pid, signal.SIGTERM)
+    while True:
+        try:
+            if not os.read(fd, 100):
+                break
+        except OSError:
+            break
+    _, status = os.waitpid(pid, 0)
+    print(round, os.waitstatus_to_exitcode(status), flush=True)
+"#;
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(driver)
+        .arg(paddock_bin())
+        .args([
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; echo r; while :; do sleep 0.05; done",
+        ])
+        .current_dir(&s.ws.proj)
+        .env("HOME", &s.ws.home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PADDOCK_HOME", s.ws.root.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "0 9\n1 9\n2 9\n3 9\n4 9\n", "{}", stderr(&o));
+}
+
 #[test]
 fn idle_timeout_ends_the_sandbox_and_keeps_the_record() {
     let s = S::new();
