@@ -97,12 +97,22 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         .append(true)
         .open(dir.join("supervisor.lock"))
         .map_err(io_err("supervisor.lock"))?;
-    if !paddock_sys::flock_exclusive(lock.as_fd(), false).map_err(io_err("supervisor.lock"))? {
-        return Err(CliError::new(
-            Reason::SESSION_RUNNING.code(),
-            format!("session {} already has a supervisor", meta.label()),
-            "",
-        ));
+    // A supervisor that has just recorded its end still holds the lock
+    // for the moments it takes to exit: wait for it (a little), rather
+    // than refuse the session's next command.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !paddock_sys::flock_exclusive(lock.as_fd(), false).map_err(io_err("supervisor.lock"))? {
+        let running = store
+            .load(id)
+            .is_ok_and(|m| m.liveness() == Liveness::Running);
+        if running || std::time::Instant::now() >= until {
+            return Err(CliError::new(
+                Reason::SESSION_RUNNING.code(),
+                format!("session {} already has a supervisor", meta.label()),
+                "",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     // Held (never closed) until this process ends.
     std::mem::forget(lock);
