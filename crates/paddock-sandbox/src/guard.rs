@@ -155,18 +155,40 @@ fn open_listable(dir: BorrowedFd<'_>, name: &Path) -> Option<Opened> {
 /// for every entry whose path ends with a protected name; those are not
 /// entered. Links are never followed. False when some folder could not be
 /// read (or the budget ran out).
-fn walk(root: &Path, names: &Names, mut hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool {
+fn walk(root: &Path, names: &Names, hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool {
     let Ok(fd) = sys::open_dir_nofollow(root) else {
         return true;
     };
+    walk_at(
+        root,
+        Opened { fd, restore: None },
+        Vec::new(),
+        names,
+        hit,
+        |_, _| true,
+    )
+}
+
+/// [`walk`] from the folder `start`, at `rel` below `root`, calling
+/// `enter(fd, rel)` for each folder before its entries are read (false:
+/// the walk is incomplete).
+fn walk_at(
+    root: &Path,
+    start: Opened,
+    rel: Vec<OsString>,
+    names: &Names,
+    mut hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf),
+    mut enter: impl FnMut(BorrowedFd<'_>, &[OsString]) -> bool,
+) -> bool {
     let mut complete = true;
-    let mut stack: Vec<(Opened, Vec<OsString>)> = vec![(Opened { fd, restore: None }, Vec::new())];
+    let mut stack: Vec<(Opened, Vec<OsString>)> = vec![(start, rel)];
     let mut budget = SCAN_BUDGET;
     while let Some((dir, rel)) = stack.pop() {
         if budget == 0 {
             return false;
         }
         budget -= 1;
+        complete &= enter(dir.fd.as_fd(), &rel);
         let Ok(entries) = sys::read_dir_typed(dir.fd.as_fd()) else {
             complete = false;
             continue;
@@ -213,6 +235,92 @@ pub fn scan(root: &Path, names: &[PathBuf]) -> Scan {
     Scan { found, complete }
 }
 
+/// Folders watched per sandbox at most; past it, every sweep walks its
+/// mounts whole, as without a watch.
+pub const WATCH_BUDGET: usize = 65_536;
+
+/// What is watched: an entry made in the folder, or moved into it.
+const WATCH_MASK: u32 = libc::IN_CREATE | libc::IN_MOVED_TO;
+
+/// A watched folder: which root it is in, where below it, and who it is
+/// (device, inode), to tell it from whatever has its name later.
+#[derive(Debug, Clone)]
+struct Dir {
+    root: usize,
+    rel: Vec<OsString>,
+    id: (u64, u64),
+}
+
+/// The inotify watch of a sandbox's writable mounts, set up by the walk
+/// that scans them before the sandbox starts, so a sweep reads only the
+/// folders where entries appeared (each folder is watched before its
+/// entries are read: an entry made after the read is an event).
+pub struct Watch {
+    fd: OwnedFd,
+    roots: Vec<PathBuf>,
+    dirs: std::collections::HashMap<i32, Dir>,
+    /// False once some folder could not be watched (the budget, the
+    /// user's inotify limit, an unreadable folder): sweeps then walk
+    /// every mount whole.
+    whole: bool,
+}
+
+impl Watch {
+    /// A watch of nothing yet; None where inotify is not to be had (the
+    /// sweeps then walk every mount whole).
+    pub fn new() -> Option<Watch> {
+        Some(Watch {
+            fd: sys::inotify_init().ok()?,
+            roots: Vec::new(),
+            dirs: std::collections::HashMap::new(),
+            whole: true,
+        })
+    }
+
+    /// [`scan`] `root`, watching every folder of it.
+    pub fn scan(&mut self, root: &Path, names: &[PathBuf]) -> Scan {
+        let mut found = Vec::new();
+        let complete = self.walk_watching(root, &Names::new(names), &mut |dir, name, p| {
+            if let Some(id) = identity(dir, name) {
+                found.push((p, id));
+            }
+        });
+        found.sort();
+        Scan { found, complete }
+    }
+}
+
+/// Watch the folder open at `dir` (`rel` below root `root`); false when
+/// it cannot be.
+fn add_watch(
+    fd: BorrowedFd<'_>,
+    dirs: &mut std::collections::HashMap<i32, Dir>,
+    root: usize,
+    dir: BorrowedFd<'_>,
+    rel: &[OsString],
+) -> bool {
+    if dirs.len() >= WATCH_BUDGET {
+        return false;
+    }
+    let Ok(st) = sys::fstatat(dir, Path::new("")) else {
+        return false;
+    };
+    match sys::inotify_watch_fd(fd, dir, WATCH_MASK) {
+        Ok(wd) => {
+            dirs.insert(
+                wd,
+                Dir {
+                    root,
+                    rel: rel.to_vec(),
+                    id: (st.dev, st.ino),
+                },
+            );
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// A protected name the sandbox created, and where it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -227,6 +335,8 @@ pub struct Quarantined {
 pub struct Guard {
     roots: Vec<PathBuf>,
     names: Names,
+    /// The watch of `roots`, when every folder of them is watched.
+    watch: Mutex<Option<Watch>>,
     /// The [`Identity`] of every protected entry there at the start,
     /// wherever it is now (a parent folder may have been renamed); a name
     /// removed and made again (a link replaced by a file) is new, even on
@@ -235,17 +345,30 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// `known` is what the start's [`scan`] of `roots` found.
+    /// `known` is what the start's [`scan`] of `roots` found; `watch`,
+    /// when given, is what watched that scan (its roots are `roots`).
     pub(crate) fn new(
         roots: Vec<PathBuf>,
         names: Vec<PathBuf>,
         known: impl IntoIterator<Item = (PathBuf, Identity)>,
+        watch: Option<Watch>,
     ) -> Guard {
+        let watch = watch.filter(|w| w.whole && w.roots == roots && !names.is_empty());
         Guard {
             roots,
             names: Names::new(&names),
+            watch: Mutex::new(watch),
             known: Mutex::new(known.into_iter().map(|(_, id)| id).collect()),
         }
+    }
+
+    /// Does a sweep read only where entries appeared (every folder of
+    /// the mounts watched)?
+    pub fn watching(&self) -> bool {
+        self.watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Is there anything to sweep?
@@ -262,19 +385,194 @@ impl Guard {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let mut quarantine = |dir: BorrowedFd<'_>, name: &Path, path: PathBuf| {
+            if identity(dir, name).is_some_and(|id| known.contains(&id)) {
+                return;
+            }
+            out.push(Quarantined {
+                moved_to: move_aside(dir, name, stamp).map(|aside| path.with_file_name(aside)),
+                path,
+            });
+        };
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = watch.as_mut() {
+            if self.sweep_watched(w, &mut quarantine) {
+                return (out, true);
+            }
+            // Events were lost, or some folder could not be watched or
+            // found again: walk everything, watching it afresh.
+            let mut fresh = Watch::new();
+            let mut complete = true;
+            for root in &self.roots {
+                complete &= match fresh.as_mut() {
+                    Some(f) => f.walk_watching(root, &self.names, &mut quarantine),
+                    None => walk(root, &self.names, &mut quarantine),
+                };
+            }
+            *watch = fresh.filter(|f| f.whole);
+            return (out, complete);
+        }
         let mut complete = true;
         for root in &self.roots {
-            complete &= walk(root, &self.names, |dir, name, path| {
-                if identity(dir, name).is_some_and(|id| known.contains(&id)) {
-                    return;
-                }
-                out.push(Quarantined {
-                    moved_to: move_aside(dir, name, stamp).map(|aside| path.with_file_name(aside)),
-                    path,
-                });
-            });
+            complete &= walk(root, &self.names, &mut quarantine);
         }
         (out, complete)
+    }
+
+    /// The sweep through the watch: only the entries that appeared in a
+    /// watched folder, and the whole of each folder that appeared. False
+    /// when that cannot be trusted to have seen everything.
+    fn sweep_watched(
+        &self,
+        w: &mut Watch,
+        quarantine: &mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf),
+    ) -> bool {
+        let Ok(events) = sys::inotify_read(w.fd.as_fd()) else {
+            return false;
+        };
+        if events.iter().any(|e| e.mask & libc::IN_Q_OVERFLOW != 0) {
+            return false;
+        }
+        for e in events.iter().filter(|e| e.mask & libc::IN_IGNORED != 0) {
+            w.dirs.remove(&e.wd);
+        }
+        // Folders moved in first: walking them records where they (and
+        // the folders in them) are now, before other events are placed.
+        let moved = |e: &&sys::InotifyEvent| {
+            e.mask & (libc::IN_MOVED_TO | libc::IN_ISDIR) == libc::IN_MOVED_TO | libc::IN_ISDIR
+        };
+        let mut seen = HashSet::new();
+        let mut root_fds: Vec<Option<OwnedFd>> = self.roots.iter().map(|_| None).collect();
+        let order = events
+            .iter()
+            .filter(moved)
+            .chain(events.iter().filter(|e| !moved(e)));
+        for e in order.filter(|e| e.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0) {
+            if !seen.insert((e.wd, e.name.clone())) {
+                continue;
+            }
+            let Some(d) = w.dirs.get(&e.wd).cloned() else {
+                continue;
+            };
+            if root_fds[d.root].is_none() {
+                match sys::open_dir_nofollow(&self.roots[d.root]) {
+                    Ok(fd) => root_fds[d.root] = Some(fd),
+                    Err(_) => return false,
+                }
+            }
+            let Some(root) = root_fds[d.root].as_ref().map(|f| f.as_fd()) else {
+                return false;
+            };
+            // The folder where the watch says: by a path resolved beneath
+            // the root with no link followed, then checked to be the
+            // watched folder itself.
+            let rel: PathBuf = d.rel.iter().collect();
+            let here = if d.rel.is_empty() {
+                sys::openat2_path(Some(root), Path::new("."), libc::O_DIRECTORY, 0)
+            } else {
+                sys::openat2_path(
+                    Some(root),
+                    &rel,
+                    libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
+                )
+            };
+            let dir = match here {
+                Ok(fd)
+                    if sys::fstatat(fd.as_fd(), Path::new(""))
+                        .is_ok_and(|st| (st.dev, st.ino) == d.id) =>
+                {
+                    fd
+                }
+                // Moved away (a move within the mounts is an event that
+                // walks it again, at its new place) or gone.
+                Ok(_) | Err(_) if self.gone(root, &d) => {
+                    sys::inotify_unwatch(w.fd.as_fd(), e.wd);
+                    w.dirs.remove(&e.wd);
+                    continue;
+                }
+                _ => return false,
+            };
+            let mut path = self.roots[d.root].clone();
+            path.extend(&d.rel);
+            path.push(&e.name);
+            if self.names.hit(&d.rel, &e.name) {
+                quarantine(dir.as_fd(), Path::new(&e.name), path);
+                continue;
+            }
+            if e.mask & libc::IN_ISDIR == 0 {
+                continue;
+            }
+            // A new folder, or one moved here: all of it, watched.
+            let Some(child) = open_listable(dir.as_fd(), Path::new(&e.name)) else {
+                if sys::fstatat(dir.as_fd(), Path::new(&e.name)).is_err() {
+                    continue; // gone again
+                }
+                return false;
+            };
+            let mut rel = d.rel.clone();
+            rel.push(e.name.clone());
+            let (fd, dirs) = (&w.fd, &mut w.dirs);
+            let complete = walk_at(
+                &self.roots[d.root],
+                child,
+                rel,
+                &self.names,
+                &mut *quarantine,
+                |dir, rel| add_watch(fd.as_fd(), dirs, d.root, dir, rel),
+            );
+            if !complete {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Is the watched folder `d` no longer below its root at its path
+    /// (rather than there but not to be reached, which only a walk can
+    /// tell)? Only a plain "no such entry" on the way says so.
+    fn gone(&self, root: BorrowedFd<'_>, d: &Dir) -> bool {
+        let rel: PathBuf = d.rel.iter().collect();
+        match sys::openat2_path(
+            Some(root),
+            &rel,
+            libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
+        ) {
+            Err(e) => matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)),
+            // There, but another folder: the watched one moved away.
+            Ok(fd) => {
+                sys::fstatat(fd.as_fd(), Path::new("")).is_ok_and(|st| (st.dev, st.ino) != d.id)
+            }
+        }
+    }
+}
+
+impl Watch {
+    /// Walk `root` with `hit`, watching every folder of it (a sweep's
+    /// fresh start).
+    fn walk_watching(
+        &mut self,
+        root: &Path,
+        names: &Names,
+        hit: &mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf),
+    ) -> bool {
+        self.roots.push(root.to_path_buf());
+        let index = self.roots.len() - 1;
+        let Ok(fd) = sys::open_dir_nofollow(root) else {
+            return true;
+        };
+        let (ifd, dirs) = (&self.fd, &mut self.dirs);
+        let complete = walk_at(
+            root,
+            Opened { fd, restore: None },
+            Vec::new(),
+            names,
+            hit,
+            |dir, rel| add_watch(ifd.as_fd(), dirs, index, dir, rel),
+        );
+        self.whole &= complete;
+        complete
     }
 }
 
@@ -348,7 +646,7 @@ mod tests {
         let s = scan(&d, &names);
         assert_eq!(s.found.len(), 1);
         assert_eq!(s.found[0].0, d.join(".envrc"));
-        let g = Guard::new(vec![d.clone()], names, s.found);
+        let g = Guard::new(vec![d.clone()], names, s.found, None);
         std::fs::write(d.join("a/b/.envrc"), "new").unwrap();
         std::fs::create_dir(d.join("a/.git")).unwrap();
         let (q, complete) = g.sweep();
@@ -368,5 +666,111 @@ mod tests {
         assert_eq!(q.len(), 1, "{q:?}");
         assert!(!d.join(".envrc").exists());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A guard whose start scan watched `d`.
+    fn watched(d: &Path, names: &[&str]) -> Guard {
+        let names: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        let mut w = Watch::new().unwrap();
+        let s = w.scan(d, &names);
+        let g = Guard::new(vec![d.to_path_buf()], names, s.found, Some(w));
+        assert!(g.watching());
+        g
+    }
+
+    fn fresh(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("paddock-watch-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        d
+    }
+
+    fn moved(q: &[Quarantined]) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = q.iter().map(|x| x.path.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_watched_sweep_finds_names_made_anywhere_and_keeps_watching() {
+        let d = fresh("any");
+        let g = watched(&d, &[".envrc", ".git", ".vscode/tasks.json"]);
+        assert!(g.sweep().0.is_empty());
+        // In a folder there at the start, in new nested folders, a link.
+        std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
+        std::fs::create_dir_all(d.join("n1/n2/n3/.git/hooks")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("a/.envrc")).unwrap();
+        let (q, complete) = g.sweep();
+        assert!(complete);
+        assert_eq!(
+            moved(&q),
+            vec![
+                d.join("a/.envrc"),
+                d.join("a/b/.envrc"),
+                d.join("n1/n2/n3/.git")
+            ]
+        );
+        assert!(!d.join("a/b/.envrc").exists() && !d.join("n1/n2/n3/.git").exists());
+        // A folder holding tasks.json renamed to .vscode: the name is made
+        // by the rename of its parent.
+        std::fs::create_dir(d.join("x")).unwrap();
+        std::fs::write(d.join("x/tasks.json"), "{}").unwrap();
+        assert!(g.sweep().0.is_empty());
+        std::fs::rename(d.join("x"), d.join("a/.vscode")).unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("a/.vscode/tasks.json")]);
+        // A watched folder moved, then a name made in it: found at its
+        // new place.
+        std::fs::rename(d.join("a/b"), d.join("b2")).unwrap();
+        assert!(g.sweep().0.is_empty());
+        std::fs::write(d.join("b2/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("b2/.envrc")]);
+        // A hard link, and an entry moved in under a protected name.
+        std::fs::write(d.join("plain"), "x").unwrap();
+        std::fs::hard_link(d.join("plain"), d.join("n1/.envrc")).unwrap();
+        std::fs::write(d.join("other"), "x").unwrap();
+        std::fs::rename(d.join("other"), d.join("n1/n2/.envrc")).unwrap();
+        assert_eq!(
+            moved(&g.sweep().0),
+            vec![d.join("n1/.envrc"), d.join("n1/n2/.envrc")]
+        );
+        assert!(g.watching(), "no event was lost, so no walk was needed");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_reached_makes_the_sweep_walk_everything() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = fresh("locked");
+        let g = watched(&d, &[".envrc"]);
+        std::fs::create_dir_all(d.join("a/b/c")).unwrap();
+        assert!(g.sweep().0.is_empty());
+        std::fs::write(d.join("a/b/c/.envrc"), "x").unwrap();
+        // The way to the folder shut (root reaches it anyway, so only
+        // an unprivileged run sees the fallback itself).
+        std::fs::set_permissions(d.join("a"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (q, complete) = g.sweep();
+        std::fs::set_permissions(d.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(complete);
+        assert_eq!(moved(&q), vec![d.join("a/b/c/.envrc")]);
+        assert!(g.watching(), "the walk watched everything afresh");
+        std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("a/b/.envrc")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_folder_moved_out_of_the_mount_is_let_go() {
+        let d = fresh("out");
+        let out = d.with_extension("outside");
+        let _ = std::fs::remove_dir_all(&out);
+        let g = watched(&d, &[".envrc"]);
+        std::fs::rename(d.join("a"), &out).unwrap();
+        std::fs::write(out.join("b/.envrc"), "x").unwrap();
+        let (q, complete) = g.sweep();
+        assert!(complete && q.is_empty(), "{q:?}");
+        assert!(out.join("b/.envrc").exists(), "not the mount's to sweep");
+        assert!(g.watching());
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

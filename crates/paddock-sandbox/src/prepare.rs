@@ -322,6 +322,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     let names = protected_names(spec, &mounts);
     let model_names = names.clone();
     let mut known = Vec::new();
+    let mut watch = crate::guard::Watch::new();
     for m in mounts.iter().filter(|m| m.mode.writable()) {
         // A mount that lies inside a protected name (the workspace is a
         // project's .vscode, say) is protected as a whole.
@@ -329,8 +330,13 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             push(&mut protected, m.source.clone(), m.target.clone());
             continue;
         }
-        // Every protected name that exists, at any depth.
-        let found = crate::guard::scan(&m.source, &names);
+        // Every protected name that exists, at any depth; the folders of
+        // a swept mount watched by the same walk, so that a sweep reads
+        // only where entries appeared.
+        let found = match (&mut watch, m.mode) {
+            (Some(w), MountMode::Rw | MountMode::RwNoDelete) => w.scan(&m.source, &names),
+            _ => crate::guard::scan(&m.source, &names),
+        };
         if !found.complete {
             eprintln!(
                 "paddock: warning[PROTECTED_SCAN_INCOMPLETE]: {} has more than {} folders; protected names below the first {} are not made read-only (the sweep still moves new ones aside)",
@@ -393,6 +399,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             .collect(),
         names,
         known,
+        watch,
     ));
 
     // The working directory must be something the sandbox can see.

@@ -1655,7 +1655,7 @@ mod tests {
                 source: "/work/.git".into(),
                 target: "/work/.git".into(),
             }],
-            guard: std::sync::Arc::new(crate::guard::Guard::new(vec![], vec![], [])),
+            guard: std::sync::Arc::new(crate::guard::Guard::new(vec![], vec![], [], None)),
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: Some(3128),

@@ -449,6 +449,85 @@ pub fn inotify_watch_dir(fd: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Resu
     check_int(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) }).map(drop)
 }
 
+/// Watch the folder open at `dir` (any descriptor of it, `O_PATH` too)
+/// for `mask`: by the descriptor, so no path is looked up again. Its
+/// watch descriptor (the same one again for a folder already watched).
+pub fn inotify_watch_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, mask: u32) -> io::Result<i32> {
+    let c = cstr(Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())))?;
+    // The magic link is followed on purpose: it is the descriptor's folder.
+    let mask = mask | libc::IN_ONLYDIR;
+    // SAFETY: `c` is NUL-terminated and lives across the call.
+    check_int(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })
+}
+
+/// Stop watching `wd`.
+pub fn inotify_unwatch(fd: BorrowedFd<'_>, wd: i32) {
+    // SAFETY: integers only; an unknown `wd` is EINVAL, which is ignored.
+    unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+}
+
+/// One inotify event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InotifyEvent {
+    /// The watch it came from (-1 for a queue overflow).
+    pub wd: i32,
+    /// `IN_*` bits.
+    pub mask: u32,
+    /// The entry's name in the watched folder (empty for the folder itself).
+    pub name: std::ffi::OsString,
+}
+
+/// Every event pending on the non-blocking inotify `fd`; empty when none.
+pub fn inotify_read(fd: BorrowedFd<'_>) -> io::Result<Vec<InotifyEvent>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(out),
+                Some(libc::EINTR) => continue,
+                _ => Err(e),
+            };
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend(
+            parse_inotify(&buf[..n as usize])
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a cut inotify event"))?,
+        );
+    }
+}
+
+/// The events in one read's bytes (struct inotify_event: wd, mask,
+/// cookie, len, then `len` bytes of NUL-padded name); None when cut.
+fn parse_inotify(mut b: &[u8]) -> Option<Vec<InotifyEvent>> {
+    use std::os::unix::ffi::OsStrExt;
+    let word = |b: &[u8], i: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(
+            b.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+        ))
+    };
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let wd = word(b, 0)? as i32;
+        let mask = word(b, 1)?;
+        let len = word(b, 3)? as usize;
+        let name = b.get(16..16 + len)?;
+        let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+        out.push(InotifyEvent {
+            wd,
+            mask,
+            name: std::ffi::OsStr::from_bytes(name).to_os_string(),
+        });
+        b = &b[16 + len..];
+    }
+    Some(out)
+}
+
 /// Read and drop every pending inotify event; true when there was one.
 pub fn inotify_drain(fd: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 4096];
@@ -460,5 +539,47 @@ pub fn inotify_drain(fd: BorrowedFd<'_>) -> bool {
             return any;
         }
         any = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inotify_reports_entries_made_in_a_folder_watched_by_descriptor() {
+        let d = std::env::temp_dir().join(format!("paddock-sys-inotify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let ino = inotify_init().unwrap();
+        let dir = open_dir_nofollow(&d).unwrap();
+        let wd = inotify_watch_fd(ino.as_fd(), dir.as_fd(), libc::IN_CREATE).unwrap();
+        assert_eq!(
+            inotify_watch_fd(ino.as_fd(), dir.as_fd(), libc::IN_CREATE).unwrap(),
+            wd,
+            "the same folder, the same watch"
+        );
+        assert!(inotify_read(ino.as_fd()).unwrap().is_empty());
+        std::fs::write(d.join("a-name-longer-than-sixteen-bytes"), "").unwrap();
+        std::fs::create_dir(d.join("b")).unwrap();
+        let ev = inotify_read(ino.as_fd()).unwrap();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0].wd, wd);
+        assert_eq!(ev[0].name, "a-name-longer-than-sixteen-bytes");
+        assert_eq!(ev[1].name, "b");
+        assert_ne!(ev[1].mask & libc::IN_ISDIR, 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_cut_inotify_event_is_refused() {
+        let mut b = Vec::new();
+        for w in [1u32, libc::IN_CREATE, 0, 8] {
+            b.extend(w.to_ne_bytes());
+        }
+        b.extend(b"x\0\0\0\0\0\0\0");
+        assert_eq!(parse_inotify(&b).unwrap()[0].name, "x");
+        assert!(parse_inotify(&b[..20]).is_none());
+        assert!(parse_inotify(&b[..10]).is_none());
     }
 }
