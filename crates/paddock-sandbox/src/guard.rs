@@ -14,6 +14,12 @@
 //! sweep: their changes reach the host only through `paddock apply`,
 //! which never writes a protected name.)
 //!
+//! The start's scan of the `rw` and `rw-no-delete` mounts also watches
+//! each of their folders with inotify ([`Watch`]), so a sweep reads only
+//! the entries that appeared and walks only folders that appeared; when
+//! the events cannot be trusted to be complete (an overflow, a folder not
+//! found again at its place, the watch budget) it walks everything again.
+//!
 //! Every walk goes through descriptors: folders are opened beneath their
 //! parent's fd with no link followed, and a quarantine is a `renameat2`
 //! inside the pinned parent, so a sandbox that swaps a folder for a link
