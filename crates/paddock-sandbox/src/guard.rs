@@ -406,16 +406,19 @@ impl Guard {
                 return (out, true);
             }
             // Events were lost, or some folder could not be watched or
-            // found again: walk everything, watching it afresh.
-            let mut fresh = Watch::new();
+            // found again: walk everything, watching it afresh (on the
+            // same instance; a watch of a folder no longer found is left
+            // unknown, and its events ignored).
+            w.dirs.clear();
+            w.roots.clear();
+            w.whole = true;
             let mut complete = true;
             for root in &self.roots {
-                complete &= match fresh.as_mut() {
-                    Some(f) => f.walk_watching(root, &self.names, &mut quarantine),
-                    None => walk(root, &self.names, &mut quarantine),
-                };
+                complete &= w.walk_watching(root, &self.names, &mut quarantine);
             }
-            *watch = fresh.filter(|f| f.whole);
+            if !w.whole {
+                *watch = None;
+            }
             return (out, complete);
         }
         let mut complete = true;
@@ -761,6 +764,32 @@ mod tests {
         assert!(g.watching(), "the walk watched everything afresh");
         std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
         assert_eq!(moved(&g.sweep().0), vec![d.join("a/b/.envrc")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_lost_event_makes_the_sweep_walk_everything_and_watch_again() {
+        let d = fresh("overflow");
+        let g = watched(&d, &[".envrc"]);
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(16_384);
+        for i in 0..=max {
+            std::fs::write(d.join(format!("a/f{i}")), "").unwrap();
+        }
+        std::fs::create_dir_all(d.join("new/deep")).unwrap();
+        std::fs::write(d.join("new/deep/.envrc"), "x").unwrap();
+        std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
+        let (q, complete) = g.sweep();
+        assert!(complete);
+        assert_eq!(
+            moved(&q),
+            vec![d.join("a/b/.envrc"), d.join("new/deep/.envrc")]
+        );
+        assert!(g.watching(), "watched afresh");
+        std::fs::write(d.join("new/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("new/.envrc")]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
