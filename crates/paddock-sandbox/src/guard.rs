@@ -509,8 +509,14 @@ impl Guard {
                 quarantine(dir.as_fd(), Path::new(&e.name), path);
                 continue;
             }
-            if e.mask & libc::IN_ISDIR == 0 {
-                continue;
+            // What the entry is now, not what an event said it was: the
+            // events of one name are read once, and a file made, removed
+            // and made again as a folder is a folder.
+            match sys::fstatat(dir.as_fd(), Path::new(&e.name)) {
+                Ok(st) if st.is_dir() => {}
+                Ok(_) => continue,
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(_) => return false,
             }
             // A new folder, or one moved here: all of it, watched.
             let Some(child) = open_listable(dir.as_fd(), Path::new(&e.name)) else {
@@ -764,6 +770,35 @@ mod tests {
         assert!(g.watching(), "the walk watched everything afresh");
         std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
         assert_eq!(moved(&g.sweep().0), vec![d.join("a/b/.envrc")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A name's events are read once per sweep: a file made, removed and
+    /// made again as a folder is still walked and watched as a folder.
+    #[test]
+    fn a_file_replaced_by_a_folder_is_watched_as_a_folder() {
+        let d = fresh("replaced");
+        let g = watched(&d, &[".envrc"]);
+        // Spread over two sweeps: the folder must be watched after the first.
+        std::fs::write(d.join("x"), "").unwrap();
+        std::fs::remove_file(d.join("x")).unwrap();
+        std::fs::create_dir(d.join("x")).unwrap();
+        assert!(g.sweep().0.is_empty());
+        std::fs::write(d.join("x/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("x/.envrc")]);
+        // Within one sweep, and by a rename of the file away.
+        std::fs::write(d.join("a/y"), "").unwrap();
+        std::fs::rename(d.join("a/y"), d.join("a/y2")).unwrap();
+        std::fs::create_dir(d.join("a/y")).unwrap();
+        std::fs::write(d.join("a/y/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("a/y/.envrc")]);
+        std::fs::write(d.join("a/y/sub"), "").unwrap();
+        std::fs::remove_file(d.join("a/y/sub")).unwrap();
+        std::fs::create_dir(d.join("a/y/sub")).unwrap();
+        assert!(g.sweep().0.is_empty());
+        std::fs::write(d.join("a/y/sub/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("a/y/sub/.envrc")]);
+        assert!(g.watching());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -645,3 +645,69 @@ fn read_only_parent_does_not_stop_the_sweep() {
     );
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// The sweep reads the inotify watch of the workspace's folders: a name
+/// whose file is removed and made again as a folder, within one command
+/// or across two, is a folder it must watch, or whatever is made in it
+/// later stays unseen. Through `run` and a session's `exec`, in `rw` and
+/// `rw-no-delete`; each name is checked on the host.
+#[test]
+fn a_folder_made_where_a_file_was_is_swept_too() {
+    let ws = Ws::new();
+    let state = ws.root.join("state");
+    // Past layer 1 (the observer): the name is made through a link.
+    let plant = "ln -s .envrc x/l; echo evil > x/l";
+    let replace = "touch x; rm x 2>/dev/null || mv x x.old; mkdir x";
+    for mode in ["rw", "rw-no-delete"] {
+        let pol = policy_for(&ws, mode);
+        let pol = pol.to_str().unwrap();
+        let _ = std::fs::remove_dir_all(&ws.proj);
+        std::fs::create_dir_all(&ws.proj).unwrap();
+        // One command.
+        let o = run_in(
+            &ws,
+            &state,
+            &[
+                "run",
+                "--policy",
+                pol,
+                "--",
+                "sh",
+                "-c",
+                &format!("{replace}; {plant}"),
+            ],
+        );
+        assert!(
+            std::fs::symlink_metadata(ws.proj.join("x/.envrc")).is_err(),
+            "{mode} run: x/.envrc on the host: {}",
+            stderr(&o)
+        );
+        // Two commands of a session, the second well after the first.
+        let _ = std::fs::remove_dir_all(&ws.proj);
+        std::fs::create_dir_all(&ws.proj).unwrap();
+        let o = run_in(
+            &ws,
+            &state,
+            &["session", "start", "--json", "--policy", pol],
+        );
+        let id = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}", stderr(&o)))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let o = run_in(&ws, &state, &["exec", &id, "--", "sh", "-c", replace]);
+        // rw-no-delete refuses the removal and the rename: no folder.
+        assert_eq!(o.status.success(), mode == "rw", "{mode}: {}", stderr(&o));
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let o = run_in(&ws, &state, &["exec", &id, "--", "sh", "-c", plant]);
+        assert!(
+            std::fs::symlink_metadata(ws.proj.join("x/.envrc")).is_err(),
+            "{mode} exec: x/.envrc on the host: {}",
+            stderr(&o)
+        );
+        if mode == "rw" {
+            assert!(quarantined(&ws.proj) >= 1, "{mode}: moved aside");
+        }
+        run_in(&ws, &state, &["session", "stop", &id]);
+    }
+}
