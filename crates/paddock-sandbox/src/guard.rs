@@ -79,6 +79,8 @@ fn identity(dir: BorrowedFd<'_>, name: &Path) -> Option<Identity> {
 struct Names {
     last: HashSet<OsString>,
     all: Vec<Vec<OsString>>,
+    /// Components in the longest name.
+    longest: usize,
 }
 
 impl Names {
@@ -89,7 +91,23 @@ impl Names {
             .filter(|v| !v.is_empty())
             .collect();
         let last = all.iter().filter_map(|v| v.last().cloned()).collect();
-        Names { last, all }
+        let longest = all.iter().map(Vec::len).max().unwrap_or(0);
+        Names { last, all, longest }
+    }
+
+    /// The last components of a mount's own host path that a name may
+    /// begin with (`.config` of a mounted `~/.config`, for
+    /// `.config/mise`): the parents of the mount's entries.
+    fn context(&self, root: &Path) -> Vec<OsString> {
+        let comps: Vec<OsString> = root
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+            .collect();
+        let keep = self.longest.saturating_sub(1).min(comps.len());
+        comps[comps.len() - keep..].to_vec()
     }
 
     /// Does the entry `name` at `parents/name` complete a protected name?
@@ -187,6 +205,7 @@ fn walk_at(
     mut enter: impl FnMut(BorrowedFd<'_>, &[OsString]) -> bool,
 ) -> bool {
     let mut complete = true;
+    let context = names.context(root);
     let mut stack: Vec<(Opened, Vec<OsString>)> = vec![(start, rel)];
     let mut budget = SCAN_BUDGET;
     while let Some((dir, rel)) = stack.pop() {
@@ -199,8 +218,9 @@ fn walk_at(
             complete = false;
             continue;
         };
+        let parents: Vec<OsString> = context.iter().chain(&rel).cloned().collect();
         for (e, dtype) in entries {
-            if names.hit(&rel, &e) {
+            if names.hit(&parents, &e) {
                 let mut p = root.to_path_buf();
                 p.extend(&rel);
                 p.push(&e);
@@ -505,7 +525,11 @@ impl Guard {
             let mut path = self.roots[d.root].clone();
             path.extend(&d.rel);
             path.push(&e.name);
-            if self.names.hit(&d.rel, &e.name) {
+            let parents: Vec<OsString> = (self.names.context(&self.roots[d.root]).iter())
+                .chain(&d.rel)
+                .cloned()
+                .collect();
+            if self.names.hit(&parents, &e.name) {
                 quarantine(dir.as_fd(), Path::new(&e.name), path);
                 continue;
             }
@@ -800,6 +824,34 @@ mod tests {
         assert_eq!(moved(&g.sweep().0), vec![d.join("a/y/sub/.envrc")]);
         assert!(g.watching());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A name of two parts whose first is the mounted folder's own name
+    /// (`~/.config` mounted, `.config/mise` protected).
+    #[test]
+    fn a_name_may_begin_with_the_mounted_folder() {
+        let d = fresh("ctx").join(".config");
+        std::fs::create_dir_all(d.join("mise")).unwrap();
+        let names = [".config/mise", ".envrc"];
+        let s = scan(&d, &names.iter().map(PathBuf::from).collect::<Vec<_>>());
+        assert_eq!(s.found.len(), 1, "the existing one is found: {:?}", s.found);
+        std::fs::remove_dir(d.join("mise")).unwrap();
+        let g = watched(&d, &names);
+        std::fs::create_dir(d.join("mise")).unwrap();
+        assert_eq!(moved(&g.sweep().0), vec![d.join("mise")]);
+        let plain = Guard::new(
+            vec![d.clone()],
+            names.iter().map(PathBuf::from).collect(),
+            [],
+            None,
+        );
+        std::fs::create_dir(d.join("mise")).unwrap();
+        assert_eq!(
+            moved(&plain.sweep().0),
+            vec![d.join("mise")],
+            "the full walk too"
+        );
+        std::fs::remove_dir_all(d.parent().unwrap()).unwrap();
     }
 
     #[test]
