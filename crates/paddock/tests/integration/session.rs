@@ -140,25 +140,27 @@ fn exec_exit_codes_and_signals() {
     assert_eq!(o.status.code(), Some(127));
     assert!(stderr(&o).contains("EXEC_NOT_FOUND"), "{}", stderr(&o));
     // A signal sent to the client reaches the command.
+    assert_eq!(term_on_first_byte(&s, &id), Some(9));
+}
+
+/// `paddock exec` of a command that exits 9 on SIGTERM, sent SIGTERM as
+/// soon as the first byte of its output arrives: the client's exit code.
+fn term_on_first_byte(s: &S, id: &str) -> Option<i32> {
     let mut child =
         s.ws.paddock()
             .env("PADDOCK_HOME", s.ws.root.join("state"))
-            .args([
-                "exec",
-                &id,
-                "--",
-                "sh",
-                "-c",
-                "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done",
-            ])
+            .args(["exec", id, "--", "sh", "-c", SIGNALLED])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-    let mut buf = [0u8; 6];
+    let mut buf = [0u8; 1];
     std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
     signal(child.id(), "TERM");
-    assert_eq!(child.wait().unwrap().code(), Some(9));
+    child.wait().unwrap().code()
 }
+
+/// Prints `r`, then waits for SIGTERM and exits 9.
+const SIGNALLED: &str = "trap 'exit 9' TERM; echo r; while :; do sleep 0.05; done";
 
 /// The command's output reaches the caller straight from the sandbox, so
 /// a caller may signal as soon as it sees the first byte, before the
@@ -169,24 +171,7 @@ fn a_signal_sent_on_the_first_output_byte_reaches_the_command() {
     let s = S::new();
     let id = s.start(&[]);
     for round in 0..8 {
-        let mut child =
-            s.ws.paddock()
-                .env("PADDOCK_HOME", s.ws.root.join("state"))
-                .args([
-                    "exec",
-                    &id,
-                    "--",
-                    "sh",
-                    "-c",
-                    "trap 'exit 9' TERM; echo r; while :; do sleep 0.05; done",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-        let mut buf = [0u8; 1];
-        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
-        signal(child.id(), "TERM");
-        assert_eq!(child.wait().unwrap().code(), Some(9), "round {round}");
+        assert_eq!(term_on_first_byte(&s, &id), Some(9), "round {round}");
     }
 }
 
@@ -219,14 +204,7 @@ for round in range(5):
         .arg("-c")
         .arg(driver)
         .arg(paddock_bin())
-        .args([
-            "exec",
-            &id,
-            "--",
-            "sh",
-            "-c",
-            "trap 'exit 9' TERM; echo r; while :; do sleep 0.05; done",
-        ])
+        .args(["exec", &id, "--", "sh", "-c", SIGNALLED])
         .current_dir(&s.ws.proj)
         .env("HOME", &s.ws.home)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
