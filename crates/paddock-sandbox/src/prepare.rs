@@ -322,7 +322,14 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     let names = protected_names(spec, &mounts);
     let model_names = names.clone();
     let mut known = Vec::new();
-    let mut watch = crate::guard::Watch::new();
+    // Sessions only: a one-shot run sweeps after its one command, and
+    // the teardown of an inotify instance's marks at exit (about 14 ms
+    // here) would cost a run more than its sweeps save.
+    let mut watch = if spec.serve_execs {
+        crate::guard::Watch::new()
+    } else {
+        None
+    };
     for m in mounts.iter().filter(|m| m.mode.writable()) {
         // A mount that lies inside a protected name (the workspace is a
         // project's .vscode, say) is protected as a whole.
