@@ -251,8 +251,13 @@ fn walk_at(
 
 /// Every protected name under `root`, at any depth.
 pub fn scan(root: &Path, names: &[PathBuf]) -> Scan {
+    scan_by(|hit| walk(root, &Names::new(names), hit))
+}
+
+/// The [`Scan`] of a walk that calls `hit` for each protected entry.
+fn scan_by(walk: impl FnOnce(&mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool) -> Scan {
     let mut found = Vec::new();
-    let complete = walk(root, &Names::new(names), |dir, name, p| {
+    let complete = walk(&mut |dir, name, p| {
         if let Some(id) = identity(dir, name) {
             found.push((p, id));
         }
@@ -305,14 +310,7 @@ impl Watch {
 
     /// [`scan`] `root`, watching every folder of it.
     pub fn scan(&mut self, root: &Path, names: &[PathBuf]) -> Scan {
-        let mut found = Vec::new();
-        let complete = self.walk_watching(root, &Names::new(names), &mut |dir, name, p| {
-            if let Some(id) = identity(dir, name) {
-                found.push((p, id));
-            }
-        });
-        found.sort();
-        Scan { found, complete }
+        scan_by(|hit| self.walk_watching(root, &Names::new(names), hit))
     }
 }
 
@@ -472,6 +470,8 @@ impl Guard {
         };
         let mut seen = HashSet::new();
         let mut root_fds: Vec<Option<OwnedFd>> = self.roots.iter().map(|_| None).collect();
+        let contexts: Vec<Vec<OsString>> =
+            self.roots.iter().map(|r| self.names.context(r)).collect();
         let order = events
             .iter()
             .filter(moved)
@@ -496,39 +496,41 @@ impl Guard {
             // the root with no link followed, then checked to be the
             // watched folder itself.
             let rel: PathBuf = d.rel.iter().collect();
-            let here = if d.rel.is_empty() {
-                sys::openat2_path(Some(root), Path::new("."), libc::O_DIRECTORY, 0)
-            } else {
-                sys::openat2_path(
-                    Some(root),
-                    &rel,
-                    libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
-                )
-            };
+            let here = sys::openat2_path(
+                Some(root),
+                if d.rel.is_empty() {
+                    Path::new(".")
+                } else {
+                    &rel
+                },
+                libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
+            );
+            // Another folder at its path, or no such entry on the way: the
+            // watched one moved away (a move within the mounts is an event
+            // that walks it again, at its new place) or is gone. Any other
+            // failure (a folder on the way shut) only a walk can get past.
             let dir = match here {
-                Ok(fd)
-                    if sys::fstatat(fd.as_fd(), Path::new(""))
-                        .is_ok_and(|st| (st.dev, st.ino) == d.id) =>
-                {
-                    fd
-                }
-                // Moved away (a move within the mounts is an event that
-                // walks it again, at its new place) or gone.
-                Ok(_) | Err(_) if self.gone(root, &d) => {
+                Ok(fd) => match sys::fstatat(fd.as_fd(), Path::new("")) {
+                    Ok(st) if (st.dev, st.ino) == d.id => fd,
+                    Ok(_) => {
+                        sys::inotify_unwatch(w.fd.as_fd(), e.wd);
+                        w.dirs.remove(&e.wd);
+                        continue;
+                    }
+                    Err(_) => return false,
+                },
+                Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
                     sys::inotify_unwatch(w.fd.as_fd(), e.wd);
                     w.dirs.remove(&e.wd);
                     continue;
                 }
-                _ => return false,
+                Err(_) => return false,
             };
             let mut path = self.roots[d.root].clone();
             path.extend(&d.rel);
             path.push(&e.name);
-            let parents: Vec<OsString> = (self.names.context(&self.roots[d.root]).iter())
-                .chain(&d.rel)
-                .cloned()
-                .collect();
+            let parents: Vec<OsString> = contexts[d.root].iter().chain(&d.rel).cloned().collect();
             if self.names.hit(&parents, &e.name) {
                 quarantine(dir.as_fd(), Path::new(&e.name), path);
                 continue;
@@ -565,25 +567,6 @@ impl Guard {
             }
         }
         true
-    }
-
-    /// Is the watched folder `d` no longer below its root at its path
-    /// (rather than there but not to be reached, which only a walk can
-    /// tell)? Only a plain "no such entry" on the way says so.
-    fn gone(&self, root: BorrowedFd<'_>, d: &Dir) -> bool {
-        let rel: PathBuf = d.rel.iter().collect();
-        match sys::openat2_path(
-            Some(root),
-            &rel,
-            libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            sys::resolve::BENEATH | sys::resolve::NO_SYMLINKS | sys::resolve::NO_MAGICLINKS,
-        ) {
-            Err(e) => matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)),
-            // There, but another folder: the watched one moved away.
-            Ok(fd) => {
-                sys::fstatat(fd.as_fd(), Path::new("")).is_ok_and(|st| (st.dev, st.ino) != d.id)
-            }
-        }
     }
 }
 
