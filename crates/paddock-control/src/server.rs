@@ -100,17 +100,20 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     // A supervisor that has just recorded its end still holds the lock
     // for the moments it takes to exit: wait for it (a little), rather
     // than refuse the session's next command.
+    let has_one = |meta: &Meta| {
+        CliError::new(
+            Reason::SESSION_RUNNING.code(),
+            format!("session {} already has a supervisor", meta.label()),
+            "",
+        )
+    };
     let until = std::time::Instant::now() + Duration::from_secs(5);
     while !paddock_sys::flock_exclusive(lock.as_fd(), false).map_err(io_err("supervisor.lock"))? {
         let running = store
             .load(id)
             .is_ok_and(|m| m.liveness() == Liveness::Running);
         if running || std::time::Instant::now() >= until {
-            return Err(CliError::new(
-                Reason::SESSION_RUNNING.code(),
-                format!("session {} already has a supervisor", meta.label()),
-                "",
-            ));
+            return Err(has_one(&meta));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -118,11 +121,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     std::mem::forget(lock);
     meta = store.load(id).map_err(session_err)?;
     if meta.liveness() == Liveness::Running {
-        return Err(CliError::new(
-            Reason::SESSION_RUNNING.code(),
-            format!("session {} already has a supervisor", meta.label()),
-            "",
-        ));
+        return Err(has_one(&meta));
     }
     let host = HostFacts {
         cwd: meta.inputs.workspace.clone(),
