@@ -216,7 +216,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         if !choice.level.namespaces() {
             cfg.peer_uid = Some(paddock_sys::getuid());
         }
-        paddock_proxy::spawn_thread(l, cfg).map_err(io_err("egress proxy"))?;
+        paddock_proxy::spawn_thread(l, running.tun.take(), cfg).map_err(io_err("egress proxy"))?;
     }
     let ctl = running
         .control

@@ -508,6 +508,7 @@ pub(crate) fn compile(
         tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
         proxy_port: egress.map(|g| g.port),
+        transparent: egress.is_some_and(|g| g.transparent),
         pids_limit: eff.pids.value,
         memory_limit_mib: eff.memory_mib.value,
         serve_execs: false,

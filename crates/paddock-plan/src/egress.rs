@@ -33,12 +33,26 @@ const SYSTEM_BUNDLES: &[&str] = &[
 pub struct Egress {
     /// Port inside the sandbox.
     pub port: u16,
+    /// The transparent path too (a TUN device in the sandbox, served by
+    /// paddock's network stack): where `/dev/net/tun` opens here. Without
+    /// it a program that ignores the proxy variables has no network.
+    pub transparent: bool,
     dir: PathBuf,
     bundle: PathBuf,
     system_bundle: Option<PathBuf>,
     ca: Arc<SessionCa>,
     credentials: Vec<(String, Brokered)>,
     upstream: Option<paddock_proxy::UpstreamProxy>,
+}
+
+/// Does the TUN device open read-write (the module loaded, the device node
+/// reachable)? Opening it alone creates nothing.
+fn tun_opens() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_ok()
 }
 
 /// The proxy paddock itself goes through: `network.upstream_proxy`, else
@@ -198,6 +212,7 @@ impl Egress {
         Ok(Egress {
             upstream,
             port: PROXY_PORT,
+            transparent: tun_opens(),
             dir,
             bundle,
             system_bundle,

@@ -35,8 +35,8 @@ pub use layer::{
 };
 pub use net::{
     accepted_credentials, body_rules, canonical_host, canonical_path, decide as decide_network,
-    has_credential, has_path_rules, inspected as net_inspected, path_matches, pattern_matches,
-    rule_applies, websocket_allowed, CanonHost, NetDecision, PathAmbiguity,
+    decide_name, has_credential, has_path_rules, inspected as net_inspected, path_matches,
+    pattern_matches, rule_applies, websocket_allowed, CanonHost, NetDecision, PathAmbiguity,
 };
 
 /// The only policy format version this build understands.

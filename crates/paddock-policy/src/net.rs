@@ -623,6 +623,53 @@ pub fn decide(
     }
 }
 
+/// May the sandbox learn an address for the DNS name `name` (the
+/// transparent path's resolver)? Yes when a connection to it would be
+/// allowed on a port some `network.allow` pattern for it names (80 and 443
+/// for a pattern without a port): the answer is [`decide`]'s for that
+/// port. Otherwise [`decide`]'s refusal on 443 says why. An address
+/// literal is no name (`NET_BAD_HOST`).
+pub fn decide_name(eff: &Effective, name: &str) -> NetDecision {
+    let host = match canonical_host(name) {
+        Ok(CanonHost::Name(h)) => h,
+        Ok(_) => {
+            return NetDecision {
+                allowed: false,
+                code: Reason::NET_BAD_HOST.code(),
+                rule: "an address is not a name to look up".into(),
+                origin: None,
+            }
+        }
+        Err(why) => {
+            return NetDecision {
+                allowed: false,
+                code: Reason::NET_BAD_HOST.code(),
+                rule: why,
+                origin: None,
+            }
+        }
+    };
+    let ports = eff.net_allow.iter().flat_map(|a| {
+        let (h, p) = split_pattern(&a.value);
+        let ports = match p {
+            Some(p) => vec![p],
+            None => vec![443, 80],
+        };
+        if host_matches(h, &host) {
+            ports
+        } else {
+            Vec::new()
+        }
+    });
+    for port in ports {
+        let d = decide(eff, &host, port, None);
+        if d.allowed {
+            return d;
+        }
+    }
+    decide(eff, &host, 443, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

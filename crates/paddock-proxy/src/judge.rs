@@ -28,6 +28,11 @@ pub enum Via {
     Connect,
     /// SOCKS5 `CONNECT`.
     Socks5,
+    /// A connection (or datagram) from the sandbox's TUN device, made
+    /// without the proxy.
+    Transparent,
+    /// A DNS question to the transparent path's resolver.
+    Dns,
 }
 
 impl Via {
@@ -36,6 +41,8 @@ impl Via {
             Via::Http => "http",
             Via::Connect => "connect",
             Via::Socks5 => "socks5",
+            Via::Transparent => "transparent",
+            Via::Dns => "dns",
         }
     }
 }

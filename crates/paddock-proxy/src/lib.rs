@@ -40,11 +40,13 @@
 mod addr;
 pub mod broker;
 mod ca;
+mod dns;
 mod http;
 mod judge;
 mod limits;
 mod sni;
 mod socks;
+mod transparent;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -250,8 +252,21 @@ pub fn upstream_tls(extra_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>
 /// closed (`NET_LIMIT_IDLE`). An `accept` that fails (out of file
 /// descriptors) backs off instead of spinning (`NET_LIMIT_FDS`).
 pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
+    serve_all(listener, None, cfg).await
+}
+
+/// [`serve`], and with `tun`, the transparent path on the sandbox's TUN
+/// device: the same judge, the same connection limit.
+pub async fn serve_all(
+    listener: tokio::net::TcpListener,
+    tun: Option<std::os::fd::OwnedFd>,
+    cfg: Arc<Config>,
+) {
     let ctx = Arc::new(Ctx::new(cfg));
     let slots = Arc::new(tokio::sync::Semaphore::new(ctx.cfg.limits.connections));
+    if let Some(fd) = tun {
+        tokio::spawn(transparent::serve(fd, ctx.clone(), slots.clone()));
+    }
     loop {
         let stream = match listener.accept().await {
             Ok((s, peer)) => {
@@ -278,24 +293,9 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
                 continue;
             }
         };
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(s) => s,
-            Err(_) => {
-                ctx.limit_hit(Reason::NET_LIMIT_CONNECTIONS.code());
-                ctx.evict_quietest();
-                match tokio::time::timeout(
-                    Duration::from_millis(500),
-                    slots.clone().acquire_owned(),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => s,
-                    _ => {
-                        drop(stream);
-                        continue;
-                    }
-                }
-            }
+        let Some(slot) = take_slot(&ctx, &slots).await else {
+            drop(stream);
+            continue;
         };
         // Small request/response exchanges must not wait for Nagle's
         // algorithm against delayed ACKs (~40 ms each).
@@ -323,10 +323,28 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: Arc<Config>) {
     }
 }
 
-/// Run the proxy on its own thread with a small runtime. The thread ends
-/// with the process.
+/// A place among the connections: at once if one is free, else the
+/// quietest connection is closed to make room (waiting at most 500 ms).
+async fn take_slot(
+    ctx: &Ctx,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(s) = slots.clone().try_acquire_owned() {
+        return Some(s);
+    }
+    ctx.limit_hit(Reason::NET_LIMIT_CONNECTIONS.code());
+    ctx.evict_quietest();
+    match tokio::time::timeout(Duration::from_millis(500), slots.clone().acquire_owned()).await {
+        Ok(Ok(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Run the proxy on its own thread with a small runtime, with the
+/// transparent path on `tun` when given. The thread ends with the process.
 pub fn spawn_thread(
     listener: std::net::TcpListener,
+    tun: Option<std::os::fd::OwnedFd>,
     cfg: Config,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
@@ -338,7 +356,7 @@ pub fn spawn_thread(
         .spawn(move || {
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => serve(l, Arc::new(cfg)).await,
+                    Ok(l) => serve_all(l, tun, Arc::new(cfg)).await,
                     Err(e) => eprintln!("paddock: proxy could not start: {e}"),
                 }
             })
@@ -377,7 +395,7 @@ mod tests {
             upstream_proxy: None,
             peer_uid,
         };
-        spawn_thread(l, cfg).unwrap();
+        spawn_thread(l, None, cfg).unwrap();
         let mut c = std::net::TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = c.write_all(b"GET http://denied.example/ HTTP/1.1\r\nHost: denied.example\r\n\r\n");

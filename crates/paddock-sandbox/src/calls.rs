@@ -99,6 +99,11 @@ pub(crate) trait Sys {
     /// the socket and the port it got.
     fn listen_loopback(&self, port: u16) -> io::Result<(OwnedFd, u16)>;
     fn send_fd(&self, sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()>;
+    /// The TUN device of the transparent path ([`paddock_types::transparent`]),
+    /// up, addressed and the default route; its descriptor.
+    fn tun_up(&self) -> io::Result<OwnedFd>;
+    /// Create `name` beneath `dir` (it must not exist yet) holding `content`.
+    fn write_new_file(&self, dir: BorrowedFd<'_>, name: &Path, content: &[u8]) -> io::Result<()>;
     /// The commands' Landlock ruleset for the level (None: none at all).
     fn landlock_ruleset(&self, p: &Prepared) -> Result<Option<RulesetCreated>, String>;
     /// pid 1's own Landlock domain (scopes only).
@@ -258,6 +263,26 @@ impl Sys for Linux {
     }
     fn send_fd(&self, sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
         sys::send_fd(sock, fd)
+    }
+    fn tun_up(&self) -> io::Result<OwnedFd> {
+        use paddock_types::transparent as t;
+        sys::tun_up(
+            t::DEVICE,
+            &[
+                (t::SANDBOX_V4.into(), t::PREFIX_V4),
+                (t::SANDBOX_V6.into(), t::PREFIX_V6),
+            ],
+        )
+    }
+    fn write_new_file(&self, dir: BorrowedFd<'_>, name: &Path, content: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let fd = sys::openat(
+            dir,
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        )?;
+        std::fs::File::from(fd).write_all(content)
     }
     fn landlock_ruleset(&self, p: &Prepared) -> Result<Option<RulesetCreated>, String> {
         landlock_rules::for_level(p)

@@ -30,6 +30,7 @@
 //!     tmp_size_mib: 64,
 //!     hostname: "paddock".into(),
 //!     proxy_port: None,
+//!     transparent: false,
 //!     pids_limit: Some(256),
 //!     memory_limit_mib: None,
 //!     serve_execs: false,
@@ -118,6 +119,10 @@ pub struct Running {
     /// The listening socket on the sandbox's `127.0.0.1:PORT` (when the spec
     /// asked for a proxy port): accept on it to serve the sandbox's egress.
     pub proxy_listener: Option<std::net::TcpListener>,
+    /// The sandbox's TUN device (when the spec asked for the transparent
+    /// path): read and write IP packets on it to serve every connection
+    /// the sandbox makes without the proxy variables.
+    pub tun: Option<std::os::fd::OwnedFd>,
     /// Session mode: the channel to pid 1. Send an [`ExecRequest`] as the
     /// payload of `paddock_sys::send_fds` with the command's stdin, stdout
     /// and stderr; `stop` ends the sandbox; [`ExecEvent`]s come back as JSON
@@ -245,6 +250,11 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     } else {
         None
     };
+    let tun = if prepared.transparent && proxy_listener.is_some() {
+        sys::recv_fd(fd_host.as_fd()).ok().flatten()
+    } else {
+        None
+    };
     let control = (prepared.serve_execs || prepared.audit_filter.is_some()).then_some(fd_host);
     Ok(Running {
         pid,
@@ -253,6 +263,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         set,
         guard: prepared.guard.clone(),
         proxy_listener,
+        tun,
         control,
         limits: applied,
         cgroups,

@@ -1017,6 +1017,11 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                         sa.to_string(),
                     )
                 }
+                // Carried by the TUN device to paddock's judge, which
+                // decides and records it (network events).
+                Addr::Inet(sa) if p.transparent => {
+                    (true, Reason::NET_VIA_TRANSPARENT.code(), sa.to_string())
+                }
                 Addr::Inet(sa) => (false, Reason::NET_DIRECT_BLOCKED.code(), sa.to_string()),
                 Addr::Unix(path) => (true, Reason::NET_UNIX_SOCKET.code(), path),
                 Addr::Other(f) => (true, Reason::NET_OTHER_FAMILY.code(), format!("family {f}")),

@@ -41,6 +41,7 @@ pub(crate) struct Prepared {
     pub tmp_size_mib: u64,
     pub hostname: String,
     pub proxy_port: Option<u16>,
+    pub transparent: bool,
     pub pids_limit: Option<u64>,
     pub memory_limit_mib: Option<u64>,
     pub serve_execs: bool,
@@ -456,6 +457,9 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         tmp_size_mib: spec.tmp_size_mib,
         hostname: spec.hostname.clone(),
         proxy_port: spec.proxy_port,
+        transparent: spec.transparent
+            && spec.proxy_port.is_some()
+            && spec.level != crate::spec::Level::NoUserns,
         pids_limit: spec.pids_limit,
         memory_limit_mib: spec.memory_limit_mib,
         serve_execs: spec.serve_execs,
@@ -593,6 +597,7 @@ mod tests {
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: None,
+            transparent: false,
             pids_limit: None,
             memory_limit_mib: None,
             serve_execs: false,

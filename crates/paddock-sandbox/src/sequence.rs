@@ -248,6 +248,14 @@ pub(crate) fn start_pid1<S: Sys>(
     if let Some(port) = p.proxy_port {
         hand_out_proxy(s, port, channel)?;
     }
+    // The transparent path: a TUN device as the default route, so that a
+    // program ignoring the proxy variables meets the same judge (its far
+    // end is paddock's user-space network stack). Made here for the same
+    // reason as the listener; its fd travels second.
+    if p.transparent {
+        let tun = at("tun-up", s.tun_up())?;
+        at("tun-handoff", s.send_fd(channel.as_fd(), tun.as_fd()))?;
+    }
     // The filesystem: from here on no path leads to the host's tree.
     let covers = build_root(s, p)?;
     Ok(Pid1 {
@@ -899,6 +907,11 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
         )?;
     }
 
+    // The transparent path's resolver is paddock's, at the TUN's far end.
+    if p.transparent {
+        resolver_conf(s, rootfd)?;
+    }
+
     // 4. The user's mounts, parents first.
     let mut attached: Vec<PathBuf> = Vec::new();
     for (i, (m, (item, is_dir))) in p.mounts.iter().zip(&user).enumerate() {
@@ -964,6 +977,81 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
         s.mount_setattr(newroot.as_fd(), false, attr::RDONLY, 0),
     )?;
     Ok(covers)
+}
+
+/// `/etc/resolv.conf` names the resolver paddock answers at the TUN's far
+/// end. The file is written into the sandbox's own /run and cloned,
+/// read-only, over the host's file, which is untouched; its source name is
+/// removed again, so nothing in the sandbox can edit it. Where the host's
+/// file is a link into /run (systemd-resolved's stub), the file is written
+/// at the link's target in the sandbox's /run instead. No file on the host
+/// (or a link elsewhere): nothing to cover, and names do not resolve, while
+/// connections to addresses are still judged.
+fn resolver_conf<S: Sys>(s: &S, rootfd: BorrowedFd<'_>) -> Result<(), StepError> {
+    use paddock_types::transparent as t;
+    let text = format!(
+        "# paddock: names are answered by the sandbox's egress judge\nnameserver {}\n",
+        t::RESOLVER_V4
+    );
+    let host = Path::new("/etc/resolv.conf");
+    match s.kind(host) {
+        Kind::Other => {
+            let made = Path::new("run/paddock-resolv.conf");
+            let run = step("open-run", made, open_beneath(s, rootfd, Path::new("run")))?;
+            step(
+                "write-resolv-conf",
+                made,
+                s.write_new_file(
+                    run.as_fd(),
+                    Path::new("paddock-resolv.conf"),
+                    text.as_bytes(),
+                ),
+            )?;
+            let src = step("open-resolv-conf", made, open_beneath(s, rootfd, made))?;
+            let tree = step(
+                "clone-resolv-conf",
+                made,
+                detached_clone(s, src.as_fd(), false, RO | attr::NOEXEC),
+            )?;
+            let target = Path::new("etc/resolv.conf");
+            let t = step("open-resolv-conf", target, open_beneath(s, rootfd, target))?;
+            step(
+                "attach-resolv-conf",
+                target,
+                s.move_mount(tree.as_fd(), t.as_fd()),
+            )?;
+            s.remove(&Path::new(STAGING).join(made));
+        }
+        Kind::Link => {
+            let to = step("read-resolv-conf-link", host, s.read_link(host))?;
+            let under_run = to
+                .strip_prefix("/run")
+                .or_else(|_| to.strip_prefix("../run"))
+                .ok()
+                .filter(|r| {
+                    r.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+                        && r.file_name().is_some()
+                });
+            if let Some(r) = under_run {
+                let file = Path::new("run").join(r);
+                let parent = file.parent().unwrap_or(Path::new("run"));
+                let dir = step(
+                    "mkdir-resolv-conf",
+                    parent,
+                    ensure(s, rootfd, parent, true, true),
+                )?;
+                let name = Path::new(r.file_name().unwrap_or_default());
+                step(
+                    "write-resolv-conf",
+                    &file,
+                    s.write_new_file(dir.as_fd(), name, text.as_bytes()),
+                )?;
+            }
+        }
+        Kind::Dir | Kind::Missing => {}
+    }
+    Ok(())
 }
 
 /// Tell the observer which device number files of this overlay's upper
@@ -1514,6 +1602,21 @@ mod tests {
         fn send_fd(&self, _sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
             self.call("send-fd", self.name(fd))
         }
+        fn tun_up(&self) -> io::Result<OwnedFd> {
+            self.call("tun-up", "")?;
+            self.fd("tun")
+        }
+        fn write_new_file(
+            &self,
+            dir: BorrowedFd<'_>,
+            name: &Path,
+            _content: &[u8],
+        ) -> io::Result<()> {
+            let p = beneath(&self.name(dir)).unwrap_or_default().join(name);
+            self.call("write", p.display().to_string())?;
+            self.made.borrow_mut().insert(p);
+            Ok(())
+        }
         fn landlock_ruleset(&self, _p: &Prepared) -> Result<Option<RulesetCreated>, String> {
             self.call("landlock-ruleset", "")
                 .map_err(|e| e.to_string())?;
@@ -1620,6 +1723,7 @@ mod tests {
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: Some(3128),
+            transparent: true,
             pids_limit: Some(256),
             memory_limit_mib: None,
             serve_execs: false,
@@ -1659,6 +1763,7 @@ mod tests {
             tmp_size_mib: 64,
             hostname: "paddock".into(),
             proxy_port: Some(3128),
+            transparent: true,
             pids_limit: Some(256),
             memory_limit_mib: Some(4096),
             serve_execs: false,

@@ -64,6 +64,15 @@ pub struct SandboxSpec {
     /// egress proxy accepts on it: the sandbox's only way out.
     #[serde(default)]
     pub proxy_port: Option<u16>,
+    /// With a proxy port, at the levels with a network namespace: the
+    /// sandbox also gets a TUN device (`paddock0`) as its default route for
+    /// IPv4 and IPv6, and a resolver at its far end
+    /// ([`paddock_types::transparent`]). pid 1 hands the device's
+    /// descriptor to paddock after the listener, whose user-space network
+    /// stack judges every connection on it as the proxy would: programs
+    /// that ignore the proxy variables are judged too, not cut off.
+    #[serde(default)]
+    pub transparent: bool,
     /// Maximum number of processes and threads inside the sandbox
     /// (RLIMIT_NPROC, counted in the sandbox's own user namespace).
     #[serde(default)]

@@ -73,6 +73,8 @@ mod fs;
 pub use fs::*;
 mod net;
 pub use net::*;
+mod tun;
+pub use tun::*;
 mod seccomp;
 pub use seccomp::*;
 mod pty;

@@ -304,3 +304,81 @@ mod tests {
         }
     }
 }
+
+/// The addresses of the transparent path: the sandbox's TUN device, the
+/// resolver paddock answers at, and the pools that synthetic addresses of
+/// allowed names are drawn from. Both sides use these and nothing else.
+pub mod transparent {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The TUN device's name inside the sandbox.
+    pub const DEVICE: &str = "paddock0";
+    /// The sandbox's IPv4 address (benchmarking range, RFC 2544: never a
+    /// real host's), with [`PREFIX_V4`].
+    pub const SANDBOX_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    /// The IPv4 network of the TUN device: 198.18.0.0/15.
+    pub const PREFIX_V4: u8 = 15;
+    /// Where the sandbox's resolver is (its `/etc/resolv.conf` says so).
+    pub const RESOLVER_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    /// The first synthetic IPv4 address; the pool runs to 198.19.255.254.
+    pub const POOL_V4_START: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 0);
+    /// How many names the pools hold at once.
+    pub const POOL_SIZE: u32 = (1 << 17) - 256 - 1;
+    /// The sandbox's IPv6 address (a unique local address), with
+    /// [`PREFIX_V6`].
+    pub const SANDBOX_V6: Ipv6Addr = Ipv6Addr::new(0xfd70, 0x6164, 0x6463, 0, 0, 0, 0, 2);
+    /// The IPv6 network of the TUN device.
+    pub const PREFIX_V6: u8 = 48;
+    /// The resolver's IPv6 address.
+    pub const RESOLVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd70, 0x6164, 0x6463, 0, 0, 0, 0, 1);
+    /// Synthetic IPv6 addresses: this prefix, the name's index in the low
+    /// 32 bits.
+    pub const POOL_V6: Ipv6Addr = Ipv6Addr::new(0xfd70, 0x6164, 0x6463, 1, 0, 0, 0, 0);
+
+    /// The synthetic IPv4 address of pool index `i`.
+    pub fn v4_of(i: u32) -> Option<Ipv4Addr> {
+        (i < POOL_SIZE).then(|| Ipv4Addr::from(u32::from(POOL_V4_START) + i))
+    }
+
+    /// The synthetic IPv6 address of pool index `i`.
+    pub fn v6_of(i: u32) -> Option<Ipv6Addr> {
+        (i < POOL_SIZE).then(|| Ipv6Addr::from(u128::from(POOL_V6) | u128::from(i)))
+    }
+
+    /// The pool index a synthetic address stands for.
+    pub fn index_of(ip: std::net::IpAddr) -> Option<u32> {
+        match ip {
+            std::net::IpAddr::V4(a) => {
+                let i = u32::from(a).checked_sub(u32::from(POOL_V4_START))?;
+                (i < POOL_SIZE).then_some(i)
+            }
+            std::net::IpAddr::V6(a) => {
+                let v = u128::from(a);
+                if v >> 64 != u128::from(POOL_V6) >> 64 || (v >> 32) & 0xffff_ffff != 0 {
+                    return None;
+                }
+                let i = u32::try_from(v & 0xffff_ffff).ok()?;
+                (i < POOL_SIZE).then_some(i)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn pool_addresses_map_back_to_their_index() {
+            for i in [0, 1, 77, POOL_SIZE - 1] {
+                assert_eq!(index_of(v4_of(i).unwrap().into()), Some(i));
+                assert_eq!(index_of(v6_of(i).unwrap().into()), Some(i));
+            }
+            assert_eq!(v4_of(POOL_SIZE - 1), Some(Ipv4Addr::new(198, 19, 255, 254)));
+            assert!(v4_of(POOL_SIZE).is_none());
+            assert_eq!(index_of(RESOLVER_V4.into()), None);
+            assert_eq!(index_of(SANDBOX_V6.into()), None);
+            assert_eq!(index_of("198.20.0.1".parse().unwrap()), None);
+            assert_eq!(index_of("fd70:6164:6463:1:1::5".parse().unwrap()), None);
+        }
+    }
+}

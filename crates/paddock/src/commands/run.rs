@@ -131,7 +131,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         if !choice.level.namespaces() {
             cfg.peer_uid = Some(paddock_sys::getuid());
         }
-        paddock_proxy::spawn_thread(listener, cfg).map_err(|e| {
+        paddock_proxy::spawn_thread(listener, running.tun.take(), cfg).map_err(|e| {
             CliError::new(
                 Reason::HOST_IO_ERROR.code(),
                 format!("starting the egress proxy: {e}"),
