@@ -496,6 +496,16 @@ pub(crate) fn compile(
         Some(w) => expand(w, host),
         None => host.cwd.clone(),
     };
+    if let Some(Err(why)) = egress.map(|g| &g.transparent) {
+        if level.namespaces() {
+            eprintln!(
+                "paddock: warning[{}]: no transparent path: {why}; programs that ignore the proxy \
+                 variables have no network\n  fix: make /dev/net/tun usable (`sudo modprobe tun`; \
+                 most systems give it mode 0666: `sudo chmod 0666 /dev/net/tun`)",
+                Reason::NET_TRANSPARENT_UNAVAILABLE.code()
+            );
+        }
+    }
     Ok(SandboxSpec {
         argv: flags.argv.clone(),
         env,
@@ -508,7 +518,7 @@ pub(crate) fn compile(
         tmp_size_mib: eff.tmp_mib.value,
         hostname: "paddock".into(),
         proxy_port: egress.map(|g| g.port),
-        transparent: egress.is_some_and(|g| g.transparent),
+        transparent: egress.is_some_and(|g| g.transparent.is_ok()),
         pids_limit: eff.pids.value,
         memory_limit_mib: eff.memory_mib.value,
         serve_execs: false,

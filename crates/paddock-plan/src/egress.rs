@@ -35,8 +35,9 @@ pub struct Egress {
     pub port: u16,
     /// The transparent path too (a TUN device in the sandbox, served by
     /// paddock's network stack): where `/dev/net/tun` opens here. Without
-    /// it a program that ignores the proxy variables has no network.
-    pub transparent: bool,
+    /// it a program that ignores the proxy variables has no network; the
+    /// error says why.
+    pub transparent: Result<(), String>,
     dir: PathBuf,
     bundle: PathBuf,
     system_bundle: Option<PathBuf>,
@@ -45,14 +46,20 @@ pub struct Egress {
     upstream: Option<paddock_proxy::UpstreamProxy>,
 }
 
-/// Does the TUN device open read-write (the module loaded, the device node
-/// reachable)? Opening it alone creates nothing.
-fn tun_opens() -> bool {
+/// Does the TUN device open read-write for this user (the module loaded,
+/// the device node reachable)? Opening it alone creates nothing. Debug
+/// builds (the test suite) read `PADDOCK_TEST_NO_TUN` to act as if not.
+fn tun_opens() -> Result<(), String> {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("PADDOCK_TEST_NO_TUN").is_some() {
+        return Err("/dev/net/tun: disabled by PADDOCK_TEST_NO_TUN".into());
+    }
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/net/tun")
-        .is_ok()
+        .map(drop)
+        .map_err(|e| format!("/dev/net/tun cannot be opened ({e})"))
 }
 
 /// The proxy paddock itself goes through: `network.upstream_proxy`, else

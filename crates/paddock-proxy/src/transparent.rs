@@ -124,6 +124,8 @@ struct Flow {
     task_done: bool,
     /// Seen closed by a previous pass.
     ended: bool,
+    /// The handshake completed once.
+    established: bool,
 }
 
 /// What a connection is to, decided from its address alone.
@@ -401,7 +403,12 @@ fn open(
     );
     s.set_nagle_enabled(false);
     s.set_ack_delay(None);
-    s.set_timeout(Some(smoltcp::time::Duration::from_secs(7200)));
+    // A handshake the sandbox never finishes (a SYN flood) ends like a
+    // proxy connection that never sends its request; once established,
+    // the task's idle limit applies instead.
+    s.set_timeout(Some(smoltcp::time::Duration::from_millis(
+        u64::try_from(ctx.cfg.limits.handshake.as_millis()).unwrap_or(u64::MAX),
+    )));
     let local = match dst.ip() {
         IpAddr::V4(a) => IpAddress::Ipv4(a),
         IpAddr::V6(a) => IpAddress::Ipv6(a),
@@ -424,6 +431,7 @@ fn open(
             shut_to_task: false,
             task_done: false,
             ended: false,
+            established: false,
         },
     );
     by_key.insert((src, dst), h);
@@ -468,6 +476,10 @@ fn pump(
     let mut gone = Vec::new();
     for (h, f) in flows.iter_mut() {
         let s = sockets.get_mut::<tcp::Socket>(*h);
+        if !f.established && s.state() == tcp::State::Established {
+            f.established = true;
+            s.set_timeout(None);
+        }
         // Sandbox → task.
         while s.can_recv() {
             let r = s.recv(|b| match Pin::new(&mut f.pipe).poll_write(cx, b) {

@@ -220,3 +220,13 @@ pub fn mcp_calls(
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap()
 }
+
+/// Can this user open the TUN device (as paddock needs to for the
+/// transparent path)?
+pub fn tun_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_ok()
+}
