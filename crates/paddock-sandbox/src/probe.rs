@@ -562,13 +562,19 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
     // What `process.limits.memory_mib` limits here (see limits.rs).
     out.push(memory_limit_check(aggregate_memory));
 
-    // TUN, for a future user-space network stack.
-    out.push(if Path::new("/dev/net/tun").exists() {
-        check("tun", "TUN device", "ok", "/dev/net/tun present".into(), "", "")
-    } else {
-        check("tun", "TUN device", "missing", "/dev/net/tun absent".into(),
-            "none today: the sandbox's network is loopback only and the proxy is reached over a unix socket",
-            "`sudo modprobe tun`")
+    // TUN: the transparent path (a device in the sandbox, served by
+    // paddock's network stack) needs to open it as this user.
+    let tun = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun");
+    out.push(match tun {
+        Ok(_) => check("tun", "TUN device", "ok",
+            "/dev/net/tun opens: programs that ignore the proxy variables are judged too".into(), "", ""),
+        Err(e) if Path::new("/dev/net/tun").exists() => check("tun", "TUN device", "missing",
+            format!("/dev/net/tun does not open for this user ({e})"),
+            "no transparent path: programs that ignore the proxy variables (Go binaries, ssh, database clients) have no network; the proxy variables still work",
+            "give the device its usual mode: `sudo chmod 0666 /dev/net/tun` (a udev rule does this on most systems)"),
+        Err(_) => check("tun", "TUN device", "missing", "/dev/net/tun absent".into(),
+            "no transparent path: programs that ignore the proxy variables (Go binaries, ssh, database clients) have no network; the proxy variables still work",
+            "`sudo modprobe tun`"),
     });
     out
 }
