@@ -564,7 +564,10 @@ pub fn kernel_checks(layers: &Layers) -> Vec<Check> {
 
     // TUN: the transparent path (a device in the sandbox, served by
     // paddock's network stack) needs to open it as this user.
-    let tun = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun");
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun");
     out.push(match tun {
         Ok(_) => check("tun", "TUN device", "ok",
             "/dev/net/tun opens: programs that ignore the proxy variables are judged too".into(), "", ""),

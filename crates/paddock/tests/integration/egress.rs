@@ -549,6 +549,160 @@ python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s
     );
 }
 
+/// `git clone` over ssh, with no proxy configured anywhere: ssh resolves
+/// the code host through paddock's resolver, connects through the TUN
+/// device, and the judge lets the connection through to the sshd the test
+/// started (host-key verification is the client's own, against the
+/// known_hosts file it was given). A host the policy does not name gets no
+/// address and no connection. Ground truth: the clone's content, and the
+/// sshd's log.
+#[test]
+fn git_clones_over_ssh_through_the_transparent_path() {
+    let n = Net::new();
+    if !tun_usable() {
+        eprintln!("note: /dev/net/tun is not usable by this user; see the degraded-path test");
+        return;
+    }
+    let d = &n.ws.outside;
+    let sh = |c: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(c)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh("ssh-keygen -q -t ed25519 -N '' -f hostkey && ssh-keygen -q -t ed25519 -N '' -f client");
+    sh("git init -q --bare -b main repo.git && git init -q work && cd work && echo hello-over-ssh > README \
+        && git add README && git -c user.name=t -c user.email=t@t commit -qm one \
+        && git push -q ../repo.git HEAD:refs/heads/main");
+    std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\n\
+             UsePAM no\nStrictModes no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n\
+             LogLevel VERBOSE\n",
+            d.join("hostkey").display(),
+            d.join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let log = d.join("sshd.log");
+    let mut sshd = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("sshd (openssh-server) runs");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(
+        up,
+        "sshd: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The client's key and the server's known host key, in the workspace.
+    let proj = &n.ws.proj;
+    std::fs::copy(d.join("client"), proj.join("id")).unwrap();
+    std::fs::set_permissions(
+        proj.join("id"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let hostkey = std::fs::read_to_string(d.join("hostkey.pub")).unwrap();
+    std::fs::write(
+        proj.join("known_hosts"),
+        format!("git.test.example {hostkey}"),
+    )
+    .unwrap();
+    let policy = n.ws.root.join("ssh-policy.toml");
+    // The stand-in listens on loopback, which the judge refuses unless the
+    // policy names that address.
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"git.test.example:22\", \"127.0.0.1:{port}\"]\n"
+        ),
+    )
+    .unwrap();
+    let repo = d.join("repo.git");
+    let script = format!(
+        "unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy\n\
+         export GIT_SSH_COMMAND=\"ssh -i $PWD/id -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=$PWD/known_hosts -o StrictHostKeyChecking=yes\"\n\
+         git clone -q ssh://{user}@git.test.example{repo} /tmp/clone && cat /tmp/clone/README\n\
+         git clone -q ssh://{user}@elsewhere.test.example{repo} /tmp/other 2>&1 | head -1\n",
+        repo = repo.display()
+    );
+    let o = n
+        .ws
+        .paddock()
+        .env(
+            "PADDOCK_TEST_RESOLVE",
+            format!("git.test.example=127.0.0.1:{port},elsewhere.test.example=127.0.0.1:{port}"),
+        )
+        .args([
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--net-log",
+            n.log.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+    let out = stdout(&o);
+    let sshd_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.starts_with("hello-over-ssh\n"),
+        "{out}\n{}\nsshd: {sshd_log}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains("Could not resolve hostname elsewhere.test.example"),
+        "{out}"
+    );
+    assert_eq!(
+        sshd_log.matches("Accepted publickey").count(),
+        1,
+        "{sshd_log}"
+    );
+    let events = std::fs::read_to_string(&n.log).unwrap();
+    assert!(
+        events.lines().any(|l| l
+            .contains(r#""host":"git.test.example","port":22,"via":"transparent""#)
+            && l.contains("NET_ALLOWED")),
+        "{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("elsewhere.test.example") && l.contains("NET_DNS_REFUSED")),
+        "{events}"
+    );
+}
+
 /// SOCKS5 on the same port, offered by name (`PADDOCK_SOCKS_PROXY`, not
 /// `ALL_PROXY`), under the same domain rules and the same inspection.
 #[test]
