@@ -979,6 +979,41 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
     Ok(covers)
 }
 
+/// Cover the host's `/etc/NAME` (a regular file) with a read-only file
+/// holding `text`: written into the sandbox's own /run, cloned over the
+/// host's file (which is untouched), its source name removed again so
+/// nothing in the sandbox can edit it.
+fn cover_etc_file<S: Sys>(
+    s: &S,
+    rootfd: BorrowedFd<'_>,
+    name: &str,
+    text: &str,
+) -> Result<(), StepError> {
+    let file = format!("paddock-{name}");
+    let made = Path::new("run").join(&file);
+    let run = step("open-run", &made, open_beneath(s, rootfd, Path::new("run")))?;
+    step(
+        "write-etc-cover",
+        &made,
+        s.write_new_file(run.as_fd(), Path::new(&file), text.as_bytes()),
+    )?;
+    let src = step("open-etc-cover", &made, open_beneath(s, rootfd, &made))?;
+    let tree = step(
+        "clone-etc-cover",
+        &made,
+        detached_clone(s, src.as_fd(), false, RO | attr::NOEXEC),
+    )?;
+    let target = Path::new("etc").join(name);
+    let t = step("open-etc-cover", &target, open_beneath(s, rootfd, &target))?;
+    step(
+        "attach-etc-cover",
+        &target,
+        s.move_mount(tree.as_fd(), t.as_fd()),
+    )?;
+    s.remove(&Path::new(STAGING).join(&made));
+    Ok(())
+}
+
 /// `/etc/resolv.conf` names the resolver paddock answers at the TUN's far
 /// end. The file is written into the sandbox's own /run and cloned,
 /// read-only, over the host's file, which is untouched; its source name is
@@ -993,35 +1028,18 @@ fn resolver_conf<S: Sys>(s: &S, rootfd: BorrowedFd<'_>) -> Result<(), StepError>
         "# paddock: names are answered by the sandbox's egress judge\nnameserver {}\n",
         t::RESOLVER_V4
     );
+    // The host's own names (/etc/hosts) would answer before paddock's
+    // resolver and send a program to an address, which the judge then
+    // refuses as a literal: inside, only the loopback names remain, and
+    // every other name is asked of paddock (whose judge resolves it on the
+    // host, /etc/hosts included, as for the proxy).
+    if s.kind(Path::new("/etc/hosts")) == Kind::Other {
+        let hosts = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
+        cover_etc_file(s, rootfd, "hosts", hosts)?;
+    }
     let host = Path::new("/etc/resolv.conf");
     match s.kind(host) {
-        Kind::Other => {
-            let made = Path::new("run/paddock-resolv.conf");
-            let run = step("open-run", made, open_beneath(s, rootfd, Path::new("run")))?;
-            step(
-                "write-resolv-conf",
-                made,
-                s.write_new_file(
-                    run.as_fd(),
-                    Path::new("paddock-resolv.conf"),
-                    text.as_bytes(),
-                ),
-            )?;
-            let src = step("open-resolv-conf", made, open_beneath(s, rootfd, made))?;
-            let tree = step(
-                "clone-resolv-conf",
-                made,
-                detached_clone(s, src.as_fd(), false, RO | attr::NOEXEC),
-            )?;
-            let target = Path::new("etc/resolv.conf");
-            let t = step("open-resolv-conf", target, open_beneath(s, rootfd, target))?;
-            step(
-                "attach-resolv-conf",
-                target,
-                s.move_mount(tree.as_fd(), t.as_fd()),
-            )?;
-            s.remove(&Path::new(STAGING).join(made));
-        }
+        Kind::Other => cover_etc_file(s, rootfd, "resolv.conf", &text)?,
         Kind::Link => {
             let to = step("read-resolv-conf-link", host, s.read_link(host))?;
             let under_run = to

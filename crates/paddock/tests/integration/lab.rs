@@ -23,6 +23,7 @@ const NAMES: &[&str] = &[
     "own.lab.example",
     "h2.lab.example",
     "corp-only.lab.example",
+    "v6only.lab.example",
 ];
 
 pub struct Lab {
@@ -43,7 +44,7 @@ pub fn lab_policy() -> String {
     assert!(example.contains("allow = [\n"));
     example.replacen(
         "allow = [\n",
-        "allow = [\n  \"plain.lab.example:80\",\n  \"other.lab.example:443\",\n  \"own.lab.example:443\",\n  \"h2.lab.example:8443\",\n  \"corp-only.lab.example:443\",\n",
+        "allow = [\n  \"plain.lab.example:80\",\n  \"other.lab.example:443\",\n  \"own.lab.example:443\",\n  \"h2.lab.example:8443\",\n  \"corp-only.lab.example:443\",\n  \"v6only.lab.example:443\",\n",
         1,
     ) + r#"
 [[network.rules]]
@@ -93,12 +94,20 @@ impl Lab {
         let far: Vec<&str> = NAMES
             .iter()
             .copied()
-            .filter(|n| !["own.lab.example", "corp-only.lab.example"].contains(n))
+            .filter(|n| {
+                ![
+                    "own.lab.example",
+                    "corp-only.lab.example",
+                    "v6only.lab.example",
+                ]
+                .contains(n)
+            })
             .collect();
         std::fs::write(
             dir.join("hosts"),
             format!(
-                "127.0.0.1 localhost\n198.51.100.2 {}\n198.51.100.1 own.lab.example\n",
+                "127.0.0.1 localhost\n198.51.100.2 {}\n198.51.100.1 own.lab.example\n\
+                 2001:db8:100::2 v6only.lab.example\n",
                 far.join(" ")
             ),
         )
@@ -181,6 +190,11 @@ impl Lab {
         self.log("requests.jsonl")
     }
 
+    /// What the IPv6-only server received.
+    pub fn v6_requests(&self) -> Vec<serde_json::Value> {
+        self.log("v6-requests.jsonl")
+    }
+
     /// What the host service on this machine's own address received.
     pub fn own_requests(&self) -> Vec<serde_json::Value> {
         self.log("own-requests.jsonl")
@@ -218,12 +232,21 @@ c() { # c LABEL VIA URL [curl args]: prints LABEL VIA HTTP-CODE CONNECT-CODE REA
     case $via in
         connect) set -- --proxytunnel "$@" ;;
         socks5) set -- --proxy "$PADDOCK_SOCKS_PROXY" "$@" ;;
+        transparent) set -- --noproxy '*' "$@" ;;
         forward) ;;
     esac
     r=$(curl -s -o /dev/null --path-as-is --max-time 20 -H 'content-type: application/json' -w '%{http_code} %{http_connect} %header{x-paddock-reason}' "$@" "$url")
     printf '%s %s %s\n' "$label" "$via" "$r"
 }
-for v in connect socks5; do
+pc() { # pc VIA [curl args]: curl through that way in
+    via=$1; shift
+    case $via in
+        socks5) curl --proxy "$PADDOCK_SOCKS_PROXY" "$@" ;;
+        transparent) curl --noproxy '*' "$@" ;;
+        *) curl "$@" ;;
+    esac
+}
+for v in connect socks5 transparent; do
     c brokered-x-api-key $v $A/v1/messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d "{\"via\":\"$v-x\"}"
     c brokered-bearer $v $A/v1/messages -X POST -H "Authorization: Bearer $ANTHROPIC_API_KEY" -d "{\"via\":\"$v-b\"}"
     c canonical-forwarded $v $A/v1//./messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d "{\"via\":\"$v-c\"}"
@@ -258,10 +281,10 @@ for v in connect socks5; do
     c body-web-fetch $v $A/v1/messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d '{"tools":[{"type":"web_fetch_20250910","name":"web_fetch"}],"messages":[]}'
     c body-not-json $v $A/v1/messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d 'type=url&url=https://attacker.example/'
     c body-compressed $v $A/v1/messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -H 'content-encoding: gzip' --data-binary @secret.txt
-    echo "echo $v $(curl -s -i --max-time 20 $( [ $v = socks5 ] && echo --proxy $PADDOCK_SOCKS_PROXY ) $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e sk-ant-real) leaked"
-    echo "placeholder-back $v $(curl -s -i --max-time 20 $( [ $v = socks5 ] && echo --proxy $PADDOCK_SOCKS_PROXY ) $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e paddock-placeholder)"
+    echo "echo $v $(pc $v -s -i --max-time 20 $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e sk-ant-real) leaked"
+    echo "placeholder-back $v $(pc $v -s -i --max-time 20 $A/v1/models -H "x-api-key: $ANTHROPIC_API_KEY" | grep -c -e paddock-placeholder)"
 done
-for v in forward connect socks5; do
+for v in forward connect socks5 transparent; do
     c plaintext-secret $v http://api.anthropic.com:443/v1/messages -X POST -H "x-api-key: $ANTHROPIC_API_KEY" -d '{}'
     c plain-ok $v $P/ok
     c plain-foreign $v $P/x -H "Authorization: Bearer $ATT"
@@ -272,6 +295,8 @@ done
 python3 - <<'PY'
 import os, socket, ssl, json
 def tunnel(via):
+    if via == "transparent":
+        return socket.create_connection(("api.anthropic.com", 443), timeout=10)
     s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
     if via == "connect":
         s.sendall(b"CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n")
@@ -285,7 +310,7 @@ def tunnel(via):
         s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + (443).to_bytes(2, "big"))
         assert s.recv(10)[1] == 0
     return s
-for via in ("connect", "socks5"):
+for via in ("connect", "socks5", "transparent"):
     ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
     ctx.check_hostname = False
     try:
@@ -304,7 +329,7 @@ def raw(req):
 # A credential in a chunked trailer is never sent on.
 ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
 ctx.set_alpn_protocols(["http/1.1"])
-for via in ("connect", "socks5"):
+for via in ("connect", "socks5", "transparent"):
     t = ctx.wrap_socket(tunnel(via), server_hostname="api.anthropic.com")
     ph = os.environ["ANTHROPIC_API_KEY"]
     t.sendall(("POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: " + ph + "\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: x-api-key\r\n\r\n"
@@ -333,7 +358,7 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
             .collect()
     };
     // What the client was told.
-    for v in ["connect", "socks5"] {
+    for v in ["connect", "socks5", "transparent"] {
         for ok in [
             "brokered-x-api-key",
             "brokered-bearer",
@@ -422,7 +447,7 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
             "{ctx}"
         );
     }
-    for v in ["forward", "connect", "socks5"] {
+    for v in ["forward", "connect", "socks5", "transparent"] {
         assert!(
             line(&format!("plaintext-secret {v} 403"))
                 .first()
@@ -445,6 +470,7 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
     }
     assert_eq!(line("no-sni connect closed").len(), 1, "{ctx}");
     assert_eq!(line("no-sni socks5 closed").len(), 1, "{ctx}");
+    assert_eq!(line("no-sni transparent closed").len(), 1, "{ctx}");
     for raw in ["dup-host", "cl-te", "other-host-in-url"] {
         let l = &line(raw)[0];
         assert!(
@@ -497,6 +523,9 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
         ("socks5", "socks5-x"),
         ("socks5", "socks5-b"),
         ("socks5", "socks5-c"),
+        ("transparent", "transparent-x"),
+        ("transparent", "transparent-b"),
+        ("transparent", "transparent-c"),
     ] {
         assert!(
             reqs.iter()
@@ -531,12 +560,53 @@ fn every_entry_point_brokers_refuses_and_normalises_the_same() {
             "{code} not recorded: {ev:?}"
         );
     }
-    for via in ["http", "connect", "socks5"] {
+    for via in ["http", "connect", "socks5", "transparent"] {
         assert!(
             ev.iter().any(|e| e["via"] == via && e["allowed"] == true),
             "{via}: {ev:?}"
         );
     }
+}
+
+/// A server with an IPv6 address only, in the far namespace: reached
+/// through the proxy, and around it over the TUN device whether the client
+/// asks for an A or an AAAA record (the synthetic address says which name,
+/// the judge finds the server's real address). The server's log is the
+/// ground truth.
+#[test]
+fn an_ipv6_only_server_is_reached_through_the_proxy_and_around_it() {
+    let lab = Lab::new(&lab_policy());
+    let o = lab.run(
+        &[],
+        r#"
+curl -s -o /dev/null -w 'proxy %{http_code}\n' https://v6only.lab.example/one
+curl -s --noproxy '*' -4 -o /dev/null -w 'transparent-a %{http_code}\n' https://v6only.lab.example/two
+curl -s --noproxy '*' -6 -o /dev/null -w 'transparent-aaaa %{http_code}\n' https://v6only.lab.example/three
+"#,
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        out,
+        "proxy 200\ntransparent-a 200\ntransparent-aaaa 200\n",
+        "{}",
+        stderr(&o)
+    );
+    let paths: Vec<String> = lab
+        .v6_requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(paths, ["/one", "/two", "/three"], "{:?}", lab.v6_requests());
+    let ev = lab.events();
+    assert!(
+        ev.iter()
+            .filter(|e| e["host"] == "v6only.lab.example"
+                && e["via"] == "transparent"
+                && e["allowed"] == true)
+            .count()
+            == 2,
+        "{ev:?}"
+    );
 }
 
 /// The agent SDKs as pip and npm install them today, and Claude Code, under

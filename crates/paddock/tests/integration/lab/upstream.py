@@ -207,8 +207,12 @@ def npm_package(where, pkg):
         open(os.path.join(where, tarball.replace("/", "__")), "wb").write(tgz)
 
 
+class Server(http.server.ThreadingHTTPServer):
+    address_family = __import__("socket").AF_INET6 if ":" in ADDR else __import__("socket").AF_INET
+
+
 def serve(port, tls):
-    s = http.server.ThreadingHTTPServer((ADDR, port), H)
+    s = Server((ADDR, port), H)
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(D, "cert.pem"), os.path.join(D, "key.pem"))
