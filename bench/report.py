@@ -196,6 +196,9 @@ px = ["## Egress proxy", "",
       "| path | median latency (ms) | added (ms) | p90 (ms) | throughput (MiB/s) | vs direct |",
       "|---|---:|---:|---:|---:|---:|"]
 names = [("direct", "direct"), ("plain", "paddock, tunnel (`inspect = false`)"), ("inspected", "paddock, inspected HTTP/1.1 (the default)")]
+if p.get("viaproxy") and p.get("transparent"):
+    names.append(("viaproxy", "paddock, inspected, to the host's address through the proxy variables"))
+    names.append(("transparent", "paddock, inspected, to the host's address with no proxy variables (TUN, user-space stack)"))
 if p.get("srt"):
     names.append(("srt", "srt's proxy, CONNECT"))
 for k, label in names:
@@ -204,6 +207,11 @@ for k, label in names:
               f"{x['mib_per_s']:.0f} | {x['mib_per_s'] / d['mib_per_s']:.0%} |")
 ins = p["inspected"]["mib_per_s"] / d["mib_per_s"]
 targets.append(("proxy inspected throughput ≥ 50% of direct", f"{ins:.0%}", ins >= 0.5))
+if p.get("viaproxy") and p.get("transparent"):
+    tr = p["transparent"]["mib_per_s"] / d["mib_per_s"]
+    targets.append(("transparent path throughput ≥ 50% of direct", f"{tr:.0%}", tr >= 0.5))
+    added = p["transparent"]["median_ms"] - p["viaproxy"]["median_ms"]
+    targets.append(("transparent path latency ≤ proxy path + 1 ms", f"{added:+.2f} ms", added <= 1.0))
 if p.get("direct_h2") and p.get("inspected_h2"):
     dh, ih = p["direct_h2"], p["inspected_h2"]
     px += ["", "HTTP/2: curl --http2 against Node's http2 server, a fresh connection (and a fresh curl) "

@@ -30,7 +30,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+# Every address: the transparent path reaches it at the host's own address.
+s = http.server.ThreadingHTTPServer(("0.0.0.0", 0), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 s.socket = ctx.wrap_socket(s.socket, server_side=True)

@@ -307,6 +307,11 @@ impl Ctx {
     /// A limit was hit: one event per code per second at most, so a flood
     /// does not also flood the audit trail.
     pub fn limit_hit(&self, code: &'static str) {
+        self.limit_hit_via(code, Via::Connect)
+    }
+
+    /// [`Ctx::limit_hit`], for a limit met on the way in `via`.
+    pub fn limit_hit_via(&self, code: &'static str, via: Via) {
         let mut last = self.limit_events.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if last
@@ -317,7 +322,7 @@ impl Ctx {
         }
         last.insert(code, now);
         drop(last);
-        self.emit("-", 0, Via::Connect, Outcome::refused(code, None), now);
+        self.emit("-", 0, via, Outcome::refused(code, None), now);
     }
 
     /// Judge `raw_host:port` as the client named it, then resolve it — in

@@ -47,11 +47,11 @@ use crate::limits;
 use paddock_reasons::Reason;
 use paddock_types::transparent as t;
 
-/// The TUN device's MTU (the kernel's default for it).
-const MTU: usize = 1500;
+/// The TUN device's MTU.
+const MTU: usize = t::MTU as usize;
 /// Each connection's window, each way, in the stack and in the pipe to its
-/// task.
-const WINDOW: usize = 64 * 1024;
+/// task (pages are touched only as bytes arrive).
+const WINDOW: usize = 256 * 1024;
 /// Packets read from the device before the stack runs.
 const BURST: usize = 256;
 
@@ -126,6 +126,8 @@ struct Flow {
     ended: bool,
     /// The handshake completed once.
     established: bool,
+    /// When the task ended.
+    done_at: Option<Instant>,
 }
 
 /// What a connection is to, decided from its address alone.
@@ -217,6 +219,7 @@ pub async fn serve(fd: OwnedFd, ctx: Arc<Ctx>, slots: Arc<Semaphore>) {
             &mut flows,
             &mut by_key,
             &mut Context::from_waker(&waker),
+            ctx.cfg.limits.handshake,
         );
         answer_dns(&ctx, &pool, sockets.get_mut::<udp::Socket>(dns_udp));
         iface.poll(now(), &mut dev, &mut sockets);
@@ -230,6 +233,8 @@ pub async fn serve(fd: OwnedFd, ctx: Arc<Ctx>, slots: Arc<Semaphore>) {
         // (retransmission, keep-alive) — or a closed connection's removal.
         let delay = if flows.values().any(|f| f.ended) {
             Duration::from_millis(10)
+        } else if flows.values().any(|f| f.done_at.is_some()) {
+            Duration::from_secs(1)
         } else {
             iface
                 .poll_delay(now(), &sockets)
@@ -394,7 +399,7 @@ fn open(
     // Sockets waiting for their handshake count too: a SYN flood is
     // bounded by the same number as the proxy's connections.
     if flows.len() >= ctx.cfg.limits.connections.saturating_mul(2) {
-        ctx.limit_hit(Reason::NET_LIMIT_CONNECTIONS.code());
+        ctx.limit_hit_via(Reason::NET_LIMIT_CONNECTIONS.code(), Via::Transparent);
         return false;
     }
     let mut s = tcp::Socket::new(
@@ -432,6 +437,7 @@ fn open(
             task_done: false,
             ended: false,
             established: false,
+            done_at: None,
         },
     );
     by_key.insert((src, dst), h);
@@ -472,6 +478,7 @@ fn pump(
     flows: &mut HashMap<SocketHandle, Flow>,
     by_key: &mut HashMap<(SocketAddr, SocketAddr), SocketHandle>,
     cx: &mut Context<'_>,
+    grace: Duration,
 ) {
     let mut gone = Vec::new();
     for (h, f) in flows.iter_mut() {
@@ -524,10 +531,17 @@ fn pump(
                 Ok(Some(false)) => {}
                 Ok(Some(true)) => {
                     f.task_done = true;
+                    f.done_at = Some(Instant::now());
                     s.close();
                 }
                 _ => break,
             }
+        }
+        // The task is gone but the sandbox keeps its end open (it never
+        // closes, FIN-WAIT-2 has no end of its own): reset after the
+        // grace, so held sockets cannot fill the table.
+        if f.done_at.is_some_and(|t| t.elapsed() >= grace) && s.state() != tcp::State::Closed {
+            s.abort();
         }
         // Removed one pass after it closed: a reset the stack still has to
         // send (an abort above) goes out with the next poll first.

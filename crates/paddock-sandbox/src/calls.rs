@@ -268,6 +268,7 @@ impl Sys for Linux {
         use paddock_types::transparent as t;
         sys::tun_up(
             t::DEVICE,
+            t::MTU,
             &[
                 (t::SANDBOX_V4.into(), t::PREFIX_V4),
                 (t::SANDBOX_V6.into(), t::PREFIX_V6),

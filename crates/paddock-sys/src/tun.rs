@@ -37,7 +37,7 @@ const _: () = assert!(
 /// IPv6 address is given, for IPv6. The device's descriptor is returned
 /// non-blocking and close-on-exec: it reads and writes whole IP packets,
 /// and the device lives as long as the descriptor.
-pub fn tun_up(name: &str, addrs: &[(IpAddr, u8)]) -> io::Result<OwnedFd> {
+pub fn tun_up(name: &str, mtu: u32, addrs: &[(IpAddr, u8)]) -> io::Result<OwnedFd> {
     let path = c"/dev/net/tun";
     // SAFETY: `path` is NUL-terminated; open takes integers otherwise.
     let fd = check_int(unsafe {
@@ -51,6 +51,7 @@ pub fn tun_up(name: &str, addrs: &[(IpAddr, u8)]) -> io::Result<OwnedFd> {
     req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
     // SAFETY: `req` is a valid ifreq with the name and flags TUNSETIFF reads.
     check_int(unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, &mut req) })?;
+    set_mtu(name, mtu)?;
     link_up(name)?;
     let cname = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `cname` is NUL-terminated.
@@ -133,6 +134,20 @@ fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
         *dst = *src as libc::c_char;
     }
     Ok(req)
+}
+
+/// Set the MTU of the interface `name`.
+fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
+    // SAFETY: socket takes integers only.
+    let fd = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let sock = owned(libc::c_long::from(fd));
+    let mut req = ifreq_named(name)?;
+    req.ifr_ifru.ifru_mtu =
+        libc::c_int::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `req` is a valid ifreq naming the interface, with the MTU set.
+    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &req) }).map(drop)
 }
 
 /// Set `IFF_UP` on the interface `name`.
@@ -248,6 +263,7 @@ mod namespace_tests {
     fn tun_comes_up() {
         let fd = tun_up(
             "paddock0",
+            65520,
             &[
                 ("198.18.0.2".parse().unwrap(), 15),
                 ("fd70:6164:6463::2".parse().unwrap(), 48),

@@ -703,6 +703,81 @@ fn git_clones_over_ssh_through_the_transparent_path() {
     );
 }
 
+/// Connections the sandbox holds open after paddock's side ended (a
+/// refused destination, a finished exchange) are reset after the handshake
+/// limit: they cannot fill the stack's table and keep every later
+/// transparent connection out. Ground truth: the server's log.
+#[test]
+fn sockets_the_sandbox_never_closes_do_not_starve_the_transparent_path() {
+    let n = Net::new();
+    if !tun_usable() {
+        eprintln!("note: /dev/net/tun is not usable by this user; see the degraded-path test");
+        return;
+    }
+    let policy = n.ws.root.join("small-limits.toml");
+    // Held: eight connections to an address no name was given, never
+    // closed. Then plain HTTP to the allowed host, through the TUN device.
+    let script = r#"
+import socket, subprocess, time
+held = [socket.create_connection(("198.18.1.99", 80), 3) for _ in range(8)]
+time.sleep(4)
+r = subprocess.run(["curl", "-sS", "-m", "5", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}",
+                    "http://plain.test.example/after-the-flood"], capture_output=True, text=True)
+print("after", r.stdout, r.stderr.strip())
+"#;
+    std::fs::write(n.ws.proj.join("hold.py"), script).unwrap();
+    // A plain HTTP stand-in that logs each request line.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for c in plain.incoming().flatten() {
+                use std::io::{BufRead, Write};
+                let mut c = c;
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(&c).read_line(&mut line);
+                seen.lock().unwrap().push(line.trim().to_string());
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+    }
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"plain.test.example:80\", \"127.0.0.1:{plain_port}\"]\n\
+             [network.limits]\nconnections = 4\nhandshake_timeout = \"2s\"\n"
+        ),
+    )
+    .unwrap();
+    let o =
+        n.ws.paddock()
+            .env(
+                "PADDOCK_TEST_RESOLVE",
+                format!("plain.test.example=127.0.0.1:{plain_port}"),
+            )
+            .args([
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--",
+                "python3",
+                "hold.py",
+            ])
+            .output()
+            .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("after 200"), "{out}\n{}", stderr(&o));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["GET /after-the-flood HTTP/1.1"],
+        "{out}"
+    );
+}
+
 /// SOCKS5 on the same port, offered by name (`PADDOCK_SOCKS_PROXY`, not
 /// `ALL_PROXY`), under the same domain rules and the same inspection.
 #[test]
