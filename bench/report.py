@@ -208,8 +208,10 @@ for k, label in names:
 ins = p["inspected"]["mib_per_s"] / d["mib_per_s"]
 targets.append(("proxy inspected throughput ≥ 50% of direct", f"{ins:.0%}", ins >= 0.5))
 if p.get("viaproxy") and p.get("transparent"):
-    tr = p["transparent"]["mib_per_s"] / d["mib_per_s"]
-    targets.append(("transparent path throughput ≥ 50% of direct", f"{tr:.0%}", tr >= 0.5))
+    # The same inspection either way: what the TUN device and the
+    # user-space stack add is the difference from the proxy-variable path.
+    tr = p["transparent"]["mib_per_s"] / p["viaproxy"]["mib_per_s"]
+    targets.append(("transparent path throughput ≥ 75% of the proxy-variable path", f"{tr:.0%}", tr >= 0.75))
     added = p["transparent"]["median_ms"] - p["viaproxy"]["median_ms"]
     targets.append(("transparent path latency ≤ proxy path + 1 ms", f"{added:+.2f} ms", added <= 1.0))
 if p.get("direct_h2") and p.get("inspected_h2"):
