@@ -492,6 +492,7 @@ unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy NODE_USE
 echo "resolved=$(getent ahostsv4 api.test.example | head -1 | cut -d' ' -f1)"
 echo "resolved6=$(getent ahostsv6 api.test.example | head -1 | cut -d' ' -f1)"
 getent hosts evil.example >/dev/null; echo "refused-name=$?"
+echo "dig=$(dig +short api.test.example A) $(dig +tcp +short api.test.example AAAA) $(dig evil.example | grep -o 'status: [A-Z]*')"
 curl -sS --fail -X POST -H "x-api-key: $ANTHROPIC_API_KEY" https://api.test.example/v1/messages -d '{"m":1}' && echo
 python3 sock.py api.test.example "$ANTHROPIC_API_KEY"
 node fetch.js https://api.test.example/v1/models "$ANTHROPIC_API_KEY"
@@ -507,6 +508,10 @@ python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s
     assert!(lines[2].starts_with("resolved=198.1"), "{out}");
     assert!(lines[3].starts_with("resolved6=fd70:6164:6463:1:"), "{out}");
     assert_eq!(lines[4], "refused-name=2", "{out}");
+    // dig over UDP (with EDNS) and TCP: the same synthetic addresses.
+    let v4 = lines[2].trim_start_matches("resolved=");
+    let v6 = lines[3].trim_start_matches("resolved6=");
+    assert_eq!(lines[5], format!("dig={v4} {v6} status: REFUSED"), "{out}");
     assert_eq!(out.matches(r#"{"ok": true}"#).count(), 3, "{out}");
     assert!(
         out.contains("literal=") && !out.contains("literal=0"),
