@@ -1,4 +1,6 @@
-//! paddock's wire protocols, parsed and validated in one place.
+//! paddock's wire protocols, parsed and validated in one place: the
+//! control socket's requests, MCP's line framing, and ([`dns`]) the DNS
+//! messages of the transparent path.
 //!
 //! Requests arrive from programs paddock does not control: other tools on
 //! the control socket (docs/api.md), the MCP host on stdio. They are
@@ -9,6 +11,8 @@
 //! the server keeps serving.
 
 #![forbid(unsafe_code)]
+
+pub mod dns;
 
 use std::path::PathBuf;
 
