@@ -188,7 +188,7 @@ pub async fn serve(fd: OwnedFd, ctx: Arc<Ctx>, slots: Arc<Semaphore>) {
     let mut buf = vec![0u8; 65536];
     loop {
         // 1. The sandbox's packets, sorted; new connections get a socket.
-        for p in dev.rx.drain(..).collect::<Vec<_>>() {
+        for p in std::mem::take(&mut dev.rx) {
             match sort(&p, &ctx) {
                 Verdict::Drop => {}
                 Verdict::Stack => dev.rx.push_back(p),
@@ -383,8 +383,8 @@ fn shown(ip: IpAddr) -> String {
     }
 }
 
-/// Open the stack's side of a new connection and start its task. False
-/// when there is no room (the SYN then meets no socket and is reset).
+/// Open the stack's side of a new connection and start its task. With no
+/// room, nothing is opened (the SYN then meets no socket and is reset).
 #[allow(clippy::too_many_arguments)]
 fn open(
     ctx: &Arc<Ctx>,
@@ -395,12 +395,12 @@ fn open(
     by_key: &mut HashMap<(SocketAddr, SocketAddr), SocketHandle>,
     src: SocketAddr,
     dst: SocketAddr,
-) -> bool {
+) {
     // Sockets waiting for their handshake count too: a SYN flood is
     // bounded by the same number as the proxy's connections.
     if flows.len() >= ctx.cfg.limits.connections.saturating_mul(2) {
         ctx.limit_hit_via(Reason::NET_LIMIT_CONNECTIONS.code(), Via::Transparent);
-        return false;
+        return;
     }
     let mut s = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0u8; WINDOW]),
@@ -424,7 +424,7 @@ fn open(
     })
     .is_err()
     {
-        return false;
+        return;
     }
     let h = sockets.add(s);
     let (ours, theirs) = tokio::io::duplex(WINDOW);
@@ -450,7 +450,6 @@ fn open(
         dst,
         dest,
     ));
-    true
 }
 
 fn destination(pool: &Pool, dst: SocketAddr) -> Dest {

@@ -25,21 +25,40 @@ const _: () = assert!(
 /// Bring the loopback interface up in the current network namespace
 /// (a new network namespace starts with `lo` down).
 pub fn loopback_up() -> io::Result<()> {
+    set_link_flags("lo", IFF_UP_RUNNING)
+}
+
+/// An `AF_INET` datagram socket, for interface ioctls.
+pub(crate) fn inet_ioctl_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket takes integers only.
     let fd = check_int(unsafe {
         libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
     })?;
-    let sock = owned(libc::c_long::from(fd));
+    Ok(owned(libc::c_long::from(fd)))
+}
+
+/// An ifreq naming `name` (at most 15 bytes, no NUL).
+pub(crate) fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
+    if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     // SAFETY: ifreq is plain data; zero is a valid initial value.
     let mut req = unsafe { std::mem::zeroed::<libc::ifreq>() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS writes the
-    // flags union member.
+    Ok(req)
+}
+
+/// Add `flags` to the interface `name`'s flags (read, then written back).
+pub(crate) fn set_link_flags(name: &str, flags: libc::c_short) -> io::Result<()> {
+    let sock = inet_ioctl_socket()?;
+    let mut req = ifreq_named(name)?;
+    // SAFETY: `req` is a valid ifreq naming the interface; SIOCGIFFLAGS
+    // writes the flags union member.
     check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
     // SAFETY: the flags member was initialised by SIOCGIFFLAGS above.
-    unsafe { req.ifr_ifru.ifru_flags |= IFF_UP_RUNNING };
+    unsafe { req.ifr_ifru.ifru_flags |= flags };
     // SAFETY: `req` is a valid ifreq with name and flags set.
     check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
 }

@@ -52,7 +52,7 @@ pub fn tun_up(name: &str, mtu: u32, addrs: &[(IpAddr, u8)]) -> io::Result<OwnedF
     // SAFETY: `req` is a valid ifreq with the name and flags TUNSETIFF reads.
     check_int(unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, &mut req) })?;
     set_mtu(name, mtu)?;
-    link_up(name)?;
+    set_link_flags(name, IFF_UP_FLAG)?;
     let cname = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `cname` is NUL-terminated.
     let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
@@ -123,48 +123,14 @@ pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<std::fs::Fil
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
 }
 
-/// An ifreq naming `name` (at most 15 bytes).
-fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
-    if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: ifreq is plain data; zero is a valid initial value.
-    let mut req = unsafe { std::mem::zeroed::<libc::ifreq>() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    Ok(req)
-}
-
 /// Set the MTU of the interface `name`.
 fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
-    // SAFETY: socket takes integers only.
-    let fd = check_int(unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-    })?;
-    let sock = owned(libc::c_long::from(fd));
+    let sock = inet_ioctl_socket()?;
     let mut req = ifreq_named(name)?;
     req.ifr_ifru.ifru_mtu =
         libc::c_int::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `req` is a valid ifreq naming the interface, with the MTU set.
     check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU, &req) }).map(drop)
-}
-
-/// Set `IFF_UP` on the interface `name`.
-fn link_up(name: &str) -> io::Result<()> {
-    // SAFETY: socket takes integers only.
-    let fd = check_int(unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
-    })?;
-    let sock = owned(libc::c_long::from(fd));
-    let mut req = ifreq_named(name)?;
-    // SAFETY: `req` is a valid ifreq naming the interface; SIOCGIFFLAGS
-    // writes the flags union member.
-    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
-    // SAFETY: the flags member was initialised by SIOCGIFFLAGS above.
-    unsafe { req.ifr_ifru.ifru_flags |= IFF_UP_FLAG };
-    // SAFETY: `req` is a valid ifreq with name and flags set.
-    check_int(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
 }
 
 #[allow(clippy::cast_possible_truncation)]

@@ -225,6 +225,17 @@ env = "ANTHROPIC_API_KEY"
         }
     }
 
+    /// A fixture for a transparent-path test, or None (with a note) where
+    /// this user cannot open /dev/net/tun: the degraded path is tested
+    /// apart.
+    fn with_tun() -> Option<Net> {
+        if !tun_usable() {
+            eprintln!("note: /dev/net/tun is not usable by this user; see the degraded-path test");
+            return None;
+        }
+        Some(Net::new())
+    }
+
     fn run(&self, script: &str) -> Output {
         self.run_env(script, &[])
     }
@@ -563,11 +574,9 @@ python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s
 /// sshd's log.
 #[test]
 fn git_clones_over_ssh_through_the_transparent_path() {
-    let n = Net::new();
-    if !tun_usable() {
-        eprintln!("note: /dev/net/tun is not usable by this user; see the degraded-path test");
+    let Some(n) = Net::with_tun() else {
         return;
-    }
+    };
     let d = &n.ws.outside;
     let sh = |c: &str| {
         let o = Command::new("sh")
@@ -714,11 +723,9 @@ fn git_clones_over_ssh_through_the_transparent_path() {
 /// transparent connection out. Ground truth: the server's log.
 #[test]
 fn sockets_the_sandbox_never_closes_do_not_starve_the_transparent_path() {
-    let n = Net::new();
-    if !tun_usable() {
-        eprintln!("note: /dev/net/tun is not usable by this user; see the degraded-path test");
+    let Some(n) = Net::with_tun() else {
         return;
-    }
+    };
     let policy = n.ws.root.join("small-limits.toml");
     // Held: eight connections to an address no name was given, never
     // closed. Then plain HTTP to the allowed host, through the TUN device.
