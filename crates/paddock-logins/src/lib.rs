@@ -1,0 +1,315 @@
+//! The host's logins, in their tools' own formats.
+//!
+//! A tool keeps its login where it always has: Claude Code in
+//! `~/.claude/.credentials.json`, `gh` in `~/.config/gh/hosts.yml`, npm in
+//! `~/.npmrc`, twine in `~/.pypirc`, curl and git in `~/.netrc`. This crate
+//! reads a secret at a key of such a document ([`Document::secret`]), shows
+//! the same document with every secret replaced by a placeholder that keeps
+//! the secret's shape ([`Document::masked`], [`placeholder`]) so that the
+//! tool's own format checks pass, and writes a refreshed login back into
+//! the tool's file in place, atomically ([`json_set`], [`replace_file`]).
+//!
+//! Nothing here talks to the network or to the sandbox: the egress proxy
+//! and the planner call it.
+
+#![forbid(unsafe_code)]
+
+mod formats;
+mod json;
+mod shape;
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+pub use formats::Format;
+pub use json::span as json_span;
+pub use shape::{placeholder, secret_like};
+
+/// A key inside a document: `a.b.c`, where a part holding dots is quoted
+/// (`"//registry.npmjs.org/:_authToken"`, `"github.com".oauth_token`).
+pub fn parse_key(key: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    for c in key.chars() {
+        match c {
+            '"' => {
+                if !quoted && !cur.is_empty() {
+                    return Err(format!("`{key}`: a quote inside a part"));
+                }
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                if cur.is_empty() && !was_quoted {
+                    return Err(format!("`{key}`: an empty part"));
+                }
+                parts.push(std::mem::take(&mut cur));
+                was_quoted = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("`{key}`: an unclosed quote"));
+    }
+    if cur.is_empty() && !was_quoted {
+        return Err(format!("`{key}`: an empty part"));
+    }
+    parts.push(cur);
+    Ok(parts)
+}
+
+/// One login document as read from the host.
+#[derive(Clone)]
+pub struct Document {
+    /// Its format.
+    pub format: Format,
+    /// Its text.
+    pub text: String,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("format", &self.format)
+            .field("text", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Document {
+    /// The secret at `key` (a string value; `raw`: the whole document,
+    /// trimmed, and `key` empty).
+    pub fn secret(&self, key: &[String]) -> Result<String, String> {
+        let v = formats::lookup(self.format, &self.text, key)?;
+        if v.is_empty() {
+            return Err(format!("`{}` is empty", key.join(".")));
+        }
+        Ok(v)
+    }
+
+    /// The document as the sandbox sees it: each `(secret, placeholder)`
+    /// in `brokered` swapped, and every other value that looks like a
+    /// secret replaced by a placeholder of its shape that stands for
+    /// nothing (a token no rule brokers never enters the sandbox either).
+    /// `fill` supplies randomness. Fails closed: a secret that does not
+    /// appear verbatim in the text (escaped) cannot be masked.
+    pub fn masked(
+        &self,
+        brokered: &[(String, String)],
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<String, String> {
+        let mut pairs: Vec<(String, String)> = brokered.to_vec();
+        for v in formats::values(self.format, &self.text)? {
+            if secret_like(&v) && !pairs.iter().any(|(s, _)| *s == v) {
+                let dead = placeholder(&v, fill);
+                pairs.push((v, dead));
+            }
+        }
+        // Longer secrets first: one that contains another is swapped whole.
+        pairs.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        let mut out = self.text.clone();
+        for (secret, ph) in &pairs {
+            if !out.contains(secret.as_str()) {
+                return Err(
+                    "a secret in it is written in an escaped form paddock cannot replace".into(),
+                );
+            }
+            out = out.replace(secret.as_str(), ph);
+        }
+        Ok(out)
+    }
+}
+
+/// Set values in a JSON document in place: each `(key, value)` replaces
+/// the value at that key (it must exist), everything else stays byte for
+/// byte (the tool's formatting, its key order, fields paddock does not
+/// know).
+pub fn json_set(doc: &str, sets: &[(Vec<String>, serde_json::Value)]) -> Result<String, String> {
+    let mut out = doc.to_string();
+    for (key, value) in sets {
+        let r = json::span(&out, key)?;
+        out.replace_range(r, &value.to_string());
+    }
+    serde_json::from_str::<serde_json::Value>(&out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Replace the host file at `path` with `content` as one step: a new file
+/// beside it (same mode, created exclusively, never through a link),
+/// written and synced, renamed over the old name (which replaces a link
+/// rather than writing through it), the folder synced. A reader sees the
+/// old document or the new one, never part of one.
+pub fn replace_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?;
+    let old = std::fs::symlink_metadata(path)?;
+    if !old.file_type().is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let mode = old.permissions().mode() & 0o7777;
+    let mut rnd = [0u8; 6];
+    fill_random(&mut rnd);
+    let tmp = dir.join(format!(
+        ".{}.paddock-{}",
+        name.to_string_lossy(),
+        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    let done = (|| {
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        if old.uid() != f.metadata()?.uid() {
+            return Err(std::io::Error::other(format!(
+                "{} belongs to another user",
+                path.display()
+            )));
+        }
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// Fill `buf` from the kernel's random source.
+pub fn fill_random(buf: &mut [u8]) {
+    use std::io::Read;
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+    assert!(ok.is_ok(), "/dev/urandom is readable on Linux");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_split_on_dots_outside_quotes() {
+        assert_eq!(parse_key("a.b").unwrap(), ["a", "b"]);
+        assert_eq!(
+            parse_key("\"//registry.npmjs.org/:_authToken\"").unwrap(),
+            ["//registry.npmjs.org/:_authToken"]
+        );
+        assert_eq!(
+            parse_key("\"github.com\".oauth_token").unwrap(),
+            ["github.com", "oauth_token"]
+        );
+        for bad in ["", "a..b", "a.", "\"a", "a\"b\""] {
+            assert!(parse_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn counter() -> impl FnMut(&mut [u8]) {
+        let mut n = 0u8;
+        move |b: &mut [u8]| {
+            for x in b {
+                n = n.wrapping_mul(31).wrapping_add(7);
+                *x = n;
+            }
+        }
+    }
+
+    #[test]
+    fn a_claude_login_is_masked_with_shaped_placeholders() {
+        let doc = Document {
+            format: Format::Json,
+            text: r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-AAAAbbbbCCCCdddd1111eeeeFFFF2222gggg","refreshToken":"sk-ant-ort01-ZZZZyyyyXXXXwwww9999vvvvUUUU8888tttt","expiresAt":1764000000000,"scopes":["user:inference"],"subscriptionType":"max"},"other":"ghp_aaaaBBBBccccDDDDeeee1111ffff"}"#.into(),
+        };
+        let at = parse_key("claudeAiOauth.accessToken").unwrap();
+        let access = doc.secret(&at).unwrap();
+        assert!(access.starts_with("sk-ant-oat01-"));
+        let mut fill = counter();
+        let ph = placeholder(&access, &mut fill);
+        let out = doc
+            .masked(&[(access.clone(), ph.clone())], &mut fill)
+            .unwrap();
+        assert!(out.contains(&ph), "{out}");
+        assert!(!out.contains(&access));
+        assert!(!out.contains("sk-ant-ort01-ZZZZ"), "{out}");
+        assert!(
+            !out.contains("ghp_aaaa"),
+            "an unbrokered token stays out too: {out}"
+        );
+        assert!(out.contains("\"expiresAt\":1764000000000"));
+        assert!(out.contains("\"subscriptionType\":\"max\""));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["claudeAiOauth"]["refreshToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk-ant-ort01-"));
+    }
+
+    #[test]
+    fn an_escaped_secret_fails_closed() {
+        let doc = Document {
+            format: Format::Json,
+            text: r#"{"t":"sk-ant-\u0041AAAbbbbCCCCdddd1111eeee"}"#.into(),
+        };
+        let s = doc.secret(&parse_key("t").unwrap()).unwrap();
+        let e = doc.masked(&[(s, "x".into())], &mut counter()).unwrap_err();
+        assert!(e.contains("escaped"), "{e}");
+    }
+
+    #[test]
+    fn json_set_keeps_everything_else() {
+        let doc = "{\n  \"o\": {\"a\": \"old\", \"n\": 1},\n  \"z\": [1, 2]\n}\n";
+        let out = json_set(
+            doc,
+            &[
+                (parse_key("o.a").unwrap(), serde_json::json!("new")),
+                (parse_key("o.n").unwrap(), serde_json::json!(99)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "{\n  \"o\": {\"a\": \"new\", \"n\": 99},\n  \"z\": [1, 2]\n}\n"
+        );
+        assert!(json_set(doc, &[(parse_key("o.b").unwrap(), serde_json::json!(1))]).is_err());
+    }
+
+    #[test]
+    fn replace_file_is_atomic_keeps_the_mode_and_never_follows_a_link() {
+        let d = std::env::temp_dir().join(format!("paddock-logins-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("creds.json");
+        std::fs::write(&f, "{}").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        replace_file(&f, b"{\"a\":1}").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "{\"a\":1}");
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A link at the name: refused, its target untouched.
+        let target = d.join("bashrc");
+        std::fs::write(&target, "keep").unwrap();
+        let l = d.join("link.json");
+        std::os::unix::fs::symlink(&target, &l).unwrap();
+        assert!(replace_file(&l, b"x").is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            3,
+            "no temporary file left"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
