@@ -16,7 +16,9 @@
 
 mod formats;
 mod json;
+pub mod keyring;
 mod shape;
+mod store;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -25,6 +27,7 @@ use std::path::Path;
 pub use formats::Format;
 pub use json::span as json_span;
 pub use shape::{placeholder, secret_like};
+pub use store::Store;
 
 /// A key inside a document: `a.b.c`, where a part holding dots is quoted
 /// (`"//registry.npmjs.org/:_authToken"`, `"github.com".oauth_token`).

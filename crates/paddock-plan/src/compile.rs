@@ -506,7 +506,25 @@ pub(crate) fn compile(
             );
         }
     }
+    // A login file's masked copy goes into the private home; where a
+    // mount shows the folder from the host, it cannot.
+    let files: Vec<(PathBuf, String)> = egress.map(|g| g.files().to_vec()).unwrap_or_default();
+    for (p, _) in &files {
+        if let Some(m) = mounts.iter().find(|m| p.starts_with(&m.target)) {
+            return Err(CliError::new(
+                Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
+                format!(
+                    "the login file {} lies in {} ({}), shown from the host: the sandbox would see the real login",
+                    p.display(),
+                    m.target.display(),
+                    m.origin
+                ),
+                "mount the folder's other contents instead (its subfolders), or leave it out",
+            ));
+        }
+    }
     Ok(SandboxSpec {
+        files,
         argv: flags.argv.clone(),
         env,
         workdir,

@@ -42,7 +42,9 @@ pub struct Egress {
     bundle: PathBuf,
     system_bundle: Option<PathBuf>,
     ca: Arc<SessionCa>,
-    credentials: Vec<(String, Brokered)>,
+    credentials: Vec<(Option<String>, Brokered)>,
+    logins: Vec<Arc<paddock_proxy::refresh::Login>>,
+    files: Vec<(PathBuf, String)>,
     upstream: Option<paddock_proxy::UpstreamProxy>,
 }
 
@@ -107,19 +109,6 @@ fn upstream_proxy(
     }))
 }
 
-fn placeholder() -> Result<String, CliError> {
-    let mut b = [0u8; 16];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(io)?,
-        &mut b,
-    )
-    .map_err(io)?;
-    Ok(format!(
-        "paddock-placeholder-{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    ))
-}
-
 fn io(e: std::io::Error) -> CliError {
     CliError::new(
         Reason::HOST_IO_ERROR.code(),
@@ -158,63 +147,7 @@ impl Egress {
         let bundle = dir.join("ca-bundle.pem");
         std::fs::write(&bundle, pem).map_err(io)?;
 
-        let mut credentials = Vec::new();
-        for c in &eff.credentials {
-            let v = &c.value;
-            let origin = c.origin.describe();
-            let secret = if let Some(name) = v.source.strip_prefix("env:") {
-                host.env
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, val)| val.to_string_lossy().into_owned())
-                    .ok_or_else(|| {
-                        CliError::new(
-                            Reason::NET_CREDENTIAL_SOURCE_MISSING.code(),
-                            format!(
-                                "credential for {} ({origin}) reads ${name}, which is not set",
-                                v.host
-                            ),
-                            format!("export {name}=... before running paddock"),
-                        )
-                    })?
-            } else if let Some(path) = v.source.strip_prefix("file:") {
-                let path = path
-                    .strip_prefix("~/")
-                    .map(|r| host.home.join(r))
-                    .unwrap_or_else(|| PathBuf::from(path));
-                std::fs::read_to_string(&path)
-                    .map(|s| s.trim().to_string())
-                    .map_err(|e| {
-                        CliError::new(
-                            Reason::NET_CREDENTIAL_SOURCE_MISSING.code(),
-                            format!(
-                                "credential for {} ({origin}) reads {}: {e}",
-                                v.host,
-                                path.display()
-                            ),
-                            "create the file or fix the path",
-                        )
-                    })?
-            } else {
-                return Err(CliError::new(
-                    Reason::NET_CREDENTIAL_SOURCE_UNSUPPORTED.code(),
-                    format!(
-                        "credential for {} ({origin}): `{}` sources are not supported yet",
-                        v.host, v.source
-                    ),
-                    "use env:NAME or file:PATH",
-                ));
-            };
-            credentials.push((
-                v.env.clone(),
-                Brokered {
-                    host: v.host.to_ascii_lowercase(),
-                    env: v.env.clone(),
-                    placeholder: placeholder()?,
-                    secret,
-                },
-            ));
-        }
+        let resolved = crate::logins::resolve(eff, host)?;
         let upstream = upstream_proxy(eff, host)?;
         Ok(Egress {
             upstream,
@@ -224,8 +157,15 @@ impl Egress {
             bundle,
             system_bundle,
             ca,
-            credentials,
+            credentials: resolved.credentials,
+            logins: resolved.logins,
+            files: resolved.files,
         })
+    }
+
+    /// Masked login documents the sandbox sees: (path; text).
+    pub fn files(&self) -> &[(PathBuf, String)] {
+        &self.files
     }
 
     /// The CA bundle file on the host.
@@ -273,7 +213,9 @@ impl Egress {
             env.push((k.to_string(), self.bundle_inside(level)));
         }
         for (name, b) in &self.credentials {
-            env.push((name.clone(), b.placeholder.clone()));
+            if let Some(name) = name {
+                env.push((name.clone(), b.placeholder.clone()));
+            }
         }
         env
     }
@@ -349,6 +291,7 @@ impl Egress {
             peer_uid: None,
             policy: Arc::new(eff.clone()),
             credentials: self.credentials.iter().map(|(_, b)| b.clone()).collect(),
+            logins: self.logins.clone(),
             ca: Some(self.ca.clone()),
             upstream_tls,
             resolve,

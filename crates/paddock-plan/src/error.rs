@@ -80,7 +80,7 @@ impl From<paddock_sandbox::SandboxError> for CliError {
 mod tests {
     /// Literals that look like reason codes but are not: environment
     /// variables paddock reads or sets, and test data.
-    const NOT_CODES: &[&str] = &["WEB_FETCH"];
+    const NOT_CODES: &[&str] = &["WEB_FETCH", "DBUS_SESSION_BUS_ADDRESS"];
     const ENV_PREFIXES: &[&str] = &[
         "PADDOCK_",
         "OTEL_",

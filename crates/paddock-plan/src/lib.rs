@@ -18,6 +18,7 @@ pub mod error;
 pub mod footprint;
 pub mod host;
 pub mod isolation;
+pub mod logins;
 pub mod places;
 pub mod policy_files;
 

@@ -268,10 +268,54 @@ pub struct Credential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     /// Where the real secret comes from: `env:NAME`, `file:PATH` or
-    /// `keyring:NAME`.
-    pub source: String,
+    /// `keyring:ATTR=VALUE,...` (a Secret Service item). Left out with
+    /// `file`: that file on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The variable that holds the placeholder inside the sandbox.
-    pub env: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A login document the tool reads at this path (`~/...`, in the
+    /// private home): the sandbox sees it with every secret replaced by a
+    /// placeholder of the secret's shape. Without `source`, the host's
+    /// file at the same path is where the secret is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Where in the document the secret is: `a.b.c`, parts holding dots
+    /// quoted (`'"//registry.npmjs.org/:_authToken"'`). Without it, the
+    /// whole source is the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The document's format: `json`, `toml`, `ini`, `npmrc`, `netrc`,
+    /// `yaml` (gh's `hosts.yml`) or `raw`; by default from the file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// A missing source is skipped (with a note) instead of refused: one
+    /// policy serves users with either of two logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+    /// This secret is an OAuth refresh token for `url`: paddock swaps it
+    /// in the refresh request's body, stores the new tokens on the host
+    /// and answers the sandbox with placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Refresh>,
+}
+
+/// `refresh = { ... }` of a credential: an OAuth 2 token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    /// The token endpoint, `https://HOST/PATH`; HOST is the credential's.
+    pub url: String,
+    /// The key of the access token in the same document (the credential
+    /// that carries it is the one with this `key`).
+    pub access: String,
+    /// The key of the expiry in the document, updated from `expires_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// `ms` (Unix milliseconds, the default) or `s` (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_unit: Option<String>,
 }
 
 /// `[process]`.

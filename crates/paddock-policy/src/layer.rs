@@ -536,22 +536,172 @@ impl ParsedLayer {
             }
             for (i, c) in n.credentials.iter().flatten().enumerate() {
                 let at = |k| [Key("network"), Key("credentials"), Idx(i), Key(k)];
-                if !["env:", "file:", "keyring:"]
-                    .iter()
-                    .any(|p| c.source.starts_with(p) && c.source.len() > p.len())
+                match &c.source {
+                    Some(src)
+                        if !["env:", "file:", "keyring:"]
+                            .iter()
+                            .any(|p| src.starts_with(p) && src.len() > p.len()) =>
+                    {
+                        bad(
+                            &at("source"),
+                            format!("credential source `{src}` is not understood"),
+                            "write `env:NAME`, `file:PATH` or `keyring:ATTR=VALUE,...`",
+                        );
+                    }
+                    Some(src) if src.starts_with("keyring:") => {
+                        if let Err(why) = paddock_logins::keyring::parse_attributes(&src["keyring:".len()..]) {
+                            bad(&at("source"), why, "write e.g. `source = \"keyring:service=gh:github.com,username=alice\"`");
+                        }
+                    }
+                    Some(_) => {}
+                    None if c.file.is_none() => bad(
+                        &at("host"),
+                        format!("the credential for {} says nowhere where its secret is", c.host),
+                        "add `source = \"env:NAME\"` (or file:PATH, keyring:...), or `file = \"~/...\"` for a tool's login file",
+                    ),
+                    None => {}
+                }
+                match &c.env {
+                    Some(e) if !valid_env_name(e) => bad(
+                        &at("env"),
+                        format!("`{e}` is not a variable name"),
+                        "write e.g. `env = \"ANTHROPIC_API_KEY\"`",
+                    ),
+                    None if c.file.is_none() => bad(
+                        &at("host"),
+                        format!("the sandbox would never see the placeholder of the credential for {}", c.host),
+                        "add `env = \"NAME\"` (a variable holding it) or `file = \"~/...\"` (the tool's login file)",
+                    ),
+                    _ => {}
+                }
+                if let Some(f) = &c.file {
+                    let plain = f.starts_with('/') || (f.starts_with("~/") && f.len() > 2);
+                    if !plain {
+                        bad(
+                            &at("file"),
+                            format!("`{f}` is not a path in the home"),
+                            "write the path the tool reads, e.g. `file = \"~/.claude/.credentials.json\"`",
+                        );
+                    }
+                    if c.source.as_deref().is_some_and(|s| s.starts_with("env:")) {
+                        bad(
+                            &at("source"),
+                            "an environment variable holds no document to show as `file`".into(),
+                            "leave `source` out to read the file itself, or use keyring:",
+                        );
+                    }
+                }
+                let doc_name = c
+                    .file
+                    .as_deref()
+                    .or_else(|| c.source.as_deref().and_then(|s| s.strip_prefix("file:")));
+                let format = match &c.format {
+                    Some(f) => match paddock_logins::Format::parse(f) {
+                        Some(f) => Some(f),
+                        None => {
+                            bad(
+                                &at("format"),
+                                format!("`{f}` is not a format paddock reads"),
+                                &format!(
+                                    "write one of {}",
+                                    paddock_logins::Format::NAMES.join(", ")
+                                ),
+                            );
+                            None
+                        }
+                    },
+                    None if c.key.is_some() => {
+                        let g = doc_name.and_then(paddock_logins::Format::guess);
+                        if g.is_none() {
+                            bad(
+                                &at("key"),
+                                "the document's format cannot be told from its name".into(),
+                                "add e.g. `format = \"json\"`",
+                            );
+                        }
+                        g
+                    }
+                    None => Some(paddock_logins::Format::Raw),
+                };
+                if let Some(k) = &c.key {
+                    if let Err(why) = paddock_logins::parse_key(k) {
+                        bad(
+                            &at("key"),
+                            why,
+                            "write e.g. `key = \"claudeAiOauth.accessToken\"`",
+                        );
+                    }
+                    if c.source.as_deref().is_some_and(|s| s.starts_with("env:")) {
+                        bad(
+                            &at("key"),
+                            "an environment variable has no keys".into(),
+                            "leave `key` out, or read a file",
+                        );
+                    }
+                    if format == Some(paddock_logins::Format::Raw) {
+                        bad(
+                            &at("key"),
+                            "a raw document has no keys".into(),
+                            "leave `key` out, or name the format",
+                        );
+                    }
+                } else if c.file.is_some()
+                    && format != Some(paddock_logins::Format::Raw)
+                    && c.format.is_some()
                 {
                     bad(
-                        &at("source"),
-                        format!("credential source `{}` is not understood", c.source),
-                        "write `env:NAME`, `file:PATH` or `keyring:NAME`",
+                        &at("key"),
+                        "a document with a format needs the key of its secret".into(),
+                        "add e.g. `key = \"token\"`",
                     );
                 }
-                if !valid_env_name(&c.env) {
-                    bad(
-                        &at("env"),
-                        format!("`{}` is not a variable name", c.env),
-                        "write e.g. `env = \"ANTHROPIC_API_KEY\"`",
-                    );
+                if let Some(r) = &c.refresh {
+                    let rat = |k| {
+                        [
+                            Key("network"),
+                            Key("credentials"),
+                            Idx(i),
+                            Key("refresh"),
+                            Key(k),
+                        ]
+                    };
+                    let url_host = r
+                        .url
+                        .strip_prefix("https://")
+                        .and_then(|rest| rest.split_once('/'))
+                        .map(|(h, _)| h);
+                    if url_host.is_none_or(|h| !h.eq_ignore_ascii_case(&c.host)) {
+                        bad(
+                            &rat("url"),
+                            format!("`{}` is not an https:// URL on {}", r.url, c.host),
+                            "write the token endpoint on the credential's host, e.g. `url = \"https://platform.claude.com/v1/oauth/token\"`",
+                        );
+                    }
+                    if c.key.is_none() || format != Some(paddock_logins::Format::Json) {
+                        bad(
+                            &rat("url"),
+                            "a refreshed login is written back into a JSON document, at keys"
+                                .into(),
+                            "read the refresh token from a JSON file or keyring item, with `key`",
+                        );
+                    }
+                    for (name, k) in [
+                        ("access", Some(&r.access)),
+                        ("expires_at", r.expires_at.as_ref()),
+                    ] {
+                        if let Some(Err(why)) = k.map(|k| paddock_logins::parse_key(k)) {
+                            bad(&rat(name), why, "write the key in the same document, e.g. `claudeAiOauth.accessToken`");
+                        }
+                    }
+                    if let Some(u) = &r.expires_unit {
+                        if u != "ms" && u != "s" {
+                            bad(
+                                &rat("expires_unit"),
+                                format!("`{u}` is not `ms` or `s`"),
+                                "write `ms` (Unix milliseconds) or `s`",
+                            );
+                        }
+                    }
                 }
                 if let Some(h) = &c.header {
                     if h.trim().is_empty() || h.contains(char::is_whitespace) {

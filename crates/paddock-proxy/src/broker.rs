@@ -182,75 +182,10 @@ fn names_a_credential(name: &str) -> bool {
             .any(|w| name.contains(w)))
 }
 
-const SECRET_PREFIXES: &[&str] = &[
-    "sk-",
-    "sk_",
-    "rk_",
-    "pk_live",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "npm_",
-    "pypi-",
-    "xoxb-",
-    "xoxp-",
-    "xoxa-",
-    "xoxr-",
-    "akia",
-    "asia",
-    "aiza",
-    "ya29.",
-    "hf_",
-    "eyj",
-];
-
-fn is_uuid(t: &str) -> bool {
-    let b = t.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-fn entropy(t: &str) -> f64 {
-    let mut counts = [0u32; 256];
-    for b in t.bytes() {
-        counts[usize::from(b)] += 1;
-    }
-    let n = f64::from(u32::try_from(t.len()).unwrap_or(u32::MAX));
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
-/// Does `t` look like a secret? Known token prefixes (20+ characters), or
-/// 24+ characters mixing upper case, lower case and digits with high
-/// entropy. UUIDs and pure hex do not count (ids, hashes).
+/// Does `t` look like a secret? (Known token prefixes, long mixed-case
+/// high-entropy strings; see [`paddock_logins::secret_like`].)
 pub fn secret_like(t: &str) -> bool {
-    if t.len() < 20 {
-        return false;
-    }
-    let lower = t.to_ascii_lowercase();
-    if SECRET_PREFIXES.iter().any(|p| lower.starts_with(p)) {
-        return true;
-    }
-    if t.len() < 24 || is_uuid(t) {
-        return false;
-    }
-    let upper = t.bytes().any(|b| b.is_ascii_uppercase());
-    let lowerc = t.bytes().any(|b| b.is_ascii_lowercase());
-    let digit = t.bytes().any(|b| b.is_ascii_digit());
-    upper && lowerc && digit && entropy(t) >= 4.0
+    paddock_logins::secret_like(t)
 }
 
 fn tokens(v: &str) -> impl Iterator<Item = &str> {
@@ -269,7 +204,7 @@ fn substitute(v: &str, mine: &[&Brokered]) -> (String, bool) {
     let mut hit = false;
     for c in mine {
         if out.contains(&c.placeholder) {
-            out = out.replace(&c.placeholder, &c.secret);
+            out = out.replace(&c.placeholder, &c.secret.get());
             hit = true;
         }
     }
@@ -313,6 +248,8 @@ pub struct Brokering {
     /// A real secret was put into the request (the answer must be
     /// scrubbed).
     pub injected: bool,
+    /// Which credential (its name, never its value).
+    pub used: Option<String>,
 }
 
 /// Screen and broker one request to `host` in place: its headers and its
@@ -355,6 +292,7 @@ pub fn broker(
         ));
     }
     let mut injected = false;
+    let mut used: Option<String> = None;
     // 3. Headers. The placeholder is swapped only where a credential goes
     //    (an auth header, a Basic password): anywhere else the host could
     //    be made to store or echo the real secret (a file name, a message,
@@ -441,6 +379,14 @@ pub fn broker(
         let mut new = text.clone();
         if ph_here {
             injected = true;
+            if let Some(c) = mine.iter().find(|c| {
+                text.contains(&c.placeholder)
+                    || decoded
+                        .as_deref()
+                        .is_some_and(|d| d.contains(&c.placeholder))
+            }) {
+                used.get_or_insert_with(|| c.env.clone());
+            }
             new = match decoded {
                 Some(up) if has_ph(&up) => format!(
                     "Basic {}",
@@ -507,9 +453,12 @@ pub fn broker(
                 let secret = mine
                     .iter()
                     .find(|c| c.placeholder == v)
-                    .map(|c| c.secret.as_str())
-                    .unwrap_or("");
-                swapped.push(format!("{k_raw}={}", pct_encode(secret)));
+                    .map(|c| {
+                        used.get_or_insert_with(|| c.env.clone());
+                        c.secret.get()
+                    })
+                    .unwrap_or_default();
+                swapped.push(format!("{k_raw}={}", pct_encode(&secret)));
             } else {
                 swapped.push(pair.to_string());
             }
@@ -526,7 +475,7 @@ pub fn broker(
         }
         *path_and_query = out;
     }
-    Ok(Brokering { injected })
+    Ok(Brokering { injected, used })
 }
 
 /// A raw query parameter name, decoded and normalised ([`query_name`]).
@@ -598,6 +547,11 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
         return None;
     }
     h.windows(n.len()).position(|w| w == n)
+}
+
+/// Every occurrence of `n` in `h` replaced by `with`.
+pub fn replace_all_bytes(h: &[u8], n: &[u8], with: &[u8]) -> Vec<u8> {
+    replace_all(h, n, with)
 }
 
 fn replace_all(h: &[u8], n: &[u8], with: &[u8]) -> Vec<u8> {
@@ -726,7 +680,7 @@ mod tests {
             host: host.into(),
             env: "KEY".into(),
             placeholder: ph.into(),
-            secret: secret.into(),
+            secret: crate::Secret::new(secret),
         }
     }
 
@@ -781,7 +735,7 @@ mod tests {
             ),
         ] {
             let (r, h, _) = run("api.example.com", &[(name, value)], "/v1/messages", &[]);
-            assert_eq!(r, Ok(Brokering { injected: true }), "{name}");
+            assert_eq!(r.map(|b| b.injected), Ok(true), "{name}");
             assert_eq!(h[name], want);
         }
         let b64 = base64::engine::general_purpose::STANDARD
@@ -883,7 +837,7 @@ mod tests {
             "/pkg/-/pkg-1.0.0.tgz?cache=0b4c8e625f7d4f3f",
             &[],
         );
-        assert_eq!(r, Ok(Brokering { injected: false }));
+        assert_eq!(r.map(|b| b.injected), Ok(false));
         let (r, _, _) = run(
             "app.example",
             &[("cookie", "session=abc")],

@@ -402,7 +402,7 @@ fn judge_request(
     parts: &mut hyper::http::request::Parts,
     t: &Target,
     plaintext: bool,
-) -> Result<(String, bool), Refused> {
+) -> Result<(String, broker::Brokering), Refused> {
     let raw_path = parts.uri.path().to_string();
     let method = parts.method.to_string();
     if parts.method == Method::CONNECT {
@@ -495,7 +495,7 @@ fn judge_request(
             path.clone(),
         )
     })?;
-    Ok((path, brokered.injected))
+    Ok((path, brokered))
 }
 
 /// Judge, broker and forward one HTTP request (plain when `tls` is None).
@@ -509,7 +509,7 @@ pub async fn forward(
 ) -> Response<Body> {
     let method = req.method().to_string();
     let (mut parts, body) = req.into_parts();
-    let (path, brokered) = match judge_request(ctx, &mut parts, t, tls.is_none()) {
+    let (path, brokering) = match judge_request(ctx, &mut parts, t, tls.is_none()) {
         Ok(ok) => ok,
         Err((code, why, path)) => {
             ctx.emit_at(
@@ -524,6 +524,8 @@ pub async fn forward(
             return refuse(code, &why);
         }
     };
+    let brokered = brokering.injected;
+    let used = brokering.used;
     if brokered || ctx.has_credential(&t.host) {
         // The answer is scanned for the secret; it must not be compressed.
         parts
@@ -543,6 +545,69 @@ pub async fn forward(
             return refuse(code, &why);
         }
     };
+    // An OAuth refresh paddock carries out: the real refresh token goes
+    // in, one refresh at a time (see `refresh`).
+    let login = (parts.method == Method::POST)
+        .then(|| crate::refresh::matching(&ctx.cfg.logins, &t.host, &path).cloned())
+        .flatten();
+    let mut body = body;
+    let mut refreshing = None;
+    if let Some(l) = &login {
+        let refused = |code: &'static str, why: String| {
+            ctx.emit_at(
+                t,
+                Outcome::refused(code, Some((&method, &path)))
+                    .because(&why)
+                    .with_credential(Some(&l.name)),
+                start,
+            );
+            refuse(code, &why)
+        };
+        let ct = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = match tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            http_body_util::Limited::new(body, crate::refresh::MAX).collect(),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c.to_bytes(),
+            _ => {
+                return refused(
+                    Reason::NET_BODY_UNREADABLE.code(),
+                    "the refresh request's body is too large, broke off or did not arrive".into(),
+                )
+            }
+        };
+        let guard = l.lock.clone().lock_owned().await;
+        let (doc, current) = match crate::refresh::current_refresh(l).await {
+            Ok(x) => x,
+            Err(why) => {
+                return refused(
+                    Reason::NET_CREDENTIAL_SOURCE_MISSING.code(),
+                    format!(
+                        "the login on the host cannot be read: {why}; sign in on the host again"
+                    ),
+                )
+            }
+        };
+        let new = match crate::refresh::request_body(l, ct.as_deref(), &bytes, &current) {
+            Ok(b) => b,
+            Err((code, why)) => return refused(code, why),
+        };
+        parts.headers.remove("transfer-encoding");
+        parts.headers.insert(
+            "content-length",
+            HeaderValue::from(u64::try_from(new.len()).unwrap_or(u64::MAX)),
+        );
+        body = Full::new(Bytes::from(new))
+            .map_err(|never| match never {})
+            .boxed();
+        refreshing = Some((guard, doc, current));
+    }
     let websocket = parts.headers.contains_key("upgrade");
     let mut req = Request::from_parts(parts, body);
     // The sandbox's side of an allowed WebSocket, once the server agrees.
@@ -645,6 +710,14 @@ pub async fn forward(
             });
             r.map(|_| empty())
         }
+        Ok(r) if refreshing.is_some() => {
+            lease.conn.activity.served();
+            let (guard, doc, current) = refreshing.take().expect("checked");
+            let l = login.as_ref().expect("a refresh has its login");
+            let answer = refreshed(ctx, t, rq, start, l, r, &doc, &current).await;
+            drop(guard);
+            answer
+        }
         Ok(r) => {
             lease.conn.activity.served();
             let down = r
@@ -652,7 +725,11 @@ pub async fn forward(
                 .get("content-length")
                 .and_then(|v| v.to_str().ok()?.parse().ok())
                 .unwrap_or(0u64);
-            ctx.emit_at(t, Outcome::allowed(rq, up, down), start);
+            ctx.emit_at(
+                t,
+                Outcome::allowed(rq, up, down).with_credential(used.as_deref()),
+                start,
+            );
             let secrets = ctx.secrets(&t.host);
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());
@@ -691,12 +768,129 @@ pub async fn forward(
                     code: Reason::NET_UPSTREAM_ERROR.code(),
                     up,
                     down: 0,
+                    credential: None,
                 },
                 start,
             );
             bad_gateway(&format!("{}: {e}", t.host))
         }
     }
+}
+
+/// The answer to a refresh paddock carried out: on success the new tokens
+/// are stored on the host and the sandbox gets placeholders; otherwise the
+/// server's answer, with the real refresh token scrubbed.
+#[allow(clippy::too_many_arguments)]
+async fn refreshed(
+    ctx: &Ctx,
+    t: &Target,
+    rq: Option<(&str, &str)>,
+    start: Instant,
+    l: &crate::refresh::Login,
+    r: Response<Incoming>,
+    doc: &str,
+    current: &str,
+) -> Response<Body> {
+    let (mut parts, body) = r.into_parts();
+    let encoded = parts
+        .headers
+        .get_all("content-encoding")
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        http_body_util::Limited::new(body, crate::refresh::MAX).collect(),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Ok(c)) if !encoded => c.to_bytes(),
+        _ => {
+            ctx.emit_at(
+                t,
+                Outcome::refused(Reason::NET_UPSTREAM_ERROR.code(), rq)
+                    .because("the token endpoint's answer is compressed, too large or broke off")
+                    .with_credential(Some(&l.name)),
+                start,
+            );
+            return bad_gateway("the token endpoint's answer could not be read whole");
+        }
+    };
+    let ok = parts.status == StatusCode::OK;
+    let parsed = if ok {
+        crate::refresh::answer(l, &bytes)
+    } else {
+        None
+    };
+    let out = match parsed {
+        Some((tokens, out)) => {
+            if let Err(why) = crate::refresh::store(l, doc, &tokens).await {
+                ctx.emit_at(
+                    t,
+                    Outcome::refused(Reason::NET_LOGIN_NOT_STORED.code(), rq)
+                        .because(&why)
+                        .with_credential(Some(&l.name)),
+                    start,
+                );
+                return bad_gateway(&format!(
+                    "the refreshed login could not be stored on the host ({why}); the host's login is unchanged"
+                ));
+            }
+            let down = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            ctx.emit_at(
+                t,
+                Outcome {
+                    code: Reason::NET_LOGIN_REFRESHED.code(),
+                    ..Outcome::allowed(rq, 0, down)
+                }
+                .with_credential(Some(&l.name)),
+                start,
+            );
+            out
+        }
+        None => {
+            ctx.emit_at(
+                t,
+                Outcome::allowed(rq, 0, u64::try_from(bytes.len()).unwrap_or(u64::MAX))
+                    .with_credential(Some(&l.name)),
+                start,
+            );
+            // An error answer may echo what was sent.
+            let mut v = bytes.to_vec();
+            for (secret, ph) in [
+                (current.to_string(), l.refresh.0.clone()),
+                (l.access.1.get(), l.access.0.clone()),
+            ] {
+                if !secret.is_empty() {
+                    v = broker::replace_all_bytes(&v, secret.as_bytes(), ph.as_bytes());
+                }
+            }
+            v
+        }
+    };
+    broker::scrub_headers(
+        &mut parts.headers,
+        &[
+            (
+                current.as_bytes().to_vec(),
+                l.refresh.0.clone().into_bytes(),
+            ),
+            (
+                l.access.1.get().into_bytes(),
+                l.access.0.clone().into_bytes(),
+            ),
+        ],
+    );
+    parts.headers.remove("transfer-encoding");
+    parts.headers.insert(
+        "content-length",
+        HeaderValue::from(u64::try_from(out.len()).unwrap_or(u64::MAX)),
+    );
+    Response::from_parts(
+        parts,
+        Full::new(Bytes::from(out))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 /// `host[:port]` as it goes in `Host` or `:authority`.

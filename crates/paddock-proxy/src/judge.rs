@@ -176,6 +176,8 @@ pub struct Outcome<'a> {
     pub code: &'a str,
     pub up: u64,
     pub down: u64,
+    /// The brokered credential used (its name).
+    pub credential: Option<&'a str>,
 }
 
 impl<'a> Outcome<'a> {
@@ -187,6 +189,7 @@ impl<'a> Outcome<'a> {
             code,
             up: 0,
             down: 0,
+            credential: None,
         }
     }
 
@@ -199,7 +202,14 @@ impl<'a> Outcome<'a> {
             code: Reason::NET_ALLOWED.code(),
             up,
             down,
+            credential: None,
         }
+    }
+
+    /// The brokered credential the request carried.
+    pub fn with_credential(mut self, name: Option<&'a str>) -> Self {
+        self.credential = name;
+        self
     }
 
     /// The refusal's reason in words, for the audit trail.
@@ -279,6 +289,7 @@ impl Ctx {
                     bytes_up: 0,
                     bytes_down: 0,
                     duration_ms: 0,
+                    credential: None,
                 });
             }
         }
@@ -296,6 +307,7 @@ impl Ctx {
                 bytes_up: o.up,
                 bytes_down: o.down,
                 duration_ms: start.elapsed().as_millis(),
+                credential: o.credential.map(str::to_string),
             });
         }
     }
@@ -502,7 +514,7 @@ impl Ctx {
             .filter(|c| c.host.eq_ignore_ascii_case(host))
             .map(|c| {
                 (
-                    c.secret.clone().into_bytes(),
+                    c.secret.get().into_bytes(),
                     c.placeholder.clone().into_bytes(),
                 )
             })

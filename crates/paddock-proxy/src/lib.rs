@@ -44,6 +44,7 @@ mod dns;
 mod http;
 mod judge;
 mod limits;
+pub mod refresh;
 mod sni;
 mod socks;
 mod transparent;
@@ -84,18 +85,46 @@ impl ProxyError {
     }
 }
 
+/// A real secret in paddock's memory. A refreshed login replaces it while
+/// the sandbox keeps its placeholder, so it is shared, not copied.
+#[derive(Clone)]
+pub struct Secret(Arc<std::sync::RwLock<String>>);
+
+impl Secret {
+    /// A secret holding `s`.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(Arc::new(std::sync::RwLock::new(s.into())))
+    }
+
+    /// Its value now.
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replace it (a refreshed token).
+    pub fn set(&self, s: String) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A credential the proxy injects.
 #[derive(Clone)]
 pub struct Brokered {
     /// The only host the secret goes to.
     pub host: String,
-    /// The variable that holds the placeholder inside the sandbox (for
-    /// messages).
+    /// The variable that holds the placeholder inside the sandbox, or the
+    /// login file and key (for messages and audit events; never a value).
     pub env: String,
     /// What the sandbox sees.
     pub placeholder: String,
     /// The real secret (never logged, never shown to the sandbox).
-    pub secret: String,
+    pub secret: Secret,
 }
 
 impl std::fmt::Debug for Brokered {
@@ -138,6 +167,10 @@ pub struct Event {
     pub bytes_down: u64,
     /// Duration, milliseconds.
     pub duration_ms: u128,
+    /// The brokered credential this request carried (its variable, or its
+    /// login file and key), never its value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Where events go.
@@ -162,6 +195,8 @@ pub struct Config {
     pub policy: Arc<paddock_policy::Effective>,
     /// Brokered credentials.
     pub credentials: Vec<Brokered>,
+    /// OAuth logins whose refresh paddock carries out for the sandbox.
+    pub logins: Vec<Arc<refresh::Login>>,
     /// The session CA (needed to inspect).
     pub ca: Option<Arc<SessionCa>>,
     /// TLS to upstream servers.
@@ -387,6 +422,7 @@ mod tests {
         let cfg = Config {
             policy: Arc::new(paddock_policy::Effective::default()),
             credentials: Vec::new(),
+            logins: Vec::new(),
             ca: None,
             upstream_tls: upstream_tls(None).unwrap(),
             resolve: HashMap::new(),

@@ -103,7 +103,13 @@ pub(crate) trait Sys {
     /// up, addressed and the default route; its descriptor.
     fn tun_up(&self) -> io::Result<OwnedFd>;
     /// Create `name` beneath `dir` (it must not exist yet) holding `content`.
-    fn write_new_file(&self, dir: BorrowedFd<'_>, name: &Path, content: &[u8]) -> io::Result<()>;
+    fn write_new_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        content: &[u8],
+        mode: u32,
+    ) -> io::Result<()>;
     /// The commands' Landlock ruleset for the level (None: none at all).
     fn landlock_ruleset(&self, p: &Prepared) -> Result<Option<RulesetCreated>, String>;
     /// pid 1's own Landlock domain (scopes only).
@@ -275,13 +281,19 @@ impl Sys for Linux {
             ],
         )
     }
-    fn write_new_file(&self, dir: BorrowedFd<'_>, name: &Path, content: &[u8]) -> io::Result<()> {
+    fn write_new_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &Path,
+        content: &[u8],
+        mode: u32,
+    ) -> io::Result<()> {
         use std::io::Write;
         let fd = sys::openat(
             dir,
             name,
             libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o644,
+            mode,
         )?;
         std::fs::File::from(fd).write_all(content)
     }

@@ -56,6 +56,9 @@ pub(crate) struct Prepared {
     pub level: crate::spec::Level,
     /// Level `no-userns`: the private home and /tmp on the host.
     pub scratch: Option<(PathBuf, PathBuf)>,
+    /// Login files to write in the private home: (path relative to the
+    /// home, text).
+    pub home_files: Vec<(PathBuf, String)>,
 }
 
 /// Sandbox paths no mount may cover: the sandbox builds them itself.
@@ -202,6 +205,31 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
                 p.display()
             )));
         }
+    }
+    // Login files: in the private home, at a plain path, not where a
+    // mount from the host would take them (the host's folder would get
+    // the file, or hide it).
+    let mut home_files = Vec::new();
+    for (path, text) in &spec.files {
+        let rel = match path.strip_prefix(&spec.home) {
+            Ok(r) if is_normal_absolute(path) && r.file_name().is_some() => r.to_path_buf(),
+            _ => {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "login file {} must be a plain path inside the home {}",
+                    path.display(),
+                    spec.home.display()
+                )))
+            }
+        };
+        if let Some(m) = spec.mounts.iter().find(|m| path.starts_with(&m.target)) {
+            return Err(SandboxError::InvalidSpec(format!(
+                "login file {} lies in the mount of {} ({}), where the sandbox would see the host's own file",
+                path.display(),
+                m.source.display(),
+                m.origin
+            )));
+        }
+        home_files.push((rel, text.clone()));
     }
     if spec.tmp_size_mib == 0 {
         return Err(SandboxError::InvalidSpec(
@@ -468,6 +496,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         audit_filter: observer_wanted(spec).then(|| seccomp::audit_program(spec.audit)),
         level: spec.level,
         scratch,
+        home_files,
         label: spec.label.as_ref().map(|l| {
             l.chars()
                 .filter(char::is_ascii_alphanumeric)
@@ -593,6 +622,7 @@ mod tests {
             mounts,
             protected: vec![".git".into()],
             hidden: vec![],
+            files: vec![],
             unix_sockets: vec![],
             tmp_size_mib: 64,
             hostname: "paddock".into(),

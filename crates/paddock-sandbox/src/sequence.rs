@@ -287,6 +287,14 @@ pub(crate) fn start_pid1_on_host<S: Sys>(
     for d in view.scratch.iter().flat_map(|(h, t)| [h, t]) {
         step("scratch-dirs", d, s.make_private_dirs(d))?;
     }
+    if let Some((home, _)) = view.scratch.as_ref().filter(|_| !p.home_files.is_empty()) {
+        let fd = step(
+            "open-home",
+            home,
+            s.open_path(None, home, libc::O_DIRECTORY, resolve::NO_SYMLINKS),
+        )?;
+        write_home_files(s, fd.as_fd(), &p.home_files)?;
+    }
     Ok(Pid1 {
         ruleset: finish_pid1(s, &view)?,
         host_view: Some(view),
@@ -911,6 +919,12 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
     if p.transparent {
         resolver_conf(s, rootfd)?;
     }
+    // Brokered logins: the tool finds its login file where it looks, with
+    // placeholders in it, before any mount could take the path.
+    if !p.home_files.is_empty() {
+        let home = step("open-home", &p.home, open_beneath(s, rootfd, rel(&p.home)))?;
+        write_home_files(s, home.as_fd(), &p.home_files)?;
+    }
 
     // 4. The user's mounts, parents first.
     let mut attached: Vec<PathBuf> = Vec::new();
@@ -979,6 +993,47 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
     Ok(covers)
 }
 
+/// Write the login files under `home` (an open folder): new folders 0700,
+/// each file created exclusively, 0600, never through a link.
+fn write_home_files<S: Sys>(
+    s: &S,
+    home: BorrowedFd<'_>,
+    files: &[(PathBuf, String)],
+) -> Result<(), StepError> {
+    for (rel, text) in files {
+        let mut dir = step(
+            "open-home",
+            rel,
+            s.open_path(Some(home), Path::new("."), libc::O_DIRECTORY, 0),
+        )?;
+        for comp in rel.parent().into_iter().flat_map(Path::components) {
+            let name = Path::new(comp.as_os_str());
+            match s.mkdirat(dir.as_fd(), name, 0o700) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => step::<()>("mkdir-login-file", rel, Err(e))?,
+            }
+            dir = step(
+                "mkdir-login-file",
+                rel,
+                s.open_path(
+                    Some(dir.as_fd()),
+                    name,
+                    libc::O_DIRECTORY,
+                    resolve::NO_SYMLINKS | resolve::BENEATH,
+                ),
+            )?;
+        }
+        let name = Path::new(rel.file_name().unwrap_or_default());
+        step(
+            "write-login-file",
+            rel,
+            s.write_new_file(dir.as_fd(), name, text.as_bytes(), 0o600),
+        )?;
+    }
+    Ok(())
+}
+
 /// Cover the host's `/etc/NAME` (a regular file) with a read-only file
 /// holding `text`: written into the sandbox's own /run, cloned over the
 /// host's file (which is untouched), its source name removed again so
@@ -995,7 +1050,7 @@ fn cover_etc_file<S: Sys>(
     step(
         "write-etc-cover",
         &made,
-        s.write_new_file(run.as_fd(), Path::new(&file), text.as_bytes()),
+        s.write_new_file(run.as_fd(), Path::new(&file), text.as_bytes(), 0o644),
     )?;
     let src = step("open-etc-cover", &made, open_beneath(s, rootfd, &made))?;
     let tree = step(
@@ -1063,7 +1118,7 @@ fn resolver_conf<S: Sys>(s: &S, rootfd: BorrowedFd<'_>) -> Result<(), StepError>
                 step(
                     "write-resolv-conf",
                     &file,
-                    s.write_new_file(dir.as_fd(), name, text.as_bytes()),
+                    s.write_new_file(dir.as_fd(), name, text.as_bytes(), 0o644),
                 )?;
             }
         }
@@ -1629,6 +1684,7 @@ mod tests {
             dir: BorrowedFd<'_>,
             name: &Path,
             _content: &[u8],
+            _mode: u32,
         ) -> io::Result<()> {
             let p = beneath(&self.name(dir)).unwrap_or_default().join(name);
             self.call("write", p.display().to_string())?;
@@ -1737,6 +1793,7 @@ mod tests {
             mounts: vec![],
             protected: vec![".git".into()],
             hidden: vec![],
+            files: vec![],
             unix_sockets: vec![],
             tmp_size_mib: 64,
             hostname: "paddock".into(),
@@ -1793,6 +1850,7 @@ mod tests {
             level,
             scratch: (level == Level::NoUserns)
                 .then(|| ("/tmp/s/home".into(), "/tmp/s/tmp".into())),
+            home_files: vec![(".claude/.credentials.json".into(), "{}".into())],
         }
     }
 
@@ -1852,6 +1910,37 @@ mod tests {
         let ro_clone = fake.index("setattr tree:host:/work/ref ro");
         assert!(ro_clone < root);
         assert!(fake.index("setattr tree:host:/work rw") < root);
+    }
+
+    #[test]
+    fn login_files_are_written_in_the_private_home_before_any_mount() {
+        let fake = Fake::default();
+        build_root(&fake, &prepared(Level::Full, AuditLevel::Writes)).expect("root built");
+        let log = fake.log.borrow().clone();
+        let write = log
+            .iter()
+            .position(|l| l.starts_with("write ") && l.ends_with(".claude/.credentials.json"))
+            .unwrap_or_else(|| panic!("no login file written: {log:#?}"));
+        assert!(fake.index("attach tree:host:/work root:work") > write);
+        let home = log
+            .iter()
+            .position(|l| l.starts_with("attach ") && l.ends_with("root:home/u"))
+            .unwrap_or_else(|| panic!("no home: {log:#?}"));
+        assert!(home < write, "{log:#?}");
+        // At no-userns the host folder of the private home gets it.
+        let fake = Fake::default();
+        pid1(&fake, &prepared(Level::NoUserns, AuditLevel::Writes)).expect("pid 1 set up");
+        let log = fake.log.borrow().clone();
+        assert!(
+            fake.index("mkdir-private /tmp/s/home")
+                < log
+                    .iter()
+                    .position(
+                        |l| l.starts_with("write ") && l.ends_with(".claude/.credentials.json")
+                    )
+                    .unwrap_or_else(|| panic!("no login file at no-userns: {log:#?}")),
+            "{log:#?}"
+        );
     }
 
     #[test]

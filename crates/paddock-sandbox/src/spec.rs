@@ -55,6 +55,12 @@ pub struct SandboxSpec {
     /// a mount from the host is refused (`NET_UNIX_HOST_SOCKET`).
     #[serde(default)]
     pub unix_sockets: Vec<PathBuf>,
+    /// Login files shown in the private home: (path inside, under `home`;
+    /// text). Each is a brokered credential's copy of the tool's login
+    /// file, with placeholders and never a secret, written owner-only
+    /// (0600, new folders 0700) before any mount is attached.
+    #[serde(default)]
+    pub files: Vec<(PathBuf, String)>,
     /// Size cap of the private `/tmp` and of the private home, in MiB.
     pub tmp_size_mib: u64,
     /// Hostname inside the sandbox.

@@ -159,6 +159,7 @@ where
             },
             up: up + first.len() as u64,
             down,
+            credential: None,
         },
         start,
     );

@@ -1,0 +1,501 @@
+//! OAuth refresh, carried out for the sandbox.
+//!
+//! A tool signed in on the host keeps an access token and a refresh token
+//! in its login file; the sandbox sees placeholders for both. When the
+//! tool refreshes (`POST` to its token endpoint, `grant_type=refresh_token`),
+//! paddock:
+//!
+//! 1. refuses anything but a refresh with the refresh token's placeholder
+//!    (a sign-in from inside, another account's refresh token);
+//! 2. takes the login's lock, so concurrent refreshes go one after the
+//!    other, and reads the host's document again: the host's own CLI may
+//!    have refreshed (and rotated the refresh token) meanwhile;
+//! 3. sends the request with the current real refresh token, the body
+//!    rewritten from what was parsed (nothing the parser did not see
+//!    reaches the server);
+//! 4. on success writes the new tokens and expiry into the host's document
+//!    in place, atomically, in the tool's own format (the host CLI keeps
+//!    working), then updates the secrets the proxy swaps in;
+//! 5. answers the sandbox with the same placeholders it already holds
+//!    (and any other token in the answer replaced by one that stands for
+//!    nothing), so its copy of the login never holds a real token.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use paddock_logins::Store;
+use paddock_reasons::Reason;
+
+use crate::Secret;
+
+/// One OAuth login whose refresh paddock carries out.
+pub struct Login {
+    /// The token endpoint's host (canonical) and path.
+    pub host: String,
+    /// Its path, exactly.
+    pub path: String,
+    /// Where the login document is kept on the host.
+    pub store: Store,
+    /// The keys of the access token, the refresh token and the expiry in
+    /// the document.
+    pub access_key: Vec<String>,
+    /// See `access_key`.
+    pub refresh_key: Vec<String>,
+    /// See `access_key`.
+    pub expires_key: Option<Vec<String>>,
+    /// The expiry is in milliseconds (else seconds).
+    pub expires_ms: bool,
+    /// The access token: its placeholder and the real value.
+    pub access: (String, Secret),
+    /// The refresh token: its placeholder and the real value.
+    pub refresh: (String, Secret),
+    /// For messages and events: the login file and key.
+    pub name: String,
+    /// Refreshes go one at a time.
+    pub lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A refusal: reason code and why.
+pub type Refusal = (&'static str, String);
+
+/// The largest refresh request or answer read.
+pub const MAX: usize = 256 << 10;
+
+/// Is this request the refresh of one of `logins`?
+pub fn matching<'a>(
+    logins: &'a [std::sync::Arc<Login>],
+    host: &str,
+    path: &str,
+) -> Option<&'a std::sync::Arc<Login>> {
+    logins
+        .iter()
+        .find(|l| l.host.eq_ignore_ascii_case(host) && l.path == path)
+}
+
+enum Kind {
+    Json,
+    Form,
+}
+
+fn kind(content_type: Option<&str>) -> Option<Kind> {
+    let ct = content_type?.to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+    match mime.as_str() {
+        "application/json" => Some(Kind::Json),
+        "application/x-www-form-urlencoded" => Some(Kind::Form),
+        _ => None,
+    }
+}
+
+/// Check the sandbox's refresh request and return the body to send, with
+/// the real refresh token `current`. Fails closed on anything it cannot
+/// read in one way.
+pub fn request_body(
+    login: &Login,
+    content_type: Option<&str>,
+    body: &[u8],
+    current: &str,
+) -> Result<Vec<u8>, Refusal> {
+    let unreadable = |why: &str| {
+        (
+            Reason::NET_BODY_UNREADABLE.code(),
+            format!("the refresh request to {}: {why}", login.host),
+        )
+    };
+    let grant = |g: &str| {
+        (
+            Reason::NET_TOKEN_GRANT_REFUSED.code(),
+            format!(
+                "{} is signed in on the host; a `{g}` request from inside the sandbox is refused (only `refresh_token` grants, which paddock carries out)",
+                login.name
+            ),
+        )
+    };
+    let foreign = || {
+        (
+            Reason::NET_FOREIGN_CREDENTIAL.code(),
+            format!(
+                "{} only receives the refresh token paddock issued; this request carries another one",
+                login.host
+            ),
+        )
+    };
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let k = kind(content_type).ok_or_else(|| unreadable("send it as JSON or a form"))?;
+    match k {
+        Kind::Json => {
+            let v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(body).map_err(|_| unreadable("not a JSON object"))?;
+            for (name, val) in v {
+                let s = match val {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                fields.push((name, s));
+            }
+        }
+        Kind::Form => {
+            let text = std::str::from_utf8(body).map_err(|_| unreadable("not UTF-8"))?;
+            for pair in text.split('&').filter(|p| !p.is_empty()) {
+                let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let (n, v) = (
+                    form_decode(n).ok_or_else(|| unreadable("bad escapes"))?,
+                    form_decode(v).ok_or_else(|| unreadable("bad escapes"))?,
+                );
+                if fields.iter().any(|(o, _)| *o == n) {
+                    return Err(unreadable("a field given twice"));
+                }
+                fields.push((n, v));
+            }
+        }
+    }
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    match get("grant_type") {
+        Some("refresh_token") => {}
+        Some(other) => return Err(grant(other)),
+        None => return Err(unreadable("no grant_type")),
+    }
+    if get("refresh_token") != Some(login.refresh.0.as_str()) {
+        return Err(foreign());
+    }
+    // The access token's placeholder, or the refresh token's anywhere
+    // else, is no field of a refresh.
+    for (n, v) in &fields {
+        if n != "refresh_token" && (v.contains(&login.refresh.0) || v.contains(&login.access.0)) {
+            return Err((
+                Reason::NET_PLACEHOLDER_MISPLACED.code(),
+                format!("a credential placeholder in the refresh request's `{n}`"),
+            ));
+        }
+    }
+    let fields: Vec<(String, String)> = fields
+        .into_iter()
+        .map(|(n, v)| {
+            if n == "refresh_token" {
+                (n, current.to_string())
+            } else {
+                (n, v)
+            }
+        })
+        .collect();
+    Ok(match k {
+        Kind::Json => {
+            // Values that were not strings go back as they were parsed.
+            let mut m = serde_json::Map::new();
+            let orig: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(body).unwrap_or_default();
+            for (n, v) in fields {
+                let val = match orig.get(&n) {
+                    Some(serde_json::Value::String(_)) | None => serde_json::Value::String(v),
+                    Some(other) => other.clone(),
+                };
+                m.insert(n, val);
+            }
+            serde_json::to_vec(&m).unwrap_or_default()
+        }
+        Kind::Form => fields
+            .iter()
+            .map(|(n, v)| format!("{}={}", form_encode(n), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes(),
+    })
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a successful refresh answer said.
+pub struct Tokens {
+    /// The new access token.
+    pub access: String,
+    /// The new refresh token, when the server rotated it.
+    pub refresh: Option<String>,
+    /// Seconds until the access token expires.
+    pub expires_in: Option<u64>,
+}
+
+/// Read a refresh answer: the new tokens, and the answer the sandbox gets
+/// (placeholders in place of both, any other token replaced by one that
+/// stands for nothing). None when it is not a successful token answer.
+pub fn answer(login: &Login, body: &[u8]) -> Option<(Tokens, Vec<u8>)> {
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let access = v.get("access_token")?.as_str()?.to_string();
+    if access.is_empty() {
+        return None;
+    }
+    let refresh = v
+        .get("refresh_token")
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let expires_in = v.get("expires_in").and_then(|e| e.as_u64());
+    v.insert("access_token".into(), login.access.0.clone().into());
+    if refresh.is_some() {
+        v.insert("refresh_token".into(), login.refresh.0.clone().into());
+    }
+    let mut out = serde_json::Value::Object(v);
+    let keep = [login.access.0.as_str(), login.refresh.0.as_str()];
+    mask_tokens(
+        &mut out,
+        &[&access, refresh.as_deref().unwrap_or("")],
+        &keep,
+    );
+    Some((
+        Tokens {
+            access,
+            refresh,
+            expires_in,
+        },
+        serde_json::to_vec(&out).ok()?,
+    ))
+}
+
+/// Any other string that looks like a token, or holds one of `real`,
+/// becomes a placeholder of its shape.
+fn mask_tokens(v: &mut serde_json::Value, real: &[&str], keep: &[&str]) {
+    match v {
+        serde_json::Value::String(s) if keep.contains(&s.as_str()) => {}
+        serde_json::Value::String(s) => {
+            let holds = real.iter().any(|r| !r.is_empty() && s.contains(r));
+            if holds || paddock_logins::secret_like(s) {
+                *s = paddock_logins::placeholder(s, &mut paddock_logins::fill_random);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask_tokens(x, real, keep)),
+        serde_json::Value::Object(o) => o.iter_mut().for_each(|(_, x)| mask_tokens(x, real, keep)),
+        _ => {}
+    }
+}
+
+/// The document with the new tokens and expiry set in place.
+pub fn updated_document(login: &Login, doc: &str, t: &Tokens) -> Result<String, String> {
+    let mut sets = vec![(
+        login.access_key.clone(),
+        serde_json::Value::from(t.access.clone()),
+    )];
+    if let Some(r) = &t.refresh {
+        sets.push((login.refresh_key.clone(), r.clone().into()));
+    }
+    if let (Some(k), Some(secs)) = (&login.expires_key, t.expires_in) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let at = if login.expires_ms {
+            u64::try_from(now.as_millis())
+                .unwrap_or(u64::MAX)
+                .saturating_add(secs.saturating_mul(1000))
+        } else {
+            now.as_secs().saturating_add(secs)
+        };
+        sets.push((k.clone(), at.into()));
+    }
+    paddock_logins::json_set(doc, &sets)
+}
+
+/// The current refresh token, from the host's document as it is now.
+pub async fn current_refresh(login: &Login) -> Result<(String, String), String> {
+    let doc = login.store.read_async().await?;
+    let d = paddock_logins::Document {
+        format: paddock_logins::Format::Json,
+        text: doc.clone(),
+    };
+    let r = d.secret(&login.refresh_key)?;
+    if let Ok(a) = d.secret(&login.access_key) {
+        // The host's CLI may have refreshed: use what it holds now.
+        login.access.1.set(a);
+    }
+    login.refresh.1.set(r.clone());
+    Ok((doc, r))
+}
+
+/// Store a successful refresh on the host and in memory.
+pub async fn store(login: &Login, doc: &str, t: &Tokens) -> Result<(), String> {
+    let new = updated_document(login, doc, t)?;
+    login.store.write_async(&new).await?;
+    login.access.1.set(t.access.clone());
+    if let Some(r) = &t.refresh {
+        login.refresh.1.set(r.clone());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login() -> Login {
+        Login {
+            host: "platform.claude.com".into(),
+            path: "/v1/oauth/token".into(),
+            store: Store::File("/nonexistent".into()),
+            access_key: vec!["o".into(), "a".into()],
+            refresh_key: vec!["o".into(), "r".into()],
+            expires_key: Some(vec!["o".into(), "e".into()]),
+            expires_ms: true,
+            access: (
+                "sk-ant-oat01-PHaccessPHaccessPHaccess".into(),
+                Secret::new("sk-ant-oat01-REALaccess"),
+            ),
+            refresh: (
+                "sk-ant-ort01-PHrefreshPHrefreshPHref".into(),
+                Secret::new("sk-ant-ort01-REALrefresh"),
+            ),
+            name: "~/.claude/.credentials.json".into(),
+            lock: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_refresh_request_gets_the_real_token_and_nothing_else_passes() {
+        let l = login();
+        let body = format!(
+            r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":"abc","scope":"user:inference","expires_in":3600}}"#,
+            l.refresh.0
+        );
+        let out = request_body(
+            &l,
+            Some("application/json"),
+            body.as_bytes(),
+            "sk-ant-ort01-REALrefresh",
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["refresh_token"], "sk-ant-ort01-REALrefresh");
+        assert_eq!(v["client_id"], "abc");
+        assert_eq!(v["expires_in"], 3600);
+        // Form bodies too.
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id=x%20y",
+            l.refresh.0
+        );
+        let out = request_body(
+            &l,
+            Some("application/x-www-form-urlencoded"),
+            form.as_bytes(),
+            "R+1",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "grant_type=refresh_token&refresh_token=R%2B1&client_id=x%20y"
+        );
+        // Another account's refresh token, a sign-in, misplaced
+        // placeholders, duplicates, unreadable bodies: refused.
+        let cases = [
+            (
+                r#"{"grant_type":"refresh_token","refresh_token":"sk-ant-ort01-attacker"}"#
+                    .to_string(),
+                "NET_FOREIGN_CREDENTIAL",
+            ),
+            (
+                format!(
+                    r#"{{"grant_type":"authorization_code","code":"c","refresh_token":"{}"}}"#,
+                    l.refresh.0
+                ),
+                "NET_TOKEN_GRANT_REFUSED",
+            ),
+            (
+                format!(
+                    r#"{{"grant_type":"refresh_token","refresh_token":"{0}","state":"{0}"}}"#,
+                    l.refresh.0
+                ),
+                "NET_PLACEHOLDER_MISPLACED",
+            ),
+            (
+                format!(
+                    r#"{{"grant_type":"refresh_token","refresh_token":"{}","x":"{}"}}"#,
+                    l.refresh.0, l.access.0
+                ),
+                "NET_PLACEHOLDER_MISPLACED",
+            ),
+            ("[1]".to_string(), "NET_BODY_UNREADABLE"),
+        ];
+        for (b, code) in cases {
+            let e = request_body(&l, Some("application/json"), b.as_bytes(), "R").unwrap_err();
+            assert_eq!(e.0, code, "{b}: {}", e.1);
+        }
+        let dup = format!(
+            "grant_type=refresh_token&refresh_token={0}&refresh_token={0}",
+            l.refresh.0
+        );
+        assert_eq!(
+            request_body(
+                &l,
+                Some("application/x-www-form-urlencoded"),
+                dup.as_bytes(),
+                "R"
+            )
+            .unwrap_err()
+            .0,
+            "NET_BODY_UNREADABLE"
+        );
+        assert_eq!(
+            request_body(&l, Some("text/plain"), b"x", "R")
+                .unwrap_err()
+                .0,
+            "NET_BODY_UNREADABLE"
+        );
+    }
+
+    #[test]
+    fn the_answer_carries_placeholders_and_the_document_the_new_tokens() {
+        let l = login();
+        let body = br#"{"access_token":"sk-ant-oat01-NEWaccessNEWaccess","refresh_token":"sk-ant-ort01-NEWrefreshNEWrefresh","expires_in":28800,"scope":"user:inference","id_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJlc2ln"}"#;
+        let (t, out) = answer(&l, body).unwrap();
+        assert_eq!(t.access, "sk-ant-oat01-NEWaccessNEWaccess");
+        assert_eq!(
+            t.refresh.as_deref(),
+            Some("sk-ant-ort01-NEWrefreshNEWrefresh")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["access_token"], l.access.0.as_str());
+        assert_eq!(v["refresh_token"], l.refresh.0.as_str());
+        assert_eq!(v["scope"], "user:inference");
+        let id = v["id_token"].as_str().unwrap();
+        assert!(
+            id.starts_with("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.")
+                && !id.ends_with("c2lnbmF0dXJlc2lnbmF0dXJlc2ln")
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            !out.contains("NEWaccess") && !out.contains("NEWrefresh"),
+            "{out}"
+        );
+        let doc = r#"{"o":{"a":"sk-ant-oat01-REALaccess","r":"sk-ant-ort01-REALrefresh","e":1,"s":["x"]},"keep":true}"#;
+        let new = updated_document(&l, doc, &t).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&new).unwrap();
+        assert_eq!(v["o"]["a"], "sk-ant-oat01-NEWaccessNEWaccess");
+        assert_eq!(v["o"]["r"], "sk-ant-ort01-NEWrefreshNEWrefresh");
+        assert!(v["o"]["e"].as_u64().unwrap() > 1_700_000_000_000);
+        assert_eq!(v["keep"], true);
+        // Not a token answer: nothing to store.
+        assert!(answer(&l, br#"{"error":"invalid_grant"}"#).is_none());
+    }
+}
