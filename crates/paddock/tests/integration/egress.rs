@@ -7,8 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
 use crate::util::*;
 
 const REAL_KEY: &str = "sk-real-secret-4242";
@@ -108,12 +106,6 @@ struct Upstream {
 
 impl Upstream {
     fn start(dir: &Path) -> Upstream {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "paddock test upstream CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let names = [
             "api.test.example",
             "other.test.example",
@@ -121,21 +113,8 @@ impl Upstream {
             "rebind.test.example",
             "api.anthropic.com",
         ];
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(names.map(String::from).to_vec()).unwrap();
-        leaf_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "api.test.example");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-        let (ca_pem, cert, key, log) = (
-            dir.join("ca.pem"),
-            dir.join("cert.pem"),
-            dir.join("key.pem"),
-            dir.join("requests.jsonl"),
-        );
-        std::fs::write(&ca_pem, ca.pem()).unwrap();
-        std::fs::write(&cert, leaf.pem()).unwrap();
-        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        let (ca_pem, cert, key) = test_tls(dir, &names);
+        let log = dir.join("requests.jsonl");
         std::fs::write(dir.join("server.py"), SERVER).unwrap();
         let mut child = Command::new("python3")
             .arg(dir.join("server.py"))

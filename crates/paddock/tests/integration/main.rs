@@ -15,6 +15,7 @@ mod filesystem;
 mod install;
 mod isolation;
 mod lab;
+mod logins;
 mod mcp;
 mod network;
 mod policy;

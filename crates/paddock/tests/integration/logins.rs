@@ -1,0 +1,535 @@
+//! Brokered logins: a tool signed in on the host works inside the sandbox
+//! while no real token exists there. The real CLIs (Claude Code from npm,
+//! Debian's `gh`, npm) run wrapped against HTTPS stand-ins the test starts;
+//! what the stand-in received and what the host's files hold afterwards is
+//! the ground truth.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::util::*;
+
+/// A stand-in for the token endpoint, the Messages API, GitHub's API and
+/// the npm registry, with the state of a real one: refresh tokens rotate
+/// (each works once), access tokens are checked.
+const SERVER: &str = r#"
+import http.server, ssl, sys, json, secrets, threading, urllib.parse
+state = json.load(open(sys.argv[4]))
+lock = threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self): self.reply()
+    def do_POST(self): self.reply()
+    def do_PUT(self): self.reply()
+    def send(self, code, obj, ctype="application/json"):
+        out = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def reply(self):
+        n = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(n).decode("utf-8", "replace")
+        host = (self.headers.get("host") or "").split(":")[0]
+        h = {k.lower(): v for k, v in self.headers.items()}
+        with open(sys.argv[3], "a") as f:
+            f.write(json.dumps({"host": host, "method": self.command, "path": self.path, "headers": h, "body": body}) + "\n")
+        auth = h.get("authorization", "")
+        tok = auth.split(" ", 1)[1] if " " in auth else ""
+        path = self.path.split("?")[0]
+        with lock:
+            if path == "/v1/oauth/token":
+                try:
+                    req = json.loads(body)
+                except Exception:
+                    req = dict(urllib.parse.parse_qsl(body))
+                r = req.get("refresh_token")
+                if req.get("grant_type") == "refresh_token" and r in state["refresh"]:
+                    state["refresh"].remove(r)
+                    a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["access"].append(a)
+                    state["refresh"].append(nr)
+                    return self.send(200, {"token_type": "Bearer", "access_token": a, "refresh_token": nr, "expires_in": 28800, "scope": "user:inference user:profile"})
+                return self.send(400, {"error": "invalid_grant", "error_description": "refresh token not valid: " + str(r)})
+            if path.startswith("/v1/messages"):
+                if tok not in state["access"] and h.get("x-api-key") not in state["access"]:
+                    return self.send(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid token"}})
+                evs = [
+                    ("message_start", {"type": "message_start", "message": {"id": "msg_test", "type": "message", "role": "assistant", "model": "claude-test", "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+                    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                    ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "pong from the stand-in"}}),
+                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 4}}),
+                    ("message_stop", {"type": "message_stop"}),
+                ]
+                out = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in evs).encode()
+                return self.send(200, out, "text/event-stream")
+            if host == "api.github.com":
+                if tok not in state["access"]:
+                    return self.send(401, {"message": "Bad credentials"})
+                if path == "/user":
+                    return self.send(200, {"login": "alice", "id": 1})
+                return self.send(200, {})
+            if host == "registry.npmjs.org":
+                if tok not in state["access"]:
+                    return self.send(401, {"error": "unauthorized"})
+                if path == "/-/whoami":
+                    return self.send(200, {"username": "alice"})
+                return self.send(200, {})
+        self.send(404, {"error": "not here"})
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+const NAMES: [&str; 4] = [
+    "api.anthropic.com",
+    "platform.claude.com",
+    "api.github.com",
+    "registry.npmjs.org",
+];
+
+struct StandIn {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    ca: PathBuf,
+}
+
+impl StandIn {
+    /// Valid access tokens and refresh tokens to begin with.
+    fn start(dir: &Path, access: &[&str], refresh: &[&str]) -> StandIn {
+        let (ca, cert, key) = test_tls(dir, &NAMES);
+        let log = dir.join("stand-in.jsonl");
+        let st = dir.join("stand-in-state.json");
+        std::fs::write(
+            &st,
+            serde_json::json!({"access": access, "refresh": refresh}).to_string(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("stand-in.py"), SERVER).unwrap();
+        let mut child = Command::new("python3")
+            .arg(dir.join("stand-in.py"))
+            .args([&cert, &key, &log, &st])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the stand-in");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        StandIn {
+            child,
+            port: line.trim().parse().expect("the stand-in prints its port"),
+            log,
+            ca,
+        }
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn resolve(&self) -> String {
+        NAMES
+            .iter()
+            .map(|n| format!("{n}=127.0.0.1:{}", self.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agents() -> PathBuf {
+    let a = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/agents");
+    std::fs::canonicalize(&a).unwrap_or(a)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// The shipped policy, with the stand-in's loopback address allowed (the
+/// DNS-rebinding guard refuses it otherwise).
+fn shipped_policy(ws: &Ws, port: u16) -> PathBuf {
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/claude-code.toml"),
+    )
+    .unwrap();
+    let policy = ws.root.join("claude-code.toml");
+    std::fs::write(
+        &policy,
+        example.replacen("allow = [\n", &format!("allow = [\n  \"127.0.0.1:{port}\",\n"), 1),
+    )
+    .unwrap();
+    policy
+}
+
+fn run(ws: &Ws, s: &StandIn, policy: &Path, log: &Path, script: &str) -> Output {
+    ws.paddock()
+        .env("PADDOCK_TEST_RESOLVE", s.resolve())
+        .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+        .args([
+            "run",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--net-log",
+            log.to_str().unwrap(),
+            "--mount",
+            &format!("{}:ro", agents().join("node_modules").display()),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap()
+}
+
+fn events(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Claude Code from npm, signed in with OAuth on the host, runs wrapped
+/// under the shipped policy: its request reaches the API with the real
+/// access token while the sandbox's copy of the login holds placeholders
+/// only; an expired login is refreshed through paddock, which stores the
+/// rotated tokens in the host's file (the host CLI stays signed in) and
+/// never lets them into the sandbox; an attacker's refresh token or key is
+/// refused and never reaches the server.
+#[test]
+fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() {
+    let claude = agents().join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
+    assert!(claude.exists(), "needs `npm ci --prefix tests/agents` (scripts/test does it)");
+    let ws = Ws::new();
+    let a0 = "sk-ant-oat01-realACCESS0000aaaaBBBBccccDDDDeeeeFFFF0000";
+    let r0 = "sk-ant-ort01-realREFRESH000aaaaBBBBccccDDDDeeeeFFFF0000";
+    let s = StandIn::start(&ws.outside, &[a0], &[r0]);
+    let policy = shipped_policy(&ws, s.port);
+    let log = ws.root.join("net.jsonl");
+    let creds = ws.home.join(".claude/.credentials.json");
+    std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    let login = |access: &str, refresh: &str, expires: u64| {
+        serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": expires, "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}}).to_string()
+    };
+    std::fs::write(&creds, login(a0, r0, now_ms() + 3_600_000)).unwrap();
+    std::fs::set_permissions(
+        &creds,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let script = format!(
+        "{} -p 'reply pong' < /dev/null; echo '---'; cat ~/.claude/.credentials.json; echo; echo '---'; env | grep -c realACCESS || true",
+        claude.display()
+    );
+
+    // 1. Signed in, token valid: the API gets the real access token.
+    let o = run(&ws, &s, &policy, &log, &script);
+    let out = stdout(&o);
+    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    let msgs: Vec<serde_json::Value> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages"))
+        .collect();
+    assert!(!msgs.is_empty(), "{:?}", s.requests());
+    for m in &msgs {
+        assert_eq!(m["headers"]["authorization"], format!("Bearer {a0}"), "{m}");
+    }
+    let inside = out.split("---").nth(1).unwrap().trim().to_string();
+    let seen: serde_json::Value = serde_json::from_str(&inside).unwrap_or_else(|e| panic!("{e}: {inside}"));
+    let ph_a = seen["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
+    let ph_r = seen["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
+    assert!(ph_a.starts_with("sk-ant-oat01-") && ph_a.len() == a0.len() && ph_a != a0, "{inside}");
+    assert!(ph_r.starts_with("sk-ant-ort01-") && ph_r.len() == r0.len() && ph_r != r0, "{inside}");
+    assert_eq!(seen["claudeAiOauth"]["subscriptionType"], "max");
+    assert!(!inside.contains("realACCESS") && !inside.contains("realREFRESH"), "{inside}");
+    assert_eq!(out.split("---").nth(2).unwrap().trim(), "0", "no real token in the environment");
+
+    // 2. Expired on the host: Claude Code refreshes; paddock sends the
+    //    real refresh token, stores the rotated login on the host, and the
+    //    sandbox only ever sees placeholders.
+    std::fs::write(&creds, login(a0, r0, now_ms() - 3_600_000)).unwrap();
+    let before = s.requests().len();
+    let o = run(&ws, &s, &policy, &log, &script);
+    let out = stdout(&o);
+    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    let reqs = s.requests();
+    let new = &reqs[before..];
+    let refresh: Vec<&serde_json::Value> = new
+        .iter()
+        .filter(|r| r["path"] == "/v1/oauth/token")
+        .collect();
+    assert_eq!(refresh.len(), 1, "{new:?}");
+    let sent: serde_json::Value = serde_json::from_str(refresh[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["refresh_token"], r0, "the real refresh token went to the token endpoint");
+    assert_eq!(sent["grant_type"], "refresh_token");
+    let host: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let a1 = host["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
+    let r1 = host["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
+    assert!(a1 != a0 && a1.starts_with("sk-ant-oat01-"), "the host's file holds the new login: {host}");
+    assert!(r1 != r0 && r1.starts_with("sk-ant-ort01-"), "{host}");
+    assert!(host["claudeAiOauth"]["expiresAt"].as_u64().unwrap() > now_ms() + 3_600_000);
+    assert_eq!(host["claudeAiOauth"]["subscriptionType"], "max", "the rest is kept");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&creds).unwrap().permissions()) & 0o777,
+        0o600
+    );
+    for m in new.iter().filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages")) {
+        assert_eq!(m["headers"]["authorization"], format!("Bearer {a1}"), "{m}");
+    }
+    let inside = out.split("---").nth(1).unwrap().trim().to_string();
+    for real in [a0, r0, a1.as_str(), r1.as_str()] {
+        assert!(!inside.contains(real), "a real token in the sandbox's copy: {inside}");
+        assert!(!out.contains(real), "{out}");
+    }
+    let evs = events(&log);
+    assert!(
+        evs.iter().any(|e| e["code"] == "NET_LOGIN_REFRESHED"
+            && e["credential"] == "~/.claude/.credentials.json:claudeAiOauth.refreshToken"),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter().any(|e| e["allowed"] == true
+            && e["credential"] == "~/.claude/.credentials.json:claudeAiOauth.accessToken"),
+        "{evs:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    for real in [a0, r0, a1.as_str(), r1.as_str()] {
+        assert!(!text.contains(real), "a real token in the audit log");
+    }
+
+    // 3. Planted credentials: an attacker's refresh token and an
+    //    attacker's API key are refused; the server never sees them.
+    std::fs::write(ws.proj.join("planted"), "sk-ant-ort01-attackerREFRESHaaaaBBBBcccc").unwrap();
+    let before = s.requests().len();
+    let o = run(
+        &ws,
+        &s,
+        &policy,
+        &log,
+        &format!(
+            "curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'content-type: application/json' -d \"{{\\\"grant_type\\\":\\\"refresh_token\\\",\\\"refresh_token\\\":\\\"$(cat planted)\\\"}}\" https://platform.claude.com/v1/oauth/token; \
+             curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'content-type: application/json' -d '{{\"grant_type\":\"authorization_code\",\"code\":\"x\"}}' https://platform.claude.com/v1/oauth/token; \
+             ANTHROPIC_API_KEY=sk-ant-api03-attackerKEYaaaaBBBBccccDDDD {} -p 'reply pong' < /dev/null; true",
+            claude.display()
+        ),
+    );
+    assert!(stdout(&o).starts_with("403\n403\n"), "{}\n{}", stdout(&o), stderr(&o));
+    let after = s.requests();
+    for r in &after[before..] {
+        let t = r.to_string();
+        assert!(!t.contains("attacker"), "a planted credential reached the server: {r}");
+        assert_ne!(r["path"], "/v1/oauth/token", "{r}");
+    }
+    let codes: Vec<String> = events(&log).iter().map(|e| e["code"].as_str().unwrap().to_string()).collect();
+    for c in ["NET_FOREIGN_CREDENTIAL", "NET_TOKEN_GRANT_REFUSED"] {
+        assert!(codes.iter().any(|x| x == c), "{c}: {codes:?}");
+    }
+}
+
+/// A real Secret Service (GNOME Keyring) on a private D-Bus session bus the
+/// test starts, unlocked, with its keyrings in the test's folder.
+struct Keyring {
+    bus: Child,
+    daemon: Option<Child>,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Keyring {
+    fn start(dir: &Path) -> Keyring {
+        for tool in ["dbus-daemon", "gnome-keyring-daemon", "secret-tool"] {
+            assert!(
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success(),
+                "{tool} is missing: apt-get install dbus-daemon gnome-keyring libsecret-tools (.ci/run does)"
+            );
+        }
+        let dir = dir.join("keyring");
+        for d in ["data", "run"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::set_permissions(
+            dir.join("run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let mut bus = Command::new("dbus-daemon")
+            .args([
+                "--session",
+                "--nofork",
+                "--print-address=1",
+                &format!("--address=unix:path={}", dir.join("bus").display()),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut addr = String::new();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut addr)
+            .unwrap();
+        let mut k = Keyring {
+            bus,
+            daemon: None,
+            addr: addr.trim().to_string(),
+            dir,
+        };
+        let mut daemon = k
+            .cmd("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut pw = daemon.stdin.take().unwrap();
+            pw.write_all(b"paddock-test").unwrap();
+        }
+        k.daemon = Some(daemon);
+        // Ready once an item can be stored.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !k.store(&["service", "paddock-probe"], "ready") {
+            assert!(std::time::Instant::now() < deadline, "the keyring did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        k
+    }
+
+    /// A command on this bus, with this keyring's folders.
+    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        self.env(&mut c);
+        c
+    }
+
+    fn env(&self, c: &mut Command) {
+        c.env("DBUS_SESSION_BUS_ADDRESS", &self.addr)
+            .env("XDG_DATA_HOME", self.dir.join("data"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"));
+    }
+
+    fn store(&self, attrs: &[&str], secret: &str) -> bool {
+        use std::io::Write;
+        let mut c = self
+            .cmd("secret-tool")
+            .args(["store", "--label=paddock test"])
+            .args(attrs)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
+        c.wait().unwrap().success()
+    }
+
+    fn lookup(&self, attrs: &[&str]) -> String {
+        let o = self.cmd("secret-tool").arg("lookup").args(attrs).output().unwrap();
+        stdout(&o)
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        if let Some(d) = &mut self.daemon {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// The same login kept in the Secret Service instead of a file: the
+/// sandbox sees the tool's file with placeholders, the refresh is carried
+/// out, and the rotated login is written back into the keyring item (what
+/// `secret-tool lookup` returns afterwards), never into the sandbox.
+#[test]
+fn a_login_kept_in_the_keyring_is_brokered_and_its_refresh_stored_back() {
+    let claude = agents().join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
+    assert!(claude.exists(), "needs `npm ci --prefix tests/agents` (scripts/test does it)");
+    let ws = Ws::new();
+    let kr = Keyring::start(&ws.outside);
+    let a0 = "sk-ant-oat01-keyringACCESS0aaaaBBBBccccDDDDeeeeFFFF0000";
+    let r0 = "sk-ant-ort01-keyringREFRESHaaaaBBBBccccDDDDeeeeFFFF0000";
+    let s = StandIn::start(&ws.outside, &[a0], &[r0]);
+    let attrs = ["service", "claude-code", "account", "alice"];
+    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": a0, "refreshToken": r0, "expiresAt": now_ms() - 60_000, "scopes": ["user:inference"], "subscriptionType": "pro"}}).to_string();
+    assert!(kr.store(&attrs, &doc));
+    // The shipped policy, its login read from the keyring item.
+    let policy = shipped_policy(&ws, s.port);
+    let text = std::fs::read_to_string(&policy).unwrap().replace(
+        "file = \"~/.claude/.credentials.json\"\n",
+        "file = \"~/.claude/.credentials.json\"\nsource = \"keyring:service=claude-code,account=alice\"\n",
+    );
+    assert_eq!(text.matches("keyring:").count(), 2);
+    std::fs::write(&policy, text).unwrap();
+    let log = ws.root.join("net.jsonl");
+    let mut c = ws.paddock();
+    kr.env(&mut c);
+    let o = c
+        .env("PADDOCK_TEST_RESOLVE", s.resolve())
+        .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+        .args(["run", "--policy", policy.to_str().unwrap(), "--net-log", log.to_str().unwrap()])
+        .arg("--mount")
+        .arg(format!("{}:ro", agents().join("node_modules").display()))
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "{} -p 'reply pong' < /dev/null; echo '---'; cat ~/.claude/.credentials.json; echo '---'; env | grep -c -e DBUS -e keyring || true",
+            claude.display()
+        ))
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    let reqs = s.requests();
+    let refresh: Vec<&serde_json::Value> = reqs.iter().filter(|r| r["path"] == "/v1/oauth/token").collect();
+    assert_eq!(refresh.len(), 1, "{reqs:?}");
+    assert!(refresh[0]["body"].as_str().unwrap().contains(r0));
+    let stored: serde_json::Value = serde_json::from_str(&kr.lookup(&attrs)).unwrap();
+    let a1 = stored["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
+    let r1 = stored["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
+    assert!(a1 != a0 && r1 != r0, "the keyring item holds the rotated login: {stored}");
+    assert_eq!(stored["claudeAiOauth"]["subscriptionType"], "pro");
+    let last = reqs.iter().rfind(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages")).unwrap();
+    assert_eq!(last["headers"]["authorization"], format!("Bearer {a1}"));
+    for real in [a0, r0, a1.as_str(), r1.as_str()] {
+        assert!(!out.contains(real), "a real token inside: {out}");
+    }
+    assert!(out.contains("sk-ant-oat01-"), "the sandbox's copy keeps the token's shape: {out}");
+    assert_eq!(out.rsplit("---").next().unwrap().trim(), "0", "no bus address inside");
+    assert!(!ws.home.join(".claude/.credentials.json").exists(), "nothing written on the host but the keyring");
+}
