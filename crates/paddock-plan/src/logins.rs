@@ -210,10 +210,21 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
             ))?;
             continue;
         }
-        let placeholder = if v.file.is_some() || key.is_some() {
-            paddock_logins::placeholder(&secret, &mut paddock_logins::fill_random)
-        } else {
-            plain_placeholder()
+        // One secret of one document has one placeholder, whichever hosts
+        // it goes to (the document can show only one).
+        let same = doc_at.and_then(|at| {
+            docs[at]
+                .pairs
+                .iter()
+                .find(|(s, _)| *s == secret)
+                .map(|(_, p)| p.clone())
+        });
+        let placeholder = match same {
+            Some(p) => p,
+            None if v.file.is_some() || key.is_some() => {
+                paddock_logins::placeholder(&secret, &mut paddock_logins::fill_random)
+            }
+            None => plain_placeholder(),
         };
         if let Some(at) = doc_at {
             let d = &mut docs[at];
@@ -230,11 +241,13 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                 }
                 d.shown = Some(p.clone());
             }
-            d.pairs.push((secret.clone(), placeholder.clone()));
+            if !d.pairs.iter().any(|(s, _)| *s == secret) {
+                d.pairs.push((secret.clone(), placeholder.clone()));
+            }
         }
-        let name = match (&v.env, &v.file, &key) {
+        let name = match (&v.env, &v.file, &v.key) {
             (Some(e), _, _) => e.clone(),
-            (None, Some(f), Some(k)) => format!("{f}:{}", k.join(".")),
+            (None, Some(f), Some(k)) => format!("{f}:{k}"),
             (None, Some(f), None) => f.clone(),
             (None, None, _) => v.host.clone(),
         };

@@ -265,6 +265,12 @@ pub fn broker(
     let (mine, others): (Vec<&Brokered>, Vec<&Brokered>) = creds
         .iter()
         .partition(|c| c.host.eq_ignore_ascii_case(host));
+    // One login used on two hosts (a token for an API and its git host)
+    // has one placeholder: on either host it is this host's.
+    let others: Vec<&Brokered> = others
+        .into_iter()
+        .filter(|o| !mine.iter().any(|m| m.placeholder == o.placeholder))
+        .collect();
     let accepts = |name: &str| accepted.iter().any(|a| a.eq_ignore_ascii_case(name));
     let misrouted = |owner: String| {
         (

@@ -88,11 +88,12 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "api.anthropic.com",
     "platform.claude.com",
     "api.github.com",
     "registry.npmjs.org",
+    "github.com",
 ];
 
 struct StandIn {
@@ -174,14 +175,25 @@ fn now_ms() -> u64 {
 /// The shipped policy, with the stand-in's loopback address allowed (the
 /// DNS-rebinding guard refuses it otherwise).
 fn shipped_policy(ws: &Ws, port: u16) -> PathBuf {
+    shipped(ws, port, "claude-code.toml")
+}
+
+/// `examples/NAME`, with the stand-in's loopback address allowed.
+fn shipped(ws: &Ws, port: u16, name: &str) -> PathBuf {
     let example = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/claude-code.toml"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name),
     )
     .unwrap();
-    let policy = ws.root.join("claude-code.toml");
+    let policy = ws.root.join(name);
     std::fs::write(
         &policy,
-        example.replacen("allow = [\n", &format!("allow = [\n  \"127.0.0.1:{port}\",\n"), 1),
+        example.replacen(
+            "allow = [\n",
+            &format!("allow = [\n  \"127.0.0.1:{port}\",\n"),
+            1,
+        ),
     )
     .unwrap();
     policy
@@ -226,7 +238,10 @@ fn events(log: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() {
     let claude = agents().join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
-    assert!(claude.exists(), "needs `npm ci --prefix tests/agents` (scripts/test does it)");
+    assert!(
+        claude.exists(),
+        "needs `npm ci --prefix tests/agents` (scripts/test does it)"
+    );
     let ws = Ws::new();
     let a0 = "sk-ant-oat01-realACCESS0000aaaaBBBBccccDDDDeeeeFFFF0000";
     let r0 = "sk-ant-ort01-realREFRESH000aaaaBBBBccccDDDDeeeeFFFF0000";
@@ -239,11 +254,7 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
         serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh, "expiresAt": expires, "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}}).to_string()
     };
     std::fs::write(&creds, login(a0, r0, now_ms() + 3_600_000)).unwrap();
-    std::fs::set_permissions(
-        &creds,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let script = format!(
         "{} -p 'reply pong' < /dev/null; echo '---'; cat ~/.claude/.credentials.json; echo; echo '---'; env | grep -c realACCESS || true",
         claude.display()
@@ -252,7 +263,11 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
     // 1. Signed in, token valid: the API gets the real access token.
     let o = run(&ws, &s, &policy, &log, &script);
     let out = stdout(&o);
-    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
     let msgs: Vec<serde_json::Value> = s
         .requests()
         .into_iter()
@@ -263,14 +278,34 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
         assert_eq!(m["headers"]["authorization"], format!("Bearer {a0}"), "{m}");
     }
     let inside = out.split("---").nth(1).unwrap().trim().to_string();
-    let seen: serde_json::Value = serde_json::from_str(&inside).unwrap_or_else(|e| panic!("{e}: {inside}"));
-    let ph_a = seen["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
-    let ph_r = seen["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
-    assert!(ph_a.starts_with("sk-ant-oat01-") && ph_a.len() == a0.len() && ph_a != a0, "{inside}");
-    assert!(ph_r.starts_with("sk-ant-ort01-") && ph_r.len() == r0.len() && ph_r != r0, "{inside}");
+    let seen: serde_json::Value =
+        serde_json::from_str(&inside).unwrap_or_else(|e| panic!("{e}: {inside}"));
+    let ph_a = seen["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ph_r = seen["claudeAiOauth"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ph_a.starts_with("sk-ant-oat01-") && ph_a.len() == a0.len() && ph_a != a0,
+        "{inside}"
+    );
+    assert!(
+        ph_r.starts_with("sk-ant-ort01-") && ph_r.len() == r0.len() && ph_r != r0,
+        "{inside}"
+    );
     assert_eq!(seen["claudeAiOauth"]["subscriptionType"], "max");
-    assert!(!inside.contains("realACCESS") && !inside.contains("realREFRESH"), "{inside}");
-    assert_eq!(out.split("---").nth(2).unwrap().trim(), "0", "no real token in the environment");
+    assert!(
+        !inside.contains("realACCESS") && !inside.contains("realREFRESH"),
+        "{inside}"
+    );
+    assert_eq!(
+        out.split("---").nth(2).unwrap().trim(),
+        "0",
+        "no real token in the environment"
+    );
 
     // 2. Expired on the host: Claude Code refreshes; paddock sends the
     //    real refresh token, stores the rotated login on the host, and the
@@ -279,7 +314,11 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
     let before = s.requests().len();
     let o = run(&ws, &s, &policy, &log, &script);
     let out = stdout(&o);
-    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
     let reqs = s.requests();
     let new = &reqs[before..];
     let refresh: Vec<&serde_json::Value> = new
@@ -287,26 +326,50 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
         .filter(|r| r["path"] == "/v1/oauth/token")
         .collect();
     assert_eq!(refresh.len(), 1, "{new:?}");
-    let sent: serde_json::Value = serde_json::from_str(refresh[0]["body"].as_str().unwrap()).unwrap();
-    assert_eq!(sent["refresh_token"], r0, "the real refresh token went to the token endpoint");
+    let sent: serde_json::Value =
+        serde_json::from_str(refresh[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent["refresh_token"], r0,
+        "the real refresh token went to the token endpoint"
+    );
     assert_eq!(sent["grant_type"], "refresh_token");
-    let host: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
-    let a1 = host["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
-    let r1 = host["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
-    assert!(a1 != a0 && a1.starts_with("sk-ant-oat01-"), "the host's file holds the new login: {host}");
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let a1 = host["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r1 = host["claudeAiOauth"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        a1 != a0 && a1.starts_with("sk-ant-oat01-"),
+        "the host's file holds the new login: {host}"
+    );
     assert!(r1 != r0 && r1.starts_with("sk-ant-ort01-"), "{host}");
     assert!(host["claudeAiOauth"]["expiresAt"].as_u64().unwrap() > now_ms() + 3_600_000);
-    assert_eq!(host["claudeAiOauth"]["subscriptionType"], "max", "the rest is kept");
     assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&creds).unwrap().permissions()) & 0o777,
+        host["claudeAiOauth"]["subscriptionType"], "max",
+        "the rest is kept"
+    );
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&creds).unwrap().permissions())
+            & 0o777,
         0o600
     );
-    for m in new.iter().filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages")) {
+    for m in new
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages"))
+    {
         assert_eq!(m["headers"]["authorization"], format!("Bearer {a1}"), "{m}");
     }
     let inside = out.split("---").nth(1).unwrap().trim().to_string();
     for real in [a0, r0, a1.as_str(), r1.as_str()] {
-        assert!(!inside.contains(real), "a real token in the sandbox's copy: {inside}");
+        assert!(
+            !inside.contains(real),
+            "a real token in the sandbox's copy: {inside}"
+        );
         assert!(!out.contains(real), "{out}");
     }
     let evs = events(&log);
@@ -327,7 +390,11 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
 
     // 3. Planted credentials: an attacker's refresh token and an
     //    attacker's API key are refused; the server never sees them.
-    std::fs::write(ws.proj.join("planted"), "sk-ant-ort01-attackerREFRESHaaaaBBBBcccc").unwrap();
+    std::fs::write(
+        ws.proj.join("planted"),
+        "sk-ant-ort01-attackerREFRESHaaaaBBBBcccc",
+    )
+    .unwrap();
     let before = s.requests().len();
     let o = run(
         &ws,
@@ -341,14 +408,25 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
             claude.display()
         ),
     );
-    assert!(stdout(&o).starts_with("403\n403\n"), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).starts_with("403\n403\n"),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
     let after = s.requests();
     for r in &after[before..] {
         let t = r.to_string();
-        assert!(!t.contains("attacker"), "a planted credential reached the server: {r}");
+        assert!(
+            !t.contains("attacker"),
+            "a planted credential reached the server: {r}"
+        );
         assert_ne!(r["path"], "/v1/oauth/token", "{r}");
     }
-    let codes: Vec<String> = events(&log).iter().map(|e| e["code"].as_str().unwrap().to_string()).collect();
+    let codes: Vec<String> = events(&log)
+        .iter()
+        .map(|e| e["code"].as_str().unwrap().to_string())
+        .collect();
     for c in ["NET_FOREIGN_CREDENTIAL", "NET_TOKEN_GRANT_REFUSED"] {
         assert!(codes.iter().any(|x| x == c), "{c}: {codes:?}");
     }
@@ -423,7 +501,10 @@ impl Keyring {
         // Ready once an item can be stored.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !k.store(&["service", "paddock-probe"], "ready") {
-            assert!(std::time::Instant::now() < deadline, "the keyring did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the keyring did not start"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         k
@@ -452,12 +533,21 @@ impl Keyring {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(secret.as_bytes())
+            .unwrap();
         c.wait().unwrap().success()
     }
 
     fn lookup(&self, attrs: &[&str]) -> String {
-        let o = self.cmd("secret-tool").arg("lookup").args(attrs).output().unwrap();
+        let o = self
+            .cmd("secret-tool")
+            .arg("lookup")
+            .args(attrs)
+            .output()
+            .unwrap();
         stdout(&o)
     }
 }
@@ -480,7 +570,10 @@ impl Drop for Keyring {
 #[test]
 fn a_login_kept_in_the_keyring_is_brokered_and_its_refresh_stored_back() {
     let claude = agents().join("node_modules/@anthropic-ai/claude-code/bin/claude.exe");
-    assert!(claude.exists(), "needs `npm ci --prefix tests/agents` (scripts/test does it)");
+    assert!(
+        claude.exists(),
+        "needs `npm ci --prefix tests/agents` (scripts/test does it)"
+    );
     let ws = Ws::new();
     let kr = Keyring::start(&ws.outside);
     let a0 = "sk-ant-oat01-keyringACCESS0aaaaBBBBccccDDDDeeeeFFFF0000";
@@ -514,22 +607,180 @@ fn a_login_kept_in_the_keyring_is_brokered_and_its_refresh_stored_back() {
         .output()
         .unwrap();
     let out = stdout(&o);
-    assert!(out.contains("pong from the stand-in"), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
     let reqs = s.requests();
-    let refresh: Vec<&serde_json::Value> = reqs.iter().filter(|r| r["path"] == "/v1/oauth/token").collect();
+    let refresh: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["path"] == "/v1/oauth/token")
+        .collect();
     assert_eq!(refresh.len(), 1, "{reqs:?}");
     assert!(refresh[0]["body"].as_str().unwrap().contains(r0));
     let stored: serde_json::Value = serde_json::from_str(&kr.lookup(&attrs)).unwrap();
-    let a1 = stored["claudeAiOauth"]["accessToken"].as_str().unwrap().to_string();
-    let r1 = stored["claudeAiOauth"]["refreshToken"].as_str().unwrap().to_string();
-    assert!(a1 != a0 && r1 != r0, "the keyring item holds the rotated login: {stored}");
+    let a1 = stored["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r1 = stored["claudeAiOauth"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        a1 != a0 && r1 != r0,
+        "the keyring item holds the rotated login: {stored}"
+    );
     assert_eq!(stored["claudeAiOauth"]["subscriptionType"], "pro");
-    let last = reqs.iter().rfind(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages")).unwrap();
+    let last = reqs
+        .iter()
+        .rfind(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/messages"))
+        .unwrap();
     assert_eq!(last["headers"]["authorization"], format!("Bearer {a1}"));
     for real in [a0, r0, a1.as_str(), r1.as_str()] {
         assert!(!out.contains(real), "a real token inside: {out}");
     }
-    assert!(out.contains("sk-ant-oat01-"), "the sandbox's copy keeps the token's shape: {out}");
-    assert_eq!(out.rsplit("---").next().unwrap().trim(), "0", "no bus address inside");
-    assert!(!ws.home.join(".claude/.credentials.json").exists(), "nothing written on the host but the keyring");
+    assert!(
+        out.contains("sk-ant-oat01-"),
+        "the sandbox's copy keeps the token's shape: {out}"
+    );
+    assert_eq!(
+        out.rsplit("---").next().unwrap().trim(),
+        "0",
+        "no bus address inside"
+    );
+    assert!(
+        !ws.home.join(".claude/.credentials.json").exists(),
+        "nothing written on the host but the keyring"
+    );
+}
+
+/// Debian's `gh` and npm, signed in on the host, run wrapped under the
+/// shipped policies: each request reaches its API with the real token, the
+/// sandbox's login files hold placeholders of the token's shape, and a
+/// token planted by the sandbox is refused before it leaves.
+#[test]
+fn gh_and_npm_signed_in_on_the_host_work_wrapped_with_brokered_tokens() {
+    let ws = Ws::new();
+    let gh_tok = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+    let npm_tok = "npm_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let s = StandIn::start(&ws.outside, &[gh_tok, npm_tok], &[]);
+    let log = ws.root.join("net.jsonl");
+    std::fs::create_dir_all(ws.home.join(".config/gh")).unwrap();
+    let hosts = format!(
+        "github.com:\n    oauth_token: {gh_tok}\n    user: alice\n    git_protocol: https\n"
+    );
+    std::fs::write(ws.home.join(".config/gh/hosts.yml"), &hosts).unwrap();
+    std::fs::write(
+        ws.home.join(".npmrc"),
+        format!("//registry.npmjs.org/:_authToken={npm_tok}\n"),
+    )
+    .unwrap();
+
+    // gh: `gh api user` as alice; its hosts.yml inside has a gho_ placeholder.
+    let policy = shipped(&ws, s.port, "gh.toml");
+    let o = run(
+        &ws,
+        &s,
+        &policy,
+        &log,
+        "gh api user --jq .login; echo '---'; cat ~/.config/gh/hosts.yml; echo '---'; \
+         GH_TOKEN=ghp_attackerTOKENaaaaBBBBccccDDDDeeee0000 gh api user 2>&1; true",
+    );
+    let out = stdout(&o);
+    let parts: Vec<&str> = out.split("---").collect();
+    assert_eq!(parts[0].trim(), "alice", "{out}\n{}", stderr(&o));
+    let inside = parts[1];
+    assert!(!inside.contains(gh_tok), "{inside}");
+    let ph = inside
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("oauth_token: "))
+        .unwrap_or_else(|| panic!("{inside}"));
+    assert!(ph.starts_with("gho_") && ph.len() == gh_tok.len(), "{ph}");
+    assert!(inside.contains("user: alice"), "{inside}");
+    let gh_reqs: Vec<serde_json::Value> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r["host"] == "api.github.com")
+        .collect();
+    assert_eq!(
+        gh_reqs.len(),
+        1,
+        "the planted token never left: {gh_reqs:?}"
+    );
+    assert_eq!(
+        gh_reqs[0]["headers"]["authorization"],
+        format!("token {gh_tok}")
+    );
+    assert!(!s
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("attacker")));
+
+    // npm: `npm whoami` as alice; a token in the project's .npmrc is refused.
+    let policy = shipped(&ws, s.port, "npm.toml");
+    let o = run(
+        &ws,
+        &s,
+        &policy,
+        &log,
+        "npm whoami --registry https://registry.npmjs.org/ 2>&1; echo '---'; cat ~/.npmrc; echo '---'; \
+         printf '//registry.npmjs.org/:_authToken=npm_attackerTOKENaaaaBBBBccccDDDDeeee00\\n' > .npmrc; \
+         npm whoami --registry https://registry.npmjs.org/ 2>&1; true",
+    );
+    let out = stdout(&o);
+    let parts: Vec<&str> = out.split("---").collect();
+    assert_eq!(
+        parts[0].trim(),
+        "alice",
+        "{out}\n{}\n{:?}",
+        stderr(&o),
+        events(&log)
+    );
+    assert!(
+        !parts[1].contains(npm_tok) && parts[1].contains("npm_"),
+        "{}",
+        parts[1]
+    );
+    let npm_reqs: Vec<serde_json::Value> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r["host"] == "registry.npmjs.org")
+        .collect();
+    // (npm's update check asks for its own package too.)
+    assert_eq!(
+        npm_reqs.iter().filter(|r| r["path"] == "/-/whoami").count(),
+        1,
+        "the planted token never left: {npm_reqs:?}"
+    );
+    for r in &npm_reqs {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Bearer {npm_tok}"),
+            "{r}"
+        );
+    }
+    assert!(!s
+        .requests()
+        .iter()
+        .any(|r| r.to_string().contains("attacker")));
+    let evs = events(&log);
+    assert!(
+        evs.iter()
+            .filter(|e| e["code"] == "NET_FOREIGN_CREDENTIAL")
+            .count()
+            >= 2,
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["credential"] == "~/.npmrc:\"//registry.npmjs.org/:_authToken\""),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e["credential"] == "~/.config/gh/hosts.yml:\"github.com\".oauth_token"),
+        "{evs:?}"
+    );
 }

@@ -248,7 +248,11 @@ pub fn test_tls(dir: &std::path::Path, names: &[&str]) -> (PathBuf, PathBuf, Pat
         .distinguished_name
         .push(rcgen::DnType::CommonName, names[0]);
     let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
-    let (ca_pem, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let (ca_pem, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca_pem, ca.pem()).unwrap();
     std::fs::write(&cert, leaf.pem()).unwrap();
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
