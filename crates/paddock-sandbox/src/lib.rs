@@ -26,6 +26,7 @@
 //!     mounts: vec![MountSpec { source: here.clone(), target: here, mode: MountMode::Ro, origin: "example".into() }],
 //!     protected: vec![".git".into()],
 //!     hidden: vec![],
+//!     files: vec![],
 //!     unix_sockets: vec![],
 //!     tmp_size_mib: 64,
 //!     hostname: "paddock".into(),
