@@ -258,6 +258,7 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                 env: name,
                 placeholder,
                 secret: Secret::new(secret),
+                refresh_only: v.refresh.is_some(),
             },
         ));
         read.push((v, doc_at, key, out.credentials.len() - 1));

@@ -290,6 +290,28 @@ pub fn broker(
     if let Some(owner) = contains_any(path_and_query.as_bytes(), &others) {
         return Err(misrouted(owner));
     }
+    // 1b. A refresh token's placeholder goes into a refresh only (the
+    //     token endpoint's body, see `refresh`), never a header or query.
+    let refresh_ph = |v: &[u8]| {
+        creds.iter().filter(|c| c.refresh_only).any(|c| {
+            v.windows(c.placeholder.len())
+                .any(|w| w == c.placeholder.as_bytes())
+        })
+    };
+    if headers.values().any(|v| {
+        refresh_ph(v.as_bytes())
+            || v.to_str()
+                .ok()
+                .and_then(basic)
+                .is_some_and(|d| refresh_ph(d.as_bytes()))
+    }) || refresh_ph(pct_decode(path_and_query).as_bytes())
+        || refresh_ph(path_and_query.as_bytes())
+    {
+        return Err((
+            Reason::NET_PLACEHOLDER_MISPLACED.code(),
+            "a refresh token's placeholder may only be sent in a refresh to its token endpoint (paddock carries it out), not in a header or the URL".into(),
+        ));
+    }
     // 2. Never a secret in clear text.
     if plaintext && !mine.is_empty() {
         return Err((
@@ -297,6 +319,7 @@ pub fn broker(
             format!("{host} has a brokered credential, which paddock sends only over verified TLS; use https://"),
         ));
     }
+    let mine: Vec<&Brokered> = mine.into_iter().filter(|c| !c.refresh_only).collect();
     let mut injected = false;
     let mut used: Option<String> = None;
     // 3. Headers. The placeholder is swapped only where a credential goes
@@ -687,6 +710,7 @@ mod tests {
             env: "KEY".into(),
             placeholder: ph.into(),
             secret: crate::Secret::new(secret),
+            refresh_only: false,
         }
     }
 

@@ -552,6 +552,21 @@ pub async fn forward(
         .flatten();
     let mut body = body;
     let mut refreshing = None;
+    if let (Some(l), None) = (&login, &tls) {
+        // Never reached (a credential host is refused over plain HTTP
+        // before this), and never to be: the refresh token in clear text.
+        let why = format!("{} is refreshed over verified TLS only", l.name);
+        ctx.emit_at(
+            t,
+            Outcome::refused(
+                Reason::NET_CREDENTIAL_PLAINTEXT.code(),
+                Some((&method, &path)),
+            )
+            .because(&why),
+            start,
+        );
+        return refuse(Reason::NET_CREDENTIAL_PLAINTEXT.code(), &why);
+    }
     if let Some(l) = &login {
         let refused = |code: &'static str, why: String| {
             ctx.emit_at(

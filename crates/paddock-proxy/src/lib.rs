@@ -125,6 +125,9 @@ pub struct Brokered {
     pub placeholder: String,
     /// The real secret (never logged, never shown to the sandbox).
     pub secret: Secret,
+    /// An OAuth refresh token: it goes only into a refresh paddock carries
+    /// out at its token endpoint, never into a header or query.
+    pub refresh_only: bool,
 }
 
 impl std::fmt::Debug for Brokered {

@@ -396,20 +396,27 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
     )
     .unwrap();
     let before = s.requests().len();
+    std::fs::write(
+        ws.proj.join("attack.sh"),
+        r#"code() { curl -sS -o /dev/null -w '%{http_code}\n' -H 'content-type: application/json' "$@"; }
+code -d "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"$(cat planted)\"}" https://platform.claude.com/v1/oauth/token
+code -d '{"grant_type":"authorization_code","code":"x"}' https://platform.claude.com/v1/oauth/token
+RP=$(sed 's/.*"refreshToken":"\([^"]*\)".*/\1/' ~/.claude/.credentials.json)
+code -H "Authorization: Bearer $RP" -d '{}' https://platform.claude.com/v1/oauth/token
+ANTHROPIC_API_KEY=sk-ant-api03-attackerKEYaaaaBBBBccccDDDD "$1" -p 'reply pong' < /dev/null
+true
+"#,
+    )
+    .unwrap();
     let o = run(
         &ws,
         &s,
         &policy,
         &log,
-        &format!(
-            "curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'content-type: application/json' -d \"{{\\\"grant_type\\\":\\\"refresh_token\\\",\\\"refresh_token\\\":\\\"$(cat planted)\\\"}}\" https://platform.claude.com/v1/oauth/token; \
-             curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'content-type: application/json' -d '{{\"grant_type\":\"authorization_code\",\"code\":\"x\"}}' https://platform.claude.com/v1/oauth/token; \
-             ANTHROPIC_API_KEY=sk-ant-api03-attackerKEYaaaaBBBBccccDDDD {} -p 'reply pong' < /dev/null; true",
-            claude.display()
-        ),
+        &format!("sh attack.sh {}", claude.display()),
     );
     assert!(
-        stdout(&o).starts_with("403\n403\n"),
+        stdout(&o).starts_with("403\n403\n403\n"),
         "{}\n{}",
         stdout(&o),
         stderr(&o)
@@ -427,7 +434,11 @@ fn claude_code_signed_in_with_oauth_works_wrapped_and_its_refresh_is_brokered() 
         .iter()
         .map(|e| e["code"].as_str().unwrap().to_string())
         .collect();
-    for c in ["NET_FOREIGN_CREDENTIAL", "NET_TOKEN_GRANT_REFUSED"] {
+    for c in [
+        "NET_FOREIGN_CREDENTIAL",
+        "NET_TOKEN_GRANT_REFUSED",
+        "NET_PLACEHOLDER_MISPLACED",
+    ] {
         assert!(codes.iter().any(|x| x == c), "{c}: {codes:?}");
     }
 }
