@@ -159,8 +159,13 @@ pub struct CredentialStatus {
     /// Where clients usually send it (documentation; the placeholder is
     /// swapped wherever it appears).
     pub header: Option<String>,
-    /// Environment variable holding the placeholder in the sandbox.
+    /// Environment variable holding the placeholder in the sandbox, or
+    /// for a login file its file and key (`~/.npmrc:"//registry…"`).
     pub env: String,
+    /// When a request last carried it (Unix ms), from the session's audit
+    /// trail; absent when never (or longer ago than the trail's tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_ms: Option<u64>,
 }
 
 /// Resource limits.
@@ -286,6 +291,7 @@ pub fn summarize(
                         _ => c.value.host.clone(),
                     }
                 }),
+                last_used_ms: None,
             })
             .collect(),
     };
@@ -417,8 +423,8 @@ pub fn isolation(
     }
 }
 
-/// The last `max` refusals of one audit trail (read from its end).
-fn denials_of(path: &Path, max: usize) -> Vec<Denial> {
+/// The events of the last 512 KiB of one audit trail.
+fn tail_events(path: &Path) -> Vec<paddock_audit::Event> {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
         return Vec::new();
@@ -428,9 +434,36 @@ fn denials_of(path: &Path, max: usize) -> Vec<Denial> {
     let _ = f.seek(SeekFrom::Start(start));
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
-    let mut out: Vec<Denial> = buf
-        .split(|b| *b == b'\n')
+    buf.split(|b| *b == b'\n')
         .filter_map(|l| serde_json::from_slice::<paddock_audit::Event>(l).ok())
+        .collect()
+}
+
+/// When each credential of `summary` was last carried by an allowed
+/// request, from the trail's tail.
+fn credentials_last_used(summary: &mut Option<SandboxSummary>, events: &[paddock_audit::Event]) {
+    let Some(eg) = summary.as_mut().map(|s| &mut s.egress) else {
+        return;
+    };
+    for c in &mut eg.credentials {
+        c.last_used_ms = events
+            .iter()
+            .filter(|e| {
+                e.kind == "net.decision"
+                    && e.allowed == Some(true)
+                    && e.data["credential"].as_str() == Some(c.env.as_str())
+                    && e.data["host"].as_str() == Some(c.host.as_str())
+            })
+            .map(|e| u64::try_from(e.ts_ms).unwrap_or(u64::MAX))
+            .max();
+    }
+}
+
+/// The last `max` refusals of one audit trail (read from its end).
+fn denials_of(events: &[paddock_audit::Event], max: usize) -> Vec<Denial> {
+    let mut out: Vec<Denial> = events
+        .iter()
+        .cloned()
         .filter(|e| e.allowed == Some(false))
         .map(|e| Denial {
             what: describe(&e),
@@ -509,7 +542,10 @@ pub fn collect_with(store: &Store, isolation: Isolation) -> Status {
         let live = m.liveness();
         let disk = store.disk_usage(&m.id);
         total += disk;
-        denials.extend(denials_of(&store.dir(&m.id).join("audit.jsonl"), 20));
+        let events = tail_events(&store.dir(&m.id).join("audit.jsonl"));
+        denials.extend(denials_of(&events, 20));
+        let mut sandbox = load_summary(store, &m.id);
+        credentials_last_used(&mut sandbox, &events);
         sessions.push(SessionStatus {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -528,7 +564,7 @@ pub fn collect_with(store: &Store, isolation: Isolation) -> Status {
             disk_bytes: disk,
             workspace: m.inputs.workspace.display().to_string(),
             policy_hash: m.policy_hash.clone(),
-            sandbox: load_summary(store, &m.id),
+            sandbox,
             isolation: m.isolation.clone(),
         });
     }
@@ -682,7 +718,14 @@ pub fn render(st: &Status) -> String {
             ));
         }
         for c in &e.credentials {
-            o.push_str(&format!("  credential {} -> {}\n", c.env, c.host));
+            let used = match c.last_used_ms {
+                Some(t) => format!(
+                    ", last used {} ago",
+                    age((st.generated_at * 1000).saturating_sub(t) / 1000)
+                ),
+                None => String::new(),
+            };
+            o.push_str(&format!("  credential for {}{used}: {}\n", c.host, c.env));
         }
         let l = &sb.limits;
         o.push_str(&format!(

@@ -136,7 +136,7 @@ function renderSandbox() {
   box.append(el("h3", {}, "Mounts"), mounts,
     el("h3", {}, "Network"),
     el("p", {}, "mode " + e.mode + (e.allow.length ? "; allowed: " + e.allow.join(", ") : "") + (e.inspected.length ? "; inspected: " + e.inspected.join(", ") : "")),
-    el("p", {}, e.credentials.length ? "credentials: " + e.credentials.map((c) => c.env + " → " + c.host + " (" + c.header + ")").join(", ") : "no brokered credentials"),
+    el("p", {}, e.credentials.length ? "credentials: " + e.credentials.map((c) => c.env + " → " + c.host + (c.last_used_ms ? " (last used " + new Date(c.last_used_ms).toLocaleTimeString() + ")" : " (not used yet)")).join(", ") : "no brokered credentials"),
     el("h3", {}, "Limits"),
     el("p", {}, "pids " + (sb.limits.pids ?? "–") + ", memory " + (sb.limits.memory_mib ? sb.limits.memory_mib + " MiB" : "–") + ", tmp " + sb.limits.tmp_mib + " MiB; " + sb.limits.enforced_by + "; audit " + sb.audit_level));
 }

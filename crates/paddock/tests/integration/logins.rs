@@ -795,3 +795,80 @@ fn gh_and_npm_signed_in_on_the_host_work_wrapped_with_brokered_tokens() {
         "{evs:?}"
     );
 }
+
+/// In a session, the login file is there for every exec, and `paddock
+/// status` lists each credential the session can use with when a request
+/// last carried it (never its value).
+#[test]
+fn a_session_shows_its_login_files_to_every_exec_and_status_says_when_each_was_used() {
+    let ws = Ws::new();
+    let gh_tok = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+    let s = StandIn::start(&ws.outside, &[gh_tok], &[]);
+    std::fs::create_dir_all(ws.home.join(".config/gh")).unwrap();
+    std::fs::write(
+        ws.home.join(".config/gh/hosts.yml"),
+        format!("github.com:\n    oauth_token: {gh_tok}\n    user: alice\n"),
+    )
+    .unwrap();
+    let policy = shipped(&ws, s.port, "gh.toml");
+    let state = ws.root.join("state");
+    let pd = |args: &[&str]| {
+        ws.paddock()
+            .env("PADDOCK_HOME", &state)
+            .env("PADDOCK_TEST_RESOLVE", s.resolve())
+            .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = pd(&["session", "start", "--policy", policy.to_str().unwrap()]);
+    let id = stdout(&o).trim().to_string();
+    assert!(!id.is_empty(), "{}", stderr(&o));
+    let o = pd(&["exec", &id, "--", "gh", "api", "user", "--jq", ".login"]);
+    assert_eq!(stdout(&o).trim(), "alice", "{}", stderr(&o));
+    let o = pd(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "grep -c gho_ ~/.config/gh/hosts.yml; grep -c 16C7e42F ~/.config/gh/hosts.yml || true",
+    ]);
+    assert_eq!(stdout(&o), "1\n0\n", "{}", stderr(&o));
+    let o = pd(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sess = st["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id.as_str())
+        .unwrap();
+    let creds = sess["sandbox"]["egress"]["credentials"].as_array().unwrap();
+    let name = "~/.config/gh/hosts.yml:\"github.com\".oauth_token";
+    let api = creds
+        .iter()
+        .find(|c| c["host"] == "api.github.com")
+        .unwrap();
+    assert_eq!(api["env"], name);
+    assert!(api["last_used_ms"].as_u64().is_some(), "{creds:?}");
+    let git = creds.iter().find(|c| c["host"] == "github.com").unwrap();
+    assert!(
+        git.get("last_used_ms").is_none(),
+        "never used for git: {creds:?}"
+    );
+    assert!(!stdout(&o).contains(gh_tok));
+    let human = stdout(&pd(&["status"]));
+    assert!(
+        human.contains("credential for api.github.com, last used 0s ago: ~/.config/gh/"),
+        "{human}"
+    );
+    assert!(
+        human.contains("credential for github.com: ~/.config/gh/"),
+        "{human}"
+    );
+    let _ = pd(&["session", "rm", &id]);
+    assert!(s
+        .requests()
+        .iter()
+        .all(|r| r["headers"]["authorization"] == format!("token {gh_tok}")));
+}
