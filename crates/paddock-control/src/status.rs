@@ -463,14 +463,13 @@ fn credentials_last_used(summary: &mut Option<SandboxSummary>, events: &[paddock
 fn denials_of(events: &[paddock_audit::Event], max: usize) -> Vec<Denial> {
     let mut out: Vec<Denial> = events
         .iter()
-        .cloned()
         .filter(|e| e.allowed == Some(false))
         .map(|e| Denial {
-            what: describe(&e),
-            session: e.session,
+            what: describe(e),
+            session: e.session.clone(),
             ts_ms: u64::try_from(e.ts_ms).unwrap_or(u64::MAX),
-            kind: e.kind,
-            reason_code: e.reason_code.unwrap_or_default(),
+            kind: e.kind.clone(),
+            reason_code: e.reason_code.clone().unwrap_or_default(),
         })
         .collect();
     let n = out.len();
