@@ -90,49 +90,51 @@ pub fn lookup(format: Format, doc: &str, key: &[String]) -> Result<String, Strin
     }
 }
 
-/// Every scalar value in `doc` (to find secrets nothing brokers).
-pub fn values(format: Format, doc: &str) -> Result<Vec<String>, String> {
+/// Every scalar value in `doc` with the name of the key it is under (to
+/// find secrets nothing brokers).
+pub fn values(format: Format, doc: &str) -> Result<Vec<(Option<String>, String)>, String> {
     match format {
-        Format::Raw => Ok(vec![doc.trim().to_string()]),
+        Format::Raw => Ok(vec![(None, doc.trim().to_string())]),
         Format::Json => {
             let v: serde_json::Value =
                 serde_json::from_str(doc).map_err(|e| format!("not valid JSON: {e}"))?;
             let mut out = Vec::new();
-            walk_json(&v, &mut out);
+            walk_json(None, &v, &mut out);
             Ok(out)
         }
         Format::Toml => {
             let v: toml::Value =
                 toml::from_str(doc).map_err(|e| format!("not valid TOML: {}", e.message()))?;
             let mut out = Vec::new();
-            walk_toml(&v, &mut out);
+            walk_toml(None, &v, &mut out);
             Ok(out)
         }
-        Format::Ini | Format::Netrc | Format::Yaml => {
-            Ok(entries(format, doc)?.into_iter().map(|(_, v)| v).collect())
-        }
+        Format::Ini | Format::Netrc | Format::Yaml => Ok(entries(format, doc)?
+            .into_iter()
+            .map(|(k, v)| (k.last().cloned(), v))
+            .collect()),
     }
 }
 
-fn walk_json(v: &serde_json::Value, out: &mut Vec<String>) {
+fn walk_json(key: Option<&str>, v: &serde_json::Value, out: &mut Vec<(Option<String>, String)>) {
     match v {
-        serde_json::Value::String(s) => out.push(s.clone()),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| walk_json(x, out)),
+        serde_json::Value::String(s) => out.push((key.map(str::to_string), s.clone())),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| walk_json(key, x, out)),
         serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
-            out.push(k.clone());
-            walk_json(x, out)
+            out.push((None, k.clone()));
+            walk_json(Some(k), x, out)
         }),
         _ => {}
     }
 }
 
-fn walk_toml(v: &toml::Value, out: &mut Vec<String>) {
+fn walk_toml(key: Option<&str>, v: &toml::Value, out: &mut Vec<(Option<String>, String)>) {
     match v {
-        toml::Value::String(s) => out.push(s.clone()),
-        toml::Value::Array(a) => a.iter().for_each(|x| walk_toml(x, out)),
+        toml::Value::String(s) => out.push((key.map(str::to_string), s.clone())),
+        toml::Value::Array(a) => a.iter().for_each(|x| walk_toml(key, x, out)),
         toml::Value::Table(t) => t.iter().for_each(|(k, x)| {
-            out.push(k.clone());
-            walk_toml(x, out)
+            out.push((None, k.clone()));
+            walk_toml(Some(k), x, out)
         }),
         _ => {}
     }

@@ -106,8 +106,12 @@ impl Document {
         fill: &mut dyn FnMut(&mut [u8]),
     ) -> Result<String, String> {
         let mut pairs: Vec<(String, String)> = brokered.to_vec();
-        for v in formats::values(self.format, &self.text)? {
-            if secret_like(&v) && !pairs.iter().any(|(s, _)| *s == v) {
+        for (key, v) in formats::values(self.format, &self.text)? {
+            let plain = ["true", "false", "yes", "no", "null"]
+                .contains(&v.to_ascii_lowercase().as_str())
+                || v.bytes().all(|b| b.is_ascii_digit());
+            let named = key.as_deref().is_some_and(names_a_secret) && !plain;
+            if (named || secret_like(&v)) && !v.is_empty() && !pairs.iter().any(|(s, _)| *s == v) {
                 let dead = placeholder(&v, fill);
                 pairs.push((v, dead));
             }
@@ -123,8 +127,68 @@ impl Document {
             }
             out = out.replace(secret.as_str(), ph);
         }
-        Ok(out)
+        // Comments and what the parser did not read as a value.
+        let keep: Vec<&str> = pairs.iter().map(|(_, p)| p.as_str()).collect();
+        Ok(mask_text(&out, &keep, fill))
     }
+}
+
+/// Every token in `text` that looks like a secret (split where a token
+/// cannot go on: quotes, spaces, `:`, `,`, ...) and is none of `keep` nor
+/// part of one, replaced by a placeholder of its shape that stands for
+/// nothing. What a parser might miss (a comment, an odd syntax, an error
+/// message that echoes a token) is masked all the same.
+pub fn mask_text(text: &str, keep: &[&str], fill: &mut dyn FnMut(&mut [u8])) -> String {
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "-_.+/=~".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest.find(is_token).unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_token(c)).unwrap_or(rest.len());
+        let tok = &rest[..end];
+        let kept = keep
+            .iter()
+            .any(|k| !k.is_empty() && (k.contains(tok) || tok.contains(k)));
+        if !tok.is_empty() && !kept && secret_like(tok) {
+            out.push_str(&placeholder(tok, fill));
+        } else {
+            out.push_str(tok);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Does a key by this name hold a secret whatever its value looks like
+/// (`password`, `_authToken`, `clientSecret`, `_auth`, `apiKey`)? Names
+/// of kinds, modes, addresses and times do not (`token_type`,
+/// `auth_mode`, `token_url`, `expires_at`).
+pub fn names_a_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    let benign = [
+        "type", "mode", "url", "uri", "endpoint", "method", "scope", "expir", "provider",
+        "protocol", "helper", "host", "user", "name", "_id", "kind", "file", "path",
+    ];
+    if benign.iter().any(|b| k.contains(b)) {
+        return false;
+    }
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "auth",
+        "credential",
+        "cookie",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || k == "pass"
+        || k.ends_with("key")
 }
 
 /// Set values in a JSON document in place: each `(key, value)` replaces
@@ -256,6 +320,80 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("sk-ant-ort01-"));
+    }
+
+    #[test]
+    fn secrets_under_secret_names_in_comments_and_odd_syntax_are_masked_too() {
+        let mut fill = counter();
+        let cases: &[(Format, &str, &[&str], &[&str])] = &[
+            (
+                Format::Json,
+                r#"{"mcpOAuth":{"srv":{"refreshToken":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","clientSecret":"4c1f2e3d:7a8b9c","clientId":"abc"}},"password":"correcthorsebatterystaple","tokenType":"Bearer","alwaysAuth":true}"#,
+                &["9f86d081884c", "4c1f2e3d:7a8b9c", "correcthorse"],
+                &[r#""clientId":"abc""#, r#""tokenType":"Bearer""#, "true"],
+            ),
+            (
+                Format::Ini,
+                "[pypi]
+username = __token__
+password = pypi-AgEIcHlwaS5vcmcCJGFiYy1kZWYAAA
+[testpypi]
+password = correcthorsebatterystaple
+[x]
+password: colonsyntaxSECRET
+; password = pypi-COMMENTEDoutAgEIcHlwaS5vcmcCJG
+",
+                &[
+                    "correcthorse",
+                    "colonsyntaxSECRET",
+                    "pypi-COMMENTEDoutAgEIcHlwaS5vcmcCJG",
+                    "pypi-AgEIcHlwaS5vcmcCJGFiYy1kZWYAAA",
+                ],
+                &["username = __token__", "[testpypi]"],
+            ),
+            (
+                Format::Ini,
+                "registry=https://registry.npmjs.org/
+always-auth=true
+//npm.corp.example/:_authToken=0f4c2a9e-1b2c-4d3e-8f9a-0b1c2d3e4f5a
+//other/:_auth=Ym9iOmh1bnRlcjI=
+",
+                &["0f4c2a9e-1b2c", "Ym9iOmh1bnRlcjI="],
+                &["registry=https://registry.npmjs.org/", "always-auth=true"],
+            ),
+            (
+                Format::Netrc,
+                "machine a.example login alice password hunter2x
+default login bob password sesame99
+",
+                &["hunter2x", "sesame99"],
+                &["login alice", "login bob"],
+            ),
+            (
+                Format::Yaml,
+                "github.com:
+    user: alice
+    password: plainpassword
+    # old: gho_16C7e42F292c6912E7710c838347Ae178B4a
+    git_protocol: https
+",
+                &["plainpassword", "gho_16C7e42F292c"],
+                &["user: alice", "git_protocol: https"],
+            ),
+        ];
+        for (format, text, hidden, kept) in cases {
+            let doc = Document {
+                format: *format,
+                text: text.to_string(),
+            };
+            let out = doc.masked(&[], &mut fill).unwrap();
+            for h in *hidden {
+                assert!(!out.contains(h), "{h} is shown: {out}");
+            }
+            for k in *kept {
+                assert!(out.contains(k), "{k} was changed: {out}");
+            }
+        }
     }
 
     #[test]

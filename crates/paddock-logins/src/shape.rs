@@ -19,6 +19,18 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
     }
     let head: String = secret.chars().take(16).collect();
     let sep = head.rfind(['-', '_']).map(|i| i + 1).unwrap_or(0);
+    // Only a prefix of words (`sk-ant-oat01-`, `github_pat_`) is a shape;
+    // the first groups of a UUID or a hex token are part of the secret.
+    let wordy = secret[..sep]
+        .split(['-', '_'])
+        .filter(|p| !p.is_empty())
+        .all(|p| {
+            let letters = p.bytes().take_while(u8::is_ascii_alphabetic).count();
+            letters > 0
+                && p.len() - letters <= 2
+                && p.bytes().skip(letters).all(|b| b.is_ascii_digit())
+        });
+    let sep = if wordy { sep } else { 0 };
     // A known prefix with another separator (`ya29.`, `1//`) stays too.
     let lower = secret.to_ascii_lowercase();
     let known = SECRET_PREFIXES

@@ -77,6 +77,13 @@ fn read_file(p: &Path) -> Result<String, String> {
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", p.display()));
     }
+    if meta.len() > 1 << 20 {
+        return Err(format!(
+            "{} is {} bytes; a login file paddock reads is at most 1 MiB",
+            p.display(),
+            meta.len()
+        ));
+    }
     let mut s = String::new();
     f.take(1 << 20)
         .read_to_string(&mut s)

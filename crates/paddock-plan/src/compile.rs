@@ -523,6 +523,24 @@ pub(crate) fn compile(
             ));
         }
     }
+    // Nor may a mount show a file a secret is read from, under any path.
+    for f in egress.map(|g| g.host_files()).unwrap_or_default() {
+        let real_source =
+            |m: &MountSpec| std::fs::canonicalize(&m.source).unwrap_or(m.source.clone());
+        if let Some(m) = mounts.iter().find(|m| f.starts_with(real_source(m))) {
+            return Err(CliError::new(
+                Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
+                format!(
+                    "{} ({}) shows {} (at {}), which holds a brokered secret: the sandbox would read the real one",
+                    m.source.display(),
+                    m.origin,
+                    f.display(),
+                    m.target.join(f.strip_prefix(real_source(m)).unwrap_or(f)).display()
+                ),
+                "mount a folder that does not hold the login, or keep the login elsewhere",
+            ));
+        }
+    }
     Ok(SandboxSpec {
         files,
         argv: flags.argv.clone(),

@@ -45,6 +45,7 @@ pub struct Egress {
     credentials: Vec<(Option<String>, Brokered)>,
     logins: Vec<Arc<paddock_proxy::refresh::Login>>,
     files: Vec<(PathBuf, String)>,
+    host_files: Vec<PathBuf>,
     upstream: Option<paddock_proxy::UpstreamProxy>,
 }
 
@@ -160,12 +161,18 @@ impl Egress {
             credentials: resolved.credentials,
             logins: resolved.logins,
             files: resolved.files,
+            host_files: resolved.host_files,
         })
     }
 
     /// Masked login documents the sandbox sees: (path; text).
     pub fn files(&self) -> &[(PathBuf, String)] {
         &self.files
+    }
+
+    /// The host files secrets are read from (real paths).
+    pub fn host_files(&self) -> &[PathBuf] {
+        &self.host_files
     }
 
     /// The CA bundle file on the host.

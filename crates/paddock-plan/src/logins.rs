@@ -25,6 +25,9 @@ pub struct Resolved {
     pub logins: Vec<Arc<Login>>,
     /// Masked login documents: (path, the same inside; text).
     pub files: Vec<(PathBuf, String)>,
+    /// Every host file a secret is read from, as the kernel names it (no
+    /// link in it): none may be shown to the sandbox by a mount.
+    pub host_files: Vec<PathBuf>,
 }
 
 /// A document read once per run, shared by the credentials that name it.
@@ -154,6 +157,29 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                     "use env:NAME, file:PATH or keyring:ATTR=VALUE,...",
                 ));
             };
+            if let Store::File(p) = &store {
+                // The file's real place: a folder on the way may be a link
+                // into a folder the sandbox is shown, and a second name (a
+                // hard link) may lie in one.
+                if let Ok(real) = std::fs::canonicalize(p) {
+                    if std::fs::metadata(&real)
+                        .is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1)
+                    {
+                        return Err(CliError::new(
+                            Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
+                            format!(
+                                "credential for {} ({origin}): {} has another name (a hard link), which a folder the sandbox sees could show",
+                                v.host,
+                                p.display()
+                            ),
+                            "keep the login in a file with one name (copy it, remove the other name)",
+                        ));
+                    }
+                    if !out.host_files.contains(&real) {
+                        out.host_files.push(real);
+                    }
+                }
+            }
             let at = match docs.iter().position(|d| d.store == store) {
                 Some(i) => i,
                 None => {

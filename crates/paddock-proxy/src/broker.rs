@@ -250,6 +250,9 @@ pub struct Brokering {
     pub injected: bool,
     /// Which credential (its name, never its value).
     pub used: Option<String>,
+    /// Other forms of the secret paddock put in (Basic credentials'
+    /// base64) and what the sandbox sent instead, for the answer's scrub.
+    pub scrub: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Screen and broker one request to `host` in place: its headers and its
@@ -322,6 +325,7 @@ pub fn broker(
     let mine: Vec<&Brokered> = mine.into_iter().filter(|c| !c.refresh_only).collect();
     let mut injected = false;
     let mut used: Option<String> = None;
+    let mut scrub: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     // 3. Headers. The placeholder is swapped only where a credential goes
     //    (an auth header, a Basic password): anywhere else the host could
     //    be made to store or echo the real secret (a file name, a message,
@@ -417,10 +421,34 @@ pub fn broker(
                 used.get_or_insert_with(|| c.env.clone());
             }
             new = match decoded {
-                Some(up) if has_ph(&up) => format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(substitute(&up, &mine).0)
-                ),
+                Some(up) if has_ph(&up) => {
+                    let b64 = &base64::engine::general_purpose::STANDARD;
+                    let real = b64.encode(substitute(&up, &mine).0);
+                    // An answer that echoes the header must not hand the
+                    // sandbox the real one's base64 (with or without
+                    // padding, URL-safe too).
+                    let sent = b64.encode(&up);
+                    for (r, p) in [
+                        (real.clone(), sent.clone()),
+                        (
+                            real.trim_end_matches('=').to_string(),
+                            sent.trim_end_matches('=').to_string(),
+                        ),
+                        (
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .encode(substitute(&up, &mine).0),
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&up),
+                        ),
+                    ] {
+                        if !scrub
+                            .iter()
+                            .any(|(x, _): &(Vec<u8>, Vec<u8>)| *x == r.as_bytes())
+                        {
+                            scrub.push((r.into_bytes(), p.into_bytes()));
+                        }
+                    }
+                    format!("Basic {real}")
+                }
                 _ => substitute(&text, &mine).0,
             };
         }
@@ -504,7 +532,11 @@ pub fn broker(
         }
         *path_and_query = out;
     }
-    Ok(Brokering { injected, used })
+    Ok(Brokering {
+        injected,
+        used,
+        scrub,
+    })
 }
 
 /// A raw query parameter name, decoded and normalised ([`query_name`]).

@@ -526,6 +526,7 @@ pub async fn forward(
     };
     let brokered = brokering.injected;
     let used = brokering.used;
+    let scrub_extra = brokering.scrub;
     if brokered || ctx.has_credential(&t.host) {
         // The answer is scanned for the secret; it must not be compressed.
         parts
@@ -618,6 +619,10 @@ pub async fn forward(
             "content-length",
             HeaderValue::from(u64::try_from(new.len()).unwrap_or(u64::MAX)),
         );
+        // The answer must be one paddock reads: JSON, uncompressed.
+        parts
+            .headers
+            .insert("accept", HeaderValue::from_static("application/json"));
         body = Full::new(Bytes::from(new))
             .map_err(|never| match never {})
             .boxed();
@@ -745,7 +750,8 @@ pub async fn forward(
                 Outcome::allowed(rq, up, down).with_credential(used.as_deref()),
                 start,
             );
-            let secrets = ctx.secrets(&t.host);
+            let mut secrets = ctx.secrets(&t.host);
+            secrets.extend(scrub_extra);
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());
             }
@@ -862,6 +868,20 @@ async fn refreshed(
             );
             out
         }
+        None if parts.status.is_success() => {
+            // A success paddock cannot read: the server may have rotated
+            // the refresh token, and its answer may hold the new one.
+            // Nothing of it reaches the sandbox.
+            let why = "the token endpoint answered a refresh with no token answer paddock reads (a JSON object or form with access_token); the server may have rotated the login: sign in on the host again if the next refresh fails";
+            ctx.emit_at(
+                t,
+                Outcome::refused(Reason::NET_LOGIN_NOT_STORED.code(), rq)
+                    .because(why)
+                    .with_credential(Some(&l.name)),
+                start,
+            );
+            return bad_gateway(why);
+        }
         None => {
             ctx.emit_at(
                 t,
@@ -869,7 +889,7 @@ async fn refreshed(
                     .with_credential(Some(&l.name)),
                 start,
             );
-            // An error answer may echo what was sent.
+            // An error answer may echo what was sent, or hold any token.
             let mut v = bytes.to_vec();
             for (secret, ph) in [
                 (current.to_string(), l.refresh.0.clone()),
@@ -879,7 +899,13 @@ async fn refreshed(
                     v = broker::replace_all_bytes(&v, secret.as_bytes(), ph.as_bytes());
                 }
             }
-            v
+            let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
+            paddock_logins::mask_text(
+                &String::from_utf8_lossy(&v),
+                &keep,
+                &mut paddock_logins::fill_random,
+            )
+            .into_bytes()
         }
     };
     broker::scrub_headers(

@@ -241,11 +241,55 @@ pub struct Tokens {
     pub expires_in: Option<u64>,
 }
 
-/// Read a refresh answer: the new tokens, and the answer the sandbox gets
-/// (placeholders in place of both, any other token replaced by one that
-/// stands for nothing). None when it is not a successful token answer.
+/// Read a refresh answer (a JSON object, or a form as some endpoints
+/// answer): the new tokens, and the answer the sandbox gets in the same
+/// form (placeholders in place of both, any other token replaced by one
+/// that stands for nothing). None when it is not a token answer.
 pub fn answer(login: &Login, body: &[u8]) -> Option<(Tokens, Vec<u8>)> {
-    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    if let Ok(v) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        return answer_json(login, v);
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for pair in text.trim().split('&').filter(|p| !p.is_empty()) {
+        let (n, v) = pair.split_once('=')?;
+        let (n, v) = (form_decode(n)?, form_decode(v)?);
+        if fields.iter().any(|(o, _)| *o == n) {
+            return None;
+        }
+        fields.push((n, v));
+    }
+    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let access = get("access_token").filter(|a| !a.is_empty())?;
+    let refresh = get("refresh_token").filter(|r| !r.is_empty());
+    let expires_in = get("expires_in").and_then(|e| e.parse().ok());
+    let keep = [login.access.0.as_str(), login.refresh.0.as_str()];
+    let out = fields
+        .iter()
+        .map(|(n, v)| {
+            let v = match n.as_str() {
+                "access_token" => login.access.0.clone(),
+                "refresh_token" if refresh.is_some() => login.refresh.0.clone(),
+                _ => paddock_logins::mask_text(v, &keep, &mut paddock_logins::fill_random),
+            };
+            format!("{}={}", form_encode(n), form_encode(&v))
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    Some((
+        Tokens {
+            access,
+            refresh,
+            expires_in,
+        },
+        out.into_bytes(),
+    ))
+}
+
+fn answer_json(
+    login: &Login,
+    mut v: serde_json::Map<String, serde_json::Value>,
+) -> Option<(Tokens, Vec<u8>)> {
     let access = v.get("access_token")?.as_str()?.to_string();
     if access.is_empty() {
         return None;
@@ -255,7 +299,10 @@ pub fn answer(login: &Login, body: &[u8]) -> Option<(Tokens, Vec<u8>)> {
         .and_then(|r| r.as_str())
         .filter(|r| !r.is_empty())
         .map(str::to_string);
-    let expires_in = v.get("expires_in").and_then(|e| e.as_u64());
+    let expires_in = v.get("expires_in").and_then(|e| {
+        e.as_u64()
+            .or_else(|| e.as_str().and_then(|s| s.parse().ok()))
+    });
     v.insert("access_token".into(), login.access.0.clone().into());
     if refresh.is_some() {
         v.insert("refresh_token".into(), login.refresh.0.clone().into());
@@ -497,5 +544,16 @@ mod tests {
         assert_eq!(v["keep"], true);
         // Not a token answer: nothing to store.
         assert!(answer(&l, br#"{"error":"invalid_grant"}"#).is_none());
+        assert!(answer(&l, br#"{"access_token":7}"#).is_none());
+        // A form answer (GitHub's endpoint answers so unless asked for JSON).
+        let (t, out) = answer(&l, b"access_token=gho_NEWaccessNEWaccessNEW&refresh_token=ghr_NEWrefreshNEWrefreshNEW&expires_in=28800&token_type=bearer").unwrap();
+        assert_eq!(t.access, "gho_NEWaccessNEWaccessNEW");
+        assert_eq!(t.expires_in, Some(28800));
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            !out.contains("NEWaccess") && !out.contains("NEWrefresh"),
+            "{out}"
+        );
+        assert!(out.contains("token_type=bearer"), "{out}");
     }
 }

@@ -46,6 +46,19 @@ class H(http.server.BaseHTTPRequestHandler):
                 except Exception:
                     req = dict(urllib.parse.parse_qsl(body))
                 r = req.get("refresh_token")
+                if req.get("grant_type") == "refresh_token" and r in state.get("form", []):
+                    # Rotated, and answered as a form (as some endpoints do).
+                    state["form"].remove(r)
+                    a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["access"].append(a)
+                    state["form"].append(nr)
+                    return self.send(200, urllib.parse.urlencode({"access_token": a, "refresh_token": nr, "expires_in": 3600, "token_type": "bearer"}).encode(), "application/x-www-form-urlencoded")
+                if req.get("grant_type") == "refresh_token" and r in state.get("odd", []):
+                    # Rotated, in an answer that is no token answer.
+                    state["odd"].remove(r)
+                    nr = "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["odd"].append(nr)
+                    return self.send(200, {"token": {"access": "sk-ant-oat01-" + secrets.token_hex(24), "refresh": nr}})
                 if req.get("grant_type") == "refresh_token" and r in state["refresh"]:
                     state["refresh"].remove(r)
                     a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
@@ -66,6 +79,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 ]
                 out = "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in evs).encode()
                 return self.send(200, out, "text/event-stream")
+            if path == "/echo":
+                return self.send(200, {"headers": h})
             if host == "api.github.com":
                 if tok not in state["access"]:
                     return self.send(401, {"message": "Bad credentials"})
@@ -106,14 +121,19 @@ struct StandIn {
 impl StandIn {
     /// Valid access tokens and refresh tokens to begin with.
     fn start(dir: &Path, access: &[&str], refresh: &[&str]) -> StandIn {
+        StandIn::start_with(
+            dir,
+            serde_json::json!({"access": access, "refresh": refresh}),
+        )
+    }
+
+    /// With the stand-in's whole first state (`form`, `odd`: refresh
+    /// tokens answered as a form, or with no token answer).
+    fn start_with(dir: &Path, state: serde_json::Value) -> StandIn {
         let (ca, cert, key) = test_tls(dir, &NAMES);
         let log = dir.join("stand-in.jsonl");
         let st = dir.join("stand-in-state.json");
-        std::fs::write(
-            &st,
-            serde_json::json!({"access": access, "refresh": refresh}).to_string(),
-        )
-        .unwrap();
+        std::fs::write(&st, state.to_string()).unwrap();
         std::fs::write(dir.join("stand-in.py"), SERVER).unwrap();
         let mut child = Command::new("python3")
             .arg(dir.join("stand-in.py"))
@@ -871,4 +891,176 @@ fn a_session_shows_its_login_files_to_every_exec_and_status_says_when_each_was_u
         .requests()
         .iter()
         .all(|r| r["headers"]["authorization"] == format!("token {gh_tok}")));
+}
+
+/// The real login cannot be reached around its masked copy: no mount may
+/// show the host's file (under another path, through a linked folder, by a
+/// second name); a refresh answer paddock cannot read never reaches the
+/// sandbox; an answer echoing the Basic credentials paddock built does not
+/// hand back their real base64.
+#[test]
+fn the_real_login_is_not_reachable_around_its_masked_copy() {
+    let ws = Ws::new();
+    let access = "ghp_realACCESSaaaaBBBBccccDDDDeeee00001111";
+    let (rf, ro) = (
+        "sk-ant-ort01-realFORMaaaaBBBBccccDDDDeeeeFFFF0000",
+        "sk-ant-ort01-realODDaaaaBBBBccccDDDDeeeeFFFF00000",
+    );
+    let s = StandIn::start_with(
+        &ws.outside,
+        serde_json::json!({"access": [access], "refresh": [], "form": [rf], "odd": [ro]}),
+    );
+    let login = ws.home.join(".tool/login.json");
+    std::fs::create_dir_all(login.parent().unwrap()).unwrap();
+    let policy = ws.root.join("p.toml");
+    let write_policy = |file: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                r#"version = 1
+[network]
+mode = "proxy"
+allow = ["api.github.com:443", "platform.claude.com:443", "127.0.0.1:{}"]
+[[network.credentials]]
+host = "api.github.com"
+file = "{file}"
+key = "access"
+[[network.credentials]]
+host = "platform.claude.com"
+file = "{file}"
+key = "refresh"
+refresh = {{ url = "https://platform.claude.com/v1/oauth/token", access = "access", expires_at = "exp", expires_unit = "s" }}
+"#,
+                s.port
+            ),
+        )
+        .unwrap()
+    };
+    write_policy("~/.tool/login.json");
+    let doc = |r: &str| serde_json::json!({"access": access, "refresh": r, "exp": 1}).to_string();
+    std::fs::write(&login, doc(rf)).unwrap();
+    let log = ws.root.join("net.jsonl");
+    let pd = |extra: &[&str], script: &str| {
+        ws.paddock()
+            .env("PADDOCK_TEST_RESOLVE", s.resolve())
+            .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+            .args([
+                "run",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--net-log",
+                log.to_str().unwrap(),
+            ])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .output()
+            .unwrap()
+    };
+    // 1. Mounts that would show the host's file, at any path, any mode.
+    let tool = ws.home.join(".tool");
+    for m in [
+        format!("{}:/tmp/x:ro", tool.display()),
+        format!("{}:/mnt:rw", ws.home.display()),
+        format!("{}:/tmp/y:cow", tool.display()),
+        format!("{}:/tmp/z.json:ro", login.display()),
+    ] {
+        let o = pd(&["--mount", &m], "cat /tmp/x/login.json /mnt/.tool/login.json /tmp/y/login.json /tmp/z.json 2>/dev/null; true");
+        assert_eq!(o.status.code(), Some(125), "{m}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("NET_CREDENTIAL_FILE_SHOWN"),
+            "{m}: {}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("realACCESS"));
+    }
+    // 2. A login reached through a linked folder into the workspace, or
+    //    with a second name there.
+    std::fs::create_dir_all(ws.proj.join("dot")).unwrap();
+    std::fs::write(ws.proj.join("dot/login.json"), doc(rf)).unwrap();
+    std::os::unix::fs::symlink(ws.proj.join("dot"), ws.home.join("linked")).unwrap();
+    write_policy("~/linked/login.json");
+    let o = pd(&[], "cat dot/login.json");
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("NET_CREDENTIAL_FILE_SHOWN"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::hard_link(
+        ws.proj.join("dot/login.json"),
+        ws.home.join(".tool/second.json"),
+    )
+    .unwrap();
+    write_policy("~/.tool/second.json");
+    let o = pd(&[], "cat dot/login.json");
+    assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+    assert!(stderr(&o).contains("hard link"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("realACCESS"));
+
+    // 3. A refresh answered as a form is stored and answered with
+    //    placeholders; an answer paddock cannot read is not passed on.
+    write_policy("~/.tool/login.json");
+    let refresh = r#"RP=$(sed 's/.*"refresh":"\([^"]*\)".*/\1/' ~/.tool/login.json)
+curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"$RP\"}" https://platform.claude.com/v1/oauth/token; echo"#;
+    let o = pd(&[], refresh);
+    let out = stdout(&o);
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    let (a1, r1) = (
+        host["access"].as_str().unwrap(),
+        host["refresh"].as_str().unwrap(),
+    );
+    assert!(
+        r1 != rf && a1 != access,
+        "the form answer was stored: {host} / {out}"
+    );
+    assert!(
+        out.contains("access_token=ghp_") && !out.contains(a1) && !out.contains(r1),
+        "{out}"
+    );
+    std::fs::write(&login, doc(ro)).unwrap();
+    let o = pd(&[], refresh);
+    let out = stdout(&o);
+    let reqs = s.requests();
+    let last = reqs
+        .iter()
+        .rfind(|r| r["path"] == "/v1/oauth/token")
+        .unwrap();
+    assert!(
+        last["body"].as_str().unwrap().contains(ro),
+        "the real refresh token was sent: {last}"
+    );
+    assert!(
+        out.contains("paddock:")
+            && !out.contains("sk-ant-oat01-")
+            && !out.contains("sk-ant-ort01-"),
+        "{out}"
+    );
+    assert!(events(&log)
+        .iter()
+        .any(|e| e["code"] == "NET_LOGIN_NOT_STORED"));
+
+    // 4. Basic credentials echoed back: never the real ones' base64.
+    let o = pd(
+        &[],
+        r#"AP=$(sed 's/.*"access":"\([^"]*\)".*/\1/' ~/.tool/login.json); curl -sS -u "x:$AP" https://api.github.com/echo"#,
+    );
+    let out = stdout(&o);
+    use base64::Engine as _;
+    let real = base64::engine::general_purpose::STANDARD.encode(format!("x:{access}"));
+    assert!(out.contains("Basic "), "{out}\n{}", stderr(&o));
+    assert!(
+        !out.contains(&real) && !out.contains(real.trim_end_matches('=')),
+        "{out}"
+    );
+    let echo = s
+        .requests()
+        .into_iter()
+        .rfind(|r| r["path"] == "/echo")
+        .unwrap();
+    assert_eq!(
+        echo["headers"]["authorization"],
+        format!("Basic {real}"),
+        "the server got the real one"
+    );
 }
