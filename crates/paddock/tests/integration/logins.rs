@@ -494,13 +494,23 @@ impl Keyring {
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .unwrap();
+        // A bus of its own with no service activation: the session bus's
+        // default would start a second, locked keyring daemon for a client
+        // that asks before this one is up.
+        let conf = dir.join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+                 <busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\
+                 <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
+                dir.join("bus").display()
+            ),
+        )
+        .unwrap();
         let mut bus = Command::new("dbus-daemon")
-            .args([
-                "--session",
-                "--nofork",
-                "--print-address=1",
-                &format!("--address=unix:path={}", dir.join("bus").display()),
-            ])
+            .args(["--nofork", "--print-address=1"])
+            .arg(format!("--config-file={}", conf.display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
