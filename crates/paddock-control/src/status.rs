@@ -283,14 +283,7 @@ pub fn summarize(
             .map(|c| CredentialStatus {
                 host: c.value.host.clone(),
                 header: c.value.header.clone(),
-                env: c.value.env.clone().unwrap_or_else(|| {
-                    // A login file's credential goes by its file and key.
-                    match (&c.value.file, &c.value.key) {
-                        (Some(f), Some(k)) => format!("{f}:{k}"),
-                        (Some(f), None) => f.clone(),
-                        _ => c.value.host.clone(),
-                    }
-                }),
+                env: c.value.name(),
                 last_used_ms: None,
             })
             .collect(),

@@ -89,14 +89,22 @@ async fn connect() -> Result<SecretService<'static>, KeyringError> {
         .map_err(service_error)
 }
 
-/// The item's secret, as text.
-pub async fn read_async(attrs: &[(String, String)]) -> Result<String, KeyringError> {
-    let ss = connect().await?;
+/// The items with these attributes, unlocked and locked.
+async fn search<'a>(
+    ss: &'a SecretService<'a>,
+    attrs: &[(String, String)],
+) -> Result<secret_service::SearchItemsResult<secret_service::Item<'a>>, KeyringError> {
     let q: HashMap<&str, &str> = attrs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let found = ss.search_items(q).await.map_err(service_error)?;
+    ss.search_items(q).await.map_err(service_error)
+}
+
+/// The item's secret, as text.
+pub async fn read_async(attrs: &[(String, String)]) -> Result<String, KeyringError> {
+    let ss = connect().await?;
+    let found = search(&ss, attrs).await?;
     let n = found.unlocked.len() + found.locked.len();
     if n == 0 {
         return Err(KeyringError::NotFound(shown(attrs), tool_args(attrs)));
@@ -114,11 +122,7 @@ pub async fn read_async(attrs: &[(String, String)]) -> Result<String, KeyringErr
 /// Replace the item's secret (one call: the service stores it whole).
 pub async fn write_async(attrs: &[(String, String)], secret: &str) -> Result<(), KeyringError> {
     let ss = connect().await?;
-    let q: HashMap<&str, &str> = attrs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let found = ss.search_items(q).await.map_err(service_error)?;
+    let found = search(&ss, attrs).await?;
     match (found.unlocked.as_slice(), found.locked.len()) {
         ([item], 0) => {
             let ct = item

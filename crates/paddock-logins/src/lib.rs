@@ -255,11 +255,11 @@ pub fn replace_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
     done
 }
 
-/// Fill `buf` from the kernel's random source.
+/// Fill `buf` from the kernel's random source (`getrandom`, which does not
+/// fail once the pool is ready, as it is long before paddock runs).
 pub fn fill_random(buf: &mut [u8]) {
-    use std::io::Read;
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
-    assert!(ok.is_ok(), "/dev/urandom is readable on Linux");
+    let ok = paddock_sys::random_bytes(buf);
+    assert!(ok.is_ok(), "getrandom works on Linux 3.17 and later");
 }
 
 #[cfg(test)]

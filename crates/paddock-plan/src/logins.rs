@@ -271,12 +271,7 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                 d.pairs.push((secret.clone(), placeholder.clone()));
             }
         }
-        let name = match (&v.env, &v.file, &v.key) {
-            (Some(e), _, _) => e.clone(),
-            (None, Some(f), Some(k)) => format!("{f}:{k}"),
-            (None, Some(f), None) => f.clone(),
-            (None, None, _) => v.host.clone(),
-        };
+        let name = v.name();
         out.credentials.push((
             v.env.clone(),
             Brokered {

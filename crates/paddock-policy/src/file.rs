@@ -301,6 +301,20 @@ pub struct Credential {
     pub refresh: Option<Refresh>,
 }
 
+impl Credential {
+    /// What the credential goes by in audit events and `status` (never
+    /// its value): the variable that holds the placeholder, or the login
+    /// file and key, or its host.
+    pub fn name(&self) -> String {
+        match (&self.env, &self.file, &self.key) {
+            (Some(e), _, _) => e.clone(),
+            (None, Some(f), Some(k)) => format!("{f}:{k}"),
+            (None, Some(f), None) => f.clone(),
+            (None, None, _) => self.host.clone(),
+        }
+    }
+}
+
 /// `refresh = { ... }` of a credential: an OAuth 2 token endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -813,6 +813,20 @@ async fn refreshed(
     current: &str,
 ) -> Response<Body> {
     let (mut parts, body) = r.into_parts();
+    // (real, placeholder) of this login, for whatever the answer echoes;
+    // the access token as it is then (a stored refresh replaces it).
+    let secrets = || -> [(Vec<u8>, Vec<u8>); 2] {
+        [
+            (
+                current.as_bytes().to_vec(),
+                l.refresh.0.clone().into_bytes(),
+            ),
+            (
+                l.access.1.get().into_bytes(),
+                l.access.0.clone().into_bytes(),
+            ),
+        ]
+    };
     let encoded = parts
         .headers
         .get_all("content-encoding")
@@ -891,12 +905,9 @@ async fn refreshed(
             );
             // An error answer may echo what was sent, or hold any token.
             let mut v = bytes.to_vec();
-            for (secret, ph) in [
-                (current.to_string(), l.refresh.0.clone()),
-                (l.access.1.get(), l.access.0.clone()),
-            ] {
+            for (secret, ph) in &secrets() {
                 if !secret.is_empty() {
-                    v = broker::replace_all_bytes(&v, secret.as_bytes(), ph.as_bytes());
+                    v = broker::replace_all_bytes(&v, secret, ph);
                 }
             }
             let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
@@ -908,19 +919,7 @@ async fn refreshed(
             .into_bytes()
         }
     };
-    broker::scrub_headers(
-        &mut parts.headers,
-        &[
-            (
-                current.as_bytes().to_vec(),
-                l.refresh.0.clone().into_bytes(),
-            ),
-            (
-                l.access.1.get().into_bytes(),
-                l.access.0.clone().into_bytes(),
-            ),
-        ],
-    );
+    broker::scrub_headers(&mut parts.headers, &secrets());
     parts.headers.remove("transfer-encoding");
     parts.headers.insert(
         "content-length",
