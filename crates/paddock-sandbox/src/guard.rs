@@ -20,6 +20,10 @@
 //! the events cannot be trusted to be complete (an overflow, a folder not
 //! found again at its place, the watch budget) it walks everything again.
 //!
+//! A one-shot run's start scan keeps a [`Snapshot`] instead (an inotify
+//! instance costs more to tear down than a run's sweeps save): the sweep
+//! once its sandbox is gone reads only the folders whose status changed.
+//!
 //! Every walk goes through descriptors: folders are opened beneath their
 //! parent's fd with no link followed, and a quarantine is a `renameat2`
 //! inside the pinned parent, so a sandbox that swaps a folder for a link
@@ -190,12 +194,14 @@ fn walk(root: &Path, names: &Names, hit: impl FnMut(BorrowedFd<'_>, &Path, PathB
         names,
         hit,
         |_, _| true,
+        |_, _, _| {},
     )
 }
 
 /// [`walk`] from the folder `start`, at `rel` below `root`, calling
 /// `enter(fd, rel)` for each folder before its entries are read (false:
-/// the walk is incomplete).
+/// the walk is incomplete) and `listed(fd, rel, folders)` once they are,
+/// with the names of the folders in it.
 fn walk_at(
     root: &Path,
     start: Opened,
@@ -203,6 +209,7 @@ fn walk_at(
     names: &Names,
     mut hit: impl FnMut(BorrowedFd<'_>, &Path, PathBuf),
     mut enter: impl FnMut(BorrowedFd<'_>, &[OsString]) -> bool,
+    mut listed: impl FnMut(BorrowedFd<'_>, &[OsString], Vec<OsString>),
 ) -> bool {
     let mut complete = true;
     let context = names.context(root);
@@ -214,11 +221,14 @@ fn walk_at(
         }
         budget -= 1;
         complete &= enter(dir.fd.as_fd(), &rel);
-        let Ok(entries) = sys::read_dir_typed(dir.fd.as_fd()) else {
+        // Every folder on the stack was opened by this walk and is read
+        // once: through its own descriptor.
+        let Ok(entries) = sys::read_dir_here(dir.fd.as_fd()) else {
             complete = false;
             continue;
         };
         let parents: Vec<OsString> = context.iter().chain(&rel).cloned().collect();
+        let mut folders = Vec::new();
         for (e, dtype) in entries {
             if names.hit(&parents, &e) {
                 let mut p = root.to_path_buf();
@@ -238,13 +248,15 @@ fn walk_at(
                 match open_listable(dir.fd.as_fd(), Path::new(&e)) {
                     Some(child) => {
                         let mut r = rel.clone();
-                        r.push(e);
+                        r.push(e.clone());
                         stack.push((child, r));
                     }
                     None => complete = false,
                 }
+                folders.push(e);
             }
         }
+        listed(dir.fd.as_fd(), &rel, folders);
     }
     complete
 }
@@ -345,6 +357,133 @@ fn add_watch(
     }
 }
 
+/// How long before its scan a folder must last have changed for the
+/// [`Snapshot`] to trust its status-change time: far more than the
+/// coarsest timestamp tick (a jiffy), so that a change after the scan
+/// cannot carry the time the scan saw.
+const SNAPSHOT_MARGIN_NS: i128 = 1_000_000_000;
+
+/// File systems whose folders' status-change times the kernel keeps
+/// itself, on every entry made, removed or renamed in them (`statfs`
+/// magic numbers: ext2/3/4, XFS, Btrfs, tmpfs, F2FS, bcachefs). Network
+/// and FUSE file systems report times their server or daemon chose.
+const TRUSTED_CTIME: [i64; 6] = [
+    0xEF53,
+    0x5846_5342,
+    0x9123_683E,
+    0x0102_1994,
+    0xF2F5_2010,
+    0xCA45_1A4E,
+];
+
+/// A folder as the start scan saw it.
+struct Folder {
+    dev: u64,
+    ino: u64,
+    ctime_ns: i128,
+    /// The names of the folders in it.
+    folders: Vec<OsString>,
+}
+
+/// What a one-shot run's start scan saw of every folder of the writable
+/// mounts, so that the sweep once the sandbox is gone
+/// ([`Guard::sweep_final`]) reads only the folders that changed.
+///
+/// Making, removing or renaming an entry in a folder sets the folder's
+/// status-change time (ctime) to the current time, and no process can set
+/// it back (only the host's clock could). A folder with the device, inode
+/// and ctime the scan saw therefore holds the entries the scan read: none
+/// of them can be a new protected name, so the sweep only looks deeper,
+/// into the folders it holds. A folder that changed, is new, or changed
+/// less than [`SNAPSHOT_MARGIN_NS`] before the scan (its time could be
+/// the one a later change gets, timestamps being coarse) is read whole,
+/// as by [`walk`]. Only folders on the mount's own file system, of a type
+/// in [`TRUSTED_CTIME`], are kept.
+pub struct Snapshot {
+    roots: Vec<PathBuf>,
+    folders: Vec<std::collections::HashMap<PathBuf, Folder>>,
+    /// Folders that changed after this (ns since the epoch) are not kept.
+    before_ns: i128,
+}
+
+impl Snapshot {
+    /// A snapshot of nothing yet, trusting times older than one margin.
+    pub fn new() -> Snapshot {
+        Snapshot::with_margin(SNAPSHOT_MARGIN_NS)
+    }
+
+    fn with_margin(margin_ns: i128) -> Snapshot {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i128::try_from(d.as_nanos()).unwrap_or(0))
+            .unwrap_or(0);
+        Snapshot {
+            roots: Vec::new(),
+            folders: Vec::new(),
+            before_ns: now - margin_ns,
+        }
+    }
+
+    /// [`scan`] `root`, keeping what it saw of each folder.
+    pub fn scan(&mut self, root: &Path, names: &[PathBuf]) -> Scan {
+        self.roots.push(root.to_path_buf());
+        let mut kept = std::collections::HashMap::new();
+        let before = self.before_ns;
+        let scan = scan_by(|hit| {
+            let Ok(fd) = sys::open_dir_nofollow(root) else {
+                return true;
+            };
+            let trusted = sys::fs_magic(fd.as_fd()).is_ok_and(|m| TRUSTED_CTIME.contains(&m));
+            let dev = sys::fstatat(fd.as_fd(), Path::new(""))
+                .map(|st| st.dev)
+                .ok();
+            walk_at(
+                root,
+                Opened { fd, restore: None },
+                Vec::new(),
+                &Names::new(names),
+                hit,
+                |_, _| true,
+                |dir, rel, folders| {
+                    let Ok(st) = sys::fstatat(dir, Path::new("")) else {
+                        return;
+                    };
+                    if trusted && Some(st.dev) == dev && st.ctime_ns < before {
+                        let f = Folder {
+                            dev: st.dev,
+                            ino: st.ino,
+                            ctime_ns: st.ctime_ns,
+                            folders,
+                        };
+                        kept.insert(rel.iter().collect::<PathBuf>(), f);
+                    }
+                },
+            )
+        });
+        self.folders.push(kept);
+        scan
+    }
+
+    /// Folders kept, over all roots.
+    pub fn len(&self) -> usize {
+        self.folders
+            .iter()
+            .map(std::collections::HashMap::len)
+            .sum()
+    }
+
+    /// Nothing kept?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for Snapshot {
+    fn default() -> Snapshot {
+        Snapshot::new()
+    }
+}
+
 /// A protected name the sandbox created, and where it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -366,6 +505,8 @@ pub struct Guard {
     /// removed and made again (a link replaced by a file) is new, even on
     /// the same inode number.
     known: Mutex<HashSet<Identity>>,
+    /// What a one-shot run's start scan saw of `roots`.
+    snapshot: Mutex<Option<Snapshot>>,
 }
 
 impl Guard {
@@ -383,7 +524,17 @@ impl Guard {
             names: Names::new(&names),
             watch: Mutex::new(watch),
             known: Mutex::new(known.into_iter().map(|(_, id)| id).collect()),
+            snapshot: Mutex::new(None),
         }
+    }
+
+    /// With the [`Snapshot`] the start scan of `roots` kept (a one-shot
+    /// run's), for [`Guard::sweep_final`].
+    pub(crate) fn with_snapshot(self, snapshot: Snapshot) -> Guard {
+        if snapshot.roots == self.roots {
+            *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
+        }
+        self
     }
 
     /// Does a sweep read only where entries appeared (every folder of
@@ -405,23 +556,18 @@ impl Guard {
     pub fn sweep(&self) -> (Vec<Quarantined>, bool) {
         let mut out = Vec::new();
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut quarantine = |dir: BorrowedFd<'_>, name: &Path, path: PathBuf| {
-            if identity(dir, name).is_some_and(|id| known.contains(&id)) {
-                return;
-            }
-            out.push(Quarantined {
-                moved_to: move_aside(dir, name, stamp).map(|aside| path.with_file_name(aside)),
-                path,
-            });
-        };
+        let mut quarantine = quarantiner(&known, &mut out);
+        let complete = self.sweep_with(&mut quarantine);
+        drop(quarantine);
+        (out, complete)
+    }
+
+    /// [`Guard::sweep`], handing each protected entry to `quarantine`.
+    fn sweep_with(&self, quarantine: &mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf)) -> bool {
         let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = watch.as_mut() {
-            if self.sweep_watched(w, &mut quarantine) {
-                return (out, true);
+            if self.sweep_watched(w, quarantine) {
+                return true;
             }
             // Events were lost, or some folder could not be watched or
             // found again: walk everything, watching it afresh (on the
@@ -432,18 +578,123 @@ impl Guard {
             w.whole = true;
             let mut complete = true;
             for root in &self.roots {
-                complete &= w.walk_watching(root, &self.names, &mut quarantine);
+                complete &= w.walk_watching(root, &self.names, quarantine);
             }
             if !w.whole {
                 *watch = None;
             }
-            return (out, complete);
+            return complete;
         }
         let mut complete = true;
         for root in &self.roots {
-            complete &= walk(root, &self.names, &mut quarantine);
+            complete &= walk(root, &self.names, &mut *quarantine);
         }
+        complete
+    }
+
+    /// The sweep once the sandbox is gone: [`Guard::sweep`], reading only
+    /// the folders that changed where the start scan kept a [`Snapshot`].
+    /// Only then: the snapshot's reads by path are sound only while
+    /// nothing inside can race them.
+    pub fn sweep_final(&self) -> (Vec<Quarantined>, bool) {
+        let snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(snapshot) = snapshot.filter(|s| !self.is_empty() && s.roots == self.roots) else {
+            return self.sweep();
+        };
+        let mut out = Vec::new();
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut quarantine = quarantiner(&known, &mut out);
+        let mut complete = true;
+        for (root, kept) in snapshot.roots.iter().zip(&snapshot.folders) {
+            complete &= self.sweep_changed(root, kept, &mut quarantine);
+        }
+        drop(quarantine);
         (out, complete)
+    }
+
+    /// The folders of `root`: those `kept` unchanged only looked into,
+    /// every other one read whole through descriptors.
+    fn sweep_changed(
+        &self,
+        root: &Path,
+        kept: &std::collections::HashMap<PathBuf, Folder>,
+        quarantine: &mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf),
+    ) -> bool {
+        let Ok(root_fd) = sys::open_dir_nofollow(root) else {
+            return true; // gone, as `walk` has it
+        };
+        let context = self.names.context(root);
+        let mut complete = true;
+        let mut stack: Vec<Vec<OsString>> = vec![Vec::new()];
+        let mut budget = SCAN_BUDGET;
+        while let Some(rel) = stack.pop() {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            let path: PathBuf = rel.iter().collect();
+            let here = if rel.is_empty() {
+                Path::new(".")
+            } else {
+                &path
+            };
+            let child = |rel: &[OsString], name: &OsStr| {
+                let mut r = rel.to_vec();
+                r.push(name.to_os_string());
+                r
+            };
+            if let Some(f) = kept.get(&path) {
+                match sys::fstatat(root_fd.as_fd(), here) {
+                    Ok(st)
+                        if st.is_dir()
+                            && (st.dev, st.ino, st.ctime_ns) == (f.dev, f.ino, f.ctime_ns) =>
+                    {
+                        stack.extend(f.folders.iter().map(|n| child(&rel, n)));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    // Not there: whatever held it changed, and is read.
+                    Err(_) => continue,
+                }
+            }
+            // Changed, new, or not kept: read whole.
+            let Some(dir) = open_listable(root_fd.as_fd(), here) else {
+                if sys::fstatat(root_fd.as_fd(), here).is_err() {
+                    continue; // gone
+                }
+                complete = false;
+                continue;
+            };
+            let Ok(entries) = sys::read_dir_here(dir.fd.as_fd()) else {
+                complete = false;
+                continue;
+            };
+            let parents: Vec<OsString> = context.iter().chain(&rel).cloned().collect();
+            for (e, dtype) in entries {
+                if self.names.hit(&parents, &e) {
+                    let mut p = root.to_path_buf();
+                    p.extend(&rel);
+                    p.push(&e);
+                    quarantine(dir.fd.as_fd(), Path::new(&e), p);
+                    continue;
+                }
+                let is_dir = match dtype {
+                    sys::DT_DIR => true,
+                    sys::DT_UNKNOWN => {
+                        sys::fstatat(dir.fd.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
+                    }
+                    _ => false,
+                };
+                if is_dir {
+                    stack.push(child(&rel, &e));
+                }
+            }
+        }
+        complete
     }
 
     /// The sweep through the watch: only the entries that appeared in a
@@ -561,6 +812,7 @@ impl Guard {
                 &self.names,
                 &mut *quarantine,
                 |dir, rel| add_watch(fd.as_fd(), dirs, d.root, dir, rel),
+                |_, _, _| {},
             );
             if !complete {
                 return false;
@@ -592,9 +844,31 @@ impl Watch {
             names,
             hit,
             |dir, rel| add_watch(ifd.as_fd(), dirs, index, dir, rel),
+            |_, _, _| {},
         );
         self.whole &= complete;
         complete
+    }
+}
+
+/// What a sweep does with a protected entry it finds: nothing if the
+/// start found it (by identity), else move it aside, noted in `out`.
+fn quarantiner<'a>(
+    known: &'a HashSet<Identity>,
+    out: &'a mut Vec<Quarantined>,
+) -> impl FnMut(BorrowedFd<'_>, &Path, PathBuf) + 'a {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    move |dir: BorrowedFd<'_>, name: &Path, path: PathBuf| {
+        if identity(dir, name).is_some_and(|id| known.contains(&id)) {
+            return;
+        }
+        out.push(Quarantined {
+            moved_to: move_aside(dir, name, stamp).map(|aside| path.with_file_name(aside)),
+            path,
+        });
     }
 }
 
@@ -877,5 +1151,98 @@ mod tests {
         assert!(g.watching());
         std::fs::remove_dir_all(&d).unwrap();
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// A one-shot run's guard, its start scan kept as a snapshot that
+    /// trusts times older than 20 ms (the folders of `d` are older).
+    fn snapshotted(d: &Path, names: &[&str]) -> (Guard, usize) {
+        let names: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let mut snap = Snapshot::with_margin(20_000_000);
+        let s = snap.scan(d, &names);
+        let kept = snap.len();
+        let g = Guard::new(vec![d.to_path_buf()], names, s.found, None).with_snapshot(snap);
+        (g, kept)
+    }
+
+    fn trusted(d: &Path) -> bool {
+        let fd = sys::open_dir_nofollow(d).unwrap();
+        TRUSTED_CTIME.contains(&sys::fs_magic(fd.as_fd()).unwrap())
+    }
+
+    #[test]
+    fn a_final_sweep_from_a_snapshot_finds_every_new_name_wherever_it_is() {
+        let d = fresh("snap");
+        for f in ["a/b/c/d", "x/y/z", "m/n", "keep/deep/er", "v"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        std::fs::write(d.join("keep/.envrc"), "there at the start").unwrap();
+        let (g, kept) = snapshotted(&d, &[".envrc", ".git", ".vscode/tasks.json"]);
+        if trusted(&d) {
+            assert!(kept >= 12, "every folder kept: {kept}");
+        }
+        // In a deep folder that was there; in new nested folders; a link;
+        // in a folder moved elsewhere within the mount; in a folder
+        // removed and made again under its old name; a two-part name
+        // completed in a folder that was there.
+        std::fs::write(d.join("a/b/c/d/.envrc"), "x").unwrap();
+        std::fs::create_dir_all(d.join("new1/new2/.git/hooks")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join("m/n/.envrc")).unwrap();
+        std::fs::write(d.join("x/y/z/.envrc"), "x").unwrap();
+        std::fs::rename(d.join("x/y"), d.join("v/moved")).unwrap();
+        std::fs::remove_dir_all(d.join("keep/deep/er")).unwrap();
+        std::fs::create_dir(d.join("keep/deep/er")).unwrap();
+        std::fs::write(d.join("keep/deep/er/.envrc"), "x").unwrap();
+        std::fs::create_dir(d.join("a/b/.vscode")).unwrap();
+        std::fs::write(d.join("a/b/.vscode/tasks.json"), "{}").unwrap();
+        let (q, complete) = g.sweep_final();
+        assert!(complete);
+        assert_eq!(
+            moved(&q),
+            vec![
+                d.join("a/b/.vscode/tasks.json"),
+                d.join("a/b/c/d/.envrc"),
+                d.join("keep/deep/er/.envrc"),
+                d.join("m/n/.envrc"),
+                d.join("new1/new2/.git"),
+                d.join("v/moved/z/.envrc"),
+            ]
+        );
+        assert!(q
+            .iter()
+            .all(|x| x.moved_to.as_ref().is_ok_and(|p| p.exists())));
+        assert!(d.join("keep/.envrc").exists(), "known at the start: left");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn folders_changed_just_before_the_scan_are_read_whole_by_the_final_sweep() {
+        let d = fresh("recent");
+        let names = vec![PathBuf::from(".envrc")];
+        // No wait: every folder changed within the margin.
+        let mut snap = Snapshot::with_margin(SNAPSHOT_MARGIN_NS);
+        let s = snap.scan(&d, &names);
+        assert!(snap.is_empty(), "nothing recent is trusted");
+        let g = Guard::new(vec![d.clone()], names, s.found, None).with_snapshot(snap);
+        std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
+        let (q, complete) = g.sweep_final();
+        assert!(complete);
+        assert_eq!(moved(&q), vec![d.join("a/b/.envrc")]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_of_other_roots_is_not_used() {
+        let d = fresh("other");
+        let e = fresh("other2");
+        let names = vec![PathBuf::from(".envrc")];
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let mut snap = Snapshot::with_margin(20_000_000);
+        snap.scan(&e, &names);
+        let g = Guard::new(vec![d.clone()], names, [], None).with_snapshot(snap);
+        std::fs::write(d.join("a/b/.envrc"), "x").unwrap();
+        assert_eq!(moved(&g.sweep_final().0), vec![d.join("a/b/.envrc")]);
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&e).unwrap();
     }
 }

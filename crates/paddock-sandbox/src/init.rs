@@ -238,6 +238,7 @@ fn run(
                                 flush(ctl);
                             }
                             send(out, &Msg::Exited { code, signal });
+                            sys::mark("pid 1: command reaped, exit sent");
                             return Ok(st.code());
                         }
                         Ok(Some(_)) => continue,

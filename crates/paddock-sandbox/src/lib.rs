@@ -329,10 +329,12 @@ impl Running {
         };
 
         // Signals that arrive from now on are the caller's business again.
+        sys::mark("host: pid 1 reaped (namespaces torn down)");
         let _ = sys::unblock_signals(&set);
         // pid 1 is reaped, so every process of the sandbox is gone: its
         // groups can go too.
         drop(cgroups);
+        sys::mark("host: cgroups removed");
 
         let mut landlock = None;
         let mut result: Option<Result<ExitStatus, SandboxError>> = None;
@@ -366,8 +368,10 @@ impl Running {
                 }
             }
         }
-        // The sandbox is gone: one last sweep for what it created.
-        let (created_protected, _) = guard.sweep();
+        // The sandbox is gone: one last sweep for what it created (reading
+        // only the folders that changed, where the start kept a snapshot).
+        let (created_protected, _) = guard.sweep_final();
+        sys::mark("host: final sweep");
         match result {
             Some(Ok(status)) => Ok(Outcome {
                 status,

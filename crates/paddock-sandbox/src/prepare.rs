@@ -353,12 +353,14 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     let mut known = Vec::new();
     // Sessions only: a one-shot run sweeps after its one command, and
     // the teardown of an inotify instance's marks at exit (about 14 ms
-    // here) would cost a run more than its sweeps save.
+    // here) would cost a run more than its sweeps save. A run keeps a
+    // snapshot instead, so that its last sweep reads only what changed.
     let mut watch = if spec.serve_execs {
         crate::guard::Watch::new()
     } else {
         None
     };
+    let mut snapshot = (!spec.serve_execs).then(crate::guard::Snapshot::new);
     for m in mounts.iter().filter(|m| m.mode.writable()) {
         // A mount that lies inside a protected name (the workspace is a
         // project's .vscode, say) is protected as a whole.
@@ -369,8 +371,9 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         // Every protected name that exists, at any depth; the folders of
         // a swept mount watched by the same walk, so that a sweep reads
         // only where entries appeared.
-        let found = match (&mut watch, m.mode) {
-            (Some(w), MountMode::Rw | MountMode::RwNoDelete) => w.scan(&m.source, &names),
+        let found = match (&mut watch, &mut snapshot, m.mode) {
+            (Some(w), _, MountMode::Rw | MountMode::RwNoDelete) => w.scan(&m.source, &names),
+            (None, Some(s), MountMode::Rw | MountMode::RwNoDelete) => s.scan(&m.source, &names),
             _ => crate::guard::scan(&m.source, &names),
         };
         if !found.complete {
@@ -427,7 +430,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     }
     protected.sort_by_key(|p| depth(&p.target));
     // New protected names in rw mounts are swept for after every command.
-    let guard = std::sync::Arc::new(crate::guard::Guard::new(
+    let mut guard = crate::guard::Guard::new(
         mounts
             .iter()
             .filter(|m| matches!(m.mode, MountMode::Rw | MountMode::RwNoDelete))
@@ -436,7 +439,11 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         names,
         known,
         watch,
-    ));
+    );
+    if let Some(s) = snapshot {
+        guard = guard.with_snapshot(s);
+    }
+    let guard = std::sync::Arc::new(guard);
 
     // The working directory must be something the sandbox can see.
     let visible = |p: &Path| {

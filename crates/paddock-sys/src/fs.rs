@@ -174,6 +174,19 @@ pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
     })
 }
 
+/// The file system type of what `fd` is open at (`statfs.f_type`: its
+/// magic number, as `EXT4_SUPER_MAGIC`).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `st` is writable storage for one statfs, which the kernel
+    // fills completely on success.
+    check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstatfs returned 0, so the kernel initialised `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as i64)
+}
+
 /// The entries of the folder open at `fd` (without `.` and `..`), read
 /// with getdents64 from the descriptor itself, so no path is looked up.
 pub fn read_dir_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
@@ -189,9 +202,16 @@ pub const DT_UNKNOWN: u8 = 0;
 /// Like [`read_dir_fd`], with each entry's `d_type` ([`DT_DIR`],
 /// [`DT_UNKNOWN`], ...), so that a walk need not stat every entry.
 pub fn read_dir_typed(fd: BorrowedFd<'_>) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
-    use std::os::unix::ffi::OsStrExt;
     // Read from a private duplicate so the caller's offset is not consumed.
     let own = openat2(fd, Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    read_dir_here(own.as_fd())
+}
+
+/// [`read_dir_typed`] through `fd`'s own offset, with no second open: for
+/// a folder descriptor just opened and read nowhere else (a walk's), so
+/// that a folder costs one open, not two.
+pub fn read_dir_here(own: BorrowedFd<'_>) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {

@@ -118,6 +118,37 @@ fn unprotect_lifts_protection_explicitly() {
 
 const MODES: [&str; 3] = ["rw", "rw-no-delete", "cow"];
 
+/// A one-shot run whose workspace folders are older than its start's
+/// margin: the last sweep reads only the folders that changed (the start
+/// kept a snapshot of them) and still finds every protected name made,
+/// in old folders, in new ones, and in old folders moved elsewhere.
+#[test]
+fn a_run_in_a_workspace_that_was_quiet_sweeps_every_new_name() {
+    for mode in ["rw", "rw-no-delete"] {
+        let ws = Ws::new();
+        for d in ["deep/er", "old/a/b/c", "old/x/y/z", "still/s1/s2"] {
+            std::fs::create_dir_all(ws.proj.join(d)).unwrap();
+        }
+        // Older than the snapshot's one-second margin. The names are made
+        // through links with innocent names (the observer refuses a
+        // protected name at once; only the sweep catches these).
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        let pol = policy_for(&ws, mode);
+        let script = format!(
+            "{} && ln -s .envrc old/a/b/c/l && echo x > old/a/b/c/l && ln -s .envrc old/x/y/z/l && echo x > old/x/y/z/l && mkdir old/moved && (mv old/x/y old/moved/y 2>/dev/null || [ {mode} = rw-no-delete ])",
+            plant_script()
+        );
+        let o = ws.sh(&["--policy", pol.to_str().unwrap()], &script);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {}", stderr(&o));
+        assert_eq!(planted_on_host(&ws.proj), Vec::<String>::new(), "{mode}");
+        assert!(!ws.proj.join("old/a/b/c/.envrc").exists(), "{mode}");
+        assert!(!ws.proj.join("old/moved/y/z/.envrc").exists(), "{mode}");
+        assert!(!ws.proj.join("old/x/y/z/.envrc").exists(), "{mode}");
+        assert!(quarantined(&ws.proj.join("old")) == 2, "{mode}");
+        assert!(ws.proj.join("still/s1/s2").is_dir());
+    }
+}
+
 /// Every place a protected name is planted: each default name at the top
 /// of the workspace and two folders down.
 fn targets() -> Vec<String> {
