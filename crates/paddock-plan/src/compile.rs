@@ -540,6 +540,22 @@ pub(crate) fn compile(
                 "mount a folder that does not hold the login, or keep the login elsewhere",
             ));
         }
+        // The system folders are shown read-only at their own paths.
+        for d in paddock_sandbox::spec::SYSTEM_DIRS {
+            let at = Path::new("/").join(d);
+            let real = std::fs::canonicalize(&at).unwrap_or(at.clone());
+            if f.starts_with(&real) || f.starts_with(&at) {
+                return Err(CliError::new(
+                    Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
+                    format!(
+                        "{} holds a brokered secret and lies in {}, a system folder every sandbox sees read-only: the sandbox would read the real one",
+                        f.display(),
+                        at.display()
+                    ),
+                    "keep the login in your home folder itself, not through a link into a system folder",
+                ));
+            }
+        }
     }
     Ok(SandboxSpec {
         files,

@@ -312,14 +312,26 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                 "add a [[network.credentials]] with the same file and `key` = refresh.access, on the API's host",
             ));
         };
-        let path = r
-            .url
-            .strip_prefix("https://")
-            .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
-            .unwrap_or_else(|| "/".into());
+        let rest = r.url.strip_prefix("https://").unwrap_or(&r.url);
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".into()),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path
+        };
+        let port = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                p.parse::<u16>().unwrap_or(443)
+            }
+            _ => 443,
+        };
         let refresh = &out.credentials[*i].1;
         out.logins.push(Arc::new(Login {
             host: v.host.to_ascii_lowercase(),
+            port,
             path,
             store: docs[*at].store.clone(),
             access_key,

@@ -197,18 +197,122 @@ fn has_secret_like(v: &str) -> bool {
     tokens(v).any(secret_like)
 }
 
+/// Shaped like a key even where [`secret_like`] is not sure: 32 or more
+/// hex digits (GitHub's classic tokens were 40), or a UUID.
+fn key_shaped(s: &str) -> bool {
+    let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
+    let uuid = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| {
+            if [8, 13, 18, 23].contains(&i) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+    uuid || (hex >= 32 && hex * 10 >= s.len() * 9)
+}
+
 /// Replace every occurrence of each placeholder in `v` with its secret.
 /// Returns the new text and whether anything was replaced.
 fn substitute(v: &str, mine: &[&Brokered]) -> (String, bool) {
+    substitute_noting(v, mine, &mut Vec::new())
+}
+
+/// [`substitute`], noting in `scrub` each secret put in (and its encoded
+/// forms), as it is now: a refresh meanwhile replaces the login's secret,
+/// and the answer must still not hand back the one this request carried.
+fn substitute_noting(
+    v: &str,
+    mine: &[&Brokered],
+    scrub: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> (String, bool) {
     let mut out = v.to_string();
     let mut hit = false;
     for c in mine {
         if out.contains(&c.placeholder) {
-            out = out.replace(&c.placeholder, &c.secret.get());
+            let secret = c.secret.get();
+            note_scrub(scrub, &secret, &c.placeholder);
+            out = out.replace(&c.placeholder, &secret);
             hit = true;
         }
     }
     (out, hit)
+}
+
+/// The forms a server may echo a secret in, each with the placeholder's
+/// same form: as sent, JSON-escaped (plain, with `\/`, and ASCII-only
+/// with `\uXXXX`, as Python writes it), and percent-encoded (upper- and
+/// lower-case hex, `+` for a space).
+pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let json = |x: &str| {
+        let q = serde_json::to_string(x).unwrap_or_default();
+        q[1..q.len().saturating_sub(1).max(1)].to_string()
+    };
+    let ascii = |x: &str| {
+        json(x)
+            .chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    let mut b = [0u16; 2];
+                    c.encode_utf16(&mut b)
+                        .iter()
+                        .map(|u| format!("\\u{u:04x}"))
+                        .collect()
+                }
+            })
+            .collect::<String>()
+    };
+    let forms: [&dyn Fn(&str) -> String; 7] = [
+        &|x| x.to_string(),
+        &json,
+        &|x| json(x).replace('/', "\\/"),
+        &ascii,
+        &pct_encode,
+        &|x| pct_encode(x).to_ascii_lowercase_hex(),
+        &|x| pct_encode(x).replace("%20", "+"),
+    ];
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for f in forms {
+        let (r, p) = (f(secret), f(placeholder));
+        if !r.is_empty() && !out.iter().any(|(x, _)| *x == r.as_bytes()) {
+            out.push((r.into_bytes(), p.into_bytes()));
+        }
+    }
+    out
+}
+
+/// Lower-case the hex digits of percent escapes only.
+trait LowerHex {
+    fn to_ascii_lowercase_hex(&self) -> String;
+}
+
+impl LowerHex for String {
+    fn to_ascii_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut left = 0;
+        for c in self.chars() {
+            if c == '%' {
+                left = 2;
+                out.push(c);
+            } else if left > 0 {
+                left -= 1;
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+fn note_scrub(scrub: &mut Vec<(Vec<u8>, Vec<u8>)>, secret: &str, placeholder: &str) {
+    for (r, p) in scrub_forms(secret, placeholder) {
+        if !scrub.iter().any(|(x, _)| *x == r) {
+            scrub.push((r, p));
+        }
+    }
 }
 
 fn contains_any(v: &[u8], others: &[&Brokered]) -> Option<String> {
@@ -388,9 +492,19 @@ pub fn broker(
             }
         } else if cred && !accepts(n) {
             // Only the placeholder, alone or after a scheme word, or as one
-            // half of Basic credentials whose other half is a plain name.
-            let plain =
-                |s: &str| s.len() <= 64 && !secret_like(s) && !s.contains(char::is_whitespace);
+            // half of Basic credentials whose other half is a plain name:
+            // beside a placeholder password, a user name that could not be
+            // a key (services that read the user name as the key exist);
+            // beside a placeholder user name, only the fillers tools send
+            // as the password (GitHub reads the password as the token).
+            let plain = |s: &str| {
+                s.len() <= 64
+                    && !secret_like(s)
+                    && !s.contains(char::is_whitespace)
+                    && !key_shaped(s)
+            };
+            let filler =
+                |s: &str| ["", "x", "x-oauth-basic"].contains(&s.to_ascii_lowercase().as_str());
             let ok = is_ph(text.trim())
                 || text.trim().split_once(' ').is_some_and(|(scheme, v)| {
                     scheme
@@ -401,7 +515,7 @@ pub fn broker(
                 })
                 || decoded.as_deref().is_some_and(|up| {
                     let (user, pass) = up.split_once(':').unwrap_or((up, ""));
-                    (is_ph(pass) && plain(user)) || (is_ph(user) && plain(pass))
+                    (is_ph(pass) && plain(user)) || (is_ph(user) && filler(pass))
                 });
             if !ok {
                 return Err(foreign(host, &format!("`{n}`")));
@@ -447,9 +561,10 @@ pub fn broker(
                             scrub.push((r.into_bytes(), p.into_bytes()));
                         }
                     }
+                    substitute_noting(&up, &mine, &mut scrub);
                     format!("Basic {real}")
                 }
-                _ => substitute(&text, &mine).0,
+                _ => substitute_noting(&text, &mine, &mut scrub).0,
             };
         }
         let v = HeaderValue::from_str(&new).map_err(|_| {
@@ -512,7 +627,9 @@ pub fn broker(
                     .find(|c| c.placeholder == v)
                     .map(|c| {
                         used.get_or_insert_with(|| c.env.clone());
-                        c.secret.get()
+                        let secret = c.secret.get();
+                        note_scrub(&mut scrub, &secret, &c.placeholder);
+                        secret
                     })
                     .unwrap_or_default();
                 swapped.push(format!("{k_raw}={}", pct_encode(&secret)));
@@ -1038,5 +1155,112 @@ mod tests {
         h.insert("x-echo", HeaderValue::from_static("key=SECRET123"));
         scrub_headers(&mut h, &secrets);
         assert_eq!(h["x-echo"], "key=paddock-placeholder-x");
+    }
+
+    #[test]
+    fn the_answer_is_scrubbed_of_the_secret_this_request_carried_even_after_a_refresh() {
+        let c = cred(
+            "api.example.com",
+            "paddock-placeholder-aaaa",
+            "sk-real-OLD-1234567890abcdef",
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer paddock-placeholder-aaaa"),
+        );
+        let mut pq = "/".to_string();
+        let b = broker(
+            std::slice::from_ref(&c),
+            "api.example.com",
+            &[],
+            &mut h,
+            &mut pq,
+            false,
+        )
+        .unwrap();
+        // A refresh replaces the login's secret while the request waits.
+        c.secret.set("sk-real-NEW-1234567890abcdef".into());
+        assert!(
+            b.scrub
+                .iter()
+                .any(|(r, p)| r == b"sk-real-OLD-1234567890abcdef"
+                    && p == b"paddock-placeholder-aaaa")
+        );
+    }
+
+    #[test]
+    fn a_secret_is_scrubbed_in_the_forms_servers_echo_it_in() {
+        let forms = scrub_forms("Tr0ub/4d\"or&3 x\u{e9}", "Pl4ce/ho\"ld&3 y\u{e8}");
+        let reals: Vec<String> = forms
+            .iter()
+            .map(|(r, _)| String::from_utf8(r.clone()).unwrap())
+            .collect();
+        for want in [
+            "Tr0ub/4d\"or&3 x\u{e9}",
+            "Tr0ub/4d\\\"or&3 x\u{e9}",
+            "Tr0ub\\/4d\\\"or&3 x\u{e9}",
+            "Tr0ub/4d\\\"or&3 x\\u00e9",
+            "Tr0ub%2F4d%22or%263%20x%C3%A9",
+            "Tr0ub%2f4d%22or%263%20x%c3%a9",
+            "Tr0ub%2F4d%22or%263+x%C3%A9",
+        ] {
+            assert!(reals.iter().any(|r| r == want), "{want} in {reals:?}");
+        }
+        // Each with the placeholder's same form.
+        let (_, p) = &forms[reals.iter().position(|r| r.contains("%2F")).unwrap()];
+        assert_eq!(
+            std::str::from_utf8(p).unwrap(),
+            "Pl4ce%2Fho%22ld%263%20y%C3%A8"
+        );
+        // A plain token has one form.
+        assert_eq!(scrub_forms("ghp_abc123", "ghp_xyz789").len(), 1);
+    }
+
+    #[test]
+    fn beside_a_placeholder_in_basic_credentials_no_other_key_rides_along() {
+        let b64 = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let ph = "paddock-placeholder-aaaa";
+        for other in [
+            "0123456789abcdef0123456789abcdef01234567",
+            "3f2a9c1e-7b4d-4e8a-9f1c-2d3e4f5a6b7c",
+            "attacker-account-password-2024",
+            "hunter2",
+        ] {
+            let (r, _, _) = run(
+                "api.example.com",
+                &[("authorization", &b64(&format!("{ph}:{other}")))],
+                "/",
+                &[],
+            );
+            assert!(r.is_err(), "placeholder user, password {other}: {r:?}");
+        }
+        for other in [
+            "0123456789abcdef0123456789abcdef01234567",
+            "3f2a9c1e-7b4d-4e8a-9f1c-2d3e4f5a6b7c",
+        ] {
+            let (r, _, _) = run(
+                "api.example.com",
+                &[("authorization", &b64(&format!("{other}:{ph}")))],
+                "/",
+                &[],
+            );
+            assert!(r.is_err(), "user {other}, placeholder password: {r:?}");
+        }
+        for ok in [
+            format!("{ph}:x-oauth-basic"),
+            format!("{ph}:"),
+            format!("alice:{ph}"),
+            format!("__token__:{ph}"),
+            format!("x-access-token:{ph}"),
+        ] {
+            let (r, _, _) = run("api.example.com", &[("authorization", &b64(&ok))], "/", &[]);
+            assert!(r.is_ok(), "{ok}: {r:?}");
+        }
     }
 }

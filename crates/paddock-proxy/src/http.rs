@@ -548,9 +548,21 @@ pub async fn forward(
     };
     // An OAuth refresh paddock carries out: the real refresh token goes
     // in, one refresh at a time (see `refresh`).
-    let login = (parts.method == Method::POST)
-        .then(|| crate::refresh::matching(&ctx.cfg.logins, &t.host, &path).cloned())
-        .flatten();
+    let login = if parts.method == Method::POST {
+        match crate::refresh::matching(&ctx.cfg.logins, &t.host, t.port, &path, parts.uri.query()) {
+            Ok(l) => l.cloned(),
+            Err((code, why)) => {
+                ctx.emit_at(
+                    t,
+                    Outcome::refused(code, Some((&method, &path))).because(&why),
+                    start,
+                );
+                return refuse(code, &why);
+            }
+        }
+    } else {
+        None
+    };
     let mut body = body;
     let mut refreshing = None;
     if let (Some(l), None) = (&login, &tls) {
@@ -919,8 +931,35 @@ async fn refreshed(
             .into_bytes()
         }
     };
-    broker::scrub_headers(&mut parts.headers, &secrets());
-    parts.headers.remove("transfer-encoding");
+    // The answer's headers: only those that describe the body. A token
+    // endpoint may set the new tokens in a cookie or a header of its own,
+    // which the sandbox's client does not need.
+    let kept: Vec<(hyper::header::HeaderName, HeaderValue)> = parts
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            [
+                "content-type",
+                "cache-control",
+                "pragma",
+                "date",
+                "expires",
+                "vary",
+            ]
+            .contains(&n.as_str())
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    parts.headers.clear();
+    for (n, v) in kept {
+        parts.headers.append(n, v);
+    }
+    let mut all = secrets().to_vec();
+    all.push((
+        l.refresh.1.get().into_bytes(),
+        l.refresh.0.clone().into_bytes(),
+    ));
+    broker::scrub_headers(&mut parts.headers, &all);
     parts.headers.insert(
         "content-length",
         HeaderValue::from(u64::try_from(out.len()).unwrap_or(u64::MAX)),

@@ -506,18 +506,14 @@ impl Ctx {
             .collect()
     }
 
-    /// (secret, placeholder) pairs of the target's credentials.
+    /// (secret, placeholder) pairs of the target's credentials, in every
+    /// form an answer may echo them ([`crate::broker::scrub_forms`]).
     pub fn secrets(&self, host: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.cfg
             .credentials
             .iter()
             .filter(|c| c.host.eq_ignore_ascii_case(host))
-            .map(|c| {
-                (
-                    c.secret.get().into_bytes(),
-                    c.placeholder.clone().into_bytes(),
-                )
-            })
+            .flat_map(|c| crate::broker::scrub_forms(&c.secret.get(), &c.placeholder))
             .collect()
     }
 }

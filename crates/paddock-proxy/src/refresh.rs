@@ -31,7 +31,9 @@ use crate::Secret;
 pub struct Login {
     /// The token endpoint's host (canonical) and path.
     pub host: String,
-    /// Its path, exactly.
+    /// Its port.
+    pub port: u16,
+    /// Its path (and query, if the URL has one), exactly.
     pub path: String,
     /// Where the login document is kept on the host.
     pub store: Store,
@@ -60,15 +62,42 @@ pub type Refusal = (&'static str, String);
 /// The largest refresh request or answer read.
 pub const MAX: usize = 256 << 10;
 
-/// Is this request the refresh of one of `logins`?
+/// Is this request (to `host`:`port`, at the canonical `path` and
+/// `query`) the refresh of one of `logins`? `Err` when it goes to a
+/// login's token endpoint by another port or with another query: a
+/// server may read a grant from the query over the body, and its answer
+/// is not to be stored as the user's login, nor the real refresh token
+/// sent anywhere but the URL declared.
 pub fn matching<'a>(
     logins: &'a [std::sync::Arc<Login>],
     host: &str,
+    port: u16,
     path: &str,
-) -> Option<&'a std::sync::Arc<Login>> {
-    logins
-        .iter()
-        .find(|l| l.host.eq_ignore_ascii_case(host) && l.path == path)
+    query: Option<&str>,
+) -> Result<Option<&'a std::sync::Arc<Login>>, Refusal> {
+    let full = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    for l in logins.iter().filter(|l| l.host.eq_ignore_ascii_case(host)) {
+        let declared = l.path.split('?').next().unwrap_or("");
+        if l.path == full && l.port == port {
+            return Ok(Some(l));
+        }
+        if declared == path {
+            return Err((
+                Reason::NET_TOKEN_GRANT_REFUSED.code(),
+                format!(
+                    "{} is refreshed at https://{}{}{} only; this request goes to its token endpoint by another port or query",
+                    l.name,
+                    l.host,
+                    if l.port == 443 { String::new() } else { format!(":{}", l.port) },
+                    l.path
+                ),
+            ));
+        }
+    }
+    Ok(None)
 }
 
 enum Kind {
@@ -399,6 +428,7 @@ mod tests {
 
     fn login() -> Login {
         Login {
+            port: 443,
             host: "platform.claude.com".into(),
             path: "/v1/oauth/token".into(),
             store: Store::File("/nonexistent".into()),

@@ -22,9 +22,11 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self): self.reply()
     def do_POST(self): self.reply()
     def do_PUT(self): self.reply()
-    def send(self, code, obj, ctype="application/json"):
+    def send(self, code, obj, ctype="application/json", extra=()):
         out = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(code)
+        for k, v in extra:
+            self.send_header(k, v)
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(out)))
         self.end_headers()
@@ -59,6 +61,13 @@ class H(http.server.BaseHTTPRequestHandler):
                     nr = "sk-ant-ort01-" + secrets.token_hex(24)
                     state["odd"].append(nr)
                     return self.send(200, {"token": {"access": "sk-ant-oat01-" + secrets.token_hex(24), "refresh": nr}})
+                if req.get("grant_type") == "refresh_token" and r in state.get("cookie", []):
+                    # Rotated, the new refresh token also set as a cookie.
+                    state["cookie"].remove(r)
+                    a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["access"].append(a)
+                    state["cookie"].append(nr)
+                    return self.send(200, {"access_token": a, "refresh_token": nr, "expires_in": 3600}, extra=[("set-cookie", "rt=" + nr + "; HttpOnly"), ("x-new-token", a)])
                 if req.get("grant_type") == "refresh_token" and r in state["refresh"]:
                     state["refresh"].remove(r)
                     a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
@@ -81,6 +90,12 @@ class H(http.server.BaseHTTPRequestHandler):
                 return self.send(200, out, "text/event-stream")
             if path == "/echo":
                 return self.send(200, {"headers": h})
+        if path == "/slowecho":
+            # Answers after a refresh the sandbox starts meanwhile.
+            import time
+            time.sleep(2)
+            return self.send(200, {"headers": h})
+        with lock:
             if host == "api.github.com":
                 if tok not in state["access"]:
                     return self.send(401, {"message": "Bad credentials"})
@@ -916,9 +931,13 @@ fn the_real_login_is_not_reachable_around_its_masked_copy() {
         "sk-ant-ort01-realFORMaaaaBBBBccccDDDDeeeeFFFF0000",
         "sk-ant-ort01-realODDaaaaBBBBccccDDDDeeeeFFFF00000",
     );
+    let (r2, rc) = (
+        "sk-ant-ort01-realJSONaaaaBBBBccccDDDDeeeeFFFF00000",
+        "sk-ant-ort01-realCOOKIEaaaBBBBccccDDDDeeeeFFFF0000",
+    );
     let s = StandIn::start_with(
         &ws.outside,
-        serde_json::json!({"access": [access], "refresh": [], "form": [rf], "odd": [ro]}),
+        serde_json::json!({"access": [access], "refresh": [r2], "form": [rf], "odd": [ro], "cookie": [rc]}),
     );
     let login = ws.home.join(".tool/login.json");
     std::fs::create_dir_all(login.parent().unwrap()).unwrap();
@@ -1073,4 +1092,91 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
         format!("Basic {real}"),
         "the server got the real one"
     );
+
+    // 5. A refresh the sandbox starts while a request that carried the
+    //    access token waits: its echo still holds the placeholder.
+    std::fs::write(&login, doc(r2)).unwrap();
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    let old = before["access"].as_str().unwrap().to_string();
+    let o = pd(
+        &[],
+        &format!(
+            r#"AP=$(sed 's/.*"access":"\([^"]*\)".*/\1/' ~/.tool/login.json); curl -sS -H "Authorization: token $AP" https://api.github.com/slowecho > /tmp/o & sleep 0.7; {refresh} >/dev/null; wait; cat /tmp/o"#
+        ),
+    );
+    let out = stdout(&o);
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    assert_ne!(
+        after["access"], before["access"],
+        "refreshed meanwhile: {out}"
+    );
+    assert!(out.contains("token ghp_") && !out.contains(&old), "{out}");
+    assert!(s.requests().iter().any(
+        |r| r["path"] == "/slowecho" && r["headers"]["authorization"] == format!("token {old}")
+    ));
+
+    // 6. A token endpoint that sets the new tokens in headers too: the
+    //    sandbox gets none of them.
+    std::fs::write(&login, doc(rc)).unwrap();
+    let o = pd(&[], &refresh.replace("curl -sS", "curl -sS -D -"));
+    let out = stdout(&o);
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    let r3 = host["refresh"].as_str().unwrap();
+    assert_ne!(r3, rc, "stored: {out}");
+    assert!(
+        !out.contains(r3) && !out.contains(host["access"].as_str().unwrap()),
+        "{out}"
+    );
+    assert!(!out.to_ascii_lowercase().contains("set-cookie"), "{out}");
+
+    // 7. The token endpoint with a query of the sandbox's (a server may
+    //    read a grant from it): refused, nothing sent.
+    let n = s.requests().len();
+    let o = pd(
+        &[],
+        &refresh.replace(
+            "/v1/oauth/token",
+            "/v1/oauth/token?grant_type=authorization_code\\&code=attacker",
+        ),
+    );
+    assert!(
+        stdout(&o).contains("NET_TOKEN_GRANT_REFUSED"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(s.requests().len(), n, "nothing reached the server");
+
+    // 8. A key of the sandbox's beside the placeholder in Basic
+    //    credentials: refused, never sent.
+    let o = pd(
+        &[],
+        r#"AP=$(sed 's/.*"access":"\([^"]*\)".*/\1/' ~/.tool/login.json); curl -sS -u "$AP:0123456789abcdef0123456789abcdef01234567" https://api.github.com/user"#,
+    );
+    assert!(
+        stdout(&o).contains("NET_FOREIGN_CREDENTIAL"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(s.requests().len(), n, "nothing reached the server");
+
+    // 9. A login folder that links into a system folder (shown read-only
+    //    to every sandbox): refused. Only root can write one here.
+    let sys_dir = PathBuf::from(format!("/opt/paddock-it-login-{}", std::process::id()));
+    if std::fs::create_dir_all(&sys_dir).is_ok() {
+        std::fs::write(sys_dir.join("login.json"), doc(r2)).unwrap();
+        std::os::unix::fs::symlink(&sys_dir, ws.home.join("sys")).unwrap();
+        write_policy("~/sys/login.json");
+        let o = pd(&[], &format!("cat {}/login.json", sys_dir.display()));
+        let _ = std::fs::remove_dir_all(&sys_dir);
+        assert_eq!(o.status.code(), Some(125), "{}", stdout(&o));
+        assert!(
+            stderr(&o).contains("NET_CREDENTIAL_FILE_SHOWN"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("realACCESS"));
+    }
 }
