@@ -170,7 +170,7 @@ async fn front(ctx: Arc<Ctx>, mut req: Request<Incoming>, lease: Arc<Lease>) -> 
     };
     // Addressed to the proxy, not the server.
     req.headers_mut().remove("proxy-authorization");
-    forward(&ctx, req, &target, None, start, &lease).await
+    forward_detached(ctx.clone(), req, target, None, start, lease.clone()).await
 }
 
 /// Plain HTTP found inside a tunnel (CONNECT or SOCKS5 to port 80, say):
@@ -186,7 +186,9 @@ where
             let t = t.clone();
             let lease = lease.clone();
             async move {
-                Ok::<_, Infallible>(forward(&ctx, req, &t, None, Instant::now(), &lease).await)
+                Ok::<_, Infallible>(
+                    forward_detached(ctx, req, t, None, Instant::now(), lease).await,
+                )
             }
         })
     };
@@ -237,7 +239,7 @@ where
             let lease = lease.clone();
             async move {
                 Ok::<_, Infallible>(
-                    forward(&ctx, req, &t, Some(upstream), Instant::now(), &lease).await,
+                    forward_detached(ctx, req, t, Some(upstream), Instant::now(), lease).await,
                 )
             }
         })
@@ -498,6 +500,25 @@ fn judge_request(
     Ok((path, brokered))
 }
 
+/// [`forward`] in a task of its own, which runs to its end even when the
+/// sandbox's client goes away meanwhile: a refresh the server carried out
+/// is stored on the host (else the login is lost with the rotated token),
+/// and every request that reached a server is recorded.
+async fn forward_detached(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+    t: Target,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    start: Instant,
+    lease: Arc<Lease>,
+) -> Response<Body> {
+    let task = tokio::spawn(async move { forward(&ctx, req, &t, tls, start, &lease).await });
+    match task.await {
+        Ok(r) => r,
+        Err(_) => bad_gateway("the request's handling ended early"),
+    }
+}
+
 /// Judge, broker and forward one HTTP request (plain when `tls` is None).
 pub async fn forward(
     ctx: &Ctx,
@@ -557,6 +578,12 @@ pub async fn forward(
                     Outcome::refused(code, Some((&method, &path))).because(&why),
                     start,
                 );
+                // Read (and drop) the body first, as for any refusal.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    http_body_util::Limited::new(body, crate::refresh::MAX).collect(),
+                )
+                .await;
                 return refuse(code, &why);
             }
         }

@@ -61,6 +61,15 @@ class H(http.server.BaseHTTPRequestHandler):
                     nr = "sk-ant-ort01-" + secrets.token_hex(24)
                     state["odd"].append(nr)
                     return self.send(200, {"token": {"access": "sk-ant-oat01-" + secrets.token_hex(24), "refresh": nr}})
+                if req.get("grant_type") == "refresh_token" and r in state.get("slow", []):
+                    # Rotated, answered after the client gave up.
+                    state["slow"].remove(r)
+                    a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["access"].append(a)
+                    state["refresh"].append(nr)
+                    import time
+                    time.sleep(2)
+                    return self.send(200, {"access_token": a, "refresh_token": nr, "expires_in": 3600})
                 if req.get("grant_type") == "refresh_token" and r in state.get("cookie", []):
                     # Rotated, the new refresh token also set as a cookie.
                     state["cookie"].remove(r)
@@ -931,13 +940,14 @@ fn the_real_login_is_not_reachable_around_its_masked_copy() {
         "sk-ant-ort01-realFORMaaaaBBBBccccDDDDeeeeFFFF0000",
         "sk-ant-ort01-realODDaaaaBBBBccccDDDDeeeeFFFF00000",
     );
-    let (r2, rc) = (
+    let (r2, rc, rs) = (
         "sk-ant-ort01-realJSONaaaaBBBBccccDDDDeeeeFFFF00000",
         "sk-ant-ort01-realCOOKIEaaaBBBBccccDDDDeeeeFFFF0000",
+        "sk-ant-ort01-realSLOWaaaaBBBBccccDDDDeeeeFFFF00000",
     );
     let s = StandIn::start_with(
         &ws.outside,
-        serde_json::json!({"access": [access], "refresh": [r2], "form": [rf], "odd": [ro], "cookie": [rc]}),
+        serde_json::json!({"access": [access], "refresh": [r2], "form": [rf], "odd": [ro], "cookie": [rc], "slow": [rs]}),
     );
     let login = ws.home.join(".tool/login.json");
     std::fs::create_dir_all(login.parent().unwrap()).unwrap();
@@ -1144,8 +1154,9 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
     );
     assert!(
         stdout(&o).contains("NET_TOKEN_GRANT_REFUSED"),
-        "{}",
-        stdout(&o)
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
     );
     assert_eq!(s.requests().len(), n, "nothing reached the server");
 
@@ -1161,6 +1172,37 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
         stdout(&o)
     );
     assert_eq!(s.requests().len(), n, "nothing reached the server");
+
+    // 10. A client that gives up before the token endpoint answers: the
+    //     refresh is carried out all the same, stored on the host (the
+    //     old refresh token no longer works) and recorded; so is an
+    //     ordinary request whose client went away.
+    std::fs::write(&login, doc(rs)).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let o = pd(
+        &[],
+        &format!(
+            "{}; AP=$(sed 's/.*\"access\":\"\\([^\"]*\\)\".*/\\1/' ~/.tool/login.json); curl -sS --max-time 1 -H \"Authorization: token $AP\" https://api.github.com/slowecho; sleep 3",
+            refresh.replace("curl -sS", "curl -sS --max-time 1")
+        ),
+    );
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    assert_ne!(
+        host["refresh"],
+        rs,
+        "stored though the client left: {}",
+        stderr(&o)
+    );
+    let ev = events(&log);
+    assert!(
+        ev.iter().any(|e| e["code"] == "NET_LOGIN_REFRESHED"),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| e["path"] == "/slowecho"),
+        "the abandoned request is recorded: {ev:?}"
+    );
 
     // 9. A login folder that links into a system folder (shown read-only
     //    to every sandbox): refused. Only root can write one here.
