@@ -109,7 +109,15 @@ pub fn values(format: Format, doc: &str) -> Result<Vec<(Option<String>, String)>
             walk_toml(None, &v, &mut out);
             Ok(out)
         }
-        Format::Ini | Format::Netrc | Format::Yaml => Ok(entries(format, doc)?
+        // Every value any INI reader would see: npm's splits a line at
+        // its first `=`, Python's configparser at its first `=` or `:` and
+        // reads indented lines as the value going on.
+        Format::Ini => Ok(ini(doc)
+            .into_iter()
+            .chain(ini_as_configparser(doc))
+            .map(|(k, v)| (k.last().cloned(), v))
+            .collect()),
+        Format::Netrc | Format::Yaml => Ok(entries(format, doc)?
             .into_iter()
             .map(|(k, v)| (k.last().cloned(), v))
             .collect()),
@@ -182,13 +190,89 @@ fn ini(doc: &str) -> Vec<(Vec<String>, String)> {
     out
 }
 
+/// [`ini`] as Python's configparser reads it (`.pypirc`): a line split at
+/// its first `=` or `:`, whichever comes first, and each indented line
+/// after a key another piece of its value.
+fn ini_as_configparser(doc: &str) -> Vec<(Vec<String>, String)> {
+    let mut section: Option<String> = None;
+    let mut last: Option<Vec<String>> = None;
+    let mut out = Vec::new();
+    for line in doc.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with(';') || t.starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(k) = &last {
+                out.push((k.clone(), unquote(t)));
+            }
+            continue;
+        }
+        if t.starts_with('[') && t.ends_with(']') {
+            section = Some(t[1..t.len() - 1].trim().to_string());
+            last = None;
+            continue;
+        }
+        let Some(i) = t.find(['=', ':']) else {
+            last = None;
+            continue;
+        };
+        let mut key: Vec<String> = section.iter().cloned().collect();
+        key.push(t[..i].trim().to_string());
+        out.push((key.clone(), unquote(&t[i + 1..])));
+        last = Some(key);
+    }
+    out
+}
+
+/// The words of a `.netrc`, as curl and Python read them: a word in
+/// double quotes may hold spaces, and `\"` and `\\` inside it.
+fn netrc_words(doc: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for line in doc.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let mut chars = line.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            let Some(&c) = chars.peek() else { break };
+            let mut w = String::new();
+            if c == '"' {
+                chars.next();
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => w.extend(chars.next()),
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        c => w.push(c),
+                    }
+                }
+                if !closed {
+                    return Err("a quoted word is not closed".into());
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+            }
+            out.push(w);
+        }
+    }
+    Ok(out)
+}
+
 fn netrc(doc: &str) -> Result<Vec<(Vec<String>, String)>, String> {
     let mut out = Vec::new();
     let mut machine: Option<String> = None;
-    let mut words = doc
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(str::split_whitespace);
+    let all = netrc_words(doc)?;
+    let mut words = all.iter().map(String::as_str);
     while let Some(w) = words.next() {
         match w {
             "machine" => {
@@ -322,6 +406,34 @@ mod tests {
             .unwrap_err()
             .contains("registry.none"));
         assert_eq!(lookup(Format::Raw, " tok\n", &[]).unwrap(), "tok");
+    }
+
+    #[test]
+    fn every_value_an_ini_or_netrc_reader_sees_is_a_value() {
+        let vals = |f, d| {
+            values(f, d)
+                .unwrap()
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        // configparser: the first of `=` and `:`; indented lines go on.
+        let v = vals(
+            Format::Ini,
+            "[pypi]\npassword: hunter2hunter2hunter2=\nusername =\n  continuedsecretvalue\n",
+        );
+        assert!(v.contains(&"hunter2hunter2hunter2=".to_string()), "{v:?}");
+        assert!(v.contains(&"continuedsecretvalue".to_string()), "{v:?}");
+        // npm: the first `=` (keys hold `:`).
+        let v = vals(Format::Ini, "//registry.npmjs.org/:_authToken=npm_abc\n");
+        assert!(v.contains(&"npm_abc".to_string()), "{v:?}");
+        // netrc: a quoted word holds spaces.
+        let v = vals(
+            Format::Netrc,
+            "machine h login bob password \"my db pass phrase 2024\"\n",
+        );
+        assert!(v.contains(&"my db pass phrase 2024".to_string()), "{v:?}");
+        assert!(values(Format::Netrc, "machine h password \"open\n").is_err());
     }
 
     #[test]

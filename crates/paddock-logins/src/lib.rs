@@ -111,7 +111,16 @@ impl Document {
                 .contains(&v.to_ascii_lowercase().as_str())
                 || v.bytes().all(|b| b.is_ascii_digit());
             let named = key.as_deref().is_some_and(names_a_secret) && !plain;
-            if (named || secret_like(&v)) && !v.is_empty() && !pairs.iter().any(|(s, _)| *s == v) {
+            // A value that holds a brokered secret (one reader's value is
+            // `_authToken=` and the token) keeps that secret's placeholder.
+            let holds_brokered = brokered
+                .iter()
+                .any(|(b, _)| !b.is_empty() && v.contains(b.as_str()));
+            if (named || secret_like(&v))
+                && !v.is_empty()
+                && !holds_brokered
+                && !pairs.iter().any(|(s, _)| *s == v)
+            {
                 let dead = placeholder(&v, fill);
                 pairs.push((v, dead));
             }
@@ -119,8 +128,15 @@ impl Document {
         // Longer secrets first: one that contains another is swapped whole.
         pairs.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         let mut out = self.text.clone();
-        for (secret, ph) in &pairs {
+        for (i, (secret, ph)) in pairs.iter().enumerate() {
             if !out.contains(secret.as_str()) {
+                // Gone with a longer one that held it: masked already.
+                let within = pairs[..i]
+                    .iter()
+                    .any(|(longer, _)| longer.contains(secret.as_str()));
+                if within && self.text.contains(secret.as_str()) {
+                    continue;
+                }
                 return Err(
                     "a secret in it is written in an escaped form paddock cannot replace".into(),
                 );
@@ -362,6 +378,24 @@ always-auth=true
                 &["registry=https://registry.npmjs.org/", "always-auth=true"],
             ),
             (
+                Format::Ini,
+                "[pypi]
+password: hunter2hunter2hunter2hunter2=
+[other]
+password =
+  continuedsecretvalue
+",
+                &["hunter2hunter2", "continuedsecretvalue"],
+                &["[pypi]", "[other]"],
+            ),
+            (
+                Format::Netrc,
+                "machine h login bob password \"my db pass phrase 2024\"
+",
+                &["my db pass phrase", "pass phrase 2024"],
+                &["login bob"],
+            ),
+            (
                 Format::Netrc,
                 "machine a.example login alice password hunter2x
 default login bob password sesame99
@@ -386,7 +420,9 @@ default login bob password sesame99
                 format: *format,
                 text: text.to_string(),
             };
-            let out = doc.masked(&[], &mut fill).unwrap();
+            let out = doc
+                .masked(&[], &mut fill)
+                .unwrap_or_else(|e| panic!("{format:?} {text}: {e}"));
             for h in *hidden {
                 assert!(!out.contains(h), "{h} is shown: {out}");
             }

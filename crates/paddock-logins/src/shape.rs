@@ -30,7 +30,19 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
                 && p.len() - letters <= 2
                 && p.bytes().skip(letters).all(|b| b.is_ascii_digit())
         });
-    let sep = if wordy { sep } else { 0 };
+    // And only before a rest that is itself a token (a quarter or more of
+    // it capitals and digits): the first words of a passphrase are part
+    // of it.
+    let rest = &secret[sep..];
+    let marked = rest
+        .bytes()
+        .filter(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        .count();
+    let sep = if wordy && (secret_like(rest) || (rest.len() >= 16 && marked * 4 >= rest.len())) {
+        sep
+    } else {
+        0
+    };
     // A known prefix with another separator (`ya29.`, `1//`) stays too.
     let lower = secret.to_ascii_lowercase();
     let known = SECRET_PREFIXES
@@ -40,8 +52,24 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
         .max()
         .unwrap_or(0);
     let cut = sep.max(known);
+    if cut == 0 && !secret_like(secret) {
+        // Not a token (a password, a passphrase): no shape to keep, and
+        // its punctuation would tell the lengths of its words.
+        let letters: String = "a".repeat(secret.chars().count().max(20));
+        return drawn_alnum(&letters, fill);
+    }
     let (prefix, rest) = secret.split_at(cut);
     format!("{prefix}{}", drawn(rest, fill))
+}
+
+/// `len(template)` characters drawn from letters and digits.
+fn drawn_alnum(template: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rnd = vec![0u8; template.len()];
+    fill(&mut rnd);
+    rnd.iter()
+        .map(|r| char::from(ALNUM[usize::from(*r) % ALNUM.len()]))
+        .collect()
 }
 
 /// `rest` with each letter and digit drawn anew in its class, padded to at
@@ -193,6 +221,26 @@ mod tests {
         let p = placeholder("ya29.a0AfH6SMBx", &mut real());
         assert!(p.starts_with("ya29."), "{p}");
         assert_eq!(p.len(), 5 + 20);
+    }
+
+    #[test]
+    fn a_password_keeps_neither_its_words_nor_its_punctuation() {
+        for pw in [
+            "purple-monkey-dishwasher-sunset",
+            "correct-horse-battery-staple-42",
+            "Tr0ub4dor&3",
+            "my db pass phrase 2024",
+        ] {
+            let p = placeholder(pw, &mut real());
+            assert_eq!(p.len(), pw.len().max(20), "{pw} -> {p}");
+            assert!(p.bytes().all(|b| b.is_ascii_alphanumeric()), "{pw} -> {p}");
+            for w in pw
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| w.len() >= 4)
+            {
+                assert!(!p.contains(w), "{w} of {pw} kept in {p}");
+            }
+        }
     }
 
     #[test]
