@@ -637,7 +637,10 @@ pub async fn forward(
                 )
             }
         };
-        let guard = l.lock.clone().lock_owned().await;
+        let guard = (
+            l.lock.clone().lock_owned().await,
+            crate::refresh::lock_across_processes(l).await,
+        );
         let (doc, current) = match crate::refresh::current_refresh(l).await {
             Ok(x) => x,
             Err(why) => {

@@ -395,6 +395,42 @@ pub fn updated_document(login: &Login, doc: &str, t: &Tokens) -> Result<String, 
     paddock_logins::json_set(doc, &sets)
 }
 
+/// How long a refresh waits for another paddock's refresh of the same
+/// login file before it goes ahead anyway.
+const OTHER_REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The login file's folder, locked (`flock`) against the refresh of the
+/// same login by another paddock process (another session on the same
+/// account): one refresh at a time across processes too, each reading
+/// the document the one before stored. The folder, not the file: a
+/// stored login is a new file renamed into place. None for a keyring
+/// item, or when the folder cannot be locked within
+/// [`OTHER_REFRESH_WAIT`] (the refresh goes ahead: the server then
+/// decides, as it does for two host CLIs).
+pub async fn lock_across_processes(login: &Login) -> Option<std::os::fd::OwnedFd> {
+    let Store::File(path) = &login.store else {
+        return None;
+    };
+    let dir = path.parent()?.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsFd;
+        let fd = paddock_sys::open_dir_nofollow(&dir).ok()?;
+        let until = std::time::Instant::now() + OTHER_REFRESH_WAIT;
+        loop {
+            if paddock_sys::flock_exclusive(fd.as_fd(), false).ok()? {
+                return Some(fd);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// The current refresh token, from the host's document as it is now.
 pub async fn current_refresh(login: &Login) -> Result<(String, String), String> {
     let doc = login.store.read_async().await?;

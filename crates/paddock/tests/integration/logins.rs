@@ -1222,3 +1222,88 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
         assert!(!stdout(&o).contains("realACCESS"));
     }
 }
+
+/// Two sandboxes (two paddock processes) refresh one login at once: they
+/// take turns, the second reads what the first stored, and both stay
+/// signed in; the server sees each refresh token once.
+#[test]
+fn two_sandboxes_refreshing_one_login_take_turns() {
+    let ws = Ws::new();
+    let access = "ghp_realACCESSaaaaBBBBccccDDDDeeee00001111";
+    let r0 = "sk-ant-ort01-realTURNSaaaBBBBccccDDDDeeeeFFFF00000";
+    let s = StandIn::start_with(
+        &ws.outside,
+        serde_json::json!({"access": [access], "refresh": [], "slow": [r0]}),
+    );
+    let login = ws.home.join(".tool/login.json");
+    std::fs::create_dir_all(login.parent().unwrap()).unwrap();
+    std::fs::write(
+        &login,
+        serde_json::json!({"access": access, "refresh": r0, "exp": 1}).to_string(),
+    )
+    .unwrap();
+    let policy = ws.root.join("p.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"version = 1
+[network]
+mode = "proxy"
+allow = ["api.github.com:443", "platform.claude.com:443", "127.0.0.1:{}"]
+[[network.credentials]]
+host = "api.github.com"
+file = "~/.tool/login.json"
+key = "access"
+[[network.credentials]]
+host = "platform.claude.com"
+file = "~/.tool/login.json"
+key = "refresh"
+refresh = {{ url = "https://platform.claude.com/v1/oauth/token", access = "access", expires_at = "exp", expires_unit = "s" }}
+"#,
+            s.port
+        ),
+    )
+    .unwrap();
+    let refresh = r#"RP=$(sed 's/.*"refresh":"\([^"]*\)".*/\1/' ~/.tool/login.json)
+curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"$RP\"}" https://platform.claude.com/v1/oauth/token; echo"#;
+    let start = |delay: &str| {
+        ws.paddock()
+            .env("PADDOCK_TEST_RESOLVE", s.resolve())
+            .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+            .args(["run", "--policy", policy.to_str().unwrap(), "--"])
+            .args(["sh", "-c", &format!("sleep {delay}; {refresh}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Both read the login before either refreshes: the first refresh takes
+    // two seconds at the server.
+    let a = start("0");
+    let b = start("0.6");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert!(
+            stdout(o).contains("\"access_token\":\"ghp_"),
+            "both stay signed in: {}\n{}",
+            stdout(o),
+            stderr(o)
+        );
+    }
+    let sent: Vec<String> = s
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/v1/oauth/token")
+        .map(|r| r["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].contains(r0) && !sent[1].contains(r0), "{sent:?}");
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    assert!(
+        !sent
+            .iter()
+            .any(|b| b.contains(host["refresh"].as_str().unwrap())),
+        "the host holds the newest refresh token"
+    );
+}
