@@ -200,6 +200,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     )?;
     audit_out.start_export();
     let audit = audit_out.log.clone();
+    let mut logins = Vec::new();
     if let (Some(g), Some(l)) = (&egress, running.proxy_listener.take()) {
         let log = audit.clone();
         let sink: paddock_proxy::EventSink = Arc::new(move |e: &paddock_proxy::Event| {
@@ -212,6 +213,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
             );
         });
         let mut cfg = g.config(&eff, Some(sink))?;
+        logins = cfg.logins.clone();
         // On the host's loopback (no network namespace): this user only.
         if !choice.level.namespaces() {
             cfg.peer_uid = Some(paddock_sys::getuid());
@@ -453,6 +455,8 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
             audit::quarantined(Some(&shared.audit), q);
         }
     }
+    // A refresh under way is stored before the proxy ends with us.
+    let _refreshes = paddock_proxy::finish_refreshes(&logins, Duration::from_secs(30));
     let until = Instant::now() + Duration::from_secs(2);
     while shared.answering.load(Ordering::SeqCst) > 0 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(5));

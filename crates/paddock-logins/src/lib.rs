@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use formats::Format;
 pub use json::span as json_span;
-pub use shape::{placeholder, secret_like};
+pub use shape::{key_shaped, known_prefix, placeholder, secret_like};
 pub use store::Store;
 
 /// A key inside a document: `a.b.c`, where a part holding dots is quoted
@@ -107,16 +107,24 @@ impl Document {
     ) -> Result<String, String> {
         let mut pairs: Vec<(String, String)> = brokered.to_vec();
         for (key, v) in formats::values(self.format, &self.text)? {
-            let plain = ["true", "false", "yes", "no", "null"]
+            // Not secrets: flags, numbers, and the password fillers tools
+            // write beside a token (the broker accepts only these there).
+            let plain = ["true", "false", "yes", "no", "null", "x", "x-oauth-basic"]
                 .contains(&v.to_ascii_lowercase().as_str())
                 || v.bytes().all(|b| b.is_ascii_digit());
-            let named = key.as_deref().is_some_and(names_a_secret) && !plain;
+            // A .netrc `account` is a second password; a login that is
+            // shaped like a key is one (a token as the user name).
+            let netrc_account = self.format == Format::Netrc && key.as_deref() == Some("account");
+            let named = (key.as_deref().is_some_and(names_a_secret) || netrc_account) && !plain;
             // A value that holds a brokered secret (one reader's value is
             // `_authToken=` and the token) keeps that secret's placeholder.
             let holds_brokered = brokered
                 .iter()
                 .any(|(b, _)| !b.is_empty() && v.contains(b.as_str()));
-            if (named || secret_like(&v))
+            // In a .netrc any key-shaped value is a credential (a token as
+            // the login); elsewhere ids (UUIDs, hashes) are left as they are.
+            let netrc_key = self.format == Format::Netrc && key_shaped(&v);
+            if (named || secret_like(&v) || netrc_key)
                 && !v.is_empty()
                 && !holds_brokered
                 && !pairs.iter().any(|(s, _)| *s == v)
@@ -129,7 +137,8 @@ impl Document {
         pairs.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         let mut out = self.text.clone();
         for (i, (secret, ph)) in pairs.iter().enumerate() {
-            if !out.contains(secret.as_str()) {
+            let (next, n) = replace_whole(&out, secret, ph);
+            if n == 0 {
                 // Gone with a longer one that held it: masked already.
                 let within = pairs[..i]
                     .iter()
@@ -141,12 +150,45 @@ impl Document {
                     "a secret in it is written in an escaped form paddock cannot replace".into(),
                 );
             }
-            out = out.replace(secret.as_str(), ph);
+            out = next;
         }
         // Comments and what the parser did not read as a value.
         let keep: Vec<&str> = pairs.iter().map(|(_, p)| p.as_str()).collect();
         Ok(mask_text(&out, &keep, fill))
     }
+}
+
+/// `text` with each whole occurrence of `secret` (not inside a longer word:
+/// a value `x` is not the x of `x-oauth-basic` or `example`) replaced by
+/// `with`, and how many there were.
+fn replace_whole(text: &str, secret: &str, with: &str) -> (String, usize) {
+    if secret.is_empty() {
+        return (text.to_string(), 0);
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let mut out = String::with_capacity(text.len());
+    let mut n = 0;
+    let mut at = 0;
+    while let Some(i) = text[at..].find(secret) {
+        let start = at + i;
+        let end = start + secret.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        // A secret that begins or ends with a word character must not
+        // continue one.
+        let open = !secret.starts_with(|c: char| word(Some(c))) || !word(before);
+        let close = !secret.ends_with(|c: char| word(Some(c))) || !word(after);
+        out.push_str(&text[at..start]);
+        if open && close {
+            out.push_str(with);
+            n += 1;
+        } else {
+            out.push_str(secret);
+        }
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    (out, n)
 }
 
 /// Every token in `text` that looks like a secret (split where a token
@@ -387,6 +429,14 @@ password =
 ",
                 &["hunter2hunter2", "continuedsecretvalue"],
                 &["[pypi]", "[other]"],
+            ),
+            (
+                Format::Netrc,
+                "machine ftp.corp.example login 0123456789abcdef0123456789abcdef01234567 password x-oauth-basic account Secret-Account-Word-9
+machine b.example login carol password x
+",
+                &["0123456789abcdef", "Secret-Account-Word-9"],
+                &["machine ftp.corp.example", "password x-oauth-basic", "login carol", "password x\n"],
             ),
             (
                 Format::Netrc,

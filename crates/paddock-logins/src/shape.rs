@@ -17,50 +17,52 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
         let sig = drawn(parts[2], fill);
         return format!("{}.{}.{sig}", parts[0], parts[1]);
     }
-    let head: String = secret.chars().take(16).collect();
-    let sep = head.rfind(['-', '_']).map(|i| i + 1).unwrap_or(0);
-    // Only a prefix of words (`sk-ant-oat01-`, `github_pat_`) is a shape;
-    // the first groups of a UUID or a hex token are part of the secret.
-    let wordy = secret[..sep]
-        .split(['-', '_'])
-        .filter(|p| !p.is_empty())
-        .all(|p| {
-            let letters = p.bytes().take_while(u8::is_ascii_alphabetic).count();
-            letters > 0
-                && p.len() - letters <= 2
-                && p.bytes().skip(letters).all(|b| b.is_ascii_digit())
-        });
-    // And only before a rest that is itself a token (a quarter or more of
-    // it capitals and digits): the first words of a passphrase are part
-    // of it.
-    let rest = &secret[sep..];
-    let marked = rest
-        .bytes()
-        .filter(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        .count();
-    let sep = if wordy && (secret_like(rest) || (rest.len() >= 16 && marked * 4 >= rest.len())) {
-        sep
-    } else {
-        0
-    };
-    // A known prefix with another separator (`ya29.`, `1//`) stays too.
-    let lower = secret.to_ascii_lowercase();
-    let known = SECRET_PREFIXES
+    // A known token prefix (`sk-ant-oat01-`, `gho_`, `ya29.`) stays, and
+    // the rest keeps its classes and marks: clients check them.
+    let known = known_prefix(secret);
+    if known > 0 {
+        let (prefix, rest) = secret.split_at(known);
+        return format!("{prefix}{}", drawn(rest, fill));
+    }
+    // Anything else (a password, a passphrase, a token of unknown shape):
+    // letters and digits only, of its length; no word, case or mark of it
+    // is kept (they would tell its words).
+    let letters: String = "a".repeat(secret.chars().count().max(20));
+    drawn_alnum(&letters, fill)
+}
+
+/// The length of the longest known token prefix `t` begins with (0: none).
+pub fn known_prefix(t: &str) -> usize {
+    let lower = t.to_ascii_lowercase();
+    SECRET_PREFIXES
         .iter()
-        .filter(|p| lower.starts_with(*p) && secret.is_char_boundary(p.len()))
+        .chain(SHAPE_PREFIXES)
+        .filter(|p| lower.starts_with(*p) && t.is_char_boundary(p.len()) && t.len() > p.len())
         .map(|p| p.len())
         .max()
-        .unwrap_or(0);
-    let cut = sep.max(known);
-    if cut == 0 && !secret_like(secret) {
-        // Not a token (a password, a passphrase): no shape to keep, and
-        // its punctuation would tell the lengths of its words.
-        let letters: String = "a".repeat(secret.chars().count().max(20));
-        return drawn_alnum(&letters, fill);
-    }
-    let (prefix, rest) = secret.split_at(cut);
-    format!("{prefix}{}", drawn(rest, fill))
+        .unwrap_or(0)
 }
+
+/// Shaped like a key even where [`secret_like`] is not sure: 32 or more
+/// hex digits (GitHub's classic tokens were 40), a UUID, or a known
+/// token prefix before anything.
+pub fn key_shaped(s: &str) -> bool {
+    let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
+    is_uuid(s) || (hex >= 32 && hex * 10 >= s.len() * 9) || known_prefix(s) > 0
+}
+
+/// Whole prefixes of tokens whose clients check them, beyond the short
+/// ones [`secret_like`] knows.
+const SHAPE_PREFIXES: &[&str] = &[
+    "sk-ant-oat01-",
+    "sk-ant-ort01-",
+    "sk-ant-api03-",
+    "sk-ant-admin01-",
+    "sk-proj-",
+    "sk-svcacct-",
+    "github_pat_",
+    "glpat-",
+];
 
 /// `len(template)` characters drawn from letters and digits.
 fn drawn_alnum(template: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
@@ -230,6 +232,9 @@ mod tests {
             "correct-horse-battery-staple-42",
             "Tr0ub4dor&3",
             "my db pass phrase 2024",
+            "Correct-Horse-Battery-Staple-2024",
+            "my-secret-Password-For-DB-2024!",
+            "Purple-Monkey-Dishwasher-Lamp-77",
         ] {
             let p = placeholder(pw, &mut real());
             assert_eq!(p.len(), pw.len().max(20), "{pw} -> {p}");

@@ -197,19 +197,21 @@ fn has_secret_like(v: &str) -> bool {
     tokens(v).any(secret_like)
 }
 
-/// Shaped like a key even where [`secret_like`] is not sure: 32 or more
-/// hex digits (GitHub's classic tokens were 40), or a UUID.
-fn key_shaped(s: &str) -> bool {
-    let hex = s.bytes().filter(u8::is_ascii_hexdigit).count();
-    let uuid = s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| {
-            if [8, 13, 18, 23].contains(&i) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        });
-    uuid || (hex >= 32 && hex * 10 >= s.len() * 9)
+/// Could `s` be a key rather than a user name? Key-shaped
+/// ([`paddock_logins::key_shaped`]: long hex, a UUID, a token prefix), or
+/// 16 characters or more with a digit or both cases (a random string), and
+/// not an e-mail address.
+fn key_like_name(s: &str) -> bool {
+    if paddock_logins::key_shaped(s) || secret_like(s) {
+        return true;
+    }
+    if let Some((local, domain)) = s.split_once('@') {
+        return local.len() > 32 || !domain.contains('.');
+    }
+    let digit = s.bytes().any(|b| b.is_ascii_digit());
+    let mixed =
+        s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_lowercase());
+    s.len() >= 16 && (digit || mixed)
 }
 
 /// Replace every occurrence of each placeholder in `v` with its secret.
@@ -240,9 +242,11 @@ fn substitute_noting(
 }
 
 /// The forms a server may echo a secret in, each with the placeholder's
-/// same form: as sent, JSON-escaped (plain, with `\/`, and ASCII-only
-/// with `\uXXXX`, as Python writes it), and percent-encoded (upper- and
-/// lower-case hex, `+` for a space).
+/// same form: as sent, upper- and lower-cased, JSON-escaped (plain, with
+/// `\/`, ASCII-only with `\uXXXX` as Python writes it, and every mark as
+/// `\u00XX` as .NET and Go do), percent-encoded (upper- and lower-case
+/// hex, `+` for a space, `/` kept, twice), HTML-escaped, and as hex and
+/// base64 of its bytes.
 pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let json = |x: &str| {
         let q = serde_json::to_string(x).unwrap_or_default();
@@ -264,14 +268,57 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
             })
             .collect::<String>()
     };
-    let forms: [&dyn Fn(&str) -> String; 7] = [
+    let marks = |x: &str, upper: bool| {
+        x.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    let mut b = [0u16; 2];
+                    c.encode_utf16(&mut b)
+                        .iter()
+                        .map(|u| {
+                            if upper {
+                                format!("\\u{u:04X}")
+                            } else {
+                                format!("\\u{u:04x}")
+                            }
+                        })
+                        .collect()
+                }
+            })
+            .collect::<String>()
+    };
+    let html = |x: &str| {
+        x.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;")
+    };
+    let hex = |x: &str| x.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+    let forms: [&dyn Fn(&str) -> String; 20] = [
         &|x| x.to_string(),
+        &|x| x.to_ascii_uppercase(),
+        &|x| x.to_ascii_lowercase(),
         &json,
         &|x| json(x).replace('/', "\\/"),
         &ascii,
+        &|x| marks(x, false),
+        &|x| marks(x, true),
         &pct_encode,
         &|x| pct_encode(x).to_ascii_lowercase_hex(),
         &|x| pct_encode(x).replace("%20", "+"),
+        &|x| pct_encode(x).replace("%2F", "/"),
+        &|x| pct_encode(&pct_encode(x)),
+        &html,
+        &|x| html(x).replace("&#39;", "&#x27;"),
+        &hex,
+        &|x| hex(x).to_ascii_uppercase(),
+        &b64,
+        &|x| b64(x).trim_end_matches('=').to_string(),
+        &|x| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x),
     ];
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for f in forms {
@@ -499,9 +546,9 @@ pub fn broker(
             // as the password (GitHub reads the password as the token).
             let plain = |s: &str| {
                 s.len() <= 64
-                    && !secret_like(s)
-                    && !s.contains(char::is_whitespace)
-                    && !key_shaped(s)
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+                    && !key_like_name(s)
             };
             let filler =
                 |s: &str| ["", "x", "x-oauth-basic"].contains(&s.to_ascii_lowercase().as_str());
@@ -554,12 +601,7 @@ pub fn broker(
                             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&up),
                         ),
                     ] {
-                        if !scrub
-                            .iter()
-                            .any(|(x, _): &(Vec<u8>, Vec<u8>)| *x == r.as_bytes())
-                        {
-                            scrub.push((r.into_bytes(), p.into_bytes()));
-                        }
+                        note_scrub(&mut scrub, &r, &p);
                     }
                     substitute_noting(&up, &mine, &mut scrub);
                     format!("Basic {real}")
@@ -1213,8 +1255,33 @@ mod tests {
             std::str::from_utf8(p).unwrap(),
             "Pl4ce%2Fho%22ld%263%20y%C3%A8"
         );
-        // A plain token has one form.
-        assert_eq!(scrub_forms("ghp_abc123", "ghp_xyz789").len(), 1);
+        // A plain token: as sent, cased, as hex and base64.
+        let forms: Vec<String> = scrub_forms("ghp_abc123", "ghp_xyz789")
+            .into_iter()
+            .map(|(r, _)| String::from_utf8(r).unwrap())
+            .collect();
+        for want in [
+            "ghp_abc123",
+            "GHP_ABC123",
+            "6768705f616263313233",
+            "Z2hwX2FiYzEyMw==",
+            "Z2hwX2FiYzEyMw",
+        ] {
+            assert!(forms.iter().any(|f| f == want), "{want} in {forms:?}");
+        }
+        let forms: Vec<String> = scrub_forms("a&b/c+d", "x&y/z+w")
+            .into_iter()
+            .map(|(r, _)| String::from_utf8(r).unwrap())
+            .collect();
+        for want in [
+            "a\\u0026b\\u002fc\\u002bd",
+            "a\\u0026b\\u002Fc\\u002Bd",
+            "a%26b/c%2Bd",
+            "a%2526b%252Fc%252Bd",
+            "a&amp;b/c+d",
+        ] {
+            assert!(forms.iter().any(|f| f == want), "{want} in {forms:?}");
+        }
     }
 
     #[test]
@@ -1252,7 +1319,24 @@ mod tests {
             );
             assert!(r.is_err(), "user {other}, placeholder password: {r:?}");
         }
+        for other in [
+            "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
+            "ABCDEFGHIJKLMNOPQRSTUVWX234567AB",
+            "0123456789abcdef0123456789abcde",
+            "lOvXMg8Dq0fzS1pMCs2Q9k",
+            "rk_live_abc",
+        ] {
+            let (r, _, _) = run(
+                "api.example.com",
+                &[("authorization", &b64(&format!("{other}:{ph}")))],
+                "/",
+                &[],
+            );
+            assert!(r.is_err(), "user {other}, placeholder password: {r:?}");
+        }
         for ok in [
+            format!("alice@example.com:{ph}"),
+            format!("deploy-bot:{ph}"),
             format!("{ph}:x-oauth-basic"),
             format!("{ph}:"),
             format!("alice:{ph}"),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, HOST};
+use hyper::header::{HeaderMap, HeaderValue, HOST};
 use hyper::Version;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -500,6 +500,24 @@ fn judge_request(
     Ok((path, brokered))
 }
 
+/// Is an answer with these headers compressed or otherwise coded (a
+/// content coding but `identity`, a transfer coding but `chunked`)? Its
+/// bytes could not be scanned for a secret.
+fn coded(h: &HeaderMap) -> bool {
+    let content = h
+        .get_all("content-encoding")
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let transfer = h.get_all("transfer-encoding").iter().any(|v| {
+        v.to_str().map_or(true, |s| {
+            s.split(',')
+                .map(str::trim)
+                .any(|c| !c.eq_ignore_ascii_case("chunked") && !c.eq_ignore_ascii_case("identity"))
+        })
+    });
+    content || transfer
+}
+
 /// [`forward`] in a task of its own, which runs to its end even when the
 /// sandbox's client goes away meanwhile: a refresh the server carried out
 /// is stored on the host (else the login is lost with the rotated token),
@@ -549,10 +567,19 @@ pub async fn forward(
     let used = brokering.used;
     let scrub_extra = brokering.scrub;
     if brokered || ctx.has_credential(&t.host) {
-        // The answer is scanned for the secret; it must not be compressed.
+        // The answer is scanned for the secret; it must not be compressed,
+        // as a content coding or a transfer coding (`TE: gzip`).
         parts
             .headers
             .insert("accept-encoding", HeaderValue::from_static("identity"));
+        let trailers_only = parts
+            .headers
+            .get_all("te")
+            .iter()
+            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        if !trailers_only {
+            parts.headers.remove("te");
+        }
     }
     // Trailers are not judged: none are sent on.
     parts.headers.remove("trailer");
@@ -618,6 +645,13 @@ pub async fn forward(
             );
             refuse(code, &why)
         };
+        // One content type, or servers may read the body as another.
+        if parts.headers.get_all("content-type").iter().count() > 1 {
+            return refused(
+                Reason::NET_BODY_UNREADABLE.code(),
+                "the refresh request has more than one content-type; servers read such a body differently".into(),
+            );
+        }
         let ct = parts
             .headers
             .get("content-type")
@@ -797,11 +831,7 @@ pub async fn forward(
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());
             }
-            let encoded = r
-                .headers()
-                .get_all("content-encoding")
-                .iter()
-                .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+            let encoded = coded(r.headers());
             if encoded {
                 // Compressed bytes cannot be scanned for the secret.
                 ctx.emit_at(
@@ -869,11 +899,7 @@ async fn refreshed(
             ),
         ]
     };
-    let encoded = parts
-        .headers
-        .get_all("content-encoding")
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let encoded = coded(&parts.headers);
     let read = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         http_body_util::Limited::new(body, crate::refresh::MAX).collect(),
@@ -898,8 +924,34 @@ async fn refreshed(
     } else {
         None
     };
+    let old_access = l.access.1.get();
     let out = match parsed {
         Some((tokens, out)) => {
+            // Every real token of the login, old and new, wherever the
+            // answer holds it (under another name, as a key, in a link),
+            // in the forms servers write it in; then any other token.
+            let mut real: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (secret, ph) in [
+                (current, &l.refresh.0),
+                (old_access.as_str(), &l.access.0),
+                (tokens.access.as_str(), &l.access.0),
+                (tokens.refresh.as_deref().unwrap_or(""), &l.refresh.0),
+            ] {
+                if !secret.is_empty() {
+                    real.extend(broker::scrub_forms(secret, ph));
+                }
+            }
+            let mut out = out;
+            for (secret, ph) in &real {
+                out = broker::replace_all_bytes(&out, secret, ph);
+            }
+            let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
+            let out = paddock_logins::mask_text(
+                &String::from_utf8_lossy(&out),
+                &keep,
+                &mut paddock_logins::fill_random,
+            )
+            .into_bytes();
             if let Err(why) = crate::refresh::store(l, doc, &tokens).await {
                 ctx.emit_at(
                     t,
@@ -949,7 +1001,13 @@ async fn refreshed(
             let mut v = bytes.to_vec();
             for (secret, ph) in &secrets() {
                 if !secret.is_empty() {
-                    v = broker::replace_all_bytes(&v, secret, ph);
+                    let (secret, ph) = (
+                        String::from_utf8_lossy(secret).into_owned(),
+                        String::from_utf8_lossy(ph).into_owned(),
+                    );
+                    for (s, p) in broker::scrub_forms(&secret, &ph) {
+                        v = broker::replace_all_bytes(&v, &s, &p);
+                    }
                 }
             }
             let keep = [l.access.0.as_str(), l.refresh.0.as_str()];

@@ -378,6 +378,32 @@ async fn take_slot(
     }
 }
 
+/// Wait (at most `within`) for the refreshes of `logins` under way to
+/// end, and hold them off from then on: call it when the sandbox has
+/// ended, before the proxy goes with the process. A refresh the server
+/// has carried out must be stored, or the rotated login is lost; one not
+/// yet sent then never is. Keep the guards until the process ends.
+pub fn finish_refreshes(
+    logins: &[Arc<refresh::Login>],
+    within: std::time::Duration,
+) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    let until = std::time::Instant::now() + within;
+    let mut held = Vec::new();
+    for l in logins {
+        loop {
+            if let Ok(g) = l.lock.clone().try_lock_owned() {
+                held.push(g);
+                break;
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    held
+}
+
 /// Run the proxy on its own thread with a small runtime, with the
 /// transparent path on `tun` when given. The thread ends with the process.
 pub fn spawn_thread(

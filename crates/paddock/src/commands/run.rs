@@ -125,8 +125,10 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let records = audit
         .as_ref()
         .and_then(|au| running.control.take().map(|c| au.read_records(c)));
+    let mut logins = Vec::new();
     if let (Some(g), Some(listener)) = (&egress, running.proxy_listener.take()) {
         let mut cfg = g.config(&eff, events)?;
+        logins = cfg.logins.clone();
         // On the host's loopback (no network namespace): this user only.
         if !choice.level.namespaces() {
             cfg.peer_uid = Some(paddock_sys::getuid());
@@ -160,6 +162,8 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     paddock_sys::mark("host: record written, proxy started");
     let outcome = running.wait();
     paddock_sys::mark("host: sandbox ended");
+    // A refresh under way is stored before the proxy ends with paddock.
+    let _refreshes = paddock_proxy::finish_refreshes(&logins, std::time::Duration::from_secs(30));
     sweeping.store(false, std::sync::atomic::Ordering::SeqCst);
     if let Some(t) = records {
         let _ = t.join();

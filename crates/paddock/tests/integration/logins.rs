@@ -70,6 +70,14 @@ class H(http.server.BaseHTTPRequestHandler):
                     import time
                     time.sleep(2)
                     return self.send(200, {"access_token": a, "refresh_token": nr, "expires_in": 3600})
+                if req.get("grant_type") == "refresh_token" and r in state.get("extra", []):
+                    # Rotated, the old refresh token and the new access
+                    # token also elsewhere in the answer.
+                    state["extra"].remove(r)
+                    a, nr = "sk-ant-oat01-" + secrets.token_hex(24), "sk-ant-ort01-" + secrets.token_hex(24)
+                    state["access"].append(a)
+                    state["refresh"].append(nr)
+                    return self.send(200, {"access_token": a, "refresh_token": nr, "expires_in": 3600, "previous": r, a: "by-key", "links": {"self": "https://x.example/?rt=" + r}})
                 if req.get("grant_type") == "refresh_token" and r in state.get("cookie", []):
                     # Rotated, the new refresh token also set as a cookie.
                     state["cookie"].remove(r)
@@ -99,6 +107,16 @@ class H(http.server.BaseHTTPRequestHandler):
                 return self.send(200, out, "text/event-stream")
             if path == "/echo":
                 return self.send(200, {"headers": h})
+        if path == "/teecho":
+            # The echo gzipped as a transfer coding.
+            import gzip
+            out = gzip.compress(json.dumps({"headers": h}).encode())
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("transfer-encoding", "gzip, chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n" % len(out) + out + b"\r\n0\r\n\r\n")
+            return
         if path == "/slowecho":
             # Answers after a refresh the sandbox starts meanwhile.
             import time
@@ -945,9 +963,11 @@ fn the_real_login_is_not_reachable_around_its_masked_copy() {
         "sk-ant-ort01-realCOOKIEaaaBBBBccccDDDDeeeeFFFF0000",
         "sk-ant-ort01-realSLOWaaaaBBBBccccDDDDeeeeFFFF00000",
     );
+    let rs2 = "sk-ant-ort01-realENDSaaaaBBBBccccDDDDeeeeFFFF00000";
+    let rx = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
     let s = StandIn::start_with(
         &ws.outside,
-        serde_json::json!({"access": [access], "refresh": [r2], "form": [rf], "odd": [ro], "cookie": [rc], "slow": [rs]}),
+        serde_json::json!({"access": [access], "refresh": [r2], "form": [rf], "odd": [ro], "cookie": [rc], "slow": [rs, rs2], "extra": [rx]}),
     );
     let login = ws.home.join(".tool/login.json");
     std::fs::create_dir_all(login.parent().unwrap()).unwrap();
@@ -1203,6 +1223,72 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
         ev.iter().any(|e| e["path"] == "/slowecho"),
         "the abandoned request is recorded: {ev:?}"
     );
+
+    // 11. The sandbox ends while its refresh is under way: paddock stores
+    //     the rotated login before it ends too.
+    std::fs::write(&login, doc(rs2)).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let o = pd(
+        &[],
+        &format!("({refresh}) >/dev/null 2>&1 & sleep 0.5; exit 0"),
+    );
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    assert_ne!(
+        host["refresh"],
+        rs2,
+        "stored though the sandbox ended: {}",
+        stderr(&o)
+    );
+    assert!(events(&log)
+        .iter()
+        .any(|e| e["code"] == "NET_LOGIN_REFRESHED"));
+
+    // 12. An answer coded for transfer (gzip) cannot be scanned: 502, and
+    //     the sandbox's `TE: gzip` is not passed on.
+    let o = pd(
+        &[],
+        r#"AP=$(sed 's/.*"access":"\([^"]*\)".*/\1/' ~/.tool/login.json); curl -sS --tr-encoding -H "Authorization: Bearer $AP" https://api.github.com/teecho"#,
+    );
+    let now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    let live = now["access"].as_str().unwrap().to_string();
+    assert!(!stdout(&o).contains(&live), "{}", stdout(&o));
+    let te = s
+        .requests()
+        .into_iter()
+        .rfind(|r| r["path"] == "/teecho")
+        .unwrap();
+    assert!(
+        te["headers"].get("te").is_none_or(|v| v == "trailers"),
+        "{te}"
+    );
+
+    // 13. A refresh with two content types (servers read the body as
+    //     either): refused, nothing sent.
+    let n = s.requests().len();
+    let o = pd(
+        &[],
+        &refresh.replace(
+            "-H 'content-type: application/json'",
+            "-H 'content-type: application/json' -H 'content-type: application/x-www-form-urlencoded'",
+        ),
+    );
+    assert!(stdout(&o).contains("NET_BODY_UNREADABLE"), "{}", stdout(&o));
+    assert_eq!(s.requests().len(), n, "nothing reached the server");
+
+    // 14. A refresh answer that holds the old refresh token and the new
+    //     access token elsewhere too (another field, a key, a link): the
+    //     sandbox gets neither.
+    std::fs::write(&login, doc(rx)).unwrap();
+    let o = pd(&[], refresh);
+    let out = stdout(&o);
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&login).unwrap()).unwrap();
+    assert_ne!(host["refresh"], rx, "stored: {out}");
+    assert!(!out.contains(rx), "{out}");
+    assert!(!out.contains(host["access"].as_str().unwrap()), "{out}");
+    assert!(out.contains("by-key"), "{out}");
 
     // 9. A login folder that links into a system folder (shown read-only
     //    to every sandbox): refused. Only root can write one here.
