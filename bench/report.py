@@ -118,6 +118,17 @@ sec += ["", "bwrap runs with the flags closest to paddock's defaults (all namesp
         "read-only system folders, fresh /proc, /dev, /tmp and home, the current folder "
         "read-write, die-with-parent, new session). paddock additionally applies Landlock, "
         "its seccomp deny list, the audit observer and writes a run record."]
+if os.path.exists(os.path.join(work, "cold-big.json")):
+    big = medians("cold-big.json")
+    sec += ["", "In a workspace of 50,000 files in 2,550 folders, unchanged for a second before "
+            "(as a checkout is), same flags:", "",
+            "| command | median (ms) | vs bwrap |", "|---|---:|---:|"]
+    for c_, m_ in big.items():
+        sec.append(f"| {c_} | {m_:.2f} | {m_ / big['bwrap']:.2f}× |")
+    sec += ["", "paddock walks the workspace before the start (every protected name in it is made "
+            "read-only: about 18 µs a folder here, five system calls each) and once the sandbox "
+            "is gone reads only the folders whose status changed (a snapshot of device, inode "
+            "and ctime: one call a folder); bwrap does neither."]
 S = [sec]
 
 # Warm exec.
