@@ -228,37 +228,62 @@ fn walk_at(
             continue;
         };
         let parents: Vec<OsString> = context.iter().chain(&rel).cloned().collect();
-        let mut folders = Vec::new();
-        for (e, dtype) in entries {
-            if names.hit(&parents, &e) {
-                let mut p = root.to_path_buf();
-                p.extend(&rel);
-                p.push(&e);
-                hit(dir.fd.as_fd(), Path::new(&e), p);
-                continue;
-            }
-            let is_dir = match dtype {
-                sys::DT_DIR => true,
-                sys::DT_UNKNOWN => {
-                    sys::fstatat(dir.fd.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
+        let folders = sort_entries(
+            dir.fd.as_fd(),
+            root,
+            &rel,
+            &parents,
+            names,
+            entries,
+            &mut hit,
+        );
+        for e in &folders {
+            match open_listable(dir.fd.as_fd(), Path::new(e)) {
+                Some(child) => {
+                    let mut r = rel.clone();
+                    r.push(e.clone());
+                    stack.push((child, r));
                 }
-                _ => false,
-            };
-            if is_dir {
-                match open_listable(dir.fd.as_fd(), Path::new(&e)) {
-                    Some(child) => {
-                        let mut r = rel.clone();
-                        r.push(e.clone());
-                        stack.push((child, r));
-                    }
-                    None => complete = false,
-                }
-                folders.push(e);
+                None => complete = false,
             }
         }
         listed(dir.fd.as_fd(), &rel, folders);
     }
     complete
+}
+
+/// The entries read from `dir` (at `rel` below `root`, `parents` the
+/// components a protected name may begin with): each that completes a
+/// protected name goes to `hit` (and is not entered); the names of the
+/// folders among the rest are returned.
+fn sort_entries(
+    dir: BorrowedFd<'_>,
+    root: &Path,
+    rel: &[OsString],
+    parents: &[OsString],
+    names: &Names,
+    entries: Vec<(OsString, u8)>,
+    hit: &mut dyn FnMut(BorrowedFd<'_>, &Path, PathBuf),
+) -> Vec<OsString> {
+    let mut folders = Vec::new();
+    for (e, dtype) in entries {
+        if names.hit(parents, &e) {
+            let mut p = root.to_path_buf();
+            p.extend(rel);
+            p.push(&e);
+            hit(dir, Path::new(&e), p);
+            continue;
+        }
+        let is_dir = match dtype {
+            sys::DT_DIR => true,
+            sys::DT_UNKNOWN => sys::fstatat(dir, Path::new(&e)).is_ok_and(|s| s.is_dir()),
+            _ => false,
+        };
+        if is_dir {
+            folders.push(e);
+        }
+    }
+    folders
 }
 
 /// Every protected name under `root`, at any depth.
@@ -674,25 +699,16 @@ impl Guard {
                 continue;
             };
             let parents: Vec<OsString> = context.iter().chain(&rel).cloned().collect();
-            for (e, dtype) in entries {
-                if self.names.hit(&parents, &e) {
-                    let mut p = root.to_path_buf();
-                    p.extend(&rel);
-                    p.push(&e);
-                    quarantine(dir.fd.as_fd(), Path::new(&e), p);
-                    continue;
-                }
-                let is_dir = match dtype {
-                    sys::DT_DIR => true,
-                    sys::DT_UNKNOWN => {
-                        sys::fstatat(dir.fd.as_fd(), Path::new(&e)).is_ok_and(|s| s.is_dir())
-                    }
-                    _ => false,
-                };
-                if is_dir {
-                    stack.push(child(&rel, &e));
-                }
-            }
+            let folders = sort_entries(
+                dir.fd.as_fd(),
+                root,
+                &rel,
+                &parents,
+                &self.names,
+                entries,
+                &mut *quarantine,
+            );
+            stack.extend(folders.iter().map(|e| child(&rel, e)));
         }
         complete
     }

@@ -945,6 +945,28 @@ fn a_session_shows_its_login_files_to_every_exec_and_status_says_when_each_was_u
         .all(|r| r["headers"]["authorization"] == format!("token {gh_tok}")));
 }
 
+/// A policy brokering one JSON login `file` of a tool: its `access` token
+/// to api.github.com, its `refresh` token refreshed at the stand-in's
+/// token endpoint.
+fn tool_policy(port: u16, file: &str) -> String {
+    format!(
+        r#"version = 1
+[network]
+mode = "proxy"
+allow = ["api.github.com:443", "platform.claude.com:443", "127.0.0.1:{port}"]
+[[network.credentials]]
+host = "api.github.com"
+file = "{file}"
+key = "access"
+[[network.credentials]]
+host = "platform.claude.com"
+file = "{file}"
+key = "refresh"
+refresh = {{ url = "https://platform.claude.com/v1/oauth/token", access = "access", expires_at = "exp", expires_unit = "s" }}
+"#
+    )
+}
+
 /// The real login cannot be reached around its masked copy: no mount may
 /// show the host's file (under another path, through a linked folder, by a
 /// second name); a refresh answer paddock cannot read never reaches the
@@ -972,29 +994,7 @@ fn the_real_login_is_not_reachable_around_its_masked_copy() {
     let login = ws.home.join(".tool/login.json");
     std::fs::create_dir_all(login.parent().unwrap()).unwrap();
     let policy = ws.root.join("p.toml");
-    let write_policy = |file: &str| {
-        std::fs::write(
-            &policy,
-            format!(
-                r#"version = 1
-[network]
-mode = "proxy"
-allow = ["api.github.com:443", "platform.claude.com:443", "127.0.0.1:{}"]
-[[network.credentials]]
-host = "api.github.com"
-file = "{file}"
-key = "access"
-[[network.credentials]]
-host = "platform.claude.com"
-file = "{file}"
-key = "refresh"
-refresh = {{ url = "https://platform.claude.com/v1/oauth/token", access = "access", expires_at = "exp", expires_unit = "s" }}
-"#,
-                s.port
-            ),
-        )
-        .unwrap()
-    };
+    let write_policy = |file: &str| std::fs::write(&policy, tool_policy(s.port, file)).unwrap();
     write_policy("~/.tool/login.json");
     let doc = |r: &str| serde_json::json!({"access": access, "refresh": r, "exp": 1}).to_string();
     std::fs::write(&login, doc(rf)).unwrap();
@@ -1329,27 +1329,7 @@ fn two_sandboxes_refreshing_one_login_take_turns() {
     )
     .unwrap();
     let policy = ws.root.join("p.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            r#"version = 1
-[network]
-mode = "proxy"
-allow = ["api.github.com:443", "platform.claude.com:443", "127.0.0.1:{}"]
-[[network.credentials]]
-host = "api.github.com"
-file = "~/.tool/login.json"
-key = "access"
-[[network.credentials]]
-host = "platform.claude.com"
-file = "~/.tool/login.json"
-key = "refresh"
-refresh = {{ url = "https://platform.claude.com/v1/oauth/token", access = "access", expires_at = "exp", expires_unit = "s" }}
-"#,
-            s.port
-        ),
-    )
-    .unwrap();
+    std::fs::write(&policy, tool_policy(s.port, "~/.tool/login.json")).unwrap();
     let refresh = r#"RP=$(sed 's/.*"refresh":"\([^"]*\)".*/\1/' ~/.tool/login.json)
 curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token\",\"refresh_token\":\"$RP\"}" https://platform.claude.com/v1/oauth/token; echo"#;
     let start = |delay: &str| {
