@@ -111,7 +111,9 @@ impl Document {
             // write beside a token (the broker accepts only these there).
             let plain = ["true", "false", "yes", "no", "null", "x", "x-oauth-basic"]
                 .contains(&v.to_ascii_lowercase().as_str())
-                || v.bytes().all(|b| b.is_ascii_digit());
+                // A number is plain unless its name says secret (a PIN).
+                || (v.bytes().all(|b| b.is_ascii_digit())
+                    && !key.as_deref().is_some_and(names_a_secret));
             // A .netrc `account` is a second password; a login that is
             // shaped like a key is one (a token as the user name).
             let netrc_account = self.format == Format::Netrc && key.as_deref() == Some("account");
@@ -153,6 +155,7 @@ impl Document {
             out = next;
         }
         // Comments and what the parser did not read as a value.
+        let out = mask_comments(self.format, &out, fill);
         let keep: Vec<&str> = pairs.iter().map(|(_, p)| p.as_str()).collect();
         Ok(mask_text(&out, &keep, fill))
     }
@@ -232,21 +235,75 @@ pub fn names_a_secret(key: &str) -> bool {
     if benign.iter().any(|b| k.contains(b)) {
         return false;
     }
+    // Separators dropped: `pass_word`, `pass-phrase`.
+    let joined: String = k.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     [
         "token",
         "secret",
         "password",
         "passwd",
+        "passphrase",
         "auth",
         "credential",
         "cookie",
         "session",
         "signature",
+        "recovery",
+        "backup",
+        "passcode",
+        "otp",
     ]
     .iter()
-    .any(|w| k.contains(w))
+    .any(|w| k.contains(w) || joined.contains(w))
         || k == "pass"
+        || k == "pin"
         || k.ends_with("key")
+}
+
+/// The text of a line format's comments (`#`, and `;` in INI) with every
+/// word after one that names a secret (`# password: hunter2`, `;
+/// token = …`) masked: a tool never reads a comment, and a secret left in
+/// one is a secret shown.
+fn mask_comments(format: Format, text: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
+    if !matches!(format, Format::Ini | Format::Netrc | Format::Yaml) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let comment = t.starts_with('#') || (format == Format::Ini && t.starts_with(';'));
+        let Some(at) = comment
+            .then(|| {
+                let lower = line.to_ascii_lowercase();
+                line.split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-')
+                    .filter(|w| names_a_secret(w))
+                    .filter_map(|w| lower.find(&w.to_ascii_lowercase()).map(|i| i + w.len()))
+                    .min()
+            })
+            .flatten()
+        else {
+            out.push_str(line);
+            continue;
+        };
+        let (head, tail) = line.split_at(at);
+        out.push_str(head);
+        let mut word = String::new();
+        for c in tail.chars() {
+            if c.is_whitespace() || ":=\"'".contains(c) {
+                if !word.is_empty() {
+                    out.push_str(&placeholder(&word, fill));
+                    word.clear();
+                }
+                out.push(c);
+            } else {
+                word.push(c);
+            }
+        }
+        if !word.is_empty() {
+            out.push_str(&placeholder(&word, fill));
+        }
+    }
+    out
 }
 
 /// Set values in a JSON document in place: each `(key, value)` replaces
@@ -437,6 +494,30 @@ machine b.example login carol password x
 ",
                 &["0123456789abcdef", "Secret-Account-Word-9"],
                 &["machine ftp.corp.example", "password x-oauth-basic", "login carol", "password x\n"],
+            ),
+            (
+                Format::Netrc,
+                "# db password: Tr0ub4dor-Horse-88
+#machine old.example login a password Sup3rSecretPw!
+machine c.example login carol password sesame99
+",
+                &["Tr0ub4dor-Horse-88", "Sup3rSecretPw!"],
+                &["machine c.example login carol", "# db password: "],
+            ),
+            (
+                Format::Ini,
+                "[pypi]
+; password = MyOldPassw0rd
+pass_word = Zebra!Monkey#9
+",
+                &["MyOldPassw0rd", "Zebra!Monkey"],
+                &["[pypi]", "; password = "],
+            ),
+            (
+                Format::Json,
+                r#"{"pin":"4821","backup_codes":"aaaa-bbbb-cccc","recovery":"x1y2z3w4","name":"bob"}"#,
+                &["4821", "aaaa-bbbb", "x1y2z3w4"],
+                &[r#""name":"bob""#],
             ),
             (
                 Format::Netrc,

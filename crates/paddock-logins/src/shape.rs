@@ -27,8 +27,17 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
     // Anything else (a password, a passphrase, a token of unknown shape):
     // letters and digits only, of its length; no word, case or mark of it
     // is kept (they would tell its words).
-    let letters: String = "a".repeat(secret.chars().count().max(20));
-    drawn_alnum(&letters, fill)
+    let n = secret.chars().count().max(20);
+    if !secret.is_empty() && secret.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits stay digits (a PIN, a number in a JSON document, which
+        // may not begin with 0).
+        let d = drawn(&"0".repeat(n), fill);
+        return match d.strip_prefix('0') {
+            Some(rest) => format!("1{rest}"),
+            None => d,
+        };
+    }
+    drawn_alnum(&"a".repeat(n), fill)
 }
 
 /// The length of the longest known token prefix `t` begins with (0: none).

@@ -298,7 +298,74 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     };
     let hex = |x: &str| x.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
-    let forms: [&dyn Fn(&str) -> String; 20] = [
+    // Percent-encoding that leaves `keep` (besides letters and digits) as
+    // it is: JavaScript's encodeURIComponent, Java's URLEncoder (`+` for
+    // a space).
+    let pct_keeping = |x: &str, keep: &[u8], plus: bool| {
+        x.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                    char::from(b).to_string()
+                } else if plus && b == b' ' {
+                    "+".to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    // JSON that also writes `marks` as `\u00XX`: Go's (`<>&`, lower-case
+    // hex), .NET's (`<>&'+\`"`, upper-case, and every non-ASCII character).
+    let json_marks = |x: &str, marks: &str, upper: bool, non_ascii: bool| {
+        let q = json(x);
+        let mut out = String::new();
+        for c in q.chars() {
+            if marks.contains(c) || (non_ascii && !c.is_ascii()) {
+                let mut b = [0u16; 2];
+                for u in c.encode_utf16(&mut b).iter() {
+                    out.push_str(&if upper {
+                        format!("\\u{u:04X}")
+                    } else {
+                        format!("\\u{u:04x}")
+                    });
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    // HTML's numeric character references, of every character or of the
+    // marks only.
+    let entities = |x: &str, all: bool, hex: bool| {
+        x.chars()
+            .map(|c| {
+                if !all && c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else if hex {
+                    format!("&#x{:x};", u32::from(c))
+                } else {
+                    format!("&#{};", u32::from(c))
+                }
+            })
+            .collect::<String>()
+    };
+    // The base64 of the secret inside a longer text, at each of the three
+    // alignments: what lies on either side changes only the groups at the
+    // ends, which are left out.
+    let b64_inside = |x: &str, at: usize| {
+        let mut padded = vec![0u8; at];
+        padded.extend_from_slice(x.as_bytes());
+        let e = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&padded);
+        let start = if at == 0 { 0 } else { 4 };
+        let end = e.len().saturating_sub(4);
+        if end > start + 8 {
+            e[start..end].to_string()
+        } else {
+            String::new()
+        }
+    };
+    let forms: [&dyn Fn(&str) -> String; 30] = [
         &|x| x.to_string(),
         &|x| x.to_ascii_uppercase(),
         &|x| x.to_ascii_lowercase(),
@@ -319,6 +386,16 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         &b64,
         &|x| b64(x).trim_end_matches('=').to_string(),
         &|x| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x),
+        &|x| pct_keeping(x, b"-_.!~*'()", false),
+        &|x| pct_keeping(x, b".-*_", true),
+        &|x| json_marks(x, "<>&", false, false),
+        &|x| json_marks(x, "<>&'+`\"", true, true),
+        &|x| entities(x, true, false),
+        &|x| entities(x, true, true),
+        &|x| entities(x, false, false),
+        &|x| b64_inside(x, 0),
+        &|x| b64_inside(x, 1),
+        &|x| b64_inside(x, 2),
     ];
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for f in forms {
@@ -1281,6 +1358,38 @@ mod tests {
             "a&amp;b/c+d",
         ] {
             assert!(forms.iter().any(|f| f == want), "{want} in {forms:?}");
+        }
+    }
+
+    #[test]
+    fn the_forms_of_common_encoders_and_of_base64_inside_a_longer_text_are_scrubbed() {
+        let secret = "Zebra!Monkey&<9~*x-y";
+        let forms: Vec<String> = scrub_forms(secret, "Pl4ce!Hold3r&<0~*a-b")
+            .into_iter()
+            .map(|(r, _)| String::from_utf8(r).unwrap())
+            .collect();
+        for want in [
+            "Zebra!Monkey%26%3C9~*x-y",
+            "Zebra%21Monkey%26%3C9%7E*x-y",
+            "Zebra!Monkey\\u0026\\u003c9~*x-y",
+            "&#90;&#101;&#98;",
+        ] {
+            assert!(
+                forms.iter().any(|f| f.contains(want)),
+                "{want} in {forms:?}"
+            );
+        }
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let token = "sk-ant-oat01-AbCdEfGh12345678IjKlMnOp";
+        let forms = scrub_forms(token, "sk-ant-oat01-ZyXwVuTs98765432RqPoNmLk");
+        for prefix in ["", "A", "Au", "Authorization: Bearer "] {
+            let text = b64.encode(format!("{prefix}{token}\r\nmore"));
+            assert!(
+                forms
+                    .iter()
+                    .any(|(r, _)| text.contains(std::str::from_utf8(r).unwrap())),
+                "base64 of {prefix:?} + the token: {text}"
+            );
         }
     }
 

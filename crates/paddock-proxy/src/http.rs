@@ -686,10 +686,14 @@ pub async fn forward(
                 )
             }
         };
-        let new = match crate::refresh::request_body(l, ct.as_deref(), &bytes, &current) {
+        let (new, new_type) = match crate::refresh::request_body(l, ct.as_deref(), &bytes, &current)
+        {
             Ok(b) => b,
             Err((code, why)) => return refused(code, why),
         };
+        parts
+            .headers
+            .insert("content-type", HeaderValue::from_static(new_type));
         parts.headers.remove("transfer-encoding");
         parts.headers.insert(
             "content-length",

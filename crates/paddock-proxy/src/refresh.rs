@@ -123,7 +123,7 @@ pub fn request_body(
     content_type: Option<&str>,
     body: &[u8],
     current: &str,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<(Vec<u8>, &'static str), Refusal> {
     let unreadable = |why: &str| {
         (
             Reason::NET_BODY_UNREADABLE.code(),
@@ -155,9 +155,8 @@ pub fn request_body(
             let v: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(body).map_err(|_| unreadable("not a JSON object"))?;
             for (name, val) in v {
-                let s = match val {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
+                let serde_json::Value::String(s) = val else {
+                    return Err(unreadable(&format!("`{name}` is not a string")));
                 };
                 fields.push((name, s));
             }
@@ -196,6 +195,32 @@ pub fn request_body(
             ));
         }
     }
+    // Only the fields of a refresh (RFC 6749 6, and the audience and
+    // resource of its extensions), with values no reader could take for
+    // more fields: a server that reads the body as a form whatever its
+    // type would otherwise find a grant of the sandbox's in a value.
+    const FIELDS: [&str; 7] = [
+        "grant_type",
+        "refresh_token",
+        "client_id",
+        "client_secret",
+        "scope",
+        "audience",
+        "resource",
+    ];
+    for (n, v) in &fields {
+        if !FIELDS.contains(&n.as_str()) {
+            return Err(unreadable(&format!(
+                "`{n}` is not a field of a refresh (paddock sends only {})",
+                FIELDS.join(", ")
+            )));
+        }
+        if v.contains(['&', '=', '"', '\\', '\r', '\n', '\0', ';']) {
+            return Err(unreadable(&format!(
+                "`{n}` holds a character a server could read as another field (& = \" \\ ; or a line break)"
+            )));
+        }
+    }
     let fields: Vec<(String, String)> = fields
         .into_iter()
         .map(|(n, v)| {
@@ -206,27 +231,27 @@ pub fn request_body(
             }
         })
         .collect();
+    // Sent with exactly the type it is built as.
     Ok(match k {
         Kind::Json => {
-            // Values that were not strings go back as they were parsed.
             let mut m = serde_json::Map::new();
-            let orig: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(body).unwrap_or_default();
             for (n, v) in fields {
-                let val = match orig.get(&n) {
-                    Some(serde_json::Value::String(_)) | None => serde_json::Value::String(v),
-                    Some(other) => other.clone(),
-                };
-                m.insert(n, val);
+                m.insert(n, serde_json::Value::String(v));
             }
-            serde_json::to_vec(&m).unwrap_or_default()
+            (
+                serde_json::to_vec(&m).unwrap_or_default(),
+                "application/json",
+            )
         }
-        Kind::Form => fields
-            .iter()
-            .map(|(n, v)| format!("{}={}", form_encode(n), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-            .into_bytes(),
+        Kind::Form => (
+            fields
+                .iter()
+                .map(|(n, v)| format!("{}={}", form_encode(n), form_encode(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes(),
+            "application/x-www-form-urlencoded",
+        ),
     })
 }
 
@@ -489,7 +514,7 @@ mod tests {
     fn a_refresh_request_gets_the_real_token_and_nothing_else_passes() {
         let l = login();
         let body = format!(
-            r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":"abc","scope":"user:inference","expires_in":3600}}"#,
+            r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":"abc","scope":"user:inference"}}"#,
             l.refresh.0
         );
         let out = request_body(
@@ -499,10 +524,11 @@ mod tests {
             "sk-ant-ort01-REALrefresh",
         )
         .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out.1, "application/json");
+        let v: serde_json::Value = serde_json::from_slice(&out.0).unwrap();
         assert_eq!(v["refresh_token"], "sk-ant-ort01-REALrefresh");
         assert_eq!(v["client_id"], "abc");
-        assert_eq!(v["expires_in"], 3600);
+        assert_eq!(v["scope"], "user:inference");
         // Form bodies too.
         let form = format!(
             "grant_type=refresh_token&refresh_token={}&client_id=x%20y",
@@ -516,9 +542,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out.0).unwrap(),
             "grant_type=refresh_token&refresh_token=R%2B1&client_id=x%20y"
         );
+        assert_eq!(out.1, "application/x-www-form-urlencoded");
+        // Fields a server reading the body as a form would take for more
+        // fields, fields no refresh has, values that are not strings.
+        for b in [
+            format!(
+                r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":"x&grant_type=authorization_code&code=c&"}}"#,
+                l.refresh.0
+            ),
+            format!(
+                r#"{{"grant_type":"refresh_token","refresh_token":"{}","x":"y"}}"#,
+                l.refresh.0
+            ),
+            format!(
+                r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":1}}"#,
+                l.refresh.0
+            ),
+        ] {
+            let e = request_body(&l, Some("application/json"), b.as_bytes(), "R").unwrap_err();
+            assert_eq!(e.0, "NET_BODY_UNREADABLE", "{b}: {}", e.1);
+        }
         // Another account's refresh token, a sign-in, misplaced
         // placeholders, duplicates, unreadable bodies: refused.
         let cases = [

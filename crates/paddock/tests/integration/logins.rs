@@ -1290,6 +1290,19 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
     assert!(!out.contains(host["access"].as_str().unwrap()), "{out}");
     assert!(out.contains("by-key"), "{out}");
 
+    // 15. A field whose value a server reading the body as a form would
+    //     take for a grant of the sandbox's: refused, nothing sent.
+    let n = s.requests().len();
+    let o = pd(
+        &[],
+        &refresh.replace(
+            r#"\"refresh_token\":\"$RP\"}"#,
+            r#"\"refresh_token\":\"$RP\",\"client_id\":\"x&grant_type=authorization_code&code=attacker&\"}"#,
+        ),
+    );
+    assert!(stdout(&o).contains("NET_BODY_UNREADABLE"), "{}", stdout(&o));
+    assert_eq!(s.requests().len(), n, "nothing reached the server");
+
     // 9. A login folder that links into a system folder (shown read-only
     //    to every sandbox): refused. Only root can write one here.
     let sys_dir = PathBuf::from(format!("/opt/paddock-it-login-{}", std::process::id()));
