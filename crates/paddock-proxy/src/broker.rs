@@ -252,42 +252,24 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         let q = serde_json::to_string(x).unwrap_or_default();
         q[1..q.len().saturating_sub(1).max(1)].to_string()
     };
-    let ascii = |x: &str| {
-        json(x)
-            .chars()
-            .map(|c| {
-                if c.is_ascii() {
-                    c.to_string()
+    // Each character `which` picks written as `\uXXXX` (UTF-16 units).
+    let u_escaped = |x: &str, which: &dyn Fn(char) -> bool, upper: bool| {
+        let mut out = String::new();
+        for c in x.chars() {
+            if !which(c) {
+                out.push(c);
+                continue;
+            }
+            let mut b = [0u16; 2];
+            for u in c.encode_utf16(&mut b).iter() {
+                out.push_str(&if upper {
+                    format!("\\u{u:04X}")
                 } else {
-                    let mut b = [0u16; 2];
-                    c.encode_utf16(&mut b)
-                        .iter()
-                        .map(|u| format!("\\u{u:04x}"))
-                        .collect()
-                }
-            })
-            .collect::<String>()
-    };
-    let marks = |x: &str, upper: bool| {
-        x.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_string()
-                } else {
-                    let mut b = [0u16; 2];
-                    c.encode_utf16(&mut b)
-                        .iter()
-                        .map(|u| {
-                            if upper {
-                                format!("\\u{u:04X}")
-                            } else {
-                                format!("\\u{u:04x}")
-                            }
-                        })
-                        .collect()
-                }
-            })
-            .collect::<String>()
+                    format!("\\u{u:04x}")
+                });
+            }
+        }
+        out
     };
     let html = |x: &str| {
         x.replace('&', "&amp;")
@@ -298,43 +280,6 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     };
     let hex = |x: &str| x.bytes().map(|b| format!("{b:02x}")).collect::<String>();
     let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
-    // Percent-encoding that leaves `keep` (besides letters and digits) as
-    // it is: JavaScript's encodeURIComponent, Java's URLEncoder (`+` for
-    // a space).
-    let pct_keeping = |x: &str, keep: &[u8], plus: bool| {
-        x.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || keep.contains(&b) {
-                    char::from(b).to_string()
-                } else if plus && b == b' ' {
-                    "+".to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    // JSON that also writes `marks` as `\u00XX`: Go's (`<>&`, lower-case
-    // hex), .NET's (`<>&'+\`"`, upper-case, and every non-ASCII character).
-    let json_marks = |x: &str, marks: &str, upper: bool, non_ascii: bool| {
-        let q = json(x);
-        let mut out = String::new();
-        for c in q.chars() {
-            if marks.contains(c) || (non_ascii && !c.is_ascii()) {
-                let mut b = [0u16; 2];
-                for u in c.encode_utf16(&mut b).iter() {
-                    out.push_str(&if upper {
-                        format!("\\u{u:04X}")
-                    } else {
-                        format!("\\u{u:04x}")
-                    });
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    };
     // HTML's numeric character references, of every character or of the
     // marks only.
     let entities = |x: &str, all: bool, hex: bool| {
@@ -371,9 +316,10 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         &|x| x.to_ascii_lowercase(),
         &json,
         &|x| json(x).replace('/', "\\/"),
-        &ascii,
-        &|x| marks(x, false),
-        &|x| marks(x, true),
+        // Python's ASCII-only JSON; every mark escaped.
+        &|x| u_escaped(&json(x), &|c| !c.is_ascii(), false),
+        &|x| u_escaped(x, &|c| !c.is_ascii_alphanumeric(), false),
+        &|x| u_escaped(x, &|c| !c.is_ascii_alphanumeric(), true),
         &pct_encode,
         &|x| pct_encode(x).to_ascii_lowercase_hex(),
         &|x| pct_encode(x).replace("%20", "+"),
@@ -386,10 +332,13 @@ pub fn scrub_forms(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         &b64,
         &|x| b64(x).trim_end_matches('=').to_string(),
         &|x| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x),
-        &|x| pct_keeping(x, b"-_.!~*'()", false),
-        &|x| pct_keeping(x, b".-*_", true),
-        &|x| json_marks(x, "<>&", false, false),
-        &|x| json_marks(x, "<>&'+`\"", true, true),
+        // JavaScript's encodeURIComponent, Java's URLEncoder.
+        &|x| pct_encode_keeping(x, b"-_.!~*'()", false),
+        &|x| pct_encode_keeping(x, b".-*_", true),
+        // Go's JSON (`<>&` escaped, lower-case hex), .NET's (`<>&'+` and
+        // the backtick and quote, every non-ASCII character, upper-case).
+        &|x| u_escaped(&json(x), &|c| "<>&".contains(c), false),
+        &|x| u_escaped(&json(x), &|c| "<>&'+`\"".contains(c) || !c.is_ascii(), true),
         &|x| entities(x, true, false),
         &|x| entities(x, true, true),
         &|x| entities(x, false, false),
@@ -792,10 +741,18 @@ fn query_name(k: &str) -> String {
 }
 
 fn pct_encode(s: &str) -> String {
+    pct_encode_keeping(s, b"-._~", false)
+}
+
+/// Percent-encoding (upper-case hex) that leaves letters, digits and
+/// `keep` as they are, and writes a space as `+` when `plus`.
+fn pct_encode_keeping(s: &str, keep: &[u8], plus: bool) -> String {
     s.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            if b.is_ascii_alphanumeric() || keep.contains(&b) {
                 char::from(b).to_string()
+            } else if plus && b == b' ' {
+                "+".to_string()
             } else {
                 format!("%{b:02X}")
             }

@@ -831,7 +831,13 @@ pub async fn forward(
                 start,
             );
             let mut secrets = ctx.secrets(&t.host);
-            secrets.extend(scrub_extra);
+            // What the request carried is most often the secret as it is
+            // now: scanned for once.
+            for extra in scrub_extra {
+                if !secrets.iter().any(|(r, _)| *r == extra.0) {
+                    secrets.push(extra);
+                }
+            }
             if secrets.is_empty() {
                 return r.map(|b| b.boxed());
             }
@@ -889,20 +895,6 @@ async fn refreshed(
     current: &str,
 ) -> Response<Body> {
     let (mut parts, body) = r.into_parts();
-    // (real, placeholder) of this login, for whatever the answer echoes;
-    // the access token as it is then (a stored refresh replaces it).
-    let secrets = || -> [(Vec<u8>, Vec<u8>); 2] {
-        [
-            (
-                current.as_bytes().to_vec(),
-                l.refresh.0.clone().into_bytes(),
-            ),
-            (
-                l.access.1.get().into_bytes(),
-                l.access.0.clone().into_bytes(),
-            ),
-        ]
-    };
     let encoded = coded(&parts.headers);
     let read = tokio::time::timeout(
         std::time::Duration::from_secs(30),
@@ -928,34 +920,41 @@ async fn refreshed(
     } else {
         None
     };
-    let old_access = l.access.1.get();
+    // Every real token of the login, old and (from a token answer) new,
+    // with its placeholder: whatever the answer holds of them, in its body
+    // or its headers, goes back as the placeholder.
+    let mut real: Vec<(String, &str)> = vec![
+        (current.to_string(), &l.refresh.0),
+        (l.refresh.1.get(), &l.refresh.0),
+        (l.access.1.get(), &l.access.0),
+    ];
+    if let Some((tokens, _)) = &parsed {
+        real.push((tokens.access.clone(), &l.access.0));
+        real.extend(tokens.refresh.clone().map(|r| (r, l.refresh.0.as_str())));
+    }
+    let real: Vec<(Vec<u8>, Vec<u8>)> = real
+        .iter()
+        .filter(|(secret, _)| !secret.is_empty())
+        .flat_map(|(secret, ph)| broker::scrub_forms(secret, ph))
+        .collect();
+    // The body without them (under another name, as a key, in a link, in
+    // the forms servers write them in), and any other token masked.
+    let scrubbed = |body: &[u8]| {
+        let mut v = body.to_vec();
+        for (secret, ph) in &real {
+            v = broker::replace_all_bytes(&v, secret, ph);
+        }
+        let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
+        paddock_logins::mask_text(
+            &String::from_utf8_lossy(&v),
+            &keep,
+            &mut paddock_logins::fill_random,
+        )
+        .into_bytes()
+    };
     let out = match parsed {
         Some((tokens, out)) => {
-            // Every real token of the login, old and new, wherever the
-            // answer holds it (under another name, as a key, in a link),
-            // in the forms servers write it in; then any other token.
-            let mut real: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            for (secret, ph) in [
-                (current, &l.refresh.0),
-                (old_access.as_str(), &l.access.0),
-                (tokens.access.as_str(), &l.access.0),
-                (tokens.refresh.as_deref().unwrap_or(""), &l.refresh.0),
-            ] {
-                if !secret.is_empty() {
-                    real.extend(broker::scrub_forms(secret, ph));
-                }
-            }
-            let mut out = out;
-            for (secret, ph) in &real {
-                out = broker::replace_all_bytes(&out, secret, ph);
-            }
-            let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
-            let out = paddock_logins::mask_text(
-                &String::from_utf8_lossy(&out),
-                &keep,
-                &mut paddock_logins::fill_random,
-            )
-            .into_bytes();
+            let out = scrubbed(&out);
             if let Err(why) = crate::refresh::store(l, doc, &tokens).await {
                 ctx.emit_at(
                     t,
@@ -1002,25 +1001,7 @@ async fn refreshed(
                 start,
             );
             // An error answer may echo what was sent, or hold any token.
-            let mut v = bytes.to_vec();
-            for (secret, ph) in &secrets() {
-                if !secret.is_empty() {
-                    let (secret, ph) = (
-                        String::from_utf8_lossy(secret).into_owned(),
-                        String::from_utf8_lossy(ph).into_owned(),
-                    );
-                    for (s, p) in broker::scrub_forms(&secret, &ph) {
-                        v = broker::replace_all_bytes(&v, &s, &p);
-                    }
-                }
-            }
-            let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
-            paddock_logins::mask_text(
-                &String::from_utf8_lossy(&v),
-                &keep,
-                &mut paddock_logins::fill_random,
-            )
-            .into_bytes()
+            scrubbed(&bytes)
         }
     };
     // The answer's headers: only those that describe the body. A token
@@ -1046,12 +1027,7 @@ async fn refreshed(
     for (n, v) in kept {
         parts.headers.append(n, v);
     }
-    let mut all = secrets().to_vec();
-    all.push((
-        l.refresh.1.get().into_bytes(),
-        l.refresh.0.clone().into_bytes(),
-    ));
-    broker::scrub_headers(&mut parts.headers, &all);
+    broker::scrub_headers(&mut parts.headers, &real);
     parts.headers.insert(
         "content-length",
         HeaderValue::from(u64::try_from(out.len()).unwrap_or(u64::MAX)),
