@@ -169,31 +169,20 @@ fn entries(format: Format, doc: &str) -> Result<Vec<(Vec<String>, String)>, Stri
 }
 
 fn ini(doc: &str) -> Vec<(Vec<String>, String)> {
-    let mut section: Option<String> = None;
-    let mut out = Vec::new();
-    for line in doc.lines() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with(';') || t.starts_with('#') {
-            continue;
-        }
-        if t.starts_with('[') && t.ends_with(']') {
-            section = Some(t[1..t.len() - 1].trim().to_string());
-            continue;
-        }
-        let Some((k, v)) = t.split_once('=').or_else(|| t.split_once(':')) else {
-            continue;
-        };
-        let mut key: Vec<String> = section.iter().cloned().collect();
-        key.push(k.trim().to_string());
-        out.push((key, unquote(v)));
-    }
-    out
+    ini_read(doc, false)
 }
 
 /// [`ini`] as Python's configparser reads it (`.pypirc`): a line split at
 /// its first `=` or `:`, whichever comes first, and each indented line
 /// after a key another piece of its value.
 fn ini_as_configparser(doc: &str) -> Vec<(Vec<String>, String)> {
+    ini_read(doc, true)
+}
+
+/// The (section, key) and value of each INI line: split at the first `=`
+/// (else `:`) as npm reads it, or as configparser does when
+/// `configparser`.
+fn ini_read(doc: &str, configparser: bool) -> Vec<(Vec<String>, String)> {
     let mut section: Option<String> = None;
     let mut last: Option<Vec<String>> = None;
     let mut out = Vec::new();
@@ -202,7 +191,7 @@ fn ini_as_configparser(doc: &str) -> Vec<(Vec<String>, String)> {
         if t.is_empty() || t.starts_with(';') || t.starts_with('#') {
             continue;
         }
-        if line.starts_with([' ', '\t']) {
+        if configparser && line.starts_with([' ', '\t']) {
             if let Some(k) = &last {
                 out.push((k.clone(), unquote(t)));
             }
@@ -213,7 +202,12 @@ fn ini_as_configparser(doc: &str) -> Vec<(Vec<String>, String)> {
             last = None;
             continue;
         }
-        let Some(i) = t.find(['=', ':']) else {
+        let at = if configparser {
+            t.find(['=', ':'])
+        } else {
+            t.find('=').or_else(|| t.find(':'))
+        };
+        let Some(i) = at else {
             last = None;
             continue;
         };

@@ -37,7 +37,7 @@ pub fn placeholder(secret: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
             None => d,
         };
     }
-    drawn_alnum(&"a".repeat(n), fill)
+    drawn_alnum(n, fill)
 }
 
 /// The length of the longest known token prefix `t` begins with (0: none).
@@ -73,10 +73,10 @@ const SHAPE_PREFIXES: &[&str] = &[
     "glpat-",
 ];
 
-/// `len(template)` characters drawn from letters and digits.
-fn drawn_alnum(template: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
+/// `n` characters drawn from letters and digits.
+fn drawn_alnum(n: usize, fill: &mut dyn FnMut(&mut [u8])) -> String {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rnd = vec![0u8; template.len()];
+    let mut rnd = vec![0u8; n];
     fill(&mut rnd);
     rnd.iter()
         .map(|r| char::from(ALNUM[usize::from(*r) % ALNUM.len()]))
@@ -89,7 +89,6 @@ fn drawn(rest: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
     const DIGIT: &[u8] = b"0123456789";
-    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let classes: Vec<Option<&[u8]>> = rest
         .bytes()
         .map(|c| {
@@ -106,9 +105,9 @@ fn drawn(rest: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
         .collect();
     let count = classes.iter().filter(|c| c.is_some()).count();
     let pad = 20usize.saturating_sub(count);
-    let mut rnd = vec![0u8; classes.len() + pad];
+    let mut rnd = vec![0u8; classes.len()];
     fill(&mut rnd);
-    let mut out = String::with_capacity(rnd.len());
+    let mut out = String::with_capacity(rnd.len() + pad);
     for (i, (c, class)) in rest.chars().zip(&classes).enumerate() {
         match class {
             // Modulo bias is below 2% per character over ~110 bits.
@@ -116,9 +115,7 @@ fn drawn(rest: &str, fill: &mut dyn FnMut(&mut [u8])) -> String {
             None => out.push(c),
         }
     }
-    for r in &rnd[classes.len()..] {
-        out.push(char::from(ALNUM[usize::from(*r) % ALNUM.len()]));
-    }
+    out.push_str(&drawn_alnum(pad, fill));
     out
 }
 
