@@ -116,22 +116,23 @@ if os.path.exists(os.path.join(work, "cold-user.json")):
 if "srt" in cold:
     f = cold["srt"] / cold["paddock"]
     targets.append(("cold start ≥ 20× faster than srt", f"{f:.0f}× faster", f >= 20))
+
+
+def vs_bwrap(title, ms):
+    """A table of medians against bubblewrap's, under `title`."""
+    rows = ["", title, "", "| command | median (ms) | vs bwrap |", "|---|---:|---:|"]
+    return rows + [f"| {c_} | {m_:.2f} | {m_ / ms['bwrap']:.2f}× |" for c_, m_ in ms.items()]
+
+
 if os.path.exists(os.path.join(work, "cold-user.json")):
-    sec += ["", "As an unprivileged user (no cgroup v1 groups: desktop users are not root), same flags:", "",
-            "| command | median (ms) | vs bwrap |", "|---|---:|---:|"]
-    for c_, m_ in cu.items():
-        sec.append(f"| {c_} | {m_:.2f} | {m_ / cu['bwrap']:.2f}× |")
+    sec += vs_bwrap("As an unprivileged user (no cgroup v1 groups: desktop users are not root), same flags:", cu)
 sec += ["", "bwrap runs with the flags closest to paddock's defaults (all namespaces, "
         "read-only system folders, fresh /proc, /dev, /tmp and home, the current folder "
         "read-write, die-with-parent, new session). paddock additionally applies Landlock, "
         "its seccomp deny list, the audit observer and writes a run record."]
 if os.path.exists(os.path.join(work, "cold-big.json")):
-    big = medians("cold-big.json")
-    sec += ["", "In a workspace of 50,000 files in 2,550 folders, unchanged for a second before "
-            "(as a checkout is), same flags:", "",
-            "| command | median (ms) | vs bwrap |", "|---|---:|---:|"]
-    for c_, m_ in big.items():
-        sec.append(f"| {c_} | {m_:.2f} | {m_ / big['bwrap']:.2f}× |")
+    sec += vs_bwrap("In a workspace of 50,000 files in 2,550 folders, unchanged for a second before "
+                    "(as a checkout is), same flags:", medians("cold-big.json"))
     sec += ["", "paddock walks the workspace before the start (every protected name in it is made "
             "read-only: about 18 µs a folder here, five system calls each) and once the sandbox "
             "is gone reads only the folders whose status changed (a snapshot of device, inode "

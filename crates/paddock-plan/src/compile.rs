@@ -523,11 +523,30 @@ pub(crate) fn compile(
             ));
         }
     }
-    // Nor may a mount show a file a secret is read from, under any path.
-    for f in egress.map(|g| g.host_files()).unwrap_or_default() {
-        let real_source =
-            |m: &MountSpec| std::fs::canonicalize(&m.source).unwrap_or(m.source.clone());
-        if let Some(m) = mounts.iter().find(|m| f.starts_with(real_source(m))) {
+    // Nor may a mount show a file a secret is read from, under any path,
+    // nor a system folder (shown read-only at its own path). Each place is
+    // resolved once.
+    let host_files = egress.map(|g| g.host_files()).unwrap_or_default();
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+    let sources: Vec<(&MountSpec, PathBuf)> = if host_files.is_empty() {
+        Vec::new()
+    } else {
+        mounts.iter().map(|m| (m, real(&m.source))).collect()
+    };
+    let system: Vec<(PathBuf, PathBuf)> = if host_files.is_empty() {
+        Vec::new()
+    } else {
+        paddock_sandbox::spec::SYSTEM_DIRS
+            .iter()
+            .map(|d| {
+                let at = Path::new("/").join(d);
+                let r = real(&at);
+                (at, r)
+            })
+            .collect()
+    };
+    for f in host_files {
+        if let Some((m, source)) = sources.iter().find(|(_, source)| f.starts_with(source)) {
             return Err(CliError::new(
                 Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
                 format!(
@@ -535,16 +554,13 @@ pub(crate) fn compile(
                     m.source.display(),
                     m.origin,
                     f.display(),
-                    m.target.join(f.strip_prefix(real_source(m)).unwrap_or(f)).display()
+                    m.target.join(f.strip_prefix(source).unwrap_or(f)).display()
                 ),
                 "mount a folder that does not hold the login, or keep the login elsewhere",
             ));
         }
-        // The system folders are shown read-only at their own paths.
-        for d in paddock_sandbox::spec::SYSTEM_DIRS {
-            let at = Path::new("/").join(d);
-            let real = std::fs::canonicalize(&at).unwrap_or(at.clone());
-            if f.starts_with(&real) || f.starts_with(&at) {
+        for (at, real) in &system {
+            if f.starts_with(real) || f.starts_with(at) {
                 return Err(CliError::new(
                     Reason::NET_CREDENTIAL_FILE_SHOWN.code(),
                     format!(

@@ -627,7 +627,8 @@ impl Guard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let Some(snapshot) = snapshot.filter(|s| !self.is_empty() && s.roots == self.roots) else {
+        // (`with_snapshot` keeps only a snapshot of these very roots.)
+        let Some(snapshot) = snapshot.filter(|_| !self.is_empty()) else {
             return self.sweep();
         };
         let mut out = Vec::new();
