@@ -221,7 +221,7 @@ impl Egress {
         }
         for (name, b) in &self.credentials {
             if let Some(name) = name {
-                env.push((name.clone(), b.placeholder.clone()));
+                env.push((name.clone(), b.placeholder.get()));
             }
         }
         env

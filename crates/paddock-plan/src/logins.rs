@@ -272,13 +272,24 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
             }
         }
         let name = v.name();
+        // The same secret of the same document on another host shares its
+        // cells: a refresh replaces the secret (and a JWT's placeholder)
+        // on every host it goes to.
+        let shared = read
+            .iter()
+            .filter(|(_, d, _, _)| doc_at.is_some() && *d == doc_at)
+            .map(|(_, _, _, j)| &out.credentials[*j].1)
+            .find(|b| b.placeholder.get() == placeholder)
+            .map(|b| (b.placeholder.clone(), b.secret.clone()));
+        let (placeholder, secret) =
+            shared.unwrap_or_else(|| (Secret::new(placeholder), Secret::new(secret)));
         out.credentials.push((
             v.env.clone(),
             Brokered {
                 host: v.host.to_ascii_lowercase(),
                 env: name,
                 placeholder,
-                secret: Secret::new(secret),
+                secret,
                 refresh_only: v.refresh.is_some(),
             },
         ));
@@ -345,8 +356,17 @@ pub fn resolve(eff: &Effective, host: &HostFacts) -> Result<Resolved, CliError> 
                     CliError::new(Reason::POLICY_INVALID.code(), why, "fix refresh.expires_at")
                 })?,
             expires_ms: r.expires_unit.as_deref() != Some("s"),
+            id_token_key: r
+                .id_token
+                .as_deref()
+                .map(paddock_logins::parse_key)
+                .transpose()
+                .map_err(|why| {
+                    CliError::new(Reason::POLICY_INVALID.code(), why, "fix refresh.id_token")
+                })?,
+            extra_fields: r.fields.clone().unwrap_or_default(),
             access: (access.placeholder.clone(), access.secret.clone()),
-            refresh: (refresh.placeholder.clone(), refresh.secret.clone()),
+            refresh: (refresh.placeholder.get(), refresh.secret.clone()),
             name: refresh.env.clone(),
             lock: Default::default(),
         }));

@@ -330,6 +330,16 @@ pub struct Refresh {
     /// `ms` (Unix milliseconds, the default) or `s` (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_unit: Option<String>,
+    /// The key of the id token in the document, updated from the answer's
+    /// `id_token` (Codex CLI's `tokens.id_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// Request fields this endpoint takes beyond those of a refresh
+    /// (`grant_type`, `refresh_token`, `client_id`, `client_secret`,
+    /// `scope`, `audience`, `resource`), e.g. Codex CLI's `refresh_reason`.
+    /// Never a field of another grant (`code`, `assertion`, `password`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
 }
 
 /// `[process]`.

@@ -688,9 +688,43 @@ impl ParsedLayer {
                     for (name, k) in [
                         ("access", Some(&r.access)),
                         ("expires_at", r.expires_at.as_ref()),
+                        ("id_token", r.id_token.as_ref()),
                     ] {
                         if let Some(Err(why)) = k.map(|k| paddock_logins::parse_key(k)) {
                             bad(&rat(name), why, "write the key in the same document, e.g. `claudeAiOauth.accessToken`");
+                        }
+                    }
+                    for (j, f) in r.fields.iter().flatten().enumerate() {
+                        let name_ok = !f.is_empty()
+                            && f.len() <= 64
+                            && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                        let why = if !name_ok {
+                            Some(format!(
+                                "`{f}` is not a field name (letters, digits and `_`)"
+                            ))
+                        } else if paddock_types::GRANT_FIELDS
+                            .iter()
+                            .any(|g| g.eq_ignore_ascii_case(f))
+                        {
+                            Some(format!(
+                                "`{f}` belongs to another grant: the sandbox could sign in with it"
+                            ))
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            bad(
+                                &[
+                                    Key("network"),
+                                    Key("credentials"),
+                                    Idx(i),
+                                    Key("refresh"),
+                                    Key("fields"),
+                                    Idx(j),
+                                ],
+                                why,
+                                "list only the extra fields the endpoint's refresh takes, e.g. `fields = [\"refresh_reason\"]`",
+                            );
                         }
                     }
                     if let Some(u) = &r.expires_unit {

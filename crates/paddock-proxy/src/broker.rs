@@ -231,10 +231,11 @@ fn substitute_noting(
     let mut out = v.to_string();
     let mut hit = false;
     for c in mine {
-        if out.contains(&c.placeholder) {
+        let ph = c.placeholder.get();
+        if out.contains(&ph) {
             let secret = c.secret.get();
-            note_scrub(scrub, &secret, &c.placeholder);
-            out = out.replace(&c.placeholder, &secret);
+            note_scrub(scrub, &secret, &ph);
+            out = out.replace(&ph, &secret);
             hit = true;
         }
     }
@@ -390,8 +391,9 @@ fn note_scrub(scrub: &mut Vec<(Vec<u8>, Vec<u8>)>, secret: &str, placeholder: &s
 
 fn contains_any(v: &[u8], others: &[&Brokered]) -> Option<String> {
     others.iter().find_map(|c| {
-        v.windows(c.placeholder.len())
-            .any(|w| w == c.placeholder.as_bytes())
+        let ph = c.placeholder.get();
+        v.windows(ph.len())
+            .any(|w| w == ph.as_bytes())
             .then(|| c.host.clone())
     })
 }
@@ -449,7 +451,10 @@ pub fn broker(
     // has one placeholder: on either host it is this host's.
     let others: Vec<&Brokered> = others
         .into_iter()
-        .filter(|o| !mine.iter().any(|m| m.placeholder == o.placeholder))
+        .filter(|o| {
+            let ph = o.placeholder.get();
+            !mine.iter().any(|m| m.placeholder.get() == ph)
+        })
         .collect();
     let accepts = |name: &str| accepted.iter().any(|a| a.eq_ignore_ascii_case(name));
     let misrouted = |owner: String| {
@@ -474,8 +479,8 @@ pub fn broker(
     //     token endpoint's body, see `refresh`), never a header or query.
     let refresh_ph = |v: &[u8]| {
         creds.iter().filter(|c| c.refresh_only).any(|c| {
-            v.windows(c.placeholder.len())
-                .any(|w| w == c.placeholder.as_bytes())
+            let ph = c.placeholder.get();
+            v.windows(ph.len()).any(|w| w == ph.as_bytes())
         })
     };
     if headers.values().any(|v| {
@@ -514,8 +519,8 @@ pub fn broker(
             format!("the credential placeholder may only be sent as a credential (an auth or API-key header, a Basic password, a key query parameter), not in {where_}"),
         )
     };
-    let has_ph = |v: &str| mine.iter().any(|c| v.contains(&c.placeholder));
-    let is_ph = |v: &str| mine.iter().any(|c| c.placeholder == v);
+    let has_ph = |v: &str| mine.iter().any(|c| v.contains(&c.placeholder.get()));
+    let is_ph = |v: &str| mine.iter().any(|c| c.placeholder.get() == v);
     let old = std::mem::take(headers);
     let mut last: Option<HeaderName> = None;
     for (name, value) in old {
@@ -600,10 +605,8 @@ pub fn broker(
         if ph_here {
             injected = true;
             if let Some(c) = mine.iter().find(|c| {
-                text.contains(&c.placeholder)
-                    || decoded
-                        .as_deref()
-                        .is_some_and(|d| d.contains(&c.placeholder))
+                let ph = c.placeholder.get();
+                text.contains(&ph) || decoded.as_deref().is_some_and(|d| d.contains(&ph))
             }) {
                 used.get_or_insert_with(|| c.env.clone());
             }
@@ -692,11 +695,11 @@ pub fn broker(
                 injected = true;
                 let secret = mine
                     .iter()
-                    .find(|c| c.placeholder == v)
+                    .find(|c| c.placeholder.get() == v)
                     .map(|c| {
                         used.get_or_insert_with(|| c.env.clone());
                         let secret = c.secret.get();
-                        note_scrub(&mut scrub, &secret, &c.placeholder);
+                        note_scrub(&mut scrub, &secret, &v);
                         secret
                     })
                     .unwrap_or_default();
@@ -933,7 +936,7 @@ mod tests {
         Brokered {
             host: host.into(),
             env: "KEY".into(),
-            placeholder: ph.into(),
+            placeholder: crate::Secret::new(ph),
             secret: crate::Secret::new(secret),
             refresh_only: false,
         }

@@ -923,13 +923,17 @@ async fn refreshed(
     // Every real token of the login, old and (from a token answer) new,
     // with its placeholder: whatever the answer holds of them, in its body
     // or its headers, goes back as the placeholder.
+    let access_ph = match &parsed {
+        Some((tokens, _)) => tokens.access_placeholder.clone(),
+        None => l.access.0.get(),
+    };
     let mut real: Vec<(String, &str)> = vec![
         (current.to_string(), &l.refresh.0),
         (l.refresh.1.get(), &l.refresh.0),
-        (l.access.1.get(), &l.access.0),
+        (l.access.1.get(), &access_ph),
     ];
     if let Some((tokens, _)) = &parsed {
-        real.push((tokens.access.clone(), &l.access.0));
+        real.push((tokens.access.clone(), &access_ph));
         real.extend(tokens.refresh.clone().map(|r| (r, l.refresh.0.as_str())));
     }
     let real: Vec<(Vec<u8>, Vec<u8>)> = real
@@ -944,7 +948,7 @@ async fn refreshed(
         for (secret, ph) in &real {
             v = broker::replace_all_bytes(&v, secret, ph);
         }
-        let keep = [l.access.0.as_str(), l.refresh.0.as_str()];
+        let keep = [access_ph.as_str(), l.refresh.0.as_str()];
         paddock_logins::mask_text(
             &String::from_utf8_lossy(&v),
             &keep,

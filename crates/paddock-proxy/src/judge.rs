@@ -513,7 +513,7 @@ impl Ctx {
             .credentials
             .iter()
             .filter(|c| c.host.eq_ignore_ascii_case(host))
-            .flat_map(|c| crate::broker::scrub_forms(&c.secret.get(), &c.placeholder))
+            .flat_map(|c| crate::broker::scrub_forms(&c.secret.get(), &c.placeholder.get()))
             .collect()
     }
 }

@@ -85,8 +85,9 @@ impl ProxyError {
     }
 }
 
-/// A real secret in paddock's memory. A refreshed login replaces it while
-/// the sandbox keeps its placeholder, so it is shared, not copied.
+/// A string shared between paddock's tasks: a real secret in its memory (a
+/// refreshed login replaces it while the sandbox keeps its placeholder),
+/// or a placeholder (a JWT's changes with the claims of the new token).
 #[derive(Clone)]
 pub struct Secret(Arc<std::sync::RwLock<String>>);
 
@@ -121,8 +122,10 @@ pub struct Brokered {
     /// The variable that holds the placeholder inside the sandbox, or the
     /// login file and key (for messages and audit events; never a value).
     pub env: String,
-    /// What the sandbox sees.
-    pub placeholder: String,
+    /// What the sandbox sees now: shared by every credential of one login
+    /// secret, and replaced when a refresh brings a JWT with other claims
+    /// (its placeholder keeps them).
+    pub placeholder: Secret,
     /// The real secret (never logged, never shown to the sandbox).
     pub secret: Secret,
     /// An OAuth refresh token: it goes only into a refresh paddock carries

@@ -46,8 +46,14 @@ pub struct Login {
     pub expires_key: Option<Vec<String>>,
     /// The expiry is in milliseconds (else seconds).
     pub expires_ms: bool,
-    /// The access token: its placeholder and the real value.
-    pub access: (String, Secret),
+    /// Where the answer's id token is stored in the document, if anywhere.
+    pub id_token_key: Option<Vec<String>>,
+    /// Request fields beyond those of a refresh that the policy allows.
+    pub extra_fields: Vec<String>,
+    /// The access token: its placeholder (shared with its credentials: a
+    /// JWT's is made anew from the claims of a refreshed one) and the real
+    /// value.
+    pub access: (Secret, Secret),
     /// The refresh token: its placeholder and the real value.
     pub refresh: (String, Secret),
     /// For messages and events: the login file and key.
@@ -188,7 +194,9 @@ pub fn request_body(
     // The access token's placeholder, or the refresh token's anywhere
     // else, is no field of a refresh.
     for (n, v) in &fields {
-        if n != "refresh_token" && (v.contains(&login.refresh.0) || v.contains(&login.access.0)) {
+        if n != "refresh_token"
+            && (v.contains(&login.refresh.0) || v.contains(&login.access.0.get()))
+        {
             return Err((
                 Reason::NET_PLACEHOLDER_MISPLACED.code(),
                 format!("a credential placeholder in the refresh request's `{n}`"),
@@ -209,10 +217,19 @@ pub fn request_body(
         "resource",
     ];
     for (n, v) in &fields {
-        if !FIELDS.contains(&n.as_str()) {
+        let extra = login.extra_fields.iter().any(|f| f == n)
+            && !paddock_types::GRANT_FIELDS
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(n));
+        if !FIELDS.contains(&n.as_str()) && !extra {
             return Err(unreadable(&format!(
-                "`{n}` is not a field of a refresh (paddock sends only {})",
-                FIELDS.join(", ")
+                "`{n}` is not a field of a refresh (paddock sends only {}{}; a policy may allow more with `refresh.fields`)",
+                FIELDS.join(", "),
+                login
+                    .extra_fields
+                    .iter()
+                    .map(|f| format!(", {f}"))
+                    .collect::<String>()
             )));
         }
         if v.contains(['&', '=', '"', '\\', '\r', '\n', '\0', ';']) {
@@ -293,6 +310,23 @@ pub struct Tokens {
     pub refresh: Option<String>,
     /// Seconds until the access token expires.
     pub expires_in: Option<u64>,
+    /// A new id token, when the server sent one.
+    pub id_token: Option<String>,
+    /// The access token's placeholder from now on: the one the sandbox
+    /// holds, or, for a JWT, one with the new token's header and claims
+    /// (clients read its expiry and account from them).
+    pub access_placeholder: String,
+}
+
+/// The placeholder the sandbox gets for a refreshed access token.
+fn access_placeholder(login: &Login, access: &str) -> String {
+    let held = login.access.0.get();
+    let jwt = |t: &str| t.starts_with("eyJ") && t.split('.').count() == 3;
+    if jwt(&held) && jwt(access) {
+        paddock_logins::placeholder(access, &mut paddock_logins::fill_random)
+    } else {
+        held
+    }
 }
 
 /// Read a refresh answer (a JSON object, or a form as some endpoints
@@ -317,12 +351,14 @@ pub fn answer(login: &Login, body: &[u8]) -> Option<(Tokens, Vec<u8>)> {
     let access = get("access_token").filter(|a| !a.is_empty())?;
     let refresh = get("refresh_token").filter(|r| !r.is_empty());
     let expires_in = get("expires_in").and_then(|e| e.parse().ok());
-    let keep = [login.access.0.as_str(), login.refresh.0.as_str()];
+    let id_token = get("id_token").filter(|t| !t.is_empty());
+    let access_ph = access_placeholder(login, &access);
+    let keep = [access_ph.as_str(), login.refresh.0.as_str()];
     let out = fields
         .iter()
         .map(|(n, v)| {
             let v = match n.as_str() {
-                "access_token" => login.access.0.clone(),
+                "access_token" => access_ph.clone(),
                 "refresh_token" if refresh.is_some() => login.refresh.0.clone(),
                 _ => paddock_logins::mask_text(v, &keep, &mut paddock_logins::fill_random),
             };
@@ -335,6 +371,8 @@ pub fn answer(login: &Login, body: &[u8]) -> Option<(Tokens, Vec<u8>)> {
             access,
             refresh,
             expires_in,
+            id_token,
+            access_placeholder: access_ph,
         },
         out.into_bytes(),
     ))
@@ -357,12 +395,18 @@ fn answer_json(
         e.as_u64()
             .or_else(|| e.as_str().and_then(|s| s.parse().ok()))
     });
-    v.insert("access_token".into(), login.access.0.clone().into());
+    let id_token = v
+        .get("id_token")
+        .and_then(|r| r.as_str())
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let access_ph = access_placeholder(login, &access);
+    v.insert("access_token".into(), access_ph.clone().into());
     if refresh.is_some() {
         v.insert("refresh_token".into(), login.refresh.0.clone().into());
     }
     let mut out = serde_json::Value::Object(v);
-    let keep = [login.access.0.as_str(), login.refresh.0.as_str()];
+    let keep = [access_ph.as_str(), login.refresh.0.as_str()];
     mask_tokens(
         &mut out,
         &[&access, refresh.as_deref().unwrap_or("")],
@@ -373,6 +417,8 @@ fn answer_json(
             access,
             refresh,
             expires_in,
+            id_token,
+            access_placeholder: access_ph,
         },
         serde_json::to_vec(&out).ok()?,
     ))
@@ -403,6 +449,9 @@ pub fn updated_document(login: &Login, doc: &str, t: &Tokens) -> Result<String, 
     )];
     if let Some(r) = &t.refresh {
         sets.push((login.refresh_key.clone(), r.clone().into()));
+    }
+    if let (Some(k), Some(id)) = (&login.id_token_key, &t.id_token) {
+        sets.push((k.clone(), id.clone().into()));
     }
     if let (Some(k), Some(secs)) = (&login.expires_key, t.expires_in) {
         let now = SystemTime::now()
@@ -477,6 +526,7 @@ pub async fn store(login: &Login, doc: &str, t: &Tokens) -> Result<(), String> {
     let new = updated_document(login, doc, t)?;
     login.store.write_async(&new).await?;
     login.access.1.set(t.access.clone());
+    login.access.0.set(t.access_placeholder.clone());
     if let Some(r) = &t.refresh {
         login.refresh.1.set(r.clone());
     }
@@ -497,8 +547,10 @@ mod tests {
             refresh_key: vec!["o".into(), "r".into()],
             expires_key: Some(vec!["o".into(), "e".into()]),
             expires_ms: true,
+            id_token_key: None,
+            extra_fields: Vec::new(),
             access: (
-                "sk-ant-oat01-PHaccessPHaccessPHaccess".into(),
+                Secret::new("sk-ant-oat01-PHaccessPHaccessPHaccess"),
                 Secret::new("sk-ant-oat01-REALaccess"),
             ),
             refresh: (
@@ -590,7 +642,8 @@ mod tests {
             (
                 format!(
                     r#"{{"grant_type":"refresh_token","refresh_token":"{}","x":"{}"}}"#,
-                    l.refresh.0, l.access.0
+                    l.refresh.0,
+                    l.access.0.get()
                 ),
                 "NET_PLACEHOLDER_MISPLACED",
             ),
@@ -634,7 +687,7 @@ mod tests {
             Some("sk-ant-ort01-NEWrefreshNEWrefresh")
         );
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["access_token"], l.access.0.as_str());
+        assert_eq!(v["access_token"], l.access.0.get().as_str());
         assert_eq!(v["refresh_token"], l.refresh.0.as_str());
         assert_eq!(v["scope"], "user:inference");
         let id = v["id_token"].as_str().unwrap();

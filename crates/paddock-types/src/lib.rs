@@ -385,3 +385,29 @@ pub mod transparent {
         }
     }
 }
+
+/// Request fields of OAuth 2 grants other than a refresh (authorization
+/// code with PKCE, password, device, JWT and SAML assertions, token
+/// exchange, CIBA): with one, a refresh request could become a sign-in
+/// of the sandbox's. A policy may never allow one as an extra field of a
+/// refresh, and paddock's proxy never forwards one.
+pub const GRANT_FIELDS: &[&str] = &[
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "username",
+    "password",
+    "device_code",
+    "assertion",
+    "client_assertion",
+    "client_assertion_type",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "auth_req_id",
+    "id_token",
+    "access_token",
+    "token",
+];
