@@ -446,14 +446,17 @@ pub fn accepted_credentials<'a>(
 }
 
 /// May a WebSocket upgrade be made to `path` (canonical) on `host:port`?
+/// Never on a host with `body_deny` (from any layer): its messages are not
+/// screened, so they would carry what a request body may not.
 pub fn websocket_allowed(eff: &Effective, host: &str, port: u16, path: &str) -> bool {
-    eff.net_rules.iter().any(|r| {
-        rule_applies(&r.value, host, port)
-            && r.value
-                .websocket
-                .iter()
-                .any(|w| path_matches(w, path, false))
-    })
+    body_rules(eff, host, port).is_empty()
+        && eff.net_rules.iter().any(|r| {
+            rule_applies(&r.value, host, port)
+                && r.value
+                    .websocket
+                    .iter()
+                    .any(|w| path_matches(w, path, false))
+        })
 }
 
 /// The `body_deny` entries of the rules applying to `host:port`.

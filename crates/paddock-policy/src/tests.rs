@@ -344,6 +344,8 @@ fn bad_input_corpus() {
         ("version = 1\n[audit]\nsinks = [\"syslog\"]\n", 3, "bad sink"),
         ("version = 1\n[filesystem]\nprotect = [\"/abs\"]\n", 3, "absolute protect"),
         ("version = 1\nversion = 1\n", 2, "duplicate key"),
+        ("version = 1\n[[network.credentials]]\nhost = \"a.com\"\nfile = \"~/a.json\"\nkey = \"r\"\nrefresh = { url = \"https://a.com/t\", access = \"a\", fields = [\"code\"] }\n", 6, "another grant's field"),
+        ("version = 1\n[[network.credentials]]\nhost = \"a.com\"\nfile = \"~/a.json\"\nkey = \"r\"\nrefresh = { url = \"https://a.com/t\", access = \"a\", fields = [\"a&b\"] }\n", 6, "no field name"),
     ];
     for (text, line, what) in corpus {
         let errs = ParsedLayer::parse(Layer::User, "bad.toml", text).expect_err(what);
@@ -635,4 +637,19 @@ fn a_project_may_not_set_host_keys_key_by_key() {
             KeyClass::Sandbox => assert!(host.is_empty(), "{key}: {}", PolicyErrors(errs.clone())),
         }
     }
+}
+
+#[test]
+fn no_websocket_where_a_body_rule_applies_from_any_layer() {
+    let ws = "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"api.example.com\"]\n[[network.rules]]\nhost = \"api.example.com\"\nwebsocket = [\"/v1/realtime\"]\n";
+    let eff = merge(&[layer(Layer::User, "u", ws)]).unwrap();
+    assert!(websocket_allowed(&eff, "api.example.com", 443, "/v1/realtime"));
+    // The messages would carry what `body_deny` refuses in a body.
+    let body = "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\nbody_deny = [\"type:url\"]\n";
+    let eff = merge(&[
+        layer(Layer::User, "u", ws),
+        layer(Layer::Project, "p", body),
+    ])
+    .unwrap();
+    assert!(!websocket_allowed(&eff, "api.example.com", 443, "/v1/realtime"));
 }

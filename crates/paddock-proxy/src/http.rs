@@ -440,7 +440,7 @@ fn judge_request(
             return Err((
                 Reason::NET_UPGRADE_REFUSED.code(),
                 format!(
-                    "an upgrade to `{}` on {path}: only WebSocket, where a rule's `websocket` lists the path",
+                    "an upgrade to `{}` on {path}: only WebSocket, where a rule's `websocket` lists the path, on a host with no brokered credential and no `body_deny` (WebSocket messages are not screened)",
                     String::from_utf8_lossy(up.as_bytes())
                 ),
                 path,

@@ -563,6 +563,70 @@ mod tests {
     }
 
     #[test]
+    fn only_the_extra_fields_a_policy_names_pass_and_never_another_grants() {
+        let mut l = login();
+        let body = |extra: &str| {
+            format!(
+                r#"{{"grant_type":"refresh_token","refresh_token":"{}","client_id":"abc",{extra}}}"#,
+                l.refresh.0
+            )
+        };
+        let send = |l: &Login, b: String| {
+            request_body(l, Some("application/json"), b.as_bytes(), "REAL").map(|o| o.0)
+        };
+        let b = body(r#""refresh_reason":"proactive_expiry""#);
+        assert!(send(&l, b.clone()).is_err(), "not named: refused");
+        l.extra_fields = vec!["refresh_reason".into(), "code".into()];
+        let out: serde_json::Value = serde_json::from_slice(&send(&l, b).unwrap()).unwrap();
+        assert_eq!(out["refresh_reason"], "proactive_expiry");
+        // A grant's field stays refused even if a policy names it, and a
+        // named field's value still may not smuggle one.
+        assert!(send(&l, body(r#""code":"attacker-code""#)).is_err());
+        assert!(send(&l, body(r#""refresh_reason":"x&code=y""#)).is_err());
+    }
+
+    #[test]
+    fn a_jwt_access_tokens_placeholder_follows_the_new_claims() {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let t = |claims: &str| {
+            format!(
+                "{}.{}.{}",
+                e.encode(r#"{"alg":"RS256"}"#),
+                e.encode(claims),
+                "S".repeat(43)
+            )
+        };
+        let mut l = login();
+        l.access.0 = Secret::new(t(r#"{"exp":1}"#));
+        l.id_token_key = Some(vec!["o".into(), "i".into()]);
+        let new = t(r#"{"exp":2000000000}"#);
+        let body = format!(
+            r#"{{"access_token":"{new}","id_token":"{}","expires_in":60}}"#,
+            t("{}")
+        );
+        let (tokens, out) = answer(&l, body.as_bytes()).unwrap();
+        let ph = tokens.access_placeholder.clone();
+        assert_ne!(ph, new, "a placeholder, not the token");
+        assert_eq!(
+            ph.split('.').nth(1),
+            new.split('.').nth(1),
+            "with its claims"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["access_token"], ph.as_str());
+        assert_ne!(v["id_token"], t("{}").as_str(), "the id token is masked");
+        let doc =
+            updated_document(&l, r#"{"o":{"a":"x","r":"y","i":"z","e":0}}"#, &tokens).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(d["o"]["i"], t("{}").as_str(), "the real id token is stored");
+        // A token that is no JWT keeps the placeholder the sandbox holds.
+        let l = login();
+        let (tokens, _) = answer(&l, br#"{"access_token":"sk-ant-oat01-NEW"}"#).unwrap();
+        assert_eq!(tokens.access_placeholder, l.access.0.get());
+    }
+
+    #[test]
     fn a_refresh_request_gets_the_real_token_and_nothing_else_passes() {
         let l = login();
         let body = format!(

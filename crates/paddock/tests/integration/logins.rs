@@ -14,9 +14,16 @@ use crate::util::*;
 /// the npm registry, with the state of a real one: refresh tokens rotate
 /// (each works once), access tokens are checked.
 const SERVER: &str = r#"
-import http.server, ssl, sys, json, secrets, threading, urllib.parse
+import http.server, ssl, sys, json, secrets, threading, urllib.parse, base64, time
 state = json.load(open(sys.argv[4]))
 lock = threading.Lock()
+def codex_jwt(extra):
+    # Codex reads the plan, account and expiry from its tokens' claims.
+    b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    claims = {"exp": int(time.time()) + 3600, "https://api.openai.com/auth": {"chatgpt_account_id": state.get("account", ""), "chatgpt_plan_type": "pro", "chatgpt_user_id": "user-1"}, **extra}
+    return b64({"alg": "RS256", "typ": "JWT"}) + "." + b64(claims) + "." + secrets.token_urlsafe(64)
+def sse(evs):
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in evs).encode()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self): self.reply()
@@ -42,6 +49,56 @@ class H(http.server.BaseHTTPRequestHandler):
         tok = auth.split(" ", 1)[1] if " " in auth else ""
         path = self.path.split("?")[0]
         with lock:
+            if host == "auth.openai.com" and path == "/oauth/token":
+                # Codex CLI's refresh (JSON), rotated; answered with JWTs.
+                req = json.loads(body)
+                r = req.get("refresh_token")
+                if req.get("grant_type") == "refresh_token" and r in state["refresh"]:
+                    state["refresh"].remove(r)
+                    a, i, nr = codex_jwt({}), codex_jwt({"email": "alice@example.com"}), "rt_" + secrets.token_urlsafe(48)
+                    state["access"].append(a)
+                    state["refresh"].append(nr)
+                    return self.send(200, {"id_token": i, "access_token": a, "refresh_token": nr})
+                return self.send(401, {"error": {"message": "refresh token already used", "code": "refresh_token_reused"}})
+            if host == "oauth2.googleapis.com" and path == "/token":
+                # Google's refresh (a form); the refresh token stays.
+                req = dict(urllib.parse.parse_qsl(body))
+                if req.get("grant_type") == "refresh_token" and req.get("refresh_token") in state["refresh"] and req.get("client_secret", "").startswith("GOCSPX-"):
+                    a = "ya29.a0" + secrets.token_urlsafe(120)
+                    state["access"].append(a)
+                    return self.send(200, {"access_token": a, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer", "id_token": codex_jwt({"email": "alice@example.com"})})
+                return self.send(400, {"error": "invalid_grant"})
+            if host in ("chatgpt.com", "api.openai.com", "oauth2.googleapis.com", "www.googleapis.com", "cloudcode-pa.googleapis.com", "generativelanguage.googleapis.com"):
+                key = tok or h.get("x-goog-api-key", "")
+                if key not in state["access"]:
+                    return self.send(401, {"error": {"code": 401, "message": "invalid token"}})
+                if path.endswith("/wham/accounts/check"):
+                    return self.send(200, {"accounts": [{"id": state.get("account"), "plan_type": "pro", "structure": "personal", "is_deactivated": False, "workspace_backend_origin": "https://chatgpt.com"}], "account_ordering": [state.get("account")]})
+                if path.endswith("/codex/models"):
+                    return self.send(200, {"models": []})
+                if path in ("/v1/responses", "/backend-api/codex/responses"):
+                    return self.send(200, sse([
+                        {"type": "response.created", "response": {"id": "resp_1"}},
+                        {"type": "response.output_item.done", "item": {"type": "message", "role": "assistant", "id": "msg_1", "content": [{"type": "output_text", "text": "pong from the stand-in"}]}},
+                        {"type": "response.completed", "response": {"id": "resp_1", "usage": {"input_tokens": 1, "input_tokens_details": None, "output_tokens": 1, "output_tokens_details": None, "total_tokens": 2}}},
+                    ]), "text/event-stream")
+                if path == "/tokeninfo":
+                    return self.send(200, {"scope": "https://www.googleapis.com/auth/cloud-platform", "expires_in": 3500, "email": "alice@example.com"})
+                if path == "/oauth2/v2/userinfo":
+                    return self.send(200, {"id": "1", "email": "alice@example.com", "verified_email": True})
+                if path == "/v1internal:loadCodeAssist":
+                    return self.send(200, {"currentTier": {"id": "standard-tier", "name": "Gemini Code Assist"}, "allowedTiers": [{"id": "standard-tier", "isDefault": True}], "cloudaicompanionProject": "proj-1"})
+                if path in ("/v1internal:streamGenerateContent", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", "/v1beta/models/gemini-2.5-flash:streamGenerateContent") or path.endswith(":streamGenerateContent"):
+                    ev = {"candidates": [{"content": {"role": "model", "parts": [{"text": "pong from the stand-in"}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 4, "totalTokenCount": 5}, "modelVersion": "gemini-test"}
+                    if host == "cloudcode-pa.googleapis.com":
+                        ev = {"response": ev}
+                    return self.send(200, ("data: " + json.dumps(ev) + "\r\n\r\n").encode(), "text/event-stream")
+                if path.endswith(":generateContent"):
+                    ev = {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps({"reasoning": "simple", "model_choice": "flash", "complexity_reasoning": "simple", "complexity_score": 1})}]}, "finishReason": "STOP"}]}
+                    if host == "cloudcode-pa.googleapis.com":
+                        ev = {"response": ev}
+                    return self.send(200, ev)
+                return self.send(200, {})
             if path == "/v1/oauth/token":
                 try:
                     req = json.loads(body)
@@ -145,12 +202,19 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 12] = [
     "api.anthropic.com",
     "platform.claude.com",
     "api.github.com",
     "registry.npmjs.org",
     "github.com",
+    "chatgpt.com",
+    "auth.openai.com",
+    "api.openai.com",
+    "oauth2.googleapis.com",
+    "www.googleapis.com",
+    "cloudcode-pa.googleapis.com",
+    "generativelanguage.googleapis.com",
 ];
 
 struct StandIn {
@@ -1385,4 +1449,386 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
             .any(|b| b.contains(host["refresh"].as_str().unwrap())),
         "the host holds the newest refresh token"
     );
+}
+
+/// `n` random letters and digits.
+fn random_alnum(n: usize) -> String {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    b.iter()
+        .map(|x| char::from(A[usize::from(*x) % A.len()]))
+        .collect()
+}
+
+/// A JWT with these claims and a random signature (Codex CLI decodes its
+/// tokens' claims; nothing checks the signature here).
+fn jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.{}",
+        e.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        e.encode(claims.to_string()),
+        random_alnum(86)
+    )
+}
+
+/// The claims of a JWT.
+fn claims(t: &str) -> serde_json::Value {
+    use base64::Engine;
+    let p = t.split('.').nth(1).unwrap_or_else(|| panic!("no JWT: {t}"));
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Codex CLI from npm, signed in with ChatGPT on the host: its expired
+/// login is refreshed through paddock once (its JWT placeholders keep the
+/// new token's claims, so Codex does not refresh again), the rotated tokens
+/// are stored in the host's `auth.json` and the backend gets only the real
+/// new access token; the sandbox's copy holds placeholders only. With an
+/// API key in `auth.json` a whole turn runs against the Responses API; a
+/// planted key and an upload are refused and never reach the server.
+#[test]
+fn codex_signed_in_with_chatgpt_or_an_api_key_works_wrapped_and_its_refresh_is_brokered() {
+    let codex = agents().join("node_modules/@openai/codex/bin/codex.js");
+    assert!(
+        codex.exists(),
+        "needs `npm ci --prefix tests/agents` (scripts/test does it)"
+    );
+    let ws = Ws::new();
+    let account = "7f3c6a52-3d9e-4f1b-9b1e-2a6c0c6f5e11";
+    let auth = serde_json::json!({"chatgpt_account_id": account, "chatgpt_plan_type": "pro", "chatgpt_user_id": "user-1"});
+    let now = now_ms() / 1000;
+    let a0 = jwt(serde_json::json!({"exp": now - 60, "https://api.openai.com/auth": auth}));
+    let id0 = jwt(
+        serde_json::json!({"exp": now - 60, "email": "alice@example.com", "https://api.openai.com/auth": auth}),
+    );
+    let r0 = format!("rt_{}", random_alnum(64));
+    let key = format!("sk-proj-{}", random_alnum(120));
+    let s = StandIn::start_with(
+        &ws.outside,
+        serde_json::json!({"access": [a0, key], "refresh": [r0], "account": account}),
+    );
+    let policy = shipped(&ws, s.port, "codex.toml");
+    let log = ws.root.join("net.jsonl");
+    let file = ws.home.join(".codex/auth.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&serde_json::json!({"OPENAI_API_KEY": null, "tokens": {"id_token": id0, "access_token": a0, "refresh_token": r0, "account_id": account}, "last_refresh": "2026-11-01T00:00:00Z"})).unwrap(),
+    )
+    .unwrap();
+    let script = format!(
+        "{} exec --skip-git-repo-check 'reply pong' < /dev/null; echo '---'; cat ~/.codex/auth.json",
+        codex.display()
+    );
+
+    // 1. The ChatGPT login, expired: one refresh, stored on the host.
+    let o = run(&ws, &s, &policy, &log, &script);
+    let out = stdout(&o);
+    let reqs = s.requests();
+    let refreshes: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["path"] == "/oauth/token")
+        .collect();
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "Codex refreshes once, not over and over: {:?}\n{}",
+        refreshes.first(),
+        stderr(&o)
+    );
+    let sent: serde_json::Value =
+        serde_json::from_str(refreshes[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["refresh_token"], r0.as_str(), "the real refresh token");
+    assert_eq!(sent["grant_type"], "refresh_token");
+    assert!(sent["refresh_reason"].is_string(), "{sent}");
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let (a1, r1, id1) = (
+        host["tokens"]["access_token"].as_str().unwrap().to_string(),
+        host["tokens"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        host["tokens"]["id_token"].as_str().unwrap().to_string(),
+    );
+    assert!(
+        a1 != a0 && r1 != r0 && id1 != id0,
+        "rotated on the host: {host}"
+    );
+    assert_eq!(host["tokens"]["account_id"], account);
+    assert_eq!(claims(&id1)["email"], "alice@example.com");
+    let backend: Vec<&serde_json::Value> =
+        reqs.iter().filter(|r| r["host"] == "chatgpt.com").collect();
+    assert!(!backend.is_empty(), "{reqs:?}");
+    for r in &backend {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Bearer {a1}"),
+            "only the real new token reaches the backend: {r}"
+        );
+    }
+    let inside = out.split("---").nth(1).unwrap().trim().to_string();
+    for real in [&a0, &a1, &r0, &r1, &id0, &id1] {
+        assert!(
+            !inside.contains(real.as_str()),
+            "a real token inside: {inside}"
+        );
+        assert!(!stderr(&o).contains(real.as_str()));
+        assert!(!std::fs::read_to_string(&log)
+            .unwrap()
+            .contains(real.as_str()));
+    }
+    let seen: serde_json::Value =
+        serde_json::from_str(&inside).unwrap_or_else(|e| panic!("{e}: {inside}"));
+    let ph = seen["tokens"]["access_token"].as_str().unwrap();
+    assert_eq!(claims(ph), claims(&a1), "the placeholder keeps the claims");
+    assert_eq!(
+        claims(seen["tokens"]["id_token"].as_str().unwrap())["email"],
+        "alice@example.com"
+    );
+
+    // 2. An API key stored by `codex login --with-api-key`: a whole turn.
+    std::fs::write(
+        &file,
+        serde_json::json!({"OPENAI_API_KEY": key, "tokens": null, "last_refresh": null})
+            .to_string(),
+    )
+    .unwrap();
+    let before = s.requests().len();
+    let o = run(&ws, &s, &policy, &log, &script);
+    let out = stdout(&o);
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    let reqs = s.requests();
+    let turns: Vec<&serde_json::Value> = reqs[before..]
+        .iter()
+        .filter(|r| r["path"] == "/v1/responses")
+        .collect();
+    assert!(!turns.is_empty(), "{reqs:?}");
+    for t in &turns {
+        assert_eq!(t["headers"]["authorization"], format!("Bearer {key}"));
+    }
+    let inside = out.split("---").nth(1).unwrap();
+    assert!(
+        !inside.contains(&key) && inside.contains("sk-proj-"),
+        "{inside}"
+    );
+
+    // 3. A key planted by a prompt injection, and an upload with the
+    //    user's own: refused, and nothing reaches the server.
+    let before = s.requests().len();
+    let planted = format!("sk-proj-{}", random_alnum(120));
+    let o = run(
+        &ws,
+        &s,
+        &policy,
+        &log,
+        &format!(
+            "code() {{ curl -sS -o /dev/null -w '%{{http_code}}\\n' \"$@\"; }}
+code -H 'Authorization: Bearer {planted}' -H 'content-type: application/json' -d '{{\"model\":\"m\",\"input\":\"x\"}}' https://api.openai.com/v1/responses
+K=$(sed 's/.*\"OPENAI_API_KEY\":\"\\([^\"]*\\)\".*/\\1/' ~/.codex/auth.json)
+code -H \"Authorization: Bearer $K\" -F purpose=user_data -F file=@/etc/hostname https://api.openai.com/v1/files
+code -H \"Authorization: Bearer $K\" -H 'content-type: application/json' -d '{{\"model\":\"m\",\"input\":\"x\",\"tools\":[{{\"type\":\"web_search\"}}]}}' https://api.openai.com/v1/responses"
+        ),
+    );
+    assert_eq!(stdout(&o), "403\n403\n403\n", "{}", stderr(&o));
+    assert_eq!(s.requests().len(), before, "{:?}", &s.requests()[before..]);
+    let codes: Vec<String> = events(&log)
+        .iter()
+        .map(|e| e["code"].as_str().unwrap_or("").to_string())
+        .collect();
+    for c in [
+        "NET_FOREIGN_CREDENTIAL",
+        "NET_PATH_DENIED",
+        "NET_BODY_DENIED",
+    ] {
+        assert!(codes.iter().any(|x| x == c), "{c}: {codes:?}");
+    }
+}
+
+/// Gemini CLI from npm, signed in with Google on the host: its expired
+/// access token is refreshed through paddock (the request carries the real
+/// refresh token), the new token is stored in the host's
+/// `oauth_creds.json` and reaches every host it is brokered to (Code
+/// Assist, the token check, the account's e-mail); the sandbox's copy holds
+/// placeholders only. With an API key a turn runs against the Gemini API.
+#[test]
+fn gemini_cli_signed_in_with_google_works_wrapped_and_its_refresh_is_brokered() {
+    let gemini = agents().join("node_modules/@google/gemini-cli/bundle/gemini.js");
+    assert!(
+        gemini.exists(),
+        "needs `npm ci --prefix tests/agents` (scripts/test does it)"
+    );
+    let ws = Ws::new();
+    let a0 = format!("ya29.a0{}", random_alnum(150));
+    let r0 = format!("1//0{}", random_alnum(99));
+    let key = format!("AIza{}", random_alnum(35));
+    let s = StandIn::start(&ws.outside, &[&a0, &key], &[&r0]);
+    let policy = shipped(&ws, s.port, "gemini-cli.toml");
+    let log = ws.root.join("net.jsonl");
+    let file = ws.home.join(".gemini/oauth_creds.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let id0 = jwt(serde_json::json!({"email": "alice@example.com"}));
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&serde_json::json!({"access_token": a0, "refresh_token": r0, "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer", "id_token": id0, "expiry_date": now_ms() - 60_000})).unwrap(),
+    )
+    .unwrap();
+    let script = format!(
+        "node {} --skip-trust -p 'reply pong' < /dev/null; echo '---'; cat ~/.gemini/oauth_creds.json",
+        gemini.display()
+    );
+
+    // 1. "Login with Google", expired: refreshed and stored on the host.
+    let o = run(&ws, &s, &policy, &log, &script);
+    let out = stdout(&o);
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    let reqs = s.requests();
+    let refreshes: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["host"] == "oauth2.googleapis.com" && r["path"] == "/token")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "{reqs:?}");
+    let sent: std::collections::HashMap<String, String> =
+        url_form(refreshes[0]["body"].as_str().unwrap());
+    assert_eq!(sent["refresh_token"], r0, "the real refresh token");
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let a1 = host["access_token"].as_str().unwrap().to_string();
+    assert!(a1 != a0 && a1.starts_with("ya29."), "{host}");
+    assert_eq!(
+        host["refresh_token"],
+        r0.as_str(),
+        "Google keeps the refresh token"
+    );
+    assert!(
+        host["expiry_date"].as_u64().unwrap() > now_ms() + 3_000_000,
+        "{host}"
+    );
+    assert_ne!(host["id_token"], id0.as_str(), "the new id token is stored");
+    let after: Vec<&serde_json::Value> = reqs
+        .iter()
+        .filter(|r| r["path"] != "/token" && r["headers"]["authorization"].is_string())
+        .collect();
+    let hosts: std::collections::BTreeSet<&str> =
+        after.iter().filter_map(|r| r["host"].as_str()).collect();
+    assert!(
+        hosts.contains("cloudcode-pa.googleapis.com") && hosts.contains("oauth2.googleapis.com"),
+        "{hosts:?}"
+    );
+    for r in &after {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Bearer {a1}"),
+            "the new token on every host it goes to: {r}"
+        );
+    }
+    let inside = out.split("---").nth(1).unwrap().trim().to_string();
+    for real in [&a0, &a1, &r0] {
+        assert!(
+            !inside.contains(real.as_str()),
+            "a real token inside: {inside}"
+        );
+        assert!(!std::fs::read_to_string(&log)
+            .unwrap()
+            .contains(real.as_str()));
+    }
+    let seen: serde_json::Value =
+        serde_json::from_str(&inside).unwrap_or_else(|e| panic!("{e}: {inside}"));
+    assert!(
+        seen["access_token"].as_str().unwrap().starts_with("ya29."),
+        "{seen}"
+    );
+
+    // 2. An API key exported on the host (and the policy's line choosing
+    //    "Login with Google" removed, as its comment says).
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let keyed = ws.root.join("gemini-key.toml");
+    std::fs::write(
+        &keyed,
+        text.replace("env = [\"GOOGLE_GENAI_USE_GCA=true\"]", ""),
+    )
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let before = s.requests().len();
+    let o = ws
+        .paddock()
+        .env("PADDOCK_TEST_RESOLVE", s.resolve())
+        .env("PADDOCK_TEST_UPSTREAM_CA", &s.ca)
+        .env("GEMINI_API_KEY", &key)
+        .args([
+            "run",
+            "--policy",
+            keyed.to_str().unwrap(),
+            "--mount",
+            &format!("{}:ro", agents().join("node_modules").display()),
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "node {} --skip-trust -p 'reply pong' < /dev/null; echo \"---$GEMINI_API_KEY\"",
+                gemini.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("pong from the stand-in"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    assert!(!out.contains(&key), "{out}");
+    let reqs = s.requests();
+    let turns: Vec<&serde_json::Value> = reqs[before..]
+        .iter()
+        .filter(|r| r["host"] == "generativelanguage.googleapis.com")
+        .collect();
+    assert!(!turns.is_empty(), "{:?}", &reqs[before..]);
+    for t in &turns {
+        assert_eq!(t["headers"]["x-goog-api-key"], key.as_str(), "{t}");
+    }
+}
+
+fn url_form(body: &str) -> std::collections::HashMap<String, String> {
+    body.split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (pct_decode(k), pct_decode(v)))
+        .collect()
+}
+
+fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
