@@ -643,13 +643,24 @@ fn a_project_may_not_set_host_keys_key_by_key() {
 fn no_websocket_where_a_body_rule_applies_from_any_layer() {
     let ws = "version = 1\n[network]\nmode = \"proxy\"\nallow = [\"api.example.com\"]\n[[network.rules]]\nhost = \"api.example.com\"\nwebsocket = [\"/v1/realtime\"]\n";
     let eff = merge(&[layer(Layer::User, "u", ws)]).unwrap();
-    assert!(websocket_allowed(&eff, "api.example.com", 443, "/v1/realtime"));
+    assert!(websocket_allowed(
+        &eff,
+        "api.example.com",
+        443,
+        "/v1/realtime"
+    ));
     // The messages would carry what `body_deny` refuses in a body.
-    let body = "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\nbody_deny = [\"type:url\"]\n";
+    let body =
+        "version = 1\n[[network.rules]]\nhost = \"api.example.com\"\nbody_deny = [\"type:url\"]\n";
     let eff = merge(&[
         layer(Layer::User, "u", ws),
         layer(Layer::Project, "p", body),
     ])
     .unwrap();
-    assert!(!websocket_allowed(&eff, "api.example.com", 443, "/v1/realtime"));
+    assert!(!websocket_allowed(
+        &eff,
+        "api.example.com",
+        443,
+        "/v1/realtime"
+    ));
 }
