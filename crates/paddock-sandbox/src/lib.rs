@@ -71,7 +71,7 @@ pub use error::SandboxError;
 pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
 pub use landlock_rules::LandlockReport;
 pub use observe::AuditRecord;
-pub use seccomp::denied_syscalls;
+pub use seccomp::{denied_syscalls, install_container_filters};
 pub use spec::{
     AuditLevel, Level, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,
 };

@@ -446,6 +446,14 @@ pub(crate) fn install(programs: &[BpfProgram]) -> Result<(), String> {
     Ok(())
 }
 
+/// Install the filters a container of paddock's OCI runtime gets: those
+/// of a sandbox with audit off (the deny list, and clone3, set-id modes and
+/// x32 refused). no_new_privs must be set.
+pub fn install_container_filters() -> Result<(), String> {
+    let p = programs(AuditLevel::Off, crate::spec::Level::Full).map_err(|e| e.to_string())?;
+    install(&p)
+}
+
 /// The names of the system calls the filter denies, for `paddock doctor`
 /// and the documentation.
 pub fn denied_syscalls() -> Vec<String> {

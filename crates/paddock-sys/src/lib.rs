@@ -79,6 +79,8 @@ mod seccomp;
 pub use seccomp::*;
 mod pty;
 pub use pty::*;
+mod container;
+pub use container::*;
 mod timing;
 pub use timing::*;
 #[cfg(feature = "attack")]

@@ -51,16 +51,16 @@ pub(crate) const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
 
 #[repr(C)]
 pub(crate) struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
+    pub(crate) version: u32,
+    pub(crate) pid: libc::c_int,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+    pub(crate) effective: u32,
+    pub(crate) permitted: u32,
+    pub(crate) inheritable: u32,
 }
 
 pub(crate) const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;

@@ -22,6 +22,19 @@ use paddock_plan::{audit, compile, error, isolation, places, policy_files};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The OCI runtime: called as `paddock-oci` (a link, the path engines
+    // are given) or as `paddock oci ...`; runc's command line, not ours.
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let called = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "paddock-oci");
+    if called || rest.first().is_some_and(|a| a == "oci") {
+        let skip = usize::from(!called);
+        let code = paddock_oci::main(rest.into_iter().skip(skip).collect());
+        return ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1));
+    }
     paddock_sys::trace_timing_init();
     paddock_sys::mark("main");
     let code = match cli::parse() {

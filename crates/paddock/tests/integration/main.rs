@@ -18,6 +18,7 @@ mod lab;
 mod logins;
 mod mcp;
 mod network;
+mod oci;
 mod policy;
 mod process;
 mod protected;

@@ -1,0 +1,454 @@
+//! paddock as an OCI runtime: runc's command line, so that podman
+//! (`--runtime`), containerd (the runc shim's `BinaryName`) and CRI-O run
+//! containers with paddock's boundary on top of the bundle's.
+//!
+//! The binary is paddock's own, called as `paddock-oci` (a link to it) or
+//! as `paddock oci ...`: engines take a runtime path, not a path and a
+//! subcommand, and one binary keeps the runtime and `paddock run` on one
+//! set of filters and one release.
+//!
+//! Commands: `create`, `start`, `state`, `kill`, `delete`, `features`,
+//! `--version`; global options `--root`, `--log`, `--log-format`,
+//! `--systemd-cgroup` (cgroups degrade as for `paddock run`: limits are
+//! not applied, and `doctor` says why).
+
+mod config;
+mod exec;
+mod init;
+mod state;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The default state root: `/run/paddock-oci` as root, else under
+/// `$XDG_RUNTIME_DIR`.
+fn default_root() -> PathBuf {
+    if paddock_sys::getuid() == 0 {
+        PathBuf::from("/run/paddock-oci")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("paddock-oci")
+    }
+}
+
+struct Globals {
+    root: PathBuf,
+    log: Option<PathBuf>,
+    json: bool,
+}
+
+/// Run the runtime with `args` (without the program name); the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut g = Globals {
+        root: default_root(),
+        log: None,
+        json: false,
+    };
+    let mut i = 0;
+    // Global options come before the command.
+    while i < args.len() && args[i].starts_with('-') {
+        let (name, inline) = match args[i].split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (args[i].clone(), None),
+        };
+        let mut value = || {
+            inline.clone().or_else(|| {
+                i += 1;
+                args.get(i).cloned()
+            })
+        };
+        match name.as_str() {
+            "--version" | "-v" => {
+                println!(
+                    "paddock-oci version {}\nspec: 1.0.2",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return 0;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return 0;
+            }
+            "--root" => match value() {
+                Some(v) => g.root = PathBuf::from(v),
+                None => return fail(&g, "--root needs a folder"),
+            },
+            "--log" => g.log = value().map(PathBuf::from),
+            "--log-format" => g.json = value().as_deref() == Some("json"),
+            "--systemd-cgroup" | "--debug" | "--no-pivot" => {}
+            "--rootless" | "--criu" => {
+                value();
+            }
+            other => return fail(&g, &format!("unknown global option `{other}`\n{USAGE}")),
+        }
+        i += 1;
+    }
+    let Some(cmd) = args.get(i) else {
+        return fail(&g, USAGE);
+    };
+    let rest = &args[i + 1..];
+    let r = match cmd.as_str() {
+        "create" => create(&g, rest),
+        "start" => one_id(rest).and_then(|id| start(&g, &id)),
+        "state" => one_id(rest).and_then(|id| {
+            let r = state::load(&g.root, &id)?;
+            let doc = state::document(&g.root, &r);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(())
+        }),
+        "kill" => kill(&g, rest),
+        "exec" => exec_cmd(&g, rest),
+        "delete" => delete(&g, rest),
+        "features" => {
+            println!("{}", serde_json::to_string_pretty(&features()).unwrap_or_default());
+            Ok(())
+        }
+        "version" => {
+            println!("paddock-oci version {}\nspec: 1.0.2", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        other => Err(format!(
+            "`{other}` is not a command of this runtime (create, start, state, kill, delete, features)"
+        )),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => fail(&g, &e),
+    }
+}
+
+const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format text|json] COMMAND
+  create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
+  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | features";
+
+/// Report `msg` on stderr and, with `--log`, in the log (JSON lines as
+/// runc writes them with `--log-format json`); exit code 1.
+fn fail(g: &Globals, msg: &str) -> i32 {
+    eprintln!("paddock-oci: {msg}");
+    if let Some(p) = &g.log {
+        let line = if g.json {
+            serde_json::json!({"level": "error", "msg": msg, "time": state::now_rfc3339()})
+                .to_string()
+        } else {
+            format!("time=\"{}\" level=error msg={msg:?}", state::now_rfc3339())
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    1
+}
+
+fn one_id(rest: &[String]) -> Result<String, String> {
+    match rest {
+        [id] => Ok(id.clone()),
+        _ => Err("give exactly one container id".into()),
+    }
+}
+
+fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
+    let mut bundle = PathBuf::from(".");
+    let mut pid_file = None;
+    let mut console = None;
+    let mut preserve = 0u32;
+    let mut id = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let (name, inline) = match rest[i].split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
+            _ => (rest[i].clone(), None),
+        };
+        let mut value = || {
+            inline.clone().or_else(|| {
+                i += 1;
+                rest.get(i).cloned()
+            })
+        };
+        match name.as_str() {
+            "--bundle" | "-b" => bundle = PathBuf::from(value().ok_or("--bundle needs a folder")?),
+            "--pid-file" => {
+                pid_file = Some(PathBuf::from(value().ok_or("--pid-file needs a file")?))
+            }
+            "--console-socket" => {
+                console = Some(PathBuf::from(
+                    value().ok_or("--console-socket needs a socket")?,
+                ))
+            }
+            "--preserve-fds" => {
+                preserve = value()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--preserve-fds needs a number")?;
+            }
+            "--no-pivot" | "--no-new-keyring" => {}
+            s if s.starts_with('-') => return Err(format!("create: unknown option `{s}`")),
+            s => {
+                if id.replace(s.to_string()).is_some() {
+                    return Err("create: give exactly one container id".into());
+                }
+            }
+        }
+        i += 1;
+    }
+    let id = id.ok_or("create: give the container id")?;
+    init::create(&init::Create {
+        root: &g.root,
+        id: &id,
+        bundle: &bundle,
+        pid_file: pid_file.as_deref(),
+        console_socket: console.as_deref(),
+        preserve_fds: preserve,
+    })
+}
+
+fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
+    let mut pid_file = None;
+    let mut process = None;
+    let mut console = None;
+    let mut preserve = 0u32;
+    let mut detach = false;
+    let mut tty = false;
+    let mut id = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let (name, inline) = match rest[i].split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
+            _ => (rest[i].clone(), None),
+        };
+        let mut value = || {
+            inline.clone().or_else(|| {
+                i += 1;
+                rest.get(i).cloned()
+            })
+        };
+        match name.as_str() {
+            "--pid-file" => {
+                pid_file = Some(PathBuf::from(value().ok_or("--pid-file needs a file")?))
+            }
+            "--process" | "-p" => {
+                process = Some(PathBuf::from(value().ok_or("--process needs a file")?))
+            }
+            "--console-socket" => {
+                console = Some(PathBuf::from(
+                    value().ok_or("--console-socket needs a socket")?,
+                ))
+            }
+            "--preserve-fds" => {
+                preserve = value()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--preserve-fds needs a number")?;
+            }
+            "--detach" | "-d" => detach = true,
+            "--tty" | "-t" => tty = true,
+            s if s.starts_with('-') => return Err(format!("exec: unknown option `{s}`")),
+            s => {
+                if id.is_some() {
+                    return Err(
+                        "exec: give the process as --process FILE (process.json), not as arguments"
+                            .into(),
+                    );
+                }
+                id = Some(s.to_string());
+            }
+        }
+        i += 1;
+    }
+    let id = id.ok_or("exec: give the container id")?;
+    let process = process.ok_or("exec: give the process as --process FILE (process.json)")?;
+    if !detach {
+        // Wait for the process (it is re-parented to us) and exit with it.
+        paddock_sys::set_child_subreaper().map_err(|e| e.to_string())?;
+    }
+    let own_pid_file;
+    let pid_file = match pid_file {
+        Some(p) => Some(p),
+        None if !detach => {
+            own_pid_file =
+                std::env::temp_dir().join(format!("paddock-oci-exec-{}", paddock_sys::getpid()));
+            Some(own_pid_file)
+        }
+        None => None,
+    };
+    exec::exec(&exec::Exec {
+        root: &g.root,
+        id: &id,
+        process: &process,
+        pid_file: pid_file.as_deref(),
+        console_socket: console.as_deref(),
+        preserve_fds: preserve,
+        tty,
+    })?;
+    if detach {
+        return Ok(());
+    }
+    let p = pid_file.ok_or("pid")?;
+    let pid: i32 = std::fs::read_to_string(&p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("the exec's pid")?;
+    let _ = std::fs::remove_file(&p);
+    loop {
+        match paddock_sys::waitpid(-1, false) {
+            Ok(Some((got, status))) if got == pid => std::process::exit(status.code()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("waiting for the exec: {e}")),
+        }
+    }
+}
+
+/// Let the created container's process go on to its `execve`.
+fn start(g: &Globals, id: &str) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let r = state::load(&g.root, id)?;
+    match state::status(&g.root, &r) {
+        state::Status::Created => {}
+        s => return Err(format!("container `{id}` is {}, not created", s.name())),
+    }
+    let fifo = state::dir(&g.root, id).join("exec.fifo");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .map_err(|e| format!("{}: {e}", fifo.display()))?;
+    let ready = paddock_sys::poll_readable(&[std::os::fd::AsFd::as_fd(&f)], 10_000)
+        .map_err(|e| e.to_string())?;
+    let mut b = [0u8; 1];
+    if !ready.first().copied().unwrap_or(false) || f.read(&mut b).unwrap_or(0) != 1 {
+        return Err(format!(
+            "container `{id}` did not start (its process is gone)"
+        ));
+    }
+    std::fs::remove_file(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))
+}
+
+fn signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let n = s.trim_start_matches("SIG");
+    Some(match n {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => return None,
+    })
+}
+
+fn kill(g: &Globals, rest: &[String]) -> Result<(), String> {
+    let all = rest.iter().any(|a| a == "--all" || a == "-a");
+    let pos: Vec<&String> = rest.iter().filter(|a| !a.starts_with('-')).collect();
+    let (id, sig) = match pos.as_slice() {
+        [id] => (id.as_str(), libc::SIGTERM),
+        [id, s] => (
+            id.as_str(),
+            signal(s).ok_or_else(|| format!("`{s}` is not a signal"))?,
+        ),
+        _ => return Err("kill: give the container id and a signal".into()),
+    };
+    let r = state::load(&g.root, id)?;
+    if state::status(&g.root, &r) == state::Status::Stopped {
+        return Err(format!("container not running: {id}"));
+    }
+    if all {
+        for pid in in_pid_namespace(r.pid) {
+            let _ = paddock_sys::kill(pid, sig);
+        }
+    }
+    paddock_sys::kill(r.pid, sig).map_err(|e| format!("kill {}: {e}", r.pid))
+}
+
+/// Every process in the pid namespace of `pid` (as seen from here).
+fn in_pid_namespace(pid: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(want) = ns(pid) else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p != pid && ns(*p).as_ref() == Some(&want))
+        .collect()
+}
+
+fn delete(g: &Globals, rest: &[String]) -> Result<(), String> {
+    let force = rest.iter().any(|a| a == "--force" || a == "-f");
+    let id = one_id(
+        &rest
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .cloned()
+            .collect::<Vec<_>>(),
+    )?;
+    let r = match state::load(&g.root, &id) {
+        Ok(r) => r,
+        Err(_) if force && !state::dir(&g.root, &id).join("state.json").exists() => {
+            state::valid_id(&id)?;
+            let _ = std::fs::remove_dir_all(state::dir(&g.root, &id));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    match state::status(&g.root, &r) {
+        state::Status::Stopped => {}
+        state::Status::Created if !force => {
+            // A created container that is deleted never runs (runc's way).
+            let _ = paddock_sys::kill(r.pid, libc::SIGKILL);
+        }
+        s if !force => {
+            return Err(format!(
+                "container `{id}` is {}: stop it first, or delete --force",
+                s.name()
+            ))
+        }
+        _ => {
+            let _ = paddock_sys::kill(r.pid, libc::SIGKILL);
+        }
+    }
+    for _ in 0..500 {
+        if state::status(&g.root, &r) == state::Status::Stopped {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::remove_dir_all(state::dir(&g.root, &id))
+        .map_err(|e| format!("{}: {e}", state::dir(&g.root, &id).display()))
+}
+
+/// What `features` reports (runtime-spec's features document).
+fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.1.0",
+        "hooks": [],
+        "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "private", "rprivate", "slave", "rslave", "relatime", "noatime", "strictatime"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "cgroup": {"v1": false, "v2": false, "systemd": false},
+            "seccomp": {"enabled": true},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {"io.paddock.seccomp": "paddock's filters replace the bundle's"}
+    })
+}
