@@ -320,6 +320,11 @@ pub fn json_set(doc: &str, sets: &[(Vec<String>, serde_json::Value)]) -> Result<
     Ok(out)
 }
 
+/// Does the JSON document have a value at `key`?
+pub fn json_has(doc: &str, key: &[String]) -> bool {
+    json::span(doc, key).is_ok()
+}
+
 /// Replace the host file at `path` with `content` as one step: a new file
 /// beside it (same mode, created exclusively, never through a link),
 /// written and synced, renamed over the old name (which replaces a link

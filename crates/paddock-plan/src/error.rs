@@ -83,6 +83,9 @@ mod tests {
     const NOT_CODES: &[&str] = &["WEB_FETCH", "DBUS_SESSION_BUS_ADDRESS"];
     const ENV_PREFIXES: &[&str] = &[
         "PADDOCK_",
+        // Kernel names (capabilities, resource limits), not reason codes.
+        "CAP_",
+        "RLIMIT_",
         "OTEL_",
         "XDG_",
         "CARGO_",

@@ -102,6 +102,19 @@ impl<'de, 'a, 'r> Visitor<'de> for Check<'a, 'r> {
                 rules: self.rules,
                 hit: self.hit,
             })?;
+            // `url:NAME`: a string under NAME that is no `data:` URL is
+            // one the server would fetch (an image by URL).
+            if let Some(v) = &value {
+                let fetched = !v.trim_start().to_ascii_lowercase().starts_with("data:");
+                if let Some(r) = self.rules.iter().find(|r| {
+                    fetched
+                        && r.strip_prefix("url:")
+                            .is_some_and(|k| k.eq_ignore_ascii_case(&key))
+                }) {
+                    self.hit.set(Some(r));
+                    return Err(A::Error::custom(DENIED));
+                }
+            }
             if key.eq_ignore_ascii_case("type") {
                 if let Some(ty) = value {
                     if let Some(r) = self
@@ -119,7 +132,8 @@ impl<'de, 'a, 'r> Visitor<'de> for Check<'a, 'r> {
     }
 }
 
-/// Check `body` (JSON) against `rules` (`key:NAME`, `type:GLOB`; names and
+/// Check `body` (JSON) against `rules` (`key:NAME`, `type:GLOB`,
+/// `url:NAME` for a string under NAME that is not a `data:` URL; names and
 /// types compared without ASCII case). Ok when nothing is denied.
 pub fn check_body<'r>(rules: &[&'r str], body: &[u8]) -> Result<(), BodyVerdict<'r>> {
     let hit = Cell::new(None);
@@ -152,6 +166,20 @@ mod tests {
             (br#"{"MCP_Servers":[]}"#, "key:mcp_servers"),
         ] {
             assert_eq!(check_body(RULES, body), Err(BodyVerdict::Denied(want)), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn an_image_by_url_is_refused_and_one_by_value_passes() {
+        let rules = &["url:image_url"];
+        let inline = br#"{"input":[{"content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}]}"#;
+        assert_eq!(check_body(rules, inline), Ok(()));
+        for body in [
+            &br#"{"input":[{"content":[{"type":"input_image","image_url":"https://attacker.example/leak?d=x"}]}]}"#[..],
+            br#"{"tools":[{"type":"image_generation","input_image_mask":{"IMAGE_URL":" http://x/"}}]}"#,
+            br#"{"x":{"image_url":"//attacker.example/x"}}"#,
+        ] {
+            assert_eq!(check_body(rules, body), Err(BodyVerdict::Denied("url:image_url")), "{}", String::from_utf8_lossy(body));
         }
     }
 

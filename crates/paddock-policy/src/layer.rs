@@ -414,7 +414,10 @@ impl ParsedLayer {
                 }
                 for (j, b) in r.body_deny.iter().enumerate() {
                     // A key is a name; a type may end in one `*`.
-                    let ok = match (b.strip_prefix("key:"), b.strip_prefix("type:")) {
+                    let ok = match (
+                        b.strip_prefix("key:").or_else(|| b.strip_prefix("url:")),
+                        b.strip_prefix("type:"),
+                    ) {
                         (Some(k), _) => !k.is_empty() && !k.contains('*'),
                         (_, Some(t)) => {
                             !t.is_empty() && !t.strip_suffix('*').unwrap_or(t).contains('*')
@@ -430,7 +433,7 @@ impl ParsedLayer {
                                 Key("body_deny"),
                                 Idx(j),
                             ],
-                            format!("`{b}` is not `key:NAME` or `type:GLOB`"),
+                            format!("`{b}` is not `key:NAME`, `url:NAME` or `type:GLOB`"),
                             "write e.g. `body_deny = [\"type:url\", \"key:mcp_servers\"]`",
                         );
                     }

@@ -90,11 +90,20 @@ pub fn matching<'a>(
         if l.path == full && l.port == port {
             return Ok(Some(l));
         }
-        if declared == path {
+        // The endpoint under another spelling a server may take for it (a
+        // trailing slash, a path below it, another case, `;params`) is
+        // refused too: a grant sent there would be a sign-in of the
+        // sandbox's.
+        let norm = |p: &str| p.to_ascii_lowercase().trim_end_matches('/').to_string();
+        let (d, p) = (norm(declared), norm(path));
+        let under = p == d
+            || p.strip_prefix(&d)
+                .is_some_and(|rest| rest.starts_with('/') || rest.starts_with(';'));
+        if under {
             return Err((
                 Reason::NET_TOKEN_GRANT_REFUSED.code(),
                 format!(
-                    "{} is refreshed at https://{}{}{} only; this request goes to its token endpoint by another port or query",
+                    "{} is refreshed at https://{}{}{} only; this request goes to its token endpoint by another port, spelling or query",
                     l.name,
                     l.host,
                     if l.port == 443 { String::new() } else { format!(":{}", l.port) },
@@ -450,10 +459,18 @@ pub fn updated_document(login: &Login, doc: &str, t: &Tokens) -> Result<String, 
     if let Some(r) = &t.refresh {
         sets.push((login.refresh_key.clone(), r.clone().into()));
     }
+    // The id token and the expiry are kept where the document has them: a
+    // document without one must not make the rotated login unstorable
+    // (the server has already retired the old refresh token).
     if let (Some(k), Some(id)) = (&login.id_token_key, &t.id_token) {
-        sets.push((k.clone(), id.clone().into()));
+        if paddock_logins::json_has(doc, k) {
+            sets.push((k.clone(), id.clone().into()));
+        }
     }
     if let (Some(k), Some(secs)) = (&login.expires_key, t.expires_in) {
+        if !paddock_logins::json_has(doc, k) {
+            return paddock_logins::json_set(doc, &sets);
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -560,6 +577,44 @@ mod tests {
             name: "~/.claude/.credentials.json".into(),
             lock: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_token_endpoint_under_another_spelling_is_refused() {
+        let ls = vec![std::sync::Arc::new(login())];
+        let m = |path: &str, q: Option<&str>| matching(&ls, "platform.claude.com", 443, path, q);
+        assert!(m("/v1/oauth/token", None).unwrap().is_some());
+        for p in [
+            "/v1/oauth/token/",
+            "/v1/oauth/token/x",
+            "/V1/OAuth/Token",
+            "/v1/oauth/token;x",
+            "/v1/oauth/token//",
+        ] {
+            assert!(m(p, None).is_err(), "{p}");
+        }
+        assert!(m("/v1/oauth/token", Some("code=x")).is_err());
+        assert!(
+            m("/v1/oauth/tokens", None).unwrap().is_none(),
+            "another endpoint"
+        );
+        assert!(m("/v1/messages", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_document_without_the_id_token_or_expiry_still_takes_the_rotated_login() {
+        let mut l = login();
+        l.id_token_key = Some(vec!["o".into(), "i".into()]);
+        let (t, _) = answer(
+            &l,
+            br#"{"access_token":"sk-ant-oat01-NEW","refresh_token":"sk-ant-ort01-NEW","id_token":"x","expires_in":60}"#,
+        )
+        .unwrap();
+        let doc = updated_document(&l, r#"{"o":{"a":"x","r":"y"}}"#, &t).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(d["o"]["r"], "sk-ant-ort01-NEW");
+        assert_eq!(d["o"]["a"], "sk-ant-oat01-NEW");
+        assert!(d["o"].get("i").is_none() && d["o"].get("e").is_none());
     }
 
     #[test]
