@@ -282,4 +282,139 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
         "{}",
         stderr(&o)
     );
+
+    // 5. containerd (Debian's), through its runc shim with paddock as the
+    //    runtime binary: `ctr run` and `ctr task exec`, exit codes kept.
+    let tar = p.dir.join("image-oci.tar");
+    let o = p
+        .cmd()
+        .args([
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            tar.to_str().unwrap(),
+            "localhost/paddock-test-busybox:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = Containerd::start(&ws.root.join("containerd"));
+    let o = c.ctr(&[
+        "image",
+        "import",
+        "--base-name",
+        "localhost/paddock-test-busybox",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rt = p.rt.to_str().unwrap();
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        rt,
+        "localhost/paddock-test-busybox:1",
+        "c1",
+        "sh",
+        "-c",
+        "echo hello from containerd; grep NoNewPrivs /proc/self/status; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("hello from containerd") && stdout(&o).contains("NoNewPrivs:\t1"),
+        "{}",
+        stdout(&o)
+    );
+    let o = c.ctr(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        rt,
+        "localhost/paddock-test-busybox:1",
+        "c2",
+        "sleep",
+        "600",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "c2",
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status; exit 6",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("NoNewPrivs:\t1"), "{}", stdout(&o));
+    let o = c.ctr(&["task", "kill", "-s", "SIGKILL", "c2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for _ in 0..100 {
+        let l = c.ctr(&["task", "ls"]);
+        if !stdout(&l).contains("RUNNING") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = c.ctr(&["task", "rm", "c2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = c.ctr(&["container", "rm", "c2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A containerd of the test's own (its root, state and socket in `dir`).
+struct Containerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let sock = dir.join("containerd.sock");
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{1}\"\n",
+                dir.display(),
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .args(["--config", cfg.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("containerd.log")).unwrap())
+            .spawn()
+            .expect("containerd (Debian's package) runs");
+        let c = Containerd { child, sock };
+        for _ in 0..100 {
+            if c.ctr(&["version"]).status.success() {
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "containerd did not start: {}",
+            std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        );
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .args(["-a", self.sock.to_str().unwrap(), "-n", "paddock-test"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
