@@ -137,6 +137,12 @@ if os.path.exists(os.path.join(work, "cold-big.json")):
             "read-only: about 18 µs a folder here, five system calls each) and once the sandbox "
             "is gone reads only the folders whose status changed (a snapshot of device, inode "
             "and ctime: one call a folder); bwrap does neither."]
+if os.path.exists(os.path.join(work, "oci.json")):
+    oc = medians("oci.json")
+    sec += ["", "Container start under Debian's podman (`podman run --rm --network none IMAGE "
+            "/bin/true`, a static busybox image), the same engine with each runtime:", "",
+            "| runtime | median (ms) | vs runc |", "|---|---:|---:|"]
+    sec += [f"| {c_} | {m_:.2f} | {m_ / oc['runc']:.2f}× |" for c_, m_ in oc.items()]
 S = [sec]
 
 # Warm exec.
