@@ -49,6 +49,9 @@ pub fn exec(e: &Exec<'_>) -> Result<(), String> {
             }
         }
     }
+    // The container's seccomp profile holds for its every process.
+    let cfg = crate::config::Config::load(Path::new(&r.bundle))?;
+    let filters = crate::init::bundle_filters(&cfg)?;
     // The namespaces, opened while the pid is known to be the container's
     // (the start time was checked just now).
     let mut ns: Vec<(&str, File)> = Vec::new();
@@ -79,7 +82,7 @@ pub fn exec(e: &Exec<'_>) -> Result<(), String> {
         paddock_sys::Forked::Child => {
             drop(parent_end);
             let mut sync = child_end;
-            let why = helper(&process, &ns, console, e.preserve_fds, &mut sync);
+            let why = helper(&process, &ns, console, &filters, e.preserve_fds, &mut sync);
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
             paddock_sys::exit_now(1);
         }
@@ -115,6 +118,7 @@ fn helper(
     process: &Process,
     ns: &[(&str, File)],
     console: Option<UnixStream>,
+    filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     sync: &mut UnixStream,
 ) -> String {
@@ -138,7 +142,7 @@ fn helper(
             paddock_sys::exit_now(0);
         }
         Ok(paddock_sys::Forked::Child) => {
-            let why = match crate::init::confine_and_exec(process, tty, preserve_fds) {
+            let why = match crate::init::confine_and_exec(process, tty, filters, preserve_fds) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

@@ -27,8 +27,8 @@
 //!    opens it for reading.
 //! 6. paddock's boundary on top of the bundle's: no_new_privs always, the
 //!    capabilities the bundle lists minus those that undo the boundary
-//!    ([`crate::config::NEVER`]), the user, then paddock's seccomp filters
-//!    (those of `paddock run`); `execve`.
+//!    ([`crate::config::NEVER`]), the user, then the bundle's seccomp
+//!    profile and paddock's filters (those of `paddock run`); `execve`.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -113,6 +113,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
     paddock_sys::mkfifo(&fifo, 0o600).map_err(|e| undo(format!("{}: {e}", fifo.display())))?;
     let fifo_fd = paddock_sys::openat2_path(None, &fifo, 0, resolve::NO_SYMLINKS)
         .map_err(|e| undo(format!("{}: {e}", fifo.display())))?;
+    let filters = bundle_filters(&cfg).map_err(undo)?;
     let terminal = cfg.process.as_ref().is_some_and(|p| p.terminal);
     // The console socket is connected here, on the host; the pty is made
     // inside, on the container's own devpts (its name resolves there).
@@ -140,6 +141,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 &join,
                 &fifo_fd,
                 console,
+                &filters,
                 c.preserve_fds,
                 flags,
                 &mut sync,
@@ -194,11 +196,22 @@ fn container(
     join: &[(String, File)],
     fifo: &OwnedFd,
     console: Option<UnixStream>,
+    filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     flags: u64,
     sync: &mut UnixStream,
 ) -> String {
-    match setup(cfg, rootfs, join, fifo, console, preserve_fds, flags, sync) {
+    match setup(
+        cfg,
+        rootfs,
+        join,
+        fifo,
+        console,
+        filters,
+        preserve_fds,
+        flags,
+        sync,
+    ) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -213,6 +226,7 @@ fn setup(
     join: &[(String, File)],
     fifo: &OwnedFd,
     console: Option<UnixStream>,
+    filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     flags: u64,
     sync: &mut UnixStream,
@@ -325,7 +339,19 @@ fn setup(
         .map_err(step("waiting for start"))?;
     w.write_all(b"0").map_err(step("exec.fifo"))?;
     drop(w);
-    confine_and_exec(process, tty, preserve_fds)
+    confine_and_exec(process, tty, filters, preserve_fds)
+}
+
+/// The bundle's own seccomp profile, compiled (before anything is made,
+/// so a profile that cannot be honoured is refused whole).
+pub(crate) fn bundle_filters(
+    cfg: &Config,
+) -> Result<Option<paddock_sandbox::ContainerFilters>, String> {
+    cfg.linux
+        .as_ref()
+        .and_then(|l| l.seccomp.as_ref())
+        .map(paddock_sandbox::compile_oci_profile)
+        .transpose()
 }
 
 /// The process's own setup, shared by `create` (after `start`) and `exec`:
@@ -334,6 +360,7 @@ fn setup(
 pub(crate) fn confine_and_exec(
     process: &crate::config::Process,
     tty: Option<OwnedFd>,
+    filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
 ) -> Result<Never, String> {
     let step = |what: &str| {
@@ -374,6 +401,12 @@ pub(crate) fn confine_and_exec(
     };
     std::env::set_current_dir(cwd).map_err(step(&format!("cwd {cwd}")))?;
     paddock_sys::cloexec_from(3 + preserve_fds).map_err(step("closing inherited files"))?;
+    // The bundle's profile, then paddock's filters: the kernel keeps the
+    // most restrictive answer of all.
+    if let Some(f) = filters {
+        f.install()
+            .map_err(|e| format!("the bundle's seccomp profile: {e}"))?;
+    }
     paddock_sandbox::install_container_filters().map_err(|e| format!("seccomp: {e}"))?;
     let env: Vec<CString> = process
         .env

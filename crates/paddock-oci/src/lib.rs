@@ -449,6 +449,6 @@ fn features() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}
         },
-        "annotations": {"io.paddock.seccomp": "paddock's filters replace the bundle's"}
+        "annotations": {"io.paddock.seccomp": "the bundle's profile and paddock's filters, both"}
     })
 }

@@ -55,6 +55,7 @@ mod init;
 mod landlock_rules;
 mod limits;
 mod observe;
+mod oci_seccomp;
 mod prepare;
 pub mod probe;
 mod seccomp;
@@ -71,6 +72,7 @@ pub use error::SandboxError;
 pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
 pub use landlock_rules::LandlockReport;
 pub use observe::AuditRecord;
+pub use oci_seccomp::{compile_oci_profile, ContainerFilters};
 pub use seccomp::{denied_syscalls, install_container_filters};
 pub use spec::{
     AuditLevel, Level, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,

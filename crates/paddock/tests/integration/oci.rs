@@ -80,7 +80,7 @@ fn image(p: &Podman, host_target: &Path) {
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("needs busybox-static");
     for a in [
         "sh", "echo", "cat", "ls", "sleep", "id", "ps", "mount", "tty", "unshare", "grep", "true",
-        "hostname",
+        "hostname", "mkdir",
     ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
@@ -227,6 +227,36 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
     // The engine's hosts file was bound where the link leads inside the
     // root, so the container reads it through the link.
     assert!(out.contains("localhost"), "{out}");
+
+    // 2b. The bundle's own seccomp profile holds too, beside paddock's: a
+    //     profile that refuses mkdir refuses it (and without it, mkdir works).
+    let profile = p.dir.join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    let o = p.run(
+        &["--rm", "--network", "none", "--security-opt", &seccomp],
+        "mkdir /tmp/x 2>&1; echo mkdir=$?",
+    );
+    assert!(
+        stdout(&o).contains("mkdir=1"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = p.run(
+        &["--rm", "--network", "none"],
+        "mkdir /tmp/x; echo mkdir=$?",
+    );
+    assert!(
+        stdout(&o).contains("mkdir=0"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 
     // 3. A long-running container: exec (exit codes, a terminal), logs,
     //    stop, rm; the runtime's state goes with it.
