@@ -169,13 +169,32 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
     let secret = ws.outside.join("secret");
     std::fs::write(&secret, "host secret\n").unwrap();
 
-    // 1. Run: output, exit code, the runtime's own boundary.
-    let o = p.run(
-        &["--rm"],
-        "echo hello from paddock; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; exit 3",
+    // 1. Run: output, exit code, the runtime's own boundary. The network
+    //    namespace is one the engine names by path (as podman's own
+    //    networks are; made here with `ip netns`, so that no engine
+    //    network changes the host's firewall under the other tests).
+    let netns = format!("paddock-oci-test-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &netns])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ip netns add");
+    let ns_arg = format!("ns:/run/netns/{netns}");
+    let ino = std::os::unix::fs::MetadataExt::ino(
+        &std::fs::metadata(format!("/run/netns/{netns}")).unwrap(),
     );
+    let o = p.run(
+        &["--rm", "--network", &ns_arg],
+        "echo hello from paddock; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; readlink /proc/self/ns/net; exit 3",
+    );
+    let _ = Command::new("ip").args(["netns", "del", &netns]).status();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let out = stdout(&o);
+    assert!(
+        out.contains(&format!("net:[{ino}]")),
+        "the container joined the engine's network namespace: {out}"
+    );
     assert!(out.contains("hello from paddock"), "{out}");
     assert!(
         out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"),
