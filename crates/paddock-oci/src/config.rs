@@ -306,6 +306,15 @@ pub const NEVER: &[&str] = &[
     "CAP_DAC_READ_SEARCH",
     "CAP_LINUX_IMMUTABLE",
     "CAP_SYSLOG",
+    // Device nodes: every mount is nodev, and none are made.
+    "CAP_MKNOD",
+    // Host-wide: the audit rules, process accounting, limits past the hard
+    // ones, the console's keyboard.
+    "CAP_AUDIT_CONTROL",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// A mask of capabilities by name, without those in [`NEVER`].

@@ -38,7 +38,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Component, Path, PathBuf};
 
-use paddock_sys::{mflags, resolve};
+use paddock_sys::{attr, resolve};
+
+/// `PROC_SUPER_MAGIC` (statfs).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 use crate::config::{cap_mask, mount_options, namespace_flag, rlimit, Config, Mount};
 use crate::state::{self, Record};
@@ -176,12 +179,20 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 annotations: cfg.annotations.clone(),
                 owner: String::new(),
             };
-            state::save(c.root, &record).map_err(undo)?;
-            if let Some(p) = c.pid_file {
-                let tmp = p.with_extension("paddock-tmp");
-                std::fs::write(&tmp, pid.to_string())
-                    .and_then(|()| std::fs::rename(&tmp, p))
-                    .map_err(|e| format!("pid file {}: {e}", p.display()))?;
+            let saved = state::save(c.root, &record).and_then(|()| match c.pid_file {
+                Some(p) => {
+                    let tmp = p.with_extension("paddock-tmp");
+                    std::fs::write(&tmp, pid.to_string())
+                        .and_then(|()| std::fs::rename(&tmp, p))
+                        .map_err(|e| format!("pid file {}: {e}", p.display()))
+                }
+                None => Ok(()),
+            });
+            if let Err(e) = saved {
+                // Nothing is left behind: not the process, not its state.
+                let _ = paddock_sys::kill(pid, libc::SIGKILL);
+                let _ = paddock_sys::waitpid(pid, false);
+                return Err(undo(e));
             }
             Ok(())
         }
@@ -247,7 +258,11 @@ fn setup(
     };
     paddock_sys::mount(None, Path::new("/"), None, prop | libc::MS_REC, None)
         .map_err(step("making the host's mounts private"))?;
-    // 2. The root, and the bundle's mounts inside it.
+    // 2. The root, and the bundle's mounts inside it. Device nodes work
+    //    nowhere but on the default devices and the pty filesystem: the
+    //    root and every mount are `nodev` (there are no device cgroups to
+    //    say which nodes may be opened, so an image's own nodes, or ones
+    //    made with mknod, must be inert).
     paddock_sys::mount(
         rootfs.to_str(),
         rootfs,
@@ -258,15 +273,32 @@ fn setup(
     .map_err(step("binding the root filesystem"))?;
     let root_fd = paddock_sys::openat2_path(None, rootfs, libc::O_DIRECTORY, resolve::NO_SYMLINKS)
         .map_err(step("opening the root filesystem"))?;
+    paddock_sys::mount_setattr(root_fd.as_fd(), true, attr::NODEV, 0)
+        .map_err(step("making the root nodev"))?;
     for m in &cfg.mounts {
         mount_one(&root_fd, m).map_err(|e| format!("mount {}: {e}", m.destination))?;
     }
     // 3. Devices and links.
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let host = PathBuf::from("/dev").join(d);
-        let target = target_in(&root_fd, &PathBuf::from("/dev").join(d), false)
+        let host = paddock_sys::openat2_path(
+            None,
+            &PathBuf::from("/dev").join(d),
+            0,
+            resolve::NO_SYMLINKS,
+        )
+        .map_err(step(&format!("the host's /dev/{d}")))?;
+        let target = target_in(&root_fd, &PathBuf::from("/dev").join(d), false, true)
             .map_err(|e| format!("/dev/{d}: {e}"))?;
-        paddock_sys::mount(host.to_str(), &magic(&target), None, libc::MS_BIND, None)
+        let tree = paddock_sys::open_tree_clone(host.as_fd(), false)
+            .map_err(step(&format!("/dev/{d}")))?;
+        paddock_sys::mount_setattr(
+            tree.as_fd(),
+            false,
+            attr::NOSUID | attr::NOEXEC,
+            attr::NODEV,
+        )
+        .map_err(step(&format!("/dev/{d}")))?;
+        paddock_sys::move_mount(tree.as_fd(), target.as_fd())
             .map_err(step(&format!("/dev/{d}")))?;
     }
     for (link, to) in [
@@ -280,7 +312,7 @@ fn setup(
             Some(root_fd.as_fd()),
             Path::new("dev"),
             libc::O_DIRECTORY,
-            resolve::IN_ROOT,
+            resolve::IN_ROOT | resolve::NO_SYMLINKS,
         )
         .map_err(step("/dev"))?;
         let dev = reopen_dir(&dev).map_err(step("/dev"))?;
@@ -296,12 +328,35 @@ fn setup(
     paddock_sys::pivot_root_here().map_err(step("pivot_root"))?;
     paddock_sys::umount_detach(Path::new("/")).map_err(step("detaching the host's root"))?;
     std::env::set_current_dir("/").map_err(step("chdir /"))?;
+    // What follows is found under /proc: it must be the procfs mounted
+    // above, at /proc itself (no link on the way, nothing mounted over
+    // it), or the masks below would land elsewhere and the real one stay
+    // open.
+    let proc_fd = paddock_sys::openat2_path(
+        None,
+        Path::new("/proc"),
+        libc::O_DIRECTORY,
+        resolve::NO_SYMLINKS,
+    )
+    .map_err(|e| {
+        format!("/proc: {e} (the container needs its procfs at /proc, not through a link)")
+    })?;
+    if paddock_sys::fs_magic(proc_fd.as_fd()).ok() != Some(PROC_SUPER_MAGIC) {
+        return Err(
+            "/proc is not the container's procfs (the bundle mounts something over it, or none)"
+                .into(),
+        );
+    }
+    std::fs::metadata(format!("/proc/self/fd/{}", fifo.as_raw_fd()))
+        .map_err(step("the exec.fifo"))?;
     for (k, v) in linux.map(|l| &l.sysctl).into_iter().flatten() {
         if k.contains("..") || k.contains('/') {
             return Err(format!("sysctl `{k}` is not a sysctl name"));
         }
         let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&p, v).map_err(|e| format!("sysctl {k}: {e}"))?;
+        let fd = paddock_sys::openat2_path(None, &p, 0, resolve::NO_SYMLINKS)
+            .map_err(|e| format!("sysctl {k}: {e}"))?;
+        std::fs::write(magic(&fd), v).map_err(|e| format!("sysctl {k}: {e}"))?;
     }
     for p in linux.map(|l| l.masked_paths.as_slice()).unwrap_or_default() {
         mask(Path::new(p)).map_err(|e| format!("masking {p}: {e}"))?;
@@ -313,14 +368,10 @@ fn setup(
         read_only(Path::new(p)).map_err(|e| format!("read-only {p}: {e}"))?;
     }
     if cfg.root.as_ref().is_some_and(|r| r.readonly) {
-        paddock_sys::mount(
-            None,
-            Path::new("/"),
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-            None,
-        )
-        .map_err(step("making the root read-only"))?;
+        let root = paddock_sys::openat2_path(None, Path::new("/"), libc::O_DIRECTORY, 0)
+            .map_err(step("the root"))?;
+        paddock_sys::mount_setattr(root.as_fd(), false, attr::RDONLY | attr::NODEV, 0)
+            .map_err(step("making the root read-only"))?;
     }
     if flags & paddock_sys::ns::UTS != 0 {
         if let Some(h) = &cfg.hostname {
@@ -470,11 +521,24 @@ fn reopen_dir(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
 
 /// The mount target `dest` inside the root, made if missing (folders, or
 /// for `file` an empty file), every step resolved with `RESOLVE_IN_ROOT`.
-fn target_in(root: &OwnedFd, dest: &Path, dir: bool) -> Result<OwnedFd, String> {
-    target_in_depth(root, dest, dir, 0)
+/// With `strict`, no symbolic link may be on the way at all (the mounts of
+/// kernel filesystems: an image has no reason to make `/proc` a link).
+fn target_in(root: &OwnedFd, dest: &Path, dir: bool, strict: bool) -> Result<OwnedFd, String> {
+    target_in_depth(root, dest, dir, strict, 0)
 }
 
-fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result<OwnedFd, String> {
+fn target_in_depth(
+    root: &OwnedFd,
+    dest: &Path,
+    dir: bool,
+    strict: bool,
+    depth: u32,
+) -> Result<OwnedFd, String> {
+    let how = if strict {
+        resolve::IN_ROOT | resolve::NO_SYMLINKS
+    } else {
+        resolve::IN_ROOT
+    };
     if depth > 40 {
         return Err("too many levels of symbolic links".into());
     }
@@ -490,8 +554,14 @@ fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result
     for (i, c) in parts.iter().enumerate() {
         let next = cur.join(c);
         let last = i + 1 == parts.len();
-        match paddock_sys::openat2_path(Some(root.as_fd()), &next, 0, resolve::IN_ROOT) {
+        match paddock_sys::openat2_path(Some(root.as_fd()), &next, 0, how) {
             Ok(fd) if last => return Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && strict => {
+                return Err(format!(
+                    "{} is a symbolic link in the image: refused here",
+                    Path::new("/").join(&next).display()
+                ))
+            }
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let parent = paddock_sys::openat2_path(
@@ -502,7 +572,7 @@ fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result
                         &cur
                     },
                     libc::O_DIRECTORY,
-                    resolve::IN_ROOT,
+                    how,
                 )
                 .map_err(|e| e.to_string())?;
                 let parent = reopen_dir(&parent).map_err(|e| e.to_string())?;
@@ -510,13 +580,19 @@ fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result
                 // A dangling link (an image's `/etc/resolv.conf` into
                 // `/run`): made where it points, inside the root.
                 if let Ok(to) = paddock_sys::readlinkat(parent.as_fd(), name) {
+                    if strict {
+                        return Err(format!(
+                            "{} is a symbolic link in the image: refused here",
+                            Path::new("/").join(&next).display()
+                        ));
+                    }
                     let next = if to.is_absolute() {
                         to
                     } else {
                         Path::new("/").join(&cur).join(to)
                     };
                     let rest: PathBuf = parts[i + 1..].iter().collect();
-                    return target_in_depth(root, &next.join(rest), dir, depth + 1);
+                    return target_in_depth(root, &next.join(rest), dir, strict, depth + 1);
                 }
                 if last && !dir {
                     paddock_sys::openat(
@@ -534,13 +610,8 @@ fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result
                     }
                 }
                 if last {
-                    return paddock_sys::openat2_path(
-                        Some(root.as_fd()),
-                        &next,
-                        0,
-                        resolve::IN_ROOT,
-                    )
-                    .map_err(|e| e.to_string());
+                    return paddock_sys::openat2_path(Some(root.as_fd()), &next, 0, how)
+                        .map_err(|e| e.to_string());
                 }
             }
             Err(e) => return Err(e.to_string()),
@@ -553,17 +624,18 @@ fn target_in_depth(root: &OwnedFd, dest: &Path, dir: bool, depth: u32) -> Result
 }
 
 fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
-    let (mut flags, prop, data) = mount_options(&m.options);
+    let (flags, _prop, data) = mount_options(&m.options);
     let kind = m.kind.as_deref().unwrap_or(if flags & libc::MS_BIND != 0 {
         "bind"
     } else {
         "none"
     });
     let bind = kind == "bind" || flags & libc::MS_BIND != 0;
+    let dest = Path::new(&m.destination);
     if kind == "cgroup" || kind == "cgroup2" {
         // The host's cgroup tree is not the container's business: an empty
         // read-only tmpfs in its place (limits degrade, as `paddock run`'s).
-        let target = target_in(root, Path::new(&m.destination), true)?;
+        let target = target_in(root, dest, true, true)?;
         return paddock_sys::mount(
             Some("tmpfs"),
             &magic(&target),
@@ -574,34 +646,38 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         .map_err(|e| e.to_string());
     }
     if bind {
+        // A detached copy of the source with its final attributes, then
+        // attached on the target found once: nothing is looked up again
+        // through what was just mounted.
         let src = m.source.as_deref().ok_or("a bind mount needs a source")?;
-        let meta = std::fs::metadata(src).map_err(|e| format!("source {src}: {e}"))?;
-        let target = target_in(root, Path::new(&m.destination), meta.is_dir())?;
-        let rec = flags & libc::MS_REC;
-        paddock_sys::mount(Some(src), &magic(&target), None, libc::MS_BIND | rec, None)
-            .map_err(|e| e.to_string())?;
-        let extra = flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
-        if extra != 0 {
-            // Re-open: the fd pins the mount point under the new mount.
-            let target = target_in(root, Path::new(&m.destination), meta.is_dir())?;
-            paddock_sys::mount(
-                None,
-                &magic(&target),
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | extra,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
+        let src_fd = paddock_sys::openat2_path(None, Path::new(src), 0, 0)
+            .map_err(|e| format!("source {src}: {e}"))?;
+        let is_dir = std::fs::metadata(magic(&src_fd))
+            .map_err(|e| format!("source {src}: {e}"))?
+            .is_dir();
+        let tree = paddock_sys::open_tree_clone(src_fd.as_fd(), flags & libc::MS_REC != 0)
+            .map_err(|e| format!("source {src}: {e}"))?;
+        let mut set = attr::NODEV;
+        for (ms, a) in [
+            (libc::MS_RDONLY, attr::RDONLY),
+            (libc::MS_NOSUID, attr::NOSUID),
+            (libc::MS_NOEXEC, attr::NOEXEC),
+        ] {
+            if flags & ms != 0 {
+                set |= a;
+            }
         }
-        if prop != 0 {
-            let target = target_in(root, Path::new(&m.destination), meta.is_dir())?;
-            paddock_sys::mount(None, &magic(&target), None, prop, None)
-                .map_err(|e| e.to_string())?;
-        }
-        return Ok(());
+        paddock_sys::mount_setattr(tree.as_fd(), true, set, 0).map_err(|e| e.to_string())?;
+        let target = target_in(root, dest, is_dir, false)?;
+        return paddock_sys::move_mount(tree.as_fd(), target.as_fd()).map_err(|e| e.to_string());
     }
-    flags &= !(libc::MS_BIND | libc::MS_REC);
-    let target = target_in(root, Path::new(&m.destination), true)?;
+    // A kernel filesystem: on a target with no link on the way, with its
+    // flags at once (nodev but for the pty filesystem).
+    let mut flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    if kind != "devpts" {
+        flags |= libc::MS_NODEV;
+    }
+    let target = target_in(root, dest, true, true)?;
     let data = data.join(",");
     let source = m.source.clone().unwrap_or_else(|| kind.to_string());
     paddock_sys::mount(
@@ -611,49 +687,52 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         flags,
         (!data.is_empty()).then_some(data.as_str()),
     )
-    .map_err(|e| e.to_string())?;
-    if prop != 0 {
-        let target = target_in(root, Path::new(&m.destination), true)?;
-        paddock_sys::mount(None, &magic(&target), None, prop, None).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    .map_err(|e| e.to_string())
 }
 
-/// Cover `p` (inside the container): a folder with an empty read-only
-/// tmpfs, anything else with `/dev/null`. Missing: nothing to hide.
-fn mask(p: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if m.is_dir() => paddock_sys::mount(
+/// Cover `p` (inside the container; no link on the way): a folder with
+/// an empty read-only tmpfs, anything else with `/dev/null`. Missing:
+/// nothing to hide.
+fn mask(p: &Path) -> Result<(), String> {
+    let fd = match paddock_sys::openat2_path(None, p, 0, resolve::NO_SYMLINKS) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+        Ok(fd) => fd,
+    };
+    let is_dir = std::fs::metadata(magic(&fd))
+        .map_err(|e| e.to_string())?
+        .is_dir();
+    if is_dir {
+        return paddock_sys::mount(
             Some("tmpfs"),
-            p,
+            &magic(&fd),
             Some("tmpfs"),
-            libc::MS_RDONLY,
+            libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID | libc::MS_NOEXEC,
             Some("size=0"),
-        ),
-        Ok(_) => paddock_sys::mount(Some("/dev/null"), p, None, libc::MS_BIND, None),
+        )
+        .map_err(|e| e.to_string());
     }
+    let null = paddock_sys::openat2_path(None, Path::new("/dev/null"), 0, resolve::NO_SYMLINKS)
+        .map_err(|e| e.to_string())?;
+    let tree = paddock_sys::open_tree_clone(null.as_fd(), false).map_err(|e| e.to_string())?;
+    paddock_sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(|e| e.to_string())
 }
 
-/// Make `p` read-only (a bind of itself, remounted read-only).
-fn read_only(p: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-        Ok(_) => {}
-    }
-    paddock_sys::mount(p.to_str(), p, None, libc::MS_BIND | libc::MS_REC, None)?;
-    paddock_sys::mount(
-        None,
-        p,
-        None,
-        mflags::BIND
-            | mflags::REMOUNT
-            | libc::MS_RDONLY
-            | libc::MS_NOSUID
-            | libc::MS_NODEV
-            | libc::MS_NOEXEC,
-        None,
+/// Make `p` (inside the container; no link on the way) read-only: a
+/// read-only copy of itself attached on itself.
+fn read_only(p: &Path) -> Result<(), String> {
+    let fd = match paddock_sys::openat2_path(None, p, 0, resolve::NO_SYMLINKS) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+        Ok(fd) => fd,
+    };
+    let tree = paddock_sys::open_tree_clone(fd.as_fd(), true).map_err(|e| e.to_string())?;
+    paddock_sys::mount_setattr(
+        tree.as_fd(),
+        true,
+        attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
+        0,
     )
+    .map_err(|e| e.to_string())?;
+    paddock_sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(|e| e.to_string())
 }

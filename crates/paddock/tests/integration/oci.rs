@@ -73,7 +73,16 @@ impl Podman {
 /// A root filesystem of a static busybox, its `/etc/hosts` a link that
 /// points at `host_target` (an absolute path on the host).
 fn image(p: &Podman, host_target: &Path) {
-    let rootfs = p.dir.join("rootfs");
+    image_as(p, "localhost/paddock-test-busybox:1", &|rootfs| {
+        std::os::unix::fs::symlink(host_target, rootfs.join("etc/hosts")).unwrap();
+    });
+}
+
+/// A busybox image named `tag`, its layout changed by `tweak`.
+fn image_as(p: &Podman, tag: &str, tweak: &dyn Fn(&Path)) {
+    let rootfs = p
+        .dir
+        .join(format!("rootfs-{}", tag.replace(['/', ':'], "-")));
     for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
@@ -84,8 +93,8 @@ fn image(p: &Podman, host_target: &Path) {
     ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
     }
-    std::os::unix::fs::symlink(host_target, rootfs.join("etc/hosts")).unwrap();
-    let tar = p.dir.join("rootfs.tar");
+    tweak(&rootfs);
+    let tar = rootfs.with_extension("tar");
     let ok = Command::new("tar")
         .args([
             "-C",
@@ -100,12 +109,7 @@ fn image(p: &Podman, host_target: &Path) {
     assert!(ok);
     let o = p
         .cmd()
-        .args([
-            "import",
-            "-q",
-            tar.to_str().unwrap(),
-            "localhost/paddock-test-busybox:1",
-        ])
+        .args(["import", "-q", tar.to_str().unwrap(), tag])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -275,6 +279,77 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
         "{}{}",
         stdout(&o),
         stderr(&o)
+    );
+
+    // 2c. Images made to turn the engine's mounts (a hostile review's):
+    //     - `/proc` a link: the masks would land elsewhere and the real
+    //       procfs stay open (`core_pattern` runs a program on the host);
+    //     - a device node in the image (the host's disks, with no device
+    //       cgroup to refuse it), and mknod even with --cap-add MKNOD;
+    //     - a read-only volume whose target leads back into itself, so a
+    //       second lookup would make some other mount read-only.
+    image_as(&p, "localhost/paddock-test-proclink:1", &|r| {
+        std::fs::remove_dir(r.join("proc")).unwrap();
+        std::fs::create_dir_all(r.join("q")).unwrap();
+        std::os::unix::fs::symlink("/q", r.join("proc")).unwrap();
+    });
+    let o = p
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["localhost/paddock-test-proclink:1", "true"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("/proc is a symbolic link"),
+        "{}",
+        stderr(&o)
+    );
+    image_as(&p, "localhost/paddock-test-devnode:1", &|r| {
+        let ok = Command::new("mknod")
+            .args([r.join("zero").to_str().unwrap(), "c", "1", "5"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mknod");
+        std::fs::create_dir_all(r.join("t/tmp")).unwrap();
+        std::os::unix::fs::symlink("/t", r.join("t/proc")).unwrap();
+        std::os::unix::fs::symlink("/t/proc", r.join("host")).unwrap();
+    });
+    let vol = ws.outside.join("volume");
+    std::fs::create_dir_all(vol.join("tmp")).unwrap();
+    let o = p
+        .cmd()
+        .args(["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+        .args(["--cap-add", "MKNOD", "-v", &format!("{}:/host:ro", vol.display())])
+        .args([
+            "localhost/paddock-test-devnode:1",
+            "sh",
+            "-c",
+            "head -c 1 /zero >/dev/null 2>&1; echo node=$?; mknod /tmp/z c 1 5 2>&1; echo mknod=$?; echo x > /t/tmp/escape 2>&1; echo write=$?",
+        ])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("node=1"),
+        "an image's device node is inert: {out}{}",
+        stderr(&o)
+    );
+    assert!(out.contains("mknod=1"), "{out}");
+    assert!(!out.contains("write=0"), "{out}");
+    assert!(
+        !vol.join("tmp/escape").exists(),
+        "the read-only volume was written"
     );
 
     // 3. A long-running container: exec (exit codes, a terminal), logs,
