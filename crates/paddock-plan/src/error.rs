@@ -83,9 +83,11 @@ mod tests {
     const NOT_CODES: &[&str] = &["WEB_FETCH", "DBUS_SESSION_BUS_ADDRESS"];
     const ENV_PREFIXES: &[&str] = &[
         "PADDOCK_",
-        // Kernel names (capabilities, resource limits), not reason codes.
+        // Kernel and libseccomp names (capabilities, resource limits,
+        // seccomp actions and operators), not reason codes.
         "CAP_",
         "RLIMIT_",
+        "SCMP_",
         "OTEL_",
         "XDG_",
         "CARGO_",
