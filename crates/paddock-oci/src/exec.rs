@@ -66,17 +66,7 @@ pub fn exec(e: &Exec<'_>) -> Result<(), String> {
     if paddock_sys::process_start_time(r.pid) != Some(r.start_time) {
         return Err(format!("container not running: {}", e.id));
     }
-    let console = if process.terminal || e.tty {
-        let Some(sock) = e.console_socket else {
-            return Err("process.terminal is set but no --console-socket was given".into());
-        };
-        Some(
-            UnixStream::connect(sock)
-                .map_err(|err| format!("console socket {}: {err}", sock.display()))?,
-        )
-    } else {
-        None
-    };
+    let console = crate::init::console_socket(process.terminal || e.tty, e.console_socket)?;
     let (mut parent_end, child_end) = UnixStream::pair().map_err(|err| err.to_string())?;
     match paddock_sys::fork().map_err(|err| format!("fork: {err}"))? {
         paddock_sys::Forked::Child => {
@@ -102,10 +92,7 @@ pub fn exec(e: &Exec<'_>) -> Result<(), String> {
                 return Err(format!("exec in `{}`: {why}", e.id));
             };
             if let Some(p) = e.pid_file {
-                let tmp = p.with_extension("paddock-tmp");
-                std::fs::write(&tmp, pid.to_string())
-                    .and_then(|()| std::fs::rename(&tmp, p))
-                    .map_err(|err| format!("pid file {}: {err}", p.display()))?;
+                state::write_pid_file(p, pid)?;
             }
             Ok(())
         }

@@ -120,19 +120,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
     let terminal = cfg.process.as_ref().is_some_and(|p| p.terminal);
     // The console socket is connected here, on the host; the pty is made
     // inside, on the container's own devpts (its name resolves there).
-    let console = if terminal {
-        let Some(sock) = c.console_socket else {
-            return Err(undo(
-                "process.terminal is set but no --console-socket was given".into(),
-            ));
-        };
-        Some(
-            UnixStream::connect(sock)
-                .map_err(|e| undo(format!("console socket {}: {e}", sock.display())))?,
-        )
-    } else {
-        None
-    };
+    let console = console_socket(terminal, c.console_socket).map_err(undo)?;
     let (parent_end, child_end) = UnixStream::pair().map_err(|e| undo(e.to_string()))?;
     match paddock_sys::clone_into_namespaces(flags).map_err(|e| undo(format!("clone: {e}")))? {
         paddock_sys::Forked::Child => {
@@ -179,15 +167,8 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 annotations: cfg.annotations.clone(),
                 owner: String::new(),
             };
-            let saved = state::save(c.root, &record).and_then(|()| match c.pid_file {
-                Some(p) => {
-                    let tmp = p.with_extension("paddock-tmp");
-                    std::fs::write(&tmp, pid.to_string())
-                        .and_then(|()| std::fs::rename(&tmp, p))
-                        .map_err(|e| format!("pid file {}: {e}", p.display()))
-                }
-                None => Ok(()),
-            });
+            let saved = state::save(c.root, &record)
+                .and_then(|()| c.pid_file.map_or(Ok(()), |p| state::write_pid_file(p, pid)));
             if let Err(e) = saved {
                 // Nothing is left behind: not the process, not its state.
                 let _ = paddock_sys::kill(pid, libc::SIGKILL);
@@ -480,6 +461,21 @@ pub(crate) fn confine_and_exec(
         process.args[0]
     );
     paddock_sys::exit_now(127);
+}
+
+/// The engine's console socket, connected (on the host), when the process
+/// has a terminal.
+pub(crate) fn console_socket(
+    terminal: bool,
+    path: Option<&Path>,
+) -> Result<Option<UnixStream>, String> {
+    if !terminal {
+        return Ok(None);
+    }
+    let sock = path.ok_or("process.terminal is set but no --console-socket was given")?;
+    UnixStream::connect(sock)
+        .map(Some)
+        .map_err(|e| format!("console socket {}: {e}", sock.display()))
 }
 
 /// A pty made here (on the devpts this process sees), its master handed

@@ -157,50 +157,101 @@ fn one_id(rest: &[String]) -> Result<String, String> {
     }
 }
 
-fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
-    let mut bundle = PathBuf::from(".");
-    let mut pid_file = None;
-    let mut console = None;
-    let mut preserve = 0u32;
-    let mut id = None;
+/// A command's options and operands: `--name VALUE`, `--name=VALUE` and
+/// short aliases for the options in `valued` (`(long, short)`), bare
+/// `flags`; anything else starting with `-` is refused.
+struct Opts {
+    values: std::collections::BTreeMap<&'static str, String>,
+    flags: std::collections::BTreeSet<&'static str>,
+    operands: Vec<String>,
+}
+
+fn options(
+    cmd: &str,
+    rest: &[String],
+    valued: &[(&'static str, &'static str)],
+    flags: &[(&'static str, &'static str)],
+) -> Result<Opts, String> {
+    let mut o = Opts {
+        values: Default::default(),
+        flags: Default::default(),
+        operands: Vec::new(),
+    };
+    let find = |list: &[(&'static str, &'static str)], n: &str| {
+        list.iter()
+            .find(|(l, s)| *l == n || (!s.is_empty() && *s == n))
+            .map(|(l, _)| *l)
+    };
     let mut i = 0;
     while i < rest.len() {
-        let (name, inline) = match rest[i].split_once('=') {
-            Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
-            _ => (rest[i].clone(), None),
+        let a = &rest[i];
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with('-') => (n, Some(v.to_string())),
+            _ => (a.as_str(), None),
         };
-        let mut value = || {
-            inline.clone().or_else(|| {
-                i += 1;
-                rest.get(i).cloned()
-            })
-        };
-        match name.as_str() {
-            "--bundle" | "-b" => bundle = PathBuf::from(value().ok_or("--bundle needs a folder")?),
-            "--pid-file" => {
-                pid_file = Some(PathBuf::from(value().ok_or("--pid-file needs a file")?))
-            }
-            "--console-socket" => {
-                console = Some(PathBuf::from(
-                    value().ok_or("--console-socket needs a socket")?,
-                ))
-            }
-            "--preserve-fds" => {
-                preserve = value()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--preserve-fds needs a number")?;
-            }
-            "--no-pivot" | "--no-new-keyring" => {}
-            s if s.starts_with('-') => return Err(format!("create: unknown option `{s}`")),
-            s => {
-                if id.replace(s.to_string()).is_some() {
-                    return Err("create: give exactly one container id".into());
+        if let Some(long) = find(valued, name) {
+            let v = match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    rest.get(i)
+                        .cloned()
+                        .ok_or(format!("{cmd}: {long} needs a value"))?
                 }
-            }
+            };
+            o.values.insert(long, v);
+        } else if let Some(long) = find(flags, name) {
+            o.flags.insert(long);
+        } else if name.starts_with('-') {
+            return Err(format!("{cmd}: unknown option `{name}`"));
+        } else {
+            o.operands.push(a.clone());
         }
         i += 1;
     }
-    let id = id.ok_or("create: give the container id")?;
+    Ok(o)
+}
+
+impl Opts {
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.values.get(name).map(PathBuf::from)
+    }
+
+    fn number(&self, name: &str) -> Result<u32, String> {
+        self.values.get(name).map_or(Ok(0), |v| {
+            v.parse().map_err(|_| format!("{name} needs a number"))
+        })
+    }
+
+    /// The one operand: the container id.
+    fn id(&self, cmd: &str, extra: &str) -> Result<String, String> {
+        match self.operands.as_slice() {
+            [id] => Ok(id.clone()),
+            [] => Err(format!("{cmd}: give the container id")),
+            _ => Err(format!("{cmd}: give exactly one container id{extra}")),
+        }
+    }
+}
+
+fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
+    let o = options(
+        "create",
+        rest,
+        &[
+            ("--bundle", "-b"),
+            ("--pid-file", ""),
+            ("--console-socket", ""),
+            ("--preserve-fds", ""),
+        ],
+        &[("--no-pivot", ""), ("--no-new-keyring", "")],
+    )?;
+    let id = o.id("create", "")?;
+    let bundle = o.path("--bundle").unwrap_or_else(|| PathBuf::from("."));
+    let (pid_file, console, preserve) = (
+        o.path("--pid-file"),
+        o.path("--console-socket"),
+        o.number("--preserve-fds")?,
+    );
     init::create(&init::Create {
         root: &g.root,
         id: &id,
@@ -212,59 +263,30 @@ fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
 }
 
 fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
-    let mut pid_file = None;
-    let mut process = None;
-    let mut console = None;
-    let mut preserve = 0u32;
-    let mut detach = false;
-    let mut tty = false;
-    let mut id = None;
-    let mut i = 0;
-    while i < rest.len() {
-        let (name, inline) = match rest[i].split_once('=') {
-            Some((n, v)) if n.starts_with('-') => (n.to_string(), Some(v.to_string())),
-            _ => (rest[i].clone(), None),
-        };
-        let mut value = || {
-            inline.clone().or_else(|| {
-                i += 1;
-                rest.get(i).cloned()
-            })
-        };
-        match name.as_str() {
-            "--pid-file" => {
-                pid_file = Some(PathBuf::from(value().ok_or("--pid-file needs a file")?))
-            }
-            "--process" | "-p" => {
-                process = Some(PathBuf::from(value().ok_or("--process needs a file")?))
-            }
-            "--console-socket" => {
-                console = Some(PathBuf::from(
-                    value().ok_or("--console-socket needs a socket")?,
-                ))
-            }
-            "--preserve-fds" => {
-                preserve = value()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--preserve-fds needs a number")?;
-            }
-            "--detach" | "-d" => detach = true,
-            "--tty" | "-t" => tty = true,
-            s if s.starts_with('-') => return Err(format!("exec: unknown option `{s}`")),
-            s => {
-                if id.is_some() {
-                    return Err(
-                        "exec: give the process as --process FILE (process.json), not as arguments"
-                            .into(),
-                    );
-                }
-                id = Some(s.to_string());
-            }
-        }
-        i += 1;
-    }
-    let id = id.ok_or("exec: give the container id")?;
-    let process = process.ok_or("exec: give the process as --process FILE (process.json)")?;
+    let o = options(
+        "exec",
+        rest,
+        &[
+            ("--pid-file", ""),
+            ("--process", "-p"),
+            ("--console-socket", ""),
+            ("--preserve-fds", ""),
+        ],
+        &[("--detach", "-d"), ("--tty", "-t")],
+    )?;
+    let id = o.id(
+        "exec",
+        " (give the process as --process FILE, process.json, not as arguments)",
+    )?;
+    let process = o
+        .path("--process")
+        .ok_or("exec: give the process as --process FILE (process.json)")?;
+    let (pid_file, console, preserve) = (
+        o.path("--pid-file"),
+        o.path("--console-socket"),
+        o.number("--preserve-fds")?,
+    );
+    let (detach, tty) = (o.flags.contains("--detach"), o.flags.contains("--tty"));
     if !detach {
         // Wait for the process (it is re-parented to us) and exit with it.
         paddock_sys::set_child_subreaper().map_err(|e| e.to_string())?;

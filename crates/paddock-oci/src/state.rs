@@ -85,6 +85,15 @@ pub fn save(root: &Path, r: &Record) -> Result<(), String> {
     std::fs::rename(&tmp, d.join("state.json")).map_err(|e| format!("{}: {e}", d.display()))
 }
 
+/// Write `pid` to the engine's pid file: decimal, no newline, complete
+/// before the name exists (a temporary file renamed).
+pub fn write_pid_file(p: &Path, pid: i32) -> Result<(), String> {
+    let tmp = p.with_extension("paddock-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, p))
+        .map_err(|e| format!("pid file {}: {e}", p.display()))
+}
+
 /// Is the recorded process still the container's, and has it been started?
 pub fn status(root: &Path, r: &Record) -> Status {
     let alive = r.pid > 0 && paddock_sys::process_start_time(r.pid) == Some(r.start_time);

@@ -402,7 +402,7 @@ fn a_bind_mount_of_a_denied_folder_is_denied_too() {
         "deny.toml",
         &format!("[filesystem]\n{}", deny_list(&[&secret])),
     );
-    let root = nix_is_root();
+    let root = running_as_root();
     let script = format!(
         "mount --bind {secret} {alias} || exit 99; \
          mount --bind {secret}/sub {alias}2 || exit 99; \
@@ -437,17 +437,6 @@ fn a_bind_mount_of_a_denied_folder_is_denied_too() {
         std::fs::read_to_string(secret.join("key")).unwrap(),
         format!("{SECRET}\n")
     );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|u| u.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// `..` in a deny path names another place than it reads as once a link

@@ -9,17 +9,6 @@ use std::process::{Command, Output};
 
 use crate::util::*;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|u| u.split_whitespace().next() == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// `paddock-oci`: a link named so, to the paddock binary (how engines
 /// call it).
 fn runtime(dir: &Path) -> PathBuf {
@@ -127,7 +116,7 @@ fn image_as(p: &Podman, tag: &str, tweak: &dyn Fn(&Path)) {
 fn podman_runs_containers_with_paddock_as_its_runtime() {
     let ws = Ws::new();
     let rt = runtime(&ws.root);
-    if !is_root() {
+    if !running_as_root() {
         // Rootless (a user namespace) is not supported yet: refused, whole.
         let bundle = ws.root.join("bundle");
         std::fs::create_dir_all(bundle.join("rootfs")).unwrap();

@@ -258,3 +258,15 @@ pub fn test_tls(dir: &std::path::Path, names: &[&str]) -> (PathBuf, PathBuf, Pat
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
     (ca_pem, cert, key)
 }
+
+/// Does this test run as root (uid 0)?
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false)
+}
