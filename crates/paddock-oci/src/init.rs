@@ -43,6 +43,52 @@ use paddock_sys::{attr, resolve};
 /// `PROC_SUPER_MAGIC` (statfs).
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
+/// `SYSFS_MAGIC` (statfs).
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// What every container has masked, whatever its bundle says (the
+/// paths engines mask by default).
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/dev/block",
+];
+
+/// What every container has read-only, whatever its bundle says.
+const READ_ONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Sysctls a container may set: those of its own namespaces (IPC, and
+/// the network's when it has a network namespace of its own).
+fn namespaced_sysctl(k: &str, own_net: bool) -> bool {
+    matches!(
+        k,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || k.starts_with("fs.mqueue.")
+        || (own_net && k.starts_with("net."))
+}
+
 use crate::config::{cap_mask, mount_options, namespace_flag, rlimit, Config, Mount};
 use crate::state::{self, Record};
 
@@ -334,19 +380,34 @@ fn setup(
         if k.contains("..") || k.contains('/') {
             return Err(format!("sysctl `{k}` is not a sysctl name"));
         }
+        let own_net =
+            flags & paddock_sys::ns::NET != 0 || join.iter().any(|(kind, _)| kind == "network");
+        if !namespaced_sysctl(k, own_net) {
+            return Err(format!(
+                "sysctl `{k}` is the host's, not the container's: refused (only IPC, mqueue and network sysctls)"
+            ));
+        }
         let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
         let fd = paddock_sys::openat2_path(None, &p, 0, resolve::NO_SYMLINKS)
             .map_err(|e| format!("sysctl {k}: {e}"))?;
         std::fs::write(magic(&fd), v).map_err(|e| format!("sysctl {k}: {e}"))?;
     }
-    for p in linux.map(|l| l.masked_paths.as_slice()).unwrap_or_default() {
-        mask(Path::new(p)).map_err(|e| format!("masking {p}: {e}"))?;
+    // paddock's own masks and read-only paths, whatever the bundle asks
+    // (podman's `unmask=ALL` would leave /proc/sys writable: a write to
+    // core_pattern runs a program on the host), then the bundle's.
+    let masked = MASKED
+        .iter()
+        .map(|p| p.to_string())
+        .chain(linux.map(|l| l.masked_paths.clone()).unwrap_or_default());
+    for p in masked {
+        mask(Path::new(&p)).map_err(|e| format!("masking {p}: {e}"))?;
     }
-    for p in linux
-        .map(|l| l.readonly_paths.as_slice())
-        .unwrap_or_default()
-    {
-        read_only(Path::new(p)).map_err(|e| format!("read-only {p}: {e}"))?;
+    let read_only_paths = READ_ONLY
+        .iter()
+        .map(|p| p.to_string())
+        .chain(linux.map(|l| l.readonly_paths.clone()).unwrap_or_default());
+    for p in read_only_paths {
+        read_only(Path::new(&p)).map_err(|e| format!("read-only {p}: {e}"))?;
     }
     if cfg.root.as_ref().is_some_and(|r| r.readonly) {
         let root = paddock_sys::openat2_path(None, Path::new("/"), libc::O_DIRECTORY, 0)
@@ -648,6 +709,16 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         let src = m.source.as_deref().ok_or("a bind mount needs a source")?;
         let src_fd = paddock_sys::openat2_path(None, Path::new(src), 0, 0)
             .map_err(|e| format!("source {src}: {e}"))?;
+        // The host's own proc or sysfs, or a part of one: its processes,
+        // its /proc/sys, unmasked. Refused.
+        if matches!(
+            paddock_sys::fs_magic(src_fd.as_fd()),
+            Ok(PROC_SUPER_MAGIC | SYSFS_MAGIC)
+        ) {
+            return Err(format!(
+                "source {src} is on the host's proc or sysfs: refused (the container has its own)"
+            ));
+        }
         let is_dir = std::fs::metadata(magic(&src_fd))
             .map_err(|e| format!("source {src}: {e}"))?
             .is_dir();
@@ -668,10 +739,21 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         return paddock_sys::move_mount(tree.as_fd(), target.as_fd()).map_err(|e| e.to_string());
     }
     // A kernel filesystem: on a target with no link on the way, with its
-    // flags at once (nodev but for the pty filesystem).
+    // flags at once (nodev but for the pty filesystem). proc only at /proc
+    // and sysfs only at /sys, read-only: anywhere else nothing would mask
+    // them, and a writable sysfs writes the host's.
     let mut flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if kind != "devpts" {
         flags |= libc::MS_NODEV;
+    }
+    let at = dest.components().collect::<PathBuf>();
+    match kind {
+        "proc" if at != Path::new("/proc") => {
+            return Err("a proc filesystem only at /proc: anywhere else it is not masked".into())
+        }
+        "sysfs" if at != Path::new("/sys") => return Err("a sysfs only at /sys".into()),
+        "sysfs" => flags |= libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+        _ => {}
     }
     let target = target_in(root, dest, true, true)?;
     let data = data.join(",");

@@ -341,6 +341,32 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
         "the read-only volume was written"
     );
 
+    // 2d. The host's kernel settings stay out of reach (a second review):
+    //     `unmask=ALL` still leaves /proc/sys read-only, and a bind of the
+    //     host's own proc is refused.
+    let core = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let o = p.run(
+        &["--rm", "--network", "none", "--security-opt", "unmask=ALL"],
+        "echo '|/bin/false' > /proc/sys/kernel/core_pattern 2>/dev/null; echo write=$?",
+    );
+    assert!(
+        stdout(&o).contains("write=1"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = p.run(&["--rm", "--network", "none", "-v", "/proc:/hp"], "true");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("host's proc or sysfs"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        core
+    );
+
     // 3. A long-running container: exec (exit codes, a terminal), logs,
     //    stop, rm; the runtime's state goes with it.
     let o = p.run(
@@ -439,6 +465,26 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
         "{}",
         stdout(&o)
     );
+    // A second proc, where nothing would mask it: refused.
+    let o = c.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        rt,
+        "--mount",
+        "type=proc,src=proc,dst=/p2,options=rw",
+        "localhost/paddock-test-busybox:1",
+        "c3",
+        "sh",
+        "-c",
+        "echo '|/bin/false' > /p2/sys/kernel/core_pattern",
+    ]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        core
+    );
+    let _ = c.ctr(&["container", "rm", "c3"]);
     let o = c.ctr(&[
         "run",
         "-d",
