@@ -30,7 +30,8 @@ pub struct Exec<'a> {
     pub tty: bool,
 }
 
-pub fn exec(e: &Exec<'_>) -> Result<(), String> {
+/// Start the process; its pid (as seen from here).
+pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
     let r = state::load(e.root, e.id)?;
     if state::status(e.root, &r) != Status::Running {
         return Err(format!("container not running: {}", e.id));
@@ -94,7 +95,7 @@ pub fn exec(e: &Exec<'_>) -> Result<(), String> {
             if let Some(p) = e.pid_file {
                 state::write_pid_file(p, pid)?;
             }
-            Ok(())
+            Ok(pid)
         }
     }
 }

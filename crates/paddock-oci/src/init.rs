@@ -172,7 +172,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
         paddock_sys::Forked::Child => {
             drop(parent_end);
             let mut sync = child_end;
-            let why = container(
+            let Err(why) = setup(
                 &cfg,
                 &rootfs,
                 &join,
@@ -226,37 +226,15 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
     }
 }
 
-/// The container's process: returns only with the step that failed.
-#[allow(clippy::too_many_arguments)]
-fn container(
-    cfg: &Config,
-    rootfs: &Path,
-    join: &[(String, File)],
-    fifo: &OwnedFd,
-    console: Option<UnixStream>,
-    filters: &Option<paddock_sandbox::ContainerFilters>,
-    preserve_fds: u32,
-    flags: u64,
-    sync: &mut UnixStream,
-) -> String {
-    match setup(
-        cfg,
-        rootfs,
-        join,
-        fifo,
-        console,
-        filters,
-        preserve_fds,
-        flags,
-        sync,
-    ) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
-}
-
 pub(crate) enum Never {}
 
+/// An error of the step `what`, as the runtime reports it.
+fn step(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// The container's process, from its namespaces to the wait on the
+/// fifo and its `execve`: returns only with the step that failed.
 #[allow(clippy::too_many_arguments)]
 fn setup(
     cfg: &Config,
@@ -269,10 +247,6 @@ fn setup(
     flags: u64,
     sync: &mut UnixStream,
 ) -> Result<Never, String> {
-    let step = |what: &str| {
-        let what = what.to_string();
-        move |e: std::io::Error| format!("{what}: {e}")
-    };
     let linux = cfg.linux.as_ref();
     let process = cfg.process.as_ref().ok_or("no process")?;
     // 1. Namespaces by path; every mount private.
@@ -456,10 +430,6 @@ pub(crate) fn confine_and_exec(
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
 ) -> Result<Never, String> {
-    let step = |what: &str| {
-        let what = what.to_string();
-        move |e: std::io::Error| format!("{what}: {e}")
-    };
     for r in &process.rlimits {
         let res = rlimit(&r.kind).ok_or("rlimit")?;
         paddock_sys::set_rlimit_pair(res, r.soft, r.hard)

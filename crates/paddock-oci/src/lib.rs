@@ -291,17 +291,7 @@ fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
         // Wait for the process (it is re-parented to us) and exit with it.
         paddock_sys::set_child_subreaper().map_err(|e| e.to_string())?;
     }
-    let own_pid_file;
-    let pid_file = match pid_file {
-        Some(p) => Some(p),
-        None if !detach => {
-            own_pid_file =
-                std::env::temp_dir().join(format!("paddock-oci-exec-{}", paddock_sys::getpid()));
-            Some(own_pid_file)
-        }
-        None => None,
-    };
-    exec::exec(&exec::Exec {
+    let pid = exec::exec(&exec::Exec {
         root: &g.root,
         id: &id,
         process: &process,
@@ -313,12 +303,6 @@ fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
     if detach {
         return Ok(());
     }
-    let p = pid_file.ok_or("pid")?;
-    let pid: i32 = std::fs::read_to_string(&p)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or("the exec's pid")?;
-    let _ = std::fs::remove_file(&p);
     loop {
         match paddock_sys::waitpid(-1, false) {
             Ok(Some((got, status))) if got == pid => std::process::exit(status.code()),
