@@ -48,7 +48,8 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
         protected: crate::prepare::protected_names(spec, &spec.mounts),
         ..spec.clone()
     };
-    explain_fs_with(spec, path, op, &|host, _| {
+    let names = crate::guard::Names::new(&spec.protected);
+    explain_fs_with(spec, &names, path, op, &|host, _| {
         std::fs::symlink_metadata(host).is_ok()
     })
 }
@@ -56,8 +57,10 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
 /// [`explain_fs`], told by `protected_exists(host_path, sandbox_path)`
 /// whether a protected name exists: from the host, its host path is
 /// looked at; from inside the sandbox (the audit observer), its path there.
+/// `names` is `spec.protected`, compiled once ([`crate::guard::Names`]).
 pub(crate) fn explain_fs_with(
     spec: &SandboxSpec,
+    names: &crate::guard::Names,
     path: &Path,
     op: FsOp,
     protected_exists: &dyn Fn(&Path, &Path) -> bool,
@@ -92,16 +95,14 @@ pub(crate) fn explain_fs_with(
         if m.mode.writable() && op != FsOp::Read {
             // A protected name at any depth below the mount, the folder
             // itself or anything inside it.
-            let names = &spec.protected;
             let rel = path.strip_prefix(&m.target).unwrap_or(Path::new(""));
             // The mount itself may lie inside a protected name.
-            if let (Some(at), false) = (crate::guard::protected_prefix(&m.source, names), no_userns)
-            {
+            if let (Some(at), false) = (names.prefix(&m.source), no_userns) {
                 return verdict(false, Reason::FS_WRITE_PROTECTED.code(), format!(
                     "the mount {} lies inside the protected name {}: the whole mount is kept read-only",
                     m.source.display(), at.display()));
             }
-            if let Some(prefix) = crate::guard::protected_prefix(rel, names) {
+            if let Some(prefix) = names.prefix(rel) {
                 let shown = prefix.display();
                 let p = m.target.join(&prefix);
                 let host = m.source.join(&prefix);

@@ -45,17 +45,7 @@ pub const SCAN_BUDGET: usize = 200_000;
 /// The shortest leading part of `path` that ends with one of `names`: the
 /// protected name `path` is, or lies inside.
 pub fn protected_prefix(path: &Path, names: &[PathBuf]) -> Option<PathBuf> {
-    let names = Names::new(names);
-    let mut parents: Vec<OsString> = Vec::new();
-    for c in path.iter() {
-        if names.hit(&parents, c) {
-            let mut p: PathBuf = parents.iter().collect();
-            p.push(c);
-            return Some(p);
-        }
-        parents.push(c.to_os_string());
-    }
-    None
+    Names::new(names).prefix(path)
 }
 
 /// What one walk found.
@@ -79,8 +69,9 @@ fn identity(dir: BorrowedFd<'_>, name: &Path) -> Option<Identity> {
 }
 
 /// Protected names split into components, indexed by their last one, so
-/// that most entries are rejected by one set lookup.
-struct Names {
+/// that most entries are rejected by one set lookup. Built once per
+/// sandbox: the audit observer asks it about every observed write.
+pub(crate) struct Names {
     last: HashSet<OsString>,
     all: Vec<Vec<OsString>>,
     /// Components in the longest name.
@@ -88,7 +79,7 @@ struct Names {
 }
 
 impl Names {
-    fn new(names: &[PathBuf]) -> Names {
+    pub(crate) fn new(names: &[PathBuf]) -> Names {
         let all: Vec<Vec<OsString>> = names
             .iter()
             .map(|n| n.iter().map(OsStr::to_os_string).collect::<Vec<_>>())
@@ -114,15 +105,37 @@ impl Names {
         comps[comps.len() - keep..].to_vec()
     }
 
+    /// The shortest leading part of `path` that ends with one of the
+    /// names ([`protected_prefix`]).
+    pub(crate) fn prefix(&self, path: &Path) -> Option<PathBuf> {
+        let mut parents: Vec<&OsStr> = Vec::new();
+        for c in path.iter() {
+            if self.hit(&parents, c) {
+                let mut p: PathBuf = parents.iter().collect();
+                p.push(c);
+                return Some(p);
+            }
+            parents.push(c);
+        }
+        None
+    }
+
     /// Does the entry `name` at `parents/name` complete a protected name?
-    fn hit(&self, parents: &[OsString], name: &OsStr) -> bool {
+    fn hit<S: AsRef<OsStr>>(&self, parents: &[S], name: &OsStr) -> bool {
         if !self.last.contains(name) {
             return false;
         }
         self.all.iter().any(|want| {
-            want.last().is_some_and(|l| l == name)
-                && want.len() - 1 <= parents.len()
-                && parents[parents.len() - (want.len() - 1)..] == want[..want.len() - 1]
+            let (last, before) = match want.split_last() {
+                Some(split) => split,
+                None => return false,
+            };
+            last == name
+                && before.len() <= parents.len()
+                && parents[parents.len() - before.len()..]
+                    .iter()
+                    .zip(before)
+                    .all(|(have, want)| have.as_ref() == want.as_os_str())
         })
     }
 }

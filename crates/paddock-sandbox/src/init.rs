@@ -335,8 +335,10 @@ fn handoff_pair(p: &Prepared) -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
 }
 
 /// Poll `fixed` and every watch's listener; returns the revents, fixed
-/// fds first. Queued records are sent just before pid 1 would block, so
-/// that a burst of file activity costs one message, not one per record.
+/// fds first. Queued records are sent once the oldest has waited
+/// [`OUTBOX_WAIT`], or sooner when nothing else arrives meanwhile: a
+/// command's file activity is a stream of calls made one at a time, and
+/// one message per record would cost the supervisor a wake-up each.
 fn poll_with_watches(
     fixed: &[BorrowedFd<'_>],
     watches: &[Watch],
@@ -344,10 +346,14 @@ fn poll_with_watches(
 ) -> std::io::Result<Vec<i16>> {
     let mut fds: Vec<BorrowedFd<'_>> = fixed.to_vec();
     fds.extend(watches.iter().map(|w| w.fd.as_fd()));
-    if OUTBOX.with(|o| !o.borrow().is_empty()) {
-        let rev = sys::poll_revents(&fds, 0)?;
-        if rev.iter().any(|r| *r != 0) {
-            return Ok(rev);
+    if let Some(since) = OUTBOX_SINCE.with(std::cell::Cell::get) {
+        let left = OUTBOX_WAIT.saturating_sub(since.elapsed());
+        if !left.is_zero() {
+            let ms = i32::try_from(left.as_millis()).unwrap_or(0) + 1;
+            let rev = sys::poll_revents(&fds, ms)?;
+            if rev.iter().any(|r| *r != 0) {
+                return Ok(rev);
+            }
         }
         if let Some(ctl) = ctl {
             flush(ctl);
@@ -355,6 +361,10 @@ fn poll_with_watches(
     }
     sys::poll_revents(&fds, -1)
 }
+
+/// How long a queued record waits for others to share its message at
+/// most: the live audit trail lags by no more than this.
+const OUTBOX_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Answer the notifications that are ready, report what they recorded,
 /// and forget listeners whose processes are all gone (POLLHUP).
@@ -409,6 +419,8 @@ const OUTBOX_MAX: usize = 48 * 1024;
 thread_local! {
     /// JSON lines waiting to be sent, in order.
     static OUTBOX: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// When the oldest of them was queued.
+    static OUTBOX_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
 }
 
 fn queue(ctl: &UnixStream, ev: &ExecEvent) {
@@ -422,10 +434,16 @@ fn queue(ctl: &UnixStream, ev: &ExecEvent) {
         flush(ctl);
     }
     OUTBOX.with(|o| o.borrow_mut().extend_from_slice(&line));
+    OUTBOX_SINCE.with(|t| {
+        if t.get().is_none() {
+            t.set(Some(std::time::Instant::now()));
+        }
+    });
 }
 
 /// Send what is queued, as one message.
 fn flush(ctl: &UnixStream) {
+    OUTBOX_SINCE.with(|t| t.set(None));
     let buf = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
     if !buf.is_empty() {
         let _ = (&*ctl).write_all(&buf);

@@ -685,7 +685,7 @@ fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
         _ => return None,
     };
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
-    let v = explain_fs_with(&p.model, target, FsOp::Write, &inside);
+    let v = explain_fs_with(&p.model, &p.names, target, FsOp::Write, &inside);
     (v.code == Reason::FS_PROTECTED_QUARANTINED.code()).then(|| target.clone())
 }
 
@@ -907,7 +907,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
     let level = p.model.audit;
     let spec = &p.model;
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
-    let verdict = |path: &Path, op: FsOp| explain_fs_with(spec, path, op, &inside);
+    let verdict = |path: &Path, op: FsOp| explain_fs_with(spec, &p.names, path, op, &inside);
     let show = |path: &Path| Some(path.to_string_lossy().into_owned());
     let denied = |path: &Path, op: &str, code: &str| {
         let mut r = record(EventKind::FileDenied, pid, false, code, syscall.into());

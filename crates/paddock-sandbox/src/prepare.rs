@@ -51,6 +51,8 @@ pub(crate) struct Prepared {
     pub audit_filter: Option<Vec<(u16, u8, u8, u32)>>,
     /// The spec, for the audit observer's verdicts (explain.rs).
     pub model: SandboxSpec,
+    /// The model's protected names, compiled once for those verdicts.
+    pub names: std::sync::Arc<crate::guard::Names>,
     /// The spec's label, reduced to letters and digits.
     pub label: Option<String>,
     pub level: crate::spec::Level,
@@ -510,6 +512,7 @@ pub(crate) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
                 .take(32)
                 .collect()
         }),
+        names: std::sync::Arc::new(crate::guard::Names::new(&model_names)),
         model: SandboxSpec {
             protected: model_names,
             ..spec.clone()

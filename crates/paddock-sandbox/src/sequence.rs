@@ -1845,6 +1845,7 @@ mod tests {
             cow_dir: None,
             seccomp: vec![vec![], vec![], vec![]],
             audit_filter: (audit != AuditLevel::Off).then(Vec::new),
+            names: std::sync::Arc::new(crate::guard::Names::new(&spec(level, audit).protected)),
             model: spec(level, audit),
             label: None,
             level,
