@@ -46,6 +46,131 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// `SYSFS_MAGIC` (statfs).
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
+/// The host kernel's own filesystems, by statfs magic: a bind of one (or
+/// of a part of one) hands the container the host's processes, kernel
+/// settings, cgroups, tracing, BPF objects, terminals or IPC. proc,
+/// sysfs, cgroup v1 and v2, debugfs, tracefs, securityfs, bpf, configfs,
+/// pstore, efivarfs, binfmt_misc, fusectl, devpts, mqueue, selinuxfs,
+/// smackfs.
+const KERNEL_FS_MAGIC: [i64; 17] = [
+    PROC_SUPER_MAGIC,
+    SYSFS_MAGIC,
+    0x0027_e0eb,
+    0x6367_7270,
+    0x6462_6720,
+    0x7472_6163,
+    0x7363_6673,
+    0xcafe_4a11,
+    0x6265_6570,
+    0x6165_676c,
+    0xde5e_81e4,
+    0x4249_4e4d,
+    0x6573_5543,
+    0x1cd1,
+    0x1980_0202,
+    0xf97c_ff8c,
+    0x4341_5d53,
+];
+
+/// The same filesystems by the type names `/proc/self/mountinfo` gives.
+const KERNEL_FS_TYPES: [&str; 17] = [
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "bpf",
+    "configfs",
+    "pstore",
+    "efivarfs",
+    "binfmt_misc",
+    "fusectl",
+    "devpts",
+    "mqueue",
+    "selinuxfs",
+    "smackfs",
+];
+
+/// Filesystem types a bundle may mount other than by bind: none of them
+/// reads a device or the host's kernel state (proc and sysfs are the
+/// container's own, masked; cgroup is replaced by an empty tmpfs).
+const MOUNTABLE_TYPES: [&str; 7] = [
+    "tmpfs", "devpts", "mqueue", "proc", "sysfs", "cgroup", "cgroup2",
+];
+
+/// The kernel filesystem mounted at or below `path` on the host, if any
+/// (a recursive bind copies them along).
+fn kernel_fs_below(path: &Path) -> Option<(PathBuf, String)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        // id parent major:minor root mountpoint options [optional...] - type source super
+        let fields: Vec<&str> = line.split(' ').collect();
+        let point = PathBuf::from(unescape_mountinfo(fields.get(4)?));
+        let dash = fields.iter().position(|f| *f == "-")?;
+        let kind = *fields.get(dash + 1)?;
+        (point.starts_with(path) && KERNEL_FS_TYPES.contains(&kind))
+            .then(|| (point, kind.to_string()))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The namespaces of the runtime itself, the host's: a container that
+/// joins one of them has not got its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostNamespaces {
+    net: Option<u64>,
+    ipc: Option<u64>,
+}
+
+impl HostNamespaces {
+    fn here() -> HostNamespaces {
+        let ino = |kind: &str| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(format!("/proc/self/ns/{kind}"))
+                .ok()
+                .map(|m| m.ino())
+        };
+        HostNamespaces {
+            net: ino("net"),
+            ipc: ino("ipc"),
+        }
+    }
+
+    /// Whether the calling process is in a `kind` namespace that is not
+    /// the host's (unknown counts as the host's).
+    fn own(host: Option<u64>, kind: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(format!("/proc/self/ns/{kind}"))
+            .ok()
+            .map(|m| m.ino());
+        now.is_some() && host.is_some() && now != host
+    }
+}
+
 /// What every container has masked, whatever its bundle says (the
 /// paths engines mask by default).
 const MASKED: &[&str] = &[
@@ -72,10 +197,11 @@ const READ_ONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Sysctls a container may set: those of its own namespaces (IPC, and
-/// the network's when it has a network namespace of its own).
-fn namespaced_sysctl(k: &str, own_net: bool) -> bool {
-    matches!(
+/// Sysctls a container may set: those of namespaces of its own, not the
+/// host's (IPC and mqueue with an IPC namespace, the network's with a
+/// network namespace).
+fn namespaced_sysctl(k: &str, own_net: bool, own_ipc: bool) -> bool {
+    let ipc = matches!(
         k,
         "kernel.msgmax"
             | "kernel.msgmnb"
@@ -85,8 +211,8 @@ fn namespaced_sysctl(k: &str, own_net: bool) -> bool {
             | "kernel.shmmax"
             | "kernel.shmmni"
             | "kernel.shm_rmid_forced"
-    ) || k.starts_with("fs.mqueue.")
-        || (own_net && k.starts_with("net."))
+    ) || k.starts_with("fs.mqueue.");
+    (own_ipc && ipc) || (own_net && k.starts_with("net."))
 }
 
 use crate::config::{cap_mask, mount_options, namespace_flag, rlimit, Config, Mount};
@@ -168,6 +294,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
     // inside, on the container's own devpts (its name resolves there).
     let console = console_socket(terminal, c.console_socket).map_err(undo)?;
     let (parent_end, child_end) = UnixStream::pair().map_err(|e| undo(e.to_string()))?;
+    let host = HostNamespaces::here();
     match paddock_sys::clone_into_namespaces(flags).map_err(|e| undo(format!("clone: {e}")))? {
         paddock_sys::Forked::Child => {
             drop(parent_end);
@@ -181,6 +308,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 &filters,
                 c.preserve_fds,
                 flags,
+                host,
                 &mut sync,
             );
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
@@ -245,6 +373,7 @@ fn setup(
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     flags: u64,
+    host: HostNamespaces,
     sync: &mut UnixStream,
 ) -> Result<Never, String> {
     let linux = cfg.linux.as_ref();
@@ -354,11 +483,13 @@ fn setup(
         if k.contains("..") || k.contains('/') {
             return Err(format!("sysctl `{k}` is not a sysctl name"));
         }
-        let own_net =
-            flags & paddock_sys::ns::NET != 0 || join.iter().any(|(kind, _)| kind == "network");
-        if !namespaced_sysctl(k, own_net) {
+        // Compared with the host's own, not read from the bundle: a
+        // joined namespace may be the host's (`--network ns:/proc/1/ns/net`).
+        let own_net = HostNamespaces::own(host.net, "net");
+        let own_ipc = HostNamespaces::own(host.ipc, "ipc");
+        if !namespaced_sysctl(k, own_net, own_ipc) {
             return Err(format!(
-                "sysctl `{k}` is the host's, not the container's: refused (only IPC, mqueue and network sysctls)"
+                "sysctl `{k}` is the host's, not the container's: refused (only IPC and mqueue sysctls with an IPC namespace of the container's own, network sysctls with a network namespace of its own)"
             ));
         }
         let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
@@ -452,10 +583,14 @@ pub(crate) fn confine_and_exec(
         inheritable: caps.map_or(0, |c| cap_mask(&c.inheritable)),
         ambient: caps.map_or(0, |c| cap_mask(&c.ambient)),
     };
-    paddock_sys::set_capability_sets(sets).map_err(step("capabilities"))?;
+    // The bounding set first (that needs CAP_SETPCAP), then the user
+    // (that needs CAP_SETUID and CAP_SETGID, which the bundle need not
+    // give: `--cap-drop ALL`), keeping the permitted set across, then the
+    // bundle's sets exactly.
+    paddock_sys::limit_bounding_set(sets.bounding).map_err(step("capability bounding set"))?;
     let u = &process.user;
     paddock_sys::switch_user(u.uid, u.gid, &u.additional_gids, true).map_err(step("user"))?;
-    paddock_sys::set_capability_sets(sets).map_err(step("capabilities as the user"))?;
+    paddock_sys::set_capability_sets(sets).map_err(step("capabilities"))?;
     paddock_sys::set_umask(u.umask.unwrap_or(0o022));
     let cwd = if process.cwd.is_empty() {
         "/"
@@ -679,15 +814,24 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         let src = m.source.as_deref().ok_or("a bind mount needs a source")?;
         let src_fd = paddock_sys::openat2_path(None, Path::new(src), 0, 0)
             .map_err(|e| format!("source {src}: {e}"))?;
-        // The host's own proc or sysfs, or a part of one: its processes,
-        // its /proc/sys, unmasked. Refused.
-        if matches!(
-            paddock_sys::fs_magic(src_fd.as_fd()),
-            Ok(PROC_SUPER_MAGIC | SYSFS_MAGIC)
-        ) {
+        // The host's own proc or sysfs, or another of its kernel
+        // filesystems, or a part of one: its processes, its /proc/sys,
+        // its cgroups, unmasked. Refused, and so is a recursive bind that
+        // would copy one along from below the source.
+        if paddock_sys::fs_magic(src_fd.as_fd()).is_ok_and(|m| KERNEL_FS_MAGIC.contains(&m)) {
             return Err(format!(
-                "source {src} is on the host's proc or sysfs: refused (the container has its own)"
+                "source {src} is on the host's proc or sysfs, or another of its kernel filesystems: refused (the container has its own)"
             ));
+        }
+        if flags & libc::MS_REC != 0 {
+            let real =
+                std::fs::read_link(magic(&src_fd)).map_err(|e| format!("source {src}: {e}"))?;
+            if let Some((at, kind)) = kernel_fs_below(&real) {
+                return Err(format!(
+                    "source {src} is bound recursively and holds the host's {kind} at {}: refused (bind it without `rbind`, or bind a folder with no kernel filesystem below it)",
+                    at.display()
+                ));
+            }
         }
         let is_dir = std::fs::metadata(magic(&src_fd))
             .map_err(|e| format!("source {src}: {e}"))?
@@ -712,6 +856,12 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
     // flags at once (nodev but for the pty filesystem). proc only at /proc
     // and sysfs only at /sys, read-only: anywhere else nothing would mask
     // them, and a writable sysfs writes the host's.
+    if !MOUNTABLE_TYPES.contains(&kind) {
+        return Err(format!(
+            "filesystem type `{kind}` is refused: a container mounts only binds and {} (any other type can read the host's disks or kernel)",
+            MOUNTABLE_TYPES.join(", ")
+        ));
+    }
     let mut flags = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if kind != "devpts" {
         flags |= libc::MS_NODEV;

@@ -94,6 +94,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         return fail(&g, USAGE);
     };
     let rest = &args[i + 1..];
+    if matches!(cmd.as_str(), "create" | "exec") {
+        if let Err(why) = seal_self() {
+            return fail(&g, &why);
+        }
+    }
     let r = match cmd.as_str() {
         "create" => create(&g, rest),
         "start" => one_id(rest).and_then(|id| start(&g, &id)),
@@ -382,12 +387,38 @@ fn kill(g: &Globals, rest: &[String]) -> Result<(), String> {
     paddock_sys::kill(r.pid, sig).map_err(|e| format!("kill {}: {e}", r.pid))
 }
 
-/// Every process in the pid namespace of `pid` (as seen from here).
+/// `create` and `exec` start a process that enters the container while
+/// it still runs the runtime's own code. Whatever is inside must not reach
+/// the host's binary through it (`/proc/PID/exe`, opened and written once
+/// the runtime is gone: the next engine command would run the container's
+/// program as root). So these commands run from a sealed in-memory copy
+/// of the binary, and are not dumpable (their `/proc` files are closed to
+/// the container's processes) until the container's program replaces
+/// them.
+fn seal_self() -> Result<(), String> {
+    paddock_sys::set_non_dumpable().map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
+    if paddock_sys::running_sealed() {
+        return Ok(());
+    }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let e = paddock_sys::reexec_sealed(&argv);
+    Err(format!(
+        "running from a sealed copy of the runtime's binary: {e} (a kernel with vm.memfd_noexec = 2 refuses to run one: set it to 0 or 1)"
+    ))
+}
+
+/// Every process in the pid namespace of `pid` (as seen from here), but
+/// none when that namespace is the runtime's own: a container without a
+/// pid namespace of its own shares the host's, and `kill --all` would
+/// signal every process on the host.
 fn in_pid_namespace(pid: i32) -> Vec<i32> {
     let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
     let Some(want) = ns(pid) else {
         return Vec::new();
     };
+    if std::fs::read_link("/proc/self/ns/pid").ok().as_ref() == Some(&want) {
+        return Vec::new();
+    }
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()

@@ -32,6 +32,36 @@ pub fn switch_user(uid: u32, gid: u32, groups: &[u32], keep_caps: bool) -> io::R
     Ok(())
 }
 
+/// The highest capability number this kernel knows.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(40)
+        .min(63)
+}
+
+/// Drop every capability outside `keep` from the bounding set, and
+/// nothing else: the effective set stays as it is (a user switch still
+/// needs CAP_SETUID after this, and dropping needs CAP_SETPCAP).
+pub fn limit_bounding_set(keep: u64) -> io::Result<()> {
+    for cap in 0..=last_cap() {
+        // SAFETY: PR_CAPBSET_READ takes a capability number only.
+        let held = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if keep & (1 << cap) != 0 || held == 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes a capability number only.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if let Err(e) = check_int(ret) {
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Capability sets as bit masks (bit N = capability N).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CapSets {
@@ -54,25 +84,7 @@ pub struct CapSets {
 /// [`drop_capabilities_except`], uid 0 keeps its meaning: a root process
 /// regains its permitted set on execve, as in any container.
 pub fn set_capability_sets(c: CapSets) -> io::Result<()> {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(40)
-        .min(63);
-    for cap in 0..=last {
-        // SAFETY: PR_CAPBSET_READ takes a capability number only.
-        let held = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-        if c.bounding & (1 << cap) != 0 || held == 0 {
-            continue;
-        }
-        // SAFETY: PR_CAPBSET_DROP takes a capability number only.
-        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        if let Err(e) = check_int(ret) {
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(e);
-            }
-        }
-    }
+    limit_bounding_set(c.bounding)?;
     let hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -104,7 +116,7 @@ pub fn set_capability_sets(c: CapSets) -> io::Result<()> {
             0,
         )
     })?;
-    for cap in 0..=last {
+    for cap in 0..=last_cap() {
         if c.ambient & (1 << cap) != 0 {
             // SAFETY: PR_CAP_AMBIENT_RAISE takes a capability number only.
             check_int(unsafe {
@@ -150,4 +162,95 @@ pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
     let dev = libc::makedev(major, minor);
     // SAFETY: `c` is NUL-terminated and lives across the call.
     check_int(unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev) }).map(drop)
+}
+
+/// The seals a sealed copy of the runtime's binary carries: nothing can
+/// write, grow, shrink or unseal it.
+const BINARY_SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+/// Whether this process runs from a sealed in-memory copy of its binary
+/// ([`reexec_sealed`]): the file `/proc/self/exe` opens is a memfd that
+/// carries every seal in [`BINARY_SEALS`].
+pub fn running_sealed() -> bool {
+    let Ok(f) = std::fs::File::open("/proc/self/exe") else {
+        return false;
+    };
+    // SAFETY: F_GET_SEALS takes an fd this function owns and no pointer;
+    // on a file that is not a memfd it fails with EINVAL.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & BINARY_SEALS == BINARY_SEALS
+}
+
+/// Run this program again, from a sealed in-memory copy of its binary,
+/// with `argv` and the current environment. A process that enters a
+/// container's namespaces while still running the runtime's code can be
+/// reached from inside (`/proc/PID/exe`); what it reaches then is the
+/// copy, which cannot be written, and not the host's file, which the next
+/// engine command would run as root. Only returns on failure.
+pub fn reexec_sealed(argv: &[std::ffi::OsString]) -> io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = c"paddock-oci";
+    let create = |flags: libc::c_uint| {
+        // SAFETY: `name` is a NUL-terminated string; the flags are integers.
+        unsafe { libc::memfd_create(name.as_ptr(), flags) }
+    };
+    let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // MFD_EXEC says outright that the copy is to be executed (a kernel
+    // with vm.memfd_noexec = 1 would otherwise seal it non-executable);
+    // kernels before 6.3 do not know the flag.
+    let mut raw = create(base | MFD_EXEC);
+    if raw < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        raw = create(base);
+    }
+    if raw < 0 {
+        return io::Error::last_os_error();
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let copied = std::fs::File::open("/proc/self/exe").and_then(|mut src| {
+        let mut dst = std::fs::File::from(fd.try_clone()?);
+        io::copy(&mut src, &mut dst).map(drop)
+    });
+    if let Err(e) = copied {
+        return e;
+    }
+    // SAFETY: F_ADD_SEALS takes an fd this function owns and an integer.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, BINARY_SEALS) } < 0 {
+        return io::Error::last_os_error();
+    }
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
+    let args: io::Result<Vec<CString>> = argv.iter().map(|a| cstr(a.as_bytes())).collect();
+    let env: io::Result<Vec<CString>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstr(&kv)
+        })
+        .collect();
+    let (args, env) = match (args, env) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let mut a: Vec<*const libc::c_char> = args.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: the fd is open; the empty path is NUL-terminated; every
+    // element of `a` and `e` is a NUL-terminated string that outlives the
+    // call, and both arrays end with NULL. AT_EMPTY_PATH executes the fd
+    // itself (an ELF binary, so its close-on-exec flag is no obstacle).
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
 }

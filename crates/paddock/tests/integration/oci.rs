@@ -577,3 +577,356 @@ impl Drop for Containerd {
         let _ = self.child.wait();
     }
 }
+
+/// A program for the container that waits for a process running the
+/// runtime's code to appear among its own (as `exec` makes one), holds its
+/// `/proc/PID/exe`, and once that binary is no longer busy writes a script
+/// over it: the next engine command would run it as root. It prints each
+/// step.
+const EXE_RACER: &str = r##"
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+static void say(const char *what, const char *detail) {
+    char line[4200];
+    int n = snprintf(line, sizeof line, "%s %s\n", what, detail);
+    if (write(1, line, n) < 0) {}
+}
+int main(void) {
+    int held = -1;
+    time_t end = time(NULL) + 60;
+    while (time(NULL) < end) {
+        if (held < 0) {
+            DIR *d = opendir("/proc");
+            struct dirent *e;
+            while (d && (e = readdir(d))) {
+                char p[300], l[4096];
+                if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+                snprintf(p, sizeof p, "/proc/%s/exe", e->d_name);
+                ssize_t n = readlink(p, l, sizeof l - 1);
+                if (n <= 0) continue;
+                l[n] = 0;
+                if (strstr(l, "busybox") || strstr(l, "racer")) continue;
+                say("seen", l);
+                int fd = open(p, O_PATH);
+                if (fd >= 0) { held = fd; say("held", l); break; }
+                say("refused", strerror(errno));
+            }
+            if (d) closedir(d);
+        } else {
+            char p[64];
+            snprintf(p, sizeof p, "/proc/self/fd/%d", held);
+            int w = open(p, O_WRONLY | O_TRUNC);
+            if (w >= 0) {
+                const char *s = "#!/bin/sh\necho overwritten by the container\n";
+                if (write(w, s, strlen(s)) < 0) {}
+                close(w);
+                say("overwrote", "the runtime");
+                for (;;) sleep(1);
+            }
+            if (errno != ETXTBSY) { say("write refused:", strerror(errno)); held = -1; }
+            usleep(200);
+        }
+    }
+    return 0;
+}
+"##;
+
+/// A third hostile review's attacks, through podman and straight at the
+/// runtime, each judged on the host: the runtime's binary stays as it was
+/// while a container races every `exec` for it; a bundle cannot mount a
+/// disk's filesystem, nor bind the host's proc, sysfs or cgroups along
+/// with a recursive bind; sysctls are set only in namespaces that are the
+/// container's own, never the host's; and `kill --all` of a container
+/// without a pid namespace of its own signals no other process.
+#[test]
+fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_or_processes() {
+    if !running_as_root() {
+        return; // the runtime is root-only yet (see the test above)
+    }
+    let ws = Ws::new();
+    // The runtime engines call is a copy, which the attack may overwrite.
+    let bin = ws.root.join("rt/paddock");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(paddock_bin(), &bin).unwrap();
+    let rt = bin.with_file_name("paddock-oci");
+    std::os::unix::fs::symlink(&bin, &rt).unwrap();
+    let identity = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+    };
+    let before = identity(&bin);
+    let p = Podman {
+        dir: ws.root.join("podman"),
+        rt: rt.clone(),
+    };
+    std::fs::create_dir_all(&p.dir).unwrap();
+    let src = ws.root.join("racer.c");
+    std::fs::write(&src, EXE_RACER).unwrap();
+    let racer = ws.root.join("racer");
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&racer)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc -static: {}", stderr(&o));
+    image_as(&p, "localhost/paddock-test-racer:1", &|r| {
+        std::fs::copy(&racer, r.join("bin/racer")).unwrap();
+    });
+    image_as(&p, "localhost/paddock-test-busybox:1", &|_| {});
+
+    // 1. exec into a container that races for the runtime's binary.
+    let o = p
+        .cmd()
+        .args(["run", "-d", "--name", "racer", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["localhost/paddock-test-racer:1", "/bin/racer"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..5 {
+        let o = p
+            .cmd()
+            .args(["exec", "racer", "sh", "-c", &format!("exit {i}")])
+            .output()
+            .unwrap();
+        let logs = p.cmd().args(["logs", "racer"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(i), "{}{}", stderr(&o), stdout(&logs));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logs = p.cmd().args(["logs", "racer"]).output().unwrap();
+    let _ = p.cmd().args(["rm", "-f", "-t", "0", "racer"]).output();
+    let seen = stdout(&logs);
+    assert!(!seen.contains("overwrote"), "{seen}");
+    assert!(
+        !seen.contains("held"),
+        "the runtime's process was reachable: {seen}"
+    );
+    assert_eq!(
+        identity(&bin),
+        before,
+        "the runtime's binary changed: {seen}"
+    );
+
+    // 2. Recursive binds that bring the host's kernel filesystems along,
+    //    and the host's cgroups themselves.
+    let o = p.run(
+        &["--rm", "--network", "none", "-v", "/:/hostroot"],
+        "echo ran",
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("holds the host's"), "{}", stderr(&o));
+    let cgroup = [
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup",
+    ]
+    .into_iter()
+    .find(|c| Path::new(c).join("cgroup.procs").exists())
+    .expect("a cgroup hierarchy");
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{cgroup}:/cg:bind"),
+        ],
+        "ls /cg | head -3",
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("kernel filesystems"), "{}", stderr(&o));
+
+    // 3. Sysctls: the host's network and IPC namespaces are not the
+    //    container's, whatever the bundle joins; its own are.
+    let martians = "/proc/sys/net/ipv4/conf/all/log_martians";
+    let host_martians = std::fs::read_to_string(martians).unwrap();
+    let flip = if host_martians.trim() == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    let netns = format!("ns:/proc/{}/ns/net", std::process::id());
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            &netns,
+            "--sysctl",
+            &format!("net.ipv4.conf.all.log_martians={flip}"),
+        ],
+        "echo ran",
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(martians).unwrap(), host_martians);
+    let msgmax = "/proc/sys/kernel/msgmax";
+    let host_msgmax = std::fs::read_to_string(msgmax).unwrap();
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "host",
+            "--sysctl",
+            "kernel.msgmax=12347",
+        ],
+        "echo ran",
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(msgmax).unwrap(), host_msgmax);
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--sysctl",
+            "kernel.msgmax=12347",
+            "--sysctl",
+            &format!("net.ipv4.conf.all.log_martians={flip}"),
+        ],
+        "cat /proc/sys/kernel/msgmax /proc/sys/net/ipv4/conf/all/log_martians",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("12347\n{flip}\n"),
+        "the container's own"
+    );
+    assert_eq!(std::fs::read_to_string(msgmax).unwrap(), host_msgmax);
+    assert_eq!(std::fs::read_to_string(martians).unwrap(), host_martians);
+
+    // 4. A container with no capabilities at all, as another user (the
+    //    user switch must not need capabilities the bundle withholds).
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--user",
+            "1000:1000",
+        ],
+        "id -u; grep CapEff /proc/self/status",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1000\nCapEff:\t0000000000000000\n");
+
+    // 5. Straight at the runtime: a bundle that mounts a disk's
+    //    filesystem, and one with no pid namespace of its own.
+    let rootfs = ws.root.join("bundle/rootfs");
+    for d in ["bin", "proc", "dev", "tmp", "host"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "sleep", "echo"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let disk = ws.root.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 8 << 20]).unwrap();
+    let ok = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&disk)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfs.ext4");
+    let o = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let loop_dev = stdout(&o).trim().to_string();
+    let state = ws.root.join("state");
+    let bundle = ws.root.join("bundle");
+    let caps = r#"["CAP_KILL","CAP_SETUID","CAP_SETGID"]"#;
+    let config = |namespaces: &str, mounts: &str, args: &str| {
+        format!(
+            r#"{{"ociVersion":"1.0.2","process":{{"args":{args},"cwd":"/","env":["PATH=/bin"],"user":{{"uid":0,"gid":0}},"capabilities":{{"bounding":{caps},"effective":{caps},"permitted":{caps}}}}},"root":{{"path":"rootfs"}},"mounts":[{{"destination":"/proc","type":"proc","source":"proc"}}{mounts}],"linux":{{"namespaces":{namespaces}}}}}"#
+        )
+    };
+    let runtime = |args: &[&str]| {
+        Command::new(&rt)
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        o.status.success() && loop_dev.starts_with("/dev/loop"),
+        "losetup: {}",
+        stderr(&o)
+    );
+    {
+        std::fs::write(
+            bundle.join("config.json"),
+            config(
+                r#"[{"type":"mount"},{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"network"}]"#,
+                &format!(r#",{{"destination":"/host","type":"ext4","source":"{loop_dev}","options":["rw"]}}"#),
+                r#"["/bin/sh","-c","echo pwned > /host/pwned"]"#,
+            ),
+        )
+        .unwrap();
+        let o = runtime(&["create", "--bundle", bundle.to_str().unwrap(), "disk"]);
+        let _ = runtime(&["delete", "--force", "disk"]);
+        let _ = Command::new("losetup").args(["-d", &loop_dev]).status();
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("filesystem type `ext4` is refused"),
+            "{}",
+            stderr(&o)
+        );
+        // Ground truth: nothing was written to the disk.
+        let o = Command::new("debugfs")
+            .args(["-R", "ls -l /"])
+            .arg(&disk)
+            .output();
+        if let Ok(o) = o {
+            assert!(!stdout(&o).contains("pwned"), "{}", stdout(&o));
+        }
+    }
+    // kill --all, in a pid namespace of the test's own that stands for
+    // the host's: a bystander there must survive.
+    std::fs::write(
+        bundle.join("config.json"),
+        config(
+            r#"[{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"network"}]"#,
+            "",
+            r#"["/bin/sleep","300"]"#,
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "sleep 300 & by=$!; R='{rt} --root {state}'; $R create --bundle {bundle} hostpid || exit 9; $R start hostpid; $R kill --all hostpid KILL; sleep 0.5; if kill -0 $by 2>/dev/null; then echo bystander=alive; else echo bystander=dead; fi; $R delete --force hostpid; kill $by",
+        rt = rt.display(),
+        state = state.display(),
+        bundle = bundle.display()
+    );
+    let o = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("bystander=alive"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(identity(&bin), before);
+}
