@@ -315,6 +315,10 @@ pub const NEVER: &[&str] = &[
     "CAP_SYS_RESOURCE",
     "CAP_SYS_TTY_CONFIG",
     "CAP_CHECKPOINT_RESTORE",
+    // File capabilities (`security.capability`) on a program in a host
+    // volume: any host user who runs it gets them. Set-id bits are refused
+    // by paddock's filters; this is their other half.
+    "CAP_SETFCAP",
 ];
 
 /// A mask of capabilities by name, without those in [`NEVER`].

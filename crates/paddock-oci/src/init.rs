@@ -101,23 +101,35 @@ const MOUNTABLE_TYPES: [&str; 7] = [
 ];
 
 /// The kernel filesystem mounted at or below `path` on the host, if any
-/// (a recursive bind copies them along).
-fn kernel_fs_below(path: &Path) -> Option<(PathBuf, String)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
+/// (a recursive bind copies them along). Mount points are bytes, not
+/// text; a table that cannot be read, or a line that cannot be parsed,
+/// is an error, never "nothing below".
+fn kernel_fs_below(path: &Path) -> Result<Option<(PathBuf, String)>, String> {
+    use std::os::unix::ffi::OsStringExt;
+    let table =
+        std::fs::read("/proc/self/mountinfo").map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    for line in table.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         // id parent major:minor root mountpoint options [optional...] - type source super
-        let fields: Vec<&str> = line.split(' ').collect();
-        let point = PathBuf::from(unescape_mountinfo(fields.get(4)?));
-        let dash = fields.iter().position(|f| *f == "-")?;
-        let kind = *fields.get(dash + 1)?;
-        (point.starts_with(path) && KERNEL_FS_TYPES.contains(&kind))
-            .then(|| (point, kind.to_string()))
-    })
+        let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+        let dash = fields.iter().position(|f| *f == b"-");
+        let (Some(point), Some(kind)) = (fields.get(4), dash.and_then(|d| fields.get(d + 1)))
+        else {
+            return Err(format!(
+                "/proc/self/mountinfo: a line this runtime cannot read: {}",
+                String::from_utf8_lossy(line)
+            ));
+        };
+        let point = PathBuf::from(std::ffi::OsString::from_vec(unescape_mountinfo(point)));
+        let kind = String::from_utf8_lossy(kind);
+        if point.starts_with(path) && KERNEL_FS_TYPES.contains(&kind.as_ref()) {
+            return Ok(Some((point, kind.into_owned())));
+        }
+    }
+    Ok(None)
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
+fn unescape_mountinfo(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -135,7 +147,7 @@ fn unescape_mountinfo(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The namespaces of the runtime itself, the host's: a container that
@@ -212,7 +224,11 @@ fn namespaced_sysctl(k: &str, own_net: bool, own_ipc: bool) -> bool {
             | "kernel.shmmni"
             | "kernel.shm_rmid_forced"
     ) || k.starts_with("fs.mqueue.");
-    (own_ipc && ipc) || (own_net && k.starts_with("net."))
+    // Registered per network namespace but with an effect on the whole
+    // host: nf_hooks_lwtunnel turns on a global switch that stays on
+    // until reboot.
+    let global_net = ["net.netfilter.nf_hooks_lwtunnel"].contains(&k);
+    (own_ipc && ipc) || (own_net && k.starts_with("net.") && !global_net)
 }
 
 use crate::config::{cap_mask, mount_options, namespace_flag, rlimit, Config, Mount};
@@ -826,7 +842,9 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
         if flags & libc::MS_REC != 0 {
             let real =
                 std::fs::read_link(magic(&src_fd)).map_err(|e| format!("source {src}: {e}"))?;
-            if let Some((at, kind)) = kernel_fs_below(&real) {
+            if let Some((at, kind)) =
+                kernel_fs_below(&real).map_err(|e| format!("source {src}: {e}"))?
+            {
                 return Err(format!(
                     "source {src} is bound recursively and holds the host's {kind} at {}: refused (bind it without `rbind`, or bind a folder with no kernel filesystem below it)",
                     at.display()

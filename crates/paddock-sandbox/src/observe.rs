@@ -738,11 +738,15 @@ fn read_memory(pid: i32, addr: u64, buf: &mut [u8]) -> std::io::Result<usize> {
 /// page (a string near the end of a mapping must not fail the read).
 fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
     const MAX: usize = 4096;
+    // Most paths are short: the first read copies this much, not the
+    // rest of the page.
+    const FIRST: usize = 256;
     let mut out = Vec::new();
     let mut at = addr;
     while out.len() < MAX {
         let to_page_end = 4096 - (at % 4096) as usize;
-        let mut buf = vec![0u8; to_page_end.min(MAX - out.len())];
+        let want = if out.is_empty() { FIRST } else { MAX };
+        let mut buf = vec![0u8; to_page_end.min(MAX - out.len()).min(want)];
         let n = read_memory(pid, at, &mut buf).ok()?;
         if n == 0 {
             return None;

@@ -637,6 +637,34 @@ int main(void) {
 }
 "##;
 
+/// A program that leaves a setuid-root file made by `openat2` (whose mode
+/// seccomp cannot read) and a file with capabilities in a folder.
+const PLANTER: &str = r##"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    struct open_how how = { .flags = O_CREAT | O_WRONLY, .mode = 04755 };
+    long fd = syscall(SYS_openat2, AT_FDCWD, argv[1], &how, sizeof how);
+    printf("openat2=%s\n", fd < 0 ? strerror(errno) : "done");
+    if (fd >= 0) close((int)fd);
+    int f = open(argv[2], O_CREAT | O_WRONLY, 0755);
+    if (f >= 0) close(f);
+    /* struct vfs_cap_data, revision 2, effective: cap_setuid, cap_setgid */
+    unsigned int cap[5] = { 0x02000001, (1u << 6) | (1u << 7), 0, 0, 0 };
+    int r = setxattr(argv[2], "security.capability", cap, sizeof cap, 0);
+    printf("setxattr=%s\n", r < 0 ? strerror(errno) : "done");
+    return 0;
+}
+"##;
+
 /// A third hostile review's attacks, through podman and straight at the
 /// runtime, each judged on the host: the runtime's binary stays as it was
 /// while a container races every `exec` for it; a bundle cannot mount a
@@ -677,8 +705,26 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         .output()
         .unwrap();
     assert!(o.status.success(), "cc -static: {}", stderr(&o));
+    let plant_src = ws.root.join("plant.c");
+    std::fs::write(&plant_src, PLANTER).unwrap();
+    let planter = ws.root.join("plant");
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&planter)
+        .arg(&plant_src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc -static: {}", stderr(&o));
     image_as(&p, "localhost/paddock-test-racer:1", &|r| {
         std::fs::copy(&racer, r.join("bin/racer")).unwrap();
+        std::fs::copy(&planter, r.join("bin/plant")).unwrap();
+        // A dangling link to a name that is not UTF-8: a bind made there
+        // must not blind the check of later recursive binds.
+        std::os::unix::fs::symlink(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/\xff"),
+            r.join("x"),
+        )
+        .unwrap();
     });
     image_as(&p, "localhost/paddock-test-busybox:1", &|_| {});
 
@@ -720,8 +766,68 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         "the runtime's binary changed: {seen}"
     );
 
-    // 2. Recursive binds that bring the host's kernel filesystems along,
-    //    and the host's cgroups themselves.
+    // 1b. Set-id and capability programs left in a host volume, with the
+    //     engine's default capabilities.
+    let vol = ws.root.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let o = p
+        .cmd()
+        .args(["run", "--rm", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["-v", &format!("{}:/vol", vol.display())])
+        .args(["localhost/paddock-test-racer:1", "sh", "-c"])
+        .arg("plant /vol/suid /vol/fcap; grep CapEff /proc/self/status")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("=done"), "{out}");
+    let eff = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(eff & (1 << 31), 0, "CAP_SETFCAP given: {out}");
+    if let Ok(m) = std::fs::metadata(vol.join("suid")) {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(m.permissions().mode() & 0o6000, 0, "{out}");
+    }
+    let xattrs = Command::new("python3")
+        .args(["-c", "import os, sys; print(os.listxattr(sys.argv[1]))"])
+        .arg(vol.join("fcap"))
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&xattrs).contains("security.capability"),
+        "{}{out}",
+        stdout(&xattrs)
+    );
+
+    // 2. Recursive binds that bring the host's kernel filesystems along
+    //    (also after a bind made at a name that is not UTF-8), and the
+    //    host's cgroups themselves.
+    let empty = ws.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = p
+        .cmd()
+        .args(["run", "--rm", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["-v", &format!("{}:/x", empty.display()), "-v", "/:/host"])
+        .args(["localhost/paddock-test-racer:1", "true"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("holds the host's"), "{}", stderr(&o));
     let o = p.run(
         &["--rm", "--network", "none", "-v", "/:/hostroot"],
         "echo ran",
@@ -809,6 +915,23 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
     );
     assert_eq!(std::fs::read_to_string(msgmax).unwrap(), host_msgmax);
     assert_eq!(std::fs::read_to_string(martians).unwrap(), host_martians);
+
+    // 3b. A network sysctl that is per namespace by name only.
+    let lwt = "/proc/sys/net/netfilter/nf_hooks_lwtunnel";
+    let host_lwt = std::fs::read_to_string(lwt).ok();
+    let o = p.run(
+        &[
+            "--rm",
+            "--network",
+            "none",
+            "--sysctl",
+            "net.netfilter.nf_hooks_lwtunnel=1",
+        ],
+        "echo ran",
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(lwt).ok(), host_lwt);
 
     // 4. A container with no capabilities at all, as another user (the
     //    user switch must not need capabilities the bundle withholds).

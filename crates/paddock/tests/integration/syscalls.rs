@@ -122,8 +122,9 @@ PY"#,
 
 /// setuid and setgid bits cannot be set from inside, by any call that
 /// carries a mode (chmod, fchmod, fchmodat, open/openat/creat with
-/// O_CREAT, mknod): a sandbox run as root cannot leave a setuid-root copy
-/// of a shell in the workspace.
+/// O_CREAT, openat2, mknod), nor file capabilities: a sandbox run as root
+/// cannot leave a setuid-root copy of a shell, or one with capabilities,
+/// in the workspace.
 #[test]
 fn setuid_chmod_leaves_no_setuid_binary_on_the_host() {
     use std::os::unix::fs::PermissionsExt;
@@ -131,8 +132,21 @@ fn setuid_chmod_leaves_no_setuid_binary_on_the_host() {
     let o = ws.sh(
         &[],
         r#"cp /bin/sh ./sh; chmod 4755 ./sh; chmod g+s ./sh; python3 - <<'PY'
-import os, stat
+import ctypes, os, stat
+libc = ctypes.CDLL(None, use_errno=True)
+class How(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+def openat2():
+    h = How(os.O_CREAT | os.O_WRONLY, 0o4755, 0)
+    fd = libc.syscall(437, -100, b"new3", ctypes.byref(h), ctypes.sizeof(h))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "openat2")
+    os.close(fd)
+# struct vfs_cap_data, revision 2, effective: cap_setuid and cap_setgid.
+fcap = (0x02000001).to_bytes(4, "little") + ((1 << 6) | (1 << 7)).to_bytes(4, "little") + bytes(12)
 tries = {
+  "openat2": openat2,
+  "setxattr": lambda: os.setxattr("sh", "security.capability", fcap),
   "chmod": lambda: os.chmod("sh", 0o4755),
   "fchmod": lambda: os.fchmod(os.open("sh", os.O_RDONLY), 0o2755),
   "fchmodat": lambda: os.chmod("sh", 0o6755, follow_symlinks=True),
@@ -149,7 +163,7 @@ true"#,
     );
     let out = stdout(&o);
     assert!(!out.contains("DONE"), "{out}{}", stderr(&o));
-    for f in ["sh", "new1", "new2"] {
+    for f in ["sh", "new1", "new2", "new3"] {
         if let Ok(md) = std::fs::metadata(ws.proj.join(f)) {
             assert_eq!(
                 md.permissions().mode() & 0o6000,
@@ -159,4 +173,14 @@ true"#,
         }
     }
     assert!(ws.proj.join("sh").exists(), "the copy itself is allowed");
+    let xattrs = std::process::Command::new("python3")
+        .args(["-c", "import os, sys; print(os.listxattr(sys.argv[1]))"])
+        .arg(ws.proj.join("sh"))
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&xattrs).contains("security.capability"),
+        "file capabilities on the host: {}",
+        stdout(&xattrs)
+    );
 }
