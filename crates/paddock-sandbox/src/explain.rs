@@ -57,6 +57,31 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
 /// [`explain_fs`], told by `protected_exists(host_path, sandbox_path)`
 /// whether a protected name exists: from the host, its host path is
 /// looked at; from inside the sandbox (the audit observer), its path there.
+/// Whether `path` is `prefix` or lies inside it, as `Path::starts_with`
+/// says, compared as bytes when `prefix` has the clean form `normalize`
+/// gives (the audit observer asks this of every mount, for every observed
+/// call).
+fn under(path: &Path, prefix: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, q) = (path.as_os_str().as_bytes(), prefix.as_os_str().as_bytes());
+    let clean = !q.is_empty()
+        && !q.ends_with(b"/")
+        && !q.ends_with(b"/.")
+        && !q.ends_with(b"/..")
+        && q != b"."
+        && q != b".."
+        && !q.starts_with(b"./")
+        && !q.starts_with(b"../")
+        && !q.windows(2).any(|w| w == b"//")
+        && !q.windows(3).any(|w| w == b"/./")
+        && !q.windows(4).any(|w| w == b"/../");
+    let p_clean = !p.ends_with(b"/") && !p.windows(2).any(|w| w == b"//");
+    if !clean || !p_clean {
+        return path.starts_with(prefix);
+    }
+    p.starts_with(q) && (p.len() == q.len() || p[q.len()] == b'/')
+}
+
 /// `names` is `spec.protected`, compiled once ([`crate::guard::Names`]).
 pub(crate) fn explain_fs_with(
     spec: &SandboxSpec,
@@ -67,14 +92,17 @@ pub(crate) fn explain_fs_with(
 ) -> FsVerdict {
     let path = normalize(path);
     let no_userns = spec.level == Level::NoUserns;
-    if let Some(h) = HIDDEN_SYSTEM_PATHS.iter().find(|h| path.starts_with(h)) {
+    if let Some(h) = HIDDEN_SYSTEM_PATHS
+        .iter()
+        .find(|h| under(&path, Path::new(h)))
+    {
         return verdict(
             false,
             Reason::FS_READ_HIDDEN.code(),
             format!("{h} holds host secrets and is replaced by an empty read-only file or folder"),
         );
     }
-    if let Some((host, _)) = spec.hidden.iter().find(|(_, t)| path.starts_with(t)) {
+    if let Some((host, _)) = spec.hidden.iter().find(|(_, t)| under(&path, t)) {
         return verdict(
             false,
             Reason::FS_DENIED_INSIDE.code(),
@@ -89,7 +117,7 @@ pub(crate) fn explain_fs_with(
     let mount = spec
         .mounts
         .iter()
-        .filter(|m| path.starts_with(&m.target))
+        .filter(|m| under(&path, &m.target))
         .max_by_key(|m| m.target.components().count());
     if let Some(m) = mount {
         if m.mode.writable() && op != FsOp::Read {
@@ -150,10 +178,10 @@ pub(crate) fn explain_fs_with(
             _ => verdict(true, Reason::FS_ALLOWED.code(), from),
         };
     }
-    if SYSTEM_DIRS
-        .iter()
-        .any(|d| path.starts_with(Path::new("/").join(d)))
-    {
+    if SYSTEM_DIRS.iter().any(|d| {
+        path.strip_prefix("/")
+            .is_ok_and(|rel| under(rel, Path::new(d)))
+    }) {
         return match op {
             FsOp::Read => verdict(
                 true,
@@ -223,4 +251,55 @@ pub(crate) fn explain_fs_with(
             path.display()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under;
+    use std::path::Path;
+
+    /// The byte comparison answers as `Path::starts_with` does, for clean
+    /// and unclean prefixes alike.
+    #[test]
+    fn under_agrees_with_path_starts_with() {
+        let paths = [
+            "/",
+            "/work",
+            "/work/a",
+            "/workshop",
+            "/work/a/b",
+            "/tmp",
+            "/tmp2",
+            "usr/bin",
+            "usr",
+            "usrx",
+            "",
+        ];
+        let prefixes = [
+            "/",
+            "/work",
+            "/work/",
+            "/work/a",
+            "/wor",
+            "//work",
+            "/work/./a",
+            "/work/../work",
+            "/tmp",
+            "usr",
+            "usr/",
+            "./usr",
+            "",
+            ".",
+            "..",
+        ];
+        for p in paths {
+            for q in prefixes {
+                assert_eq!(
+                    under(Path::new(p), Path::new(q)),
+                    Path::new(p).starts_with(q),
+                    "{p} under {q}"
+                );
+            }
+        }
+    }
 }

@@ -108,6 +108,37 @@ pub(crate) struct Watch {
     denied: HashMap<u32, Denials>,
     /// Helper processes waiting for slow connects (their pidfds).
     helpers: Vec<OwnedFd>,
+    /// The callers' `/proc/PID` folders, kept open.
+    procs: ProcDirs,
+}
+
+/// Callers' `/proc/PID` folders, kept open, so that reading a caller's
+/// cwd or fd link looks up one name instead of walking `/proc/PID/...`
+/// (the observer does it for most calls). A folder whose process is gone
+/// answers nothing; it is then opened again, by pid, for the process that
+/// has that pid now.
+#[derive(Default)]
+struct ProcDirs(HashMap<i32, OwnedFd>);
+
+impl ProcDirs {
+    /// Open folders at most; past that, all are closed and opened afresh.
+    const MAX: usize = 256;
+
+    fn link(&mut self, pid: i32, name: &str) -> Option<PathBuf> {
+        if let Some(dir) = self.0.get(&pid) {
+            if let Ok(l) = sys::readlinkat(dir.as_fd(), Path::new(name)) {
+                return Some(l);
+            }
+            self.0.remove(&pid);
+        }
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        let dir = sys::open_dir_nofollow(Path::new(&format!("/proc/{pid}"))).ok()?;
+        let l = sys::readlinkat(dir.as_fd(), Path::new(name)).ok()?;
+        self.0.insert(pid, dir);
+        Some(l)
+    }
 }
 
 /// What was read from the caller while it waited.
@@ -146,6 +177,7 @@ impl Watch {
             exec_id,
             denied: HashMap::new(),
             helpers: Vec::new(),
+            procs: ProcDirs::default(),
         }
     }
 
@@ -205,7 +237,7 @@ impl Watch {
             let r = self.connect(p, &n, pid, name);
             return r.filter(|_| p.model.audit != AuditLevel::Off);
         }
-        let seen = read_call(pid, what, &n.args);
+        let seen = read_call(&mut self.procs, pid, what, &n.args);
         // The bytes read are this caller's only if it is still waiting.
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
         // A protected name about to be created in an rw mount is refused
@@ -761,12 +793,8 @@ fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn link(path: String) -> Option<PathBuf> {
-    std::fs::read_link(path).ok()
-}
-
 /// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`.
-fn absolute(pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
+fn absolute(procs: &mut ProcDirs, pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
     if raw.is_absolute() {
@@ -774,16 +802,22 @@ fn absolute(pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
     }
     let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
     let base = if fd == libc::AT_FDCWD {
-        link(format!("/proc/{pid}/cwd"))?
+        procs.link(pid, "cwd")?
     } else {
-        link(format!("/proc/{pid}/fd/{fd}"))?
+        procs.link(pid, &format!("fd/{fd}"))?
     };
     Some(normalize(&base.join(raw)))
 }
 
-fn path_arg(pid: i32, args: &[u64; 6], dirfd: Option<usize>, path: usize) -> Option<PathBuf> {
+fn path_arg(
+    procs: &mut ProcDirs,
+    pid: i32,
+    args: &[u64; 6],
+    dirfd: Option<usize>,
+    path: usize,
+) -> Option<PathBuf> {
     let raw = read_cstr(pid, args[path])?;
-    absolute(pid, dirfd.map(|d| args[d]), &raw)
+    absolute(procs, pid, dirfd.map(|d| args[d]), &raw)
 }
 
 /// The low 32 bits of a system call argument (an `int` in C).
@@ -800,14 +834,14 @@ fn existed(path: &Path, flags: u32) -> bool {
     !creat || (!excl && std::fs::symlink_metadata(path).is_ok())
 }
 
-fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
+fn read_call(procs: &mut ProcDirs, pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
     Some(match what {
         Watched::Open {
             dirfd_arg,
             path_arg: pa,
             flags_arg,
         } => {
-            let path = path_arg(pid, a, dirfd_arg, pa)?;
+            let path = path_arg(procs, pid, a, dirfd_arg, pa)?;
             // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
             let flags = flags_arg.map_or(WRITE_FLAGS, |f| low32(a[f]));
             Seen::Open {
@@ -820,7 +854,7 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
             // struct open_how { u64 flags; u64 mode; u64 resolve; }
             let mut how = [0u8; 8];
             read_memory(pid, a[2], &mut how).ok()?;
-            let path = path_arg(pid, a, Some(0), 1)?;
+            let path = path_arg(procs, pid, a, Some(0), 1)?;
             let flags = low32(u64::from_ne_bytes(how));
             Seen::Open {
                 existed: existed(&path, flags),
@@ -831,22 +865,22 @@ fn read_call(pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
         Watched::Delete {
             dirfd_arg,
             path_arg: pa,
-        } => Seen::Delete(path_arg(pid, a, dirfd_arg, pa)?),
+        } => Seen::Delete(path_arg(procs, pid, a, dirfd_arg, pa)?),
         Watched::Rename { from, to } => Seen::Rename(
-            path_arg(pid, a, from.0, from.1)?,
-            path_arg(pid, a, to.0, to.1)?,
+            path_arg(procs, pid, a, from.0, from.1)?,
+            path_arg(procs, pid, a, to.0, to.1)?,
         ),
         Watched::Create {
             dirfd_arg,
             path_arg: pa,
             what,
-        } => Seen::Create(path_arg(pid, a, dirfd_arg, pa)?, what),
+        } => Seen::Create(path_arg(procs, pid, a, dirfd_arg, pa)?, what),
         Watched::Exec {
             dirfd_arg,
             path_arg: pa,
             argv_arg,
         } => {
-            let path = path_arg(pid, a, dirfd_arg, pa)?;
+            let path = path_arg(procs, pid, a, dirfd_arg, pa)?;
             let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
             // At most 64 arguments and 16 KiB in all: a record must fit
