@@ -42,8 +42,18 @@ impl Podman {
         c
     }
 
-    /// `podman run` with the limits this machine's root can set.
+    /// `podman run` of the busybox image's shell with the limits this
+    /// machine's root can set.
     fn run(&self, extra: &[&str], script: &str) -> Output {
+        self.run_in(
+            "localhost/paddock-test-busybox:1",
+            extra,
+            &["sh", "-c", script],
+        )
+    }
+
+    /// `podman run` of `argv` in `image`, with those limits.
+    fn run_in(&self, image: &str, extra: &[&str], argv: &[&str]) -> Output {
         self.cmd()
             .args([
                 "run",
@@ -53,7 +63,8 @@ impl Podman {
                 "nproc=1024:1024",
             ])
             .args(extra)
-            .args(["localhost/paddock-test-busybox:1", "sh", "-c", script])
+            .arg(image)
+            .args(argv)
             .output()
             .unwrap()
     }
@@ -637,6 +648,22 @@ int main(void) {
 }
 "##;
 
+/// `source` (C) built as a static program `dir/name`, for an image
+/// that has no libc.
+fn static_program(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let out = dir.join(name);
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc -static {name}: {}", stderr(&o));
+    out
+}
+
 /// A program that leaves a setuid-root file made by `openat2` (whose mode
 /// seccomp cannot read) and a file with capabilities in a folder.
 const PLANTER: &str = r##"
@@ -695,26 +722,8 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         rt: rt.clone(),
     };
     std::fs::create_dir_all(&p.dir).unwrap();
-    let src = ws.root.join("racer.c");
-    std::fs::write(&src, EXE_RACER).unwrap();
-    let racer = ws.root.join("racer");
-    let o = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&racer)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc -static: {}", stderr(&o));
-    let plant_src = ws.root.join("plant.c");
-    std::fs::write(&plant_src, PLANTER).unwrap();
-    let planter = ws.root.join("plant");
-    let o = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&planter)
-        .arg(&plant_src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc -static: {}", stderr(&o));
+    let racer = static_program(&ws.root, "racer", EXE_RACER);
+    let planter = static_program(&ws.root, "plant", PLANTER);
     image_as(&p, "localhost/paddock-test-racer:1", &|r| {
         std::fs::copy(&racer, r.join("bin/racer")).unwrap();
         std::fs::copy(&planter, r.join("bin/plant")).unwrap();
@@ -770,20 +779,16 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
     //     engine's default capabilities.
     let vol = ws.root.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
-    let o = p
-        .cmd()
-        .args(["run", "--rm", "--network", "none"])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .args(["-v", &format!("{}:/vol", vol.display())])
-        .args(["localhost/paddock-test-racer:1", "sh", "-c"])
-        .arg("plant /vol/suid /vol/fcap; grep CapEff /proc/self/status")
-        .output()
-        .unwrap();
+    // `--rm --network none` and the volumes `vols`, in the racer's image.
+    let run_racer = |vols: &[String], argv: &[&str]| {
+        let mut extra = vec!["--rm", "--network", "none"];
+        for v in vols {
+            extra.extend(["-v", v.as_str()]);
+        }
+        p.run_in("localhost/paddock-test-racer:1", &extra, argv)
+    };
+    let script = "plant /vol/suid /vol/fcap; grep CapEff /proc/self/status";
+    let o = run_racer(&[format!("{}:/vol", vol.display())], &["sh", "-c", script]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!out.contains("=done"), "{out}");
@@ -797,35 +802,18 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(m.permissions().mode() & 0o6000, 0, "{out}");
     }
-    let xattrs = Command::new("python3")
-        .args(["-c", "import os, sys; print(os.listxattr(sys.argv[1]))"])
-        .arg(vol.join("fcap"))
-        .output()
-        .unwrap();
-    assert!(
-        !stdout(&xattrs).contains("security.capability"),
-        "{}{out}",
-        stdout(&xattrs)
-    );
+    let xattrs = xattr_names(&vol.join("fcap"));
+    assert!(!xattrs.contains("security.capability"), "{xattrs}{out}");
 
     // 2. Recursive binds that bring the host's kernel filesystems along
     //    (also after a bind made at a name that is not UTF-8), and the
     //    host's cgroups themselves.
     let empty = ws.root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = p
-        .cmd()
-        .args(["run", "--rm", "--network", "none"])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .args(["-v", &format!("{}:/x", empty.display()), "-v", "/:/host"])
-        .args(["localhost/paddock-test-racer:1", "true"])
-        .output()
-        .unwrap();
+    let o = run_racer(
+        &[format!("{}:/x", empty.display()), "/:/host".to_string()],
+        &["true"],
+    );
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(stderr(&o).contains("holds the host's"), "{}", stderr(&o));
     let o = p.run(
@@ -865,24 +853,21 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         "0"
     };
     let netns = format!("ns:/proc/{}/ns/net", std::process::id());
-    let o = p.run(
-        &[
-            "--rm",
-            "--network",
-            &netns,
-            "--sysctl",
-            &format!("net.ipv4.conf.all.log_martians={flip}"),
-        ],
-        "echo ran",
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(martians).unwrap(), host_martians);
     let msgmax = "/proc/sys/kernel/msgmax";
     let host_msgmax = std::fs::read_to_string(msgmax).unwrap();
-    let o = p.run(
+    let lwt = "/proc/sys/net/netfilter/nf_hooks_lwtunnel";
+    // Refused, and the host's value as it was.
+    let refused = |extra: &[&str], host_file: &str| {
+        let before = std::fs::read_to_string(host_file).ok();
+        let o = p.run(&[&["--rm"], extra].concat(), "echo ran");
+        assert!(!o.status.success(), "{extra:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
+        assert_eq!(std::fs::read_to_string(host_file).ok(), before, "{extra:?}");
+    };
+    let martians_flip = format!("net.ipv4.conf.all.log_martians={flip}");
+    refused(&["--network", &netns, "--sysctl", &martians_flip], martians);
+    refused(
         &[
-            "--rm",
             "--network",
             "none",
             "--ipc",
@@ -890,11 +875,18 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
             "--sysctl",
             "kernel.msgmax=12347",
         ],
-        "echo ran",
+        msgmax,
     );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(msgmax).unwrap(), host_msgmax);
+    // A network sysctl that is per namespace by name only.
+    refused(
+        &[
+            "--network",
+            "none",
+            "--sysctl",
+            "net.netfilter.nf_hooks_lwtunnel=1",
+        ],
+        lwt,
+    );
     let o = p.run(
         &[
             "--rm",
@@ -903,7 +895,7 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
             "--sysctl",
             "kernel.msgmax=12347",
             "--sysctl",
-            &format!("net.ipv4.conf.all.log_martians={flip}"),
+            &martians_flip,
         ],
         "cat /proc/sys/kernel/msgmax /proc/sys/net/ipv4/conf/all/log_martians",
     );
@@ -915,23 +907,6 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
     );
     assert_eq!(std::fs::read_to_string(msgmax).unwrap(), host_msgmax);
     assert_eq!(std::fs::read_to_string(martians).unwrap(), host_martians);
-
-    // 3b. A network sysctl that is per namespace by name only.
-    let lwt = "/proc/sys/net/netfilter/nf_hooks_lwtunnel";
-    let host_lwt = std::fs::read_to_string(lwt).ok();
-    let o = p.run(
-        &[
-            "--rm",
-            "--network",
-            "none",
-            "--sysctl",
-            "net.netfilter.nf_hooks_lwtunnel=1",
-        ],
-        "echo ran",
-    );
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(stderr(&o).contains("is the host's"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(lwt).ok(), host_lwt);
 
     // 4. A container with no capabilities at all, as another user (the
     //    user switch must not need capabilities the bundle withholds).

@@ -270,3 +270,20 @@ pub fn running_as_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The extended attribute names of `path` on the host (Python's
+/// `os.listxattr`: the standard library has no call for it).
+pub fn xattr_names(path: &std::path::Path) -> String {
+    let o = Command::new("python3")
+        .args(["-c", "import os, sys; print(os.listxattr(sys.argv[1]))"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "listxattr {}: {}",
+        path.display(),
+        stderr(&o)
+    );
+    stdout(&o)
+}
