@@ -711,6 +711,7 @@ fn serve(
                     // supervisor; its pid reads 0 here): without Landlock's
                     // signal scope a command can signal pid 1 too, and one
                     // command must not end the session under the next.
+                    flush(&ctl);
                     return Ok(0);
                 }
             }
@@ -724,6 +725,9 @@ fn serve(
             return Ok(0); // the supervisor is gone
         }
         if payload == b"stop" {
+            // Records still queued (background processes after the last
+            // exit) go out first.
+            flush(&ctl);
             return Ok(0);
         }
         if let Some(rest) = payload.strip_prefix(b"signal ") {

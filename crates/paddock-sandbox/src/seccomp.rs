@@ -448,11 +448,9 @@ pub(crate) fn install(programs: &[BpfProgram]) -> Result<(), String> {
 
 /// Install the filters a container of paddock's OCI runtime gets: those
 /// of a sandbox with audit off (the deny list, and clone3, set-id modes and
-/// x32 refused), and `openat2` answered ENOSYS (`container_only`).
-/// no_new_privs must be set.
+/// x32 refused, `openat2` answered ENOSYS). no_new_privs must be set.
 pub fn install_container_filters() -> Result<(), String> {
-    let mut p = programs(AuditLevel::Off, crate::spec::Level::Full).map_err(|e| e.to_string())?;
-    p.push(program(compiled::CONTAINER_ONLY));
+    let p = programs(AuditLevel::Off, crate::spec::Level::Full).map_err(|e| e.to_string())?;
     install(&p)
 }
 

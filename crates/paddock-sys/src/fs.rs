@@ -87,7 +87,110 @@ pub fn openat2(
             std::mem::size_of::<OpenHow>(),
         )
     };
-    check(ret).map(owned)
+    match check(ret) {
+        Ok(fd) => Ok(owned(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            openat2_by_walk(Some(dirfd), path, flags, mode, resolve_flags)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What `openat2` does with `NO_SYMLINKS` (and, if asked, `BENEATH` and
+/// `NO_MAGICLINKS`), done one name at a time with `O_NOFOLLOW`, each
+/// lookup starting from the folder the previous one opened: for where
+/// `openat2` answers ENOSYS (a sandbox's seccomp filter, which refuses it
+/// because its mode is out of sight, or a kernel before 5.6). Stricter
+/// where it cannot be as exact: `..` is refused (EXDEV), and so is any
+/// other combination of flags (ENOSYS).
+pub(crate) fn openat2_by_walk(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve_flags: u64,
+) -> io::Result<OwnedFd> {
+    use std::path::Component;
+    let err = |n| io::Error::from_raw_os_error(n);
+    let known = resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS;
+    if resolve_flags & !known != 0 || resolve_flags & resolve::NO_SYMLINKS == 0 {
+        return Err(err(libc::ENOSYS));
+    }
+    if path.as_os_str().is_empty() {
+        return Err(err(libc::ENOENT));
+    }
+    let mut names = Vec::new();
+    let mut absolute = false;
+    for c in path.components() {
+        match c {
+            Component::RootDir => absolute = true,
+            Component::CurDir => {}
+            Component::Normal(n) => names.push(n),
+            Component::ParentDir | Component::Prefix(_) => return Err(err(libc::EXDEV)),
+        }
+    }
+    if absolute && resolve_flags & resolve::BENEATH != 0 {
+        return Err(err(libc::EXDEV));
+    }
+    let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let start = match (absolute, dirfd) {
+        (true, _) => openat_raw(None, Path::new("/"), dir_flags, 0)?,
+        (false, Some(d)) => openat_raw(Some(d), Path::new("."), dir_flags, 0)?,
+        (false, None) => openat_raw(None, Path::new("."), dir_flags, 0)?,
+    };
+    let Some((last, folders)) = names.split_last() else {
+        return openat_raw(
+            Some(start.as_fd()),
+            Path::new("."),
+            flags | libc::O_CLOEXEC,
+            mode,
+        );
+    };
+    let mut cur = start;
+    for name in folders {
+        let next = openat_raw(Some(cur.as_fd()), Path::new(name), dir_flags, 0)
+            .map_err(|e| link_is_eloop(cur.as_fd(), Path::new(name), e))?;
+        cur = next;
+    }
+    let last = Path::new(last);
+    let fd = openat_raw(
+        Some(cur.as_fd()),
+        last,
+        flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        mode,
+    )
+    .map_err(|e| link_is_eloop(cur.as_fd(), last, e))?;
+    // O_PATH with O_NOFOLLOW opens a link itself; openat2 refuses it.
+    if fstatat(fd.as_fd(), Path::new(""))?.mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(err(libc::ELOOP));
+    }
+    Ok(fd)
+}
+
+/// `openat(dirfd, path, flags, mode)`.
+fn openat_raw(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `c` is NUL-terminated and lives across the call; `dfd` is
+    // AT_FDCWD or a borrowed fd; the mode is an integer.
+    let ret = unsafe { libc::openat(dfd, c.as_ptr(), flags, mode as libc::c_uint) };
+    check(libc::c_long::from(ret)).map(owned)
+}
+
+/// The error a lookup of `name` in `dir` failed with, as openat2 would
+/// give it: ELOOP when the name is a symbolic link.
+fn link_is_eloop(dir: BorrowedFd<'_>, name: &Path, e: io::Error) -> io::Error {
+    let link = fstatat(dir, name).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFLNK);
+    if link {
+        io::Error::from_raw_os_error(libc::ELOOP)
+    } else {
+        e
+    }
 }
 
 /// What `fstatat` says about one object.
@@ -589,6 +692,83 @@ mod tests {
         assert_eq!(ev[1].name, "b");
         assert_ne!(ev[1].mask & libc::IN_ISDIR, 0);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The walk that stands in for openat2 where it is refused answers as
+    /// openat2 does: the same object, or an error where openat2 gives one
+    /// (ELOOP for a link anywhere on the way, EXDEV for leaving the
+    /// folder), and never follows a link.
+    #[test]
+    fn the_walk_without_openat2_answers_as_openat2() {
+        use std::os::unix::fs::MetadataExt;
+        let d = std::env::temp_dir().join(format!("paddock-sys-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink("b", d.join("a/lb")).unwrap();
+        std::os::unix::fs::symlink("f", d.join("a/b/lf")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("a/abs")).unwrap();
+        let root = open_dir_nofollow(&d).unwrap();
+        let r = root.as_fd();
+        let all = resolve::BENEATH | resolve::NO_SYMLINKS | resolve::NO_MAGICLINKS;
+        let ino = |fd: &OwnedFd| {
+            std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .unwrap()
+                .ino()
+        };
+        let code = |e: io::Error| e.raw_os_error().unwrap_or(0);
+        for (path, flags) in [
+            ("a/b/f", libc::O_RDONLY),
+            ("a/b/f", libc::O_PATH),
+            ("./a/b", libc::O_PATH | libc::O_DIRECTORY),
+            ("a/lb/f", libc::O_RDONLY),
+            ("a/b/lf", libc::O_RDONLY),
+            ("a/b/lf", libc::O_PATH),
+            ("a/abs/passwd", libc::O_RDONLY),
+            ("/etc/passwd", libc::O_RDONLY),
+            ("a/missing", libc::O_RDONLY),
+            ("a/b/f/x", libc::O_RDONLY),
+        ] {
+            let kernel = openat2(r, Path::new(path), flags, 0, all);
+            let walk = openat2_by_walk(Some(r), Path::new(path), flags, 0, all);
+            match (kernel, walk) {
+                (Ok(k), Ok(w)) => assert_eq!(ino(&k), ino(&w), "{path}"),
+                (Err(k), Err(w)) => assert_eq!(code(k), code(w), "{path}"),
+                (k, w) => panic!("{path}: openat2 {k:?}, the walk {w:?}"),
+            }
+        }
+        // Stricter than openat2 where it cannot check: `..` at all.
+        let e =
+            openat2_by_walk(Some(r), Path::new("a/../a/b/f"), libc::O_RDONLY, 0, all).unwrap_err();
+        assert_eq!(code(e), libc::EXDEV);
+        // A file made through the walk gets the mode asked for.
+        let made = openat2_by_walk(
+            Some(r),
+            Path::new("a/new"),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o640,
+            all,
+        )
+        .unwrap();
+        drop(made);
+        assert_eq!(
+            std::fs::metadata(d.join("a/new")).unwrap().mode() & 0o777,
+            0o640 & !current_umask()
+        );
+        // Flags it cannot stand in for stay refused.
+        let e = openat2_by_walk(Some(r), Path::new("a"), libc::O_PATH, 0, resolve::IN_ROOT)
+            .unwrap_err();
+        assert_eq!(code(e), libc::ENOSYS);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The process's umask, read without changing it for long.
+    fn current_umask() -> u32 {
+        // SAFETY: umask takes and returns an integer; it is set back at once.
+        let m = unsafe { libc::umask(0o022) };
+        // SAFETY: as above.
+        unsafe { libc::umask(m) };
+        m as u32
     }
 
     #[test]

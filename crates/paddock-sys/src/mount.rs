@@ -51,7 +51,19 @@ pub fn openat2_path(
             std::mem::size_of::<OpenHow>(),
         )
     };
-    check(ret).map(owned)
+    match check(ret) {
+        Ok(fd) => Ok(owned(fd)),
+        // Refused here (a sandbox's filter): the same lookup, a name at a
+        // time, where it can be made exactly.
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => openat2_by_walk(
+            dirfd,
+            path,
+            libc::O_PATH | libc::O_CLOEXEC | extra_flags,
+            0,
+            resolve_flags,
+        ),
+        Err(e) => Err(e),
+    }
 }
 
 /// Mount attribute bits for [`mount_setattr`].

@@ -121,11 +121,11 @@ PY"#,
 }
 
 /// setuid and setgid bits cannot be set from inside, by any call that
-/// carries a mode seccomp can read (chmod, fchmod, fchmodat, open/openat/
-/// creat with O_CREAT, mknod), nor file capabilities: a sandbox run as
-/// root cannot leave a setuid-root copy of a shell, or one with
-/// capabilities, in the workspace that way. (openat2's mode is out of
-/// seccomp's sight: docs/sandbox.md.)
+/// carries a mode (chmod, fchmod, fchmodat, open/openat/creat with
+/// O_CREAT, mknod; openat2, whose mode seccomp cannot read, is answered
+/// ENOSYS), nor file capabilities: a sandbox run as root cannot leave a
+/// setuid-root copy of a shell, or one with capabilities, in the
+/// workspace.
 #[test]
 fn setuid_chmod_leaves_no_setuid_binary_on_the_host() {
     use std::os::unix::fs::PermissionsExt;
@@ -133,10 +133,20 @@ fn setuid_chmod_leaves_no_setuid_binary_on_the_host() {
     let o = ws.sh(
         &[],
         r#"cp /bin/sh ./sh; chmod 4755 ./sh; chmod g+s ./sh; python3 - <<'PY'
-import os, stat
+import ctypes, os, stat
+libc = ctypes.CDLL(None, use_errno=True)
+class How(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+def openat2():
+    h = How(os.O_CREAT | os.O_WRONLY, 0o4755, 0)
+    fd = libc.syscall(437, -100, b"new3", ctypes.byref(h), ctypes.sizeof(h))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "openat2")
+    os.close(fd)
 # struct vfs_cap_data, revision 2, effective: cap_setuid and cap_setgid.
 fcap = (0x02000001).to_bytes(4, "little") + ((1 << 6) | (1 << 7)).to_bytes(4, "little") + bytes(12)
 tries = {
+  "openat2": openat2,
   "setxattr": lambda: os.setxattr("sh", "security.capability", fcap),
   "chmod": lambda: os.chmod("sh", 0o4755),
   "fchmod": lambda: os.fchmod(os.open("sh", os.O_RDONLY), 0o2755),
@@ -154,7 +164,7 @@ true"#,
     );
     let out = stdout(&o);
     assert!(!out.contains("DONE"), "{out}{}", stderr(&o));
-    for f in ["sh", "new1", "new2"] {
+    for f in ["sh", "new1", "new2", "new3"] {
         if let Ok(md) = std::fs::metadata(ws.proj.join(f)) {
             assert_eq!(
                 md.permissions().mode() & 0o6000,
