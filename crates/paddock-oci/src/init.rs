@@ -160,25 +160,24 @@ pub(crate) struct HostNamespaces {
 
 impl HostNamespaces {
     fn here() -> HostNamespaces {
-        let ino = |kind: &str| {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(format!("/proc/self/ns/{kind}"))
-                .ok()
-                .map(|m| m.ino())
-        };
         HostNamespaces {
-            net: ino("net"),
-            ipc: ino("ipc"),
+            net: Self::current("net"),
+            ipc: Self::current("ipc"),
         }
+    }
+
+    /// The inode of the calling process's `kind` namespace.
+    fn current(kind: &str) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/self/ns/{kind}"))
+            .ok()
+            .map(|m| m.ino())
     }
 
     /// Whether the calling process is in a `kind` namespace that is not
     /// the host's (unknown counts as the host's).
     fn own(host: Option<u64>, kind: &str) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let now = std::fs::metadata(format!("/proc/self/ns/{kind}"))
-            .ok()
-            .map(|m| m.ino());
+        let now = Self::current(kind);
         now.is_some() && host.is_some() && now != host
     }
 }
@@ -208,6 +207,16 @@ const READ_ONLY: &[&str] = &[
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// paddock's own paths, then the bundle's.
+fn ours_then<'a>(
+    own: &'static [&'static str],
+    bundle: Option<&'a [String]>,
+) -> impl Iterator<Item = &'a str> {
+    own.iter()
+        .copied()
+        .chain(bundle.into_iter().flatten().map(String::as_str))
+}
 
 /// Sysctls a container may set: those of namespaces of its own, not the
 /// host's (IPC and mqueue with an IPC namespace, the network's with a
@@ -495,14 +504,14 @@ fn setup(
     }
     std::fs::metadata(format!("/proc/self/fd/{}", fifo.as_raw_fd()))
         .map_err(step("the exec.fifo"))?;
+    // Compared with the host's own, not read from the bundle: a joined
+    // namespace may be the host's (`--network ns:/proc/1/ns/net`).
+    let own_net = HostNamespaces::own(host.net, "net");
+    let own_ipc = HostNamespaces::own(host.ipc, "ipc");
     for (k, v) in linux.map(|l| &l.sysctl).into_iter().flatten() {
         if k.contains("..") || k.contains('/') {
             return Err(format!("sysctl `{k}` is not a sysctl name"));
         }
-        // Compared with the host's own, not read from the bundle: a
-        // joined namespace may be the host's (`--network ns:/proc/1/ns/net`).
-        let own_net = HostNamespaces::own(host.net, "net");
-        let own_ipc = HostNamespaces::own(host.ipc, "ipc");
         if !namespaced_sysctl(k, own_net, own_ipc) {
             return Err(format!(
                 "sysctl `{k}` is the host's, not the container's: refused (only IPC and mqueue sysctls with an IPC namespace of the container's own, network sysctls with a network namespace of its own)"
@@ -516,19 +525,11 @@ fn setup(
     // paddock's own masks and read-only paths, whatever the bundle asks
     // (podman's `unmask=ALL` would leave /proc/sys writable: a write to
     // core_pattern runs a program on the host), then the bundle's.
-    let masked = MASKED
-        .iter()
-        .map(|p| p.to_string())
-        .chain(linux.map(|l| l.masked_paths.clone()).unwrap_or_default());
-    for p in masked {
-        mask(Path::new(&p)).map_err(|e| format!("masking {p}: {e}"))?;
+    for p in ours_then(MASKED, linux.map(|l| l.masked_paths.as_slice())) {
+        mask(Path::new(p)).map_err(|e| format!("masking {p}: {e}"))?;
     }
-    let read_only_paths = READ_ONLY
-        .iter()
-        .map(|p| p.to_string())
-        .chain(linux.map(|l| l.readonly_paths.clone()).unwrap_or_default());
-    for p in read_only_paths {
-        read_only(Path::new(&p)).map_err(|e| format!("read-only {p}: {e}"))?;
+    for p in ours_then(READ_ONLY, linux.map(|l| l.readonly_paths.as_slice())) {
+        read_only(Path::new(p)).map_err(|e| format!("read-only {p}: {e}"))?;
     }
     if cfg.root.as_ref().is_some_and(|r| r.readonly) {
         let root = paddock_sys::openat2_path(None, Path::new("/"), libc::O_DIRECTORY, 0)

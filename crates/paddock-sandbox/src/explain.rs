@@ -54,9 +54,6 @@ pub fn explain_fs(spec: &SandboxSpec, path: &Path, op: FsOp) -> FsVerdict {
     })
 }
 
-/// [`explain_fs`], told by `protected_exists(host_path, sandbox_path)`
-/// whether a protected name exists: from the host, its host path is
-/// looked at; from inside the sandbox (the audit observer), its path there.
 /// Whether `path` is `prefix` or lies inside it, as `Path::starts_with`
 /// says, compared as bytes when `prefix` has the clean form `normalize`
 /// gives (the audit observer asks this of every mount, for every observed
@@ -82,6 +79,9 @@ fn under(path: &Path, prefix: &Path) -> bool {
     p.starts_with(q) && (p.len() == q.len() || p[q.len()] == b'/')
 }
 
+/// [`explain_fs`], told by `protected_exists(host_path, sandbox_path)`
+/// whether a protected name exists: from the host, its host path is
+/// looked at; from inside the sandbox (the audit observer), its path there.
 /// `names` is `spec.protected`, compiled once ([`crate::guard::Names`]).
 pub(crate) fn explain_fs_with(
     spec: &SandboxSpec,

@@ -126,9 +126,8 @@ impl Names {
             return false;
         }
         self.all.iter().any(|want| {
-            let (last, before) = match want.split_last() {
-                Some(split) => split,
-                None => return false,
+            let Some((last, before)) = want.split_last() else {
+                return false;
             };
             last == name
                 && before.len() <= parents.len()

@@ -234,10 +234,7 @@ pub fn reexec_sealed(argv: &[std::ffi::OsString]) -> io::Error {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let mut a: Vec<*const libc::c_char> = args.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (exec_array(&args), exec_array(&env));
     // SAFETY: the fd is open; the empty path is NUL-terminated; every
     // element of `a` and `e` is a NUL-terminated string that outlives the
     // call, and both arrays end with NULL. AT_EMPTY_PATH executes the fd

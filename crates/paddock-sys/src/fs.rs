@@ -70,18 +70,39 @@ pub fn openat2(
     mode: u32,
     resolve_flags: u64,
 ) -> io::Result<OwnedFd> {
+    openat2_or_walk(
+        Some(dirfd),
+        path,
+        flags | libc::O_CLOEXEC,
+        mode,
+        resolve_flags,
+    )
+}
+
+/// `openat2(dirfd, path, {flags, mode, resolve})` (`None`: AT_FDCWD), or,
+/// where it answers ENOSYS (a sandbox's filter refuses it), the same
+/// lookup a name at a time where it can be made exactly
+/// ([`openat2_by_walk`]).
+pub(crate) fn openat2_or_walk(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve_flags: u64,
+) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
+        flags: flags as u64,
         mode: u64::from(mode),
         resolve: resolve_flags,
     };
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     // SAFETY: `c` is NUL-terminated, `how` is a valid open_how whose size we
-    // pass, both live across the call; `dirfd` is borrowed.
+    // pass, both live across the call; `dfd` is AT_FDCWD or a borrowed fd.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            dirfd.as_raw_fd(),
+            dfd,
             c.as_ptr(),
             &how,
             std::mem::size_of::<OpenHow>(),
@@ -90,7 +111,7 @@ pub fn openat2(
     match check(ret) {
         Ok(fd) => Ok(owned(fd)),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            openat2_by_walk(Some(dirfd), path, flags, mode, resolve_flags)
+            openat2_by_walk(dirfd, path, flags, mode, resolve_flags)
         }
         Err(e) => Err(e),
     }
@@ -764,11 +785,9 @@ mod tests {
 
     /// The process's umask, read without changing it for long.
     fn current_umask() -> u32 {
-        // SAFETY: umask takes and returns an integer; it is set back at once.
-        let m = unsafe { libc::umask(0o022) };
-        // SAFETY: as above.
-        unsafe { libc::umask(m) };
-        m as u32
+        let m = set_umask(0o022);
+        set_umask(m);
+        m
     }
 
     #[test]

@@ -33,37 +33,13 @@ pub fn openat2_path(
     extra_flags: i32,
     resolve_flags: u64,
 ) -> io::Result<OwnedFd> {
-    let c = cstr(path)?;
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC | extra_flags) as u64,
-        mode: 0,
-        resolve: resolve_flags,
-    };
-    let dfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: `c` is NUL-terminated, `how` is a valid open_how whose size we
-    // pass, both live across the call; `dfd` is AT_FDCWD or a borrowed fd.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dfd,
-            c.as_ptr(),
-            &how,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    match check(ret) {
-        Ok(fd) => Ok(owned(fd)),
-        // Refused here (a sandbox's filter): the same lookup, a name at a
-        // time, where it can be made exactly.
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => openat2_by_walk(
-            dirfd,
-            path,
-            libc::O_PATH | libc::O_CLOEXEC | extra_flags,
-            0,
-            resolve_flags,
-        ),
-        Err(e) => Err(e),
-    }
+    openat2_or_walk(
+        dirfd,
+        path,
+        libc::O_PATH | libc::O_CLOEXEC | extra_flags,
+        0,
+        resolve_flags,
+    )
 }
 
 /// Mount attribute bits for [`mount_setattr`].

@@ -239,12 +239,17 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     check(ret).map(drop)
 }
 
+/// The NULL-terminated array of pointers `execve` takes for `strings`
+/// (valid while `strings` lives).
+pub(crate) fn exec_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut a: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    a
+}
+
 /// `execve(2)`. Only returns on failure.
 pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (exec_array(argv), exec_array(envp));
     // SAFETY: `path` and every element of `a` and `e` are NUL-terminated
     // strings that outlive the call; both arrays are NULL-terminated.
     unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
