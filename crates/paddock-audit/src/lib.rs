@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -65,6 +66,11 @@ pub struct Event {
     /// Who asked.
     #[serde(flatten)]
     pub caller: Caller,
+    /// Where it happened beyond the session, by OpenTelemetry attribute
+    /// name: a container's `container.id`, its pod's `k8s.pod.name`,
+    /// `k8s.namespace.name`, ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Event-specific fields.
     #[serde(default)]
     pub data: serde_json::Value,
@@ -80,6 +86,7 @@ pub struct Log {
     session: String,
     policy_hash: String,
     isolation: String,
+    labels: BTreeMap<String, String>,
     level: Level,
     sinks: Vec<Sink>,
     lock: Mutex<()>,
@@ -111,6 +118,7 @@ impl Log {
             session: session.to_string(),
             policy_hash: policy_hash.to_string(),
             isolation: String::new(),
+            labels: BTreeMap::new(),
             level: Level::All,
             sinks: Vec::new(),
             lock: Mutex::new(()),
@@ -126,6 +134,12 @@ impl Log {
     /// Stamp every event with the sandbox's isolation level.
     pub fn with_isolation(mut self, level: &str) -> Log {
         self.isolation = level.to_string();
+        self
+    }
+
+    /// Stamp every event with `labels` (see [`Event::labels`]).
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Log {
+        self.labels = labels;
         self
     }
 
@@ -178,6 +192,7 @@ impl Log {
             allowed,
             reason_code: reason_code.map(str::to_string),
             caller: caller.clone(),
+            labels: self.labels.clone(),
             data,
         };
         if let Some(file) = &self.file {

@@ -28,6 +28,8 @@ pub struct Exec<'a> {
     pub preserve_fds: u32,
     /// `--tty`: a terminal whatever the process says.
     pub tty: bool,
+    /// The node's policy and audit folders.
+    pub places: &'a crate::egress::Places,
 }
 
 /// Start the process; its pid (as seen from here).
@@ -38,8 +40,11 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
     }
     let text = std::fs::read_to_string(e.process)
         .map_err(|err| format!("--process {}: {err}", e.process.display()))?;
-    let process: Process = serde_json::from_str(&text)
+    let mut process: Process = serde_json::from_str(&text)
         .map_err(|err| format!("--process {}: {err}", e.process.display()))?;
+    // The container's egress variables (the engine builds an exec's
+    // environment from the image, not from what `create` added).
+    process.env = crate::egress::with_env(&process.env, &r.env);
     if process.args.is_empty() {
         return Err("the process has no args: name the program to run".into());
     }
@@ -94,6 +99,23 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
             };
             if let Some(p) = e.pid_file {
                 state::write_pid_file(p, pid)?;
+            }
+            if let Some(name) = &r.policy {
+                // Each command attributed to its container (and pod). The
+                // policy is read again for its audit settings; the
+                // process already runs under the container's network.
+                let mut a = r.annotations.clone();
+                a.insert(crate::egress::ANNOTATION.into(), name.clone());
+                if let Ok(Some(policy)) = crate::egress::named_policy(&a, e.places) {
+                    let _ = crate::egress::record(
+                        e.places,
+                        e.id,
+                        &policy,
+                        &r.annotations,
+                        paddock_audit::EventKind::ExecStart,
+                        serde_json::json!({"argv": process.args, "cwd": process.cwd, "pid": pid}),
+                    );
+                }
             }
             Ok(pid)
         }

@@ -3,6 +3,9 @@
 //!
 //! **The runtime, on the host:**
 //! 1. Read and check `config.json` (what is not honoured is refused).
+//!    With an `io.paddock.policy` annotation, read the named policy from
+//!    the node's folder and prepare its egress ([`crate::egress`]): the
+//!    process's environment and the CA bundle's mounts join the bundle's.
 //! 2. Make the container's folder and its `exec.fifo`, and open the
 //!    namespaces the bundle names by path (podman's network namespace).
 //! 3. With a terminal, make a pty and hand its master to the engine over
@@ -11,10 +14,17 @@
 //!    its word: ready (write the pid file, exit 0) or the step that failed
 //!    (remove everything, exit 1). The process stays, re-parented to the
 //!    engine's monitor (conmon, containerd's shim), blocked on the fifo.
+//!    Under a policy, the word before ready carries the container's
+//!    listener, the engine's network namespace and the TUN; the egress
+//!    daemon (proxy and audit log) is forked with them before the runtime
+//!    exits, and lives as long as the container's process.
 //!
 //! **The container's process, in its namespaces** ([`container`]):
 //! 1. Join the namespaces named by path; make every mount private, so
-//!    nothing made here reaches the host.
+//!    nothing made here reaches the host. Under a policy, unshare a
+//!    network namespace of its own below the engine's: loopback, the
+//!    proxy's listener on it and a TUN for everything else, handed to the
+//!    runtime; nothing else leaves.
 //! 2. Bind the root filesystem onto itself, then make each of the bundle's
 //!    mounts, every target opened inside the root with `RESOLVE_IN_ROOT`
 //!    (a symbolic link in the image cannot point a mount at the host).
@@ -251,6 +261,8 @@ pub struct Create<'a> {
     pub pid_file: Option<&'a Path>,
     pub console_socket: Option<&'a Path>,
     pub preserve_fds: u32,
+    /// The node's policy and audit folders.
+    pub places: &'a crate::egress::Places,
 }
 
 /// Run `create`. On error nothing is left behind: no folder, no process.
@@ -258,7 +270,20 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
     state::valid_id(c.id)?;
     let bundle = std::fs::canonicalize(c.bundle)
         .map_err(|e| format!("bundle {}: {e}", c.bundle.display()))?;
-    let cfg = Config::load(&bundle)?;
+    let mut cfg = Config::load(&bundle)?;
+    // The policy the bundle names, read and checked before anything is
+    // made: its errors name the file and line.
+    let egress = match crate::egress::named_policy(&cfg.annotations, c.places)? {
+        Some(p) => Some(crate::egress::Prepared::new(p)?),
+        None => None,
+    };
+    if let Some(e) = &egress {
+        cfg.mounts.extend(e.mounts.iter().cloned());
+        if let Some(p) = cfg.process.as_mut() {
+            p.env = crate::egress::with_env(&p.env, &e.env);
+        }
+    }
+    let net = egress.as_ref().map(|e| e.net);
     let linux = cfg.linux.as_ref();
     if linux.is_some_and(|l| !l.devices.is_empty()) {
         return Err(
@@ -334,6 +359,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 c.preserve_fds,
                 flags,
                 host,
+                net,
                 &mut sync,
             );
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
@@ -343,19 +369,61 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
             drop(child_end);
             let mut said = String::new();
             let mut parent_end = parent_end;
+            let stop = |why: String| {
+                let _ = paddock_sys::kill(pid, libc::SIGKILL);
+                let _ = paddock_sys::waitpid(pid, false);
+                undo(format!("container `{}`: {why}", c.id))
+            };
+            // The container's network namespace hands its proxy listener
+            // (and TUN device) out first.
+            let handed = match net {
+                Some(crate::egress::Net::Proxy { .. }) => {
+                    Some(crate::egress::receive(&parent_end).map_err(stop)?)
+                }
+                _ => None,
+            };
             let mut buf = [0u8; 4096];
             // The child says "READY" and keeps the socket open while it
             // waits on the fifo; an error closes it.
             let n = parent_end.read(&mut buf).unwrap_or(0);
             said.push_str(&String::from_utf8_lossy(&buf[..n]));
             if said != "READY" {
-                let _ = paddock_sys::kill(pid, libc::SIGKILL);
-                let _ = paddock_sys::waitpid(pid, false);
                 let why = said
                     .strip_prefix("ERR ")
                     .unwrap_or("the container's process ended before it was ready");
-                return Err(undo(format!("container `{}`: {why}", c.id)));
+                return Err(stop(why.to_string()));
             }
+            let (policy, env) = egress
+                .as_ref()
+                .map(|e| (Some(e.policy.name.clone()), e.env.clone()))
+                .unwrap_or_default();
+            let daemon = match (egress, handed) {
+                (Some(e), Some(handed)) => {
+                    let d = crate::egress::start_daemon(
+                        c.places,
+                        c.id,
+                        pid,
+                        &cfg.annotations,
+                        e,
+                        handed,
+                    )
+                    .map_err(stop)?;
+                    Some((d, paddock_sys::process_start_time(d).unwrap_or(0)))
+                }
+                (Some(e), None) => {
+                    crate::egress::record(
+                        c.places,
+                        c.id,
+                        &e.policy,
+                        &cfg.annotations,
+                        paddock_audit::EventKind::SessionStart,
+                        serde_json::json!({"container": c.id, "policy": e.policy.file, "network": "none"}),
+                    )
+                    .map_err(stop)?;
+                    None
+                }
+                _ => None,
+            };
             let record = Record {
                 id: c.id.to_string(),
                 pid,
@@ -365,14 +433,20 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 created: state::now_rfc3339(),
                 annotations: cfg.annotations.clone(),
                 owner: String::new(),
+                policy,
+                env,
+                egress: daemon,
             };
             let saved = state::save(c.root, &record)
                 .and_then(|()| c.pid_file.map_or(Ok(()), |p| state::write_pid_file(p, pid)));
             if let Err(e) = saved {
-                // Nothing is left behind: not the process, not its state.
-                let _ = paddock_sys::kill(pid, libc::SIGKILL);
-                let _ = paddock_sys::waitpid(pid, false);
-                return Err(undo(e));
+                // Nothing is left behind: not the process, its proxy or
+                // its state.
+                if let Some((d, _)) = daemon {
+                    let _ = paddock_sys::kill(d, libc::SIGKILL);
+                    let _ = paddock_sys::waitpid(d, false);
+                }
+                return Err(stop(e));
             }
             Ok(())
         }
@@ -399,13 +473,19 @@ fn setup(
     preserve_fds: u32,
     flags: u64,
     host: HostNamespaces,
+    net: Option<crate::egress::Net>,
     sync: &mut UnixStream,
 ) -> Result<Never, String> {
     let linux = cfg.linux.as_ref();
     let process = cfg.process.as_ref().ok_or("no process")?;
-    // 1. Namespaces by path; every mount private.
+    // 1. Namespaces by path; every mount private. Under a policy, a
+    //    network namespace of the container's own, in place of the
+    //    engine's (made while the host's /dev/net/tun is in view).
     for (kind, f) in join {
         paddock_sys::setns(f.as_fd()).map_err(step(&format!("joining the {kind} namespace")))?;
+    }
+    if let Some(net) = net {
+        crate::egress::enter(net, sync)?;
     }
     let prop = match linux.and_then(|l| l.rootfs_propagation.as_deref()) {
         Some("slave" | "rslave") => libc::MS_SLAVE,

@@ -13,6 +13,7 @@
 //! not applied, and `doctor` says why).
 
 mod config;
+mod egress;
 mod exec;
 mod init;
 mod state;
@@ -38,6 +39,7 @@ struct Globals {
     root: PathBuf,
     log: Option<PathBuf>,
     json: bool,
+    places: egress::Places,
 }
 
 /// Run the runtime with `args` (without the program name); the exit code.
@@ -50,6 +52,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         root: default_root(),
         log: None,
         json: false,
+        places: egress::Places {
+            policies: PathBuf::from(egress::DEFAULT_POLICY_DIR),
+            audit: PathBuf::from(egress::DEFAULT_AUDIT_DIR),
+        },
     };
     let mut i = 0;
     // Global options come before the command.
@@ -81,6 +87,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 None => return fail(&g, "--root needs a folder"),
             },
             "--log" => g.log = value().map(PathBuf::from),
+            "--policy-dir" => match value() {
+                Some(v) => g.places.policies = PathBuf::from(v),
+                None => return fail(&g, "--policy-dir needs a folder"),
+            },
+            "--audit-dir" => match value() {
+                Some(v) => g.places.audit = PathBuf::from(v),
+                None => return fail(&g, "--audit-dir needs a folder"),
+            },
             "--log-format" => g.json = value().as_deref() == Some("json"),
             "--systemd-cgroup" | "--debug" | "--no-pivot" => {}
             "--rootless" | "--criu" => {
@@ -129,7 +143,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format text|json] COMMAND
+const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format text|json]
+    [--policy-dir DIR (io.paddock.policy=NAME reads DIR/NAME.toml; default /etc/paddock/oci)]
+    [--audit-dir DIR (default /var/log/paddock/oci)] COMMAND
   create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | features";
 
@@ -264,6 +280,7 @@ fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
         pid_file: pid_file.as_deref(),
         console_socket: console.as_deref(),
         preserve_fds: preserve,
+        places: &g.places,
     })
 }
 
@@ -304,6 +321,7 @@ fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
         console_socket: console.as_deref(),
         preserve_fds: preserve,
         tty,
+        places: &g.places,
     })?;
     if detach {
         return Ok(());
@@ -467,6 +485,21 @@ fn delete(g: &Globals, rest: &[String]) -> Result<(), String> {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The egress daemon ends on its own once the container's process is
+    // gone (its last records written); one that has not within two
+    // seconds is ended.
+    if let Some((d, start)) = r.egress {
+        let alive = || paddock_sys::process_start_time(d) == Some(start);
+        for _ in 0..200 {
+            if !alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if alive() {
+            let _ = paddock_sys::kill(d, libc::SIGKILL);
+        }
     }
     std::fs::remove_dir_all(state::dir(&g.root, &id))
         .map_err(|e| format!("{}: {e}", state::dir(&g.root, &id).display()))

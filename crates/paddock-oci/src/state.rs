@@ -19,6 +19,16 @@ pub struct Record {
     pub created: String,
     pub annotations: BTreeMap<String, String>,
     pub owner: String,
+    /// The policy the bundle named (`io.paddock.policy`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Variables every process of the container gets (the proxy's, the
+    /// CA bundle's, the brokered credentials' placeholders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// The egress daemon: pid and start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<(i32, u64)>,
 }
 
 /// A container's status, as the OCI spec names them.

@@ -176,6 +176,9 @@ impl Mapper {
         if let Some(g) = &e.caller.agent {
             a.push(kv("gen_ai.agent.name", s(g.clone())));
         }
+        for (k, v) in &e.labels {
+            a.push(kv(k, s(v.clone())));
+        }
         a
     }
 
@@ -384,6 +387,7 @@ mod tests {
                 agent: Some("claude".into()),
                 traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             },
+            labels: [("container.id".to_string(), "c0ffee".to_string())].into(),
             data,
         }
     }
@@ -431,9 +435,15 @@ mod tests {
             Some(RefValue::StringValue("call_7".into()))
         );
         assert_eq!(attr("process.exit.code"), Some(RefValue::IntValue(1)));
+        // A container's labels reach every span and record.
+        assert_eq!(
+            attr("container.id"),
+            Some(RefValue::StringValue("c0ffee".into()))
+        );
         let l = ExportLogsServiceRequest::decode(l.unwrap().as_slice()).unwrap();
         let rec = &l.resource_logs[0].scope_logs[0].log_records[0];
         assert_eq!(rec.event_name, "paddock.file.denied");
+        assert!(rec.attributes.iter().any(|a| a.key == "container.id"));
         assert_eq!(rec.severity_number, 13);
         assert_eq!(rec.span_id, span.span_id);
     }

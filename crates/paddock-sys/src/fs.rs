@@ -41,6 +41,31 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(ret).map(drop)
 }
 
+/// Close every descriptor from 3 on but those in `keep` (`close_range`
+/// over the gaps): a process that lives on after its parent (a daemon)
+/// holds nothing of what it inherited. Descriptors owned elsewhere in the
+/// process are closed too: call it only where nothing else will close
+/// them (a process that ends with `exit`).
+pub fn close_all_but(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= 3)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > first {
+            // SAFETY: close_range takes integers only and never touches memory.
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, first, k - 1, 0u32) };
+            check(ret)?;
+        }
+        first = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// `dup2(old, new)` (the result is not close-on-exec).
 pub fn dup2(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
     // SAFETY: dup2 only manipulates the descriptor table.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::util::*;
 
-const REAL_KEY: &str = "sk-real-secret-4242";
+pub(crate) const REAL_KEY: &str = "sk-real-secret-4242";
 
 const SERVER: &str = r#"
 import http.server, ssl, sys, json
@@ -97,15 +97,15 @@ with socket.create_connection((host, 443), timeout=10) as raw:
 print(data.split(b"\r\n\r\n", 1)[1].decode())
 "#;
 
-struct Upstream {
+pub(crate) struct Upstream {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
 }
 
 impl Upstream {
-    fn start(dir: &Path) -> Upstream {
+    pub(crate) fn start(dir: &Path) -> Upstream {
         let names = [
             "api.test.example",
             "other.test.example",
@@ -135,7 +135,7 @@ impl Upstream {
         }
     }
 
-    fn requests(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn requests(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()

