@@ -51,6 +51,34 @@ pub struct Places {
     pub audit: PathBuf,
 }
 
+impl Places {
+    /// The node's folders as the host's root; a user's own (rootless
+    /// engines) under `$XDG_CONFIG_HOME` and `$XDG_STATE_HOME`, as a
+    /// user's policy must be theirs: inside an engine's user namespace
+    /// the node's root-owned files show as unmapped, and are not trusted.
+    pub fn default_for(rootless: bool) -> Places {
+        if !rootless {
+            return Places {
+                policies: PathBuf::from(DEFAULT_POLICY_DIR),
+                audit: PathBuf::from(DEFAULT_AUDIT_DIR),
+            };
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let xdg = |var: &str, under_home: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| home.as_ref().map(|h| h.join(under_home)))
+                .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+                .join("paddock/oci")
+        };
+        Places {
+            policies: xdg("XDG_CONFIG_HOME", ".config"),
+            audit: xdg("XDG_STATE_HOME", ".local/state"),
+        }
+    }
+}
+
 /// The policy a container runs under.
 pub struct Policy {
     pub name: String,
@@ -116,7 +144,11 @@ fn read_trusted(dir: &Path, name: &str) -> Result<String, String> {
     let me = paddock_sys::getuid();
     let check = |f: &File, what: &str, want_dir: bool| -> Result<(), String> {
         let md = f.metadata().map_err(|e| e.to_string())?;
-        if md.is_dir() != want_dir {
+        if (if want_dir {
+            !md.is_dir()
+        } else {
+            !md.is_file()
+        }) {
             return Err(format!(
                 "the {what} is not a {}",
                 if want_dir { "folder" } else { "file" }
@@ -509,12 +541,22 @@ fn serve(
     // container (a pod's, a bridge's; none at all with `--network none`):
     // paddock narrows the engine's network, never widens it. The audit
     // export started above stays in the runtime's own.
-    if let Err(e) = paddock_sys::setns(handed.engines.as_fd()) {
+    // (Already there when the engine gave the runtime's own network, as
+    // `--network host` does; a rootless engine's runtime may not join it
+    // again, which the initial user namespace owns.)
+    let here = std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino());
+    let engines = File::from(handed.engines);
+    let same = engines.metadata().map(|m| m.ino());
+    let join = !matches!((here, same), (Ok(a), Ok(b)) if a == b);
+    if let Err(e) = join
+        .then(|| paddock_sys::setns(engines.as_fd()))
+        .transpose()
+    {
         let why = format!("joining the engine's network namespace: {e}");
         let _ = report.write_all(format!("ERR {why}").as_bytes());
         return why;
     }
-    drop(handed.engines);
+    drop(engines);
     if let Err(e) = paddock_proxy::spawn_thread(handed.listener, handed.tun, cfg) {
         let _ = report.write_all(format!("ERR {e}").as_bytes());
         return e.to_string();
@@ -551,4 +593,117 @@ fn serve(
     out.finish();
     drop(egress);
     String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(dir: &Path) -> Places {
+        Places {
+            policies: dir.to_path_buf(),
+            audit: dir.join("audit"),
+        }
+    }
+
+    fn annotation(name: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(ANNOTATION.to_string(), name.to_string())])
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("paddock-oci-egress-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_policy_is_named_never_given_as_a_path() {
+        let d = scratch("names");
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "x y",
+            "a\nb",
+            &"a".repeat(129),
+        ] {
+            let e = named_policy(&annotation(bad), &places(&d)).err().unwrap();
+            assert!(e.contains("not a path"), "{bad:?}: {e}");
+        }
+        assert!(named_policy(&BTreeMap::new(), &places(&d))
+            .unwrap()
+            .is_none());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn only_a_plain_file_closed_to_others_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("trusted");
+        std::fs::write(d.join("ok.toml"), "version = 1\n").unwrap();
+        std::fs::set_permissions(d.join("ok.toml"), PermissionsExt::from_mode(0o644)).unwrap();
+        assert_eq!(read_trusted(&d, "ok.toml").unwrap(), "version = 1\n");
+        std::fs::write(d.join("loose.toml"), "version = 1\n").unwrap();
+        std::fs::set_permissions(d.join("loose.toml"), PermissionsExt::from_mode(0o666)).unwrap();
+        assert!(read_trusted(&d, "loose.toml")
+            .unwrap_err()
+            .contains("others may write"));
+        std::os::unix::fs::symlink(d.join("ok.toml"), d.join("link.toml")).unwrap();
+        assert!(read_trusted(&d, "link.toml").is_err());
+        std::fs::create_dir(d.join("dir.toml")).unwrap();
+        assert!(read_trusted(&d, "dir.toml")
+            .unwrap_err()
+            .contains("not a file"));
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo.toml"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            assert!(read_trusted(&d, "fifo.toml")
+                .unwrap_err()
+                .contains("not a file"));
+        }
+        std::fs::set_permissions(&d, PermissionsExt::from_mode(0o777)).unwrap();
+        assert!(read_trusted(&d, "ok.toml").unwrap_err().contains("folder"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn events_carry_the_container_and_its_pod_by_their_otel_names() {
+        let a = BTreeMap::from([
+            (
+                "io.kubernetes.cri.sandbox-name".to_string(),
+                "pod-a".to_string(),
+            ),
+            (
+                "io.kubernetes.pod.namespace".to_string(),
+                "ns-a".to_string(),
+            ),
+            (
+                "io.kubernetes.cri.sandbox-namespace".to_string(),
+                "ignored".to_string(),
+            ),
+            ("unrelated".to_string(), "x".to_string()),
+        ]);
+        let l = labels("c1", "agent", &a);
+        assert_eq!(l["container.id"], "c1");
+        assert_eq!(l["paddock.policy.name"], "agent");
+        assert_eq!(l["k8s.pod.name"], "pod-a");
+        assert_eq!(l["k8s.namespace.name"], "ns-a");
+        assert_eq!(l.len(), 4, "{l:?}");
+    }
+
+    #[test]
+    fn the_policys_variables_override_the_bundles() {
+        let env = ["PATH=/bin", "HTTPS_PROXY=http://evil:1", "A"].map(String::from);
+        let extra = ["HTTPS_PROXY=http://127.0.0.1:3128", "A=1"].map(String::from);
+        assert_eq!(
+            with_env(&env, &extra),
+            ["PATH=/bin", "HTTPS_PROXY=http://127.0.0.1:3128", "A=1"]
+        );
+    }
 }

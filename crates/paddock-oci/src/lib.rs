@@ -22,10 +22,23 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// The default state root: `/run/paddock-oci` as root, else under
-/// `$XDG_RUNTIME_DIR`.
+/// Whether this runtime runs for a user rather than for the host's root:
+/// as a user, or as root of a user namespace an engine made for a user
+/// (rootless podman runs its runtime so, as uid 0 mapped onto the user).
+pub(crate) fn rootless() -> bool {
+    if paddock_sys::getuid() != 0 {
+        return true;
+    }
+    // The initial user namespace maps all of 0..2^32-1 onto itself.
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields != ["0", "0", "4294967295"]
+}
+
+/// The default state root: `/run/paddock-oci` as the host's root, else
+/// under `$XDG_RUNTIME_DIR`.
 fn default_root() -> PathBuf {
-    if paddock_sys::getuid() == 0 {
+    if !rootless() {
         PathBuf::from("/run/paddock-oci")
     } else {
         std::env::var_os("XDG_RUNTIME_DIR")
@@ -52,10 +65,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         root: default_root(),
         log: None,
         json: false,
-        places: egress::Places {
-            policies: PathBuf::from(egress::DEFAULT_POLICY_DIR),
-            audit: PathBuf::from(egress::DEFAULT_AUDIT_DIR),
-        },
+        places: egress::Places::default_for(rootless()),
     };
     let mut i = 0;
     // Global options come before the command.

@@ -70,6 +70,153 @@ impl Podman {
     }
 }
 
+impl Podman {
+    /// Whether this user's podman runs containers (rootless needs the
+    /// user's subordinate ids in /etc/subuid).
+    pub(crate) fn usable(&self) -> bool {
+        let ok = self
+            .cmd()
+            .arg("info")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("note: this user's podman does not run (no /etc/subuid entry?); skipped");
+        }
+        ok
+    }
+
+    /// Remove the storage of a rootless podman, whose files belong to the
+    /// user's subordinate ids (the test's own clean-up cannot).
+    pub(crate) fn clean(&self) {
+        if running_as_root() {
+            return;
+        }
+        let _ = self
+            .cmd()
+            .args(["unshare", "rm", "-rf"])
+            .arg(self.dir.join("storage"))
+            .arg(self.dir.join("run"))
+            .output();
+    }
+}
+
+/// Rootless podman (the runtime runs as root of a user namespace mapped
+/// onto the user): run with exit codes, the attacks from inside, exec,
+/// logs, stop and rm, and the runtime's state in the user's own runtime
+/// folder, gone with the container.
+fn rootless_podman(ws: &Ws, rt: PathBuf) {
+    let p = Podman {
+        dir: ws.root.join("podman"),
+        rt,
+    };
+    std::fs::create_dir_all(&p.dir).unwrap();
+    if !p.usable() {
+        return;
+    }
+    let marker = ws.outside.join("host-file");
+    std::fs::write(&marker, "the host's own\n").unwrap();
+    image(&p, &marker);
+    let secret = ws.home.join(".ssh-secret");
+    std::fs::write(&secret, "home secret\n").unwrap();
+    let o = p.run(
+        &["--rm", "--cap-add", "SYS_ADMIN,SYS_PTRACE,NET_ADMIN"],
+        &format!(
+            "echo hello; grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; cat {} 2>&1; echo procs=$(ls /proc | grep -c '^[0-9]'); mount -t tmpfs x /mnt 2>&1; echo mount=$?; unshare -U true 2>&1; echo unshare=$?; exit 3",
+            secret.display()
+        ),
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}{}", stderr(&o));
+    assert!(out.contains("hello"), "{out}");
+    assert!(
+        out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    assert!(!out.contains("home secret"), "{out}");
+    let procs: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(procs <= 4, "only the container's processes: {out}");
+    let eff = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    for cap in [21, 19, 12] {
+        assert_eq!(eff & (1 << cap), 0, "capability {cap} given: {out}");
+    }
+    assert!(
+        out.contains("mount=1") || out.contains("mount=255"),
+        "{out}"
+    );
+    assert!(!out.contains("unshare=0"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "the host's own\n"
+    );
+
+    let o = p.run(
+        &["-d", "--name", "paddock-oci-rootless"],
+        "echo started; exec sleep 600",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    // podman's runtime folder for the user (without XDG_RUNTIME_DIR, its own).
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&ws.root).unwrap());
+    let run_dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/podman-run-{uid}")));
+    let state_dir = run_dir.join("paddock-oci").join(&id);
+    assert!(
+        state_dir.join("state.json").exists(),
+        "the runtime keeps its state in the user's runtime folder, {}",
+        state_dir.display()
+    );
+    let o = p
+        .cmd()
+        .args(["exec", "paddock-oci-rootless", "sh", "-c"])
+        .arg("grep NoNewPrivs /proc/self/status; exit 7")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(stdout(&o).contains("NoNewPrivs:\t1"));
+    let o = p
+        .cmd()
+        .args(["exec", "-t", "paddock-oci-rootless", "tty"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).starts_with("/dev/pts/"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let o = p
+        .cmd()
+        .args(["logs", "paddock-oci-rootless"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("started"), "{}", stderr(&o));
+    let o = p
+        .cmd()
+        .args(["stop", "-t", "1", "paddock-oci-rootless"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = p
+        .cmd()
+        .args(["rm", "paddock-oci-rootless"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!state_dir.exists(), "the runtime's state is removed");
+    p.clean();
+}
+
 /// A root filesystem of a static busybox, its `/etc/hosts` a link that
 /// points at `host_target` (an absolute path on the host).
 fn image(p: &Podman, host_target: &Path) {
@@ -122,7 +269,7 @@ pub(crate) fn image_as(p: &Podman, tag: &str, tweak: &dyn Fn(&Path)) {
 /// the image cannot point the engine's bind mount at the host, and a
 /// privileged container is refused. As an unprivileged user, the runtime
 /// refuses a bundle it cannot honour with a precise error and leaves
-/// nothing behind.
+/// nothing behind, and rootless podman runs containers with it.
 #[test]
 fn podman_runs_containers_with_paddock_as_its_runtime() {
     let ws = Ws::new();
@@ -160,6 +307,7 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
             "{}",
             stderr(&o)
         );
+        rootless_podman(&ws, rt);
         return;
     }
     let p = Podman {
@@ -701,9 +849,6 @@ int main(int argc, char **argv) {
 /// without a pid namespace of its own signals no other process.
 #[test]
 fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_or_processes() {
-    if !running_as_root() {
-        return; // the runtime is root-only yet (see the test above)
-    }
     let ws = Ws::new();
     // The runtime engines call is a copy, which the attack may overwrite.
     let bin = ws.root.join("rt/paddock");
@@ -722,6 +867,10 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         rt: rt.clone(),
     };
     std::fs::create_dir_all(&p.dir).unwrap();
+    // As a user, through rootless podman (1 and 2; the rest needs root).
+    if !running_as_root() && !p.usable() {
+        return;
+    }
     let racer = static_program(&ws.root, "racer", EXE_RACER);
     let planter = static_program(&ws.root, "plant", PLANTER);
     image_as(&p, "localhost/paddock-test-racer:1", &|r| {
@@ -842,6 +991,11 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
     );
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(stderr(&o).contains("kernel filesystems"), "{}", stderr(&o));
+
+    if !running_as_root() {
+        p.clean();
+        return;
+    }
 
     // 3. Sysctls: the host's network and IPC namespaces are not the
     //    container's, whatever the bundle joins; its own are.

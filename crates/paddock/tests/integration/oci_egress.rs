@@ -16,7 +16,7 @@ use crate::util::*;
 const POLICY: &str = r#"version = 1
 [network]
 mode = "proxy"
-allow = ["api.test.example", "127.0.0.1:PORT"]
+allow = ["api.test.example", "SERVER:PORT"]
 
 [[network.rules]]
 host = "api.test.example"
@@ -81,11 +81,6 @@ fn events(audit: &Path) -> Vec<(String, serde_json::Value)> {
 /// what to do.
 #[test]
 fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
-    if !running_as_root() {
-        // Rootless containers are refused whole (oci::podman_runs_…).
-        eprintln!("note: podman runs as root only here; skipped");
-        return;
-    }
     if !tun_usable() {
         eprintln!("note: /dev/net/tun is not usable; skipped");
         return;
@@ -94,25 +89,36 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     let up = Upstream::start(&ws.outside);
     let policies = ws.root.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let policy = POLICY.replace("PORT", &up.port.to_string());
-    std::fs::write(policies.join("agent.toml"), &policy).unwrap();
     std::fs::write(
         policies.join("bad.toml"),
         "version = 1\n[network]\nmode = \"proxyy\"\n",
     )
     .unwrap();
+    let audit = ws.root.join("audit");
+    let wrapper = ws.root.join("paddock-oci-node");
+    let p = up.port;
+    // As root the engine gives the container the host's own network (the
+    // test's server is on its loopback). Rootless, the default network
+    // (slirp4netns, its own namespace) with the host's loopback at
+    // 10.0.2.2: the proxy reaches the server from the engine's network.
+    let (network, server) = if running_as_root() {
+        ("host", "127.0.0.1")
+    } else {
+        ("slirp4netns:allow_host_loopback=true", "10.0.2.2")
+    };
+    let policy = POLICY
+        .replace("PORT", &up.port.to_string())
+        .replace("SERVER", server);
+    std::fs::write(policies.join("agent.toml"), &policy).unwrap();
     std::fs::write(policies.join("loose.toml"), &policy).unwrap();
     Command::new("chmod")
         .args(["0666", policies.join("loose.toml").to_str().unwrap()])
         .status()
         .unwrap();
-    let audit = ws.root.join("audit");
-    let wrapper = ws.root.join("paddock-oci-node");
-    let p = up.port;
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example=127.0.0.1:{p},other.test.example=127.0.0.1:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} \"$@\"\n",
+            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example={server}:{p},other.test.example={server}:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} \"$@\"\n",
             up.ca.display(),
             runtime(&ws.root).display(),
             policies.display(),
@@ -129,6 +135,11 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         rt: wrapper,
     };
     std::fs::create_dir_all(&pm.dir).unwrap();
+    // As a user, rootless podman: the runtime is root of a user namespace
+    // mapped onto the user, the policy and the audit log the user's own.
+    if !pm.usable() {
+        return;
+    }
     // The image's programs are busybox's; curl and its libraries are the
     // host's /usr, bound read-only.
     let image = "localhost/paddock-test-curl:1";
@@ -141,11 +152,10 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
         }
     });
-    // The engine gives the container the host's own network (the test's
-    // server is on its loopback): the policy's namespace replaces it.
+    // The policy's namespace replaces the engine's network inside.
     let base = [
         "--network",
-        "host",
+        network,
         "-v",
         "/usr:/usr:ro",
         "--env",
@@ -300,4 +310,5 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
     }
     assert_eq!(std::fs::read_dir(&audit).unwrap().count(), before);
+    pm.clean();
 }
