@@ -144,11 +144,8 @@ fn read_trusted(dir: &Path, name: &str) -> Result<String, String> {
     let me = paddock_sys::getuid();
     let check = |f: &File, what: &str, want_dir: bool| -> Result<(), String> {
         let md = f.metadata().map_err(|e| e.to_string())?;
-        if (if want_dir {
-            !md.is_dir()
-        } else {
-            !md.is_file()
-        }) {
+        let right_kind = if want_dir { md.is_dir() } else { md.is_file() };
+        if !right_kind {
             return Err(format!(
                 "the {what} is not a {}",
                 if want_dir { "folder" } else { "file" }
