@@ -88,6 +88,7 @@ pub struct Linux {
     pub gid_mappings: Vec<serde_json::Value>,
     pub devices: Vec<Device>,
     pub cgroups_path: Option<String>,
+    pub resources: Option<crate::cgroups::Resources>,
     pub sysctl: BTreeMap<String, String>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,

@@ -78,7 +78,12 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
         paddock_sys::Forked::Child => {
             drop(parent_end);
             let mut sync = child_end;
-            let why = helper(&process, &ns, console, &filters, e.preserve_fds, &mut sync);
+            // The container's cgroups first, from the host (its
+            // processes are counted and limited together).
+            let why = match crate::cgroups::join(&r.cgroups, 0) {
+                Ok(()) => helper(&process, &ns, console, &filters, e.preserve_fds, &mut sync),
+                Err(why) => why,
+            };
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
             paddock_sys::exit_now(1);
         }

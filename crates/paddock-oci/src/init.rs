@@ -263,14 +263,22 @@ pub struct Create<'a> {
     pub preserve_fds: u32,
     /// The node's policy and audit folders.
     pub places: &'a crate::egress::Places,
+    /// `--systemd-cgroup`.
+    pub systemd_cgroup: bool,
 }
 
-/// Run `create`. On error nothing is left behind: no folder, no process.
-pub fn create(c: &Create<'_>) -> Result<(), String> {
+/// Run `create`; what degraded (limits this machine cannot hold). On
+/// error nothing is left behind: no folder, no process, no cgroup.
+pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
     state::valid_id(c.id)?;
     let bundle = std::fs::canonicalize(c.bundle)
         .map_err(|e| format!("bundle {}: {e}", c.bundle.display()))?;
     let mut cfg = Config::load(&bundle)?;
+    let cgroup_path = crate::cgroups::relative_path(
+        cfg.linux.as_ref().and_then(|l| l.cgroups_path.as_deref()),
+        c.id,
+        c.systemd_cgroup,
+    )?;
     // The policy the bundle names, read and checked before anything is
     // made: its errors name the file and line.
     let egress = match crate::egress::named_policy(&cfg.annotations, c.places)? {
@@ -393,6 +401,21 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                     .unwrap_or("the container's process ended before it was ready");
                 return Err(stop(why.to_string()));
             }
+            // Its cgroups, joined while it waits for `start`: everything
+            // of the image's it runs is counted and limited.
+            let no_limits = crate::cgroups::Resources::default();
+            let resources = cfg
+                .linux
+                .as_ref()
+                .and_then(|l| l.resources.as_ref())
+                .unwrap_or(&no_limits);
+            let groups = crate::cgroups::make(&cgroup_path, resources).map_err(&stop)?;
+            let stop = |why: String| {
+                let e = stop(why);
+                crate::cgroups::remove(&groups.made);
+                e
+            };
+            crate::cgroups::join(&groups.groups, pid).map_err(stop)?;
             let (policy, env) = egress
                 .as_ref()
                 .map(|e| (Some(e.policy.name.clone()), e.env.clone()))
@@ -436,6 +459,8 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 policy,
                 env,
                 egress: daemon,
+                cgroups: groups.groups.clone(),
+                cgroups_made: groups.made.clone(),
             };
             let saved = state::save(c.root, &record)
                 .and_then(|()| c.pid_file.map_or(Ok(()), |p| state::write_pid_file(p, pid)));
@@ -448,7 +473,7 @@ pub fn create(c: &Create<'_>) -> Result<(), String> {
                 }
                 return Err(stop(e));
             }
-            Ok(())
+            Ok(groups.degraded)
         }
     }
 }

@@ -9,9 +9,10 @@
 //!
 //! Commands: `create`, `start`, `state`, `kill`, `delete`, `features`,
 //! `--version`; global options `--root`, `--log`, `--log-format`,
-//! `--systemd-cgroup` (cgroups degrade as for `paddock run`: limits are
-//! not applied, and `doctor` says why).
+//! `--systemd-cgroup` (the container's cgroups are made through the cgroup
+//! filesystem, [`cgroups`]; what cannot be held is said in the log).
 
+mod cgroups;
 mod config;
 mod egress;
 mod exec;
@@ -53,6 +54,8 @@ struct Globals {
     log: Option<PathBuf>,
     json: bool,
     places: egress::Places,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
+    systemd_cgroup: bool,
 }
 
 /// Run the runtime with `args` (without the program name); the exit code.
@@ -66,6 +69,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         log: None,
         json: false,
         places: egress::Places::default_for(rootless()),
+        systemd_cgroup: false,
     };
     let mut i = 0;
     // Global options come before the command.
@@ -106,7 +110,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 None => return fail(&g, "--audit-dir needs a folder"),
             },
             "--log-format" => g.json = value().as_deref() == Some("json"),
-            "--systemd-cgroup" | "--debug" | "--no-pivot" => {}
+            "--systemd-cgroup" => g.systemd_cgroup = true,
+            "--debug" | "--no-pivot" => {}
             "--rootless" | "--criu" => {
                 value();
             }
@@ -163,12 +168,21 @@ const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format 
 /// runc writes them with `--log-format json`); exit code 1.
 fn fail(g: &Globals, msg: &str) -> i32 {
     eprintln!("paddock-oci: {msg}");
+    log(g, "error", msg);
+    1
+}
+
+/// One line in the `--log` file, if there is one.
+fn log(g: &Globals, level: &str, msg: &str) {
     if let Some(p) = &g.log {
         let line = if g.json {
-            serde_json::json!({"level": "error", "msg": msg, "time": state::now_rfc3339()})
+            serde_json::json!({"level": level, "msg": msg, "time": state::now_rfc3339()})
                 .to_string()
         } else {
-            format!("time=\"{}\" level=error msg={msg:?}", state::now_rfc3339())
+            format!(
+                "time=\"{}\" level={level} msg={msg:?}",
+                state::now_rfc3339()
+            )
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -178,7 +192,6 @@ fn fail(g: &Globals, msg: &str) -> i32 {
             let _ = writeln!(f, "{line}");
         }
     }
-    1
 }
 
 fn one_id(rest: &[String]) -> Result<String, String> {
@@ -283,7 +296,7 @@ fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
         o.path("--console-socket"),
         o.number("--preserve-fds")?,
     );
-    init::create(&init::Create {
+    let warnings = init::create(&init::Create {
         root: &g.root,
         id: &id,
         bundle: &bundle,
@@ -291,7 +304,12 @@ fn create(g: &Globals, rest: &[String]) -> Result<(), String> {
         console_socket: console.as_deref(),
         preserve_fds: preserve,
         places: &g.places,
-    })
+        systemd_cgroup: g.systemd_cgroup,
+    })?;
+    for w in warnings {
+        log(g, "warning", &format!("container `{id}`: {w}"));
+    }
+    Ok(())
 }
 
 fn exec_cmd(g: &Globals, rest: &[String]) -> Result<(), String> {
@@ -511,6 +529,8 @@ fn delete(g: &Globals, rest: &[String]) -> Result<(), String> {
             let _ = paddock_sys::kill(d, libc::SIGKILL);
         }
     }
+    // Its cgroups, once its processes are gone from them.
+    cgroups::remove(&r.cgroups_made);
     std::fs::remove_dir_all(state::dir(&g.root, &id))
         .map_err(|e| format!("{}: {e}", state::dir(&g.root, &id).display()))
 }
@@ -524,7 +544,7 @@ fn features() -> serde_json::Value {
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "private", "rprivate", "slave", "rslave", "relatime", "noatime", "strictatime"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
-            "cgroup": {"v1": false, "v2": false, "systemd": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": true},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}

@@ -29,6 +29,12 @@ pub struct Record {
     /// The egress daemon: pid and start time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<(i32, u64)>,
+    /// The container's cgroups (each `exec`'s process joins them) and
+    /// every level this runtime made for them (removed by `delete`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups_made: Vec<PathBuf>,
 }
 
 /// A container's status, as the OCI spec names them.

@@ -528,14 +528,77 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
 
     // 3. A long-running container: exec (exit codes, a terminal), logs,
     //    stop, rm; the runtime's state goes with it.
+    //    Its limits are the host's cgroups' (v1 pids and memory here).
     let o = p.run(
-        &["-d", "--network", "none", "--name", "paddock-oci-test"],
-        "echo started; exec sleep 600",
+        &[
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "paddock-oci-test",
+            "--pids-limit",
+            "30",
+            "--memory",
+            "48m",
+        ],
+        "echo started; while :; do sleep 1; done",
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
     let state_dir = PathBuf::from("/run/paddock-oci").join(&id);
     assert!(state_dir.join("state.json").exists());
+    let pid = stdout(
+        &p.cmd()
+            .args(["inspect", "-f", "{{.State.Pid}}", &id])
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .to_string();
+    let group = |c: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}/libpod_parent/libpod-{id}"));
+    let v1 = Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists();
+    if v1 {
+        let read = |c: &str, f: &str| std::fs::read_to_string(group(c).join(f)).unwrap();
+        assert_eq!(read("pids", "pids.max").trim(), "30");
+        assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "50331648");
+        assert!(
+            read("pids", "cgroup.procs").lines().any(|l| l == pid),
+            "the container's process is in its group"
+        );
+        // A memory hog is killed; the container lives on.
+        let o = p
+            .cmd()
+            .args(["exec", "paddock-oci-test", "sh", "-c"])
+            .arg("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
+            .output()
+            .unwrap();
+        assert!(!stdout(&o).contains("survived"), "{}", stdout(&o));
+        let failcnt: u64 = read("memory", "memory.failcnt").trim().parse().unwrap();
+        assert!(failcnt > 0, "the memory limit was reached");
+        // An exec'd process joins them, and a fork bomb stops at the limit
+        // (the first process, a shell, reaps what it leaves).
+        let o = p
+            .cmd()
+            .args(["exec", "paddock-oci-test", "sh", "-c"])
+            .arg("grep pids /proc/self/cgroup; for i in $(seq 1 40); do (sleep 2) & done 2>/dev/null; echo forked")
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&o).contains(&format!("libpod-{id}")),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(
+            !stdout(&o).contains("forked") && !o.status.success(),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let current = || -> u32 { read("pids", "pids.current").trim().parse().unwrap() };
+        assert!(current() <= 30, "{}", current());
+        assert!(wait_until(std::time::Duration::from_secs(10), || current() < 5));
+    }
     let o = p
         .cmd()
         .args([
@@ -571,6 +634,9 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
     let o = p.cmd().args(["rm", "paddock-oci-test"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!state_dir.exists(), "the runtime's state is removed");
+    for c in ["pids", "memory", "cpu", "freezer"] {
+        assert!(!group(c).exists(), "{} is left", group(c).display());
+    }
 
     // 4. Refused whole, with the reason.
     let o = p.run(&["--rm", "--privileged"], "true");
