@@ -297,9 +297,37 @@ pub fn make(rel: &Path, r: &Resources) -> Result<Made, String> {
         // Each missing level, made and remembered (only those are removed).
         let mut level = root.clone();
         let mut ok = true;
-        for part in rel.components() {
+        let last = rel.components().count();
+        for (i, part) in rel.components().enumerate() {
             level.push(part);
-            match std::fs::create_dir(&level) {
+            let mut made = std::fs::create_dir(&level);
+            if i + 1 == last
+                && matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists)
+            {
+                // The container's own group is new: one left empty by a
+                // container gone before is removed; one in use (another
+                // container's, a slice's) is not joined, nor its limits
+                // changed.
+                match std::fs::remove_dir(&level) {
+                    Ok(()) => made = std::fs::create_dir(&level),
+                    // Not this runtime's to change (rootless): as unwritable.
+                    Err(e)
+                        if e.raw_os_error() != Some(libc::EBUSY)
+                            && e.raw_os_error() != Some(libc::ENOTEMPTY) =>
+                    {
+                        ok = false;
+                        break;
+                    }
+                    Err(_) => {
+                        remove(&m.made);
+                        return Err(format!(
+                        "linux.cgroupsPath: the group {} is in use: each container needs a group of its own",
+                        level.display()
+                    ));
+                    }
+                }
+            }
+            match made {
                 Ok(()) => m.made.push(level.clone()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(_) => {

@@ -1246,5 +1246,53 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         stdout(&o),
         stderr(&o)
     );
+
+    // 6. A bundle's cgroupsPath: never above a hierarchy's root, never a
+    //    group in use (another container's, a slice's), whose limits
+    //    would change.
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if pids.join("cgroup.procs").exists() {
+        let busy = pids.join(format!("paddock-it-busy-{}", std::process::id()));
+        std::fs::create_dir(&busy).unwrap();
+        let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+        std::fs::write(busy.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+        let with_path = |path: &str| {
+            config(
+                r#"[{"type":"mount"},{"type":"pid"}]"#,
+                "",
+                r#"["/bin/true"]"#,
+            )
+            .replace(
+                r#""linux":{"#,
+                &format!(
+                    r#""linux":{{"cgroupsPath":"{path}","resources":{{"pids":{{"limit":3}}}},"#
+                ),
+            )
+        };
+        for (path, why) in [
+            (
+                format!("/{}", busy.file_name().unwrap().to_str().unwrap()),
+                "is in use",
+            ),
+            ("/../../escape".to_string(), "no `..`"),
+        ] {
+            std::fs::write(bundle.join("config.json"), with_path(&path)).unwrap();
+            let o = runtime(&["create", "--bundle", bundle.to_str().unwrap(), "cg"]);
+            assert!(!o.status.success(), "{path}");
+            assert!(stderr(&o).contains(why), "{path}: {}", stderr(&o));
+            assert!(!state.join("cg").exists());
+        }
+        assert_eq!(
+            std::fs::read_to_string(busy.join("pids.max")).unwrap(),
+            "max\n"
+        );
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        let _ = std::fs::remove_dir(&busy);
+        assert!(!Path::new("/sys/fs/escape").exists());
+        assert!(!Path::new("/sys/fs/cgroup/memory")
+            .join(busy.file_name().unwrap())
+            .exists());
+    }
     assert_eq!(identity(&bin), before);
 }
