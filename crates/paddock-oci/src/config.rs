@@ -15,12 +15,12 @@ pub struct Config {
     pub root: Option<Root>,
     pub hostname: Option<String>,
     pub mounts: Vec<Mount>,
-    pub hooks: Option<serde_json::Value>,
+    pub hooks: Option<crate::hooks::Hooks>,
     pub annotations: BTreeMap<String, String>,
     pub linux: Option<Linux>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Process {
     pub terminal: bool,
@@ -35,7 +35,7 @@ pub struct Process {
     pub selinux_label: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(rename_all = "camelCase", default)]
 pub struct User {
     pub uid: u32,
@@ -44,7 +44,7 @@ pub struct User {
     pub additional_gids: Vec<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Capabilities {
     pub bounding: Vec<String>,
@@ -54,7 +54,7 @@ pub struct Capabilities {
     pub ambient: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Rlimit {
     #[serde(rename = "type")]
@@ -168,8 +168,8 @@ impl Config {
         {
             return Err("a privileged container is refused: paddock's boundary is the point (run it without --privileged)".into());
         }
-        if self.hooks.as_ref().is_some_and(has_hooks) {
-            return Err("the bundle has hooks, which this runtime does not run yet; remove them (podman: no OCI hooks configured; --hooks-dir to an empty folder)".into());
+        if let Some(h) = &self.hooks {
+            h.check()?;
         }
         let l = self.linux.as_ref();
         if l.is_some_and(|l| !l.uid_mappings.is_empty() || !l.gid_mappings.is_empty())
@@ -214,13 +214,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn has_hooks(v: &serde_json::Value) -> bool {
-    v.as_object().is_some_and(|o| {
-        o.values()
-            .any(|h| h.as_array().is_some_and(|a| !a.is_empty()))
-    })
 }
 
 /// The clone flag of a namespace type.
@@ -415,8 +408,8 @@ mod tests {
                 "args",
             ),
             (
-                r#"{"ociVersion":"1.0.2","process":{"args":["sh"]},"root":{"path":"r"},"hooks":{"prestart":[{"path":"/bin/x"}]}}"#,
-                "hooks",
+                r#"{"ociVersion":"1.0.2","process":{"args":["sh"]},"root":{"path":"r"},"hooks":{"prestart":[{"path":"bin/x"}]}}"#,
+                "hooks.prestart[0]: the path `bin/x` is not absolute",
             ),
             (
                 r#"{"ociVersion":"1.0.2","process":{"args":["sh"]},"root":{"path":"r"},"linux":{"namespaces":[{"type":"user"}]}}"#,

@@ -29,12 +29,15 @@
 //!    mounts, every target opened inside the root with `RESOLVE_IN_ROOT`
 //!    (a symbolic link in the image cannot point a mount at the host).
 //! 3. The default devices (bound from the host's `null`, `zero`, `full`,
-//!    `random`, `urandom`, `tty`) and the `/dev` links.
+//!    `random`, `urandom`, `tty`) and the `/dev` links. With hooks, stop
+//!    for the runtime's (`prestart`, `createRuntime`, on the host), then
+//!    run `createContainer` here ([`crate::hooks`]).
 //! 4. `pivot_root` into the root and detach the old one: no path leads to
 //!    the host's tree from here on. Then the masked and read-only paths,
 //!    the root read-only if asked, sysctls, the hostname, limits.
 //! 5. Say "ready", and block opening the fifo for writing until `start`
-//!    opens it for reading.
+//!    opens it for reading; then `startContainer`'s hooks, each confined
+//!    as step 6 confines the program.
 //! 6. paddock's boundary on top of the bundle's: no_new_privs always, the
 //!    capabilities the bundle lists minus those that undo the boundary
 //!    ([`crate::config::NEVER`]), the user, then the bundle's seccomp
@@ -392,8 +395,32 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
             };
             let mut buf = [0u8; 4096];
             // The child says "READY" and keeps the socket open while it
-            // waits on the fifo; an error closes it.
-            let n = parent_end.read(&mut buf).unwrap_or(0);
+            // waits on the fifo; an error closes it. With hooks, it stops
+            // before `pivot_root` first ("HOOKS"): prestart and
+            // createRuntime run here, on the host.
+            let mut n = parent_end.read(&mut buf).unwrap_or(0);
+            if &buf[..n] == b"HOOKS" {
+                let hooks = cfg.hooks.clone().unwrap_or_default();
+                let st = |status: &str| {
+                    crate::hooks::state(
+                        c.id,
+                        status,
+                        pid,
+                        &bundle.display().to_string(),
+                        &serde_json::to_value(&cfg.annotations).unwrap_or_default(),
+                    )
+                };
+                crate::hooks::run("prestart", &hooks.prestart, &st("creating"))
+                    .and_then(|()| {
+                        crate::hooks::run("createRuntime", &hooks.create_runtime, &st("creating"))
+                    })
+                    .map_err(stop)?;
+                let created = st("created");
+                parent_end
+                    .write_all(format!("GO {created}\n").as_bytes())
+                    .map_err(|e| stop(e.to_string()))?;
+                n = parent_end.read(&mut buf).unwrap_or(0);
+            }
             said.push_str(&String::from_utf8_lossy(&buf[..n]));
             if said != "READY" {
                 let why = said
@@ -582,6 +609,31 @@ fn setup(
             Err(e) => return Err(format!("/dev/{link}: {e}")),
         }
     }
+    // 3b. The hooks before the root is entered: the runtime's (prestart,
+    //     createRuntime) on the host while this process waits, then
+    //     createContainer here, in the container's namespaces.
+    let hooks = cfg.hooks.clone().unwrap_or_default();
+    let mut hook_state = String::new();
+    if hooks.any_before_start() {
+        // The runtime answers with the state the hooks read (it knows
+        // this process's pid as the host sees it), one line.
+        sync.write_all(b"HOOKS")
+            .map_err(step("telling the runtime"))?;
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while line.len() < (1 << 20) {
+            match sync.read(&mut b) {
+                Ok(1) if b[0] == b'\n' => break,
+                Ok(1) => line.push(b[0]),
+                _ => return Err("the runtime's hooks failed".into()),
+            }
+        }
+        hook_state = String::from_utf8_lossy(&line)
+            .strip_prefix("GO ")
+            .ok_or("the runtime's hooks failed")?
+            .to_string();
+        crate::hooks::run("createContainer", &hooks.create_container, &hook_state)?;
+    }
     // 4. Into the root.
     paddock_sys::fchdir(root_fd.as_fd()).map_err(step("entering the root"))?;
     drop(root_fd);
@@ -659,6 +711,14 @@ fn setup(
         .map_err(step("waiting for start"))?;
     w.write_all(b"0").map_err(step("exec.fifo"))?;
     drop(w);
+    // startContainer's hooks: their programs are the image's, so each is
+    // confined as the container's program is.
+    crate::hooks::run_confined(&hooks.start_container, process, &hook_state, &|p| {
+        match confine_and_exec(p, None, filters, 0) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    })?;
     confine_and_exec(process, tty, filters, preserve_fds)
 }
 

@@ -16,6 +16,7 @@ mod cgroups;
 mod config;
 mod egress;
 mod exec;
+mod hooks;
 mod init;
 mod state;
 
@@ -386,7 +387,39 @@ fn start(g: &Globals, id: &str) -> Result<(), String> {
             "container `{id}` did not start (its process is gone)"
         ));
     }
-    std::fs::remove_file(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))
+    std::fs::remove_file(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
+    // poststart: the program runs; a hook that fails is said, not fatal.
+    run_late_hooks(g, &r, "poststart", "running");
+    Ok(())
+}
+
+/// The hooks of `poststart` or `poststop`, from the container's bundle:
+/// what fails is said in the log and on stderr (the container's life goes
+/// on, as the spec has it).
+fn run_late_hooks(g: &Globals, r: &state::Record, stage: &str, status: &str) {
+    let Ok(cfg) = config::Config::load(std::path::Path::new(&r.bundle)) else {
+        return;
+    };
+    let Some(h) = cfg.hooks else { return };
+    let list = if stage == "poststart" {
+        &h.poststart
+    } else {
+        &h.poststop
+    };
+    if list.is_empty() {
+        return;
+    }
+    let st = hooks::state(
+        &r.id,
+        status,
+        r.pid,
+        &r.bundle,
+        &serde_json::to_value(&r.annotations).unwrap_or_default(),
+    );
+    if let Err(e) = hooks::run(stage, list, &st) {
+        eprintln!("paddock-oci: warning: container `{}`: {e}", r.id);
+        log(g, "warning", &format!("container `{}`: {e}", r.id));
+    }
 }
 
 fn signal(s: &str) -> Option<i32> {
@@ -529,8 +562,9 @@ fn delete(g: &Globals, rest: &[String]) -> Result<(), String> {
             let _ = paddock_sys::kill(d, libc::SIGKILL);
         }
     }
-    // Its cgroups, once its processes are gone from them.
+    // Its cgroups, once its processes are gone from them; then poststop.
     cgroups::remove(&r.cgroups_made);
+    run_late_hooks(g, &r, "poststop", "stopped");
     std::fs::remove_dir_all(state::dir(&g.root, &id))
         .map_err(|e| format!("{}: {e}", state::dir(&g.root, &id).display()))
 }
@@ -540,7 +574,7 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.1.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "bind", "rbind", "private", "rprivate", "slave", "rslave", "relatime", "noatime", "strictatime"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],

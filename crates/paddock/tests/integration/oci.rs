@@ -862,6 +862,157 @@ int main(void) {
 }
 "##;
 
+/// The engine's hooks (podman's `--hooks-dir`), each stage where the spec
+/// puts it, judged by what each hook wrote on the host: prestart and
+/// createRuntime on the host, createContainer in the container's mount
+/// namespace, startContainer inside the container and confined as its
+/// program is (no_new_privs, no capability that undoes the boundary), and
+/// poststart; every one given the container's state. A hook that fails
+/// stops the container before its program runs, with the hook's words,
+/// and leaves nothing behind.
+#[test]
+fn podman_runs_the_engines_hooks_each_where_the_spec_puts_it() {
+    let ws = Ws::new();
+    let p = Podman {
+        dir: ws.root.join("podman"),
+        rt: runtime(&ws.root),
+    };
+    std::fs::create_dir_all(&p.dir).unwrap();
+    if !running_as_root() && !p.usable() {
+        return;
+    }
+    image_as(&p, "localhost/paddock-test-busybox:1", &|_| {});
+    let hk = ws.root.join("hooks");
+    let dir = hk.join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = hk.join("log");
+    let script = hk.join("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nst=$(cat)\n[ \"$1\" = fail ] && {{ echo the hook says no >&2; exit 3; }}\necho \"$1 $(echo \"$st\" | grep -o '\"status\":\"[a-z]*\"') $(echo \"$st\" | grep -o '\"id\":\"[0-9a-f]*\"') $(readlink /proc/self/ns/mnt) $(grep -E '^(NoNewPrivs|CapEff)' /proc/self/status | tr '\\n\\t' '  ')\" >> {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rX", hk.to_str().unwrap()])
+        .status()
+        .unwrap();
+    Command::new("chmod")
+        .args(["755", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let stages = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+    ];
+    let write_hooks = |fail: Option<&str>| {
+        for st in stages {
+            let arg = if fail == Some(st) { "fail" } else { st };
+            std::fs::write(
+                dir.join(format!("{st}.json")),
+                format!(
+                    r#"{{"version":"1.0.0","hook":{{"path":"{}","args":["hook.sh","{arg}"]}},"when":{{"always":true}},"stages":["{st}"]}}"#,
+                    script.display()
+                ),
+            )
+            .unwrap();
+        }
+    };
+    write_hooks(None);
+    let vol = format!("{0}:{0}", hk.display());
+    let run = || {
+        p.cmd()
+            .args(["--hooks-dir", dir.to_str().unwrap()])
+            .args(["run", "--rm", "--network", "none"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(["-v", &vol, "--cap-add", "SYS_ADMIN"])
+            .args(["localhost/paddock-test-busybox:1", "sh", "-c"])
+            .arg(format!("echo program >> {}", log.display()))
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = std::fs::read_to_string(&log).unwrap();
+    let line = |st: &str| {
+        got.lines()
+            .find(|l| l.starts_with(&format!("{st} ")))
+            .unwrap_or_else(|| panic!("no {st} hook ran:\n{got}"))
+            .to_string()
+    };
+    // The runtime's mount namespace: the host's as root; rootless,
+    // podman's own for the user.
+    let host_mnt = if running_as_root() {
+        std::fs::read_link("/proc/self/ns/mnt")
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        line("prestart")
+            .split(' ')
+            .find(|w| w.starts_with("mnt:"))
+            .unwrap()
+            .to_string()
+    };
+    let host_mnt = host_mnt.as_str();
+    for st in stages {
+        assert!(line(st).contains(r#""id":""#), "{st} got the state: {got}");
+    }
+    assert!(line("prestart").contains(r#""status":"creating""#), "{got}");
+    for st in ["prestart", "createRuntime", "poststart"] {
+        assert!(line(st).contains(host_mnt), "{st} runs on the host: {got}");
+    }
+    assert!(!line("createContainer").contains(host_mnt), "{got}");
+    let start = line("startContainer");
+    assert!(
+        !start.contains(host_mnt) && start.contains("NoNewPrivs: 1"),
+        "{got}"
+    );
+    let eff = start
+        .split("CapEff: ")
+        .nth(1)
+        .and_then(|h| u64::from_str_radix(h.split_whitespace().next()?, 16).ok())
+        .unwrap();
+    assert_eq!(
+        eff & (1 << 21),
+        0,
+        "startContainer had CAP_SYS_ADMIN: {got}"
+    );
+    // The program ran after every hook before it.
+    let order: Vec<&str> = got.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let pos = |w: &str| order.iter().position(|x| *x == w).unwrap();
+    assert!(pos("createContainer") < pos("startContainer"));
+    assert!(pos("startContainer") < pos("program"), "{got}");
+
+    // A hook that fails stops the container, with its words.
+    for st in ["createRuntime", "createContainer", "startContainer"] {
+        std::fs::remove_file(&log).unwrap();
+        write_hooks(Some(st));
+        let o = run();
+        assert!(!o.status.success(), "{st}");
+        assert!(
+            stderr(&o).contains("the hook says no"),
+            "{st}: {}",
+            stderr(&o)
+        );
+        let got = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!got.contains("program"), "{st}: the program ran: {got}");
+    }
+    let o = p.cmd().args(["ps", "-a", "-q"]).output().unwrap();
+    assert_eq!(stdout(&o).trim(), "", "nothing is left");
+    p.clean();
+}
+
 /// `source` (C) built as a static program `dir/name`, for an image
 /// that has no libc.
 fn static_program(dir: &Path, name: &str, source: &str) -> PathBuf {
