@@ -157,7 +157,16 @@ fn helper(
             paddock_sys::exit_now(0);
         }
         Ok(paddock_sys::Forked::Child) => {
-            let why = match crate::init::confine_and_exec(process, tty, filters, preserve_fds) {
+            // The container's network is the host's when this runtime did
+            // not have to join it.
+            let host_net = !ns.iter().any(|(kind, _)| *kind == "net");
+            let why = match crate::init::confine_and_exec(
+                process,
+                tty,
+                filters,
+                preserve_fds,
+                host_net,
+            ) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

@@ -714,12 +714,12 @@ fn setup(
     // startContainer's hooks: their programs are the image's, so each is
     // confined as the container's program is.
     crate::hooks::run_confined(&hooks.start_container, process, &hook_state, &|p| {
-        match confine_and_exec(p, None, filters, 0) {
+        match confine_and_exec(p, None, filters, 0, !own_net) {
             Ok(never) => match never {},
             Err(e) => e,
         }
     })?;
-    confine_and_exec(process, tty, filters, preserve_fds)
+    confine_and_exec(process, tty, filters, preserve_fds, !own_net)
 }
 
 /// The bundle's own seccomp profile, compiled (before anything is made,
@@ -742,6 +742,7 @@ pub(crate) fn confine_and_exec(
     tty: Option<OwnedFd>,
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
+    host_net: bool,
 ) -> Result<Never, String> {
     for r in &process.rlimits {
         let res = rlimit(&r.kind).ok_or("rlimit")?;
@@ -781,6 +782,12 @@ pub(crate) fn confine_and_exec(
     };
     std::env::set_current_dir(cwd).map_err(step(&format!("cwd {cwd}")))?;
     paddock_sys::cloexec_from(3 + preserve_fds).map_err(step("closing inherited files"))?;
+    // On the host's network, the host's abstract unix sockets are out of
+    // reach (Landlock's scope; kernels before ABI 6 have none).
+    if host_net {
+        paddock_sandbox::scope_abstract_sockets()
+            .map_err(|e| format!("Landlock (abstract unix sockets): {e}"))?;
+    }
     // The bundle's profile, then paddock's filters: the kernel keeps the
     // most restrictive answer of all.
     if let Some(f) = filters {

@@ -329,3 +329,37 @@ pub(crate) fn scope_init(p: &Prepared) -> Result<(), String> {
     created.restrict_self().map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// A container's processes on the host's network namespace (an OCI
+/// bundle that joins it, `--network host`): abstract unix sockets belong
+/// to a network namespace, so the host's own (X11's, D-Bus's, an engine
+/// shim's) would be in reach. A Landlock domain with the abstract-socket
+/// scope only (no file rule, no signal scope: the container's processes
+/// still signal each other) keeps them out. Whether the kernel enforced
+/// it (ABI 6 and newer).
+pub fn scope_abstract_sockets() -> Result<bool, String> {
+    // Every ruleset denies REFER unless it handles and grants it: handled
+    // and granted everywhere, so this domain changes nothing for files.
+    let mut created = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::Refer)
+        .map_err(|e| e.to_string())?
+        .scope(Scope::AbstractUnixSocket)
+        .map_err(|e| e.to_string())?
+        .create()
+        .map_err(|e| e.to_string())?;
+    if let Ok(root) = PathFd::new("/") {
+        created = created
+            .add_rule(PathBeneath::new(root, AccessFs::Refer))
+            .map_err(|e| e.to_string())?;
+    }
+    let status = created.restrict_self().map_err(|e| e.to_string())?;
+    let abi = match status.landlock {
+        LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => kernel_abi.unwrap_or(effective_abi as i32),
+        _ => 0,
+    };
+    Ok(abi >= 6 && status.ruleset != RulesetStatus::NotEnforced)
+}

@@ -1214,6 +1214,79 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         return;
     }
 
+    // 2b. On the host's network (`--network host`), the host's abstract
+    //     unix sockets (X11's, D-Bus's, an engine shim's live there) are
+    //     out of reach, from the first process and from exec; the
+    //     container's own still work among its processes.
+    {
+        use std::io::Write as _;
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("paddock-it-abstract-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = reached.clone();
+        std::thread::spawn(move || {
+            for c in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = (&c).write_all(b"host secret\n");
+            }
+        });
+        image_as(&p, "localhost/paddock-test-usr:1", &|r| {
+            std::fs::create_dir_all(r.join("usr")).unwrap();
+            for l in ["lib", "lib64"] {
+                std::os::unix::fs::symlink(format!("usr/{l}"), r.join(l)).unwrap();
+            }
+        });
+        let client = format!(
+            "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{name}'); print('reached', s.recv(64))\nexcept OSError as e: print('refused', e.errno)\n"
+        );
+        let own = "import os, socket, time\nl = socket.socket(socket.AF_UNIX); l.bind('\\0mine'); l.listen(1)\nif os.fork() == 0:\n    c = socket.socket(socket.AF_UNIX); c.connect('\\0mine'); c.send(b'hi'); os._exit(0)\na, _ = l.accept(); print('own', a.recv(2))\n";
+        let host_net = [
+            "-d",
+            "--name",
+            "abstract",
+            "--network",
+            "host",
+            "-v",
+            "/usr:/usr:ro",
+        ];
+        let o = p.run_in(
+            "localhost/paddock-test-usr:1",
+            &host_net,
+            &[
+                "/usr/bin/python3",
+                "-u",
+                "-c",
+                &format!("{client}\n{own}\nimport time; time.sleep(60)"),
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = p
+            .cmd()
+            .args(["exec", "abstract", "/usr/bin/python3", "-c", &client])
+            .output()
+            .unwrap();
+        let from_exec = stdout(&o);
+        let logs = || stdout(&p.cmd().args(["logs", "abstract"]).output().unwrap());
+        wait_until(std::time::Duration::from_secs(10), || {
+            logs().contains("own")
+        });
+        let logs = logs();
+        let _ = p.cmd().args(["rm", "-f", "-t", "0", "abstract"]).output();
+        assert!(
+            logs.contains("refused") && !logs.contains("reached"),
+            "{logs}"
+        );
+        assert!(logs.contains("own b'hi'"), "the container's own: {logs}");
+        assert!(from_exec.contains("refused"), "{from_exec}{}", stderr(&o));
+        assert_eq!(
+            reached.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the host's socket was reached"
+        );
+    }
+
     // 3. Sysctls: the host's network and IPC namespaces are not the
     //    container's, whatever the bundle joins; its own are.
     let martians = "/proc/sys/net/ipv4/conf/all/log_martians";
