@@ -22,13 +22,13 @@ use crate::util::*;
 type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// An OTLP/HTTP receiver on loopback that keeps every request it gets.
-struct Receiver {
-    port: u16,
+pub(crate) struct Receiver {
+    pub(crate) port: u16,
     got: Requests,
 }
 
 impl Receiver {
-    fn start() -> Receiver {
+    pub(crate) fn start() -> Receiver {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let got: Requests = Arc::default();
@@ -62,7 +62,7 @@ impl Receiver {
         Receiver { port, got }
     }
 
-    fn spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    pub(crate) fn spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
         self.got
             .lock()
             .unwrap()
@@ -78,7 +78,7 @@ impl Receiver {
             .collect()
     }
 
-    fn logs(&self) -> Vec<opentelemetry_proto::tonic::logs::v1::LogRecord> {
+    pub(crate) fn logs(&self) -> Vec<opentelemetry_proto::tonic::logs::v1::LogRecord> {
         self.got
             .lock()
             .unwrap()
@@ -95,14 +95,14 @@ impl Receiver {
     }
 }
 
-fn attr(attrs: &[KeyValue], key: &str) -> Option<Value> {
+pub(crate) fn attr(attrs: &[KeyValue], key: &str) -> Option<Value> {
     attrs
         .iter()
         .find(|a| a.key == key)
         .and_then(|a| a.value.clone()?.value)
 }
 
-fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+pub(crate) fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
     match attr(attrs, key)? {
         Value::StringValue(s) => Some(s),
         other => Some(format!("{other:?}")),

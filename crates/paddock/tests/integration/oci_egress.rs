@@ -28,6 +28,10 @@ host = "api.test.example"
 header = "x-api-key"
 source = "env:PADDOCK_IT_REAL_KEY"
 env = "ANTHROPIC_API_KEY"
+
+[audit]
+sinks = ["jsonl", "otlp"]
+otlp_endpoint = "http://127.0.0.1:OTLP"
 "#;
 
 /// What the container runs: an allowed call with the placeholder, then
@@ -106,7 +110,11 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     } else {
         ("slirp4netns:allow_host_loopback=true", "10.0.2.2")
     };
+    // The node's OTLP collector: the export leaves from the runtime's own
+    // network (the container's has none of it).
+    let otlp = crate::audit::Receiver::start();
     let policy = POLICY
+        .replace("OTLP", &otlp.port.to_string())
         .replace("PORT", &up.port.to_string())
         .replace("SERVER", server);
     std::fs::write(policies.join("agent.toml"), &policy).unwrap();
@@ -293,6 +301,45 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     });
     assert!(gone, "the egress daemon {proxy} outlived its container");
     assert!(of(&id).any(|e| e["kind"] == "session.stop"), "{evs:?}");
+
+    // The collector got the same, each record with the container and its
+    // pod: the foreign key's refusal, the exec.
+    use crate::audit::text;
+    let pod_of = |attrs: &[opentelemetry_proto::tonic::common::v1::KeyValue]| {
+        (
+            text(attrs, "container.id"),
+            text(attrs, "k8s.pod.name"),
+            text(attrs, "k8s.namespace.name"),
+        )
+    };
+    let want = (
+        Some(id.clone()),
+        Some("agent-pod".to_string()),
+        Some("team-a".to_string()),
+    );
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || otlp
+            .logs()
+            .iter()
+            .any(|l| l.event_name == "paddock.net.decision"
+                && text(&l.attributes, "paddock.reason_code").as_deref()
+                    == Some("NET_FOREIGN_CREDENTIAL")
+                && pod_of(&l.attributes) == want)),
+        "the collector got no refusal of the exec's foreign key with its pod"
+    );
+    for l in otlp.logs() {
+        let (c, pod, ns) = pod_of(&l.attributes);
+        assert!(
+            c.is_some() && pod.as_deref() == Some("agent-pod") && ns.is_some(),
+            "{l:?}"
+        );
+    }
+    assert!(
+        otlp.spans()
+            .iter()
+            .all(|s| pod_of(&s.attributes).1.as_deref() == Some("agent-pod")),
+        "every span names the pod"
+    );
 
     // 3. Policies that are not to be used, refused before anything runs.
     let before = std::fs::read_dir(&audit).unwrap().count();
