@@ -49,6 +49,10 @@ const MAX_POLICY: u64 = 1 << 20;
 pub struct Places {
     pub policies: PathBuf,
     pub audit: PathBuf,
+    /// `--policy NAME`: the one policy of this runtime's containers,
+    /// whatever their annotations (whoever may create pods may write
+    /// annotations: with this, a RuntimeClass is a policy).
+    pub only: Option<String>,
 }
 
 impl Places {
@@ -61,6 +65,7 @@ impl Places {
             return Places {
                 policies: PathBuf::from(DEFAULT_POLICY_DIR),
                 audit: PathBuf::from(DEFAULT_AUDIT_DIR),
+                only: None,
             };
         }
         let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -75,6 +80,7 @@ impl Places {
         Places {
             policies: xdg("XDG_CONFIG_HOME", ".config"),
             audit: xdg("XDG_STATE_HOME", ".local/state"),
+            only: None,
         }
     }
 }
@@ -91,8 +97,16 @@ pub fn named_policy(
     annotations: &BTreeMap<String, String>,
     places: &Places,
 ) -> Result<Option<Policy>, String> {
-    let Some(name) = annotations.get(ANNOTATION) else {
-        return Ok(None);
+    let asked = annotations.get(ANNOTATION);
+    let name = match (&places.only, asked) {
+        (Some(only), Some(a)) if a != only => {
+            return Err(format!(
+                "annotation {ANNOTATION}={a}: this runtime runs its containers under the policy `{only}` only (--policy); drop the annotation or ask for `{only}`"
+            ))
+        }
+        (Some(only), _) => only,
+        (None, Some(a)) => a,
+        (None, None) => return Ok(None),
     };
     let ok = !name.is_empty()
         && name.len() <= 128
@@ -600,6 +614,7 @@ mod tests {
         Places {
             policies: dir.to_path_buf(),
             audit: dir.join("audit"),
+            only: None,
         }
     }
 
@@ -666,6 +681,33 @@ mod tests {
         }
         std::fs::set_permissions(&d, PermissionsExt::from_mode(0o777)).unwrap();
         assert!(read_trusted(&d, "ok.toml").unwrap_err().contains("folder"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_runtime_with_one_policy_refuses_an_annotation_for_another() {
+        let d = scratch("only");
+        std::fs::write(d.join("agent.toml"), "version = 1\n").unwrap();
+        std::fs::set_permissions(
+            d.join("agent.toml"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        let mut p = places(&d);
+        p.only = Some("agent".into());
+        let e = named_policy(&annotation("deploy"), &p).err().unwrap();
+        assert!(e.contains("under the policy `agent` only"), "{e}");
+        assert_eq!(
+            named_policy(&BTreeMap::new(), &p).unwrap().unwrap().name,
+            "agent"
+        );
+        assert_eq!(
+            named_policy(&annotation("agent"), &p)
+                .unwrap()
+                .unwrap()
+                .name,
+            "agent"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

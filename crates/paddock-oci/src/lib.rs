@@ -110,6 +110,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 Some(v) => g.places.audit = PathBuf::from(v),
                 None => return fail(&g, "--audit-dir needs a folder"),
             },
+            "--policy" => match value() {
+                Some(v) => g.places.only = Some(v),
+                None => {
+                    return fail(
+                        &g,
+                        "--policy needs the name of a policy in the policy folder",
+                    )
+                }
+            },
             "--log-format" => g.json = value().as_deref() == Some("json"),
             "--systemd-cgroup" => g.systemd_cgroup = true,
             "--debug" | "--no-pivot" => {}
@@ -161,7 +170,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format text|json]
     [--policy-dir DIR (io.paddock.policy=NAME reads DIR/NAME.toml; default /etc/paddock/oci)]
-    [--audit-dir DIR (default /var/log/paddock/oci)] COMMAND
+    [--audit-dir DIR (default /var/log/paddock/oci)]
+    [--policy NAME (every container runs under NAME; an annotation naming another is refused)]
+    COMMAND
   create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | features";
 

@@ -140,7 +140,7 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         .unwrap();
     let pm = Podman {
         dir: ws.root.join("podman"),
-        rt: wrapper,
+        rt: wrapper.clone(),
     };
     std::fs::create_dir_all(&pm.dir).unwrap();
     // As a user, rootless podman: the runtime is root of a user namespace
@@ -357,5 +357,40 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
     }
     assert_eq!(std::fs::read_dir(&audit).unwrap().count(), before);
+
+    // 4. A runtime handler with one policy (`--policy agent`, a
+    //    RuntimeClass's): a container with no annotation runs under it;
+    //    one whose annotation (anyone who creates pods writes those) asks
+    //    for another is refused.
+    let one = ws.root.join("paddock-oci-one");
+    let text = std::fs::read_to_string(&wrapper).unwrap();
+    std::fs::write(&one, text.replace(" \"$@\"", " --policy agent \"$@\"")).unwrap();
+    Command::new("chmod")
+        .args(["0755", one.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let pinned = Podman {
+        dir: pm.dir.clone(),
+        rt: one,
+    };
+    let mut extra: Vec<&str> = vec!["--rm"];
+    extra.extend(base);
+    let o = pinned.run_in(image, &extra, &["sh", "-c", "echo key=$ANTHROPIC_API_KEY"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        line(&stdout(&o), "key=").starts_with("paddock-placeholder-"),
+        "{}",
+        stdout(&o)
+    );
+    let args = annotated("bad");
+    let mut extra: Vec<&str> = vec!["--rm"];
+    extra.extend(args.iter().map(String::as_str));
+    let o = pinned.run_in(image, &extra, &["true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("under the policy `agent` only"),
+        "{}",
+        stderr(&o)
+    );
     pm.clean();
 }
