@@ -13,9 +13,11 @@
 //! the proxy, the brokered credentials and the audit log — for as long as
 //! the container's first process lives.
 //!
-//! The annotation names a policy; it does not carry one. Annotations can
-//! come from an image, and a policy decides which host credentials are
-//! sent where: only the node's administrator writes policies.
+//! The annotation names a policy; it does not carry one, and it chooses
+//! one only where the runtime's handler lets it (`--policies`; `--policy`
+//! pins one). Annotations can come from an image or from whoever creates
+//! pods, and a policy decides which host credentials are sent where: only
+//! the node's administrator writes policies, and says which may be chosen.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -53,6 +55,11 @@ pub struct Places {
     /// whatever their annotations (whoever may create pods may write
     /// annotations: with this, a RuntimeClass is a policy).
     pub only: Option<String>,
+    /// `--policies A,B` (or `*`): the policies an annotation may choose.
+    /// Without it (and without `--policy`) no annotation chooses one: an
+    /// annotation may come from the image (podman copies an image's own
+    /// annotations into the bundle) or from whoever creates pods.
+    pub choosable: Option<Vec<String>>,
 }
 
 impl Places {
@@ -66,6 +73,7 @@ impl Places {
                 policies: PathBuf::from(DEFAULT_POLICY_DIR),
                 audit: PathBuf::from(DEFAULT_AUDIT_DIR),
                 only: None,
+                choosable: None,
             };
         }
         let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -81,6 +89,7 @@ impl Places {
             policies: xdg("XDG_CONFIG_HOME", ".config"),
             audit: xdg("XDG_STATE_HOME", ".local/state"),
             only: None,
+            choosable: None,
         }
     }
 }
@@ -105,7 +114,20 @@ pub fn named_policy(
             ))
         }
         (Some(only), _) => only,
-        (None, Some(a)) => a,
+        (None, Some(a)) => match &places.choosable {
+            Some(list) if list.iter().any(|n| n == "*" || n == a) => a,
+            Some(list) => {
+                return Err(format!(
+                    "annotation {ANNOTATION}={a}: this runtime lets annotations choose only {} (--policies)",
+                    list.join(", ")
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "annotation {ANNOTATION}={a}: this runtime takes no policy from annotations (they may come from the image, or from whoever creates pods): start it with `--policy NAME` (every container under one policy) or `--policies NAME,...` (the ones an annotation may choose)"
+                ))
+            }
+        },
         (None, None) => return Ok(None),
     };
     let ok = !name.is_empty()
@@ -193,14 +215,28 @@ fn read_trusted(dir: &Path, name: &str) -> Result<String, String> {
         0,
         resolve::NO_SYMLINKS,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| {
+        // Not "No such file or directory": engines take those words for
+        // a runtime that is not installed.
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            "there is none: write it, or name one that is there".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
     let mut f = File::from(f);
     check(&f, "file", false)?;
     let mut text = String::new();
     (&mut f)
-        .take(MAX_POLICY)
+        .take(MAX_POLICY + 1)
         .read_to_string(&mut text)
         .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_POLICY {
+        return Err(format!(
+            "larger than {} KiB: a policy is not read in part",
+            MAX_POLICY / 1024
+        ));
+    }
     Ok(text)
 }
 
@@ -214,29 +250,41 @@ pub fn labels(id: &str, policy: &str, a: &BTreeMap<String, String>) -> BTreeMap<
     for (label, keys) in [
         (
             "k8s.pod.name",
-            ["io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"],
+            ["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"],
         ),
         (
             "k8s.namespace.name",
             [
-                "io.kubernetes.pod.namespace",
                 "io.kubernetes.cri.sandbox-namespace",
+                "io.kubernetes.pod.namespace",
             ],
         ),
         (
             "k8s.pod.uid",
-            ["io.kubernetes.pod.uid", "io.kubernetes.cri.sandbox-uid"],
+            ["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"],
         ),
         (
             "k8s.container.name",
             [
-                "io.kubernetes.container.name",
                 "io.kubernetes.cri.container-name",
+                "io.kubernetes.container.name",
             ],
         ),
     ] {
+        // containerd's own names first (it writes them; a pod's
+        // annotations are passed through beside them). A value that is no
+        // Kubernetes name (longer than 253, control characters) is not
+        // copied into every event: the label says so instead.
         if let Some(v) = keys.iter().find_map(|k| a.get(*k)) {
-            out.insert(label.to_string(), v.clone());
+            let name_like = v.len() <= 253 && !v.chars().any(char::is_control);
+            out.insert(
+                label.to_string(),
+                if name_like {
+                    v.clone()
+                } else {
+                    "(not a name)".into()
+                },
+            );
         }
     }
     out
@@ -615,6 +663,7 @@ mod tests {
             policies: dir.to_path_buf(),
             audit: dir.join("audit"),
             only: None,
+            choosable: Some(vec!["*".into()]),
         }
     }
 
@@ -679,6 +728,15 @@ mod tests {
                 .unwrap_err()
                 .contains("not a file"));
         }
+        let big = format!("version = 1\n#{}\n", "x".repeat(1 << 20));
+        std::fs::write(d.join("big.toml"), big).unwrap();
+        std::fs::set_permissions(d.join("big.toml"), PermissionsExt::from_mode(0o644)).unwrap();
+        assert!(read_trusted(&d, "big.toml")
+            .unwrap_err()
+            .contains("not read in part"));
+        assert!(read_trusted(&d, "none.toml")
+            .unwrap_err()
+            .contains("there is none"));
         std::fs::set_permissions(&d, PermissionsExt::from_mode(0o777)).unwrap();
         assert!(read_trusted(&d, "ok.toml").unwrap_err().contains("folder"));
         std::fs::remove_dir_all(&d).unwrap();
@@ -693,7 +751,14 @@ mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         )
         .unwrap();
+        // Without --policy or --policies, no annotation chooses.
         let mut p = places(&d);
+        p.choosable = None;
+        let e = named_policy(&annotation("agent"), &p).err().unwrap();
+        assert!(e.contains("takes no policy from annotations"), "{e}");
+        p.choosable = Some(vec!["ci".into()]);
+        let e = named_policy(&annotation("agent"), &p).err().unwrap();
+        assert!(e.contains("choose only ci"), "{e}");
         p.only = Some("agent".into());
         let e = named_policy(&annotation("deploy"), &p).err().unwrap();
         assert!(e.contains("under the policy `agent` only"), "{e}");
@@ -724,16 +789,19 @@ mod tests {
             ),
             (
                 "io.kubernetes.cri.sandbox-namespace".to_string(),
-                "ignored".to_string(),
+                "ns-cri".to_string(),
             ),
+            ("io.kubernetes.pod.uid".to_string(), "x".repeat(300)),
             ("unrelated".to_string(), "x".to_string()),
         ]);
         let l = labels("c1", "agent", &a);
         assert_eq!(l["container.id"], "c1");
         assert_eq!(l["paddock.policy.name"], "agent");
         assert_eq!(l["k8s.pod.name"], "pod-a");
-        assert_eq!(l["k8s.namespace.name"], "ns-a");
-        assert_eq!(l.len(), 4, "{l:?}");
+        // containerd's own name wins over a passed-through annotation.
+        assert_eq!(l["k8s.namespace.name"], "ns-cri");
+        assert_eq!(l["k8s.pod.uid"], "(not a name)");
+        assert_eq!(l.len(), 5, "{l:?}");
     }
 
     #[test]

@@ -157,19 +157,17 @@ fn helper(
             paddock_sys::exit_now(0);
         }
         Ok(paddock_sys::Forked::Child) => {
-            // The container's network is the host's when this runtime did
-            // not have to join it.
-            let host_net = !ns.iter().any(|(kind, _)| *kind == "net");
-            let why = match crate::init::confine_and_exec(
-                process,
-                tty,
-                filters,
-                preserve_fds,
-                host_net,
-            ) {
-                Ok(never) => match never {},
-                Err(e) => e,
+            // The container's network (pids) is the host's when this
+            // runtime did not have to join it.
+            let on_host = crate::init::OnHost {
+                net: !ns.iter().any(|(kind, _)| *kind == "net"),
+                pid: !ns.iter().any(|(kind, _)| *kind == "pid"),
             };
+            let why =
+                match crate::init::confine_and_exec(process, tty, filters, preserve_fds, on_host) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
             // The helper has reported our pid already: say why on stderr.
             let _ = writeln!(std::io::stderr(), "paddock-oci: exec: {why}");
             paddock_sys::exit_now(127);

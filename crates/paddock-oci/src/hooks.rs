@@ -174,67 +174,6 @@ fn run_one(h: &Hook, state: &str) -> Result<(), String> {
     Err(format!("{status}: {}", said.trim()))
 }
 
-/// `startContainer`'s hooks, in the container after `start`: each forked
-/// from the first process and confined as the container's program is
-/// (`confine`, which only returns with an error), given the state on its
-/// standard input; the first that fails, or outlives its timeout.
-pub fn run_confined(
-    hooks: &[Hook],
-    process: &crate::config::Process,
-    state: &str,
-    confine: &dyn Fn(&crate::config::Process) -> String,
-) -> Result<(), String> {
-    use std::os::fd::AsFd;
-    for (i, h) in hooks.iter().enumerate() {
-        let what = format!("hooks.startContainer[{i}] {}", h.path);
-        let mut p = process.clone();
-        p.args = std::iter::once(h.path.clone())
-            .chain(h.args.iter().skip(1).cloned())
-            .collect();
-        p.env = h.env.clone();
-        let (mut ours, theirs) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| format!("{what}: {e}"))?;
-        ours.write_all(state.as_bytes())
-            .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-            .map_err(|e| format!("{what}: {e}"))?;
-        match paddock_sys::fork().map_err(|e| format!("{what}: fork: {e}"))? {
-            paddock_sys::Forked::Child => {
-                let why = match paddock_sys::dup2(theirs.as_fd(), 0) {
-                    Ok(()) => confine(&p),
-                    Err(e) => e.to_string(),
-                };
-                let _ = writeln!(std::io::stderr(), "paddock-oci: {what}: {why}");
-                paddock_sys::exit_now(127);
-            }
-            paddock_sys::Forked::Parent { pid, .. } => {
-                drop(theirs);
-                let deadline = h
-                    .timeout
-                    .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
-                let status = loop {
-                    match paddock_sys::waitpid(pid, deadline.is_some()) {
-                        Ok(Some((_, s))) => break s,
-                        Ok(None) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                            let _ = paddock_sys::kill(pid, libc::SIGKILL);
-                            let _ = paddock_sys::waitpid(pid, false);
-                            return Err(format!(
-                                "{what}: did not end within its timeout of {}s",
-                                h.timeout.unwrap_or(0)
-                            ));
-                        }
-                        Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                        Err(e) => return Err(format!("{what}: {e}")),
-                    }
-                };
-                if status.code() != 0 {
-                    return Err(format!("{what}: exit status {}", status.code()));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,6 +319,12 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
             }
         }
     }
+    if egress.is_some() && flags & paddock_sys::ns::PID == 0 {
+        return Err(format!(
+            "annotation {}: a container under a policy needs a pid namespace of its own (not --pid host): its egress lives as long as its processes, and from the host's pids they could stop it",
+            crate::egress::ANNOTATION
+        ));
+    }
     if flags & paddock_sys::ns::MOUNT == 0 {
         return Err("the bundle has no mount namespace: this runtime always makes one (add {\"type\": \"mount\"})".into());
     }
@@ -507,6 +513,15 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
 
 pub(crate) enum Never {}
 
+/// Which of the host's namespaces a container's process is in (the
+/// bundle joins the runtime's): their sockets and processes are kept out
+/// of its reach by Landlock's scopes.
+#[derive(Clone, Copy)]
+pub(crate) struct OnHost {
+    pub net: bool,
+    pub pid: bool,
+}
+
 /// An error of the step `what`, as the runtime reports it.
 fn step(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
@@ -664,6 +679,10 @@ fn setup(
     // Compared with the host's own, not read from the bundle: a joined
     // namespace may be the host's (`--network ns:/proc/1/ns/net`).
     let own_net = HostNamespaces::own(host.net, "net");
+    let on_host = OnHost {
+        net: !own_net,
+        pid: flags & paddock_sys::ns::PID == 0,
+    };
     let own_ipc = HostNamespaces::own(host.ipc, "ipc");
     for (k, v) in linux.map(|l| &l.sysctl).into_iter().flatten() {
         if k.contains("..") || k.contains('/') {
@@ -713,13 +732,16 @@ fn setup(
     drop(w);
     // startContainer's hooks: their programs are the image's, so each is
     // confined as the container's program is.
-    crate::hooks::run_confined(&hooks.start_container, process, &hook_state, &|p| {
-        match confine_and_exec(p, None, filters, 0, !own_net) {
+    run_confined_hooks(
+        &hooks.start_container,
+        process,
+        &hook_state,
+        &|p| match confine_and_exec(p, None, filters, 0, on_host) {
             Ok(never) => match never {},
             Err(e) => e,
-        }
-    })?;
-    confine_and_exec(process, tty, filters, preserve_fds, !own_net)
+        },
+    )?;
+    confine_and_exec(process, tty, filters, preserve_fds, on_host)
 }
 
 /// The bundle's own seccomp profile, compiled (before anything is made,
@@ -742,7 +764,7 @@ pub(crate) fn confine_and_exec(
     tty: Option<OwnedFd>,
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
-    host_net: bool,
+    on_host: OnHost,
 ) -> Result<Never, String> {
     for r in &process.rlimits {
         let res = rlimit(&r.kind).ok_or("rlimit")?;
@@ -783,11 +805,10 @@ pub(crate) fn confine_and_exec(
     std::env::set_current_dir(cwd).map_err(step(&format!("cwd {cwd}")))?;
     paddock_sys::cloexec_from(3 + preserve_fds).map_err(step("closing inherited files"))?;
     // On the host's network, the host's abstract unix sockets are out of
-    // reach (Landlock's scope; kernels before ABI 6 have none).
-    if host_net {
-        paddock_sandbox::scope_abstract_sockets()
-            .map_err(|e| format!("Landlock (abstract unix sockets): {e}"))?;
-    }
+    // reach; with the host's pids, the host's processes are not to be
+    // signalled (Landlock's scopes; kernels before ABI 6 have none).
+    paddock_sandbox::scope_container(on_host.net, on_host.pid)
+        .map_err(|e| format!("Landlock (the host's sockets and processes): {e}"))?;
     // The bundle's profile, then paddock's filters: the kernel keeps the
     // most restrictive answer of all.
     if let Some(f) = filters {
@@ -1124,4 +1145,65 @@ fn read_only(p: &Path) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     paddock_sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(|e| e.to_string())
+}
+
+/// `startContainer`'s hooks, in the container after `start`: each forked
+/// from the first process and confined as the container's program is
+/// (`confine`, which only returns with an error), given the state on its
+/// standard input; the first that fails, or outlives its timeout.
+pub(crate) fn run_confined_hooks(
+    hooks: &[crate::hooks::Hook],
+    process: &crate::config::Process,
+    state: &str,
+    confine: &dyn Fn(&crate::config::Process) -> String,
+) -> Result<(), String> {
+    use std::os::fd::AsFd;
+    for (i, h) in hooks.iter().enumerate() {
+        let what = format!("hooks.startContainer[{i}] {}", h.path);
+        let mut p = process.clone();
+        p.args = std::iter::once(h.path.clone())
+            .chain(h.args.iter().skip(1).cloned())
+            .collect();
+        p.env = h.env.clone();
+        let (mut ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| format!("{what}: {e}"))?;
+        ours.write_all(state.as_bytes())
+            .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+            .map_err(|e| format!("{what}: {e}"))?;
+        match paddock_sys::fork().map_err(|e| format!("{what}: fork: {e}"))? {
+            paddock_sys::Forked::Child => {
+                let why = match paddock_sys::dup2(theirs.as_fd(), 0) {
+                    Ok(()) => confine(&p),
+                    Err(e) => e.to_string(),
+                };
+                let _ = writeln!(std::io::stderr(), "paddock-oci: {what}: {why}");
+                paddock_sys::exit_now(127);
+            }
+            paddock_sys::Forked::Parent { pid, .. } => {
+                drop(theirs);
+                let deadline = h.timeout.map(|t| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(t.max(1) as u64)
+                });
+                let status = loop {
+                    match paddock_sys::waitpid(pid, deadline.is_some()) {
+                        Ok(Some((_, s))) => break s,
+                        Ok(None) if deadline.is_some_and(|d| std::time::Instant::now() >= d) => {
+                            let _ = paddock_sys::kill(pid, libc::SIGKILL);
+                            let _ = paddock_sys::waitpid(pid, false);
+                            return Err(format!(
+                                "{what}: did not end within its timeout of {}s",
+                                h.timeout.unwrap_or(0)
+                            ));
+                        }
+                        Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                        Err(e) => return Err(format!("{what}: {e}")),
+                    }
+                };
+                if status.code() != 0 {
+                    return Err(format!("{what}: exit status {}", status.code()));
+                }
+            }
+        }
+    }
+    Ok(())
 }

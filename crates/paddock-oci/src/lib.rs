@@ -110,6 +110,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 Some(v) => g.places.audit = PathBuf::from(v),
                 None => return fail(&g, "--audit-dir needs a folder"),
             },
+            "--policies" => match value() {
+                Some(v) => {
+                    g.places.choosable = Some(
+                        v.split(',')
+                            .map(|n| n.trim().to_string())
+                            .filter(|n| !n.is_empty())
+                            .collect(),
+                    )
+                }
+                None => return fail(&g, "--policies needs names of policies (A,B), or `*`"),
+            },
             "--policy" => match value() {
                 Some(v) => g.places.only = Some(v),
                 None => {
@@ -172,6 +183,7 @@ const USAGE: &str = "usage: paddock-oci [--root DIR] [--log FILE] [--log-format 
     [--policy-dir DIR (io.paddock.policy=NAME reads DIR/NAME.toml; default /etc/paddock/oci)]
     [--audit-dir DIR (default /var/log/paddock/oci)]
     [--policy NAME (every container runs under NAME; an annotation naming another is refused)]
+    [--policies A,B|* (the policies an io.paddock.policy annotation may choose; none without)]
     COMMAND
   create [--bundle DIR] [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | features";

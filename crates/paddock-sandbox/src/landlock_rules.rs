@@ -330,21 +330,33 @@ pub(crate) fn scope_init(p: &Prepared) -> Result<(), String> {
     Ok(())
 }
 
-/// A container's processes on the host's network namespace (an OCI
-/// bundle that joins it, `--network host`): abstract unix sockets belong
-/// to a network namespace, so the host's own (X11's, D-Bus's, an engine
-/// shim's) would be in reach. A Landlock domain with the abstract-socket
-/// scope only (no file rule, no signal scope: the container's processes
-/// still signal each other) keeps them out. Whether the kernel enforced
-/// it (ABI 6 and newer).
-pub fn scope_abstract_sockets() -> Result<bool, String> {
+/// A container's processes on the host's network or pid namespace (an OCI
+/// bundle that joins the runtime's, `--network host`, `--pid host`).
+/// Abstract unix sockets belong to a network namespace, so on the host's
+/// the host's own (X11's, D-Bus's, an engine shim's) would be in reach;
+/// with the host's pids, every host process is there to be signalled (the
+/// egress daemons of other containers among them). A Landlock domain with
+/// those scopes only (no file rule) keeps both out: the container's
+/// processes still reach their own. Whether the kernel enforced it (ABI 6
+/// and newer).
+pub fn scope_container(abstract_sockets: bool, signals: bool) -> Result<bool, String> {
+    let mut scopes = BitFlags::<Scope>::empty();
+    if abstract_sockets {
+        scopes |= Scope::AbstractUnixSocket;
+    }
+    if signals {
+        scopes |= Scope::Signal;
+    }
+    if scopes.is_empty() {
+        return Ok(true);
+    }
     // Every ruleset denies REFER unless it handles and grants it: handled
     // and granted everywhere, so this domain changes nothing for files.
     let mut created = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::Refer)
         .map_err(|e| e.to_string())?
-        .scope(Scope::AbstractUnixSocket)
+        .scope(scopes)
         .map_err(|e| e.to_string())?
         .create()
         .map_err(|e| e.to_string())?;

@@ -70,7 +70,7 @@ use paddock_sys::{self as sys, ns, ExitStatus, Forked};
 
 pub use error::SandboxError;
 pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
-pub use landlock_rules::{scope_abstract_sockets, LandlockReport};
+pub use landlock_rules::{scope_container, LandlockReport};
 pub use observe::AuditRecord;
 pub use oci_seccomp::{compile_oci_profile, ContainerFilters};
 pub use seccomp::{denied_syscalls, install_container_filters};

@@ -1287,6 +1287,38 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         );
     }
 
+    // 2c. With the host's pids (`--pid host`), the host's processes are
+    //     in view but not to be signalled (an egress daemon, a shell);
+    //     the container's own are.
+    {
+        let mut bystander = Command::new("sleep").arg("60").spawn().unwrap();
+        let o = p.run(
+            &[
+                "--rm",
+                "--network",
+                "none",
+                "--pid",
+                "host",
+                "--cap-add",
+                "KILL",
+            ],
+            &format!(
+                "kill -KILL {} 2>&1; echo host=$?; sleep 30 & kill $!; wait $!; echo own=$?",
+                bystander.id()
+            ),
+        );
+        let out = stdout(&o);
+        let alive = bystander.try_wait().unwrap().is_none();
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert!(alive, "the host's process was killed: {out}{}", stderr(&o));
+        assert!(
+            !out.contains("host=0") && out.contains("own=143"),
+            "{out}{}",
+            stderr(&o)
+        );
+    }
+
     // 3. Sysctls: the host's network and IPC namespaces are not the
     //    container's, whatever the bundle joins; its own are.
     let martians = "/proc/sys/net/ipv4/conf/all/log_martians";

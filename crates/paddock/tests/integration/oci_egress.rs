@@ -126,7 +126,7 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example={server}:{p},other.test.example={server}:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} \"$@\"\n",
+            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example={server}:{p},other.test.example={server}:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} --policies '*' \"$@\"\n",
             up.ca.display(),
             runtime(&ws.root).display(),
             policies.display(),
@@ -355,6 +355,8 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         let o = pm.run_in(image, &extra, &["true"]);
         assert!(!o.status.success(), "{name}");
         assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+        // Not words engines read as "the runtime is not installed".
+        assert_ne!(o.status.code(), Some(127), "{name}: {}", stderr(&o));
     }
     assert_eq!(std::fs::read_dir(&audit).unwrap().count(), before);
 
@@ -364,7 +366,27 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     //    for another is refused.
     let one = ws.root.join("paddock-oci-one");
     let text = std::fs::read_to_string(&wrapper).unwrap();
-    std::fs::write(&one, text.replace(" \"$@\"", " --policy agent \"$@\"")).unwrap();
+    let handler = |name: &str, flags: &str| {
+        let path = ws.root.join(name);
+        std::fs::write(
+            &path,
+            text.replace(" --policies '*' \"$@\"", &format!(" {flags} \"$@\"")),
+        )
+        .unwrap();
+        Command::new("chmod")
+            .args(["0755", path.to_str().unwrap()])
+            .status()
+            .unwrap();
+        Podman {
+            dir: pm.dir.clone(),
+            rt: path,
+        }
+    };
+    std::fs::write(
+        &one,
+        text.replace(" --policies '*' \"$@\"", " --policy agent \"$@\""),
+    )
+    .unwrap();
     Command::new("chmod")
         .args(["0755", one.to_str().unwrap()])
         .status()
@@ -392,5 +414,75 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         "{}",
         stderr(&o)
     );
+
+    // 5. An image's own annotations (podman copies them into the bundle)
+    //    choose no policy: not on a handler that takes none from
+    //    annotations, not one its list leaves out, not past a pinned one.
+    //    The permissive policy they ask for would send the node's key
+    //    anywhere on the host; the server hears nothing of it.
+    std::fs::write(
+        policies.join("permissive.toml"),
+        POLICY
+            .replace(
+                "\"GET /v1/models\"",
+                "\"GET /v1/models\", \"GET /v1/anything\"",
+            )
+            .replace("OTLP", &otlp.port.to_string())
+            .replace("PORT", &up.port.to_string())
+            .replace("SERVER", server),
+    )
+    .unwrap();
+    let ctx = ws.root.join("build");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Containerfile"), format!("FROM {image}\n")).unwrap();
+    let o = pm
+        .cmd()
+        .args(["build", "-q", "--pull=never", "--format", "oci"])
+        .args(["--annotation", "io.paddock.policy=permissive"])
+        .args(["--annotation", "io.kubernetes.pod.namespace=kube-system"])
+        .args(["-t", "localhost/paddock-test-annotated:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "podman build: {}", stderr(&o));
+    let requests = up.requests().len();
+    let grab =
+        "curl -sS -o /dev/null -w 'code=%{http_code}\\n' https://api.test.example/v1/anything";
+    for (h, why) in [
+        (
+            handler("paddock-oci-plain", ""),
+            "takes no policy from annotations",
+        ),
+        (
+            handler("paddock-oci-list", "--policies agent"),
+            "choose only agent",
+        ),
+        (pinned, "under the policy `agent` only"),
+    ] {
+        let mut extra: Vec<&str> = vec!["--rm"];
+        extra.extend(base);
+        let o = h.run_in(
+            "localhost/paddock-test-annotated:1",
+            &extra,
+            &["sh", "-c", grab],
+        );
+        assert!(!o.status.success(), "{why}: {}", stdout(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
+    assert_eq!(up.requests().len(), requests, "{:?}", up.requests());
+
+    // 6. A container under a policy with the host's pids (`--pid host`)
+    //    could stop its own egress daemon, or another's: refused.
+    let args = annotated("agent");
+    let mut extra: Vec<&str> = vec!["--rm", "--pid", "host"];
+    extra.extend(args.iter().map(String::as_str));
+    let o = pm.run_in(image, &extra, &["true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("pid namespace of its own"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(&audit).unwrap().count(), before + 1);
     pm.clean();
 }
