@@ -429,20 +429,28 @@ fn wait_supervisor_gone(store: &Store, meta: &Meta) -> Result<Meta, CliError> {
     store.load(&meta.id).map_err(session_err)
 }
 
-/// One line from `conn`, read byte by byte so nothing after it is taken
-/// from the stream; empty at end of stream, and only what came before
-/// `deadline` if it passes first.
+/// One line from `conn`, taking nothing after it from the stream (the
+/// rest is the caller's): what is waiting is looked at first and only the
+/// bytes up to the newline are read. Empty at end of stream, and only what
+/// came before `deadline` if it passes first.
 fn read_one_line(conn: &UnixStream, deadline: Option<Instant>) -> String {
     let mut out = Vec::new();
-    let mut b = [0u8; 1];
+    let mut buf = [0u8; 4096];
     if deadline.is_some() {
         let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
     }
     loop {
-        match std::io::Read::read(&mut &*conn, &mut b) {
-            Ok(1) => {
-                out.push(b[0]);
-                if b[0] == b'\n' {
+        match paddock_sys::peek(conn.as_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let take = buf[..n].iter().position(|b| *b == b'\n').map(|i| i + 1);
+                let want = take.unwrap_or(n);
+                // What was looked at is waiting: this read returns it all.
+                match std::io::Read::read(&mut &*conn, &mut buf[..want]) {
+                    Ok(got) if got > 0 => out.extend_from_slice(&buf[..got]),
+                    _ => break,
+                }
+                if take.is_some() && out.last() == Some(&b'\n') {
                     break;
                 }
             }

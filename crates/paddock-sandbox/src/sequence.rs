@@ -159,6 +159,10 @@ fn rel(p: &Path) -> &Path {
 /// Make sure `rel` exists beneath `root` as a directory (or an empty file),
 /// creating missing components only when `may_create` (i.e. inside our own
 /// tmpfs), and return an `O_PATH` fd to it.
+///
+/// The walk holds each folder open and looks up one name beneath it, so a
+/// missing path costs one lookup, one create and one open per component
+/// rather than a walk from the root for each.
 fn ensure<S: Sys>(
     s: &S,
     root: BorrowedFd<'_>,
@@ -171,38 +175,38 @@ fn ensure<S: Sys>(
         Err(e) if e.kind() == io::ErrorKind::NotFound && may_create => {}
         Err(e) => return Err(e),
     }
-    let mut cur = PathBuf::new();
     let n = rel.components().count();
+    let mut cur: Option<OwnedFd> = None;
     for (i, comp) in rel.components().enumerate() {
-        cur.push(comp);
-        match open_beneath(s, root, &cur) {
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let parent = match cur.parent() {
-            Some(p) if !p.as_os_str().is_empty() => s.open_path(
-                Some(root),
-                p,
-                libc::O_DIRECTORY,
-                resolve::NO_SYMLINKS | resolve::BENEATH,
-            )?,
-            _ => s.open_path(Some(root), Path::new("."), libc::O_DIRECTORY, 0)?,
-        };
+        let at = cur.as_ref().map_or(root, |f| f.as_fd());
         let name = Path::new(comp.as_os_str());
-        if i + 1 == n && !dir {
-            // An empty regular file to mount a file on.
-            s.openat(
-                parent.as_fd(),
-                name,
-                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
-                0o644,
-            )?;
-        } else {
-            s.mkdirat(parent.as_fd(), name, 0o755)?;
-        }
+        let next = match open_beneath(s, at, name) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                make_in(s, at, name, i + 1 < n || dir)?
+            }
+            Err(e) => return Err(e),
+        };
+        cur = Some(next);
     }
-    open_beneath(s, root, rel)
+    cur.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Make `name` in `dir` (a folder of a tmpfs this sandbox just mounted, so
+/// nothing is there yet): a folder, or an empty file to mount a file on.
+/// An `O_PATH` fd to it.
+fn make_in<S: Sys>(s: &S, dir: BorrowedFd<'_>, name: &Path, folder: bool) -> io::Result<OwnedFd> {
+    if folder {
+        s.mkdirat(dir, name, 0o755)?;
+    } else {
+        s.openat(
+            dir,
+            name,
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+            0o644,
+        )?;
+    }
+    open_beneath(s, dir, name)
 }
 
 fn tmpfs<S: Sys>(s: &S, target: &Path, flags: u64, opts: &str) -> io::Result<()> {
@@ -725,7 +729,7 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
         let t = step(
             "mkdir-system",
             Path::new(name),
-            ensure(s, rootfd, Path::new(name), true, true),
+            make_in(s, rootfd, Path::new(name), true),
         )?;
         step(
             "attach-system-dir",
@@ -759,16 +763,22 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
             "mode=0755,size=64k",
         ),
     )?;
+    // The fresh /dev tmpfs, opened once: each node is made in it by name.
+    let devfd = step("open-dev", &dev, open_beneath(s, rootfd, Path::new("dev")))?;
     for (name, tree) in &devices {
         let r = Path::new("dev").join(name);
-        let t = step("mknod-dev", &r, ensure(s, rootfd, &r, false, true))?;
+        let t = step(
+            "mknod-dev",
+            &r,
+            make_in(s, devfd.as_fd(), Path::new(name), false),
+        )?;
         step("attach-device", &r, s.move_mount(tree.as_fd(), t.as_fd()))?;
     }
     let pts = dev.join("pts");
     step(
         "mkdir-devpts",
         &pts,
-        ensure(s, rootfd, Path::new("dev/pts"), true, true),
+        make_in(s, devfd.as_fd(), Path::new("pts"), true),
     )?;
     step(
         "mount-devpts",
@@ -784,7 +794,7 @@ pub(crate) fn build_root<S: Sys>(s: &S, p: &Prepared) -> Result<Vec<Covered>, St
     step(
         "mkdir-shm",
         &dev.join("shm"),
-        ensure(s, rootfd, Path::new("dev/shm"), true, true),
+        make_in(s, devfd.as_fd(), Path::new("shm"), true),
     )?;
     for (name, target) in [
         ("dev/ptmx", "pts/ptmx"),

@@ -82,6 +82,21 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no file descriptor received"))
 }
 
+/// Look at what is waiting on a stream socket without taking it
+/// (`MSG_PEEK`): up to `buf.len()` bytes; 0 at end of stream.
+pub fn peek(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes across the call.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK,
+        )
+    };
+    check(n as libc::c_long).map(|n| usize::try_from(n).unwrap_or(0))
+}
+
 /// `poll(2)` for readability on `fds`, with a timeout in milliseconds (-1:
 /// forever). Returns, for each fd, whether it is readable (or hung up).
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<bool>> {

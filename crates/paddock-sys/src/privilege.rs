@@ -94,20 +94,29 @@ pub fn drop_capabilities_except(keep: &[u32]) -> io::Result<()> {
             0,
         )
     })?;
-    let last_cap = last_cap();
-    for cap in 0..=last_cap {
-        // SAFETY: PR_CAPBSET_READ takes a capability number only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 0 {
-            continue; // already gone (a second call drops nothing)
-        }
-        // SAFETY: PR_CAPBSET_DROP takes a capability number only.
-        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        if let Err(e) = check_int(ret) {
-            // EINVAL: the kernel does not know this capability; fine.
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(e);
+    // The bounding set is emptied once: a process forked after that (a
+    // command of pid 1 or of the template) inherits the empty set and this
+    // mark together, and asks once (a new user namespace would have given
+    // it a full set again: capability 0 would be back). Otherwise each
+    // capability is dropped without being read first: one call each.
+    // SAFETY: PR_CAPBSET_READ takes a capability number only.
+    let emptied = BOUNDING_SET_EMPTY.load(std::sync::atomic::Ordering::Relaxed)
+        && unsafe { libc::prctl(libc::PR_CAPBSET_READ, 0, 0, 0, 0) } == 0;
+    if !emptied {
+        for cap in 0..=last_cap() {
+            // SAFETY: PR_CAPBSET_DROP takes a capability number only.
+            let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            match check_int(ret) {
+                Ok(_) => {}
+                // EINVAL: the kernel does not know this capability; fine.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                // EPERM without CAP_SETPCAP: fine only if it is gone already.
+                // SAFETY: PR_CAPBSET_READ takes a capability number only.
+                Err(_) if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 0 => {}
+                Err(e) => return Err(e),
             }
         }
+        BOUNDING_SET_EMPTY.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED
@@ -152,12 +161,20 @@ fn capget() -> io::Result<[CapData; 2]> {
     Ok(data)
 }
 
-/// The highest capability number this kernel knows.
+/// Set once this process (or the one it was forked from) emptied its
+/// bounding set: the set never grows again, so a later call skips it.
+static BOUNDING_SET_EMPTY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The highest capability number this kernel knows (read once).
 fn last_cap() -> libc::c_ulong {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(63)
+    static LAST: std::sync::OnceLock<libc::c_ulong> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+            .unwrap_or(63)
+    })
 }
 
 /// The effective capability mask of the calling thread (bit N = capability N).
