@@ -450,7 +450,8 @@ fn read_one_line(conn: &UnixStream, deadline: Option<Instant>) -> String {
                     Ok(got) if got > 0 => out.extend_from_slice(&buf[..got]),
                     _ => break,
                 }
-                if take.is_some() && out.last() == Some(&b'\n') {
+                // Only up to the first newline is ever read.
+                if out.last() == Some(&b'\n') {
                     break;
                 }
             }

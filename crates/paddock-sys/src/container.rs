@@ -34,9 +34,8 @@ pub fn switch_user(uid: u32, gid: u32, groups: &[u32], keep_caps: bool) -> io::R
 
 /// The highest capability number this kernel knows.
 fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
+    kernel_last_cap()
+        .and_then(|c| u32::try_from(c).ok())
         .unwrap_or(40)
         .min(63)
 }

@@ -166,15 +166,22 @@ fn capget() -> io::Result<[CapData; 2]> {
 static BOUNDING_SET_EMPTY: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// The highest capability number this kernel knows (read once).
-fn last_cap() -> libc::c_ulong {
-    static LAST: std::sync::OnceLock<libc::c_ulong> = std::sync::OnceLock::new();
+/// The highest capability number this kernel knows, as
+/// /proc/sys/kernel/cap_last_cap says (read once per process); None where
+/// it cannot be read.
+pub(crate) fn kernel_last_cap() -> Option<libc::c_ulong> {
+    static LAST: std::sync::OnceLock<Option<libc::c_ulong>> = std::sync::OnceLock::new();
     *LAST.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-            .unwrap_or(63)
     })
+}
+
+/// [`kernel_last_cap`], or 63 (the most a mask holds) where unknown:
+/// dropping a capability the kernel does not know fails harmlessly.
+fn last_cap() -> libc::c_ulong {
+    kernel_last_cap().unwrap_or(63)
 }
 
 /// The effective capability mask of the calling thread (bit N = capability N).

@@ -38,11 +38,9 @@ fn enter_user_namespace(which: &str, map: bool) -> Result<(), String> {
 fn child() -> Result<(), String> {
     enter_user_namespace("first", true)?;
     drop_all_capabilities().map_err(|e| format!("first drop: {e}"))?;
-    if bounding_set() != 0 {
-        return Err(format!(
-            "after the first drop CapBnd is {:x}",
-            bounding_set()
-        ));
+    let left = bounding_set();
+    if left != 0 {
+        return Err(format!("after the first drop CapBnd is {left:x}"));
     }
     // A second namespace, made from inside the first: a full set again.
     enter_user_namespace("second", false)?;
