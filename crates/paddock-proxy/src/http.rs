@@ -606,11 +606,7 @@ pub async fn forward(
                     start,
                 );
                 // Read (and drop) the body first, as for any refusal.
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    http_body_util::Limited::new(body, crate::refresh::MAX).collect(),
-                )
-                .await;
+                drain(body).await;
                 return refuse(code, &why);
             }
         }
@@ -632,6 +628,7 @@ pub async fn forward(
             .because(&why),
             start,
         );
+        drain(body).await;
         return refuse(Reason::NET_CREDENTIAL_PLAINTEXT.code(), &why);
     }
     if let Some(l) = &login {
@@ -647,6 +644,10 @@ pub async fn forward(
         };
         // One content type, or servers may read the body as another.
         if parts.headers.get_all("content-type").iter().count() > 1 {
+            // The body is read first, as for any refusal: closing with
+            // unread bytes would reset the connection before the client
+            // reads why.
+            drain(body).await;
             return refused(
                 Reason::NET_BODY_UNREADABLE.code(),
                 "the refresh request has more than one content-type; servers read such a body differently".into(),
@@ -1222,7 +1223,11 @@ fn authority_with_port(t: &Target) -> String {
 /// Read and drop a request body that will not be used (at most 1 MiB, for
 /// at most two seconds), so that refusing it does not reset the
 /// connection under the client's feet.
-async fn drain(body: Incoming) {
+async fn drain<B>(body: B)
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(2),
         http_body_util::Limited::new(body, 1 << 20).collect(),
@@ -1276,6 +1281,7 @@ async fn screen_body(
     )
     .await
     else {
+        drain(body).await;
         return Err(unreadable(
             "too many bodies are being screened at once; retry".into(),
         ));

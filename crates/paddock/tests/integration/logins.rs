@@ -1329,16 +1329,28 @@ curl -sS -H 'content-type: application/json' -d "{\"grant_type\":\"refresh_token
     );
 
     // 13. A refresh with two content types (servers read the body as
-    //     either): refused, nothing sent.
+    //     either): refused, nothing sent. The client reads why, its body
+    //     small or still being sent when the refusal is decided (a body
+    //     left unread would reset the connection under it).
     let n = s.requests().len();
-    let o = pd(
-        &[],
-        &refresh.replace(
-            "-H 'content-type: application/json'",
-            "-H 'content-type: application/json' -H 'content-type: application/x-www-form-urlencoded'",
-        ),
+    let two = refresh.replace(
+        "-H 'content-type: application/json'",
+        "-H 'content-type: application/json' -H 'content-type: application/x-www-form-urlencoded'",
     );
-    assert!(stdout(&o).contains("NET_BODY_UNREADABLE"), "{}", stdout(&o));
+    let padded = two.replace(
+        r#"-d "{"#,
+        r#"-d "{\"pad\":\"$(head -c 100000 /dev/zero | tr '\0' a)\","#,
+    );
+    assert_ne!(padded, two);
+    for script in [&two, &padded] {
+        let o = pd(&[], script);
+        assert!(
+            stdout(&o).contains("NET_BODY_UNREADABLE"),
+            "{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
     assert_eq!(s.requests().len(), n, "nothing reached the server");
 
     // 14. A refresh answer that holds the old refresh token and the new
