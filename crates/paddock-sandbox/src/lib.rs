@@ -47,6 +47,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod bpf_compact;
 mod calls;
 mod error;
 pub mod explain;
