@@ -97,6 +97,7 @@ pub(crate) fn unobserved() -> BpfProgram {
 }
 
 const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
 const BPF_JSET_K: u16 = 0x45;
 const BPF_JA: u16 = 0x05;
 const BPF_RET_K: u16 = 0x06;
@@ -396,45 +397,87 @@ pub(crate) fn audit_program_around(
     }
     // Instruction layout, so that every jump is forward:
     //   ld arch; jeq ARCH ? next : MAIN
-    //   ld nr; (jeq nr ? NOTIF : next)*
-    //   (jeq nr ? next : skip; ld arg; jset WRITE ? NOTIF : MAIN; ld nr)*
-    //   ja MAIN
+    //   ld nr; a balanced tree of the watched numbers (`jge` splits, a
+    //   leaf `jeq`s up to four of them, then `ja MAIN`): a plain one goes
+    //   to NOTIF, a flagged one to its block
+    //   (ld arg; jset WRITE ? NOTIF : MAIN)*
     //   NOTIF: ret USER_NOTIF
     //   MAIN: the deny list
-    let mut p: Vec<(u16, u8, u8, u32)> = Vec::new();
-    let len = 3 + plain.len() + 4 * flagged.len() + 2;
-    let notif_at = len - 1;
-    let main_at = len;
-    let rel = |from: usize, to: usize| -> u8 {
-        u8::try_from(to - from - 1).expect("prologue jumps fit in 8 bits")
+    // Installing a filter runs it once per system call number (the
+    // kernel's cache of calls always allowed): a tree takes a few steps
+    // where a chain of every watched number took them all.
+    #[derive(Clone, Copy)]
+    enum To {
+        Next,
+        At(usize),
+        Block(usize),
+        Notif,
+        Main,
+    }
+    fn tree(out: &mut Vec<(u16, To, To, u32)>, keys: &[(u32, To)]) {
+        if keys.len() <= 4 {
+            for &(nr, to) in keys {
+                out.push((BPF_JEQ_K, to, To::Next, nr));
+            }
+            out.push((BPF_JA, To::Main, To::Next, 0));
+            return;
+        }
+        let mid = keys.len() / 2;
+        let at = out.len();
+        out.push((BPF_JGE_K, To::Next, To::Next, keys[mid].0));
+        tree(out, &keys[..mid]);
+        out[at].1 = To::At(out.len());
+        tree(out, &keys[mid..]);
+    }
+    let mut keys: Vec<(u32, To)> = plain.iter().map(|&nr| (nr, To::Notif)).collect();
+    keys.extend(
+        flagged
+            .iter()
+            .enumerate()
+            .map(|(i, &(nr, _))| (nr, To::Block(i))),
+    );
+    keys.sort_unstable_by_key(|k| k.0);
+    let mut out: Vec<(u16, To, To, u32)> = vec![
+        (BPF_LD_W_ABS, To::Next, To::Next, 4),
+        (BPF_JEQ_K, To::Next, To::Main, AUDIT_ARCH),
+        (BPF_LD_W_ABS, To::Next, To::Next, 0),
+    ];
+    tree(&mut out, &keys);
+    let blocks = out.len();
+    for &(_, arg) in &flagged {
+        out.push((BPF_LD_W_ABS, To::Next, To::Next, arg_lo(arg)));
+        out.push((BPF_JSET_K, To::Notif, To::Main, WRITE_FLAGS));
+    }
+    out.push((BPF_RET_K, To::Next, To::Next, libc::SECCOMP_RET_USER_NOTIF));
+    let notif_at = out.len() - 1;
+    let main_at = out.len();
+    let place = |to: To, at: usize| -> usize {
+        let t = match to {
+            To::Next => at + 1,
+            To::At(t) => t,
+            To::Block(i) => blocks + 2 * i,
+            To::Notif => notif_at,
+            To::Main => main_at,
+        };
+        t - at - 1
     };
-    p.push((BPF_LD_W_ABS, 0, 0, 4));
-    p.push((BPF_JEQ_K, 0, rel(1, main_at), AUDIT_ARCH));
-    p.push((BPF_LD_W_ABS, 0, 0, 0));
-    for nr in plain {
-        let at = p.len();
-        p.push((BPF_JEQ_K, rel(at, notif_at), 0, nr));
-    }
-    for (nr, arg) in flagged {
-        let at = p.len();
-        p.push((BPF_JEQ_K, 0, 3, nr));
-        p.push((BPF_LD_W_ABS, 0, 0, arg_lo(arg)));
-        p.push((
-            BPF_JSET_K,
-            rel(at + 2, notif_at),
-            rel(at + 2, main_at),
-            WRITE_FLAGS,
-        ));
-        p.push((BPF_LD_W_ABS, 0, 0, 0));
-    }
-    let at = p.len();
-    p.push((
-        BPF_JA,
-        0,
-        0,
-        u32::try_from(main_at - at - 1).expect("short prologue"),
-    ));
-    p.push((BPF_RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
+    let mut p: Vec<(u16, u8, u8, u32)> = out
+        .iter()
+        .enumerate()
+        .map(|(at, &(code, jt, jf, k))| match code {
+            BPF_JA => (
+                code,
+                0,
+                0,
+                u32::try_from(place(jt, at)).expect("short prologue"),
+            ),
+            BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
+                let off = |to| u8::try_from(place(to, at)).expect("prologue jumps fit in 8 bits");
+                (code, off(jt), off(jf), k)
+            }
+            _ => (code, 0, 0, k),
+        })
+        .collect();
     debug_assert_eq!(p.len(), main_at);
     p.extend(main.iter().map(|&(code, jt, jf, k)| {
         if code == BPF_RET_K && k == RET_EPERM && !off {
@@ -572,6 +615,65 @@ mod tests {
             super::denied_name(u32::try_from(libc::SYS_mount).unwrap()),
             Some("mount")
         );
+    }
+
+    #[test]
+    fn the_observing_filter_sends_pid_1_exactly_the_watched_calls() {
+        use crate::bpf_compact::run;
+        use crate::spec::AuditLevel;
+        for level in [
+            AuditLevel::Off,
+            AuditLevel::Denied,
+            AuditLevel::Writes,
+            AuditLevel::All,
+        ] {
+            let p = super::audit_program(level);
+            let off = level == AuditLevel::Off;
+            let notif = libc::SECCOMP_RET_USER_NOTIF;
+            // The deny list alone, its refusals sent to pid 1 when auditing.
+            let main = |nr: u32, arch: u32, args: &[u64; 6]| {
+                let v = run(super::compiled::SANDBOX, nr, arch, args).unwrap();
+                if v == super::RET_EPERM && !off {
+                    notif
+                } else {
+                    v
+                }
+            };
+            let watched = super::watched();
+            let mut argsets = vec![[0u64; 6], [u64::MAX; 6]];
+            for i in 0..6 {
+                let mut a = [0u64; 6];
+                a[i] = u64::from(super::WRITE_FLAGS);
+                argsets.push(a);
+            }
+            for nr in 0..1100u32 {
+                for args in &argsets {
+                    let expect = match watched.iter().find(|w| w.0 == nr).map(|w| w.2) {
+                        Some(super::Watched::Connect) => notif,
+                        Some(_) if off => main(nr, super::AUDIT_ARCH, args),
+                        Some(super::Watched::Exec { .. }) if level < AuditLevel::Writes => {
+                            main(nr, super::AUDIT_ARCH, args)
+                        }
+                        Some(super::Watched::Open {
+                            flags_arg: Some(a), ..
+                        }) if level < AuditLevel::All => {
+                            if args[a] & u64::from(super::WRITE_FLAGS) != 0 {
+                                notif
+                            } else {
+                                main(nr, super::AUDIT_ARCH, args)
+                            }
+                        }
+                        Some(_) => notif,
+                        None => main(nr, super::AUDIT_ARCH, args),
+                    };
+                    let got = run(&p, nr, super::AUDIT_ARCH, args);
+                    assert_eq!(got, Some(expect), "{level:?} nr {nr} args {args:x?}");
+                }
+                // Another architecture: the deny list's verdict.
+                let other = run(&p, nr, 0x4000_0003, &[0; 6]);
+                assert_eq!(other, Some(main(nr, 0x4000_0003, &[0; 6])));
+            }
+        }
     }
 
     #[test]
