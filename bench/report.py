@@ -255,7 +255,7 @@ if p.get("viaproxy") and p.get("transparent"):
 if p.get("direct_h2") and p.get("inspected_h2"):
     dh, ih = p["direct_h2"], p["inspected_h2"]
     px += ["", "HTTP/2: curl --http2 against Node's http2 server, a fresh connection (and a fresh curl) "
-           "per request, then one large download; paddock speaks h2 with both sides.", "",
+           "per request, then three large downloads (their median); paddock speaks h2 with both sides.", "",
            "| path | HTTP version | median latency (ms) | added (ms) | p90 (ms) | throughput (MiB/s) | vs direct |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for x, label in [(dh, "direct"), (ih, "paddock, inspected HTTP/2")]:
