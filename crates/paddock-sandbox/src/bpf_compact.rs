@@ -83,19 +83,24 @@ fn entry(p: &[Insn], arch: u32, nr: u32) -> Option<(Entry, Vec<u32>, Vec<u32>)> 
                     (Held::Other, _) => {}
                     _ => return None,
                 }
-                let taken = match code {
-                    JEQ => a == k,
-                    JGT => a > k,
-                    JGE => a >= k,
-                    _ => a & k != 0,
-                };
-                pc += usize::from(if taken { jt } else { jf });
+                pc += branch(code, a, (jt, jf, k));
             }
             _ => return None,
         }
         pc += 1;
     }
     None
+}
+
+/// How far a conditional jump `code` goes with `a` in the accumulator.
+fn branch(code: u16, a: u32, (jt, jf, k): (u8, u8, u32)) -> usize {
+    let taken = match code {
+        JEQ => a == k,
+        JGT => a > k,
+        JGE => a >= k,
+        _ => a & k != 0,
+    };
+    usize::from(if taken { jt } else { jf })
 }
 
 /// Is this a jump (its target moves with it)?
@@ -305,13 +310,7 @@ pub fn run(p: &[Insn], nr: u32, arch: u32, args: &[u64; 6]) -> Option<u32> {
             RET => return Some(k),
             JA => pc = pc.checked_add(usize::try_from(k).ok()?)?,
             JEQ | JGT | JGE | JSET => {
-                let taken = match code {
-                    JEQ => a == k,
-                    JGT => a > k,
-                    JGE => a >= k,
-                    _ => a & k != 0,
-                };
-                pc += usize::from(if taken { jt } else { jf });
+                pc += branch(code, a, (jt, jf, k));
             }
             _ => return None,
         }
@@ -402,6 +401,15 @@ mod tests {
         v
     }
 
+    /// The deny list as the JSON compiler writes it.
+    fn deny_list() -> Vec<Insn> {
+        compiled()
+            .into_iter()
+            .find(|(n, _)| n == "sandbox")
+            .unwrap()
+            .1
+    }
+
     #[test]
     fn every_filter_is_shorter_and_gives_the_same_verdicts() {
         for (name, p) in compiled() {
@@ -415,11 +423,7 @@ mod tests {
     fn the_verdicts_are_the_kernels_own() {
         // The deny list as compiled: ptrace refused, read allowed, an
         // ioctl refused by its request only, another architecture killed.
-        let p = compiled()
-            .into_iter()
-            .find(|(n, _)| n == "sandbox")
-            .unwrap()
-            .1;
+        let p = deny_list();
         let short = compact(&p, NATIVE).unwrap();
         let nr = |n: i64| u32::try_from(n).unwrap();
         let eperm = 0x0005_0000 | 1;
@@ -515,11 +519,7 @@ mod tests {
     #[test]
     fn the_observing_filter_gives_the_verdicts_it_gave_around_the_compilers_deny_list() {
         use crate::spec::AuditLevel;
-        let sandbox = compiled()
-            .into_iter()
-            .find(|(n, _)| n == "sandbox")
-            .unwrap()
-            .1;
+        let sandbox = deny_list();
         for level in [
             AuditLevel::Off,
             AuditLevel::Denied,
