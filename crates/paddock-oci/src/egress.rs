@@ -481,17 +481,34 @@ pub fn record(
     Ok(())
 }
 
-/// Start the daemon that serves container `pid`'s egress: the proxy on
-/// the handed-over listener (and TUN device), decisions into the audit
-/// log, until the container's first process ends. Returns the daemon's
-/// pid once it says the proxy runs.
+impl Prepared {
+    /// What the policy has recorded.
+    pub fn audit_level(&self) -> paddock_sandbox::AuditLevel {
+        self.policy.eff.audit_level.value
+    }
+}
+
+/// What the daemon serves besides the proxy: the audit observer's
+/// listeners ([`crate::observer`]), from the first process (`first`) and
+/// from `exec`s, through a socket in the container's folder `dir`.
+pub struct Observe<'a> {
+    pub first: UnixStream,
+    pub dir: &'a Path,
+}
+
+/// Start the daemon of container `pid`: the proxy on the handed-over
+/// listener (and TUN device) when the policy has one, the audit
+/// observer when it audits, decisions and records into the audit log,
+/// until the container's first process ends. Returns the daemon's pid
+/// once it says it runs.
 pub fn start_daemon(
     places: &Places,
     id: &str,
     pid: i32,
     annotations: &BTreeMap<String, String>,
     prepared: Prepared,
-    handed: Handed,
+    handed: Option<Handed>,
+    observe: Option<Observe<'_>>,
 ) -> Result<i32, String> {
     let pidfd = paddock_sys::pidfd_open(pid).map_err(|e| format!("pidfd_open {pid}: {e}"))?;
     let (mut report, child_end) = UnixStream::pair().map_err(|e| e.to_string())?;
@@ -501,15 +518,16 @@ pub fn start_daemon(
     match paddock_sys::fork().map_err(|e| format!("fork: {e}"))? {
         paddock_sys::Forked::Child => {
             drop(report);
-            let mut keep = vec![
-                handed.listener.as_raw_fd(),
-                handed.engines.as_raw_fd(),
-                pidfd.as_raw_fd(),
-                child_end.as_raw_fd(),
-            ];
-            keep.extend(handed.tun.as_ref().map(|t| t.as_raw_fd()));
+            let mut keep = vec![pidfd.as_raw_fd(), child_end.as_raw_fd()];
+            if let Some(h) = &handed {
+                keep.extend([h.listener.as_raw_fd(), h.engines.as_raw_fd()]);
+                keep.extend(h.tun.as_ref().map(|t| t.as_raw_fd()));
+            }
+            keep.extend(observe.as_ref().map(|o| o.first.as_raw_fd()));
             let why = match detach(&keep) {
-                Ok(()) => serve(places, id, prepared, labels, handed, pidfd, child_end),
+                Ok(()) => serve(
+                    places, id, prepared, labels, handed, observe, pidfd, child_end,
+                ),
                 Err(e) => e,
             };
             paddock_sys::exit_now(if why.is_empty() { 0 } else { 1 });
@@ -524,7 +542,7 @@ pub fn start_daemon(
             let _ = paddock_sys::kill(daemon, libc::SIGKILL);
             let _ = paddock_sys::waitpid(daemon, false);
             Err(format!(
-                "the egress proxy: {}",
+                "the container's daemon (egress and audit): {}",
                 said.strip_prefix("ERR ")
                     .unwrap_or("it ended before it started")
             ))
@@ -556,28 +574,97 @@ fn serve(
     id: &str,
     prepared: Prepared,
     labels: BTreeMap<String, String>,
-    handed: Handed,
+    handed: Option<Handed>,
+    observe: Option<Observe<'_>>,
     pidfd: OwnedFd,
     mut report: UnixStream,
 ) -> String {
+    let level = prepared.audit_level();
     let Prepared {
         policy,
         egress,
         net,
         ..
     } = prepared;
-    let Some(egress) = egress else {
-        let _ = report.write_all(b"ERR no proxy to serve");
-        return "no proxy".into();
+    let mut report_err = |e: String| {
+        let _ = report.write_all(format!("ERR {e}").as_bytes());
+        e
     };
     let mut out = match open_log(places, id, &policy, labels) {
         Ok(o) => o,
-        Err(e) => {
-            let _ = report.write_all(format!("ERR {e}").as_bytes());
-            return e;
-        }
+        Err(e) => return report_err(e),
+    };
+    // The observer's socket for `exec`, bound before any thread starts
+    // (the umask it is bound under is the process's).
+    let (first, accept) = match observe {
+        Some(o) => match crate::observer::listen(o.dir) {
+            Ok(l) => (Some(o.first), Some(l)),
+            Err(e) => return report_err(e),
+        },
+        None => (None, None),
     };
     out.start_export();
+    let view = paddock_sandbox::ContainerView {
+        audit: level,
+        proxy_port: handed.is_some().then_some(paddock_plan::egress::PROXY_PORT),
+        transparent: handed.as_ref().is_some_and(|h| h.tun.is_some()),
+    };
+    let mut logins = None;
+    let mut kept = None;
+    if let (Some(egress), Some(handed)) = (egress, handed) {
+        match proxy(&policy, &out, egress, handed) {
+            Ok((l, e)) => {
+                logins = Some(l);
+                kept = Some(e);
+            }
+            Err(e) => return report_err(e),
+        }
+    }
+    out.log.emit(
+        EventKind::SessionStart,
+        None,
+        None,
+        &Caller::default(),
+        serde_json::json!({
+            "container": id,
+            "policy": policy.file,
+            "network": if kept.is_some() { "proxy" } else { "none" },
+            "transparent": matches!(net, Net::Proxy { tun: true }),
+            "proxy_pid": std::process::id(),
+            "audit": level.as_str(),
+        }),
+    );
+    let _ = report.write_all(b"OK");
+    drop(report);
+    // Until the container's first process is gone (the pidfd turns
+    // readable); its other processes die with it (its pid namespace).
+    let obs = first
+        .is_some()
+        .then(|| paddock_sandbox::ContainerObserver::new(view));
+    crate::observer::serve(&pidfd, first, accept, obs, &out.log);
+    if let Some(logins) = &logins {
+        let _ = paddock_proxy::finish_refreshes(logins, std::time::Duration::from_secs(30));
+    }
+    out.log.emit(
+        EventKind::SessionStop,
+        None,
+        None,
+        &Caller::default(),
+        serde_json::json!({"container": id}),
+    );
+    out.finish();
+    drop(kept);
+    String::new()
+}
+
+/// The proxy, started on its own thread in the engine's network; the
+/// logins it refreshes, and what must live as long as it does.
+fn proxy(
+    policy: &Policy,
+    out: &paddock_plan::audit::AuditOut,
+    egress: Egress,
+    handed: Handed,
+) -> Result<(Vec<std::sync::Arc<paddock_proxy::refresh::Login>>, Egress), String> {
     let log = out.log.clone();
     let sink: paddock_proxy::EventSink = std::sync::Arc::new(move |e: &paddock_proxy::Event| {
         log.emit(
@@ -588,13 +675,9 @@ fn serve(
             serde_json::to_value(e).unwrap_or_default(),
         );
     });
-    let cfg = match egress.config(&policy.eff, Some(sink)) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = report.write_all(format!("ERR {e}").as_bytes());
-            return e.to_string();
-        }
-    };
+    let cfg = egress
+        .config(&policy.eff, Some(sink))
+        .map_err(|e| e.to_string())?;
     let logins = cfg.logins.clone();
     // The proxy connects out from the network the engine gave the
     // container (a pod's, a bridge's; none at all with `--network none`):
@@ -607,51 +690,12 @@ fn serve(
     let engines = File::from(handed.engines);
     let same = engines.metadata().map(|m| m.ino());
     let join = !matches!((here, same), (Ok(a), Ok(b)) if a == b);
-    if let Err(e) = join
-        .then(|| paddock_sys::setns(engines.as_fd()))
+    join.then(|| paddock_sys::setns(engines.as_fd()))
         .transpose()
-    {
-        let why = format!("joining the engine's network namespace: {e}");
-        let _ = report.write_all(format!("ERR {why}").as_bytes());
-        return why;
-    }
+        .map_err(|e| format!("joining the engine's network namespace: {e}"))?;
     drop(engines);
-    if let Err(e) = paddock_proxy::spawn_thread(handed.listener, handed.tun, cfg) {
-        let _ = report.write_all(format!("ERR {e}").as_bytes());
-        return e.to_string();
-    }
-    out.log.emit(
-        EventKind::SessionStart,
-        None,
-        None,
-        &Caller::default(),
-        serde_json::json!({
-            "container": id,
-            "policy": policy.file,
-            "network": "proxy",
-            "transparent": matches!(net, Net::Proxy { tun: true }),
-            "proxy_pid": std::process::id(),
-        }),
-    );
-    let _ = report.write_all(b"OK");
-    drop(report);
-    // Until the container's first process is gone (the pidfd turns
-    // readable); its other processes die with it (its pid namespace).
-    while !matches!(
-        paddock_sys::poll_readable(&[pidfd.as_fd()], -1).as_deref(),
-        Ok([true]) | Err(_)
-    ) {}
-    let _ = paddock_proxy::finish_refreshes(&logins, std::time::Duration::from_secs(30));
-    out.log.emit(
-        EventKind::SessionStop,
-        None,
-        None,
-        &Caller::default(),
-        serde_json::json!({"container": id}),
-    );
-    out.finish();
-    drop(egress);
-    String::new()
+    paddock_proxy::spawn_thread(handed.listener, handed.tun, cfg).map_err(|e| e.to_string())?;
+    Ok((logins, egress))
 }
 
 #[cfg(test)]

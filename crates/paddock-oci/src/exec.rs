@@ -72,6 +72,27 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
     if paddock_sys::process_start_time(r.pid) != Some(r.start_time) {
         return Err(format!("container not running: {}", e.id));
     }
+    // The container's policy, read again for its audit settings (the
+    // process already runs under the container's network).
+    let policy = match &r.policy {
+        Some(name) => {
+            let mut a = r.annotations.clone();
+            a.insert(crate::egress::ANNOTATION.into(), name.clone());
+            crate::egress::named_policy(&a, e.places)?
+        }
+        None => None,
+    };
+    // Under a policy that audits, the way to the container's observer,
+    // made here on the host: a process that cannot hand its listener over
+    // does not start.
+    let exec_id = crate::observer::new_exec_id();
+    let link =
+        match policy.as_ref().map(|p| p.eff.audit_level.value) {
+            Some(level) if level != paddock_sandbox::AuditLevel::Off => Some(
+                crate::observer::connect(&state::dir(e.root, e.id), level, exec_id)?,
+            ),
+            _ => None,
+        };
     let console = crate::init::console_socket(process.terminal || e.tty, e.console_socket)?;
     let (mut parent_end, child_end) = UnixStream::pair().map_err(|err| err.to_string())?;
     match paddock_sys::fork().map_err(|err| format!("fork: {err}"))? {
@@ -81,7 +102,15 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
             // The container's cgroups first, from the host (its
             // processes are counted and limited together).
             let why = match crate::cgroups::join(&r.cgroups, 0) {
-                Ok(()) => helper(&process, &ns, console, &filters, e.preserve_fds, &mut sync),
+                Ok(()) => helper(
+                    &process,
+                    &ns,
+                    console,
+                    &filters,
+                    e.preserve_fds,
+                    link,
+                    &mut sync,
+                ),
                 Err(why) => why,
             };
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
@@ -89,6 +118,7 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
         }
         paddock_sys::Forked::Parent { pid: helper, .. } => {
             drop(child_end);
+            drop(link);
             let mut buf = [0u8; 4096];
             let n = parent_end.read(&mut buf).unwrap_or(0);
             let said = String::from_utf8_lossy(&buf[..n]).to_string();
@@ -105,22 +135,17 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
             if let Some(p) = e.pid_file {
                 state::write_pid_file(p, pid)?;
             }
-            if let Some(name) = &r.policy {
-                // Each command attributed to its container (and pod). The
-                // policy is read again for its audit settings; the
-                // process already runs under the container's network.
-                let mut a = r.annotations.clone();
-                a.insert(crate::egress::ANNOTATION.into(), name.clone());
-                if let Ok(Some(policy)) = crate::egress::named_policy(&a, e.places) {
-                    let _ = crate::egress::record(
-                        e.places,
-                        e.id,
-                        &policy,
-                        &r.annotations,
-                        paddock_audit::EventKind::ExecStart,
-                        serde_json::json!({"argv": process.args, "cwd": process.cwd, "pid": pid}),
-                    );
-                }
+            // Each command attributed to its container (and pod); what it
+            // does carries the same exec id.
+            if let Some(policy) = &policy {
+                let _ = crate::egress::record(
+                    e.places,
+                    e.id,
+                    policy,
+                    &r.annotations,
+                    paddock_audit::EventKind::ExecStart,
+                    serde_json::json!({"argv": process.args, "cwd": process.cwd, "pid": pid, "exec_id": exec_id}),
+                );
             }
             Ok(pid)
         }
@@ -135,6 +160,7 @@ fn helper(
     console: Option<UnixStream>,
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
+    link: Option<crate::observer::Link>,
     sync: &mut UnixStream,
 ) -> String {
     for (kind, f) in ns {
@@ -163,11 +189,17 @@ fn helper(
                 net: !ns.iter().any(|(kind, _)| *kind == "net"),
                 pid: !ns.iter().any(|(kind, _)| *kind == "pid"),
             };
-            let why =
-                match crate::init::confine_and_exec(process, tty, filters, preserve_fds, on_host) {
-                    Ok(never) => match never {},
-                    Err(e) => e,
-                };
+            let why = match crate::init::confine_and_exec(
+                process,
+                tty,
+                filters,
+                preserve_fds,
+                on_host,
+                link,
+            ) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
             // The helper has reported our pid already: say why on stderr.
             let _ = writeln!(std::io::stderr(), "paddock-oci: exec: {why}");
             paddock_sys::exit_now(127);

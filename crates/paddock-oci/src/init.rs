@@ -361,11 +361,23 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
     // inside, on the container's own devpts (its name resolves there).
     let console = console_socket(terminal, c.console_socket).map_err(undo)?;
     let (parent_end, child_end) = UnixStream::pair().map_err(|e| undo(e.to_string()))?;
+    // Under a policy that audits, the first process's way to its observer
+    // (the daemon, started below, takes the other end).
+    let level = egress.as_ref().map(|e| e.audit_level());
+    let observe = match level.filter(|l| *l != paddock_sandbox::AuditLevel::Off) {
+        Some(l) => Some((UnixStream::pair().map_err(|e| undo(e.to_string()))?, l)),
+        None => None,
+    };
     let host = HostNamespaces::here();
     match paddock_sys::clone_into_namespaces(flags).map_err(|e| undo(format!("clone: {e}")))? {
         paddock_sys::Forked::Child => {
             drop(parent_end);
             let mut sync = child_end;
+            let link = observe.map(|((_, to), level)| crate::observer::Link {
+                level,
+                to,
+                exec_id: 0,
+            });
             let Err(why) = setup(
                 &cfg,
                 &rootfs,
@@ -377,6 +389,7 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
                 flags,
                 host,
                 net,
+                link,
                 &mut sync,
             );
             let _ = sync.write_all(format!("ERR {why}").as_bytes());
@@ -384,6 +397,7 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
         }
         paddock_sys::Forked::Parent { pid, .. } => {
             drop(child_end);
+            let observe = observe.map(|((first, _), _)| first);
             let mut said = String::new();
             let mut parent_end = parent_end;
             let stop = |why: String| {
@@ -453,8 +467,9 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
                 .as_ref()
                 .map(|e| (Some(e.policy.name.clone()), e.env.clone()))
                 .unwrap_or_default();
-            let daemon = match (egress, handed) {
-                (Some(e), Some(handed)) => {
+            // The daemon: the proxy, the audit observer, the audit log.
+            let daemon = match egress {
+                Some(e) => {
                     let d = crate::egress::start_daemon(
                         c.places,
                         c.id,
@@ -462,23 +477,12 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
                         &cfg.annotations,
                         e,
                         handed,
+                        observe.map(|first| crate::egress::Observe { first, dir: &dir }),
                     )
                     .map_err(stop)?;
                     Some((d, paddock_sys::process_start_time(d).unwrap_or(0)))
                 }
-                (Some(e), None) => {
-                    crate::egress::record(
-                        c.places,
-                        c.id,
-                        &e.policy,
-                        &cfg.annotations,
-                        paddock_audit::EventKind::SessionStart,
-                        serde_json::json!({"container": c.id, "policy": e.policy.file, "network": "none"}),
-                    )
-                    .map_err(stop)?;
-                    None
-                }
-                _ => None,
+                None => None,
             };
             let record = Record {
                 id: c.id.to_string(),
@@ -541,6 +545,7 @@ fn setup(
     flags: u64,
     host: HostNamespaces,
     net: Option<crate::egress::Net>,
+    observe: Option<crate::observer::Link>,
     sync: &mut UnixStream,
 ) -> Result<Never, String> {
     let linux = cfg.linux.as_ref();
@@ -736,12 +741,12 @@ fn setup(
         &hooks.start_container,
         process,
         &hook_state,
-        &|p| match confine_and_exec(p, None, filters, 0, on_host) {
+        &|p| match confine_and_exec(p, None, filters, 0, on_host, None) {
             Ok(never) => match never {},
             Err(e) => e,
         },
     )?;
-    confine_and_exec(process, tty, filters, preserve_fds, on_host)
+    confine_and_exec(process, tty, filters, preserve_fds, on_host, observe)
 }
 
 /// The bundle's own seccomp profile, compiled (before anything is made,
@@ -765,6 +770,7 @@ pub(crate) fn confine_and_exec(
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     on_host: OnHost,
+    observe: Option<crate::observer::Link>,
 ) -> Result<Never, String> {
     for r in &process.rlimits {
         let res = rlimit(&r.kind).ok_or("rlimit")?;
@@ -815,7 +821,14 @@ pub(crate) fn confine_and_exec(
         f.install()
             .map_err(|e| format!("the bundle's seccomp profile: {e}"))?;
     }
-    paddock_sandbox::install_container_filters().map_err(|e| format!("seccomp: {e}"))?;
+    // Under a policy that audits, the observing filter last, its listener
+    // handed to the container's daemon and closed here (crate::observer).
+    match observe {
+        Some(link) => link.install()?,
+        None => {
+            paddock_sandbox::install_container_filters().map_err(|e| format!("seccomp: {e}"))?
+        }
+    }
     let env: Vec<CString> = process
         .env
         .iter()

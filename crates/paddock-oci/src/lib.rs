@@ -18,6 +18,7 @@ mod egress;
 mod exec;
 mod hooks;
 mod init;
+mod observer;
 mod state;
 
 use std::ffi::OsString;

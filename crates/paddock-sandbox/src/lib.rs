@@ -73,9 +73,9 @@ use paddock_sys::{self as sys, ns, ExitStatus, Forked};
 pub use error::SandboxError;
 pub use init::{ExecEvent, ExecRequest, FORWARDED as FORWARDED_SIGNALS};
 pub use landlock_rules::{scope_container, LandlockReport};
-pub use observe::AuditRecord;
+pub use observe::{AuditRecord, ContainerObserver, ContainerView};
 pub use oci_seccomp::{compile_oci_profile, ContainerFilters};
-pub use seccomp::{denied_syscalls, install_container_filters};
+pub use seccomp::{denied_syscalls, install_container_filters, install_container_observer};
 pub use spec::{
     AuditLevel, Level, MountMode, MountSpec, SandboxSpec, DEFAULT_PROTECTED, HIDDEN_SYSTEM_PATHS,
 };

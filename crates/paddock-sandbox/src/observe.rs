@@ -25,6 +25,14 @@
 //! links. Before `execve` a command is still non-dumpable (pid 1's own
 //! setting): its memory cannot be read, and its own `execve` is not
 //! recorded here (the supervisor records `exec.start` for it).
+//!
+//! The same reading serves a container of paddock's OCI runtime
+//! ([`ContainerObserver`]), from the host: there is no policy of paths
+//! there (the bundle's mounts and the image's permissions decide), so
+//! every call is recorded as the kernel carries it out (`FS_CONTAINER`),
+//! paths as the container sees them, and whether a file was there is
+//! looked up inside the caller's own root (`/proc/PID/root`,
+//! `RESOLVE_IN_ROOT`), never in the host's tree.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -97,6 +105,37 @@ struct Denials {
     pid: i32,
 }
 
+/// What the records are judged by.
+#[derive(Clone, Copy)]
+pub(crate) enum Judge<'a> {
+    /// A sandbox of `paddock run`: its policy's verdicts and protected
+    /// names; pid 1 carries out its unix connects.
+    Sandbox(&'a Prepared),
+    /// A container of paddock's OCI runtime, observed from the host.
+    Container(&'a ContainerView),
+}
+
+/// What the observer of a container knows of it.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    /// What is recorded (`denied`, `writes` or `all`; `off` has no
+    /// observer).
+    pub audit: AuditLevel,
+    /// The port of the proxy on the container's loopback, if it has one.
+    pub proxy_port: Option<u16>,
+    /// Whether other addresses reach paddock's judge through a TUN device.
+    pub transparent: bool,
+}
+
+impl Judge<'_> {
+    fn level(&self) -> AuditLevel {
+        match self {
+            Judge::Sandbox(p) => p.model.audit,
+            Judge::Container(c) => c.audit,
+        }
+    }
+}
+
 /// One command's listener, with what pid 1 knows about it.
 pub(crate) struct Watch {
     /// The seccomp notification listener.
@@ -124,10 +163,17 @@ impl ProcDirs {
     /// Open folders at most; past that, all are closed and opened afresh.
     const MAX: usize = 256;
 
-    fn link(&mut self, pid: i32, name: &str) -> Option<PathBuf> {
+    /// `f` on the caller's folder; a folder that answers nothing (its
+    /// process is gone) is opened again for the process that has the pid
+    /// now.
+    fn with<T>(
+        &mut self,
+        pid: i32,
+        f: impl Fn(std::os::fd::BorrowedFd<'_>) -> std::io::Result<T>,
+    ) -> Option<T> {
         if let Some(dir) = self.0.get(&pid) {
-            if let Ok(l) = sys::readlinkat(dir.as_fd(), Path::new(name)) {
-                return Some(l);
+            if let Ok(v) = f(dir.as_fd()) {
+                return Some(v);
             }
             self.0.remove(&pid);
         }
@@ -135,9 +181,40 @@ impl ProcDirs {
             self.0.clear();
         }
         let dir = sys::open_dir_nofollow(Path::new(&format!("/proc/{pid}"))).ok()?;
-        let l = sys::readlinkat(dir.as_fd(), Path::new(name)).ok()?;
+        let v = f(dir.as_fd()).ok()?;
         self.0.insert(pid, dir);
-        Some(l)
+        Some(v)
+    }
+
+    fn link(&mut self, pid: i32, name: &str) -> Option<PathBuf> {
+        self.with(pid, |dir| sys::readlinkat(dir, Path::new(name)))
+    }
+
+    /// Whether `path` (absolute, as the caller sees it) names a file in
+    /// the caller's own root; `follow`: a final symbolic link is followed.
+    /// Looked up inside that root: no link, `..` or magic link leads out
+    /// of it to the host's tree.
+    fn exists_in_root(&mut self, pid: i32, path: &Path, follow: bool) -> bool {
+        use paddock_sys::resolve;
+        let Some(root) = self.with(pid, |dir| {
+            sys::openat2_path(Some(dir), Path::new("root"), libc::O_DIRECTORY, 0)
+        }) else {
+            return false;
+        };
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        sys::openat2_path(
+            Some(root.as_fd()),
+            rel,
+            nofollow,
+            resolve::IN_ROOT | resolve::NO_MAGICLINKS,
+        )
+        .is_ok()
     }
 }
 
@@ -201,6 +278,10 @@ impl Watch {
 
     /// Take one notification, answer it, and return what to record.
     pub fn handle(&mut self, p: &Prepared) -> Option<AuditRecord> {
+        self.handle_as(Judge::Sandbox(p))
+    }
+
+    fn handle_as(&mut self, j: Judge<'_>) -> Option<AuditRecord> {
         let fd = self.fd.as_fd();
         let n = sys::seccomp_notif_recv(fd).ok()?;
         let pid = i32::try_from(n.pid).ok()?;
@@ -234,10 +315,14 @@ impl Watch {
             return Some(r);
         };
         if matches!(what, Watched::Connect) {
-            let r = self.connect(p, &n, pid, name);
-            return r.filter(|_| p.model.audit != AuditLevel::Off);
+            let r = match j {
+                Judge::Sandbox(p) => self.connect(p, &n, pid, name),
+                Judge::Container(_) => self.connect_seen(j, &n, pid, name),
+            };
+            return r.filter(|_| j.level() != AuditLevel::Off);
         }
-        let seen = read_call(&mut self.procs, pid, what, &n.args);
+        let in_root = matches!(j, Judge::Container(_));
+        let seen = read_call(&mut self.procs, pid, what, &n.args, in_root);
         // The bytes read are this caller's only if it is still waiting.
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
         // A protected name about to be created in an rw mount is refused
@@ -245,9 +330,12 @@ impl Watch {
         // still change before the kernel reads them again (another thread
         // rewriting the path), so it is not the boundary: the sweep after
         // every command is (crate::guard, docs/sandbox.md).
-        let refuse = valid
-            .then(|| seen.as_ref().and_then(|s| protected_creation(p, s)))
-            .flatten();
+        let refuse = match j {
+            Judge::Sandbox(p) => valid
+                .then(|| seen.as_ref().and_then(|s| protected_creation(p, s)))
+                .flatten(),
+            Judge::Container(_) => None,
+        };
         let _ = sys::seccomp_notif_respond(fd, n.id, refuse.as_ref().map(|_| libc::EPERM));
         if !valid {
             return None;
@@ -264,7 +352,97 @@ impl Watch {
             r.op = Some("create".into());
             return Some(r);
         }
-        decide(p, pid, name, seen?)
+        decide(j, &mut self.procs, pid, name, seen?)
+    }
+
+    /// A container's `connect`: read, then let the kernel carry it out
+    /// (the container's own network namespace and paddock's proxy decide
+    /// where it leads), and record what it was.
+    fn connect_seen(
+        &mut self,
+        j: Judge<'_>,
+        n: &sys::SeccompNotif,
+        pid: i32,
+        name: &'static str,
+    ) -> Option<AuditRecord> {
+        let fd = self.fd.as_fd();
+        let len = usize::try_from(n.args[2]).unwrap_or(usize::MAX).min(128);
+        let mut raw = vec![0u8; len];
+        let read = read_memory(pid, n.args[1], &mut raw);
+        let valid = sys::seccomp_notif_id_valid(fd, n.id);
+        let _ = sys::seccomp_notif_respond(fd, n.id, None);
+        if !valid {
+            return None;
+        }
+        raw.truncate(read.ok()?);
+        decide(
+            j,
+            &mut self.procs,
+            pid,
+            name,
+            Seen::Connect(parse_sockaddr(&raw)?),
+        )
+    }
+}
+
+/// The observer of one container of paddock's OCI runtime, run on the
+/// host by the container's daemon: the listeners of its first process
+/// and of each `exec`, served as they turn readable.
+pub struct ContainerObserver {
+    view: ContainerView,
+    watches: Vec<Watch>,
+}
+
+impl ContainerObserver {
+    /// An observer with no listener yet.
+    pub fn new(view: ContainerView) -> ContainerObserver {
+        ContainerObserver {
+            view,
+            watches: Vec::new(),
+        }
+    }
+
+    /// Serve `listener` (from [`crate::install_container_observer`]) of
+    /// the processes started as `exec_id` (0: the first process).
+    pub fn add(&mut self, listener: OwnedFd, exec_id: u64) {
+        self.watches.push(Watch::new(listener, exec_id));
+    }
+
+    /// The listeners, to poll for reading.
+    pub fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.watches.iter().map(|w| w.fd.as_fd()).collect()
+    }
+
+    /// Answer the notifications `revents` (in [`Self::fds`]'s order) say
+    /// are ready; a listener whose processes are all gone is dropped with
+    /// the denials it still counted. What to record, with the exec ids.
+    pub fn serve(&mut self, revents: &[i16]) -> Vec<(u64, AuditRecord)> {
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (i, (w, r)) in self.watches.iter_mut().zip(revents).enumerate() {
+            if r & libc::POLLIN != 0 {
+                out.extend(
+                    w.handle_as(Judge::Container(&self.view))
+                        .map(|rec| (w.exec_id, rec)),
+                );
+            } else if r & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                gone.push(i);
+            }
+        }
+        for i in gone.into_iter().rev() {
+            let mut w = self.watches.swap_remove(i);
+            out.extend(w.leftovers().into_iter().map(|rec| (w.exec_id, rec)));
+        }
+        out
+    }
+
+    /// Every listener's counted denials, when the container has ended.
+    pub fn finish(&mut self) -> Vec<(u64, AuditRecord)> {
+        let mut out = Vec::new();
+        for mut w in self.watches.drain(..) {
+            out.extend(w.leftovers().into_iter().map(|rec| (w.exec_id, rec)));
+        }
+        out
     }
 }
 
@@ -317,7 +495,13 @@ impl Watch {
             Err(_) if !unix_sockets_judged(p) => {
                 let _ = sys::seccomp_notif_respond(fd, n.id, None);
                 raw.truncate(read.ok()?);
-                return decide(p, pid, name, Seen::Connect(parse_sockaddr(&raw)?));
+                return decide(
+                    Judge::Sandbox(p),
+                    &mut self.procs,
+                    pid,
+                    name,
+                    Seen::Connect(parse_sockaddr(&raw)?),
+                );
             }
             // Not an open descriptor (EBADF): what the kernel would say.
             Err(e) => {
@@ -357,7 +541,13 @@ impl Watch {
             return record;
         }
         self.perform(n.id, sock.as_fd(), raw);
-        decide(p, pid, name, Seen::Connect(parse_sockaddr(raw)?))
+        decide(
+            Judge::Sandbox(p),
+            &mut self.procs,
+            pid,
+            name,
+            Seen::Connect(parse_sockaddr(raw)?),
+        )
     }
 
     /// Connect `sock` to `addr` and answer notification `id`. A connect
@@ -826,15 +1016,28 @@ fn low32(x: u64) -> u32 {
 }
 
 /// Whether an open of `path` with `flags` finds the file there (only
-/// asked when the open may create it).
-fn existed(path: &Path, flags: u32) -> bool {
+/// asked when the open may create it); `in_root`: looked up in the
+/// caller's root (a container's), not in the observer's.
+fn existed(procs: &mut ProcDirs, pid: i32, path: &Path, flags: u32, in_root: bool) -> bool {
     let creat = flags & libc::O_CREAT as u32 != 0;
     // O_EXCL: the open fails unless it creates the file.
     let excl = flags & libc::O_EXCL as u32 != 0;
-    !creat || (!excl && std::fs::symlink_metadata(path).is_ok())
+    !creat
+        || (!excl
+            && if in_root {
+                procs.exists_in_root(pid, path, false)
+            } else {
+                std::fs::symlink_metadata(path).is_ok()
+            })
 }
 
-fn read_call(procs: &mut ProcDirs, pid: i32, what: Watched, a: &[u64; 6]) -> Option<Seen> {
+fn read_call(
+    procs: &mut ProcDirs,
+    pid: i32,
+    what: Watched,
+    a: &[u64; 6],
+    in_root: bool,
+) -> Option<Seen> {
     Some(match what {
         Watched::Open {
             dirfd_arg,
@@ -845,7 +1048,7 @@ fn read_call(procs: &mut ProcDirs, pid: i32, what: Watched, a: &[u64; 6]) -> Opt
             // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
             let flags = flags_arg.map_or(WRITE_FLAGS, |f| low32(a[f]));
             Seen::Open {
-                existed: existed(&path, flags),
+                existed: existed(procs, pid, &path, flags, in_root),
                 path,
                 flags,
             }
@@ -857,7 +1060,7 @@ fn read_call(procs: &mut ProcDirs, pid: i32, what: Watched, a: &[u64; 6]) -> Opt
             let path = path_arg(procs, pid, a, Some(0), 1)?;
             let flags = low32(u64::from_ne_bytes(how));
             Seen::Open {
-                existed: existed(&path, flags),
+                existed: existed(procs, pid, &path, flags, in_root),
                 path,
                 flags,
             }
@@ -941,11 +1144,38 @@ fn is_pseudo(p: &Path) -> bool {
         .any(|d| p.starts_with(d) && !p.starts_with("/dev/shm"))
 }
 
-fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditRecord> {
-    let level = p.model.audit;
-    let spec = &p.model;
+/// A verdict on a path, as the records need it.
+struct Verdict {
+    allowed: bool,
+    code: &'static str,
+}
+
+fn decide(
+    j: Judge<'_>,
+    procs: &mut ProcDirs,
+    pid: i32,
+    syscall: &str,
+    seen: Seen,
+) -> Option<AuditRecord> {
+    let level = j.level();
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
-    let verdict = |path: &Path, op: FsOp| explain_fs_with(spec, &p.names, path, op, &inside);
+    let verdict = |path: &Path, op: FsOp| match j {
+        Judge::Sandbox(p) => {
+            let v = explain_fs_with(&p.model, &p.names, path, op, &inside);
+            Verdict {
+                allowed: v.allowed,
+                code: v.code,
+            }
+        }
+        Judge::Container(_) => Verdict {
+            allowed: true,
+            code: Reason::FS_CONTAINER.code(),
+        },
+    };
+    let (proxy_port, transparent) = match j {
+        Judge::Sandbox(p) => (p.proxy_port, p.transparent),
+        Judge::Container(c) => (c.proxy_port, c.transparent),
+    };
     let show = |path: &Path| Some(path.to_string_lossy().into_owned());
     let denied = |path: &Path, op: &str, code: &str| {
         let mut r = record(EventKind::FileDenied, pid, false, code, syscall.into());
@@ -1028,7 +1258,14 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         }
         // A shell's PATH search tries names that do not exist: not a
         // program started.
-        Seen::Exec(path, _) if std::fs::metadata(&path).is_err() => None,
+        Seen::Exec(path, _)
+            if !match j {
+                Judge::Sandbox(_) => std::fs::metadata(&path).is_ok(),
+                Judge::Container(_) => procs.exists_in_root(pid, &path, true),
+            } =>
+        {
+            None
+        }
         Seen::Exec(path, argv) => (level >= AuditLevel::Writes).then(|| {
             let mut r = record(
                 EventKind::ProcessExec,
@@ -1044,7 +1281,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         Seen::Connect(addr) => {
             let (allowed, code, text) = match addr {
                 Addr::Inet(sa) if sa.ip().is_loopback() => {
-                    let proxy = p.proxy_port == Some(sa.port());
+                    let proxy = proxy_port == Some(sa.port());
                     (
                         true,
                         if proxy {
@@ -1057,7 +1294,7 @@ fn decide(p: &Prepared, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
                 }
                 // Carried by the TUN device to paddock's judge, which
                 // decides and records it (network events).
-                Addr::Inet(sa) if p.transparent => {
+                Addr::Inet(sa) if transparent => {
                     (true, Reason::NET_VIA_TRANSPARENT.code(), sa.to_string())
                 }
                 Addr::Inet(sa) => (false, Reason::NET_DIRECT_BLOCKED.code(), sa.to_string()),

@@ -505,6 +505,24 @@ pub fn install_container_filters() -> Result<(), String> {
     install(&p)
 }
 
+/// Install the filters a container gets when its policy audits
+/// (`level` above `off`): those of a sandbox at `level`, the observing
+/// filter last, holding the deny list (whose refusals are then recorded
+/// as `syscall.denied`). Returns the observing filter's listener
+/// (close-on-exec), for the container's observer on the host
+/// ([`crate::ContainerObserver`]); until it is served, a watched call
+/// waits, and once it is closed a watched call fails (`ENOSYS`).
+/// no_new_privs must be set.
+pub fn install_container_observer(level: AuditLevel) -> Result<std::os::fd::OwnedFd, String> {
+    if level == AuditLevel::Off {
+        return Err("audit level off: no observer".into());
+    }
+    let p = programs(level, crate::spec::Level::Full).map_err(|e| e.to_string())?;
+    install(&p)?;
+    paddock_sys::seccomp_install_with_listener(&audit_program(level))
+        .map_err(|e| format!("the observing filter: {e}"))
+}
+
 /// The names of the system calls the filter denies, for `paddock doctor`
 /// and the documentation.
 pub fn denied_syscalls() -> Vec<String> {

@@ -19,6 +19,7 @@ mod logins;
 mod mcp;
 mod network;
 mod oci;
+mod oci_audit;
 mod oci_egress;
 mod policy;
 mod process;
