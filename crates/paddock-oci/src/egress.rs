@@ -463,24 +463,6 @@ fn open_log(
     Ok(out)
 }
 
-/// Record one event of container `id` in its log (`exec`'s processes,
-/// a container without a proxy): the log is opened, written, closed.
-pub fn record(
-    places: &Places,
-    id: &str,
-    policy: &Policy,
-    annotations: &BTreeMap<String, String>,
-    kind: EventKind,
-    data: serde_json::Value,
-) -> Result<(), String> {
-    let mut out = open_log(places, id, policy, labels(id, &policy.name, annotations))?;
-    out.start_export();
-    out.log
-        .emit(kind, Some(true), None, &Caller::default(), data);
-    out.finish();
-    Ok(())
-}
-
 impl Prepared {
     /// What the policy has recorded.
     pub fn audit_level(&self) -> paddock_sandbox::AuditLevel {
@@ -488,11 +470,12 @@ impl Prepared {
     }
 }
 
-/// What the daemon serves besides the proxy: the audit observer's
-/// listeners ([`crate::observer`]), from the first process (`first`) and
-/// from `exec`s, through a socket in the container's folder `dir`.
+/// What the daemon serves besides the proxy ([`crate::observer`]): the
+/// audit observer's listeners, from the first process (`first`, when the
+/// policy audits) and from `exec`s, and the execs' starts, through a
+/// socket in the container's folder `dir`.
 pub struct Observe<'a> {
-    pub first: UnixStream,
+    pub first: Option<OwnedFd>,
     pub dir: &'a Path,
 }
 
@@ -523,7 +506,12 @@ pub fn start_daemon(
                 keep.extend([h.listener.as_raw_fd(), h.engines.as_raw_fd()]);
                 keep.extend(h.tun.as_ref().map(|t| t.as_raw_fd()));
             }
-            keep.extend(observe.as_ref().map(|o| o.first.as_raw_fd()));
+            keep.extend(
+                observe
+                    .as_ref()
+                    .and_then(|o| o.first.as_ref())
+                    .map(|f| f.as_raw_fd()),
+            );
             let why = match detach(&keep) {
                 Ok(()) => serve(
                     places, id, prepared, labels, handed, observe, pidfd, child_end,
@@ -598,7 +586,7 @@ fn serve(
     // (the umask it is bound under is the process's).
     let (first, accept) = match observe {
         Some(o) => match crate::observer::listen(o.dir) {
-            Ok(l) => (Some(o.first), Some(l)),
+            Ok(l) => (o.first, Some(l)),
             Err(e) => return report_err(e),
         },
         None => (None, None),

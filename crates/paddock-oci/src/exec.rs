@@ -86,13 +86,16 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
     // made here on the host: a process that cannot hand its listener over
     // does not start.
     let exec_id = crate::observer::new_exec_id();
-    let link =
-        match policy.as_ref().map(|p| p.eff.audit_level.value) {
-            Some(level) if level != paddock_sandbox::AuditLevel::Off => Some(
-                crate::observer::connect(&state::dir(e.root, e.id), level, exec_id)?,
-            ),
-            _ => None,
-        };
+    let daemon = match &policy {
+        Some(_) => Some(crate::observer::connect(&state::dir(e.root, e.id))?),
+        None => None,
+    };
+    let link = match (&daemon, policy.as_ref().map(|p| p.eff.audit_level.value)) {
+        (Some(d), Some(level)) if level != paddock_sandbox::AuditLevel::Off => {
+            Some(crate::observer::link(d, level, exec_id)?)
+        }
+        _ => None,
+    };
     let console = crate::init::console_socket(process.terminal || e.tty, e.console_socket)?;
     let (mut parent_end, child_end) = UnixStream::pair().map_err(|err| err.to_string())?;
     match paddock_sys::fork().map_err(|err| format!("fork: {err}"))? {
@@ -135,16 +138,13 @@ pub fn exec(e: &Exec<'_>) -> Result<i32, String> {
             if let Some(p) = e.pid_file {
                 state::write_pid_file(p, pid)?;
             }
-            // Each command attributed to its container (and pod); what it
-            // does carries the same exec id.
-            if let Some(policy) = &policy {
-                let _ = crate::egress::record(
-                    e.places,
-                    e.id,
-                    policy,
-                    &r.annotations,
-                    paddock_audit::EventKind::ExecStart,
-                    serde_json::json!({"argv": process.args, "cwd": process.cwd, "pid": pid, "exec_id": exec_id}),
+            // Each command attributed to its container (and pod), by the
+            // container's daemon (the log's one writer); what it does
+            // carries the same exec id.
+            if let Some(d) = &daemon {
+                let _ = crate::observer::start(
+                    d,
+                    &serde_json::json!({"argv": process.args, "cwd": process.cwd, "pid": pid, "exec_id": exec_id}),
                 );
             }
             Ok(pid)
@@ -195,7 +195,7 @@ fn helper(
                 filters,
                 preserve_fds,
                 on_host,
-                link,
+                link.as_ref(),
             ) {
                 Ok(never) => match never {},
                 Err(e) => e,

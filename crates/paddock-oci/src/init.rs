@@ -365,7 +365,10 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
     // (the daemon, started below, takes the other end).
     let level = egress.as_ref().map(|e| e.audit_level());
     let observe = match level.filter(|l| *l != paddock_sandbox::AuditLevel::Off) {
-        Some(l) => Some((UnixStream::pair().map_err(|e| undo(e.to_string()))?, l)),
+        Some(l) => Some((
+            paddock_sys::seqpacket_pair().map_err(|e| undo(e.to_string()))?,
+            l,
+        )),
         None => None,
     };
     let host = HostNamespaces::here();
@@ -477,7 +480,10 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
                         &cfg.annotations,
                         e,
                         handed,
-                        observe.map(|first| crate::egress::Observe { first, dir: &dir }),
+                        Some(crate::egress::Observe {
+                            first: observe,
+                            dir: &dir,
+                        }),
                     )
                     .map_err(stop)?;
                     Some((d, paddock_sys::process_start_time(d).unwrap_or(0)))
@@ -741,12 +747,19 @@ fn setup(
         &hooks.start_container,
         process,
         &hook_state,
-        &|p| match confine_and_exec(p, None, filters, 0, on_host, None) {
+        &|p| match confine_and_exec(p, None, filters, 0, on_host, observe.as_ref()) {
             Ok(never) => match never {},
             Err(e) => e,
         },
     )?;
-    confine_and_exec(process, tty, filters, preserve_fds, on_host, observe)
+    confine_and_exec(
+        process,
+        tty,
+        filters,
+        preserve_fds,
+        on_host,
+        observe.as_ref(),
+    )
 }
 
 /// The bundle's own seccomp profile, compiled (before anything is made,
@@ -770,7 +783,7 @@ pub(crate) fn confine_and_exec(
     filters: &Option<paddock_sandbox::ContainerFilters>,
     preserve_fds: u32,
     on_host: OnHost,
-    observe: Option<crate::observer::Link>,
+    observe: Option<&crate::observer::Link>,
 ) -> Result<Never, String> {
     for r in &process.rlimits {
         let res = rlimit(&r.kind).ok_or("rlimit")?;

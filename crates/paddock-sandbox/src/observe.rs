@@ -32,7 +32,12 @@
 //! every call is recorded as the kernel carries it out (`FS_CONTAINER`),
 //! paths as the container sees them, and whether a file was there is
 //! looked up inside the caller's own root (`/proc/PID/root`,
-//! `RESOLVE_IN_ROOT`), never in the host's tree.
+//! `RESOLVE_IN_ROOT`), never in the host's tree. There the caller's own
+//! links (`/proc/self/root`, `/proc/self/fd/N`, ...) are followed as the
+//! kernel follows them, what is a kernel interface is decided by what the
+//! path names (a device node, `/proc`, `/sys`) while the caller waits,
+//! and a call whose arguments cannot be read is refused with the errno
+//! the kernel would give rather than let through unrecorded.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -192,14 +197,19 @@ impl ProcDirs {
 
     /// Whether `path` (absolute, as the caller sees it) names a file in
     /// the caller's own root; `follow`: a final symbolic link is followed.
-    /// Looked up inside that root: no link, `..` or magic link leads out
-    /// of it to the host's tree.
     fn exists_in_root(&mut self, pid: i32, path: &Path, follow: bool) -> bool {
+        self.lookup_in_root(pid, path, follow).is_ok()
+    }
+
+    /// `path` (absolute, as the caller sees it) looked up inside the
+    /// caller's own root (`O_PATH`): no link, `..` or magic link leads out
+    /// of it to the host's tree. `ENOENT`/`ENOTDIR`: not there.
+    fn lookup_in_root(&mut self, pid: i32, path: &Path, follow: bool) -> std::io::Result<OwnedFd> {
         use paddock_sys::resolve;
         let Some(root) = self.with(pid, |dir| {
             sys::openat2_path(Some(dir), Path::new("root"), libc::O_DIRECTORY, 0)
         }) else {
-            return false;
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
         };
         let rel = path.strip_prefix("/").unwrap_or(path);
         let rel = if rel.as_os_str().is_empty() {
@@ -214,8 +224,170 @@ impl ProcDirs {
             nofollow,
             resolve::IN_ROOT | resolve::NO_MAGICLINKS,
         )
-        .is_ok()
     }
+
+    /// `path` with the caller's own links replaced by what they name for
+    /// it: `/proc/self`, `/proc/thread-self` and `/proc/<its pid>` followed
+    /// by `root`, `cwd` or `fd/N` (and `/dev/fd/N`, `/dev/stdin`,
+    /// `/dev/stdout`, `/dev/stderr`, which lead there), read from the
+    /// node's `/proc/PID`. What the observer would otherwise take for a
+    /// kernel interface (`/proc/self/root/etc/passwd`) is then the file it
+    /// is. None: one of its descriptors that is no file (a pipe, a
+    /// socket).
+    fn own_links(&mut self, pid: i32, path: PathBuf) -> Option<PathBuf> {
+        let mut path = path;
+        // A link may lead to another (`/proc/self/root/proc/self/cwd`).
+        for _ in 0..8 {
+            match self.own_link_once(pid, &path) {
+                Link::To(p) if p != path => path = p,
+                Link::NotAFile => return None,
+                _ => break,
+            }
+        }
+        Some(path)
+    }
+
+    fn own_link_once(&mut self, pid: i32, path: &Path) -> Link {
+        match self.own_link_step(pid, path) {
+            Some(Some(p)) => Link::To(p),
+            Some(None) => Link::NotAFile,
+            None => Link::Same,
+        }
+    }
+
+    /// None: not one of the caller's links; Some(None): a descriptor of
+    /// its that is no file.
+    fn own_link_step(&mut self, pid: i32, path: &Path) -> Option<Option<PathBuf>> {
+        use std::path::Component;
+        let parts: Vec<&std::ffi::OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let text = |i: usize| parts.get(i).and_then(|p| p.to_str());
+        let join = |base: PathBuf, from: usize| -> PathBuf {
+            let mut b = base;
+            for p in &parts[from..] {
+                b.push(p);
+            }
+            normalize(&b)
+        };
+        match (text(0), text(1)) {
+            (Some("dev"), Some("fd")) => {
+                let mut p = PathBuf::from("/proc/self/fd");
+                for q in &parts[2..] {
+                    p.push(q);
+                }
+                return Some(Some(p));
+            }
+            (Some("dev"), Some(n @ ("stdin" | "stdout" | "stderr"))) if parts.len() == 2 => {
+                let k = ["stdin", "stdout", "stderr"].iter().position(|x| *x == n)?;
+                return Some(Some(PathBuf::from(format!("/proc/self/fd/{k}"))));
+            }
+            (Some("proc"), Some(_)) => {}
+            _ => return None,
+        }
+        // /proc/<who>[/task/<tid>]/<what>...
+        let who = text(1)?;
+        let mut at = 2;
+        let own = match who {
+            "self" | "thread-self" => true,
+            n => n.parse::<i32>().is_ok_and(|n| self.is_own_pid(pid, n)),
+        };
+        if !own {
+            return None;
+        }
+        if text(at) == Some("task") && text(at + 1).is_some() {
+            at += 2;
+        }
+        match text(at)? {
+            "root" => Some(Some(join(self.link(pid, "root")?, at + 1))),
+            "cwd" => Some(Some(join(self.link(pid, "cwd")?, at + 1))),
+            "fd" => {
+                let k: i32 = text(at + 1)?.parse().ok()?;
+                let target = self.link(pid, &format!("fd/{k}"))?;
+                Some(target.is_absolute().then(|| join(target, at + 2)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `n`, a pid in the caller's own pid namespace, is the caller
+    /// (its thread group or the thread).
+    fn is_own_pid(&mut self, pid: i32, n: i32) -> bool {
+        let status = self.with(pid, |dir| {
+            use std::io::Read;
+            let f = sys::openat2_path(Some(dir), Path::new("status"), 0, 0)?;
+            // An O_PATH descriptor cannot be read: open it through itself.
+            let mut s = String::new();
+            use std::os::fd::AsRawFd;
+            std::fs::File::open(format!("/proc/self/fd/{}", f.as_raw_fd()))?
+                .read_to_string(&mut s)?;
+            Ok(s)
+        });
+        let Some(status) = status else {
+            return false;
+        };
+        // The last field of NSpid/NStgid is the number in the innermost
+        // pid namespace, the caller's.
+        ["NSpid:", "NStgid:"].iter().any(|key| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().last())
+                .and_then(|v| v.parse::<i32>().ok())
+                == Some(n)
+        })
+    }
+
+    /// Whether a container's open or creation of `path` is of a kernel
+    /// interface rather than a file: under `/proc` or `/sys` (but not
+    /// through another process's `root`, `cwd` or `fd/N`, which lead to
+    /// files), or an existing device node under `/dev`.
+    fn container_pseudo(&mut self, pid: i32, path: &Path) -> bool {
+        if path.starts_with("/proc") || path.starts_with("/sys") {
+            return !through_proc_link(path);
+        }
+        if path.starts_with("/dev") && !path.starts_with("/dev/shm") {
+            return self
+                .lookup_in_root(pid, path, true)
+                .and_then(|f| sys::fstatat(f.as_fd(), Path::new("")))
+                .is_ok_and(|st| matches!(st.mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK));
+        }
+        false
+    }
+}
+
+/// Whether `path` goes on past a process's `root`, `cwd` or `fd/N` in
+/// `/proc` (so leads to a file of that process's).
+fn through_proc_link(path: &Path) -> bool {
+    let parts: Vec<String> = path
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.first().map(String::as_str) != Some("proc") {
+        return false;
+    }
+    let mut at = 2;
+    if parts.get(at).map(String::as_str) == Some("task") {
+        at += 2;
+    }
+    match parts.get(at).map(String::as_str) {
+        Some("root" | "cwd") => parts.len() > at + 1,
+        // A descriptor's link is a file (or leads into a folder).
+        Some("fd") => parts.len() > at + 1,
+        _ => false,
+    }
+}
+
+/// Where one of the caller's links leads.
+enum Link {
+    Same,
+    To(PathBuf),
+    NotAFile,
 }
 
 /// What was read from the caller while it waited.
@@ -226,11 +398,16 @@ enum Seen {
         /// Whether the path existed before the call (looked at while the
         /// caller waits: after the answer, the kernel may have created it).
         existed: bool,
+        /// Whether it is a kernel interface, not a file (looked at while
+        /// the caller waits: after the answer, it may be gone).
+        pseudo: bool,
     },
     Delete(PathBuf),
     Rename(PathBuf, PathBuf),
-    Create(PathBuf, &'static str),
-    Exec(PathBuf, Vec<String>),
+    /// The path, what is made, and whether it is a kernel interface.
+    Create(PathBuf, &'static str, bool),
+    /// The program, its arguments, and whether it was found missing.
+    Exec(PathBuf, Vec<String>, bool),
     Connect(Addr),
 }
 
@@ -332,14 +509,31 @@ impl Watch {
         // every command is (crate::guard, docs/sandbox.md).
         let refuse = match j {
             Judge::Sandbox(p) => valid
-                .then(|| seen.as_ref().and_then(|s| protected_creation(p, s)))
+                .then(|| {
+                    seen.as_ref()
+                        .ok()
+                        .and_then(|s| s.as_ref())
+                        .and_then(|s| protected_creation(p, s))
+                })
                 .flatten(),
             Judge::Container(_) => None,
         };
-        let _ = sys::seccomp_notif_respond(fd, n.id, refuse.as_ref().map(|_| libc::EPERM));
-        if !valid {
+        // In a container, a call whose arguments cannot be read is
+        // refused with what the kernel would answer: a thread that makes
+        // the page unreadable for this read, and readable again for the
+        // kernel's, must not carry a call past the record. (Under `paddock
+        // run` a command's first execve is not readable and goes on; the
+        // policy is held by Landlock and the mounts there.)
+        let unread = match (&j, &seen) {
+            (Judge::Container(_), Err(e)) => Some(*e),
+            _ => None,
+        };
+        let answer = unread.or(refuse.as_ref().map(|_| libc::EPERM));
+        let _ = sys::seccomp_notif_respond(fd, n.id, answer);
+        if !valid || unread.is_some() {
             return None;
         }
+        let seen = seen.ok().flatten();
         if let Some(path) = refuse {
             let mut r = record(
                 EventKind::FileDenied,
@@ -352,7 +546,7 @@ impl Watch {
             r.op = Some("create".into());
             return Some(r);
         }
-        decide(j, &mut self.procs, pid, name, seen?)
+        decide(j, pid, name, seen?)
     }
 
     /// A container's `connect`: read, then let the kernel carry it out
@@ -370,18 +564,15 @@ impl Watch {
         let mut raw = vec![0u8; len];
         let read = read_memory(pid, n.args[1], &mut raw);
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
-        let _ = sys::seccomp_notif_respond(fd, n.id, None);
-        if !valid {
+        // An address that cannot be read whole is refused (EFAULT, as the
+        // kernel would): it must not be readable again for the kernel's
+        // read and carry the call past the record.
+        let whole = matches!(read, Ok(k) if k == raw.len());
+        let _ = sys::seccomp_notif_respond(fd, n.id, (!whole).then_some(libc::EFAULT));
+        if !valid || !whole {
             return None;
         }
-        raw.truncate(read.ok()?);
-        decide(
-            j,
-            &mut self.procs,
-            pid,
-            name,
-            Seen::Connect(parse_sockaddr(&raw)?),
-        )
+        decide(j, pid, name, Seen::Connect(parse_sockaddr(&raw)?))
     }
 }
 
@@ -497,7 +688,6 @@ impl Watch {
                 raw.truncate(read.ok()?);
                 return decide(
                     Judge::Sandbox(p),
-                    &mut self.procs,
                     pid,
                     name,
                     Seen::Connect(parse_sockaddr(&raw)?),
@@ -543,7 +733,6 @@ impl Watch {
         self.perform(n.id, sock.as_fd(), raw);
         decide(
             Judge::Sandbox(p),
-            &mut self.procs,
             pid,
             name,
             Seen::Connect(parse_sockaddr(raw)?),
@@ -901,8 +1090,9 @@ fn protected_creation(p: &Prepared, seen: &Seen) -> Option<PathBuf> {
             path,
             flags,
             existed,
+            ..
         } if flags & libc::O_CREAT as u32 != 0 && !existed => path,
-        Seen::Create(path, _) => path,
+        Seen::Create(path, _, _) => path,
         Seen::Rename(_, to) => to,
         _ => return None,
     };
@@ -983,31 +1173,50 @@ fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`.
-fn absolute(procs: &mut ProcDirs, pid: i32, dirfd: Option<u64>, raw: &[u8]) -> Option<PathBuf> {
+/// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`;
+/// `in_root` (a container's): the caller's own links followed (see
+/// [`ProcDirs::own_links`]), None where one is no file. The errno the
+/// call would fail with where no path can be made (`EBADF`: `dirfd` is
+/// not open).
+fn absolute(
+    procs: &mut ProcDirs,
+    pid: i32,
+    dirfd: Option<u64>,
+    raw: &[u8],
+    in_root: bool,
+) -> Result<Option<PathBuf>, i32> {
     use std::os::unix::ffi::OsStrExt;
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
-    if raw.is_absolute() {
-        return Some(normalize(raw));
-    }
-    let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
-    let base = if fd == libc::AT_FDCWD {
-        procs.link(pid, "cwd")?
+    let path = if raw.is_absolute() {
+        normalize(raw)
     } else {
-        procs.link(pid, &format!("fd/{fd}"))?
+        let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
+        let base = if fd == libc::AT_FDCWD {
+            procs.link(pid, "cwd").ok_or(libc::ENOENT)?
+        } else {
+            procs.link(pid, &format!("fd/{fd}")).ok_or(libc::EBADF)?
+        };
+        normalize(&base.join(raw))
     };
-    Some(normalize(&base.join(raw)))
+    Ok(if in_root {
+        procs.own_links(pid, path)
+    } else {
+        Some(path)
+    })
 }
 
+/// A path argument: the string read from the caller's memory (`EFAULT`
+/// where it cannot be), made absolute.
 fn path_arg(
     procs: &mut ProcDirs,
     pid: i32,
     args: &[u64; 6],
     dirfd: Option<usize>,
     path: usize,
-) -> Option<PathBuf> {
-    let raw = read_cstr(pid, args[path])?;
-    absolute(procs, pid, dirfd.map(|d| args[d]), &raw)
+    in_root: bool,
+) -> Result<Option<PathBuf>, i32> {
+    let raw = read_cstr(pid, args[path]).ok_or(libc::EFAULT)?;
+    absolute(procs, pid, dirfd.map(|d| args[d]), &raw, in_root)
 }
 
 /// The low 32 bits of a system call argument (an `int` in C).
@@ -1031,24 +1240,37 @@ fn existed(procs: &mut ProcDirs, pid: i32, path: &Path, flags: u32, in_root: boo
             })
 }
 
+/// What the caller asked, read while it waits. `Ok(None)`: nothing to
+/// record (a descriptor that is no file). `Err(errno)`: it cannot be
+/// read (the memory is not the caller's to give, a descriptor is not
+/// open).
 fn read_call(
     procs: &mut ProcDirs,
     pid: i32,
     what: Watched,
     a: &[u64; 6],
     in_root: bool,
-) -> Option<Seen> {
-    Some(match what {
+) -> Result<Option<Seen>, i32> {
+    macro_rules! path {
+        ($dirfd:expr, $path:expr) => {
+            match path_arg(procs, pid, a, $dirfd, $path, in_root)? {
+                Some(p) => p,
+                None => return Ok(None),
+            }
+        };
+    }
+    Ok(Some(match what {
         Watched::Open {
             dirfd_arg,
             path_arg: pa,
             flags_arg,
         } => {
-            let path = path_arg(procs, pid, a, dirfd_arg, pa)?;
+            let path = path!(dirfd_arg, pa);
             // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
             let flags = flags_arg.map_or(WRITE_FLAGS, |f| low32(a[f]));
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
+                pseudo: pseudo(procs, pid, &path, in_root),
                 path,
                 flags,
             }
@@ -1056,11 +1278,12 @@ fn read_call(
         Watched::Openat2 => {
             // struct open_how { u64 flags; u64 mode; u64 resolve; }
             let mut how = [0u8; 8];
-            read_memory(pid, a[2], &mut how).ok()?;
-            let path = path_arg(procs, pid, a, Some(0), 1)?;
+            read_memory(pid, a[2], &mut how).map_err(|_| libc::EFAULT)?;
+            let path = path!(Some(0), 1);
             let flags = low32(u64::from_ne_bytes(how));
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
+                pseudo: pseudo(procs, pid, &path, in_root),
                 path,
                 flags,
             }
@@ -1068,22 +1291,28 @@ fn read_call(
         Watched::Delete {
             dirfd_arg,
             path_arg: pa,
-        } => Seen::Delete(path_arg(procs, pid, a, dirfd_arg, pa)?),
-        Watched::Rename { from, to } => Seen::Rename(
-            path_arg(procs, pid, a, from.0, from.1)?,
-            path_arg(procs, pid, a, to.0, to.1)?,
-        ),
+        } => Seen::Delete(path!(dirfd_arg, pa)),
+        Watched::Rename { from, to } => {
+            let f = path!(from.0, from.1);
+            Seen::Rename(f, path!(to.0, to.1))
+        }
         Watched::Create {
             dirfd_arg,
             path_arg: pa,
             what,
-        } => Seen::Create(path_arg(procs, pid, a, dirfd_arg, pa)?, what),
+        } => {
+            let path = path!(dirfd_arg, pa);
+            let kernel = pseudo(procs, pid, &path, in_root);
+            Seen::Create(path, what, kernel)
+        }
         Watched::Exec {
             dirfd_arg,
             path_arg: pa,
             argv_arg,
         } => {
-            let path = path_arg(procs, pid, a, dirfd_arg, pa)?;
+            let raw = read_cstr(pid, a[pa]).ok_or(libc::EFAULT)?;
+            let path = absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root)?
+                .unwrap_or_else(|| PathBuf::from("(a descriptor that is no file)"));
             let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
             // At most 64 arguments and 16 KiB in all: a record must fit
@@ -1091,19 +1320,39 @@ fn read_call(
             while at != 0 && argv.len() < 64 && argv.iter().map(String::len).sum::<usize>() < 16384
             {
                 let mut ptr = [0u8; 8];
-                read_memory(pid, at, &mut ptr).ok()?;
+                read_memory(pid, at, &mut ptr).map_err(|_| libc::EFAULT)?;
                 let s = u64::from_ne_bytes(ptr);
                 if s == 0 {
                     break;
                 }
-                argv.push(String::from_utf8_lossy(&read_cstr(pid, s)?).into_owned());
+                argv.push(
+                    String::from_utf8_lossy(&read_cstr(pid, s).ok_or(libc::EFAULT)?).into_owned(),
+                );
                 at += 8;
             }
-            Seen::Exec(path, argv)
+            // A shell's PATH search tries names that are not there: not a
+            // program started. Looked up while the caller waits. In a
+            // container only a plain absolute name found missing inside
+            // its root counts so (a descriptor, a link of its own, a
+            // chroot: recorded).
+            let missing = if in_root {
+                raw.first() == Some(&b'/')
+                    && !raw.starts_with(b"/proc")
+                    && !raw.starts_with(b"/dev")
+                    && matches!(
+                        procs
+                            .lookup_in_root(pid, &path, true)
+                            .map_err(|e| e.raw_os_error()),
+                        Err(Some(libc::ENOENT | libc::ENOTDIR))
+                    )
+            } else {
+                std::fs::metadata(&path).is_err()
+            };
+            Seen::Exec(path, argv, missing)
         }
         // Read and carried out by `Watch::connect`, never here.
-        Watched::Connect => return None,
-    })
+        Watched::Connect => return Ok(None),
+    }))
 }
 
 fn parse_sockaddr(b: &[u8]) -> Option<Addr> {
@@ -1144,19 +1393,23 @@ fn is_pseudo(p: &Path) -> bool {
         .any(|d| p.starts_with(d) && !p.starts_with("/dev/shm"))
 }
 
+/// Whether an open or creation of `path` is of a kernel interface, not a
+/// file (no record); `in_root`: a container's.
+fn pseudo(procs: &mut ProcDirs, pid: i32, path: &Path, in_root: bool) -> bool {
+    if in_root {
+        procs.container_pseudo(pid, path)
+    } else {
+        is_pseudo(path)
+    }
+}
+
 /// A verdict on a path, as the records need it.
 struct Verdict {
     allowed: bool,
     code: &'static str,
 }
 
-fn decide(
-    j: Judge<'_>,
-    procs: &mut ProcDirs,
-    pid: i32,
-    syscall: &str,
-    seen: Seen,
-) -> Option<AuditRecord> {
+fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditRecord> {
     let level = j.level();
     let inside = |_: &Path, inner: &Path| std::fs::symlink_metadata(inner).is_ok();
     let verdict = |path: &Path, op: FsOp| match j {
@@ -1188,8 +1441,9 @@ fn decide(
             path,
             flags,
             existed,
+            pseudo,
         } => {
-            if is_pseudo(&path) {
+            if pseudo {
                 return None;
             }
             let write = flags & WRITE_FLAGS != 0;
@@ -1241,8 +1495,8 @@ fn decide(
                 r
             })
         }
-        Seen::Create(path, what) => {
-            if is_pseudo(&path) {
+        Seen::Create(path, what, pseudo) => {
+            if pseudo {
                 return None;
             }
             let v = verdict(&path, FsOp::Write);
@@ -1258,15 +1512,8 @@ fn decide(
         }
         // A shell's PATH search tries names that do not exist: not a
         // program started.
-        Seen::Exec(path, _)
-            if !match j {
-                Judge::Sandbox(_) => std::fs::metadata(&path).is_ok(),
-                Judge::Container(_) => procs.exists_in_root(pid, &path, true),
-            } =>
-        {
-            None
-        }
-        Seen::Exec(path, argv) => (level >= AuditLevel::Writes).then(|| {
+        Seen::Exec(_, _, true) => None,
+        Seen::Exec(path, argv, false) => (level >= AuditLevel::Writes).then(|| {
             let mut r = record(
                 EventKind::ProcessExec,
                 pid,

@@ -35,6 +35,84 @@ mkdir -p /usr/bin
 echo shadow > /usr/bin/env
 mount -t tmpfs x /mnt 2>/dev/null; echo mount=$?
 echo listeners=$(ls -l /proc/self/fd/ /proc/$$/fd/ 2>/dev/null | grep -c seccomp)
+echo x > /proc/self/root/tmp/via-proc
+mkdir /proc/self/cwd/dir-via-proc
+ln -s /tmp /dev/t
+echo y > /dev/t/via-dev
+echo z > /dev/newfile
+echo n > /dev/null
+/proc/self/root/bin/busybox touch /tmp/procroot-exec
+/bin/attack memfd
+/bin/attack race
+"#;
+
+/// The attacks that need more than a shell: a program run from a memfd
+/// (`execveat` of a descriptor whose file is no name), and a thread that
+/// makes the page holding a path unreadable and readable again while
+/// another creates files with it (a call the observer could not read
+/// must not go through).
+const ATTACK_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static char *page;
+static volatile int done;
+
+static void *flip(void *arg) {
+    (void)arg;
+    while (!done) {
+        mprotect(page, 4096, PROT_NONE);
+        for (volatile int i = 0; i < 300; i++) {}
+        mprotect(page, 4096, PROT_READ);
+        for (volatile int i = 0; i < 300; i++) {}
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "memfd") == 0) {
+        int src = open("/bin/busybox", O_RDONLY);
+        struct stat st;
+        fstat(src, &st);
+        int m = memfd_create("prog", 0);
+        off_t off = 0;
+        while (off < st.st_size) {
+            if (sendfile(m, src, &off, st.st_size - off) <= 0) return 2;
+        }
+        char *args[] = {"memfd-touch", "touch", "/tmp/memfd-ran", 0};
+        char *env[] = {0};
+        syscall(SYS_execveat, m, "", args, env, AT_EMPTY_PATH);
+        return 3;
+    }
+    int m = memfd_create("path", 0);
+    ftruncate(m, 4096);
+    char *w = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+    page = mmap(0, 4096, PROT_READ, MAP_SHARED, m, 0);
+    mkdir("/tmp/race", 0755);
+    pthread_t t;
+    pthread_create(&t, 0, flip, 0);
+    int made = 0;
+    for (int i = 0; i < 2000; i++) {
+        sprintf(w, "/tmp/race/%d", i);
+        int fd = syscall(SYS_openat, AT_FDCWD, page, O_WRONLY | O_CREAT, 0644);
+        if (fd >= 0) {
+            made++;
+            close(fd);
+        }
+    }
+    done = 1;
+    pthread_join(t, 0);
+    printf("race_made=%d\n", made);
+    return 0;
+}
 "#;
 
 const FROM_EXEC: &str = r#"
@@ -103,12 +181,32 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         std::path::Path::new("/usr/bin/env").exists(),
         "the host has /usr/bin/env"
     );
+    let src = ws.root.join("attack.c");
+    std::fs::write(&src, ATTACK_C).unwrap();
+    let bin = ws.root.join("attack");
+    let o = Command::new("gcc")
+        .args(["-static", "-O1", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("needs gcc and libc6-dev (apt-get install gcc libc6-dev)");
+    assert!(o.status.success(), "gcc: {}", stderr(&o));
     let image = "localhost/paddock-test-watched:1";
     image_as(&pm, image, &|r| {
-        for a in ["mv", "rm", "ln"] {
+        for a in ["mv", "rm", "ln", "touch"] {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
         }
+        std::fs::copy(&bin, r.join("bin/attack")).unwrap();
     });
+    // An engine's startContainer hook: the image's program, run in the
+    // container before the first one.
+    let hooks = ws.root.join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(
+        hooks.join("start.json"),
+        r#"{"version":"1.0.0","hook":{"path":"/bin/sh","args":["sh","-c","echo h > /tmp/hook-file"]},"when":{"always":true},"stages":["startContainer"]}"#,
+    )
+    .unwrap();
     let args = [
         "--network",
         "none",
@@ -118,16 +216,46 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         "io.kubernetes.pod.name=watched-pod",
     ];
 
-    // 1. The first process.
-    let mut extra = vec!["-d"];
-    extra.extend(args);
-    let o = pm.run_in(
-        image,
-        &extra,
-        &["sh", "-c", &format!("{FIRST}\nexec sleep 60")],
-    );
+    // 1. The first process (after the hook).
+    let o = pm
+        .cmd()
+        .arg("--hooks-dir")
+        .arg(&hooks)
+        .args([
+            "run",
+            "-d",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(args)
+        .arg(image)
+        .args([
+            "sh",
+            "-c",
+            &format!("{FIRST}\necho first-done\nexec sleep 60"),
+        ])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            stdout(&pm.cmd().args(["logs", &id]).output().unwrap()).contains("first-done")
+        }),
+        "the first process did not finish its script"
+    );
+    // The files the race made, as the container has them.
+    let o = pm
+        .cmd()
+        .args(["exec", &id, "ls", "/tmp/race"])
+        .output()
+        .unwrap();
+    let raced: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| format!("/tmp/race/{l}"))
+        .collect();
     // 2. `podman exec` into it.
     let o = pm
         .cmd()
@@ -192,11 +320,62 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         "{text}"
     );
     // The first program itself (its execve is the first watched call).
-    let sh = find(&evs, "process.exec", "path", "/bin/sh").expect(&text);
+    let sh = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "process.exec"
+                && e["data"]["path"] == "/bin/sh"
+                && e["data"]["argv"][2]
+                    .as_str()
+                    .is_some_and(|a| a.contains("first-done"))
+        })
+        .expect(&text);
     assert_eq!(sh["data"]["argv"][0], "sh", "{sh}");
-    assert_eq!(sh["data"]["argv"][1], "-c", "{sh}");
     let denied = find(&evs, "syscall.denied", "syscall", "mount").expect(&text);
     assert_eq!(denied["allowed"], false, "{denied}");
+    // Through the process's own links in /proc, and in /dev: files all.
+    for (kind, path) in [
+        ("file.create", "/tmp/via-proc"),
+        ("file.create", "/tmp/dir-via-proc"),
+        ("file.create", "/dev/t/via-dev"),
+        ("file.create", "/dev/newfile"),
+        ("file.create", "/tmp/hook-file"),
+    ] {
+        assert!(
+            find(&evs, kind, "path", path).is_some(),
+            "{kind} {path}: {text}"
+        );
+    }
+    assert!(
+        find(&evs, "file.modify", "path", "/dev/null").is_none(),
+        "{text}"
+    );
+    // Programs started from a path through /proc, and from a memfd.
+    for argv0 in ["/proc/self/root/bin/busybox", "memfd-touch"] {
+        assert!(
+            evs.iter()
+                .any(|e| e["kind"] == "process.exec" && e["data"]["argv"][0] == argv0),
+            "process.exec of {argv0}: {text}"
+        );
+    }
+    // Every file the race made has its record.
+    let made = out
+        .lines()
+        .find_map(|l| l.strip_prefix("race_made="))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(made, raced.len(), "{out}");
+    assert!(made > 0, "{out}");
+    let unrecorded: Vec<&String> = raced
+        .iter()
+        .filter(|p| find(&evs, "file.create", "path", p).is_none())
+        .collect();
+    assert!(
+        unrecorded.is_empty(),
+        "{} of {made} files made without a record, e.g. {:?}",
+        unrecorded.len(),
+        unrecorded.first()
+    );
     // The exec's file, under the exec's own id.
     let start = evs
         .iter()
@@ -205,6 +384,18 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     let exec_id = start["data"]["exec_id"].as_u64().expect("an exec id");
     let made = find(&evs, "file.create", "path", "/tmp/from-exec").expect(&text);
     assert_eq!(made["data"]["exec_id"].as_u64(), Some(exec_id), "{made}");
+    // One writer: the log is in sequence, and an exec's start comes before
+    // anything it did.
+    let seqs: Vec<u64> = evs.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "the log's sequence numbers: {seqs:?}"
+    );
+    let first_of_exec = evs
+        .iter()
+        .position(|e| e["data"]["exec_id"].as_u64() == Some(exec_id))
+        .unwrap();
+    assert_eq!(evs[first_of_exec]["kind"], "exec.start", "{text}");
     // The first process's records carry no exec id.
     assert!(create["data"].get("exec_id").is_none(), "{create}");
     assert!(
