@@ -17,6 +17,28 @@ pub(crate) fn runtime(dir: &Path) -> PathBuf {
     link
 }
 
+/// The node's runtime as an engine is given it: a script that runs
+/// `paddock-oci` with the node's policy and audit folders, any policy
+/// choosable by annotation, after the `exports` lines.
+pub(crate) fn node_runtime(root: &Path, exports: &str, policies: &Path, audit: &Path) -> PathBuf {
+    let wrapper = root.join("paddock-oci-node");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{exports}exec {} --policy-dir {} --audit-dir {} --policies '*' \"$@\"\n",
+            runtime(root).display(),
+            policies.display(),
+            audit.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["0755", wrapper.to_str().unwrap()])
+        .status()
+        .unwrap();
+    wrapper
+}
+
 /// podman with its own storage (nothing of the host's images or
 /// containers is touched) and paddock as the runtime.
 pub(crate) struct Podman {
@@ -50,6 +72,11 @@ impl Podman {
             extra,
             &["sh", "-c", script],
         )
+    }
+
+    /// `podman exec` of `argv` in container `id`.
+    pub(crate) fn exec(&self, id: &str, argv: &[&str]) -> Output {
+        self.cmd().arg("exec").arg(id).args(argv).output().unwrap()
     }
 
     /// `podman run` of `argv` in `image`, with those limits.

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use crate::oci::{image_as, runtime, Podman};
+use crate::oci::{image_as, node_runtime, Podman};
 use crate::util::*;
 
 const POLICY: &str = r#"version = 1
@@ -154,21 +154,7 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("watched.toml"), POLICY).unwrap();
     let audit = ws.root.join("audit");
-    let wrapper = ws.root.join("paddock-oci-node");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec {} --policy-dir {} --audit-dir {} --policies '*' \"$@\"\n",
-            runtime(&ws.root).display(),
-            policies.display(),
-            audit.display()
-        ),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .args(["0755", wrapper.to_str().unwrap()])
-        .status()
-        .unwrap();
+    let wrapper = node_runtime(&ws.root, "", &policies, &audit);
     let pm = Podman {
         dir: ws.root.join("podman"),
         rt: wrapper,
@@ -257,11 +243,7 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         .map(|l| format!("/tmp/race/{l}"))
         .collect();
     // 2. `podman exec` into it.
-    let o = pm
-        .cmd()
-        .args(["exec", &id, "sh", "-c", FROM_EXEC])
-        .output()
-        .unwrap();
+    let o = pm.exec(&id, &["sh", "-c", FROM_EXEC]);
     let exec_out = stdout(&o);
     assert!(o.status.success(), "{exec_out}{}", stderr(&o));
     assert_eq!(

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::egress::{Upstream, REAL_KEY};
-use crate::oci::{image_as, runtime, Podman};
+use crate::oci::{image_as, node_runtime, Podman};
 use crate::util::*;
 
 const POLICY: &str = r#"version = 1
@@ -99,7 +99,6 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     )
     .unwrap();
     let audit = ws.root.join("audit");
-    let wrapper = ws.root.join("paddock-oci-node");
     let p = up.port;
     // As root the engine gives the container the host's own network (the
     // test's server is on its loopback). Rootless, the default network
@@ -123,21 +122,15 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         .args(["0666", policies.join("loose.toml").to_str().unwrap()])
         .status()
         .unwrap();
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexport PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example={server}:{p},other.test.example={server}:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\nexec {} --policy-dir {} --audit-dir {} --policies '*' \"$@\"\n",
-            up.ca.display(),
-            runtime(&ws.root).display(),
-            policies.display(),
-            audit.display()
+    let wrapper = node_runtime(
+        &ws.root,
+        &format!(
+            "export PADDOCK_IT_REAL_KEY={REAL_KEY}\nexport PADDOCK_TEST_RESOLVE=api.test.example={server}:{p},other.test.example={server}:{p}\nexport PADDOCK_TEST_UPSTREAM_CA={}\n",
+            up.ca.display()
         ),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .args(["0755", wrapper.to_str().unwrap()])
-        .status()
-        .unwrap();
+        &policies,
+        &audit,
+    );
     let pm = Podman {
         dir: ws.root.join("podman"),
         rt: wrapper.clone(),
@@ -232,11 +225,7 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     let o = pm.run_in(image, &extra, &["sleep", "60"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
-    let o = pm
-        .cmd()
-        .args(["exec", &id, "sh", "-c", FROM_EXEC])
-        .output()
-        .unwrap();
+    let o = pm.exec(&id, &["sh", "-c", FROM_EXEC]);
     let out = stdout(&o);
     assert!(o.status.success(), "{out}{}", stderr(&o));
     // The container's own placeholder (each container has its own): the
