@@ -296,11 +296,14 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
     }
     let net = egress.as_ref().map(|e| e.net);
     let linux = cfg.linux.as_ref();
-    if linux.is_some_and(|l| !l.devices.is_empty()) {
-        return Err(
-            "linux.devices: extra devices (--device) are not supported by this runtime yet".into(),
-        );
-    }
+    // The bundle's extra devices (`--device`): each the host's own node,
+    // found now, so that one that cannot be given stops `create` here.
+    let devices = linux
+        .map(|l| l.devices.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| host_device(d).map(|host| (host, PathBuf::from(&d.path))))
+        .collect::<Result<Vec<_>, String>>()?;
     let mut flags = 0u64;
     let mut join: Vec<(String, File)> = Vec::new();
     for n in linux.map(|l| l.namespaces.as_slice()).unwrap_or_default() {
@@ -384,6 +387,7 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
             let Err(why) = setup(
                 &cfg,
                 &rootfs,
+                &devices,
                 &join,
                 &fifo_fd,
                 console,
@@ -543,6 +547,7 @@ fn step(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
 fn setup(
     cfg: &Config,
     rootfs: &Path,
+    devices: &[(PathBuf, PathBuf)],
     join: &[(String, File)],
     fifo: &OwnedFd,
     console: Option<UnixStream>,
@@ -591,28 +596,13 @@ fn setup(
     for m in &cfg.mounts {
         mount_one(&root_fd, m).map_err(|e| format!("mount {}: {e}", m.destination))?;
     }
-    // 3. Devices and links.
+    // 3. Devices and links: the default devices, then the bundle's.
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let host = paddock_sys::openat2_path(
-            None,
-            &PathBuf::from("/dev").join(d),
-            0,
-            resolve::NO_SYMLINKS,
-        )
-        .map_err(step(&format!("the host's /dev/{d}")))?;
-        let target = target_in(&root_fd, &PathBuf::from("/dev").join(d), false, true)
-            .map_err(|e| format!("/dev/{d}: {e}"))?;
-        let tree = paddock_sys::open_tree_clone(host.as_fd(), false)
-            .map_err(step(&format!("/dev/{d}")))?;
-        paddock_sys::mount_setattr(
-            tree.as_fd(),
-            false,
-            attr::NOSUID | attr::NOEXEC,
-            attr::NODEV,
-        )
-        .map_err(step(&format!("/dev/{d}")))?;
-        paddock_sys::move_mount(tree.as_fd(), target.as_fd())
-            .map_err(step(&format!("/dev/{d}")))?;
+        let p = PathBuf::from("/dev").join(d);
+        bind_device(&root_fd, &p, &p)?;
+    }
+    for (host, dest) in devices {
+        bind_device(&root_fd, host, dest)?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -760,6 +750,84 @@ fn setup(
         on_host,
         observe.as_ref(),
     )
+}
+
+/// The host's node `host` bound at `dest` in the root: the one place a
+/// device node works (every other mount is `nodev`).
+fn bind_device(root_fd: &OwnedFd, host: &Path, dest: &Path) -> Result<(), String> {
+    let what = dest.display().to_string();
+    let node = paddock_sys::openat2_path(None, host, 0, resolve::NO_SYMLINKS)
+        .map_err(step(&format!("the host's {}", host.display())))?;
+    let target = target_in(root_fd, dest, false, true).map_err(|e| format!("{what}: {e}"))?;
+    let tree = paddock_sys::open_tree_clone(node.as_fd(), false).map_err(step(&what))?;
+    paddock_sys::mount_setattr(
+        tree.as_fd(),
+        false,
+        attr::NOSUID | attr::NOEXEC,
+        attr::NODEV,
+    )
+    .map_err(step(&what))?;
+    paddock_sys::move_mount(tree.as_fd(), target.as_fd()).map_err(step(&what))
+}
+
+/// The host's node for device `d` of `linux.devices` (its type and
+/// number): the node at the same path on the host, else one under /dev
+/// with that number. Bound, not made: the container gets the host's
+/// node with the host's owner and mode (`fileMode`, `uid` and `gid` are
+/// not applied), and nothing else of the host's devices.
+fn host_device(d: &crate::config::Device) -> Result<PathBuf, String> {
+    let kind = match d.kind.as_str() {
+        "c" | "u" => libc::S_IFCHR,
+        "b" => libc::S_IFBLK,
+        other => {
+            return Err(format!(
+                "linux.devices {}: type `{other}` is not supported (only character and block devices, c and b)",
+                d.path
+            ))
+        }
+    };
+    let dest = Path::new(&d.path);
+    if !dest.is_absolute()
+        || dest.components().any(|c| matches!(c, Component::ParentDir))
+        || !dest.starts_with("/dev")
+    {
+        return Err(format!(
+            "linux.devices {}: a device goes under /dev, by an absolute path without `..`",
+            d.path
+        ));
+    }
+    let want = libc::makedev(d.major, d.minor);
+    let is_it = |p: &Path| {
+        paddock_sys::openat2_path(None, p, 0, resolve::NO_SYMLINKS)
+            .and_then(|f| paddock_sys::fstatat(f.as_fd(), Path::new("")))
+            .is_ok_and(|st| st.mode & libc::S_IFMT == kind && st.rdev == want)
+    };
+    if is_it(dest) {
+        return Ok(dest.to_path_buf());
+    }
+    // /dev and the folders in it (/dev/snd, /dev/dri, /dev/net, ...).
+    let mut dirs = vec![PathBuf::from("/dev")];
+    let mut i = 0;
+    while i < dirs.len() && i < 64 {
+        if let Ok(rd) = std::fs::read_dir(&dirs[i]) {
+            for e in rd.flatten() {
+                let p = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() && i == 0 => dirs.push(p),
+                    Ok(t) if !t.is_dir() && !t.is_symlink() && is_it(&p) => return Ok(p),
+                    _ => {}
+                }
+            }
+        }
+        i += 1;
+    }
+    Err(format!(
+        "linux.devices {}: the host has no {} device {}:{} under /dev to give (--device names a node of the host's)",
+        d.path,
+        if kind == libc::S_IFBLK { "block" } else { "character" },
+        d.major,
+        d.minor
+    ))
 }
 
 /// The bundle's own seccomp profile, compiled (before anything is made,
@@ -1071,12 +1139,20 @@ fn mount_one(root: &OwnedFd, m: &Mount) -> Result<(), String> {
                 ));
             }
         }
-        let is_dir = std::fs::metadata(magic(&src_fd))
-            .map_err(|e| format!("source {src}: {e}"))?
-            .is_dir();
+        let meta = std::fs::metadata(magic(&src_fd)).map_err(|e| format!("source {src}: {e}"))?;
+        let is_dir = meta.is_dir();
         let tree = paddock_sys::open_tree_clone(src_fd.as_fd(), flags & libc::MS_REC != 0)
             .map_err(|e| format!("source {src}: {e}"))?;
-        let mut set = attr::NODEV;
+        // A bind of one of the host's device nodes is how a rootless
+        // engine gives a device (`--device`): that one node works, unless
+        // the mount says nodev. Everything else stays nodev.
+        use std::os::unix::fs::FileTypeExt;
+        let node = meta.file_type().is_char_device() || meta.file_type().is_block_device();
+        let mut set = if node && flags & libc::MS_NODEV == 0 {
+            0
+        } else {
+            attr::NODEV
+        };
         for (ms, a) in [
             (libc::MS_RDONLY, attr::RDONLY),
             (libc::MS_NOSUID, attr::NOSUID),
@@ -1232,4 +1308,46 @@ pub(crate) fn run_confined_hooks(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Device;
+
+    fn device(kind: &str, path: &str, major: u32, minor: u32) -> Device {
+        Device {
+            kind: kind.into(),
+            path: path.into(),
+            major,
+            minor,
+            ..Device::default()
+        }
+    }
+
+    #[test]
+    fn a_device_is_the_hosts_node_of_that_number_or_refused_with_why() {
+        // /dev/null is 1:3 on every Linux host; found under another name too.
+        assert_eq!(
+            host_device(&device("c", "/dev/null", 1, 3)).unwrap(),
+            Path::new("/dev/null")
+        );
+        assert_eq!(
+            host_device(&device("c", "/dev/mynull", 1, 3)).unwrap(),
+            Path::new("/dev/null")
+        );
+        for (d, why) in [
+            (device("p", "/dev/fifo", 0, 0), "type `p` is not supported"),
+            (device("c", "/etc/null", 1, 3), "goes under /dev"),
+            (device("c", "/dev/../etc/x", 1, 3), "goes under /dev"),
+            (device("c", "dev/null", 1, 3), "goes under /dev"),
+            // 1:3 is a character device, not a block one.
+            (device("b", "/dev/null", 1, 3), "no block device 1:3"),
+            (device("c", "/dev/nothing", 4095, 1_048_575), "no character device"),
+        ] {
+            let e = host_device(&d).unwrap_err();
+            assert!(e.contains(why), "{}: {e}", d.path);
+            assert!(e.contains(&d.path), "{e}");
+        }
+    }
 }

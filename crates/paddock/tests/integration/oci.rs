@@ -1579,3 +1579,59 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
     }
     assert_eq!(identity(&bin), before);
 }
+
+/// `--device` gives a container the host's node, under its own name or
+/// another, as root (the bundle's `linux.devices`) and rootless (podman
+/// binds the node instead): it opens and works there, and nothing else
+/// of the host's devices comes with it. An image's own node, or one made
+/// inside, stays inert (every other mount is nodev).
+#[test]
+fn podman_gives_a_container_the_devices_it_names() {
+    let ws = Ws::new();
+    let p = Podman {
+        dir: ws.root.join("podman"),
+        rt: runtime(&ws.root),
+    };
+    std::fs::create_dir_all(&p.dir).unwrap();
+    if !p.usable() || !Path::new("/dev/fuse").exists() {
+        eprintln!("note: no podman for this user, or no /dev/fuse; skipped");
+        return;
+    }
+    image_as(&p, "localhost/paddock-test-devices:1", &|r| {
+        std::os::unix::fs::symlink("busybox", r.join("bin/mknod")).unwrap();
+    });
+    let script = "ls -l /dev/fuse /dev/mynull 2>&1; echo x > /dev/mynull && echo wrote; [ -c /dev/fuse ] && (exec 3<>/dev/fuse) && echo fuse-opened; mknod /tmp/n c 1 3 2>/dev/null && (echo y > /tmp/n) 2>/dev/null && echo own-node-works; ls /dev/loop0 /dev/sda 2>/dev/null; echo end";
+    let o = p.run_in(
+        "localhost/paddock-test-devices:1",
+        &[
+            "--rm",
+            "--device",
+            "/dev/fuse",
+            "--device",
+            "/dev/null:/dev/mynull",
+        ],
+        &["sh", "-c", script],
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("10, 229") && out.contains("/dev/fuse"),
+        "{out}"
+    );
+    assert!(out.contains("wrote"), "{out}");
+    assert!(out.contains("fuse-opened"), "{out}");
+    assert!(!out.contains("own-node-works"), "{out}");
+    assert!(
+        !out.contains("/dev/loop0") && !out.contains("/dev/sda"),
+        "{out}"
+    );
+    // Without --device there is no such node.
+    let o = p.run_in(
+        "localhost/paddock-test-devices:1",
+        &["--rm"],
+        &["sh", "-c", "[ -c /dev/fuse ] && echo fuse-there; echo end"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("fuse-there"), "{}", stdout(&o));
+    p.clean();
+}
