@@ -327,7 +327,7 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
     }
 
     // pid 1's events, routed to the waiting clients.
-    {
+    let events = {
         let shared = shared.clone();
         let sweep = sweep.clone();
         std::thread::spawn(move || {
@@ -397,8 +397,8 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
                 }
             }
             let _ = shared.stop.send("sandbox ended"); // pid 1 is gone
-        });
-    }
+        })
+    };
     // Idle timeout: no command running for that long ends the sandbox.
     if meta.idle_timeout_s > 0 {
         let shared = shared.clone();
@@ -454,6 +454,12 @@ pub(crate) fn supervise(id: &str) -> Result<i32, CliError> {
         for q in &o.created_protected {
             audit::quarantined(Some(&shared.audit), q);
         }
+    }
+    // pid 1's last records (it sends them as it ends) are in the trail
+    // before the stop: its socket ends with it.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !events.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
     }
     // A refresh under way is stored before the proxy ends with us.
     let _refreshes = paddock_proxy::finish_refreshes(&logins, Duration::from_secs(30));

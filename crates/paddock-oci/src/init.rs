@@ -1343,7 +1343,10 @@ mod tests {
             (device("c", "dev/null", 1, 3), "goes under /dev"),
             // 1:3 is a character device, not a block one.
             (device("b", "/dev/null", 1, 3), "no block device 1:3"),
-            (device("c", "/dev/nothing", 4095, 1_048_575), "no character device"),
+            (
+                device("c", "/dev/nothing", 4095, 1_048_575),
+                "no character device",
+            ),
         ] {
             let e = host_device(&d).unwrap_err();
             assert!(e.contains(why), "{}: {e}", d.path);

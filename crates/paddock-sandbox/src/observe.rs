@@ -30,14 +30,17 @@
 //! ([`ContainerObserver`]), from the host: there is no policy of paths
 //! there (the bundle's mounts and the image's permissions decide), so
 //! every call is recorded as the kernel carries it out (`FS_CONTAINER`),
-//! paths as the container sees them, and whether a file was there is
+//! paths as the container names the file the kernel reaches (looked up
+//! one name at a time in the caller's root, `ProcDirs::resolve`), and
+//! whether a file was there is
 //! looked up inside the caller's own root (`/proc/PID/root`,
 //! `RESOLVE_IN_ROOT`), never in the host's tree. There the caller's own
 //! links (`/proc/self/root`, `/proc/self/fd/N`, ...) are followed as the
-//! kernel follows them, what is a kernel interface is decided by what the
-//! path names (a device node, `/proc`, `/sys`) while the caller waits,
-//! and a call whose arguments cannot be read is refused with the errno
-//! the kernel would give rather than let through unrecorded.
+//! kernel follows them, nothing read from the caller's memory decides
+//! that a call goes unrecorded (a kernel interface is recorded and said
+//! to be one, a program not found is recorded as such), and a call whose
+//! arguments cannot be read is refused with the errno the kernel would
+//! give rather than let through unrecorded.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -89,6 +92,12 @@ pub struct AuditRecord {
     /// budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
+    /// In a container, where the observer found no program at the path
+    /// while the caller waited (a `PATH` search's miss, most likely):
+    /// `false`. Recorded all the same: a value read from the caller's
+    /// memory cannot decide that nothing is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<bool>,
 }
 
 /// How many `syscall.denied` records one command tree gets per system
@@ -228,9 +237,7 @@ impl ProcDirs {
 
     /// `path` with the caller's own links replaced by what they name for
     /// it: `/proc/self`, `/proc/thread-self` and `/proc/<its pid>` followed
-    /// by `root`, `cwd` or `fd/N` (and `/dev/fd/N`, `/dev/stdin`,
-    /// `/dev/stdout`, `/dev/stderr`, which lead there), read from the
-    /// node's `/proc/PID`. What the observer would otherwise take for a
+    /// by `root`, `cwd` or `fd/N`, read from the node's `/proc/PID`. What the observer would otherwise take for a
     /// kernel interface (`/proc/self/root/etc/passwd`) is then the file it
     /// is. None: one of its descriptors that is no file (a pipe, a
     /// socket).
@@ -274,20 +281,10 @@ impl ProcDirs {
             }
             normalize(&b)
         };
-        match (text(0), text(1)) {
-            (Some("dev"), Some("fd")) => {
-                let mut p = PathBuf::from("/proc/self/fd");
-                for q in &parts[2..] {
-                    p.push(q);
-                }
-                return Some(Some(p));
-            }
-            (Some("dev"), Some(n @ ("stdin" | "stdout" | "stderr"))) if parts.len() == 2 => {
-                let k = ["stdin", "stdout", "stderr"].iter().position(|x| *x == n)?;
-                return Some(Some(PathBuf::from(format!("/proc/self/fd/{k}"))));
-            }
-            (Some("proc"), Some(_)) => {}
-            _ => return None,
+        // (Not `/dev/fd` or `/dev/stdout`: they are the container's own
+        // links, in a folder it may write, so they are judged as written.)
+        if text(0) != Some("proc") {
+            return None;
         }
         // /proc/<who>[/task/<tid>]/<what>...
         let who = text(1)?;
@@ -314,20 +311,157 @@ impl ProcDirs {
         }
     }
 
-    /// Whether `n`, a pid in the caller's own pid namespace, is the caller
-    /// (its thread group or the thread).
-    fn is_own_pid(&mut self, pid: i32, n: i32) -> bool {
-        let status = self.with(pid, |dir| {
+    /// The path the kernel will reach for `raw`, written by `pid` relative
+    /// to `dirfd` (its cwd for `AT_FDCWD`), as the container names it:
+    /// looked up one name at a time from the caller's own root, links
+    /// followed as the kernel follows them (at most 40; the last one only
+    /// with `follow_last`), `..` taken after them, the caller's own
+    /// `/proc/self` and `/proc/thread-self` put for the pid it has there,
+    /// and the folder reached named by the kernel (its path as the
+    /// container's mount namespace has it, so a `chroot` shows). None
+    /// where the lookup cannot be made so (a name that is missing on the
+    /// way, a descriptor that is no folder): the caller then gets the
+    /// path as written.
+    fn resolve(&mut self, pid: i32, dirfd: i32, raw: &[u8], follow_last: bool) -> Option<PathBuf> {
+        use std::collections::VecDeque;
+        use std::os::unix::ffi::OsStrExt;
+        let open = |dir: std::os::fd::BorrowedFd<'_>, name: &[u8], flags: i32, resolve: u64| {
+            sys::openat2_path(
+                Some(dir),
+                Path::new(std::ffi::OsStr::from_bytes(name)),
+                flags,
+                resolve,
+            )
+        };
+        let root = self.with(pid, |d| open(d, b"root", libc::O_DIRECTORY, 0))?;
+        let root_st = sys::fstatat(root.as_fd(), Path::new("")).ok()?;
+        let mut cur = if raw.first() == Some(&b'/') {
+            open(root.as_fd(), b".", libc::O_DIRECTORY, 0).ok()?
+        } else if dirfd == libc::AT_FDCWD {
+            self.with(pid, |d| open(d, b"cwd", libc::O_DIRECTORY, 0))?
+        } else {
+            let name = format!("fd/{dirfd}");
+            self.with(pid, |d| open(d, name.as_bytes(), libc::O_DIRECTORY, 0))?
+        };
+        let mut todo: VecDeque<Vec<u8>> = split(raw);
+        let mut links = 0;
+        let mut last_name: Option<Vec<u8>> = None;
+        while let Some(c) = todo.pop_front() {
+            if c == b".." {
+                let st = sys::fstatat(cur.as_fd(), Path::new("")).ok()?;
+                if (st.dev, st.ino) != (root_st.dev, root_st.ino) {
+                    cur = open(
+                        cur.as_fd(),
+                        b"..",
+                        libc::O_DIRECTORY,
+                        sys::resolve::NO_MAGICLINKS,
+                    )
+                    .ok()?;
+                }
+                continue;
+            }
+            let is_last = todo.is_empty();
+            // The caller's own /proc/self: the daemon has no pid in the
+            // container's procfs, so the name is put for the caller's.
+            if matches!(c.as_slice(), b"self" | b"thread-self")
+                && sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == PROC_SUPER_MAGIC)
+            {
+                let (tgid, tid) = self.ns_ids(pid)?;
+                let mut front = vec![tgid.to_string().into_bytes()];
+                if c == b"thread-self" {
+                    front.push(b"task".to_vec());
+                    front.push(tid.to_string().into_bytes());
+                }
+                for f in front.into_iter().rev() {
+                    todo.push_front(f);
+                }
+                continue;
+            }
+            let next = match open(
+                cur.as_fd(),
+                &c,
+                libc::O_NOFOLLOW,
+                sys::resolve::NO_MAGICLINKS,
+            ) {
+                Ok(f) => f,
+                Err(e) if is_last && e.raw_os_error() == Some(libc::ENOENT) => {
+                    last_name = Some(c);
+                    break;
+                }
+                Err(_) => return None,
+            };
+            let st = sys::fstatat(next.as_fd(), Path::new("")).ok()?;
+            if st.mode & libc::S_IFMT == libc::S_IFLNK && (!is_last || follow_last) {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                if sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == PROC_SUPER_MAGIC) {
+                    // A process's root, cwd or descriptor: followed by the
+                    // kernel itself.
+                    let to = open(cur.as_fd(), &c, 0, 0).ok()?;
+                    if is_last {
+                        return fd_path(&to);
+                    }
+                    cur = to;
+                    continue;
+                }
+                let target = sys::readlinkat(next.as_fd(), Path::new("")).ok()?;
+                let target = target.as_os_str().as_bytes();
+                if target.first() == Some(&b'/') {
+                    cur = open(root.as_fd(), b".", libc::O_DIRECTORY, 0).ok()?;
+                }
+                for f in split(target).into_iter().rev() {
+                    todo.push_front(f);
+                }
+                continue;
+            }
+            if is_last {
+                last_name = Some(c);
+                break;
+            }
+            if st.mode & libc::S_IFMT != libc::S_IFDIR {
+                return None;
+            }
+            cur = next;
+        }
+        let mut path = fd_path(&cur)?;
+        if let Some(n) = last_name {
+            path.push(std::ffi::OsStr::from_bytes(&n));
+        }
+        Some(path)
+    }
+
+    /// The caller's thread group and thread ids in its own pid namespace.
+    fn ns_ids(&mut self, pid: i32) -> Option<(i32, i32)> {
+        let status = self.status(pid)?;
+        let last = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().last())
+                .and_then(|v| v.parse::<i32>().ok())
+        };
+        Some((last("NStgid:")?, last("NSpid:")?))
+    }
+
+    fn status(&mut self, pid: i32) -> Option<String> {
+        self.with(pid, |dir| {
             use std::io::Read;
+            use std::os::fd::AsRawFd;
             let f = sys::openat2_path(Some(dir), Path::new("status"), 0, 0)?;
             // An O_PATH descriptor cannot be read: open it through itself.
             let mut s = String::new();
-            use std::os::fd::AsRawFd;
             std::fs::File::open(format!("/proc/self/fd/{}", f.as_raw_fd()))?
                 .read_to_string(&mut s)?;
             Ok(s)
-        });
-        let Some(status) = status else {
+        })
+    }
+
+    /// Whether `n`, a pid in the caller's own pid namespace, is the caller
+    /// (its thread group or the thread).
+    fn is_own_pid(&mut self, pid: i32, n: i32) -> bool {
+        let Some(status) = self.status(pid) else {
             return false;
         };
         // The last field of NSpid/NStgid is the number in the innermost
@@ -358,6 +492,26 @@ impl ProcDirs {
         }
         false
     }
+}
+
+/// `PROC_SUPER_MAGIC` (statfs).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// The names of a path, `.` and empty ones left out.
+fn split(raw: &[u8]) -> std::collections::VecDeque<Vec<u8>> {
+    raw.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// What the kernel names the file `fd` holds (its path in the mount
+/// namespace it is in); None for what is no file of a tree (a pipe, a
+/// deleted file).
+fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    (p.is_absolute() && !p.to_string_lossy().ends_with(" (deleted)")).then_some(p)
 }
 
 /// Whether `path` goes on past a process's `root`, `cwd` or `fd/N` in
@@ -1129,6 +1283,7 @@ fn record(kind: EventKind, pid: i32, allowed: bool, code: &str, syscall: String)
         argv: None,
         addr: None,
         suppressed: None,
+        found: None,
     }
 }
 
@@ -1184,8 +1339,15 @@ fn absolute(
     dirfd: Option<u64>,
     raw: &[u8],
     in_root: bool,
+    follow_last: bool,
 ) -> Result<Option<PathBuf>, i32> {
     use std::os::unix::ffi::OsStrExt;
+    if in_root && !raw.is_empty() {
+        let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
+        if let Some(p) = procs.resolve(pid, fd, raw, follow_last) {
+            return Ok(Some(p));
+        }
+    }
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
     let path = if raw.is_absolute() {
         normalize(raw)
@@ -1198,8 +1360,11 @@ fn absolute(
         };
         normalize(&base.join(raw))
     };
+    // In a container nothing is left out for the state of the caller's
+    // descriptors either (another thread may change them): a descriptor
+    // that is no file is recorded by the name written.
     Ok(if in_root {
-        procs.own_links(pid, path)
+        procs.own_links(pid, path.clone()).or(Some(path))
     } else {
         Some(path)
     })
@@ -1214,9 +1379,17 @@ fn path_arg(
     dirfd: Option<usize>,
     path: usize,
     in_root: bool,
+    follow_last: bool,
 ) -> Result<Option<PathBuf>, i32> {
     let raw = read_cstr(pid, args[path]).ok_or(libc::EFAULT)?;
-    absolute(procs, pid, dirfd.map(|d| args[d]), &raw, in_root)
+    absolute(
+        procs,
+        pid,
+        dirfd.map(|d| args[d]),
+        &raw,
+        in_root,
+        follow_last,
+    )
 }
 
 /// The low 32 bits of a system call argument (an `int` in C).
@@ -1253,21 +1426,30 @@ fn read_call(
 ) -> Result<Option<Seen>, i32> {
     macro_rules! path {
         ($dirfd:expr, $path:expr) => {
-            match path_arg(procs, pid, a, $dirfd, $path, in_root)? {
+            path!($dirfd, $path, false)
+        };
+        ($dirfd:expr, $path:expr, $follow:expr) => {
+            match path_arg(procs, pid, a, $dirfd, $path, in_root, $follow)? {
                 Some(p) => p,
                 None => return Ok(None),
             }
         };
     }
+    // An open follows a final link unless told not to (or it must create).
+    let follows = |flags: u32| {
+        flags & libc::O_NOFOLLOW as u32 == 0
+            && flags & (libc::O_CREAT | libc::O_EXCL) as u32
+                != (libc::O_CREAT | libc::O_EXCL) as u32
+    };
     Ok(Some(match what {
         Watched::Open {
             dirfd_arg,
             path_arg: pa,
             flags_arg,
         } => {
-            let path = path!(dirfd_arg, pa);
             // creat(2) is open(O_CREAT|O_WRONLY|O_TRUNC).
             let flags = flags_arg.map_or(WRITE_FLAGS, |f| low32(a[f]));
+            let path = path!(dirfd_arg, pa, follows(flags));
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
                 pseudo: pseudo(procs, pid, &path, in_root),
@@ -1279,8 +1461,8 @@ fn read_call(
             // struct open_how { u64 flags; u64 mode; u64 resolve; }
             let mut how = [0u8; 8];
             read_memory(pid, a[2], &mut how).map_err(|_| libc::EFAULT)?;
-            let path = path!(Some(0), 1);
             let flags = low32(u64::from_ne_bytes(how));
+            let path = path!(Some(0), 1, follows(flags));
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
                 pseudo: pseudo(procs, pid, &path, in_root),
@@ -1311,7 +1493,10 @@ fn read_call(
             argv_arg,
         } => {
             let raw = read_cstr(pid, a[pa]).ok_or(libc::EFAULT)?;
-            let path = absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root)?
+            // The program by the name it was started with (`/bin/sh`, not
+            // the `busybox` it links to): its folders resolved, the last
+            // link not followed.
+            let path = absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root, false)?
                 .unwrap_or_else(|| PathBuf::from("(a descriptor that is no file)"));
             let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
@@ -1443,7 +1628,11 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             existed,
             pseudo,
         } => {
-            if pseudo {
+            // In a container nothing is left out on what was read (another
+            // thread may have put `/dev/null` there for this read only):
+            // a kernel interface is recorded, and said to be one.
+            let container = matches!(j, Judge::Container(_));
+            if pseudo && !container {
                 return None;
             }
             let write = flags & WRITE_FLAGS != 0;
@@ -1463,7 +1652,9 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             }
             let mut r = record(kind, pid, true, v.code, syscall.into());
             r.path = show(&path);
-            if kind == EventKind::FileCreate {
+            if pseudo {
+                r.file_type = Some("kernel".into());
+            } else if kind == EventKind::FileCreate {
                 r.file_type = Some("file".into());
             }
             Some(r)
@@ -1496,7 +1687,7 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             })
         }
         Seen::Create(path, what, pseudo) => {
-            if pseudo {
+            if pseudo && !matches!(j, Judge::Container(_)) {
                 return None;
             }
             let v = verdict(&path, FsOp::Write);
@@ -1512,8 +1703,8 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         }
         // A shell's PATH search tries names that do not exist: not a
         // program started.
-        Seen::Exec(_, _, true) => None,
-        Seen::Exec(path, argv, false) => (level >= AuditLevel::Writes).then(|| {
+        Seen::Exec(_, _, true) if !matches!(j, Judge::Container(_)) => None,
+        Seen::Exec(path, argv, missing) => (level >= AuditLevel::Writes).then(|| {
             let mut r = record(
                 EventKind::ProcessExec,
                 pid,
@@ -1523,6 +1714,9 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             );
             r.path = show(&path);
             r.argv = Some(argv);
+            if matches!(j, Judge::Container(_)) {
+                r.found = Some(!missing);
+            }
             r
         }),
         Seen::Connect(addr) => {

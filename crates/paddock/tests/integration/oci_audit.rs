@@ -44,6 +44,10 @@ echo n > /dev/null
 /proc/self/root/bin/busybox touch /tmp/procroot-exec
 /bin/attack memfd
 /bin/attack race
+mkdir -p /a/b/c; ln -s /etc /a/proc; ln -s /a/b/c /tmp/l
+echo dotdot >> /tmp/l/../../proc/dotdot-victim
+rm /dev/stdout; ln -s /tmp/stdout-victim /dev/stdout; echo replaced >> /dev/stdout
+mkdir -p /tmp/j/proc; cp /bin/busybox /tmp/j/touch; chroot /tmp/j /touch /proc/chroot-made
 "#;
 
 /// The attacks that need more than a shell: a program run from a memfd
@@ -56,6 +60,7 @@ const ATTACK_C: &str = r#"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -77,7 +82,41 @@ static void *flip(void *arg) {
     return 0;
 }
 
+static char *buf;
+
+static void *swap(void *arg) {
+    (void)arg;
+    while (!done) {
+        strcpy(buf, "/dev/null");
+        for (volatile int i = 0; i < 300; i++) {}
+        strcpy(buf, "/tmp/rf/x");
+        for (volatile int i = 0; i < 300; i++) {}
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "swap") == 0) {
+        buf = malloc(64);
+        strcpy(buf, "/tmp/rf/x");
+        mkdir("/tmp/rf", 0755);
+        pthread_t t;
+        pthread_create(&t, 0, swap, 0);
+        int made = 0, tries = 500;
+        char to[64];
+        for (int i = 0; i < tries; i++) {
+            int fd = syscall(SYS_openat, AT_FDCWD, buf, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) {
+                close(fd);
+                sprintf(to, "/tmp/rf/%d", i);
+                if (rename("/tmp/rf/x", to) == 0) made++;
+            }
+        }
+        done = 1;
+        pthread_join(t, 0);
+        printf("swap_tries=%d swap_made=%d\n", tries, made);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "memfd") == 0) {
         int src = open("/bin/busybox", O_RDONLY);
         struct stat st;
@@ -179,7 +218,7 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     assert!(o.status.success(), "gcc: {}", stderr(&o));
     let image = "localhost/paddock-test-watched:1";
     image_as(&pm, image, &|r| {
-        for a in ["mv", "rm", "ln", "touch"] {
+        for a in ["mv", "rm", "ln", "touch", "cp", "chroot"] {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
         }
         std::fs::copy(&bin, r.join("bin/attack")).unwrap();
@@ -246,6 +285,12 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     let o = pm.exec(&id, &["sh", "-c", FROM_EXEC]);
     let exec_out = stdout(&o);
     assert!(o.status.success(), "{exec_out}{}", stderr(&o));
+    // 3. A thread swapping the path between a device and a file while
+    //    another creates with it: every call has its record (with what the
+    //    observer read: a record may be wrong, none is left out).
+    let o = pm.exec(&id, &["/bin/attack", "swap"]);
+    let swap_out = stdout(&o);
+    assert!(o.status.success(), "{swap_out}{}", stderr(&o));
     assert_eq!(
         exec_out
             .lines()
@@ -319,7 +364,8 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     for (kind, path) in [
         ("file.create", "/tmp/via-proc"),
         ("file.create", "/tmp/dir-via-proc"),
-        ("file.create", "/dev/t/via-dev"),
+        // /dev/t is a link to /tmp: the file the kernel reaches.
+        ("file.create", "/tmp/via-dev"),
         ("file.create", "/dev/newfile"),
         ("file.create", "/tmp/hook-file"),
     ] {
@@ -328,10 +374,45 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
             "{kind} {path}: {text}"
         );
     }
-    assert!(
-        find(&evs, "file.modify", "path", "/dev/null").is_none(),
-        "{text}"
-    );
+    // A kernel interface is recorded, and said to be one.
+    let null = find(&evs, "file.modify", "path", "/dev/null").expect(&text);
+    assert_eq!(null["data"]["file_type"], "kernel", "{null}");
+    // A `..` after a link, the container's own /dev/stdout replaced, a
+    // chroot: each write has its record, with the file the kernel
+    // reached (links followed first, `..` after them, the chroot shown).
+    for path in [
+        "/etc/dotdot-victim",
+        "/tmp/stdout-victim",
+        "/tmp/j/proc/chroot-made",
+    ] {
+        assert!(
+            evs.iter().any(
+                |e| e["kind"].as_str().is_some_and(|k| k.starts_with("file."))
+                    && e["data"]["path"] == path
+            ),
+            "{path}: {text}"
+        );
+    }
+    // The swap: one record per open, whichever path the observer read.
+    let tries: usize = swap_out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("swap_tries="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{swap_out}"));
+    let swap_exec = evs
+        .iter()
+        .find(|e| e["kind"] == "exec.start" && e["data"]["argv"][1] == "swap")
+        .and_then(|e| e["data"]["exec_id"].as_u64())
+        .expect(&text);
+    let opens = evs
+        .iter()
+        .filter(|e| {
+            e["data"]["exec_id"].as_u64() == Some(swap_exec)
+                && e["data"]["syscall"] == "openat"
+                && (e["data"]["path"] == "/tmp/rf/x" || e["data"]["path"] == "/dev/null")
+        })
+        .count();
+    assert_eq!(opens, tries, "{swap_out}");
     // Programs started from a path through /proc, and from a memfd.
     for argv0 in ["/proc/self/root/bin/busybox", "memfd-touch"] {
         assert!(
