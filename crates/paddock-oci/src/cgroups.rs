@@ -381,6 +381,25 @@ pub fn join(groups: &[PathBuf], pid: i32) -> Result<(), String> {
     Ok(())
 }
 
+/// Put `pid` (the container's daemon) in the container's CPU groups (`cpu`, `cpuacct`)
+/// only: the work a container makes it do (its audit observer resolves
+/// every path the container names) counts against the container's CPU
+/// limit, not the node's. Not its memory or pids groups: a container at
+/// its limit must not stop its own audit trail or proxy. Best effort.
+pub fn join_cpu(groups: &[PathBuf], pid: i32) {
+    for g in groups {
+        let cpu = g
+            .strip_prefix("/sys/fs/cgroup")
+            .ok()
+            .and_then(|rel| rel.components().next())
+            .and_then(|c| c.as_os_str().to_str())
+            .is_some_and(|h| h.split(',').any(|c| c == "cpu" || c == "cpuacct"));
+        if cpu {
+            let _ = std::fs::write(g.join("cgroup.procs"), pid.to_string());
+        }
+    }
+}
+
 /// Remove what was made, deepest first. A group the kernel still holds a
 /// process in is tried for a while (its last processes may be exiting); a
 /// level above that another container uses stays.

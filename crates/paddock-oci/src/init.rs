@@ -490,6 +490,7 @@ pub fn create(c: &Create<'_>) -> Result<Vec<String>, String> {
                         }),
                     )
                     .map_err(stop)?;
+                    crate::cgroups::join_cpu(&groups.groups, d);
                     Some((d, paddock_sys::process_start_time(d).unwrap_or(0)))
                 }
                 None => None,
@@ -857,6 +858,13 @@ pub(crate) fn confine_and_exec(
         let res = rlimit(&r.kind).ok_or("rlimit")?;
         paddock_sys::set_rlimit_pair(res, r.soft, r.hard)
             .map_err(step(&format!("{} {}:{}", r.kind, r.soft, r.hard)))?;
+    }
+    // Under a policy that audits, no core dumps: the kernel writes them
+    // (a file made or overwritten in the working folder) with no call the
+    // observer sees. Lowered for good: raising a hard limit needs
+    // CAP_SYS_RESOURCE, which a container never keeps.
+    if observe.is_some() {
+        paddock_sys::set_rlimit_pair(libc::RLIMIT_CORE, 0, 0).map_err(step("core dumps off"))?;
     }
     if let Some(t) = tty {
         paddock_sys::setsid().map_err(step("setsid"))?;

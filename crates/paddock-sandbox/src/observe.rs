@@ -322,7 +322,13 @@ impl ProcDirs {
     /// where the lookup cannot be made so (a name that is missing on the
     /// way, a descriptor that is no folder): the caller then gets the
     /// path as written.
-    fn resolve(&mut self, pid: i32, dirfd: i32, raw: &[u8], follow_last: bool) -> Option<PathBuf> {
+    fn resolve(
+        &mut self,
+        pid: i32,
+        dirfd: i32,
+        raw: &[u8],
+        follow_last: bool,
+    ) -> Option<(PathBuf, Option<u32>)> {
         use std::collections::VecDeque;
         use std::os::unix::ffi::OsStrExt;
         let open = |dir: std::os::fd::BorrowedFd<'_>, name: &[u8], flags: i32, resolve: u64| {
@@ -334,7 +340,13 @@ impl ProcDirs {
             )
         };
         let root = self.with(pid, |d| open(d, b"root", libc::O_DIRECTORY, 0))?;
-        let root_st = sys::fstatat(root.as_fd(), Path::new("")).ok()?;
+        // The root by its mount too: another mount of the same folder is
+        // not the root, and `..` climbs out of it.
+        let id = |f: &OwnedFd| {
+            let st = sys::fstatat(f.as_fd(), Path::new("")).ok()?;
+            Some((st.dev, st.ino, sys::mount_id(f.as_fd()).ok()?))
+        };
+        let root_id = id(&root)?;
         let mut cur = if raw.first() == Some(&b'/') {
             open(root.as_fd(), b".", libc::O_DIRECTORY, 0).ok()?
         } else if dirfd == libc::AT_FDCWD {
@@ -345,11 +357,19 @@ impl ProcDirs {
         };
         let mut todo: VecDeque<Vec<u8>> = split(raw);
         let mut links = 0;
+        // A bound amount of work per call, whatever the container wrote
+        // (links of `./././...`): past it, the path as written.
+        let mut steps = 0;
+        let mut ids: Option<(i32, i32)> = None;
         let mut last_name: Option<Vec<u8>> = None;
+        let mut found: Option<u32> = None;
         while let Some(c) = todo.pop_front() {
+            steps += 1;
+            if steps > RESOLVE_STEPS {
+                return None;
+            }
             if c == b".." {
-                let st = sys::fstatat(cur.as_fd(), Path::new("")).ok()?;
-                if (st.dev, st.ino) != (root_st.dev, root_st.ino) {
+                if id(&cur)? != root_id {
                     cur = open(
                         cur.as_fd(),
                         b"..",
@@ -366,7 +386,10 @@ impl ProcDirs {
             if matches!(c.as_slice(), b"self" | b"thread-self")
                 && sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == PROC_SUPER_MAGIC)
             {
-                let (tgid, tid) = self.ns_ids(pid)?;
+                let (tgid, tid) = match ids {
+                    Some(v) => v,
+                    None => *ids.insert(self.ns_ids(pid)?),
+                };
                 let mut front = vec![tgid.to_string().into_bytes()];
                 if c == b"thread-self" {
                     front.push(b"task".to_vec());
@@ -401,7 +424,8 @@ impl ProcDirs {
                     // kernel itself.
                     let to = open(cur.as_fd(), &c, 0, 0).ok()?;
                     if is_last {
-                        return fd_path(&to);
+                        let mode = sys::fstatat(to.as_fd(), Path::new("")).ok()?.mode;
+                        return fd_path(&to).map(|p| (p, Some(mode)));
                     }
                     cur = to;
                     continue;
@@ -417,6 +441,7 @@ impl ProcDirs {
                 continue;
             }
             if is_last {
+                found = Some(st.mode);
                 last_name = Some(c);
                 break;
             }
@@ -426,10 +451,12 @@ impl ProcDirs {
             cur = next;
         }
         let mut path = fd_path(&cur)?;
-        if let Some(n) = last_name {
-            path.push(std::ffi::OsStr::from_bytes(&n));
+        match last_name {
+            Some(n) => path.push(std::ffi::OsStr::from_bytes(&n)),
+            // The path ends in a folder.
+            None => found = Some(libc::S_IFDIR),
         }
-        Some(path)
+        Some((path, found))
     }
 
     /// The caller's thread group and thread ids in its own pid namespace.
@@ -493,6 +520,9 @@ impl ProcDirs {
         false
     }
 }
+
+/// Names looked at, at most, to resolve one path of a container's.
+const RESOLVE_STEPS: usize = 512;
 
 /// `PROC_SUPER_MAGIC` (statfs).
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -1340,12 +1370,12 @@ fn absolute(
     raw: &[u8],
     in_root: bool,
     follow_last: bool,
-) -> Result<Option<PathBuf>, i32> {
+) -> Result<Option<(PathBuf, Known)>, i32> {
     use std::os::unix::ffi::OsStrExt;
     if in_root && !raw.is_empty() {
         let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
-        if let Some(p) = procs.resolve(pid, fd, raw, follow_last) {
-            return Ok(Some(p));
+        if let Some((p, found)) = procs.resolve(pid, fd, raw, follow_last) {
+            return Ok(Some((p, Some(found))));
         }
     }
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
@@ -1363,12 +1393,20 @@ fn absolute(
     // In a container nothing is left out for the state of the caller's
     // descriptors either (another thread may change them): a descriptor
     // that is no file is recorded by the name written.
-    Ok(if in_root {
-        procs.own_links(pid, path.clone()).or(Some(path))
-    } else {
-        Some(path)
-    })
+    Ok(Some((
+        if in_root {
+            procs.own_links(pid, path.clone()).unwrap_or(path)
+        } else {
+            path
+        },
+        None,
+    )))
 }
+
+/// What the resolver found at a path: None where it was not asked (the
+/// path as written), `Some(None)` for nothing there, else the file's
+/// mode.
+type Known = Option<Option<u32>>;
 
 /// A path argument: the string read from the caller's memory (`EFAULT`
 /// where it cannot be), made absolute.
@@ -1380,7 +1418,7 @@ fn path_arg(
     path: usize,
     in_root: bool,
     follow_last: bool,
-) -> Result<Option<PathBuf>, i32> {
+) -> Result<Option<(PathBuf, Known)>, i32> {
     let raw = read_cstr(pid, args[path]).ok_or(libc::EFAULT)?;
     absolute(
         procs,
@@ -1400,16 +1438,22 @@ fn low32(x: u64) -> u32 {
 /// Whether an open of `path` with `flags` finds the file there (only
 /// asked when the open may create it); `in_root`: looked up in the
 /// caller's root (a container's), not in the observer's.
-fn existed(procs: &mut ProcDirs, pid: i32, path: &Path, flags: u32, in_root: bool) -> bool {
+fn existed(
+    procs: &mut ProcDirs,
+    pid: i32,
+    (path, known): &(PathBuf, Known),
+    flags: u32,
+    in_root: bool,
+) -> bool {
     let creat = flags & libc::O_CREAT as u32 != 0;
     // O_EXCL: the open fails unless it creates the file.
     let excl = flags & libc::O_EXCL as u32 != 0;
     !creat
         || (!excl
-            && if in_root {
-                procs.exists_in_root(pid, path, false)
-            } else {
-                std::fs::symlink_metadata(path).is_ok()
+            && match known {
+                Some(found) => found.is_some(),
+                None if in_root => procs.exists_in_root(pid, path, false),
+                None => std::fs::symlink_metadata(path).is_ok(),
             })
 }
 
@@ -1453,7 +1497,7 @@ fn read_call(
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
                 pseudo: pseudo(procs, pid, &path, in_root),
-                path,
+                path: path.0,
                 flags,
             }
         }
@@ -1466,17 +1510,17 @@ fn read_call(
             Seen::Open {
                 existed: existed(procs, pid, &path, flags, in_root),
                 pseudo: pseudo(procs, pid, &path, in_root),
-                path,
+                path: path.0,
                 flags,
             }
         }
         Watched::Delete {
             dirfd_arg,
             path_arg: pa,
-        } => Seen::Delete(path!(dirfd_arg, pa)),
+        } => Seen::Delete(path!(dirfd_arg, pa).0),
         Watched::Rename { from, to } => {
-            let f = path!(from.0, from.1);
-            Seen::Rename(f, path!(to.0, to.1))
+            let f = path!(from.0, from.1).0;
+            Seen::Rename(f, path!(to.0, to.1).0)
         }
         Watched::Create {
             dirfd_arg,
@@ -1485,7 +1529,7 @@ fn read_call(
         } => {
             let path = path!(dirfd_arg, pa);
             let kernel = pseudo(procs, pid, &path, in_root);
-            Seen::Create(path, what, kernel)
+            Seen::Create(path.0, what, kernel)
         }
         Watched::Exec {
             dirfd_arg,
@@ -1496,8 +1540,9 @@ fn read_call(
             // The program by the name it was started with (`/bin/sh`, not
             // the `busybox` it links to): its folders resolved, the last
             // link not followed.
-            let path = absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root, false)?
-                .unwrap_or_else(|| PathBuf::from("(a descriptor that is no file)"));
+            let (path, known) =
+                absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root, false)?
+                    .unwrap_or_else(|| (PathBuf::from("(a descriptor that is no file)"), None));
             let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
             // At most 64 arguments and 16 KiB in all: a record must fit
@@ -1520,7 +1565,9 @@ fn read_call(
             // container only a plain absolute name found missing inside
             // its root counts so (a descriptor, a link of its own, a
             // chroot: recorded).
-            let missing = if in_root {
+            let missing = if let (true, Some(found)) = (in_root, known) {
+                found.is_none()
+            } else if in_root {
                 raw.first() == Some(&b'/')
                     && !raw.starts_with(b"/proc")
                     && !raw.starts_with(b"/dev")
@@ -1580,11 +1627,14 @@ fn is_pseudo(p: &Path) -> bool {
 
 /// Whether an open or creation of `path` is of a kernel interface, not a
 /// file (no record); `in_root`: a container's.
-fn pseudo(procs: &mut ProcDirs, pid: i32, path: &Path, in_root: bool) -> bool {
-    if in_root {
-        procs.container_pseudo(pid, path)
-    } else {
-        is_pseudo(path)
+fn pseudo(procs: &mut ProcDirs, pid: i32, (path, known): &(PathBuf, Known), in_root: bool) -> bool {
+    let kernel_fs =
+        || (path.starts_with("/proc") || path.starts_with("/sys")) && !through_proc_link(path);
+    match known {
+        _ if !in_root => is_pseudo(path),
+        Some(Some(mode)) if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) => true,
+        Some(_) => kernel_fs(),
+        None => procs.container_pseudo(pid, path),
     }
 }
 

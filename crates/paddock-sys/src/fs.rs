@@ -323,6 +323,31 @@ pub fn fstatat(dirfd: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
     })
 }
 
+/// The id of the mount `fd` is open on (`statx`, `STATX_MNT_ID`): two
+/// mounts of one folder have one device and inode but two ids.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the path is a static NUL-terminated empty string (with
+    // AT_EMPTY_PATH the call is about `fd` itself), and `st` is writable
+    // storage for one statx.
+    check_int(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: statx returned 0; the storage was zeroed before, so every
+    // field is initialised whatever the kernel filled.
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// The file system type of what `fd` is open at (`statfs.f_type`: its
 /// magic number, as `EXT4_SUPER_MAGIC`).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {

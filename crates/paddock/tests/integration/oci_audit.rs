@@ -48,6 +48,10 @@ mkdir -p /a/b/c; ln -s /etc /a/proc; ln -s /a/b/c /tmp/l
 echo dotdot >> /tmp/l/../../proc/dotdot-victim
 rm /dev/stdout; ln -s /tmp/stdout-victim /dev/stdout; echo replaced >> /dev/stdout
 mkdir -p /tmp/j/proc; cp /bin/busybox /tmp/j/touch; chroot /tmp/j /touch /proc/chroot-made
+echo old > /tmp/j/existing; cp /bin/busybox /tmp/j/sh; chroot /tmp/j /sh -c 'echo new >> /existing'
+(cd / && /bin/attack chrootrel /data data2/../etc/chrootrel-victim); echo chrootrel=$?
+echo core_limit=$(ulimit -c); ulimit -c unlimited 2>/dev/null; echo raised=$?
+cd /tmp; sh -c 'kill -SEGV $$'; ls /tmp | grep -c '^core' | sed 's/^/cores=/'
 "#;
 
 /// The attacks that need more than a shell: a program run from a memfd
@@ -115,6 +119,15 @@ int main(int argc, char **argv) {
         done = 1;
         pthread_join(t, 0);
         printf("swap_tries=%d swap_made=%d\n", tries, made);
+        return 0;
+    }
+    if (argc > 3 && strcmp(argv[1], "chrootrel") == 0) {
+        // Into a chroot without a chdir: a relative path climbs out of
+        // another mount of the same folder by `..`.
+        if (chroot(argv[2]) != 0) return 4;
+        int fd = open(argv[3], O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0) return 5;
+        write(fd, "x\n", 2);
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "memfd") == 0) {
@@ -232,7 +245,15 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         r#"{"version":"1.0.0","hook":{"path":"/bin/sh","args":["sh","-c","echo h > /tmp/hook-file"]},"when":{"always":true},"stages":["startContainer"]}"#,
     )
     .unwrap();
+    let vol = ws.root.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let vol_a = format!("{}:/data", vol.display());
+    let vol_b = format!("{}:/data2", vol.display());
     let args = [
+        "-v",
+        &vol_a,
+        "-v",
+        &vol_b,
         "--network",
         "none",
         "--annotation",
@@ -298,6 +319,34 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         Some("0"),
         "{exec_out}"
     );
+    // The daemon's CPU is the container's (what the container makes it
+    // do counts against the container's limit), where cgroups are made.
+    let inspect = pm
+        .cmd()
+        .args(["inspect", "--format", "{{.State.Pid}}", &id])
+        .output()
+        .unwrap();
+    let first: i32 = stdout(&inspect).trim().parse().unwrap();
+    let daemon = events(&audit, &id)
+        .iter()
+        .find_map(|e| e["data"]["proxy_pid"].as_i64())
+        .expect("session.start names the daemon");
+    let cpu_group = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == "cpu"))
+            })
+            .map(|l| l.rsplit(':').next().unwrap_or("").to_string())
+    };
+    if running_as_root() {
+        if let Some(g) = cpu_group(i64::from(first)) {
+            assert_eq!(cpu_group(daemon), Some(g), "the daemon's CPU group");
+        }
+    }
     let o = pm.cmd().args(["logs", &id]).output().unwrap();
     let out = stdout(&o);
     let o = pm
@@ -374,6 +423,16 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
             "{kind} {path}: {text}"
         );
     }
+    // A file that was there, changed from inside a chroot: a change.
+    assert!(
+        find(&evs, "file.modify", "path", "/tmp/j/existing").is_some(),
+        "{text}"
+    );
+    assert!(out.lines().any(|l| l == "chrootrel=0"), "{out}");
+    // No core dumps (the kernel writes them with no call to observe).
+    assert!(out.lines().any(|l| l == "core_limit=0"), "{out}");
+    assert!(out.lines().any(|l| l == "raised=1"), "{out}");
+    assert!(out.lines().any(|l| l == "cores=0"), "{out}");
     // A kernel interface is recorded, and said to be one.
     let null = find(&evs, "file.modify", "path", "/dev/null").expect(&text);
     assert_eq!(null["data"]["file_type"], "kernel", "{null}");
@@ -384,6 +443,8 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
         "/etc/dotdot-victim",
         "/tmp/stdout-victim",
         "/tmp/j/proc/chroot-made",
+        // `..` from /data2, another mount of the chroot's /data.
+        "/etc/chrootrel-victim",
     ] {
         assert!(
             evs.iter().any(
