@@ -389,7 +389,7 @@ pub fn join(groups: &[PathBuf], pid: i32) -> Result<(), String> {
 pub fn join_cpu(groups: &[PathBuf], pid: i32) {
     for g in groups {
         let cpu = g
-            .strip_prefix("/sys/fs/cgroup")
+            .strip_prefix(ROOT)
             .ok()
             .and_then(|rel| rel.components().next())
             .and_then(|c| c.as_os_str().to_str())

@@ -53,8 +53,7 @@ use std::path::{Component, Path, PathBuf};
 
 use paddock_sys::{attr, resolve};
 
-/// `PROC_SUPER_MAGIC` (statfs).
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+use paddock_sys::PROC_SUPER_MAGIC;
 
 /// `SYSFS_MAGIC` (statfs).
 const SYSFS_MAGIC: i64 = 0x6265_6572;

@@ -154,6 +154,12 @@ pub fn serve(
     let record = |exec_id: u64, r: &paddock_sandbox::AuditRecord| {
         paddock_plan::audit::emit_record(log, &Caller::default(), exec_id, r);
     };
+    // The records held for exec `id`, written.
+    let release = |waiting: &mut std::collections::HashMap<u64, Vec<_>>, id: u64| {
+        for r in waiting.remove(&id).unwrap_or_default() {
+            record(id, &r);
+        }
+    };
     // An exec's records wait for its start (which its runtime sends once
     // it knows the pid), so that `exec.start` comes first in the log.
     let mut waiting: std::collections::HashMap<u64, Vec<paddock_sandbox::AuditRecord>> =
@@ -166,9 +172,7 @@ pub fn serve(
             match waiting.get_mut(&exec_id) {
                 Some(held) if held.len() < WAIT_MAX => held.push(r),
                 Some(_) => {
-                    for h in waiting.remove(&exec_id).unwrap_or_default() {
-                        record(exec_id, &h);
-                    }
+                    release(waiting, exec_id);
                     record(exec_id, &r);
                 }
                 None => record(exec_id, &r),
@@ -212,9 +216,7 @@ pub fn serve(
                 // Closed: an exec whose start never came (its runtime
                 // failed) has its records written as they are.
                 if let Some(id) = c.exec {
-                    for r in waiting.remove(&id).unwrap_or_default() {
-                        record(id, &r);
-                    }
+                    release(&mut waiting, id);
                 }
                 done.push(i);
                 continue;
@@ -242,9 +244,7 @@ pub fn serve(
                             &Caller::default(),
                             data,
                         );
-                        for r in waiting.remove(&id).unwrap_or_default() {
-                            record(id, &r);
-                        }
+                        release(&mut waiting, id);
                         // Its records from now on go straight to the log.
                     }
                 }

@@ -142,6 +142,10 @@ pub struct ContainerView {
 }
 
 impl Judge<'_> {
+    fn is_container(&self) -> bool {
+        matches!(self, Judge::Container(_))
+    }
+
     fn level(&self) -> AuditLevel {
         match self {
             Judge::Sandbox(p) => p.model.audit,
@@ -239,27 +243,20 @@ impl ProcDirs {
     /// it: `/proc/self`, `/proc/thread-self` and `/proc/<its pid>` followed
     /// by `root`, `cwd` or `fd/N`, read from the node's `/proc/PID`. What the observer would otherwise take for a
     /// kernel interface (`/proc/self/root/etc/passwd`) is then the file it
-    /// is. None: one of its descriptors that is no file (a pipe, a
-    /// socket).
-    fn own_links(&mut self, pid: i32, path: PathBuf) -> Option<PathBuf> {
-        let mut path = path;
+    /// is. Where one of its descriptors on the way is no file (a pipe, a
+    /// socket), the path as written: nothing is left out for the state of
+    /// the caller's descriptors (another thread may change them).
+    fn own_links(&mut self, pid: i32, written: PathBuf) -> PathBuf {
+        let mut path = written.clone();
         // A link may lead to another (`/proc/self/root/proc/self/cwd`).
         for _ in 0..8 {
-            match self.own_link_once(pid, &path) {
-                Link::To(p) if p != path => path = p,
-                Link::NotAFile => return None,
+            match self.own_link_step(pid, &path) {
+                Some(Some(p)) if p != path => path = p,
+                Some(None) => return written,
                 _ => break,
             }
         }
-        Some(path)
-    }
-
-    fn own_link_once(&mut self, pid: i32, path: &Path) -> Link {
-        match self.own_link_step(pid, path) {
-            Some(Some(p)) => Link::To(p),
-            Some(None) => Link::NotAFile,
-            None => Link::Same,
-        }
+        path
     }
 
     /// None: not one of the caller's links; Some(None): a descriptor of
@@ -384,7 +381,7 @@ impl ProcDirs {
             // The caller's own /proc/self: the daemon has no pid in the
             // container's procfs, so the name is put for the caller's.
             if matches!(c.as_slice(), b"self" | b"thread-self")
-                && sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == PROC_SUPER_MAGIC)
+                && sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == sys::PROC_SUPER_MAGIC)
             {
                 let (tgid, tid) = match ids {
                     Some(v) => v,
@@ -419,7 +416,7 @@ impl ProcDirs {
                 if links > 40 {
                     return None;
                 }
-                if sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == PROC_SUPER_MAGIC) {
+                if sys::fs_magic(cur.as_fd()).is_ok_and(|m| m == sys::PROC_SUPER_MAGIC) {
                     // A process's root, cwd or descriptor: followed by the
                     // kernel itself.
                     let to = open(cur.as_fd(), &c, 0, 0).ok()?;
@@ -459,7 +456,8 @@ impl ProcDirs {
         Some((path, found))
     }
 
-    /// The caller's thread group and thread ids in its own pid namespace.
+    /// The caller's thread group and thread ids in its own pid namespace
+    /// (the last field of `NStgid` and `NSpid`: the innermost one's).
     fn ns_ids(&mut self, pid: i32) -> Option<(i32, i32)> {
         let status = self.status(pid)?;
         let last = |key: &str| {
@@ -488,19 +486,8 @@ impl ProcDirs {
     /// Whether `n`, a pid in the caller's own pid namespace, is the caller
     /// (its thread group or the thread).
     fn is_own_pid(&mut self, pid: i32, n: i32) -> bool {
-        let Some(status) = self.status(pid) else {
-            return false;
-        };
-        // The last field of NSpid/NStgid is the number in the innermost
-        // pid namespace, the caller's.
-        ["NSpid:", "NStgid:"].iter().any(|key| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().last())
-                .and_then(|v| v.parse::<i32>().ok())
-                == Some(n)
-        })
+        self.ns_ids(pid)
+            .is_some_and(|(tgid, tid)| n == tgid || n == tid)
     }
 
     /// Whether a container's open or creation of `path` is of a kernel
@@ -523,9 +510,6 @@ impl ProcDirs {
 
 /// Names looked at, at most, to resolve one path of a container's.
 const RESOLVE_STEPS: usize = 512;
-
-/// `PROC_SUPER_MAGIC` (statfs).
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// The names of a path, `.` and empty ones left out.
 fn split(raw: &[u8]) -> std::collections::VecDeque<Vec<u8>> {
@@ -559,19 +543,12 @@ fn through_proc_link(path: &Path) -> bool {
     if parts.get(at).map(String::as_str) == Some("task") {
         at += 2;
     }
-    match parts.get(at).map(String::as_str) {
-        Some("root" | "cwd") => parts.len() > at + 1,
-        // A descriptor's link is a file (or leads into a folder).
-        Some("fd") => parts.len() > at + 1,
-        _ => false,
-    }
-}
-
-/// Where one of the caller's links leads.
-enum Link {
-    Same,
-    To(PathBuf),
-    NotAFile,
+    // A root or cwd leads into a folder; a descriptor's link is a file
+    // (or leads into a folder).
+    matches!(
+        parts.get(at).map(String::as_str),
+        Some("root" | "cwd" | "fd")
+    ) && parts.len() > at + 1
 }
 
 /// What was read from the caller while it waited.
@@ -682,7 +659,7 @@ impl Watch {
             };
             return r.filter(|_| j.level() != AuditLevel::Off);
         }
-        let in_root = matches!(j, Judge::Container(_));
+        let in_root = j.is_container();
         let seen = read_call(&mut self.procs, pid, what, &n.args, in_root);
         // The bytes read are this caller's only if it is still waiting.
         let valid = sys::seccomp_notif_id_valid(fd, n.id);
@@ -1358,11 +1335,12 @@ fn read_cstr(pid: i32, addr: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`;
-/// `in_root` (a container's): the caller's own links followed (see
-/// [`ProcDirs::own_links`]), None where one is no file. The errno the
-/// call would fail with where no path can be made (`EBADF`: `dirfd` is
-/// not open).
+/// The absolute path of `raw`, relative to `dirfd` (or the cwd) of `pid`,
+/// and what is there where the resolver was asked; `in_root` (a
+/// container's): resolved as the kernel will ([`ProcDirs::resolve`]), else
+/// with the caller's own links followed ([`ProcDirs::own_links`]). The
+/// errno the call would fail with where no path can be made (`EBADF`:
+/// `dirfd` is not open).
 fn absolute(
     procs: &mut ProcDirs,
     pid: i32,
@@ -1370,12 +1348,12 @@ fn absolute(
     raw: &[u8],
     in_root: bool,
     follow_last: bool,
-) -> Result<Option<(PathBuf, Known)>, i32> {
+) -> Result<(PathBuf, Known), i32> {
     use std::os::unix::ffi::OsStrExt;
     if in_root && !raw.is_empty() {
         let fd = dirfd.map(|d| low32(d) as i32).unwrap_or(libc::AT_FDCWD);
         if let Some((p, found)) = procs.resolve(pid, fd, raw, follow_last) {
-            return Ok(Some((p, Some(found))));
+            return Ok((p, Some(found)));
         }
     }
     let raw = Path::new(std::ffi::OsStr::from_bytes(raw));
@@ -1390,17 +1368,12 @@ fn absolute(
         };
         normalize(&base.join(raw))
     };
-    // In a container nothing is left out for the state of the caller's
-    // descriptors either (another thread may change them): a descriptor
-    // that is no file is recorded by the name written.
-    Ok(Some((
-        if in_root {
-            procs.own_links(pid, path.clone()).unwrap_or(path)
-        } else {
-            path
-        },
-        None,
-    )))
+    let path = if in_root {
+        procs.own_links(pid, path)
+    } else {
+        path
+    };
+    Ok((path, None))
 }
 
 /// What the resolver found at a path: None where it was not asked (the
@@ -1418,7 +1391,7 @@ fn path_arg(
     path: usize,
     in_root: bool,
     follow_last: bool,
-) -> Result<Option<(PathBuf, Known)>, i32> {
+) -> Result<(PathBuf, Known), i32> {
     let raw = read_cstr(pid, args[path]).ok_or(libc::EFAULT)?;
     absolute(
         procs,
@@ -1457,10 +1430,9 @@ fn existed(
             })
 }
 
-/// What the caller asked, read while it waits. `Ok(None)`: nothing to
-/// record (a descriptor that is no file). `Err(errno)`: it cannot be
-/// read (the memory is not the caller's to give, a descriptor is not
-/// open).
+/// What the caller asked, read while it waits. `Ok(None)`: a `connect`
+/// (read by [`Watch::connect`]). `Err(errno)`: it cannot be read (the
+/// memory is not the caller's to give, a descriptor is not open).
 fn read_call(
     procs: &mut ProcDirs,
     pid: i32,
@@ -1473,10 +1445,7 @@ fn read_call(
             path!($dirfd, $path, false)
         };
         ($dirfd:expr, $path:expr, $follow:expr) => {
-            match path_arg(procs, pid, a, $dirfd, $path, in_root, $follow)? {
-                Some(p) => p,
-                None => return Ok(None),
-            }
+            path_arg(procs, pid, a, $dirfd, $path, in_root, $follow)?
         };
     }
     // An open follows a final link unless told not to (or it must create).
@@ -1541,8 +1510,7 @@ fn read_call(
             // the `busybox` it links to): its folders resolved, the last
             // link not followed.
             let (path, known) =
-                absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root, false)?
-                    .unwrap_or_else(|| (PathBuf::from("(a descriptor that is no file)"), None));
+                absolute(procs, pid, dirfd_arg.map(|d| a[d]), &raw, in_root, false)?;
             let mut argv: Vec<String> = Vec::new();
             let mut at = a[argv_arg];
             // At most 64 arguments and 16 KiB in all: a record must fit
@@ -1681,8 +1649,7 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             // In a container nothing is left out on what was read (another
             // thread may have put `/dev/null` there for this read only):
             // a kernel interface is recorded, and said to be one.
-            let container = matches!(j, Judge::Container(_));
-            if pseudo && !container {
+            if pseudo && !j.is_container() {
                 return None;
             }
             let write = flags & WRITE_FLAGS != 0;
@@ -1737,7 +1704,7 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             })
         }
         Seen::Create(path, what, pseudo) => {
-            if pseudo && !matches!(j, Judge::Container(_)) {
+            if pseudo && !j.is_container() {
                 return None;
             }
             let v = verdict(&path, FsOp::Write);
@@ -1753,7 +1720,7 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
         }
         // A shell's PATH search tries names that do not exist: not a
         // program started.
-        Seen::Exec(_, _, true) if !matches!(j, Judge::Container(_)) => None,
+        Seen::Exec(_, _, true) if !j.is_container() => None,
         Seen::Exec(path, argv, missing) => (level >= AuditLevel::Writes).then(|| {
             let mut r = record(
                 EventKind::ProcessExec,
@@ -1764,7 +1731,7 @@ fn decide(j: Judge<'_>, pid: i32, syscall: &str, seen: Seen) -> Option<AuditReco
             );
             r.path = show(&path);
             r.argv = Some(argv);
-            if matches!(j, Judge::Container(_)) {
+            if j.is_container() {
                 r.found = Some(!missing);
             }
             r

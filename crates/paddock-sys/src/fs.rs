@@ -348,6 +348,9 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(st.stx_mnt_id)
 }
 
+/// `PROC_SUPER_MAGIC`: what [`fs_magic`] says of a procfs.
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
 /// The file system type of what `fd` is open at (`statfs.f_type`: its
 /// magic number, as `EXT4_SUPER_MAGIC`).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {

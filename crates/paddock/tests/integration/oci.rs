@@ -47,6 +47,27 @@ pub(crate) struct Podman {
 }
 
 impl Podman {
+    /// podman with its storage in `root/podman` (made) and `rt` as the
+    /// runtime.
+    pub(crate) fn at(root: &Path, rt: PathBuf) -> Podman {
+        let p = Podman {
+            dir: root.join("podman"),
+            rt,
+        };
+        std::fs::create_dir_all(&p.dir).unwrap();
+        p
+    }
+
+    /// `podman rm -f -t 0` of container `id`, which must succeed.
+    pub(crate) fn remove(&self, id: &str) {
+        let o = self
+            .cmd()
+            .args(["rm", "-f", "-t", "0", id])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "podman rm {id}: {}", stderr(&o));
+    }
+
     pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         c.args([
@@ -132,11 +153,7 @@ impl Podman {
 /// logs, stop and rm, and the runtime's state in the user's own runtime
 /// folder, gone with the container.
 fn rootless_podman(ws: &Ws, rt: PathBuf) {
-    let p = Podman {
-        dir: ws.root.join("podman"),
-        rt,
-    };
-    std::fs::create_dir_all(&p.dir).unwrap();
+    let p = Podman::at(&ws.root, rt);
     if !p.usable() {
         return;
     }
@@ -337,11 +354,7 @@ fn podman_runs_containers_with_paddock_as_its_runtime() {
         rootless_podman(&ws, rt);
         return;
     }
-    let p = Podman {
-        dir: ws.root.join("podman"),
-        rt,
-    };
-    std::fs::create_dir_all(&p.dir).unwrap();
+    let p = Podman::at(&ws.root, rt);
     let marker = ws.outside.join("host-file");
     std::fs::write(&marker, "the host's own\n").unwrap();
     image(&p, &marker);
@@ -900,11 +913,7 @@ int main(void) {
 #[test]
 fn podman_runs_the_engines_hooks_each_where_the_spec_puts_it() {
     let ws = Ws::new();
-    let p = Podman {
-        dir: ws.root.join("podman"),
-        rt: runtime(&ws.root),
-    };
-    std::fs::create_dir_all(&p.dir).unwrap();
+    let p = Podman::at(&ws.root, runtime(&ws.root));
     if !running_as_root() && !p.usable() {
         return;
     }
@@ -1106,11 +1115,7 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
         (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
     };
     let before = identity(&bin);
-    let p = Podman {
-        dir: ws.root.join("podman"),
-        rt: rt.clone(),
-    };
-    std::fs::create_dir_all(&p.dir).unwrap();
+    let p = Podman::at(&ws.root, rt.clone());
     // As a user, through rootless podman (1 and 2; the rest needs root).
     if !running_as_root() && !p.usable() {
         return;
@@ -1588,11 +1593,7 @@ fn a_hostile_container_reaches_neither_the_runtime_nor_the_hosts_disks_sysctls_o
 #[test]
 fn podman_gives_a_container_the_devices_it_names() {
     let ws = Ws::new();
-    let p = Podman {
-        dir: ws.root.join("podman"),
-        rt: runtime(&ws.root),
-    };
-    std::fs::create_dir_all(&p.dir).unwrap();
+    let p = Podman::at(&ws.root, runtime(&ws.root));
     if !p.usable() || !Path::new("/dev/fuse").exists() {
         eprintln!("note: no podman for this user, or no /dev/fuse; skipped");
         return;

@@ -207,11 +207,7 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     std::fs::write(policies.join("watched.toml"), POLICY).unwrap();
     let audit = ws.root.join("audit");
     let wrapper = node_runtime(&ws.root, "", &policies, &audit);
-    let pm = Podman {
-        dir: ws.root.join("podman"),
-        rt: wrapper,
-    };
-    std::fs::create_dir_all(&pm.dir).unwrap();
+    let pm = Podman::at(&ws.root, wrapper);
     if !pm.usable() {
         return;
     }
@@ -349,12 +345,7 @@ fn a_containers_file_and_process_activity_is_in_the_nodes_audit_log() {
     }
     let o = pm.cmd().args(["logs", &id]).output().unwrap();
     let out = stdout(&o);
-    let o = pm
-        .cmd()
-        .args(["rm", "-f", "-t", "0", &id])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    pm.remove(&id);
     assert!(
         out.lines().any(|l| l == "listeners=0"),
         "the container's program holds no listener: {out}"

@@ -131,11 +131,7 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
         &policies,
         &audit,
     );
-    let pm = Podman {
-        dir: ws.root.join("podman"),
-        rt: wrapper.clone(),
-    };
-    std::fs::create_dir_all(&pm.dir).unwrap();
+    let pm = Podman::at(&ws.root, wrapper.clone());
     // As a user, rootless podman: the runtime is root of a user namespace
     // mapped onto the user, the policy and the audit log the user's own.
     if !pm.usable() {
@@ -238,12 +234,7 @@ fn a_policy_annotation_gives_a_container_paddocks_egress_brokering_and_audit() {
     assert_eq!(line(&out, "exec_foreign="), "403", "{out}");
     assert_ne!(line(&out, "exec_ip_literal_rc="), "0", "{out}");
     assert_eq!(line(&out, "{\"ok\": true} exec_allowed="), "0", "{out}");
-    let o = pm
-        .cmd()
-        .args(["rm", "-f", "-t", "0", &id])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    pm.remove(&id);
 
     // Ground truth on the far side: the two allowed calls, each with the
     // real key; nothing of the attacker's.
